@@ -1,0 +1,193 @@
+import type { JsMsg } from '@nats-io/jetstream';
+import { context, trace } from '@opentelemetry/api';
+import { DeadLetter, HEADERS } from '@sluice/contracts';
+import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
+import { natsFixture, spawnService, uniqueId, uniqueStreamName, waitFor, type NatsFixture } from '@sluice/testing';
+import { Registry } from 'prom-client';
+import { Actor, ensureStream, Outcomes, PoisonMessageError, publishDurable, type ActorOptions, type Outcome } from './index';
+
+const logger = createLogger({ service: 'actor-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+
+describe('Actor on real JetStream', () => {
+  let nats: NatsFixture;
+  let tracing: MemoryTracing;
+  const actors: Array<Actor<unknown>> = [];
+
+  beforeAll(async () => {
+    tracing = startMemoryTracing();
+    nats = await natsFixture();
+  });
+  afterEach(async () => {
+    await Promise.all(actors.splice(0).map((a) => a.stop(5_000)));
+  });
+  afterAll(async () => {
+    await nats.cleanup();
+    await tracing.shutdown();
+  });
+
+  /** A fresh stream, subject, consumer and DLQ for one test. */
+  function topology() {
+    const name = nats.track(uniqueStreamName('ACT'));
+    const subject = uniqueId('act');
+    const dlqName = nats.track(`${name}_DLQ`);
+    return {
+      stream: { name, subjects: [`${subject}.>`] },
+      subject: (s: string) => `${subject}.${s}`,
+      dlq: { stream: { name: dlqName, subjects: [`${subject}-dlq`] }, subject: `${subject}-dlq` },
+      consumer: { durable: 'worker', ackWaitMs: 10_000 },
+    };
+  }
+
+  async function startActor<T>(opts: Omit<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>) {
+    const actor = new Actor<T>({ service: 'actor-test', nc: nats.nc, logger, registry: new Registry(), ...opts });
+    actors.push(actor as Actor<unknown>);
+    await actor.start();
+    return actor;
+  }
+
+  async function publish(subject: string, body: string, msgId = uniqueId('m')) {
+    return publishDurable(nats.js, subject, new TextEncoder().encode(body), { msgId, contentType: 'text/plain' });
+  }
+
+  async function consumerState(stream: string, durable: string) {
+    const info = await nats.jsm.consumers.info(stream, durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  }
+
+  it('redelivers a retried message after the requested delay, then acks it', async () => {
+    const t = await topology();
+    const seen: Array<{ at: number; count: number }> = [];
+    await startActor<string>({
+      ...t,
+      decode: (m) => m.string(),
+      handle: async (batch) =>
+        batch.map((d): Outcome => {
+          seen.push({ at: Date.now(), count: d.deliveryCount });
+          return d.deliveryCount === 1 ? Outcomes.retry(new Error('store busy'), 1_500) : Outcomes.ack();
+        }),
+    });
+    await publish(t.subject('a'), 'hello');
+    await waitFor('second delivery', () => seen.length >= 2);
+    expect(seen.map((s) => s.count)).toEqual([1, 2]);
+    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(1_400);
+    await waitFor('ack recorded', async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0);
+  });
+
+  it('dead-letters a message that exhausts its deliveries, with provenance, and loses nothing', async () => {
+    const t = await topology();
+    let attempts = 0;
+    await startActor<string>({
+      ...t,
+      maxDeliver: 3,
+      decode: (m) => m.string(),
+      handle: async (batch) => batch.map(() => (attempts++, Outcomes.retry(new Error('downstream 503'), 20))),
+    });
+    const ack = await publish(t.subject('b'), 'doomed');
+    const [letter] = await waitFor('dead letter', async () => {
+      const msgs = await nats.readAll(t.dlq.stream.name);
+      return msgs.length ? msgs : undefined;
+    });
+    expect(attempts).toBe(3);
+    const h = letter!.headers!;
+    expect(h.get(HEADERS.DLQ_SERVICE)).toBe('actor-test');
+    expect(h.get(HEADERS.DLQ_ERROR_CLASS)).toBe('RetriesExhaustedError');
+    expect(h.get(HEADERS.DLQ_ERROR)).toMatch(/downstream 503/);
+    expect(h.get(HEADERS.DLQ_DELIVERY_COUNT)).toBe('3');
+    expect(h.get(HEADERS.DLQ_ORIGINAL_SUBJECT)).toBe(t.subject('b'));
+    expect(h.get(HEADERS.DLQ_ORIGINAL_STREAM)).toBe(t.stream.name);
+    expect(h.get(HEADERS.DLQ_ORIGINAL_SEQUENCE)).toBe(String(ack.seq));
+    const body = DeadLetter.decode(letter!.data);
+    expect(new TextDecoder().decode(body.payload)).toBe('doomed');
+    expect(body.originalStreamSequence).toBe(ack.seq);
+    await waitFor('original settled', async () => {
+      const s = await consumerState(t.stream.name, 'worker');
+      return s.ackPending === 0 && s.pending === 0;
+    });
+  });
+
+  it('sends malformed payloads to the DLQ without stalling the good ones', async () => {
+    const t = await topology();
+    const handled: string[] = [];
+    await startActor<{ n: number }>({
+      ...t,
+      decode: (m) => {
+        const v = JSON.parse(m.string()) as { n?: unknown };
+        if (typeof v.n !== 'number') throw new PoisonMessageError('field n: must be a number');
+        return { n: v.n };
+      },
+      handle: async (batch) => batch.map((d) => (handled.push(String(d.value.n)), Outcomes.ack())),
+    });
+    for (const body of ['{"n":1}', 'not json', '{"n":2}', '{"n":"x"}', '{"n":3}']) await publish(t.subject('c'), body);
+    await waitFor('good ones handled', () => handled.length === 3);
+    const dead = await waitFor('two dead letters', async () => {
+      const msgs = await nats.readAll(t.dlq.stream.name);
+      return msgs.length === 2 ? msgs : undefined;
+    });
+    expect(handled.sort()).toEqual(['1', '2', '3']);
+    expect(dead.map((m: JsMsg) => m.headers!.get(HEADERS.DLQ_ERROR_CLASS))).toEqual(['PoisonMessageError', 'PoisonMessageError']);
+    expect(dead[0]!.headers!.get(HEADERS.DLQ_ERROR)).toMatch(/JSON/);
+    expect(dead[1]!.headers!.get(HEADERS.DLQ_ERROR)).toBe('field n: must be a number');
+    await waitFor('all settled', async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0);
+  });
+
+  it('continues the publisher trace in the consumer spans', async () => {
+    const t = await topology();
+    const handlerTraceIds: string[] = [];
+    await startActor<string>({
+      ...t,
+      decode: (m) => m.string(),
+      handle: async (batch) => batch.map((d) => (handlerTraceIds.push(trace.getSpanContext(d.context)!.traceId), Outcomes.ack())),
+    });
+    const span = trace.getTracer('test').startSpan('device upload');
+    await context.with(trace.setSpan(context.active(), span), () => publish(t.subject('d'), 'traced'));
+    span.end();
+    await waitFor('handled', () => handlerTraceIds.length === 1);
+    const { traceId, spanId } = span.spanContext();
+    expect(handlerTraceIds[0]).toBe(traceId);
+    const processSpan = await waitFor('process span exported', () =>
+      tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
+    );
+    expect(processSpan.spanContext().traceId).toBe(traceId);
+    expect(processSpan.parentSpanContext?.spanId).toBe(spanId);
+  });
+
+  it('drains on SIGTERM: the in-flight batch finishes and is acked, nothing is processed twice after restart', async () => {
+    const t = await topology();
+    const env = {
+      NATS_URL: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
+      STREAM: t.stream.name,
+      SUBJECT: t.subject('e'),
+      DURABLE: 'drainer',
+      DLQ_SUBJECT: t.dlq.subject,
+      BATCH: '5',
+      HANDLE_MS: '1500',
+      // Prefetched-but-unhandled messages of the stopped worker come back after ack-wait.
+      ACK_WAIT_MS: '3000',
+    };
+    env.SUBJECT = t.stream.subjects[0]!;
+    await ensureStream(nats.jsm, t.stream);
+    for (let i = 0; i < 20; i++) await publish(t.subject('e'), `m${i}`);
+    const first = spawnService('libs/actor/src/test-fixtures/drain-worker.ts', env);
+    await first.waitForLine(/^batch-start /);
+    first.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    const processedFirst = first.lines.filter((l) => l.startsWith('processed ')).map((l) => Number(l.split(' ')[1]));
+    expect(processedFirst.length).toBeGreaterThanOrEqual(5);
+
+    const second = spawnService('libs/actor/src/test-fixtures/drain-worker.ts', { ...env, HANDLE_MS: '0' });
+    try {
+      await waitFor('the rest processed', () => second.lines.filter((l) => l.startsWith('processed ')).length >= 20 - processedFirst.length, { timeoutMs: 30_000 });
+      await waitFor('all acked', async () => {
+        const s = await consumerState(t.stream.name, 'drainer');
+        return s.ackPending === 0 && s.pending === 0;
+      }, { timeoutMs: 30_000 });
+    } finally {
+      second.kill('SIGTERM');
+      await second.exited;
+    }
+    const processedSecond = second.lines.filter((l) => l.startsWith('processed ')).map((l) => Number(l.split(' ')[1]));
+    const all = [...processedFirst, ...processedSecond].sort((a, b) => a - b);
+    expect(all).toHaveLength(20);
+    expect(new Set(all).size).toBe(20);
+  });
+});

@@ -1,0 +1,384 @@
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { STREAMS, dlqSubject } from '@sluice/contracts';
+import { ATTR, extractTraceContext, tracer, type Logger } from '@sluice/observability';
+import type { Registry } from 'prom-client';
+import { backoffDelay, type BackoffOptions } from './backoff';
+import { publishDeadLetter } from './dead-letter';
+import { HandlerContractError, PoisonMessageError, RetriesExhaustedError } from './errors';
+import { Lifecycle, STATE_CODE, type LifecycleState } from './lifecycle';
+import { ActorMetrics } from './metrics';
+import type { Outcome } from './outcome';
+import { ensureConsumer, ensureStream } from './provisioning';
+import type { ConsumerSpec, StreamSpec } from './specs';
+
+/** One decoded message handed to a batch handler. */
+export interface Delivery<T> {
+  readonly value: T;
+  readonly msg: JsMsg;
+  readonly subject: string;
+  /** Stream sequence: stable across redeliveries, the natural idempotency key. */
+  readonly seq: number;
+  /** 1 on first delivery. */
+  readonly deliveryCount: number;
+  /** The publisher's trace continued by this message's `process` span; pass it on when publishing. */
+  readonly context: Context;
+}
+
+/** Returns exactly one outcome per delivery, in order. Throwing retries the whole batch. */
+export type BatchHandler<T> = (batch: ReadonlyArray<Delivery<T>>) => Promise<Outcome[]>;
+
+export interface BatchOptions {
+  /** Most messages handed to one handler call. Default 256. */
+  maxMessages?: number;
+  /** Most payload bytes handed to one handler call. Default 16 MiB. */
+  maxBytes?: number;
+  /** Wait this long after the first message for more before calling the handler. Default 0 (take what has arrived). */
+  lingerMs?: number;
+}
+
+/** How much the client asks the server for ahead of the handler; one of the two bounds applies. */
+export interface PrefetchOptions {
+  /** Bound by message count instead of bytes (only when `maxBytes` is not set). Default unset. */
+  maxMessages?: number;
+  /** Bytes requested ahead of the handler: the bound on in-flight memory. Default 8 MiB. */
+  maxBytes?: number;
+}
+
+export interface ActorOptions<T> {
+  /** Service name: metrics label, span and DLQ subject `dlq.<service>`. */
+  service: string;
+  nc: NatsConnection;
+  stream: StreamSpec;
+  consumer: ConsumerSpec;
+  /** Turns a message into the handler's value. Throwing dead-letters that message (it is malformed). */
+  decode: (msg: JsMsg) => T;
+  handle: BatchHandler<T>;
+  batch?: BatchOptions;
+  prefetch?: PrefetchOptions;
+  /** Deliveries before a retried message is dead-lettered. Default 10. */
+  maxDeliver?: number;
+  backoff?: BackoffOptions;
+  /** Create/update the stream, the consumer and the DLQ stream on start. Default true. */
+  provision?: boolean;
+  /** Where dead letters go. Default the shared `DLQ` stream, subject `dlq.<service>`. */
+  dlq?: { stream: StreamSpec; subject: string };
+  logger: Logger;
+  registry: Registry;
+  /** How often consumer lag is read into metrics. Default 5 s. */
+  lagIntervalMs?: number;
+}
+
+const TIMEOUT = Symbol('timeout');
+type Next = IteratorResult<JsMsg>;
+
+function raceTimeout(p: Promise<Next>, ms: number): Promise<Next | typeof TIMEOUT> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<typeof TIMEOUT>((resolve) => {
+      timer = setTimeout(() => resolve(TIMEOUT), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * A JetStream actor: provisions its stream and durable pull consumer, pulls bounded batches, hands
+ * them to the handler and settles every message with the outcome it returned (ack, nak with delay,
+ * or DLQ then term). Replicas share the consumer. Lifecycle: starting → running → draining →
+ * stopped | failed.
+ */
+export class Actor<T> {
+  readonly lifecycle = new Lifecycle();
+  private readonly js: JetStreamClient;
+  private readonly metrics: ActorMetrics;
+  private readonly labels: { service: string; consumer: string };
+  private readonly log: Logger;
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private inBatch: Promise<void> | undefined;
+  private readonly tracer = tracer('@sluice/actor');
+  private readonly dlq: { stream: StreamSpec; subject: string };
+
+  constructor(private readonly opts: ActorOptions<T>) {
+    this.js = jetstream(opts.nc);
+    this.dlq = opts.dlq ?? { stream: STREAMS.DLQ, subject: dlqSubject(opts.service) };
+    this.metrics = new ActorMetrics(opts.registry);
+    this.labels = { service: opts.service, consumer: opts.consumer.durable };
+    this.log = opts.logger.child({ consumer: opts.consumer.durable, stream: opts.stream.name });
+    this.metrics.state.set(this.labels, STATE_CODE.starting);
+    this.lifecycle.onChange((to, from, cause) => {
+      this.metrics.state.set(this.labels, STATE_CODE[to]);
+      const level = to === 'failed' ? 'error' : 'info';
+      this.log[level]({ from, to, err: cause }, `actor ${to}`);
+    });
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle.state;
+  }
+
+  /** True while the actor is pulling and its NATS connection is open. */
+  isReady(): boolean {
+    return this.lifecycle.state === 'running' && !this.opts.nc.isClosed();
+  }
+
+  /** Provisions, subscribes and starts the pull loop; resolves once running. */
+  async start(): Promise<void> {
+    try {
+      if (this.opts.provision !== false) {
+        const jsm = await jetstreamManager(this.opts.nc);
+        await ensureStream(jsm, this.opts.stream);
+        await ensureStream(jsm, this.dlq.stream);
+        await ensureConsumer(jsm, this.opts.stream.name, this.opts.consumer);
+      }
+      const consumer = await this.js.consumers.get(this.opts.stream.name, this.opts.consumer.durable);
+      // The server bounds a pull by bytes or by count, not both: bytes is the default memory bound.
+      const prefetch = this.opts.prefetch;
+      this.messages = await consumer.consume(
+        prefetch?.maxMessages !== undefined && prefetch.maxBytes === undefined
+          ? { max_messages: prefetch.maxMessages }
+          : { max_bytes: prefetch?.maxBytes ?? 8 * 1024 * 1024 },
+      );
+      this.watchStatus(this.messages);
+    } catch (err) {
+      this.lifecycle.transition('failed', err);
+      throw err;
+    }
+    if (this.stopping) return;
+    this.lifecycle.transition('running');
+    this.startLagPolling();
+    this.loop = this.pullLoop(this.messages).then(
+      () => undefined,
+      (err) => {
+        if (!this.lifecycle.terminal) this.lifecycle.transition('failed', err);
+      },
+    );
+  }
+
+  /**
+   * Lets the batch in the handler finish and settle (bounded by `deadlineMs`), then stops pulling
+   * and reaches `stopped`. Messages prefetched but never handed to the handler are not touched: the
+   * server redelivers them after ack-wait, so none is processed twice and none is lost.
+   */
+  async stop(deadlineMs = 25_000): Promise<void> {
+    if (this.lifecycle.terminal || this.stopping) {
+      await this.loop;
+      return;
+    }
+    this.stopping = true;
+    this.lifecycle.transition('draining');
+    clearInterval(this.lagTimer);
+    const deadline = Date.now() + deadlineMs;
+    const within = async (p: Promise<unknown>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const ok = await Promise.race([
+        p.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
+      return ok;
+    };
+    // Closing first would run the client's queued pull requests while the last batch still settles.
+    const settled = await within(this.inBatch ?? Promise.resolve());
+    void this.messages?.close().catch(() => undefined);
+    if (!settled || !(await within(this.loop ?? Promise.resolve()))) {
+      this.log.warn({ deadlineMs }, 'drain deadline passed; unsettled messages will be redelivered');
+    }
+    if (!this.lifecycle.terminal) this.lifecycle.transition('stopped');
+  }
+
+  private async pullLoop(messages: ConsumerMessages): Promise<void> {
+    const it = messages[Symbol.asyncIterator]();
+    const maxMessages = this.opts.batch?.maxMessages ?? 256;
+    const maxBytes = this.opts.batch?.maxBytes ?? 16 * 1024 * 1024;
+    const lingerMs = this.opts.batch?.lingerMs ?? 0;
+    // An unresolved it.next() survives a linger timeout and is reused, so no message is skipped.
+    let pending: Promise<Next> | undefined;
+    const take = () => (pending ??= it.next());
+
+    while (!this.stopping) {
+      const first = await take();
+      pending = undefined;
+      if (first.done || this.stopping) return;
+      const batch = [first.value];
+      let bytes = first.value.data.length;
+      const deadline = Date.now() + lingerMs;
+      while (batch.length < maxMessages && bytes < maxBytes) {
+        const r = await raceTimeout(take(), Math.max(0, deadline - Date.now()));
+        if (r === TIMEOUT) break;
+        pending = undefined;
+        if (r.done) break;
+        batch.push(r.value);
+        bytes += r.value.data.length;
+      }
+      this.metrics.inFlightBytes.set(this.labels, bytes);
+      this.inBatch = this.processBatch(batch);
+      await this.inBatch;
+      this.inBatch = undefined;
+      this.metrics.inFlightBytes.set(this.labels, 0);
+    }
+  }
+
+  private async processBatch(msgs: JsMsg[]): Promise<void> {
+    const maxDeliver = this.opts.maxDeliver ?? 10;
+    const settled: Array<Promise<void>> = [];
+    const deliveries: Array<Delivery<T>> = [];
+    const spans: Span[] = [];
+
+    for (const msg of msgs) {
+      const parent = extractTraceContext(msg.headers, context.active());
+      const span = this.tracer.startSpan(
+        `process ${msg.subject}`,
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: {
+            [ATTR.messagingSystem]: 'nats',
+            [ATTR.messagingOperation]: 'process',
+            [ATTR.messagingDestination]: msg.subject,
+            [ATTR.streamSequence]: msg.seq,
+            [ATTR.deliveryCount]: msg.info.deliveryCount,
+          },
+        },
+        parent,
+      );
+      if (msg.info.deliveryCount > maxDeliver) {
+        // Crashed on its final attempt(s): never hand it out again.
+        settled.push(this.settle(msg, { type: 'dead', error: new RetriesExhaustedError(msg.info.deliveryCount - 1) }, span));
+        continue;
+      }
+      let value: T;
+      try {
+        value = this.opts.decode(msg);
+      } catch (err) {
+        const e = err instanceof PoisonMessageError ? err : new PoisonMessageError(`cannot decode message: ${asError(err).message}`, { cause: err });
+        settled.push(this.settle(msg, { type: 'dead', error: e }, span));
+        continue;
+      }
+      deliveries.push({
+        value,
+        msg,
+        subject: msg.subject,
+        seq: msg.seq,
+        deliveryCount: msg.info.deliveryCount,
+        context: trace.setSpan(parent, span),
+      });
+      spans.push(span);
+    }
+
+    if (deliveries.length > 0) {
+      const outcomes = await this.runHandler(deliveries);
+      deliveries.forEach((d, i) => settled.push(this.settle(d.msg, outcomes[i]!, spans[i]!)));
+    }
+    await Promise.all(settled);
+  }
+
+  private async runHandler(deliveries: Array<Delivery<T>>): Promise<Outcome[]> {
+    const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
+    // Keeps the server from redelivering a batch whose handler is slow but alive.
+    const heartbeat = setInterval(() => deliveries.forEach((d) => d.msg.working()), Math.max(500, Math.floor(ackWait / 3)));
+    const end = this.metrics.handlerDuration.startTimer(this.labels);
+    this.metrics.batchSize.observe(this.labels, deliveries.length);
+    const batchSpan = this.tracer.startSpan(`handle batch ${this.opts.consumer.durable}`, {
+      kind: SpanKind.INTERNAL,
+      attributes: { [ATTR.messagingBatchCount]: deliveries.length, [ATTR.service]: this.opts.service },
+      links: deliveries.map((d) => ({ context: trace.getSpanContext(d.context)! })),
+    });
+    try {
+      const outcomes = await context.with(trace.setSpan(context.active(), batchSpan), () => this.opts.handle(deliveries));
+      if (!Array.isArray(outcomes) || outcomes.length !== deliveries.length) {
+        throw new HandlerContractError(`handler returned ${Array.isArray(outcomes) ? outcomes.length : typeof outcomes} outcomes for ${deliveries.length} messages`);
+      }
+      return outcomes;
+    } catch (err) {
+      const e = asError(err);
+      this.metrics.failed.inc(this.labels);
+      batchSpan.recordException(e);
+      batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.log.warn({ err: e, messages: deliveries.length }, 'batch handler failed; retrying the batch');
+      return deliveries.map(() => ({ type: 'retry', error: e }) as const);
+    } finally {
+      clearInterval(heartbeat);
+      end();
+      batchSpan.end();
+    }
+  }
+
+  private async settle(msg: JsMsg, outcome: Outcome, span: Span): Promise<void> {
+    const maxDeliver = this.opts.maxDeliver ?? 10;
+    const count = msg.info.deliveryCount;
+    let effective = outcome;
+    if (outcome.type === 'retry' && count >= maxDeliver) {
+      effective = { type: 'dead', error: new RetriesExhaustedError(count, outcome.error) };
+    }
+    span.setAttribute(ATTR.outcome, effective.type);
+    try {
+      switch (effective.type) {
+        case 'ack':
+          msg.ack();
+          this.metrics.processed.inc(this.labels);
+          break;
+        case 'retry': {
+          const delay = effective.delayMs ?? backoffDelay(count, this.opts.backoff);
+          msg.nak(delay);
+          this.metrics.retried.inc(this.labels);
+          if (effective.error) span.recordException(effective.error);
+          break;
+        }
+        case 'dead':
+          span.recordException(effective.error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: effective.error.message });
+          try {
+            await publishDeadLetter(this.js, msg, { service: this.opts.service, subject: this.dlq.subject, error: effective.error });
+          } catch (err) {
+            // Never term what is not safely in the DLQ.
+            this.log.error({ err, seq: msg.seq }, 'dead-letter publish failed; message will be redelivered');
+            msg.nak(backoffDelay(count, this.opts.backoff));
+            this.metrics.retried.inc(this.labels);
+            break;
+          }
+          // Plain term: servers before 2.10 ignore a `+TERM <reason>` ack. The reason is in the DLQ.
+          msg.term();
+          this.metrics.deadLettered.inc({ ...this.labels, error_class: effective.error.name });
+          this.log.warn({ seq: msg.seq, subject: msg.subject, deliveries: count, err: effective.error }, 'message dead-lettered');
+          break;
+      }
+    } finally {
+      span.end();
+    }
+  }
+
+  private watchStatus(messages: ConsumerMessages): void {
+    (async () => {
+      for await (const s of messages.status()) {
+        if (s.type === 'heartbeats_missed' || s.type === 'consumer_not_found' || s.type === 'stream_not_found' || s.type === 'consumer_deleted') {
+          this.log.warn({ status: s.type }, 'consumer status');
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  private startLagPolling(): void {
+    const interval = this.opts.lagIntervalMs ?? 5_000;
+    const read = async () => {
+      try {
+        const c = await this.js.consumers.get(this.opts.stream.name, this.opts.consumer.durable);
+        const info = await c.info(false);
+        this.metrics.pending.set(this.labels, info.num_pending);
+        this.metrics.ackPending.set(this.labels, info.num_ack_pending);
+        this.metrics.redelivered.set(this.labels, info.num_redelivered);
+      } catch {
+        // Lag is best-effort telemetry; connection trouble is reported by readiness.
+      }
+    };
+    this.lagTimer = setInterval(read, interval);
+    this.lagTimer.unref();
+  }
+}

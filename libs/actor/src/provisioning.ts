@@ -1,0 +1,94 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { ConsumerSpec, StreamSpec } from './specs';
+
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
+
+function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
+  return {
+    name: spec.name,
+    subjects: [...spec.subjects],
+    storage: spec.storage ?? StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: spec.replicas ?? 1,
+    max_age: nanos(spec.maxAgeMs ?? 0),
+    max_bytes: spec.maxBytes ?? -1,
+    max_msg_size: spec.maxMsgSize ?? -1,
+    duplicate_window: nanos(spec.duplicateWindowMs ?? 120_000),
+    description: spec.description ?? '',
+    ...(spec.placementTags?.length || spec.placementCluster
+      ? { placement: { cluster: spec.placementCluster ?? '', tags: spec.placementTags ?? [] } }
+      : {}),
+  };
+}
+
+function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> {
+  const filters = spec.filterSubjects ?? [];
+  return {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: spec.deliverPolicy === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+    ack_wait: nanos(spec.ackWaitMs ?? 30_000),
+    max_deliver: spec.maxDeliver ?? -1,
+    max_ack_pending: spec.maxAckPending ?? 10_000,
+    description: spec.description ?? '',
+    ...(filters.length === 1 ? { filter_subject: filters[0] } : {}),
+    ...(filters.length > 1 ? { filter_subjects: [...filters] } : {}),
+    ...(spec.backoffMs?.length ? { backoff: spec.backoffMs.map((ms) => nanos(ms)) } : {}),
+  };
+}
+
+function isApiError(err: unknown, code: number): boolean {
+  return err instanceof JetStreamApiError && err.code === code;
+}
+
+/**
+ * Creates the stream, or updates it to `spec` when it exists (idempotent; safe from every replica at
+ * once: a concurrent create that loses the race falls back to update).
+ */
+export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
+  const config = streamConfig(spec);
+  try {
+    await jsm.streams.info(spec.name);
+  } catch (err) {
+    if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
+    try {
+      await jsm.streams.add(config);
+      return;
+    } catch (addErr) {
+      // Another replica may have created it between our info and add.
+      await jsm.streams.info(spec.name).catch(() => {
+        throw addErr;
+      });
+    }
+  }
+  const { name: _name, ...update } = config;
+  await jsm.streams.update(spec.name, update);
+}
+
+/** Creates the durable consumer or updates its mutable settings (idempotent). */
+export async function ensureConsumer(jsm: JetStreamManager, stream: string, spec: ConsumerSpec): Promise<void> {
+  const config = consumerConfig(spec);
+  try {
+    await jsm.consumers.info(stream, spec.durable);
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+    await jsm.consumers.add(stream, config);
+    return;
+  }
+  const { durable_name: _d, ack_policy: _a, deliver_policy: _p, ...update } = config;
+  await jsm.consumers.update(stream, spec.durable, update);
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { bool, port } from './fields';
+
+const DEV_HASH_KEY = 'sluice-development-only-key';
+
+/** Variables every service reads: NATS, logging, tracing, the ops HTTP port and the device-id hash key. */
+export const commonEnv = {
+  /** NATS servers, comma-separated. Default `nats://127.0.0.1:4222`. */
+  NATS_URL: z
+    .string()
+    .default('nats://127.0.0.1:4222')
+    .refine((v) => v.split(',').every((u) => /^(nats|tls|wss?):\/\/[^\s]+$/.test(u.trim())), 'must be nats://host:port (comma-separated for several)'),
+  /** Path to a NATS credentials file; unset for none. */
+  NATS_CREDS: z.string().optional(),
+  /** pino level. Default `info`. */
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** OTLP/HTTP collector base URL (e.g. `http://jaeger:4318`); tracing export is off when unset. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url('must be a URL like http://jaeger:4318').optional(),
+  /** Turns the OpenTelemetry SDK off entirely. Default `false`. */
+  OTEL_SDK_DISABLED: bool(false),
+  /** Port of `/healthz`, `/readyz`, `/metrics`. Default 9400. */
+  OPS_PORT: port(9400),
+  /** Bind address of the ops server. Default `0.0.0.0`. */
+  OPS_HOST: z.string().default('0.0.0.0'),
+  /**
+   * Key of the keyed hash applied to device ids before they are logged. Required in production; the
+   * development default is public and only keeps ids out of logs, it does not keep them secret.
+   */
+  DEVICE_ID_HASH_KEY: z.string().min(16, 'must be at least 16 characters').default(DEV_HASH_KEY),
+  /**
+   * Prefix of every stream and subject (`<ns>.telemetry.raw.<region>`, stream `<NS>_TELEMETRY_RAW`), so
+   * several installations share one NATS account. Default none (the canonical names).
+   */
+  SLUICE_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (at most 64)').optional(),
+  /** `production` makes the development defaults of secrets an error. Default `development`. */
+  SLUICE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+};
+
+/** A service's schema: the common variables plus its own, with the production checks applied. */
+export function defineConfig<T extends z.ZodRawShape>(own: T) {
+  return z.object({ ...commonEnv, ...own }).superRefine((cfg, ctx) => {
+    const common = cfg as unknown as Pick<CommonConfig, 'SLUICE_ENV' | 'DEVICE_ID_HASH_KEY'>;
+    if (common.SLUICE_ENV === 'production' && common.DEVICE_ID_HASH_KEY === DEV_HASH_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['DEVICE_ID_HASH_KEY'], message: 'must be set to a secret in production' });
+    }
+  });
+}
+
+export const commonSchema = defineConfig({});
+/** The parsed common variables every service config contains. */
+export type CommonConfig = z.infer<z.ZodObject<typeof commonEnv>>;

@@ -1,0 +1,10 @@
+export { BoundingBox, Detection, DetectionEvent, Event, EventBatch, TelemetryEvent, } from './gen/sluice/telemetry/v1/telemetry';
+export type { DeepPartial, MessageFns } from './gen/sluice/telemetry/v1/telemetry';
+export { Rollup, RollupScope, rollupScopeFromJSON, rollupScopeToJSON, } from './gen/sluice/telemetry/v1/rollup';
+export { DeadLetter } from './gen/sluice/ops/v1/dead_letter';
+export { EventRejection, IngestAck, IngestRequest, IngestServiceClient, IngestServiceService, IngestStatus, ingestStatusFromJSON, ingestStatusToJSON, } from './gen/sluice/gateway/v1/gateway';
+export type { IngestServiceServer } from './gen/sluice/gateway/v1/gateway';
+export * from './subjects';
+export * from './codec';
+export * from './wire/index';
+export * from './topology';

@@ -1,0 +1,15 @@
+import type { DetectionEvent, Event, TelemetryEvent } from '../gen/sluice/telemetry/v1/telemetry';
+import type { SchemaVersion } from './versions';
+/** Every canonical field but `schemaVersion`, which the wire version alone decides. */
+type Content<T> = Omit<T, 'schemaVersion'>;
+/** The canonical telemetry event; every schema version builds it here. */
+export declare function telemetryEvent(content: Content<TelemetryEvent>, schemaVersion: SchemaVersion): Event;
+/** The canonical detection event; every schema version builds it here. */
+export declare function detectionEvent(content: Content<DetectionEvent>, schemaVersion: SchemaVersion): Event;
+/**
+ * The event with `schemaVersion` set to 0, the only field that differs between the schema
+ * versions of the same reading. Two wire events describe the same thing exactly when their
+ * results are deep-equal (for example a device re-sending a v1 event as v2 after an upgrade).
+ */
+export declare function withoutSchemaVersion(event: Event): Event;
+export {};

@@ -1,0 +1,2 @@
+import type { VersionParserFactory } from './versions';
+export declare const createV2Parser: VersionParserFactory;

@@ -1,0 +1,5 @@
+export * from './env';
+export * from './names';
+export * from './wait';
+export * from './nats';
+export * from './process';

@@ -1,0 +1,32 @@
+/** The JSON object every benchmark prints as its last line of stdout (DESIGN.md §7). */
+export interface BenchResult {
+  name: string;
+  events_per_s?: number;
+  p50_ms?: number;
+  p99_ms?: number;
+  /** The ceiling measured in the same run (e.g. raw JetStream publish of the same bytes). */
+  baseline_events_per_s?: number;
+  [extra: string]: unknown;
+}
+
+/** Options every benchmark understands. */
+export interface BenchOptions {
+  /** Measurement length. */
+  seconds: number;
+  /** Offered load in events/s; undefined = as fast as possible. */
+  rate?: number | undefined;
+  /** Remaining `--key value` flags, as strings. */
+  flags: Record<string, string>;
+}
+
+export type Bench = (opts: BenchOptions) => Promise<BenchResult>;
+
+/** Percentile of a sample (nearest rank); 0 for an empty sample. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Rounds for printing. */
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;

@@ -1,0 +1,27 @@
+// Build one project with esbuild: an application's src/main.ts into dist/<root>/main.js, a library's
+// src/index.ts into dist/<root>/index.js. npm packages stay external (node_modules); @sluice/* libraries
+// are compiled in, since workspaces consume each other as source. Types are the typecheck target's job.
+import { build } from 'esbuild';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = process.argv[2];
+if (!root) throw new Error('usage: node tools/build/build.mjs <projectRoot>');
+const project = JSON.parse(readFileSync(join(root, 'project.json'), 'utf8'));
+const outdir = join('dist', root);
+
+const app = project.projectType === 'application';
+const entry = join(root, 'src', app ? 'main.ts' : 'index.ts');
+if (!existsSync(entry)) throw new Error(`${entry} is missing`);
+await build({
+  entryPoints: [entry],
+  outfile: join(outdir, app ? 'main.js' : 'index.js'),
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'cjs',
+  sourcemap: true,
+  packages: 'external',
+  tsconfig: 'tsconfig.base.json',
+  logLevel: 'warning',
+});

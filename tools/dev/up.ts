@@ -1,0 +1,311 @@
+/**
+ * `npm start`: runs the whole pipeline on this machine.
+ *
+ * Starts every app that has `apps/<name>/src/main.ts` as a child process (TypeScript through tsx),
+ * each with local defaults (NATS_URL, REDIS_URL, … and its own OPS_PORT from 9401), waits until their
+ * `/healthz` answers, then starts the fleet simulator (`tools/fleet-sim/src/main.ts`) when it exists.
+ * Every output line is prefixed with the child's name. Ctrl-C / SIGTERM stops all children (SIGTERM,
+ * then SIGKILL after the grace period); a child that exits on its own stops everything with exit 1.
+ *
+ *   npm start -- [--no-sim] [--only ingestion,dedupe] [--grace 10s]
+ *
+ * Not an Nx project: a plain script run by scripts/run.sh after the services are ensured.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+/** Stable ops ports for the services of the design; any other app gets one from 9410 upwards. */
+const KNOWN_OPS_PORTS: Record<string, number> = {
+  ingestion: 9401,
+  dedupe: 9402,
+  aggregator: 9403,
+  'webhook-dispatcher': 9404,
+  'mongo-capture': 9405,
+  archiver: 9406,
+  exporter: 9407,
+};
+const FIRST_OTHER_OPS_PORT = 9410;
+const SIM_NAME = 'fleet-sim';
+
+/** Defaults for the local services (the ones scripts/lib.sh starts); the caller's env wins. */
+const LOCAL_DEFAULTS: Record<string, string> = {
+  NATS_URL: 'nats://127.0.0.1:4222',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  PG_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  MONGO_URL: 'mongodb://127.0.0.1:27017',
+  AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+  MQTT_URL: 'mqtt://127.0.0.1:1883',
+  OPS_HOST: '127.0.0.1',
+  SLUICE_ENV: 'development',
+  LOG_LEVEL: 'info',
+};
+
+interface Options {
+  sim: boolean;
+  only: string[] | undefined;
+  graceMs: number;
+  readyTimeoutMs: number;
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  opsPort: number | undefined;
+  exited: Promise<void>;
+}
+
+const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
+const COLORS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
+const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
+const say = (msg: string) => process.stdout.write(`${paint(1, 'up')} | ${msg}\n`);
+
+function usage(code: number): never {
+  process.stdout.write(
+    [
+      'usage: npm start -- [--no-sim] [--only a,b] [--grace 10s] [--ready-timeout 60s]',
+      '  --no-sim           do not start the fleet simulator',
+      '  --only a,b         start only these apps (names under apps/)',
+      '  --grace D          how long children get after SIGTERM before SIGKILL (default 10s)',
+      '  --ready-timeout D  how long to wait for /healthz before starting the simulator (default 60s)',
+      '',
+    ].join('\n'),
+  );
+  process.exit(code);
+}
+
+function parseDuration(raw: string | undefined, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw ?? '');
+  if (!m) {
+    process.stderr.write(`${flag} needs a duration like 500ms, 10s or 1m, got "${raw ?? ''}"\n`);
+    usage(2);
+  }
+  const unit = m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { sim: true, only: undefined, graceMs: 10_000, readyTimeoutMs: 60_000 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--no-sim':
+        opts.sim = false;
+        break;
+      case '--only':
+        opts.only = (value() ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        break;
+      case '--grace':
+        opts.graceMs = parseDuration(value(), '--grace');
+        break;
+      case '--ready-timeout':
+        opts.readyTimeoutMs = parseDuration(value(), '--ready-timeout');
+        break;
+      case '-h':
+      case '--help':
+        usage(0);
+        break;
+      default:
+        process.stderr.write(`unknown argument "${arg}"\n`);
+        usage(2);
+    }
+  }
+  return opts;
+}
+
+function discoverApps(): string[] {
+  const dir = join(ROOT, 'apps');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'src', 'main.ts')))
+    .map((d) => d.name)
+    .sort();
+}
+
+function assignOpsPorts(apps: string[]): Map<string, number> {
+  const ports = new Map<string, number>();
+  let next = FIRST_OTHER_OPS_PORT;
+  for (const app of apps) ports.set(app, KNOWN_OPS_PORTS[app] ?? next++);
+  return ports;
+}
+
+let stopping = false;
+const children: Child[] = [];
+
+function startChild(
+  name: string,
+  entry: string,
+  color: number,
+  width: number,
+  extraEnv: Record<string, string>,
+  opsPort?: number,
+): Child {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(LOCAL_DEFAULTS)) if (!env[k]) env[k] = v;
+  Object.assign(env, extraEnv);
+  if (opsPort !== undefined) env.OPS_PORT = String(opsPort);
+  env.OTEL_SERVICE_NAME ??= name;
+  env.TSX_TSCONFIG_PATH ??= join(ROOT, 'tsconfig.base.json');
+  if (useColor) env.FORCE_COLOR ??= '1';
+
+  // `node --import tsx <entry>` is `tsx <entry>` without tsx's wrapper process, so signals reach the
+  // service itself. detached: a terminal Ctrl-C reaches only this supervisor, which then stops the
+  // children in order instead of them all racing.
+  const proc = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', entry], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const prefix = paint(color, name.padEnd(width)) + ' | ';
+  const pipes = [
+    [proc.stdout, process.stdout],
+    [proc.stderr, process.stderr],
+  ] as const;
+  for (const [input, out] of pipes) {
+    if (input)
+      createInterface({ input, crlfDelay: Infinity }).on('line', (line) =>
+        out.write(prefix + line + '\n'),
+      );
+  }
+  const exited = new Promise<void>((done) => {
+    proc.on('error', (err) => {
+      say(paint(91, `✖ ${name} could not be started: ${err.message}`));
+      done();
+      if (!stopping) void shutdown(1, `${name} could not be started`);
+    });
+    proc.on('exit', (code, signal) => {
+      done();
+      if (stopping) return;
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      say(paint(91, `✖ ${name} ${how} unexpectedly; stopping everything`));
+      void shutdown(1, `${name} ${how}`);
+    });
+  });
+  const child: Child = { name, proc, opsPort, exited };
+  children.push(child);
+  return child;
+}
+
+const alive = (c: Child) =>
+  c.proc.exitCode === null && c.proc.signalCode === null && c.proc.pid !== undefined;
+
+async function shutdown(code: number, reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const running = children.filter(alive);
+  say(`stopping ${running.length} process(es) (${reason}); SIGKILL after ${opts.graceMs} ms`);
+  for (const c of running) c.proc.kill('SIGTERM');
+  const all = Promise.all(running.map((c) => c.exited));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    all.then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), opts.graceMs))),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    for (const c of children.filter(alive)) {
+      say(paint(91, `${c.name} did not stop within ${opts.graceMs} ms: SIGKILL`));
+      c.proc.kill('SIGKILL');
+    }
+    await Promise.race([all, new Promise((r) => setTimeout(r, 2000))]);
+  }
+  say(code === 0 ? 'all stopped' : `all stopped; exit ${code}`);
+  process.exit(code);
+}
+
+async function waitHealthy(child: Child, deadline: number): Promise<boolean> {
+  if (child.opsPort === undefined) return true;
+  const url = `http://127.0.0.1:${child.opsPort}/healthz`;
+  while (Date.now() < deadline && !stopping && alive(child)) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return false;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+async function main(): Promise<void> {
+  const available = discoverApps();
+  const unknown = (opts.only ?? []).filter((n) => !available.includes(n));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `--only: no apps/<name>/src/main.ts for ${unknown.join(', ')} (have: ${available.join(', ') || 'none'})\n`,
+    );
+    process.exit(2);
+  }
+  const only = opts.only;
+  const apps = only ? available.filter((n) => only.includes(n)) : available;
+  const simEntry = join('tools', SIM_NAME, 'src', 'main.ts');
+  const withSim = opts.sim && existsSync(join(ROOT, simEntry));
+  if (apps.length === 0 && !withSim) {
+    process.stderr.write(
+      'nothing to start: no apps/<name>/src/main.ts yet (and no fleet simulator)\n',
+    );
+    process.exit(1);
+  }
+
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      // A repeat while stopping is normal (the terminal and the tsx wrapper both deliver Ctrl-C);
+      // the grace period bounds the stop either way.
+      if (!stopping) void shutdown(0, sig);
+    });
+  }
+  // Last resort if this process dies without the orderly path: children are in their own groups.
+  process.on('exit', () => {
+    for (const c of children.filter(alive)) c.proc.kill('SIGKILL');
+  });
+
+  const ports = assignOpsPorts(apps);
+  const width = Math.max(SIM_NAME.length, ...apps.map((a) => a.length));
+  say(`starting ${apps.length} app(s)${withSim ? ' and the fleet simulator' : ''}`);
+  for (const [app, port] of ports)
+    say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
+
+  const started = apps.map((app, i) =>
+    startChild(
+      app,
+      join('apps', app, 'src', 'main.ts'),
+      COLORS[i % COLORS.length] ?? 0,
+      width,
+      {},
+      ports.get(app),
+    ),
+  );
+  if (!withSim) return;
+
+  const deadline = Date.now() + opts.readyTimeoutMs;
+  const health = await Promise.all(started.map((c) => waitHealthy(c, deadline)));
+  if (stopping) return;
+  const slow = started.filter((_, i) => !health[i]).map((c) => c.name);
+  if (slow.length > 0)
+    say(
+      paint(
+        93,
+        `no /healthz answer within ${opts.readyTimeoutMs} ms from ${slow.join(', ')}; starting the simulator anyway`,
+      ),
+    );
+  startChild(SIM_NAME, simEntry, 90, width, {});
+}
+
+main().catch((err: unknown) => {
+  say(paint(91, `✖ supervisor failed: ${err instanceof Error ? err.stack : String(err)}`));
+  void shutdown(1, 'supervisor error');
+});
