@@ -3,3 +3,5 @@ export * from './names';
 export * from './wait';
 export * from './nats';
 export * from './process';
+export * from './postgres';
+export * from './redis';
