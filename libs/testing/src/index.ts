@@ -5,3 +5,4 @@ export * from './nats';
 export * from './process';
 export * from './postgres';
 export * from './redis';
+export * from './servers';
