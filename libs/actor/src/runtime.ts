@@ -40,7 +40,8 @@ export interface ServeOptions {
 export async function startRuntime<S extends z.ZodType<CommonConfig & Record<string, unknown>>>(
   service: string,
   schema: S,
-  env: Env = process.env,
+  /** Default `process.env` (read by @sluice/config). */
+  env?: Env,
 ): Promise<Runtime<z.infer<S>>> {
   const config = loadConfig(schema as never, env) as z.infer<S>;
   const tracing = startTracing({ service, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, disabled: config.OTEL_SDK_DISABLED });
