@@ -1,0 +1,78 @@
+import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+
+/** Configuration of the ingestion gateway (every variable, with its default). */
+export const ingestionConfig = defineConfig({
+  /** gRPC listen port (IngestService, health, reflection). Default 50051; 0 picks a free one. */
+  INGEST_GRPC_PORT: port(50051),
+  /** HTTP listen port of `POST /v1/events`. Default 8080; 0 picks a free one. */
+  INGEST_HTTP_PORT: port(8080),
+  /** Bind address of the gRPC and HTTP listeners. Default `0.0.0.0`. */
+  INGEST_HOST: z.string().default('0.0.0.0'),
+  /** Regions this deployment serves, comma-separated region tokens. Default `eu-west`. */
+  INGEST_REGIONS: csv('eu-west').refine((r) => r.length > 0, 'must name at least one region'),
+  /**
+   * Raw stream layout: `per-region` (one stream `<RAW>_<REGION>` per served region, placeable per
+   * region) or `shared` (the single `TELEMETRY_RAW` stream capturing `telemetry.raw.>`). Default `shared`.
+   */
+  INGEST_STREAM_LAYOUT: z.enum(['shared', 'per-region']).default('shared'),
+  /**
+   * Placement tags per region, `region=tag|tag,region=tag` (e.g. `eu-west=region:eu,us-east=region:us`).
+   * Needs `INGEST_STREAM_LAYOUT=per-region`. Default none.
+   */
+  INGEST_PLACEMENT: z.string().default(''),
+  /** Replicas of the raw stream(s). Default 1. */
+  INGEST_STREAM_REPLICAS: positiveInt(1),
+  /** Maximum age of raw messages. Default 30d. */
+  INGEST_STREAM_MAX_AGE: durationMs('30d'),
+  /** JetStream duplicate window (device retries of a batch id inside it are dropped). Default 2m. */
+  INGEST_DUPLICATE_WINDOW: durationMs('2m'),
+  /** Largest number of events in one batch / HTTP body. Default 1000. */
+  INGEST_MAX_BATCH_EVENTS: positiveInt(1000),
+  /** Largest encoded EventBatch (gRPC message, and the published message). Default 900000 (under NATS' 1 MiB max_payload). */
+  INGEST_MAX_BATCH_BYTES: positiveInt(900_000),
+  /** Largest HTTP JSON body. Default 4194304 (4 MiB). */
+  INGEST_MAX_BODY_BYTES: positiveInt(4 * 1024 * 1024),
+  /** Most attributes on one event. Default 64. */
+  INGEST_MAX_ATTRIBUTES: positiveInt(64),
+  /** How far in the future (device clock ahead) an event time may be. Default 1h. */
+  INGEST_MAX_FUTURE_SKEW: durationMs('1h'),
+  /** How old an event may be. Default 30d (the raw retention). */
+  INGEST_MAX_EVENT_AGE: durationMs('30d'),
+  /** Bytes published and awaiting the JetStream ack, across all requests. Default 67108864 (64 MiB). */
+  INGEST_MAX_IN_FLIGHT_BYTES: positiveInt(64 * 1024 * 1024),
+  /** How long a batch may wait for in-flight capacity before the device is told to retry. Default 1s. */
+  INGEST_BACKPRESSURE_WAIT: durationMs('1s'),
+  /** JetStream publish ack timeout; past it the device gets a retryable error. Default 5s. */
+  INGEST_PUBLISH_TIMEOUT: durationMs('5s'),
+  /** Back-off advised to devices on retryable errors (NATS down, timeouts, pushback). Default 1s. */
+  INGEST_RETRY_AFTER: durationMs('1s'),
+  /** Batches one gRPC stream may have in processing before reading from it pauses. Default 64. */
+  INGEST_STREAM_MAX_PENDING: positiveInt(64),
+  /** Per-device sustained rate, events/s. Default 5000. */
+  INGEST_DEVICE_RATE: positiveInt(5000),
+  /** Per-device burst, events. Default 10000. */
+  INGEST_DEVICE_BURST: positiveInt(10_000),
+  /** Devices tracked by the rate limiter at once (least recently seen are forgotten). Default 100000. */
+  INGEST_RATE_LIMIT_MAX_DEVICES: positiveInt(100_000),
+  /**
+   * Bearer tokens inline: `<sha256-hex>=<device>|<device>;<sha256-hex>=*` (`*` = any device, for a
+   * gateway credential). Combined with INGEST_AUTH_TOKENS_FILE. Default none.
+   */
+  INGEST_AUTH_TOKENS: z.string().default(''),
+  /** JSON file `[{"name","sha256","devices":["d1"]|"*"}]` of bearer tokens. Default none. */
+  INGEST_AUTH_TOKENS_FILE: z.string().optional(),
+  /** TLS certificate (PEM) of both listeners; TLS is off when unset. Default none. */
+  INGEST_TLS_CERT: z.string().optional(),
+  /** TLS private key (PEM). Required with INGEST_TLS_CERT. */
+  INGEST_TLS_KEY: z.string().optional(),
+  /** CA bundle (PEM) verifying device client certificates (mTLS: CN/SAN = device id). Default none. */
+  INGEST_TLS_CA: z.string().optional(),
+  /** Require a client certificate when INGEST_TLS_CA is set (else bearer tokens remain possible). Default false. */
+  INGEST_TLS_REQUIRE_CLIENT_CERT: bool(false),
+  /** After SIGTERM: how long open streams keep answering (RETRY) before they are closed. Default 1s. */
+  INGEST_DRAIN_GRACE: durationMs('1s'),
+  /** gRPC server reflection. Default true. */
+  INGEST_REFLECTION: bool(true),
+});
+
+export type IngestionConfig = z.infer<typeof ingestionConfig>;

@@ -1,0 +1,132 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ensureStream, type Stoppable } from '@sluice/actor';
+import { createWireParser, type Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import type { Registry } from 'prom-client';
+import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
+import type { IngestionConfig } from './config';
+import { IngestConfigError } from './errors';
+import { GrpcGateway } from './grpc-server';
+import { HttpGateway } from './http-server';
+import { createIngestMetrics } from './metrics';
+import { IngestPipeline } from './pipeline';
+import { BatchPublisher } from './publisher';
+import { DeviceRateLimiter } from './rate-limiter';
+import { buildRoutes, parsePlacement, type RegionRoute } from './routing';
+import { loadTls } from './tls';
+import { EventValidator } from './validator';
+
+/** What {@link buildGateway} needs from the runtime. */
+export interface GatewayDeps {
+  config: IngestionConfig;
+  nc: NatsConnection;
+  topology: Topology;
+  log: Logger;
+  registry: Registry;
+}
+
+/** The assembled gateway: listeners started, streams provisioned. */
+export interface Gateway {
+  grpcPort: number;
+  httpPort: number;
+  routes: ReadonlyMap<string, RegionRoute>;
+  publisher: BatchPublisher;
+  /** Stops the listeners gracefully (for `serve({ before })`). */
+  stoppable: Stoppable;
+}
+
+/** Builds the parts from config, provisions the raw stream(s), starts both listeners. */
+export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { config: c, nc, log } = deps;
+  const tokens = [...parseInlineTokens(c.INGEST_AUTH_TOKENS), ...(c.INGEST_AUTH_TOKENS_FILE ? readTokenFile(c.INGEST_AUTH_TOKENS_FILE) : [])];
+  const tls = loadTls(c);
+  if (tokens.length === 0 && !(tls?.ca && tls.requireClientCert)) {
+    throw new IngestConfigError('no way to authenticate devices: set INGEST_AUTH_TOKENS or INGEST_AUTH_TOKENS_FILE, or INGEST_TLS_CA with INGEST_TLS_REQUIRE_CLIENT_CERT=true');
+  }
+  const maxPayload = nc.info?.max_payload;
+  if (maxPayload !== undefined && c.INGEST_MAX_BATCH_BYTES + 2048 > maxPayload) {
+    throw new IngestConfigError(`INGEST_MAX_BATCH_BYTES (${c.INGEST_MAX_BATCH_BYTES}) plus headers exceeds the NATS server's max_payload (${maxPayload})`);
+  }
+  const { routes, streams } = buildRoutes(deps.topology, {
+    regions: c.INGEST_REGIONS,
+    layout: c.INGEST_STREAM_LAYOUT,
+    placement: parsePlacement(c.INGEST_PLACEMENT),
+    replicas: c.INGEST_STREAM_REPLICAS,
+    maxAgeMs: c.INGEST_STREAM_MAX_AGE,
+    duplicateWindowMs: c.INGEST_DUPLICATE_WINDOW,
+    maxMsgSize: -1,
+  });
+  const jsm = await jetstreamManager(nc);
+  for (const s of streams) await ensureStream(jsm, s);
+
+  const metrics = createIngestMetrics(deps.registry);
+  const publisher = new BatchPublisher(
+    nc,
+    jetstream(nc),
+    {
+      maxInFlightBytes: c.INGEST_MAX_IN_FLIGHT_BYTES,
+      backpressureWaitMs: c.INGEST_BACKPRESSURE_WAIT,
+      publishTimeoutMs: c.INGEST_PUBLISH_TIMEOUT,
+      retryAfterMs: c.INGEST_RETRY_AFTER,
+    },
+    metrics,
+    log,
+  );
+  const validator = new EventValidator(c.INGEST_REGIONS, {
+    maxAttributes: c.INGEST_MAX_ATTRIBUTES,
+    maxFutureSkewMs: c.INGEST_MAX_FUTURE_SKEW,
+    maxAgeMs: c.INGEST_MAX_EVENT_AGE,
+  });
+  const pipeline = new IngestPipeline({
+    validator,
+    routes,
+    limiter: new DeviceRateLimiter({ ratePerSec: c.INGEST_DEVICE_RATE, burst: c.INGEST_DEVICE_BURST, maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES }),
+    publisher,
+    metrics,
+    maxBatchEvents: c.INGEST_MAX_BATCH_EVENTS,
+    maxBatchBytes: c.INGEST_MAX_BATCH_BYTES,
+  });
+  const auth = new Authenticator(tokens);
+  const grpc = new GrpcGateway({
+    host: c.INGEST_HOST,
+    port: c.INGEST_GRPC_PORT,
+    pipeline,
+    auth,
+    metrics,
+    log,
+    maxBatchBytes: c.INGEST_MAX_BATCH_BYTES,
+    streamMaxPending: c.INGEST_STREAM_MAX_PENDING,
+    retryAfterMs: c.INGEST_RETRY_AFTER,
+    tls,
+    reflection: c.INGEST_REFLECTION,
+  });
+  const http = new HttpGateway({
+    host: c.INGEST_HOST,
+    port: c.INGEST_HTTP_PORT,
+    pipeline,
+    parser: createWireParser({ limits: { maxAttributes: c.INGEST_MAX_ATTRIBUTES } }),
+    auth,
+    metrics,
+    log,
+    maxBodyBytes: c.INGEST_MAX_BODY_BYTES,
+    retryAfterMs: c.INGEST_RETRY_AFTER,
+    tls,
+  });
+  const grpcPort = await grpc.start();
+  const httpPort = await http.start();
+  log.info({ grpcPort, httpPort, regions: c.INGEST_REGIONS, streams: streams.map((s) => s.name), tokens: auth.tokenCount, tls: Boolean(tls) }, 'ingestion listening');
+  return {
+    grpcPort,
+    httpPort,
+    routes,
+    publisher,
+    stoppable: {
+      name: 'ingestion-listeners',
+      stop: async () => {
+        await Promise.all([grpc.drain(c.INGEST_DRAIN_GRACE), http.drain()]);
+        log.info('ingestion listeners drained');
+      },
+    },
+  };
+}

@@ -1,0 +1,281 @@
+import { join } from 'node:path';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { decodeBatch, IngestServiceService, IngestStatus, ingestStatusToJSON, type EventBatch, type IngestAck } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Authenticator, Principal } from './auth';
+import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
+import type { IngestMetrics } from './metrics';
+import { rejectedAck, retryAck, type IngestPipeline } from './pipeline';
+import type { TlsFiles } from './tls';
+
+/** What the custom deserializer hands the handlers: the decoded batch and its exact bytes. */
+interface DecodedRequest {
+  batch?: EventBatch;
+  /** The EventBatch bytes as received, when the request carried exactly one `batch` field. */
+  raw?: Uint8Array;
+  error?: string;
+}
+
+/** Options of {@link GrpcGateway}. */
+export interface GrpcGatewayOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  pipeline: IngestPipeline;
+  auth: Authenticator;
+  metrics: IngestMetrics;
+  log: Logger;
+  /** Largest accepted EventBatch; gRPC messages up to twice this get a clean REJECTED ack. */
+  maxBatchBytes: number;
+  /** Batches one stream may have in processing before reading pauses. */
+  streamMaxPending: number;
+  /** Back-off advised while draining. */
+  retryAfterMs: number;
+  tls?: TlsFiles | undefined;
+  /** Serve gRPC reflection from the proto files. Default true. */
+  reflection?: boolean;
+  /** Folder of the .proto files. Default the repository's `proto/`. */
+  protoDir?: string;
+}
+
+const SERVICE_NAME = 'sluice.gateway.v1.IngestService';
+const BATCH_FIELD_TAG = (1 << 3) | 2;
+
+/** Decodes an IngestRequest once, keeping the EventBatch bytes for publishing as is. Never throws. */
+export function decodeRequest(buf: Buffer): DecodedRequest {
+  try {
+    const reader = new BinaryReader(buf);
+    let raw: Uint8Array | undefined;
+    let batchFields = 0;
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag === BATCH_FIELD_TAG) {
+        raw = reader.bytes();
+        batchFields++;
+      } else if (tag === 0) {
+        throw new Error('zero tag');
+      } else {
+        reader.skip(tag & 7, tag >>> 3);
+      }
+    }
+    if (raw === undefined) return { error: 'the request has no batch' };
+    if (batchFields > 1) return { error: 'the request carries the batch field more than once' };
+    return { batch: decodeBatch(raw), raw };
+  } catch (err) {
+    return { error: `cannot decode the request: ${(err as Error).message}` };
+  }
+}
+
+interface OpenStream {
+  /** Resolves when every received batch has been answered. */
+  settled: () => Promise<void>;
+  end: () => void;
+}
+
+function retryMetadata(ms: number): Metadata {
+  const md = new Metadata();
+  md.set('retry-after-ms', String(ms));
+  return md;
+}
+
+/** gRPC front of the gateway: IngestService, health and reflection, with graceful drain. */
+export class GrpcGateway {
+  private readonly server: Server;
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  private readonly streams = new Set<OpenStream>();
+  private draining = false;
+  private boundPort = 0;
+
+  constructor(private readonly opts: GrpcGatewayOptions) {
+    this.server = new Server({
+      'grpc.max_receive_message_length': opts.maxBatchBytes * 2 + 1024,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const definition = {
+      ingest: { ...IngestServiceService.ingest, requestDeserialize: decodeRequest },
+      ingestBatch: { ...IngestServiceService.ingestBatch, requestDeserialize: decodeRequest },
+    } as unknown as ServiceDefinition<UntypedServiceImplementation>;
+    this.server.addService(definition, {
+      ingest: (call: ServerDuplexStream<DecodedRequest, IngestAck>) => this.onStream(call),
+      ingestBatch: (call: ServerUnaryCall<DecodedRequest, IngestAck>, cb: sendUnaryData<IngestAck>) => void this.onUnary(call, cb),
+    });
+    this.health.addToServer(this.server);
+    if (opts.reflection ?? true) this.addReflection();
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<number> {
+    const { tls } = this.opts;
+    const creds = tls
+      ? ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], Boolean(tls.ca) && tls.requireClientCert)
+      : ServerCredentials.createInsecure();
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${this.opts.host}:${this.opts.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.health.setStatus('', 'SERVING');
+    this.health.setStatus(SERVICE_NAME, 'SERVING');
+    return this.boundPort;
+  }
+
+  /**
+   * Graceful stop: refuse new calls, answer batches arriving on open streams with RETRY for
+   * `graceMs`, finish (ack) every batch already received, end the streams, then shut down.
+   */
+  async drain(graceMs: number, deadlineMs = 20_000): Promise<void> {
+    this.draining = true;
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+    this.opts.log.info({ streams: this.streams.size }, 'grpc draining');
+    const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await Promise.all([...[...this.streams].map((s) => s.settled()), new Promise((r) => setTimeout(r, graceMs))]);
+    for (const s of [...this.streams]) {
+      await s.settled();
+      s.end();
+    }
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
+    if ((await Promise.race([shutdown, timer])) === 'timeout') {
+      this.opts.log.warn('grpc drain deadline passed; forcing shutdown');
+      this.server.forceShutdown();
+    }
+  }
+
+  private authenticate(metadata: Metadata, cert: ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>): Principal {
+    const value = metadata.get('authorization')[0];
+    return this.opts.auth.authenticate(typeof value === 'string' ? value : undefined, cert.sslPeerCertificate);
+  }
+
+  /** Answer for one received batch; never rejects (RETRY when in doubt: nothing unconfirmed is acked). */
+  private async answer(principal: Principal, req: DecodedRequest): Promise<IngestAck> {
+    const started = performance.now();
+    const batchId = req.batch?.batchId ?? '';
+    let ack: IngestAck;
+    if (req.error !== undefined || !req.batch) {
+      ack = rejectedAck(batchId, new BatchRejectedError('batch', req.error ?? 'the request has no batch'));
+    } else if (this.draining) {
+      ack = retryAck(batchId, new RetryableError('unavailable', 'the gateway is shutting down; reconnect and resend this batch', this.opts.retryAfterMs));
+    } else if (req.raw && req.raw.byteLength > this.opts.maxBatchBytes) {
+      ack = rejectedAck(batchId, new BatchRejectedError('batch', `the batch is ${req.raw.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`));
+    } else {
+      try {
+        ack = await this.opts.pipeline.ingest(principal, { batch: req.batch, raw: req.raw });
+      } catch (err) {
+        if (err instanceof BatchRejectedError) ack = rejectedAck(batchId, err);
+        else if (err instanceof RetryableError) ack = retryAck(batchId, err);
+        else {
+          this.opts.log.error({ err }, 'unexpected error while ingesting a batch');
+          ack = retryAck(batchId, new RetryableError('unavailable', 'internal error; nothing was stored, resend this batch', this.opts.retryAfterMs));
+        }
+      }
+    }
+    const statusName = ingestStatusToJSON(ack.status);
+    this.opts.metrics.batches.inc({ transport: 'grpc', status: statusName });
+    this.opts.metrics.ackDuration.observe({ transport: 'grpc', status: statusName }, (performance.now() - started) / 1000);
+    return ack;
+  }
+
+  private onStream(call: ServerDuplexStream<DecodedRequest, IngestAck>): void {
+    let principal: Principal;
+    try {
+      principal = this.authenticate(call.metadata, call.getAuthContext());
+    } catch (err) {
+      this.opts.metrics.authFailures.inc({ transport: 'grpc' });
+      call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: (err as Error).message });
+      return;
+    }
+    if (this.draining) {
+      call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'the gateway is shutting down; reconnect', metadata: retryMetadata(this.opts.retryAfterMs) });
+      return;
+    }
+    const max = this.opts.streamMaxPending;
+    let pending = 0;
+    let paused = false;
+    let closed = false;
+    let ended = false;
+    // Acks are written in request order: each answer waits for the previous one.
+    let chain: Promise<void> = Promise.resolve();
+    const finish = () => {
+      if (ended || closed) return;
+      ended = true;
+      call.end();
+    };
+    const stream: OpenStream = { settled: () => chain, end: finish };
+    this.streams.add(stream);
+    this.opts.metrics.openStreams.inc();
+    const close = () => {
+      if (!this.streams.delete(stream)) return;
+      closed = true;
+      this.opts.metrics.openStreams.dec();
+    };
+    call.on('data', (req: DecodedRequest) => {
+      const answer = this.answer(principal, req);
+      pending++;
+      if (pending >= max && !paused) {
+        paused = true;
+        call.pause();
+      }
+      chain = chain.then(async () => {
+        const ack = await answer;
+        pending--;
+        if (!closed && !ended) call.write(ack);
+        if (paused && pending <= max / 2) {
+          paused = false;
+          call.resume();
+        }
+      });
+    });
+    call.on('end', () => {
+      chain.then(() => {
+        finish();
+        close();
+      });
+    });
+    call.on('cancelled', close);
+    call.on('error', close);
+    call.on('close', close);
+  }
+
+  private async onUnary(call: ServerUnaryCall<DecodedRequest, IngestAck>, cb: sendUnaryData<IngestAck>): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = this.authenticate(call.metadata, call.getAuthContext());
+    } catch (err) {
+      this.opts.metrics.authFailures.inc({ transport: 'grpc' });
+      return cb({ code: GrpcStatus.UNAUTHENTICATED, details: (err as AuthenticationError).message });
+    }
+    const ack = await this.answer(principal, call.request);
+    if (ack.status === IngestStatus.RETRY) {
+      const reason = ack.rejections[0]?.reason ?? 'retry';
+      const overloaded = /rate limit|in-flight limit/.test(reason);
+      return cb({ code: overloaded ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAVAILABLE, details: `${reason} (retry after ${ack.retryAfterMs} ms)`, metadata: retryMetadata(ack.retryAfterMs) });
+    }
+    cb(null, ack);
+  }
+
+  private addReflection(): void {
+    const protoDir = this.opts.protoDir ?? join(__dirname, '..', '..', '..', 'proto');
+    try {
+      const pkg = loadSync(['sluice/gateway/v1/gateway.proto', 'sluice/telemetry/v1/telemetry.proto'], { includeDirs: [protoDir] });
+      const health = loadSync('health/v1/health.proto', { includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')] });
+      new ReflectionService({ ...pkg, ...health }).addToServer(this.server);
+    } catch (err) {
+      this.opts.log.warn({ err, protoDir }, 'gRPC reflection disabled: cannot load the proto files');
+    }
+  }
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ingestStatusToJSON, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import type { Authenticator, Principal } from './auth';
+import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
+import type { IngestMetrics } from './metrics';
+import type { IngestPipeline } from './pipeline';
+import type { TlsFiles } from './tls';
+
+/** Options of {@link HttpGateway}. */
+export interface HttpGatewayOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  pipeline: IngestPipeline;
+  parser: WireParser;
+  auth: Authenticator;
+  metrics: IngestMetrics;
+  log: Logger;
+  /** Largest JSON body. */
+  maxBodyBytes: number;
+  /** Back-off advised while draining. */
+  retryAfterMs: number;
+  tls?: TlsFiles | undefined;
+}
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,120}$/;
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        reject(new BodyTooLarge());
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/** JSON rendering of an ack: snake_case like the wire schema. */
+function ackJson(ack: IngestAck) {
+  return {
+    batch_id: ack.batchId,
+    status: ingestStatusToJSON(ack.status).replace('INGEST_STATUS_', ''),
+    accepted: ack.accepted,
+    rejections: ack.rejections.map((r) => ({ index: r.index, event_id: r.eventId, field: r.field, reason: r.reason })),
+  };
+}
+
+/**
+ * `POST /v1/events`: one JSON wire event (schema version 1 or 2) or an array of them. The batch id
+ * is the `Idempotency-Key` header, or `h-` + sha256(caller, body) so a resent body is the same batch.
+ */
+export class HttpGateway {
+  private readonly server: Server;
+  private draining = false;
+  private boundPort = 0;
+
+  constructor(private readonly opts: HttpGatewayOptions) {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res).catch((err) => {
+        opts.log.error({ err }, 'http handler failed');
+        send(res, 500, { error: 'internal error; nothing was stored, resend' });
+      });
+    };
+    const { tls } = opts;
+    this.server = tls
+      ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.ca), rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert }, handler)
+      : createHttpServer(handler);
+    this.server.requestTimeout = 30_000;
+    this.server.headersTimeout = 10_000;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    this.boundPort = (this.server.address() as AddressInfo).port;
+    return this.boundPort;
+  }
+
+  /** Refuse new requests (503), let in-flight ones finish, then close. */
+  async drain(deadlineMs = 20_000): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
+    if ((await Promise.race([closed, timer])) === 'timeout') this.server.closeAllConnections();
+  }
+
+  private principal(req: IncomingMessage): Principal {
+    const socket = req.socket as TLSSocket;
+    const cert = socket.encrypted && socket.authorized ? socket.getPeerCertificate() : undefined;
+    return this.opts.auth.authenticate(req.headers.authorization, cert);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/v1/events') return send(res, 404, { error: 'not found; POST /v1/events' });
+    if (req.method !== 'POST') return send(res, 405, { error: 'use POST' }, { allow: 'POST' });
+    const retryAfterS = String(Math.max(1, Math.ceil(this.opts.retryAfterMs / 1000)));
+    if (this.draining) {
+      res.setHeader('connection', 'close');
+      return send(res, 503, { error: 'the gateway is shutting down; resend', retry_after_ms: this.opts.retryAfterMs }, { 'retry-after': retryAfterS });
+    }
+    let principal: Principal;
+    try {
+      principal = this.principal(req);
+    } catch (err) {
+      this.opts.metrics.authFailures.inc({ transport: 'http' });
+      return send(res, 401, { error: (err as AuthenticationError).message }, { 'www-authenticate': 'Bearer' });
+    }
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\b/i.test(type)) return send(res, 415, { error: `content-type must be application/json, got "${type}"` });
+    const key = req.headers['idempotency-key'];
+    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
+      return send(res, 400, { error: 'Idempotency-Key must be 1..120 of A-Z a-z 0-9 . _ : -' });
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, this.opts.maxBodyBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) return send(res, 413, { error: `body larger than ${this.opts.maxBodyBytes} bytes; send smaller batches` }, { connection: 'close' });
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      return send(res, 400, { error: `body is not valid JSON: ${(err as Error).message}` });
+    }
+    const batchId = key ?? `h-${createHash('sha256').update(principal.name).update('\n').update(body).digest('hex').slice(0, 48)}`;
+    const parsed = this.opts.parser.parseBody(json);
+    const events: Event[] = [];
+    const indices: number[] = [];
+    const rejected: EventRejection[] = [];
+    for (const r of parsed.events) {
+      if (r.ok) {
+        events.push(r.event);
+        indices.push(r.index);
+      } else {
+        const first = r.errors[0];
+        const reason = r.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
+        rejected.push({ index: r.index, eventId: r.eventId ?? '', field: first?.path ?? '', reason });
+      }
+    }
+    let status = 200;
+    let out: unknown;
+    let headers: Record<string, string> = {};
+    let statusLabel: string;
+    try {
+      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length });
+      out = ackJson(ack);
+      statusLabel = ingestStatusToJSON(ack.status);
+      if (ack.accepted === 0) status = 422;
+    } catch (err) {
+      if (err instanceof BatchRejectedError) {
+        status = err.httpStatus;
+        out = { batch_id: batchId, status: 'REJECTED', accepted: 0, error: err.message, field: err.field };
+        statusLabel = 'INGEST_STATUS_REJECTED';
+      } else if (err instanceof RetryableError) {
+        status = err.kind === 'overloaded' ? 429 : 503;
+        out = { batch_id: batchId, status: 'RETRY', accepted: 0, error: err.message, retry_after_ms: err.retryAfterMs };
+        headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
+        statusLabel = 'INGEST_STATUS_RETRY';
+      } else throw err;
+    }
+    this.opts.metrics.batches.inc({ transport: 'http', status: statusLabel });
+    this.opts.metrics.ackDuration.observe({ transport: 'http', status: statusLabel }, (performance.now() - started) / 1000);
+    send(res, status, out, headers);
+  }
+}

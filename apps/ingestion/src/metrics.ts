@@ -1,0 +1,33 @@
+import { METRICS } from '@sluice/observability';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Gateway metric names not (yet) in the shared registry. */
+export const INGEST_METRICS = {
+  batches: 'sluice_ingest_batches_total',
+  rateLimited: 'sluice_ingest_rate_limited_total',
+  publishFailures: 'sluice_ingest_publish_failures_total',
+  openStreams: 'sluice_ingest_open_streams',
+  authFailures: 'sluice_ingest_auth_failures_total',
+} as const;
+
+export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
+
+export function createIngestMetrics(registry: Registry) {
+  return {
+    eventsPublished: new Counter({ name: METRICS.eventsPublished, help: 'Events stored in JetStream (acked to devices)', labelNames: ['region'], registers: [registry] }),
+    eventsRejected: new Counter({ name: METRICS.eventsRejected, help: 'Events rejected by validation, by field', labelNames: ['field'], registers: [registry] }),
+    ackDuration: new Histogram({
+      name: METRICS.ingestAckDuration,
+      help: 'Batch receipt to ack (or retry answer), seconds',
+      labelNames: ['transport', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    inFlightBytes: new Gauge({ name: METRICS.inFlightBytes, help: 'Bytes published and awaiting the JetStream ack', registers: [registry] }),
+    batches: new Counter({ name: INGEST_METRICS.batches, help: 'Batches answered, by transport and status', labelNames: ['transport', 'status'], registers: [registry] }),
+    rateLimited: new Counter({ name: INGEST_METRICS.rateLimited, help: 'Batches refused by the per-device rate limit', registers: [registry] }),
+    publishFailures: new Counter({ name: INGEST_METRICS.publishFailures, help: 'Publishes answered with a retry, by cause', labelNames: ['cause'], registers: [registry] }),
+    openStreams: new Gauge({ name: INGEST_METRICS.openStreams, help: 'Open gRPC Ingest streams', registers: [registry] }),
+    authFailures: new Counter({ name: INGEST_METRICS.authFailures, help: 'Requests refused for missing or bad credentials', labelNames: ['transport'], registers: [registry] }),
+  };
+}

@@ -1,0 +1,120 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { publishDurable } from '@sluice/actor';
+import { CONTENT_TYPES } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import { BudgetTimeoutError, ByteBudget } from './byte-budget';
+import { RetryableError } from './errors';
+import type { IngestMetrics } from './metrics';
+import type { RegionRoute } from './routing';
+
+/** One JetStream message of an accepted batch. */
+export interface PublishPart {
+  route: RegionRoute;
+  /** `Nats-Msg-Id`: the batch id, or `<batch_id>:<region>` for a batch split across regions. */
+  msgId: string;
+  /** Encoded EventBatch. */
+  payload: Uint8Array;
+}
+
+/** Options of {@link BatchPublisher}. */
+export interface PublisherOptions {
+  /** Bytes awaiting JetStream acks across all requests. */
+  maxInFlightBytes: number;
+  /** How long a batch may wait for in-flight capacity. */
+  backpressureWaitMs: number;
+  /** JetStream ack timeout per message. */
+  publishTimeoutMs: number;
+  /** Back-off advised to the device on a retryable failure. */
+  retryAfterMs: number;
+}
+
+/**
+ * Publishes accepted batches and resolves only when JetStream acked every part; any failure is a
+ * {@link RetryableError} (the device resends the same batch id; the duplicate window drops what was
+ * already stored). Many batches are in flight at once (pipelined), bounded by bytes.
+ */
+export class BatchPublisher {
+  private readonly budget: ByteBudget;
+  private connected: boolean;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly opts: PublisherOptions,
+    private readonly metrics: IngestMetrics,
+    private readonly log: Logger,
+  ) {
+    this.budget = new ByteBudget(opts.maxInFlightBytes);
+    this.connected = !nc.isClosed();
+    (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'close') this.connected = false;
+        else if (s.type === 'reconnect') this.connected = true;
+      }
+    })().catch(() => undefined);
+  }
+
+  /** NATS is connected (publishing is attempted only then). */
+  get isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
+  }
+
+  get inFlightBytes(): number {
+    return this.budget.inUse;
+  }
+
+  async publish(parts: readonly PublishPart[]): Promise<void> {
+    if (!this.isConnected) {
+      this.metrics.publishFailures.inc({ cause: 'disconnected' });
+      throw new RetryableError('unavailable', 'the message store (NATS) is unreachable; nothing was stored, resend this batch', this.opts.retryAfterMs);
+    }
+    let bytes = 0;
+    for (const p of parts) bytes += p.payload.byteLength;
+    try {
+      await this.budget.acquire(bytes, this.opts.backpressureWaitMs);
+    } catch (err) {
+      if (!(err instanceof BudgetTimeoutError)) throw err;
+      this.metrics.publishFailures.inc({ cause: 'backpressure' });
+      throw new RetryableError('overloaded', 'the gateway is at its in-flight limit (the message store is slow); nothing was stored, resend this batch', this.opts.retryAfterMs);
+    }
+    this.metrics.inFlightBytes.set(this.budget.inUse);
+    try {
+      // allSettled: the bytes stay reserved until every part is settled, not just the first failure.
+      const results = await Promise.allSettled(
+        parts.map((p) =>
+          publishDurable(this.js, p.route.subject, p.payload, {
+            msgId: p.msgId,
+            contentType: CONTENT_TYPES.EVENT_BATCH,
+            expectStream: p.route.stream,
+            timeoutMs: this.opts.publishTimeoutMs,
+          }),
+        ),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw this.classify(failed.reason);
+    } finally {
+      this.budget.release(bytes);
+      this.metrics.inFlightBytes.set(this.budget.inUse);
+    }
+  }
+
+  private classify(err: unknown): RetryableError {
+    const e = err as Error & { code?: unknown };
+    const text = `${e?.name ?? ''} ${e?.message ?? String(err)}`;
+    let cause = 'error';
+    let message = `the message store refused the batch (${e?.message ?? String(err)}); nothing was acknowledged, resend this batch`;
+    if (/timeout/i.test(text)) {
+      cause = 'timeout';
+      message = `the message store did not confirm within ${this.opts.publishTimeoutMs} ms; resend this batch (a stored copy is dropped as a duplicate)`;
+    } else if (/no responders|503/i.test(text)) {
+      cause = 'no_stream';
+      message = 'the message store has no stream for this region right now; resend this batch';
+    } else if (/disconnect|closed|connection/i.test(text)) {
+      cause = 'disconnected';
+    }
+    this.metrics.publishFailures.inc({ cause });
+    if (cause === 'error') this.log.warn({ err }, 'publish failed');
+    return new RetryableError('unavailable', message, this.opts.retryAfterMs, { cause: err });
+  }
+}

@@ -1,0 +1,159 @@
+// Ingestion gateway throughput: fleet-sim's pre-encoded 500-event batches over several gRPC streams
+// into a gateway child process, which publishes them to JetStream; baseline = nats.js publishing the
+// same EventBatch bytes straight to JetStream (pipelined), measured in the same run.
+//   npm run bench -- ingest --seconds 60            closed loop: sustained events/s
+//   npm run bench -- ingest --seconds 60 --rate 50000   open loop: ack latency at that offered load
+// Extra flags: --streams 4 --in-flight 16 --batch 500
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { encodeBatch, topology } from '@sluice/contracts';
+import { freePort, testUrls, uniqueId } from '@sluice/testing';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the bench drives the fleet simulator's load core
+import { GrpcStreamSender, RunStats, TemplatePool, generateLoad } from '../../../fleet-sim/src/index';
+import { round, type Bench } from '../result';
+
+const TOKEN = 'bench-token';
+
+async function baseline(payloads: Uint8Array[], events: number, seconds: number, window: number): Promise<number> {
+  const nc = await connect({ servers: testUrls.nats, name: 'bench-ingest-baseline' });
+  const jsm = await jetstreamManager(nc);
+  const name = `BENCH_BASE_${uniqueId('b').toUpperCase().replace(/-/g, '_')}`;
+  const subject = `${name.toLowerCase()}.raw`;
+  await jsm.streams.add({ name, subjects: [subject], duplicate_window: 120_000_000_000 });
+  const js = jetstream(nc);
+  let sent = 0;
+  let acked = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const inflight = new Set<Promise<unknown>>();
+  try {
+    while (performance.now() < end) {
+      while (inflight.size < window) {
+        const p = js.publish(subject, payloads[sent % payloads.length]!, { msgID: `${name}-${sent++}` }).then(() => {
+          acked++;
+          inflight.delete(p);
+        });
+        inflight.add(p);
+      }
+      await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    return (acked * events) / ((performance.now() - start) / 1000);
+  } finally {
+    await jsm.streams.delete(name).catch(() => undefined);
+    await nc.drain();
+  }
+}
+
+function startGateway(root: string, env: Record<string, string>) {
+  const proc = spawn(process.execPath, [join(root, 'dist/apps/ingestion/main.js')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const exited = new Promise((r) => proc.once('exit', r));
+  const onData = (b: Buffer) => lines.push(...b.toString('utf8').split('\n').slice(0, 100));
+  proc.stdout.on('data', onData);
+  proc.stderr.on('data', onData);
+  return {
+    exited,
+    kill: (sig: NodeJS.Signals) => void proc.kill(sig),
+    async waitForLine(re: RegExp, timeoutMs: number) {
+      const end = Date.now() + timeoutMs;
+      while (!lines.some((l) => re.test(l))) {
+        if (Date.now() > end || proc.exitCode !== null) throw new Error(`gateway did not start: ${lines.slice(-20).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      lines.length = 0;
+    },
+  };
+}
+
+const bench: Bench = async (opts) => {
+  const streams = Number(opts.flags['streams'] ?? 4);
+  const inFlight = Number(opts.flags['in-flight'] ?? 16);
+  const batchSize = Number(opts.flags['batch'] ?? 500);
+  const ns = uniqueId('bench');
+  const t = topology(ns);
+  const grpcPort = await freePort();
+  // The gateway runs as built for production (esbuild bundle on plain node): under tsx, the
+  // source-map hooks make every Error nats.js creates per request expensive.
+  const root = join(__dirname, '..', '..', '..', '..');
+  execFileSync(process.execPath, [join(root, 'tools/build/build.mjs'), 'apps/ingestion'], { cwd: root, stdio: 'inherit' });
+  const gateway = startGateway(root, {
+    NATS_URL: testUrls.nats,
+    SLUICE_NAMESPACE: ns,
+    INGEST_GRPC_PORT: String(grpcPort),
+    INGEST_HTTP_PORT: '0',
+    OPS_PORT: '0',
+    INGEST_HOST: '127.0.0.1',
+    INGEST_REGIONS: 'eu-west',
+    INGEST_AUTH_TOKENS: `${createHash('sha256').update(TOKEN).digest('hex')}=*`,
+    // The bench re-sends a few devices' batches far faster than real devices: no per-device limit.
+    INGEST_DEVICE_RATE: '1000000000',
+    INGEST_DEVICE_BURST: '1000000000',
+    INGEST_STREAM_MAX_AGE: '10m',
+    OTEL_SDK_DISABLED: 'true',
+    LOG_LEVEL: 'info',
+  });
+  const nc = await connect({ servers: testUrls.nats, name: 'bench-ingest' });
+  const jsm = await jetstreamManager(nc);
+  try {
+    await gateway.waitForLine(/ingestion running/, 60_000);
+    const pool = new TemplatePool({ devices: 50, sensorsPerDevice: 6, minHz: 50, maxHz: 1000, cameraFraction: 0.2, batchSize, regions: ['eu-west'] }, 32);
+    const events = pool.templateBatches[0]!.events;
+    const bytesPerBatch = pool.templateBatches[0]!.bytes.length;
+    const stats = new RunStats();
+    const sender = new GrpcStreamSender(`127.0.0.1:${grpcPort}`, streams, stats, { token: TOKEN, maxInFlight: inFlight });
+    // Warm-up (JIT, connections, stream files), then measure from zero.
+    await generateLoad({ sender, pool, stats, seconds: Math.min(2, opts.seconds), rate: opts.rate });
+    const warm = new RunStats();
+    Object.assign(stats, warm);
+    stats.latency.reset();
+    stats.window.reset();
+    let prev = 0;
+    const elapsed = await generateLoad({
+      sender,
+      pool,
+      stats,
+      seconds: opts.seconds,
+      rate: opts.rate,
+      onSecond: (s) => {
+        process.stderr.write(`t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`);
+        prev = stats.eventsAccepted;
+        stats.window.reset();
+      },
+    });
+    sender.close();
+    const stored = (await jsm.streams.info(t.streams.raw.name)).state.messages;
+    const payloads = pool.templateBatches.map((b) => encodeBatch({ batchId: 'x', events: b.batch.events }));
+    const ceiling = await baseline(payloads, events, Math.min(opts.seconds, 10), streams * inFlight);
+    return {
+      name: 'ingest',
+      mode: opts.rate ? `open loop at ${opts.rate} events/s` : 'closed loop (max throughput)',
+      events_per_s: round(stats.eventsAccepted / elapsed, 0),
+      p50_ms: round(stats.latency.percentile(50), 2),
+      p99_ms: round(stats.latency.percentile(99), 2),
+      baseline_events_per_s: round(ceiling, 0),
+      offered_events_per_s: opts.rate ?? null,
+      batch_events: events,
+      batch_bytes: bytesPerBatch,
+      streams,
+      in_flight_per_stream: inFlight,
+      batches_acked: stats.batchesAcked,
+      batches_stored_incl_warmup: stored,
+      retries: stats.retries,
+      failures: stats.failures,
+      skipped: stats.skipped,
+      seconds: round(elapsed, 1),
+    };
+  } finally {
+    gateway.kill('SIGTERM');
+    await Promise.race([gateway.exited, new Promise((r) => setTimeout(r, 15_000))]);
+    gateway.kill('SIGKILL');
+    await jsm.streams.delete(t.streams.raw.name).catch(() => undefined);
+    await nc.drain();
+  }
+};
+
+export default bench;

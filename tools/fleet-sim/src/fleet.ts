@@ -1,0 +1,289 @@
+// The simulated fleet: devices with sensors (1 Hz … 1 kHz) and cameras, producing batches with a
+// configurable mix of schema versions, duplicates, out-of-order and malformed events.
+import type { Event, EventBatch } from '@sluice/contracts';
+
+/** Options of {@link Fleet}. */
+export interface FleetOptions {
+  /** Number of devices. @default 10 */
+  devices: number;
+  /** Sensors per device. @default 4 */
+  sensorsPerDevice: number;
+  /** Lowest sensor rate, Hz. @default 1 */
+  minHz: number;
+  /** Highest sensor rate, Hz (rates are spread log-uniformly between min and max). @default 1000 */
+  maxHz: number;
+  /** Fraction of devices with a camera producing detection events. @default 0.2 */
+  cameraFraction: number;
+  /** Camera frame rate, Hz. @default 5 */
+  cameraHz: number;
+  /** Fraction of devices speaking schema version 2 (the rest version 1). @default 0.5 */
+  v2Fraction: number;
+  /** Fraction of batches sent a second time later (same batch id). @default 0 */
+  duplicateFraction: number;
+  /** Fraction of batches held back and sent after the next one (older event times later). @default 0 */
+  outOfOrderFraction: number;
+  /** Fraction of events made invalid (NaN value, bad id, time far in the future). @default 0 */
+  malformedFraction: number;
+  /** Regions, assigned to devices round-robin. @default ['eu-west'] */
+  regions: string[];
+  /** Most events per batch. @default 500 */
+  batchSize: number;
+  /** A device flushes a partial batch after this long, ms. @default 100 */
+  flushMs: number;
+  /** Device id prefix. @default 'sim' */
+  devicePrefix: string;
+  /** Seed of the pseudo-random choices. @default 1 */
+  seed: number;
+}
+
+export const DEFAULT_FLEET: Readonly<FleetOptions> = Object.freeze({
+  devices: 10,
+  sensorsPerDevice: 4,
+  minHz: 1,
+  maxHz: 1000,
+  cameraFraction: 0.2,
+  cameraHz: 5,
+  v2Fraction: 0.5,
+  duplicateFraction: 0,
+  outOfOrderFraction: 0,
+  malformedFraction: 0,
+  regions: ['eu-west'],
+  batchSize: 500,
+  flushMs: 100,
+  devicePrefix: 'sim',
+  seed: 1,
+});
+
+/** A batch ready to send, with what the device knows about it. */
+export interface SimBatch {
+  batch: EventBatch;
+  deviceId: string;
+  schemaVersion: 1 | 2;
+  /** Events the simulator made invalid on purpose. */
+  malformed: number;
+  duplicate: boolean;
+}
+
+interface Sensor {
+  type: string;
+  unit: string;
+  hz: number;
+  due: number;
+}
+
+interface Device {
+  id: string;
+  region: string;
+  schemaVersion: 1 | 2;
+  sensors: Sensor[];
+  camera?: { hz: number; due: number };
+  pending: Event[];
+  firstPendingAt: number;
+  seq: number;
+  heldBack?: SimBatch;
+}
+
+/** Mulberry32: small, fast, seedable. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SENSORS = [
+  ['engine_temp', 'celsius'],
+  ['rpm', '1'],
+  ['vibration', 'g'],
+  ['fuel_level', 'percent'],
+  ['battery_voltage', 'volt'],
+  ['speed', 'knots'],
+] as const;
+const LABELS = ['person', 'boat', 'buoy', 'bird'];
+
+/** Generates the fleet's events as simulated time advances. */
+export class Fleet {
+  readonly opts: FleetOptions;
+  private readonly devices: Device[] = [];
+  private readonly random: () => number;
+  private readonly sent: SimBatch[] = [];
+  private readonly runId: string;
+
+  constructor(options: Partial<FleetOptions> = {}, runId = Date.now().toString(36)) {
+    this.opts = { ...DEFAULT_FLEET, ...options };
+    this.random = rng(this.opts.seed);
+    this.runId = runId;
+    const o = this.opts;
+    for (let d = 0; d < o.devices; d++) {
+      const sensors: Sensor[] = [];
+      for (let s = 0; s < o.sensorsPerDevice; s++) {
+        const [type, unit] = SENSORS[s % SENSORS.length]!;
+        const hz = o.minHz * (o.maxHz / o.minHz) ** this.random();
+        sensors.push({ type: s < SENSORS.length ? type : `${type}_${s}`, unit, hz, due: 0 });
+      }
+      this.devices.push({
+        id: `${o.devicePrefix}-${d}`,
+        region: o.regions[d % o.regions.length]!,
+        schemaVersion: this.random() < o.v2Fraction ? 2 : 1,
+        sensors,
+        ...(this.random() < o.cameraFraction ? { camera: { hz: o.cameraHz, due: 0 } } : {}),
+        pending: [],
+        firstPendingAt: 0,
+        seq: 0,
+      });
+    }
+  }
+
+  /** Events per second the fleet produces. */
+  get eventsPerSecond(): number {
+    let total = 0;
+    for (const d of this.devices) {
+      for (const s of d.sensors) total += s.hz;
+      if (d.camera) total += d.camera.hz;
+    }
+    return total;
+  }
+
+  get deviceIds(): string[] {
+    return this.devices.map((d) => d.id);
+  }
+
+  /** Advances every device to `now` (epoch ms) and returns the batches that are ready. */
+  tick(now: number): SimBatch[] {
+    const out: SimBatch[] = [];
+    const o = this.opts;
+    for (const d of this.devices) {
+      for (const s of d.sensors) {
+        if (s.due === 0) s.due = now;
+        const step = 1000 / s.hz;
+        for (let n = 0; s.due <= now && n < 10_000; n++, s.due += step) this.add(d, this.reading(d, s, s.due), now, out);
+      }
+      if (d.camera) {
+        if (d.camera.due === 0) d.camera.due = now;
+        const step = 1000 / d.camera.hz;
+        for (let n = 0; d.camera.due <= now && n < 1_000; n++, d.camera.due += step) this.add(d, this.frame(d, d.camera.due), now, out);
+      }
+      if (d.pending.length > 0 && now - d.firstPendingAt >= o.flushMs) this.flush(d, out);
+    }
+    if (o.duplicateFraction > 0 && this.sent.length > 0) {
+      const dups = Math.round(out.length * o.duplicateFraction + (this.random() < (out.length * o.duplicateFraction) % 1 ? 1 : 0));
+      for (let i = 0; i < dups; i++) out.push({ ...this.sent[Math.floor(this.random() * this.sent.length)]!, duplicate: true });
+    }
+    for (const b of out) {
+      if (!b.duplicate) {
+        this.sent.push(b);
+        if (this.sent.length > 256) this.sent.shift();
+      }
+    }
+    return out;
+  }
+
+  /** Every device's pending events as batches (end of run). */
+  flushAll(): SimBatch[] {
+    const out: SimBatch[] = [];
+    for (const d of this.devices) {
+      if (d.pending.length > 0) this.flush(d, out);
+      if (d.heldBack) {
+        out.push(d.heldBack);
+        delete d.heldBack;
+      }
+    }
+    return out;
+  }
+
+  private add(d: Device, e: Event, now: number, out: SimBatch[]): void {
+    if (d.pending.length === 0) d.firstPendingAt = now;
+    d.pending.push(e);
+    if (d.pending.length >= this.opts.batchSize) this.flush(d, out);
+  }
+
+  private flush(d: Device, out: SimBatch[]): void {
+    let malformed = 0;
+    const events = d.pending;
+    d.pending = [];
+    if (this.opts.malformedFraction > 0) {
+      for (let i = 0; i < events.length; i++) {
+        if (this.random() < this.opts.malformedFraction) {
+          events[i] = this.corrupt(events[i]!);
+          malformed++;
+        }
+      }
+    }
+    const b: SimBatch = { batch: { batchId: `${d.id}-${this.runId}-${d.seq++}`, events }, deviceId: d.id, schemaVersion: d.schemaVersion, malformed, duplicate: false };
+    if (d.heldBack) {
+      out.push(b, d.heldBack);
+      delete d.heldBack;
+    } else if (this.opts.outOfOrderFraction > 0 && this.random() < this.opts.outOfOrderFraction) {
+      d.heldBack = b;
+    } else {
+      out.push(b);
+    }
+  }
+
+  private reading(d: Device, s: Sensor, t: number): Event {
+    return {
+      kind: {
+        $case: 'telemetry',
+        value: {
+          eventId: `${d.id}:${s.type}:${Math.round(t * 1000)}`,
+          deviceId: d.id,
+          eventTime: new Date(t),
+          sensorType: s.type,
+          value: Math.round((50 + 30 * Math.sin(t / 10_000) + this.random() * 5) * 100) / 100,
+          unit: s.unit,
+          firmwareVersion: '4.2.1',
+          region: d.region,
+          schemaVersion: d.schemaVersion,
+          attributes: {},
+        },
+      },
+    };
+  }
+
+  private frame(d: Device, t: number): Event {
+    const n = Math.floor(this.random() * 3);
+    return {
+      kind: {
+        $case: 'detection',
+        value: {
+          eventId: `${d.id}:cam-1:${Math.round(t * 1000)}`,
+          deviceId: d.id,
+          streamId: 'cam-1',
+          frameTime: new Date(t),
+          region: d.region,
+          schemaVersion: 2,
+          detections: Array.from({ length: n }, (_, i) => ({
+            objectId: String(i),
+            classId: i,
+            label: LABELS[i % LABELS.length]!,
+            confidence: 0.5 + this.random() / 2,
+            trackerId: String(1000 + i),
+            bbox: { left: 0.1 * i, top: 0.2, width: 0.1, height: 0.3 },
+          })),
+          attributes: { model: 'yolo11n' },
+          firmwareVersion: '4.2.1',
+        },
+      },
+    };
+  }
+
+  private corrupt(e: Event): Event {
+    const pick = Math.floor(this.random() * 3);
+    const kind = e.kind!;
+    if (kind.$case === 'telemetry') {
+      const v = { ...kind.value };
+      if (pick === 0) v.value = Number.NaN;
+      else if (pick === 1) v.eventId = `bad id ${v.eventId}`;
+      else v.eventTime = new Date(Date.now() + 48 * 3_600_000);
+      return { kind: { $case: 'telemetry', value: v } };
+    }
+    const v = { ...kind.value };
+    if (pick === 0) v.eventId = '';
+    else v.frameTime = new Date(Date.now() + 48 * 3_600_000);
+    return { kind: { $case: 'detection', value: v } };
+  }
+}

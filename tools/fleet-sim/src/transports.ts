@@ -1,0 +1,205 @@
+// Device-side senders: gRPC bidirectional streams (pipelined, acks in order) and HTTP JSON.
+import { credentials, makeGenericClientConstructor, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { IngestAck, IngestRequest, IngestServiceService, IngestStatus, type EventBatch } from '@sluice/contracts';
+import type { RunStats } from './stats';
+import { toWireJson } from './wire-json';
+
+/** A batch to send: its encoded IngestRequest (gRPC) or its events (HTTP JSON), plus bookkeeping. */
+export interface OutBatch {
+  batchId: string;
+  events: number;
+  /** Encoded IngestRequest; built from `batch` when absent. */
+  bytes?: Buffer;
+  batch?: EventBatch;
+  schemaVersion?: 1 | 2;
+}
+
+export interface Sender {
+  /** Sends unless every connection is at its in-flight maximum; false = not sent. */
+  trySend(b: OutBatch): boolean;
+  /** Batches sent and not yet answered. */
+  readonly inFlight: number;
+  /** Resolves when nothing is in flight (bounded by `timeoutMs`). */
+  drain(timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+/** Options of the senders. */
+export interface SenderOptions {
+  /** Bearer token. */
+  token?: string | undefined;
+  /** Batches in flight per connection/stream. @default 16 */
+  maxInFlight?: number;
+  /** Resends of one batch after RETRY answers. @default 5 */
+  maxRetries?: number;
+}
+
+/** IngestService with a pass-through request serializer, so pre-encoded requests are sent as is. */
+const RawIngestClient = makeGenericClientConstructor(
+  {
+    ingest: { ...IngestServiceService.ingest, requestSerialize: (b: Buffer) => b },
+  } as never,
+  'sluice.gateway.v1.IngestService',
+);
+
+export function encodeRequest(batch: EventBatch): Buffer {
+  return Buffer.from(IngestRequest.encode({ batch }).finish());
+}
+
+interface Pending {
+  b: OutBatch;
+  sentAt: number;
+  attempt: number;
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** `streams` long-lived Ingest streams over one channel each; batches go to the least loaded. */
+export class GrpcStreamSender implements Sender {
+  private readonly streams: Array<{ call: ClientDuplexStream<Buffer, IngestAck>; pending: Pending[]; broken: boolean }> = [];
+  private readonly clients: Array<{ close(): void }> = [];
+  private readonly max: number;
+  private readonly maxRetries: number;
+  private timers = new Set<NodeJS.Timeout>();
+
+  constructor(target: string, streams: number, private readonly stats: RunStats, opts: SenderOptions = {}) {
+    this.max = opts.maxInFlight ?? 16;
+    this.maxRetries = opts.maxRetries ?? 5;
+    const md = new Metadata();
+    if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
+    for (let i = 0; i < streams; i++) {
+      // One channel per stream: separate HTTP/2 connections spread the load on the server.
+      const client = new RawIngestClient(target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024 }) as unknown as {
+        ingest(md: Metadata): ClientDuplexStream<Buffer, IngestAck>;
+        close(): void;
+      };
+      this.clients.push(client);
+      const call = client.ingest(md);
+      const s = { call, pending: [] as Pending[], broken: false };
+      call.on('data', (ack: IngestAck) => this.onAck(s, ack));
+      call.on('error', () => this.onBroken(s));
+      call.on('end', () => this.onBroken(s));
+      this.streams.push(s);
+    }
+  }
+
+  get inFlight(): number {
+    let n = 0;
+    for (const s of this.streams) n += s.pending.length;
+    return n;
+  }
+
+  trySend(b: OutBatch): boolean {
+    return this.sendAttempt(b, 0);
+  }
+
+  private sendAttempt(b: OutBatch, attempt: number): boolean {
+    let best: (typeof this.streams)[number] | undefined;
+    for (const s of this.streams) if (!s.broken && s.pending.length < this.max && (!best || s.pending.length < best.pending.length)) best = s;
+    if (!best) return false;
+    b.bytes ??= encodeRequest(b.batch!);
+    best.pending.push({ b, sentAt: performance.now(), attempt });
+    best.call.write(b.bytes);
+    if (attempt === 0) {
+      this.stats.batchesSent++;
+      this.stats.eventsSent += b.events;
+    }
+    return true;
+  }
+
+  private onAck(s: (typeof this.streams)[number], ack: IngestAck): void {
+    const p = s.pending.shift();
+    if (!p) return;
+    if (ack.status === IngestStatus.RETRY) {
+      this.stats.retries++;
+      if (p.attempt >= this.maxRetries) {
+        this.stats.failures++;
+        return;
+      }
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        if (!this.sendAttempt(p.b, p.attempt + 1)) this.stats.failures++;
+      }, ack.retryAfterMs || 100);
+      this.timers.add(t);
+      return;
+    }
+    this.stats.recordAck(performance.now() - p.sentAt, ack.accepted, ack.rejections.length);
+  }
+
+  private onBroken(s: (typeof this.streams)[number]): void {
+    if (s.broken) return;
+    s.broken = true;
+    this.stats.failures += s.pending.length;
+    s.pending.length = 0;
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    return waitUntil(() => this.inFlight === 0 && this.timers.size === 0, timeoutMs);
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    for (const s of this.streams) if (!s.broken) s.call.end();
+    for (const c of this.clients) c.close();
+  }
+}
+
+/** `POST /v1/events` with up to `concurrency` requests at once; JSON in the device's schema version. */
+export class HttpSender implements Sender {
+  private active = 0;
+  private readonly maxRetries: number;
+
+  constructor(private readonly url: string, private readonly concurrency: number, private readonly stats: RunStats, private readonly opts: SenderOptions = {}) {
+    this.maxRetries = opts.maxRetries ?? 5;
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  trySend(b: OutBatch): boolean {
+    if (this.active >= this.concurrency) return false;
+    this.stats.batchesSent++;
+    this.stats.eventsSent += b.events;
+    this.active++;
+    this.post(b).finally(() => this.active--);
+    return true;
+  }
+
+  private async post(b: OutBatch): Promise<void> {
+    const body = JSON.stringify(b.batch!.events.map((e) => toWireJson(e, b.schemaVersion ?? 1)));
+    for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
+      const started = performance.now();
+      try {
+        const res = await fetch(this.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': b.batchId, ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) },
+          body,
+        });
+        const json = (await res.json()) as { accepted?: number; rejections?: unknown[]; retry_after_ms?: number };
+        if (res.status === 429 || res.status === 503) {
+          this.stats.retries++;
+          await new Promise((r) => setTimeout(r, json.retry_after_ms ?? 1000));
+          continue;
+        }
+        this.stats.recordAck(performance.now() - started, json.accepted ?? 0, json.rejections?.length ?? 0);
+        return;
+      } catch {
+        this.stats.retries++;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    this.stats.failures++;
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    return waitUntil(() => this.active === 0, timeoutMs);
+  }
+
+  close(): void {
+    // Requests in flight finish by themselves; fetch keeps no connection to close.
+  }
+}
