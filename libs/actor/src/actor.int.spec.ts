@@ -54,6 +54,21 @@ describe('Actor on real JetStream', () => {
     return { pending: info.num_pending, ackPending: info.num_ack_pending };
   }
 
+  it("never changes an existing stream's settings when it only consumes it; shares one metrics registry", async () => {
+    const t = topology();
+    await ensureStream(nats.jsm, { ...t.stream, duplicateWindowMs: 600_000, maxAgeMs: 3_600_000 });
+    const registry = new Registry();
+    for (const durable of ['one', 'two']) {
+      const actor = new Actor<string>({ ...t, consumer: { durable }, service: 'actor-test', nc: nats.nc, logger, registry, decode: (m) => m.string(), handle: async (b) => b.map(() => Outcomes.ack()) });
+      actors.push(actor as Actor<unknown>);
+      await actor.start();
+    }
+    const info = await nats.jsm.streams.info(t.stream.name);
+    expect(info.config.duplicate_window).toBe(600_000 * 1e6);
+    expect(info.config.max_age).toBe(3_600_000 * 1e6);
+    expect(await registry.getSingleMetricAsString('sluice_lifecycle_state')).toMatch(/consumer="two"/);
+  });
+
   it('redelivers a retried message after the requested delay, then acks it', async () => {
     const t = await topology();
     const seen: Array<{ at: number; count: number }> = [];

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import { STREAMS, dlqSubject } from '@sluice/contracts';
+import { topology as canonicalTopology, type Topology } from '@sluice/contracts';
 import { ATTR, extractTraceContext, tracer, type Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from './backoff';
@@ -60,9 +60,14 @@ export interface ActorOptions<T> {
   /** Deliveries before a retried message is dead-lettered. Default 10. */
   maxDeliver?: number;
   backoff?: BackoffOptions;
-  /** Create/update the stream, the consumer and the DLQ stream on start. Default true. */
+  /**
+   * On start, create the stream and the DLQ stream if missing (never changing an existing one: its
+   * owner provisions settings) and create or update the consumer. Default true.
+   */
   provision?: boolean;
-  /** Where dead letters go. Default the shared `DLQ` stream, subject `dlq.<service>`. */
+  /** Streams and subjects of the installation (`rt.topology`); names the default DLQ. Default canonical. */
+  topology?: Topology;
+  /** Where dead letters go. Default `topology.streams.dlq`, subject `topology.dlq(service)`. */
   dlq?: { stream: StreamSpec; subject: string };
   logger: Logger;
   registry: Registry;
@@ -97,7 +102,7 @@ export class Actor<T> {
   readonly lifecycle = new Lifecycle();
   private readonly js: JetStreamClient;
   private readonly metrics: ActorMetrics;
-  private readonly labels: { service: string; consumer: string };
+  private readonly labels: { service: string; stream: string; consumer: string };
   private readonly log: Logger;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
@@ -109,9 +114,10 @@ export class Actor<T> {
 
   constructor(private readonly opts: ActorOptions<T>) {
     this.js = jetstream(opts.nc);
-    this.dlq = opts.dlq ?? { stream: STREAMS.DLQ, subject: dlqSubject(opts.service) };
-    this.metrics = new ActorMetrics(opts.registry);
-    this.labels = { service: opts.service, consumer: opts.consumer.durable };
+    const topo = opts.topology ?? canonicalTopology();
+    this.dlq = opts.dlq ?? { stream: topo.streams.dlq, subject: topo.dlq(opts.service) };
+    this.metrics = ActorMetrics.for(opts.registry);
+    this.labels = { service: opts.service, stream: opts.stream.name, consumer: opts.consumer.durable };
     this.log = opts.logger.child({ consumer: opts.consumer.durable, stream: opts.stream.name });
     this.metrics.state.set(this.labels, STATE_CODE.starting);
     this.lifecycle.onChange((to, from, cause) => {
@@ -135,8 +141,8 @@ export class Actor<T> {
     try {
       if (this.opts.provision !== false) {
         const jsm = await jetstreamManager(this.opts.nc);
-        await ensureStream(jsm, this.opts.stream);
-        await ensureStream(jsm, this.dlq.stream);
+        await ensureStream(jsm, this.opts.stream, { update: false });
+        await ensureStream(jsm, this.dlq.stream, { update: false });
         await ensureConsumer(jsm, this.opts.stream.name, this.opts.consumer);
       }
       const consumer = await this.js.consumers.get(this.opts.stream.name, this.opts.consumer.durable);

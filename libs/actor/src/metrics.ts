@@ -1,22 +1,36 @@
 import { METRICS } from '@sluice/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** The metrics every actor exports, labelled by service and consumer. */
-export class ActorMetrics {
-  readonly processed: Counter<'service' | 'consumer'>;
-  readonly retried: Counter<'service' | 'consumer'>;
-  readonly deadLettered: Counter<'service' | 'consumer' | 'error_class'>;
-  readonly failed: Counter<'service' | 'consumer'>;
-  readonly handlerDuration: Histogram<'service' | 'consumer'>;
-  readonly batchSize: Histogram<'service' | 'consumer'>;
-  readonly inFlightBytes: Gauge<'service' | 'consumer'>;
-  readonly pending: Gauge<'service' | 'consumer'>;
-  readonly ackPending: Gauge<'service' | 'consumer'>;
-  readonly redelivered: Gauge<'service' | 'consumer'>;
-  readonly state: Gauge<'service' | 'consumer'>;
+type L = 'service' | 'stream' | 'consumer';
 
-  constructor(registry: Registry) {
-    const labelNames = ['service', 'consumer'] as const;
+const byRegistry = new WeakMap<Registry, ActorMetrics>();
+
+/** The metrics every actor exports, labelled by service, stream and consumer. */
+export class ActorMetrics {
+  /** One set per registry: several actors of a service share it and differ by labels. */
+  static for(registry: Registry): ActorMetrics {
+    let m = byRegistry.get(registry);
+    if (!m) {
+      m = new ActorMetrics(registry);
+      byRegistry.set(registry, m);
+    }
+    return m;
+  }
+
+  readonly processed: Counter<L>;
+  readonly retried: Counter<L>;
+  readonly deadLettered: Counter<L | 'error_class'>;
+  readonly failed: Counter<L>;
+  readonly handlerDuration: Histogram<L>;
+  readonly batchSize: Histogram<L>;
+  readonly inFlightBytes: Gauge<L>;
+  readonly pending: Gauge<L>;
+  readonly ackPending: Gauge<L>;
+  readonly redelivered: Gauge<L>;
+  readonly state: Gauge<L>;
+
+  private constructor(registry: Registry) {
+    const labelNames = ['service', 'stream', 'consumer'] as const;
     const registers = [registry];
     this.processed = new Counter({ name: METRICS.messagesProcessed, help: 'Messages acknowledged after processing', labelNames, registers });
     this.retried = new Counter({ name: METRICS.messagesRetried, help: 'Messages handed back for redelivery (nak with delay)', labelNames, registers });

@@ -55,11 +55,20 @@ function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
 }
 
+export interface EnsureStreamOptions {
+  /**
+   * Bring an existing stream's settings to `spec`. Only the stream's owner should (the service that
+   * publishes to it); a consumer that merely needs the stream to exist must not reset the owner's
+   * retention or duplicate window. Default `true`.
+   */
+  update?: boolean;
+}
+
 /**
- * Creates the stream, or updates it to `spec` when it exists (idempotent; safe from every replica at
- * once: a concurrent create that loses the race falls back to update).
+ * Creates the stream, or (with `update`) brings an existing one to `spec`. Idempotent and safe from
+ * every replica at once: a concurrent create that loses the race falls back to the existing stream.
  */
-export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
+export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, opts: EnsureStreamOptions = {}): Promise<void> {
   const config = streamConfig(spec);
   try {
     await jsm.streams.info(spec.name);
@@ -75,6 +84,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       });
     }
   }
+  if (opts.update === false) return;
   const { name: _name, ...update } = config;
   await jsm.streams.update(spec.name, update);
 }

@@ -22,9 +22,12 @@ export interface Runtime<C extends CommonConfig> {
   tracing: Tracing;
 }
 
+/** What `serve` needs of an actor, whatever its message type. */
+export type ServedActor = Pick<Actor<unknown>, 'start' | 'stop' | 'isReady' | 'lifecycle' | 'state'>;
+
 export interface ServeOptions {
   /** Actors: their failure stops the process (exit 1); they are drained on shutdown. */
-  actors?: Array<Actor<never> | Actor<unknown>>;
+  actors?: ReadonlyArray<ServedActor>;
   /** Stopped before the actors (e.g. an HTTP/gRPC server that accepts work). */
   before?: Stoppable[];
   /** Stopped after the actors, before NATS is drained (e.g. Redis, PostgreSQL). */
@@ -60,7 +63,7 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
  * SIGTERM/SIGINT or an actor fails; shutdown order: `before`, actors, `after`, ops server, NATS, tracing.
  */
 export async function serve<C extends CommonConfig>(rt: Runtime<C>, opts: ServeOptions = {}): Promise<OpsServer> {
-  const actors = (opts.actors ?? []) as Array<Actor<unknown>>;
+  const actors = opts.actors ?? [];
   const ops = await startOpsServer({
     port: rt.config.OPS_PORT,
     host: rt.config.OPS_HOST,

@@ -1,0 +1,72 @@
+import { bool, csv, defineConfig, durationMs, parseDurationMs, positiveInt, z } from '@sluice/config';
+
+/** Test-only fault injection points; see fault-injection.ts. */
+export const CRASH_POINTS = ['after-claim', 'after-publish'] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+const schema = defineConfig({
+  /** Redis holding the claims. Default `redis://127.0.0.1:6379`. */
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379').refine((v) => /^rediss?:\/\/\S+$/.test(v), 'must be redis://host:port or rediss://host:port'),
+  /**
+   * Raw streams to consume, comma-separated (one actor per stream, all sharing DEDUPE_DURABLE).
+   * Default: the topology's raw stream (`TELEMETRY_RAW`, or `<NS>_TELEMETRY_RAW` with SLUICE_NAMESPACE).
+   * The default stream is created if missing (never updated); any other stream must already exist.
+   */
+  DEDUPE_STREAMS: csv(''),
+  /** Durable consumer name shared by every replica. Default `dedupe`. */
+  DEDUPE_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or - (at most 64)').default('dedupe'),
+  /** Prefix of every claim key (`<prefix>dedupe:<event_id>`). Default none. */
+  DEDUPE_KEY_PREFIX: z.string().max(128, 'must be at most 128 characters').default(''),
+  /** How long a claim (and so duplicate detection for an event id) lasts. Default `7d`. */
+  DEDUPE_TTL: durationMs('7d'),
+  /** Bound on one Redis round trip (the whole batch pipeline). Default `2s`. */
+  DEDUPE_REDIS_TIMEOUT: durationMs('2s'),
+  /**
+   * What to do while Redis is unreachable: `retry` (default) redelivers the batch with backoff and
+   * publishes nothing; `pass` publishes the events unclaimed (duplicates may reach the clean stream),
+   * logged and counted in `sluice_dedupe_pass_through_total`.
+   */
+  DEDUPE_ON_REDIS_DOWN: z.enum(['retry', 'pass']).default('retry'),
+  /** Raw messages handed to one handler call (one Redis round trip). Default 64. */
+  DEDUPE_BATCH_MESSAGES: positiveInt(64),
+  /**
+   * Actors per raw stream in one process, sharing the durable consumer like replicas: one waits for
+   * Redis while another publishes. Default 2.
+   */
+  DEDUPE_CONCURRENCY: positiveInt(2),
+  /** Server ack wait of the raw consumer. Default `30s`. */
+  DEDUPE_ACK_WAIT: durationMs('30s'),
+  /** Deliveries before a raw message is dead-lettered (Redis or NATS down that long). Default 50. */
+  DEDUPE_MAX_DELIVER: positiveInt(50),
+  /** Redelivery delays after a failed attempt, comma-separated durations. Default `250ms,1s,5s,15s,60s`. */
+  DEDUPE_BACKOFF: csv('250ms,1s,5s,15s,60s').transform((items, ctx) =>
+    items.map((item) => {
+      const ms = parseDurationMs(item);
+      if (ms === undefined) ctx.addIssue({ code: 'custom', message: `must be durations like 250ms,1s,5s, got "${item}"` });
+      return ms ?? 0;
+    }),
+  ),
+  /**
+   * Duplicate window of the clean stream (provisioned by dedupe): a clean batch republished after a
+   * crash between publish and ack is dropped by the server within it. Must exceed DEDUPE_ACK_WAIT by
+   * a wide margin. Default `10m`.
+   */
+  DEDUPE_CLEAN_DUPLICATE_WINDOW: durationMs('10m'),
+  /** Create/update the clean and DLQ streams and the consumers on start. Default `true`. */
+  DEDUPE_PROVISION: bool(true),
+  /**
+   * FAULT INJECTION FOR TESTS ONLY: `after-claim` or `after-publish` makes the process SIGKILL itself
+   * the first time it reaches that point. Rejected when SLUICE_ENV=production. Default unset.
+   */
+  DEDUPE_CRASH_AT: z.enum(CRASH_POINTS).optional(),
+}).superRefine((cfg, ctx) => {
+  if (cfg.SLUICE_ENV === 'production' && cfg.DEDUPE_CRASH_AT !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['DEDUPE_CRASH_AT'], message: 'is fault injection for tests and must not be set in production' });
+  }
+  if (cfg.DEDUPE_CLEAN_DUPLICATE_WINDOW <= cfg.DEDUPE_ACK_WAIT * 2) {
+    ctx.addIssue({ code: 'custom', path: ['DEDUPE_CLEAN_DUPLICATE_WINDOW'], message: 'must be more than twice DEDUPE_ACK_WAIT, or a republish after a crash could duplicate a clean batch' });
+  }
+});
+
+export const dedupeConfig = schema;
+export type DedupeConfig = z.infer<typeof schema>;

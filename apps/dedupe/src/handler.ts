@@ -1,0 +1,136 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
+import { Outcomes, publishDurable, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
+import { CONTENT_TYPES, encodeBatch, type Event, type Topology } from '@sluice/contracts';
+import { ATTR, tracer, type Logger } from '@sluice/observability';
+import type { ClaimRequest, ClaimResult, ClaimStore } from './claims';
+import type { CrashPoint } from './config';
+import { RedisUnavailableError } from './errors';
+import { claimKey, claimOwner, cleanMessageId } from './keys';
+import type { DedupeMetrics } from './metrics';
+import type { RawMessage } from './raw-message';
+
+export interface DedupeHandlerOptions {
+  /** Name of the raw stream this handler's actor consumes: part of owners and clean message ids. */
+  stream: string;
+  topology: Topology;
+  js: JetStreamClient;
+  claims: ClaimStore;
+  /** Claim key prefix. */
+  keyPrefix: string;
+  /** `retry` (redeliver later) or `pass` (publish unclaimed) while Redis is unavailable. */
+  onRedisDown: 'retry' | 'pass';
+  metrics: DedupeMetrics;
+  log: Logger;
+  /** Test-only fault injection hook; a no-op in normal operation. */
+  crashPoint?: (point: CrashPoint) => void;
+  /** JetStream publish ack timeout. Default 5 s. */
+  publishTimeoutMs?: number;
+}
+
+const tr = tracer('@sluice/dedupe');
+
+async function inSpan<T>(name: string, attributes: Record<string, string | number>, fn: (span: Span) => Promise<T>): Promise<T> {
+  return tr.startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/**
+ * The dedupe step for one raw stream (DESIGN.md §3): claim every event id of the whole batch in one
+ * Redis round trip, keep the events whose claim is new or already this message's, publish them as one
+ * clean batch per raw message with `Nats-Msg-Id = raw:<stream>:<seq>`, and only then ack.
+ *
+ * Crash after claiming: the redelivered message finds its claims owned by itself and publishes them.
+ * Crash after publishing: the republish carries the same msg id and the clean stream's duplicate
+ * window drops it. Another raw message owning a claim means a duplicate: dropped and counted.
+ */
+export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<RawMessage> {
+  const { stream, metrics, log } = opts;
+  const crash = opts.crashPoint ?? (() => undefined);
+  let lastPassWarning = 0;
+
+  return async (batch: ReadonlyArray<Delivery<RawMessage>>): Promise<Outcome[]> => {
+    const requests: ClaimRequest[] = [];
+    for (const d of batch) {
+      const owner = claimOwner(stream, d.seq);
+      metrics.messageEvents.observe(d.value.events.length);
+      if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
+      for (const id of d.value.ids) requests.push({ key: claimKey(opts.keyPrefix, id), owner });
+    }
+
+    let results: ClaimResult[] | undefined;
+    const end = metrics.redisDuration.startTimer();
+    try {
+      results = await inSpan('dedupe claim', { [ATTR.eventCount]: requests.length, [ATTR.messagingBatchCount]: batch.length }, () => opts.claims.claim(requests));
+      end({ outcome: 'ok' });
+    } catch (err) {
+      if (requests.length > 0) end({ outcome: 'error' });
+      if (!(err instanceof RedisUnavailableError)) throw err;
+      if (opts.onRedisDown === 'retry') {
+        log.warn({ err, messages: batch.length }, 'redis unavailable; batch will be redelivered');
+        return batch.map(() => Outcomes.retry(err));
+      }
+      metrics.passThrough.inc(requests.length);
+      if (Date.now() - lastPassWarning > 10_000) {
+        lastPassWarning = Date.now();
+        log.warn({ err, events: requests.length }, 'redis unavailable; DEDUPE_ON_REDIS_DOWN=pass: publishing events WITHOUT deduplication');
+      }
+    }
+
+    crash('after-claim');
+
+    const kept: Event[][] = [];
+    const counts: Record<ClaimResult, number> = { new: 0, ours: 0, theirs: 0 };
+    let r = 0;
+    for (const d of batch) {
+      const events: Event[] = [];
+      for (const event of d.value.events) {
+        const result = results?.[r++] ?? 'new';
+        counts[result]++;
+        if (result !== 'theirs') events.push(event);
+      }
+      kept.push(events);
+    }
+    if (counts.theirs) metrics.duplicates.inc({ reason: 'claimed' }, counts.theirs);
+    if (results && counts.new) metrics.claims.inc({ result: 'new' }, counts.new);
+    if (results && counts.ours) metrics.claims.inc({ result: 'ours' }, counts.ours);
+
+    const outcomes = await inSpan('dedupe publish', { [ATTR.messagingBatchCount]: batch.length }, (span) =>
+      Promise.all(
+        batch.map(async (d, i): Promise<Outcome> => {
+          const events = kept[i]!;
+          if (events.length === 0) return Outcomes.ack();
+          const msgId = cleanMessageId(stream, d.seq);
+          try {
+            await publishDurable(opts.js, opts.topology.clean(d.value.region), encodeBatch({ batchId: msgId, events }), {
+              msgId,
+              contentType: CONTENT_TYPES.EVENT_BATCH,
+              context: d.context,
+              expectStream: opts.topology.streams.clean.name,
+              timeoutMs: opts.publishTimeoutMs ?? 5_000,
+            });
+          } catch (err) {
+            span.recordException(err as Error);
+            log.warn({ err, seq: d.seq, stream }, 'clean publish failed; raw message will be redelivered');
+            return Outcomes.retry(err as Error);
+          }
+          metrics.eventsPublished.inc(events.length);
+          metrics.cleanMessages.inc();
+          return Outcomes.ack();
+        }),
+      ),
+    );
+
+    if (kept.some((k) => k.length > 0)) crash('after-publish');
+    return outcomes;
+  };
+}

@@ -1,0 +1,226 @@
+// `npm run bench -- dedupe [--seconds N] [--events-per-message 500] [--messages N] [--batch 64] [--dup-ratio 0]`
+//
+// Events/s through dedupe: pre-fills a raw stream with N EventBatch messages, runs the dedupe
+// pipeline in this process (buildDedupe: the same code main.ts runs, against the local NATS and
+// Redis) and measures the time until every clean message is in the clean stream. The baseline is the
+// same pipeline with a claim store that answers "new" without any I/O: decode, re-encode, publish
+// and ack, i.e. the ceiling set by everything except Redis. Each run uses its own namespace (streams)
+// and key prefix, deleted afterwards.
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ensureStream, publishDurable } from '@sluice/actor';
+import { CONTENT_TYPES, encodeBatch, TelemetryEvent, topology, type Event, type Topology } from '@sluice/contracts';
+import { createDeviceHasher, createLogger } from '@sluice/observability';
+import { Registry } from 'prom-client';
+import { percentile, round, type Bench, type BenchResult } from '../result';
+
+// tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
+// pipeline: the module is loaded by path at run time and typed by this minimal local view.
+type ClaimResult = 'new' | 'ours' | 'theirs';
+interface ClaimStore {
+  claim(requests: ReadonlyArray<{ key: string; owner: string }>): Promise<ClaimResult[]>;
+  isReady(): boolean;
+}
+interface StartableActor {
+  start(): Promise<void>;
+  stop(deadlineMs?: number): Promise<void>;
+}
+interface DedupeModule {
+  buildDedupe(
+    deps: { nc: NatsConnection; topology: Topology; claims: ClaimStore; log: ReturnType<typeof createLogger>; registry: Registry },
+    opts: { keyPrefix?: string; batchMessages?: number; ackWaitMs?: number; concurrency?: number },
+  ): Promise<{ actors: StartableActor[] }>;
+  RedisClaimStore: new (opts: { redis: RedisLike; ttlMs: number; timeoutMs: number }) => ClaimStore;
+  connectRedis(opts: { url: string; commandTimeoutMs: number; log: ReturnType<typeof createLogger> }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
+}
+interface RedisLike {
+  status: string;
+  pipeline(): { exec(...args: unknown[]): Promise<unknown> };
+  scan(cursor: string, ...args: Array<string | number>): Promise<[string, string[]]>;
+  unlink(...keys: string[]): Promise<number>;
+}
+
+const DEDUPE_MODULE = join(__dirname, '..', '..', '..', '..', 'apps', 'dedupe', 'src', 'index.ts');
+
+const log = createLogger({ service: 'bench-dedupe', level: 'warn', hashDeviceId: createDeviceHasher('bench-key-0123456789') });
+
+/** Counts `pipeline().exec()` calls on the connection: each is one Redis round trip. */
+function countRoundTrips(redis: RedisLike): { count: number } {
+  const counter = { count: 0 };
+  const pipeline = redis.pipeline.bind(redis);
+  redis.pipeline = () => {
+    const p = pipeline();
+    const exec = p.exec.bind(p);
+    p.exec = (...args: unknown[]) => {
+      counter.count++;
+      return exec(...args);
+    };
+    return p;
+  };
+  return counter;
+}
+
+/** Counts handler batches (each claims once) and times every claim call. */
+class MeasuredClaims implements ClaimStore {
+  calls = 0;
+  requests = 0;
+  readonly latencies: number[] = [];
+  constructor(private readonly inner: ClaimStore | undefined) {}
+  isReady() {
+    return this.inner?.isReady() ?? true;
+  }
+  async claim(requests: ReadonlyArray<{ key: string; owner: string }>): Promise<ClaimResult[]> {
+    this.calls++;
+    this.requests += requests.length;
+    if (!this.inner) return requests.map(() => 'new');
+    const t = performance.now();
+    const r = await this.inner.claim(requests);
+    this.latencies.push(performance.now() - t);
+    return r;
+  }
+}
+
+function makeEvents(message: number, perMessage: number, dupRatio: number, runId: string): Event[] {
+  return Array.from({ length: perMessage }, (_, i) => {
+    // A share of each message repeats ids of the previous message (a device resend).
+    const m = message > 0 && i < perMessage * dupRatio ? message - 1 : message;
+    return {
+      kind: {
+        $case: 'telemetry' as const,
+        value: TelemetryEvent.fromPartial({
+          eventId: `${runId}-${m}-${i}`,
+          deviceId: `dev-${i % 50}`,
+          region: 'eu',
+          sensorType: 'engine_temp',
+          value: 20 + (i % 30),
+          unit: 'C',
+          eventTime: new Date(1_700_000_000_000 + m * 1000 + i),
+          schemaVersion: 1,
+        }),
+      },
+    };
+  });
+}
+
+async function prefill(js: JetStreamClient, t: Topology, messages: number, perMessage: number, dupRatio: number, runId: string) {
+  let next = 0;
+  const worker = async () => {
+    while (next < messages) {
+      const m = next++;
+      const batchId = `${runId}-b${m}`;
+      await publishDurable(js, t.raw('eu'), encodeBatch({ batchId, events: makeEvents(m, perMessage, dupRatio, runId) }), {
+        msgId: batchId,
+        contentType: CONTENT_TYPES.EVENT_BATCH,
+        timeoutMs: 30_000,
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+interface RunResult {
+  seconds: number;
+  cleanMessages: number;
+  cleanEvents: number;
+}
+
+async function run(
+  mod: DedupeModule,
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  claims: MeasuredClaims,
+  opts: { messages: number; perMessage: number; dupRatio: number; batch: number; concurrency: number; prefix: string; label: string },
+): Promise<RunResult> {
+  const ns = `bench-${opts.label}-${Date.now().toString(36)}`;
+  const t = topology(ns);
+  const js = jetstream(nc);
+  try {
+    await ensureStream(jsm, t.streams.raw);
+    await prefill(js, t, opts.messages, opts.perMessage, opts.dupRatio, ns);
+    const registry = new Registry();
+    const { actors } = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix: `${opts.prefix}${ns}:`, batchMessages: opts.batch, concurrency: opts.concurrency });
+    // dup-ratio < 1: every message keeps some new events, so each yields one clean message.
+    const expected = opts.messages;
+    const t0 = performance.now();
+    await Promise.all(actors.map((a) => a.start()));
+    const deadline = Date.now() + 15 * 60_000;
+    let info = await jsm.streams.info(t.streams.clean.name);
+    while (info.state.messages < expected && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      info = await jsm.streams.info(t.streams.clean.name);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (info.state.messages < expected) throw new Error(`${opts.label}: only ${info.state.messages} of ${expected} clean messages after 15 min`);
+    await Promise.all(actors.map((a) => a.stop(10_000)));
+    const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
+    return { seconds, cleanMessages: info.state.messages, cleanEvents: published?.values[0]?.value ?? 0 };
+  } finally {
+    for (const s of Object.values(t.streams)) await jsm.streams.delete(s.name).catch(() => undefined);
+  }
+}
+
+async function deleteKeys(redis: RedisLike, prefix: string) {
+  let cursor = '0';
+  let rounds = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 10_000);
+    if (keys.length) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0' && ++rounds < 100_000);
+}
+
+const bench: Bench = async (opts) => {
+  const perMessage = Number(opts.flags['events-per-message'] ?? 500);
+  // Sized so the dedupe run lasts about --seconds at the 200k events/s target.
+  const messages = Number(opts.flags['messages'] ?? Math.max(20, Math.round((opts.seconds * 200_000) / perMessage)));
+  const batch = Number(opts.flags['batch'] ?? 64);
+  const concurrency = Number(opts.flags['concurrency'] ?? 2);
+  const dupRatio = Number(opts.flags['dup-ratio'] ?? 0);
+  if (!(perMessage > 0 && messages > 0 && batch > 0 && concurrency > 0 && dupRatio >= 0 && dupRatio < 1)) throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio');
+
+  const mod = (await import(DEDUPE_MODULE)) as DedupeModule;
+  const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', name: 'bench-dedupe' });
+  const jsm = await jetstreamManager(nc);
+  const { redis, stoppable } = mod.connectRedis({ url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', commandTimeoutMs: 10_000, log });
+  const prefix = `bench-dedupe-${Date.now().toString(36)}:`;
+  try {
+    const deadline = Date.now() + 10_000;
+    while (redis.status !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const common = { messages, perMessage, dupRatio, batch, concurrency, prefix };
+    const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), { ...common, label: 'baseline' });
+    const roundTrips = countRoundTrips(redis);
+    const claims = new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }));
+    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' });
+    const lat = [...claims.latencies].sort((a, b) => a - b);
+    const total = messages * perMessage;
+    const result: BenchResult = {
+      name: 'dedupe',
+      events_per_s: Math.round(total / dd.seconds),
+      p50_ms: round(percentile(lat, 50)),
+      p99_ms: round(percentile(lat, 99)),
+      baseline_events_per_s: Math.round(total / base.seconds),
+      latency_of: 'one Redis claim round trip (a whole batch)',
+      messages,
+      events_per_message: perMessage,
+      events: total,
+      dup_ratio: dupRatio,
+      clean_events: dd.cleanEvents,
+      seconds: round(dd.seconds),
+      baseline_seconds: round(base.seconds),
+      concurrency,
+      batches: claims.calls,
+      avg_messages_per_batch: round(messages / Math.max(1, claims.calls)),
+      redis_round_trips: roundTrips.count,
+      redis_round_trips_per_batch: round(roundTrips.count / Math.max(1, claims.calls), 3),
+      claims_per_round_trip: Math.round(claims.requests / Math.max(1, claims.calls)),
+    };
+    return result;
+  } finally {
+    await deleteKeys(redis, prefix).catch(() => undefined);
+    await stoppable.stop();
+    await nc.drain().catch(() => undefined);
+  }
+};
+
+export default bench;
