@@ -2,7 +2,7 @@
 // src/index.ts into dist/<root>/index.js. npm packages stay external (node_modules); @sluice/* libraries
 // are compiled in, since workspaces consume each other as source. Types are the typecheck target's job.
 import { build } from 'esbuild';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = process.argv[2];
@@ -25,3 +25,6 @@ await build({
   tsconfig: 'tsconfig.base.json',
   logLevel: 'warning',
 });
+// Versioned SQL and other run-time assets travel with the bundle.
+const migrations = join(root, 'migrations');
+if (app && existsSync(migrations)) cpSync(migrations, join(outdir, 'migrations'), { recursive: true });

@@ -11,6 +11,7 @@
  *
  * Not an Nx project: a plain script run by scripts/run.sh after the services are ensured.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -42,6 +43,14 @@ const LOCAL_DEFAULTS: Record<string, string> = {
   OPS_HOST: '127.0.0.1',
   SLUICE_ENV: 'development',
   LOG_LEVEL: 'info',
+};
+
+// One throwaway device credential per run: the gateway knows only its hash (a `*` gateway
+// credential), the simulator presents it.
+const DEV_TOKEN = randomBytes(24).toString('hex');
+const DEV_AUTH: Record<string, string> = {
+  INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEV_TOKEN).digest('hex')}=*`,
+  FLEET_SIM_TOKEN: DEV_TOKEN,
 };
 
 interface Options {
@@ -151,7 +160,7 @@ function startChild(
   opsPort?: number,
 ): Child {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries(LOCAL_DEFAULTS)) if (!env[k]) env[k] = v;
+  for (const [k, v] of Object.entries({ ...LOCAL_DEFAULTS, ...DEV_AUTH })) if (!env[k]) env[k] = v;
   Object.assign(env, extraEnv);
   if (opsPort !== undefined) env.OPS_PORT = String(opsPort);
   env.OTEL_SERVICE_NAME ??= name;

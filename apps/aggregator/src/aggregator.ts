@@ -1,0 +1,262 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Actor, ensureStream, Outcomes, type Delivery } from '@sluice/actor';
+import type { Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import { Pool } from 'pg';
+import type { Registry } from 'prom-client';
+import { WindowCloser } from './closer';
+import type { AggregatorConfig } from './config';
+import { parseDerived } from './derived';
+import { isTransientStoreError, StoreUnavailableError } from './errors';
+import { AggregatorMetrics } from './metrics';
+import { migrate, migrationsDir } from './migrate';
+import { decodeCleanMessage, type CleanMessage } from './partial';
+import { Partitions } from './partitions';
+import { RollupQueries } from './query';
+import { parseResolutions, type Resolution } from './resolutions';
+import { RollupWriter, type FlushStats } from './writer';
+
+export const SERVICE = 'aggregator';
+
+export interface AggregatorDeps {
+  nc: NatsConnection;
+  topology: Topology;
+  config: AggregatorConfig;
+  log: Logger;
+  registry: Registry;
+  /** Wall clock (tests). Default `Date.now`. */
+  now?: () => number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The aggregator's parts: the clean-telemetry actor whose handler is one flush transaction per batch
+ * (the actor collects a batch for the flush interval, so a batch is a flush), the window closer, and
+ * the periodic partition upkeep. `main.ts` wires it with the query API; tests run it in-process.
+ */
+export class Aggregator {
+  readonly pool: Pool;
+  readonly metrics: AggregatorMetrics;
+  readonly resolutions: Resolution[];
+  readonly partitions: Partitions;
+  readonly writer: RollupWriter;
+  readonly closer: WindowCloser;
+  readonly queries: RollupQueries;
+  readonly actor: Actor<CleanMessage>;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private commits = 0;
+  private readonly killAfter: number | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private maintaining: Promise<void> | undefined;
+
+  constructor(private readonly deps: AggregatorDeps) {
+    const { config, log } = deps;
+    this.log = log;
+    this.now = deps.now ?? Date.now;
+    this.resolutions = parseResolutions(config.AGGREGATOR_RESOLUTIONS, config.AGGREGATOR_RETENTION);
+    const derived = parseDerived(config.AGGREGATOR_DERIVED);
+    this.metrics = new AggregatorMetrics(deps.registry);
+    this.pool = new Pool({
+      connectionString: config.AGGREGATOR_PG_URL,
+      max: config.AGGREGATOR_PG_POOL,
+      connectionTimeoutMillis: 5_000,
+      application_name: SERVICE,
+    });
+    // A dropped idle connection must not crash the process; the next query reconnects.
+    this.pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
+    this.partitions = new Partitions(this.pool, this.resolutions);
+    this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
+      maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
+      allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
+      now: this.now,
+    });
+    const publish =
+      config.AGGREGATOR_PUBLISH_RESOLUTIONS.length > 0
+        ? config.AGGREGATOR_PUBLISH_RESOLUTIONS
+        : this.resolutions.map((r) => r.name);
+    this.closer = new WindowCloser({
+      pool: this.pool,
+      js: jetstream(deps.nc),
+      topology: deps.topology,
+      resolutions: this.resolutions,
+      publish: new Set(publish),
+      allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
+      log,
+      metrics: this.metrics,
+    });
+    this.queries = new RollupQueries(this.pool);
+    const fault = config.AGGREGATOR_FAULT
+      ? /^kill-after-commit:(\d+)$/.exec(config.AGGREGATOR_FAULT)
+      : null;
+    this.killAfter = fault ? Number(fault[1]) : undefined;
+    this.actor = new Actor<CleanMessage>({
+      service: SERVICE,
+      nc: deps.nc,
+      stream: deps.topology.streams.clean,
+      consumer: {
+        durable: config.AGGREGATOR_DURABLE,
+        filterSubjects: [deps.topology.filters.clean],
+        ackWaitMs: config.AGGREGATOR_ACK_WAIT,
+        maxAckPending: Math.max(10_000, config.AGGREGATOR_FLUSH_MAX_MESSAGES * 4),
+      },
+      dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
+      decode: decodeCleanMessage,
+      handle: (batch) => this.handle(batch),
+      batch: {
+        maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
+        maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
+        lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
+      },
+      prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
+      maxDeliver: config.AGGREGATOR_MAX_DELIVER,
+      logger: log,
+      registry: deps.registry,
+    });
+  }
+
+  /** Migrations, resolution tables, current partitions and the ROLLUPS stream. */
+  async prepare(): Promise<void> {
+    await migrate(this.pool, migrationsDir(this.deps.config.AGGREGATOR_MIGRATIONS_DIR), this.log);
+    await this.partitions.ensureResolutionTables();
+    await this.partitions.createAhead(this.now());
+    await ensureStream(await jetstreamManager(this.deps.nc), this.deps.topology.streams.rollups);
+  }
+
+  /** Starts the closer and upkeep timers (the actor is started by `serve` or {@link start}). */
+  startTimers(): void {
+    const { config } = this.deps;
+    const close = setInterval(() => void this.closer.trigger(), config.AGGREGATOR_CLOSE_INTERVAL);
+    const upkeep = setInterval(() => void this.maintain(), config.AGGREGATOR_MAINTENANCE_INTERVAL);
+    close.unref();
+    upkeep.unref();
+    this.timers.push(close, upkeep);
+  }
+
+  /** prepare + actor + timers: everything but the API (tests). */
+  async start(): Promise<void> {
+    await this.prepare();
+    await this.actor.start();
+    this.startTimers();
+  }
+
+  /** Stops timers, lets a flush in progress finish, drains the actor and closes PostgreSQL. */
+  async stop(): Promise<void> {
+    this.stopTimers();
+    await this.actor.stop();
+    await this.closePool();
+  }
+
+  /** First half of shutdown: no new closer/upkeep passes, and a flush waiting on the store gives up. */
+  stopTimers(): void {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  async closePool(): Promise<void> {
+    await this.closer.idle();
+    await this.maintaining;
+    await this.pool.end();
+  }
+
+  /** Creates partitions ahead, drops expired ones and prunes expired applied-message ids. */
+  maintain(now = this.now()): Promise<void> {
+    if (this.maintaining) return this.maintaining;
+    this.maintaining = (async () => {
+      try {
+        await this.partitions.createAhead(now);
+        const dropped = await this.partitions.dropExpired(now);
+        if (dropped.length > 0) {
+          this.metrics.partitionsDropped.inc(dropped.length);
+          this.log.info({ partitions: dropped }, 'dropped expired roll-up partitions');
+        }
+        const cutoff = now - this.deps.config.AGGREGATOR_APPLIED_RETENTION;
+        for (let i = 0; i < 200; i++) {
+          const r = await this.pool.query(
+            `DELETE FROM applied_messages WHERE msg_id IN (SELECT msg_id FROM applied_messages WHERE applied_at < 'epoch'::timestamptz + $1::float8 * interval '1 millisecond' LIMIT 5000)`,
+            [cutoff],
+          );
+          if ((r.rowCount ?? 0) < 5000) break;
+        }
+      } catch (err) {
+        this.log.warn({ err }, 'partition upkeep failed; will retry');
+      } finally {
+        this.maintaining = undefined;
+      }
+    })();
+    return this.maintaining;
+  }
+
+  private async handle(batch: ReadonlyArray<Delivery<CleanMessage>>) {
+    const messages = batch.map((d) => d.value);
+    const stats = await this.flushWithRetry(messages);
+    this.commits++;
+    if (this.killAfter !== undefined && this.commits >= this.killAfter) {
+      // Test fault point: committed, not acked.
+      this.log.warn(
+        { commits: this.commits },
+        'fault injection: killing the process after commit, before ack',
+      );
+      this.log.flush?.();
+      process.kill(process.pid, 'SIGKILL');
+      await sleep(10_000);
+    }
+    this.record(messages, stats);
+    try {
+      await this.writer.advanceWatermark(stats.maxEventTime);
+    } catch (err) {
+      this.log.warn({ err }, 'watermark update failed; the next flush raises it');
+    }
+    void this.closer.trigger();
+    return batch.map(() => Outcomes.ack());
+  }
+
+  private async flushWithRetry(messages: CleanMessage[]): Promise<FlushStats> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const end = this.metrics.flushDuration.startTimer();
+      try {
+        const stats = await this.writer.flush(messages);
+        end();
+        return stats;
+      } catch (err) {
+        if (!isTransientStoreError(err)) throw err;
+        const elapsed = Date.now() - started;
+        if (this.stopping || elapsed >= this.deps.config.AGGREGATOR_STORE_RETRY) {
+          throw new StoreUnavailableError(
+            `PostgreSQL unavailable for ${elapsed} ms: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        this.metrics.flushRetries.inc();
+        if (attempt === 0)
+          this.log.warn(
+            { err },
+            'flush failed on a transient store error; retrying (not pulling meanwhile)',
+          );
+        await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)));
+      }
+    }
+  }
+
+  private record(messages: CleanMessage[], stats: FlushStats): void {
+    this.metrics.messages.inc({ outcome: 'applied' }, stats.applied);
+    if (stats.messages > stats.applied)
+      this.metrics.messages.inc({ outcome: 'already_applied' }, stats.messages - stats.applied);
+    this.metrics.events.inc({ kind: 'aggregated' }, stats.readings);
+    let detections = 0;
+    let invalid = 0;
+    for (const m of messages) {
+      detections += m.detections;
+      invalid += m.invalid;
+    }
+    if (detections) this.metrics.events.inc({ kind: 'detection' }, detections);
+    if (invalid) this.metrics.events.inc({ kind: 'invalid' }, invalid);
+    if (stats.expired) this.metrics.events.inc({ kind: 'expired' }, stats.expired);
+    for (const [resolution, n] of stats.late) this.metrics.lateEvents.inc({ resolution }, n);
+  }
+}

@@ -1,0 +1,186 @@
+import { publishDurable } from '@sluice/actor';
+import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Pool } from 'pg';
+import { inTransaction } from './pg';
+import type { AggregatorMetrics } from './metrics';
+import { SCOPE_DEVICE } from './partial';
+import type { Resolution } from './resolutions';
+
+export interface CloserOptions {
+  pool: Pool;
+  js: JetStreamClient;
+  topology: Topology;
+  resolutions: readonly Resolution[];
+  /** Resolutions whose windows are published; the others are only marked closed. */
+  publish: ReadonlySet<string>;
+  allowedLatenessMs: number;
+  log: Logger;
+  metrics: AggregatorMetrics;
+  /** Rows closed per transaction. Default 500. */
+  batchSize?: number;
+}
+
+interface PendingRow {
+  resolution: string;
+  scope: number;
+  series_key: string;
+  sensor: string;
+  ws: number;
+  region: string;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  ft: number;
+  first_value: number;
+  lt: number;
+  last_value: number;
+  late_count: number;
+  revision: number;
+}
+
+const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+
+/** `<scope>:<device|region>:<sensor>:<resolution>:<window_start_ms>:<revision>`: a re-publish is dropped by JetStream. */
+export function rollupMsgId(r: {
+  scope: number;
+  key: string;
+  sensor: string;
+  resolution: string;
+  start: number;
+  revision: number;
+}): string {
+  return `${r.scope === SCOPE_DEVICE ? 'device' : 'region'}:${r.key}:${r.sensor}:${r.resolution}:${r.start}:${r.revision}`;
+}
+
+/**
+ * Publishes a Rollup for every window the watermark has passed (revision 1) and for every closed
+ * window changed since (revision + 1). Rows are locked `FOR UPDATE SKIP LOCKED` while their Rollups
+ * are published and marked, so replicas split the work and a flush merging into a row waits until
+ * it is marked closed (the merge then counts as late and flags the next revision).
+ */
+export class WindowCloser {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private readonly batchSize: number;
+
+  constructor(private readonly opts: CloserOptions) {
+    this.batchSize = opts.batchSize ?? 500;
+  }
+
+  /** Runs a pass now (or right after the one in progress). Never rejects: errors are logged, the next pass retries. */
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.pass();
+        } while (this.again);
+      } catch (err) {
+        this.opts.log.warn({ err }, 'closing windows failed; will retry');
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  /** Completes the pass in progress, if any. */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const { rows } = await this.opts.pool.query<{ wm: number }>(
+      `SELECT ${MS('max_event_time')} AS wm FROM aggregator_state WHERE id = 1`,
+    );
+    const watermark = (rows[0]?.wm ?? 0) - this.opts.allowedLatenessMs;
+    for (const r of this.opts.resolutions) {
+      // Bounded: each round closes up to batchSize rows; the cap only stops a pathological loop.
+      for (let round = 0; round < 1_000; round++) {
+        if ((await this.closeSome(r, watermark)) < this.batchSize) break;
+      }
+    }
+  }
+
+  private async closeSome(r: Resolution, watermark: number): Promise<number> {
+    return inTransaction(this.opts.pool, async (client) => {
+      const { rows } = await client.query<PendingRow>(
+        `SELECT resolution, scope, series_key, sensor, ${MS('window_start')} AS ws, region, count::float8 AS count, sum, min, max,
+                ${MS('first_time')} AS ft, first_value, ${MS('last_time')} AS lt, last_value, late_count::float8 AS late_count, revision
+         FROM rollups
+         WHERE resolution = $1 AND (NOT closed OR dirty) AND window_start <= 'epoch'::timestamptz + $2::float8 * interval '1 millisecond'
+         ORDER BY window_start LIMIT $3 FOR UPDATE SKIP LOCKED`,
+        [r.name, watermark - r.ms, this.batchSize],
+      );
+      if (rows.length === 0) return 0;
+      if (this.opts.publish.has(r.name)) await Promise.all(rows.map((row) => this.publish(row, r)));
+      await client.query(
+        `UPDATE rollups t SET closed = true, dirty = false, revision = t.revision + 1
+         FROM unnest($1::int2[], $2::text[], $3::text[], $4::float8[]) AS u(s, k, se, ws)
+         WHERE t.resolution = $5 AND t.scope = u.s AND t.series_key = u.k AND t.sensor = u.se
+           AND t.window_start = 'epoch'::timestamptz + u.ws * interval '1 millisecond'`,
+        [
+          rows.map((x) => x.scope),
+          rows.map((x) => x.series_key),
+          rows.map((x) => x.sensor),
+          rows.map((x) => x.ws),
+          r.name,
+        ],
+      );
+      return rows;
+    }).then((rows) => {
+      if (typeof rows === 'number') return rows;
+      for (const row of rows)
+        this.opts.metrics.windowsClosed.inc({
+          resolution: r.name,
+          kind: row.revision === 0 ? 'closed' : 'revision',
+        });
+      return rows.length;
+    });
+  }
+
+  private async publish(row: PendingRow, r: Resolution): Promise<void> {
+    const revision = row.revision + 1;
+    const scope = row.scope === SCOPE_DEVICE ? RollupScope.DEVICE : RollupScope.REGION;
+    const payload = encodeRollup({
+      scope,
+      deviceId: row.scope === SCOPE_DEVICE ? row.series_key : '',
+      region: row.region,
+      sensorType: row.sensor,
+      resolution: r.name,
+      windowStart: new Date(row.ws),
+      windowEnd: new Date(row.ws + r.ms),
+      count: row.count,
+      sum: row.sum,
+      min: row.min,
+      max: row.max,
+      avg: row.count > 0 ? row.sum / row.count : 0,
+      firstValue: row.first_value,
+      firstTime: new Date(row.ft),
+      lastValue: row.last_value,
+      lastTime: new Date(row.lt),
+      revision,
+      lateCount: row.late_count,
+    });
+    await publishDurable(this.opts.js, this.opts.topology.rollup(r.name, row.region), payload, {
+      msgId: rollupMsgId({
+        scope: row.scope,
+        key: row.series_key,
+        sensor: row.sensor,
+        resolution: r.name,
+        start: row.ws,
+        revision,
+      }),
+      contentType: CONTENT_TYPES.ROLLUP,
+      expectStream: this.opts.topology.streams.rollups.name,
+    });
+    this.opts.metrics.rollupsPublished.inc({ resolution: r.name });
+  }
+}

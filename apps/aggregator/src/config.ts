@@ -1,0 +1,79 @@
+import { csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+
+/** The aggregator's environment: the common variables plus these. */
+export const aggregatorSchema = defineConfig({
+  /** PostgreSQL connection string of the roll-up store. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  AGGREGATOR_PG_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/sluice'),
+  /** Folder of the versioned SQL migrations. Default `apps/aggregator/migrations` (found from the sources or the repository root). */
+  AGGREGATOR_MIGRATIONS_DIR: z.string().optional(),
+  /** Most PostgreSQL connections of one replica. Default 8. */
+  AGGREGATOR_PG_POOL: positiveInt(8),
+  /** Port of the query API (`/v1/...`, `/openapi.json`). Default 9480. */
+  AGGREGATOR_API_PORT: port(9480),
+  /** Bind address of the query API. Default `0.0.0.0`. */
+  AGGREGATOR_API_HOST: z.string().default('0.0.0.0'),
+  /** Window lengths, finest first or in any order: `<n>s|m|h|d`. Default `1s,5s,1m,1h`. */
+  AGGREGATOR_RESOLUTIONS: csv('1s,5s,1m,1h'),
+  /**
+   * Retention per resolution, `<resolution>=<duration>` comma-separated; unlisted resolutions keep
+   * the default for their length. Default `1s=7d,5s=30d,1m=90d,1h=730d`.
+   */
+  AGGREGATOR_RETENTION: csv('1s=7d,5s=30d,1m=90d,1h=730d'),
+  /** Resolutions whose closed windows are published as Rollup messages. Default: every resolution. */
+  AGGREGATOR_PUBLISH_RESOLUTIONS: csv(''),
+  /** Watermark = max event time seen − this. Default `5s`. */
+  AGGREGATOR_ALLOWED_LATENESS: durationMs('5s'),
+  /** Event times further than this ahead of the wall clock do not advance the watermark. Default `5m`. */
+  AGGREGATOR_MAX_FUTURE_SKEW: durationMs('5m'),
+  /** Flush interval: messages are collected this long before one transaction applies them. Default `250ms`. */
+  AGGREGATOR_FLUSH_INTERVAL: durationMs('250ms'),
+  /** Most clean messages in one flush transaction. Default 2000. */
+  AGGREGATOR_FLUSH_MAX_MESSAGES: positiveInt(2000),
+  /** Bytes of clean messages pulled ahead of the handler (the in-flight memory bound). Default 16 MiB. */
+  AGGREGATOR_PREFETCH_BYTES: positiveInt(16 * 1024 * 1024),
+  /** Server ack-wait of the durable consumer; the actor heartbeats a flush in progress. Default `30s`. */
+  AGGREGATOR_ACK_WAIT: durationMs('30s'),
+  /** Durable consumer name shared by the replicas. Default `aggregator`. */
+  AGGREGATOR_DURABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -')
+    .default('aggregator'),
+  /**
+   * How long a flush keeps retrying while PostgreSQL is unreachable before the batch is handed back
+   * for redelivery (the actor stops pulling meanwhile). Default `60s`.
+   */
+  AGGREGATOR_STORE_RETRY: durationMs('60s'),
+  /** Deliveries of one message before it is dead-lettered. Default 200 (store outages must not dead-letter). */
+  AGGREGATOR_MAX_DELIVER: positiveInt(200),
+  /** How long applied clean-message ids are remembered (must exceed the clean stream's redelivery horizon). Default `7d`. */
+  AGGREGATOR_APPLIED_RETENTION: durationMs('7d'),
+  /** Interval of partition upkeep (create ahead, drop expired) and applied-id pruning. Default `10m`. */
+  AGGREGATOR_MAINTENANCE_INTERVAL: durationMs('10m'),
+  /** Interval at which closed windows are looked for when no flush triggers it. Default `1s`. */
+  AGGREGATOR_CLOSE_INTERVAL: durationMs('1s'),
+  /**
+   * Derived series, `;`-separated `name = expression` over sensor names of the same device, evaluated
+   * on the window averages, e.g. `power = voltage * current; engine_temp_f = engine_temp * 1.8 + 32`.
+   * Default none.
+   */
+  AGGREGATOR_DERIVED: z.string().default(''),
+  /** `points` the API aims for when `resolution=auto`. Default 300. */
+  AGGREGATOR_API_DEFAULT_POINTS: positiveInt(300),
+  /** Most windows a series query may span (range ÷ resolution). Default 100000. */
+  AGGREGATOR_API_MAX_RANGE_POINTS: positiveInt(100_000),
+  /** Most points in one response page (`limit` upper bound). Default 5000. */
+  AGGREGATOR_API_MAX_PAGE: positiveInt(5000),
+  /**
+   * Test-only fault injection: `kill-after-commit:<n>` SIGKILLs the process right after the n-th
+   * flush commits and before its messages are acked. Default none.
+   */
+  AGGREGATOR_FAULT: z
+    .string()
+    .regex(/^kill-after-commit:\d+$/, 'must be kill-after-commit:<n>')
+    .optional(),
+});
+
+export type AggregatorConfig = z.infer<typeof aggregatorSchema>;

@@ -1,0 +1,94 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** Metric names of the aggregator (the `sluice_` registry lives in @sluice/observability). */
+export const AGGREGATOR_METRICS = {
+  events: 'sluice_aggregator_events_total',
+  lateEvents: 'sluice_aggregator_late_events_total',
+  messages: 'sluice_aggregator_messages_total',
+  flushDuration: 'sluice_aggregator_flush_duration_seconds',
+  flushRetries: 'sluice_aggregator_flush_retries_total',
+  windowsClosed: 'sluice_aggregator_windows_closed_total',
+  rollupsPublished: 'sluice_aggregator_rollups_published_total',
+  partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
+  apiRequests: 'sluice_aggregator_api_requests_total',
+  apiDuration: 'sluice_aggregator_api_duration_seconds',
+} as const;
+
+export class AggregatorMetrics {
+  /** kind: aggregated | detection | invalid | expired */
+  readonly events: Counter<'kind'>;
+  readonly lateEvents: Counter<'resolution'>;
+  /** outcome: applied | already_applied */
+  readonly messages: Counter<'outcome'>;
+  readonly flushDuration: Histogram;
+  readonly flushRetries: Counter;
+  /** kind: closed | revision */
+  readonly windowsClosed: Counter<'resolution' | 'kind'>;
+  readonly rollupsPublished: Counter<'resolution'>;
+  readonly partitionsDropped: Counter;
+  readonly apiRequests: Counter<'route' | 'status'>;
+  readonly apiDuration: Histogram<'route'>;
+
+  constructor(registry: Registry) {
+    const M = AGGREGATOR_METRICS;
+    this.events = new Counter({
+      name: M.events,
+      help: 'Events seen by the aggregator, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
+    this.lateEvents = new Counter({
+      name: M.lateEvents,
+      help: 'Readings merged into windows the watermark had passed',
+      labelNames: ['resolution'],
+      registers: [registry],
+    });
+    this.messages = new Counter({
+      name: M.messages,
+      help: 'Clean messages flushed, by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.flushDuration = new Histogram({
+      name: M.flushDuration,
+      help: 'Flush transaction duration',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.flushRetries = new Counter({
+      name: M.flushRetries,
+      help: 'Flush attempts repeated after a transient store error',
+      registers: [registry],
+    });
+    this.windowsClosed = new Counter({
+      name: M.windowsClosed,
+      help: 'Windows closed or revised',
+      labelNames: ['resolution', 'kind'],
+      registers: [registry],
+    });
+    this.rollupsPublished = new Counter({
+      name: M.rollupsPublished,
+      help: 'Rollup messages published',
+      labelNames: ['resolution'],
+      registers: [registry],
+    });
+    this.partitionsDropped = new Counter({
+      name: M.partitionsDropped,
+      help: 'Roll-up partitions dropped by retention',
+      registers: [registry],
+    });
+    this.apiRequests = new Counter({
+      name: M.apiRequests,
+      help: 'Query API requests',
+      labelNames: ['route', 'status'],
+      registers: [registry],
+    });
+    this.apiDuration = new Histogram({
+      name: M.apiDuration,
+      help: 'Query API latency',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers: [registry],
+    });
+  }
+}

@@ -1,0 +1,351 @@
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from './pg';
+import type { DerivedSeries } from './derived';
+import { evaluate } from './expression';
+import {
+  accumulate,
+  SCOPE_DEVICE,
+  type Accumulated,
+  type Cell,
+  type CleanMessage,
+} from './partial';
+import type { Partitions } from './partitions';
+import type { Resolution } from './resolutions';
+
+/** What one flush did. */
+export interface FlushStats {
+  /** Distinct clean-message ids in the flush. */
+  messages: number;
+  /** Of those, applied by this flush (the others were applied before: redelivery or another replica). */
+  applied: number;
+  readings: number;
+  /** Readings older than their resolution's retention, per (reading × resolution). */
+  expired: number;
+  cells: number;
+  derived: number;
+  /** Readings merged into windows the watermark had already passed, by resolution. */
+  late: Map<string, number>;
+  /** Latest event time merged (may advance the watermark); -Infinity when none. */
+  maxEventTime: number;
+}
+
+export interface WriterOptions {
+  /** Event times further ahead of the wall clock do not advance the watermark. */
+  maxFutureSkewMs: number;
+  allowedLatenessMs: number;
+  /** Wall clock (injected by tests). Default `Date.now`. */
+  now?: () => number;
+}
+
+const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
+const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+
+const UPSERT = `
+INSERT INTO rollups AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value)
+SELECT u.r, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv
+FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[])
+  AS u(r, s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv)
+ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
+  count = t.count + excluded.count,
+  sum = t.sum + excluded.sum,
+  min = LEAST(t.min, excluded.min),
+  max = GREATEST(t.max, excluded.max),
+  first_value = CASE WHEN (excluded.first_time, excluded.first_value) < (t.first_time, t.first_value) THEN excluded.first_value ELSE t.first_value END,
+  first_time = LEAST(t.first_time, excluded.first_time),
+  last_value = CASE WHEN (excluded.last_time, excluded.last_value) > (t.last_time, t.last_value) THEN excluded.last_value ELSE t.last_value END,
+  last_time = GREATEST(t.last_time, excluded.last_time),
+  late_count = t.late_count + CASE WHEN t.closed THEN excluded.count ELSE 0 END,
+  dirty = t.dirty OR t.closed,
+  updated_at = now()`;
+
+// Derived rows are recomputed from their inputs' stored state and overwrite the previous value.
+const UPSERT_DERIVED = `
+INSERT INTO rollups AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value, derived)
+SELECT u.r, 1, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.v * u.c, u.v, u.v, ${TS('u.ws')}, u.v, ${TS('u.lt')}, u.v, true
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::float8[], $8::float8[]) AS u(r, k, se, ws, rg, c, v, lt)
+ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
+  count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
+  first_time = excluded.first_time, first_value = excluded.first_value,
+  last_time = excluded.last_time, last_value = excluded.last_value,
+  dirty = t.dirty OR (t.closed AND (t.count, t.sum) IS DISTINCT FROM (excluded.count, excluded.sum)),
+  updated_at = now()`;
+
+const UPSERT_SERIES = `
+INSERT INTO series AS t (scope, series_key, sensor, region, derived, last_time, last_value)
+SELECT u.s, u.k, u.se, u.rg, u.d, ${TS('u.lt')}, u.lv
+FROM unnest($1::int2[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[], $7::float8[]) AS u(s, k, se, rg, d, lt, lv)
+ON CONFLICT (scope, series_key, sensor) DO UPDATE SET
+  last_value = CASE WHEN (excluded.last_time, excluded.last_value) > (t.last_time, t.last_value) THEN excluded.last_value ELSE t.last_value END,
+  last_time = GREATEST(t.last_time, excluded.last_time)`;
+
+function lockKey(s: string): string {
+  return createHash('sha1').update(s).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Applies flushes of clean messages to PostgreSQL with an exactly-once effect.
+ *
+ * Invariant: a message's readings are merged in the same transaction that records its id in
+ * `applied_messages`. The flush is pre-aggregated optimistically (every message assumed new); inside
+ * the transaction the ids are inserted with `ON CONFLICT DO NOTHING RETURNING`, which also waits for
+ * a concurrent transaction holding the same id, and when fewer ids come back (a redelivery, or a
+ * replica that got there first) only the returned messages are re-aggregated. The decoded messages
+ * are kept grouped by id until the commit for exactly that reason.
+ */
+export class RollupWriter {
+  private readonly now: () => number;
+  private readonly derivedInputs: Set<string>;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly partitions: Partitions,
+    private readonly resolutions: readonly Resolution[],
+    private readonly derived: readonly DerivedSeries[],
+    private readonly opts: WriterOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.derivedInputs = new Set(derived.flatMap((d) => d.inputs));
+  }
+
+  /** One transaction for the whole flush. Throws on any store error (nothing is then applied). */
+  async flush(messages: readonly CleanMessage[]): Promise<FlushStats> {
+    const byId = new Map<string, CleanMessage>();
+    for (const m of messages) if (!byId.has(m.id)) byId.set(m.id, m);
+    const now = this.now();
+    let acc = accumulate(byId.values(), this.resolutions, now, this.opts.maxFutureSkewMs);
+    const resByName = new Map(this.resolutions.map((r) => [r.name, r]));
+    try {
+      await this.partitions.ensure(
+        [...acc.cells.values()].map((c) => ({
+          resolution: resByName.get(c.resolution)!,
+          start: c.start,
+        })),
+      );
+    } catch (err) {
+      this.partitions.reset();
+      throw err;
+    }
+
+    try {
+      return await inTransaction(this.pool, async (client) => {
+        const ids = [...byId.keys()];
+        const { rows } = await client.query<{ msg_id: string }>(
+          'INSERT INTO applied_messages (msg_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING msg_id',
+          [ids],
+        );
+        if (rows.length < ids.length) {
+          const fresh = new Set(rows.map((r) => r.msg_id));
+          acc = accumulate(
+            [...byId.values()].filter((m) => fresh.has(m.id)),
+            this.resolutions,
+            now,
+            this.opts.maxFutureSkewMs,
+          );
+        }
+        const stats: FlushStats = {
+          messages: ids.length,
+          applied: rows.length,
+          readings: acc.readings,
+          expired: acc.expired,
+          cells: acc.cells.size,
+          derived: 0,
+          late: new Map(),
+          maxEventTime: acc.maxEventTime,
+        };
+        if (acc.cells.size > 0) {
+          const wm = await client.query<{ wm: number }>(
+            `SELECT ${MS('max_event_time')} AS wm FROM aggregator_state WHERE id = 1`,
+          );
+          const watermark = (wm.rows[0]?.wm ?? 0) - this.opts.allowedLatenessMs;
+          const cells = [...acc.cells.entries()]
+            .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+            .map(([, c]) => c);
+          for (const c of cells) {
+            const end = c.start + resByName.get(c.resolution)!.ms;
+            if (c.scope === SCOPE_DEVICE && end <= watermark)
+              stats.late.set(c.resolution, (stats.late.get(c.resolution) ?? 0) + c.p.count);
+          }
+          await upsertCells(client, cells);
+          await upsertSeries(client, acc, this.resolutions[0]!.name);
+          if (this.derived.length > 0) stats.derived = await this.applyDerived(client, cells);
+        }
+        return stats;
+      });
+    } catch (err) {
+      this.partitions.reset();
+      throw err;
+    }
+  }
+
+  /** Raises the shared max event time (monotone; losing an update only delays window closing). */
+  async advanceWatermark(maxEventTime: number): Promise<void> {
+    if (!Number.isFinite(maxEventTime)) return;
+    await this.pool.query(
+      `UPDATE aggregator_state SET max_event_time = GREATEST(max_event_time, ${TS('$1::float8')}) WHERE id = 1`,
+      [maxEventTime],
+    );
+  }
+
+  private async applyDerived(client: PoolClient, cells: readonly Cell[]): Promise<number> {
+    // Windows (device, resolution, start) whose inputs changed in this flush.
+    const touched = new Map<string, { r: string; k: string; ws: number; region: string }>();
+    for (const c of cells) {
+      if (c.scope !== SCOPE_DEVICE || !this.derivedInputs.has(c.sensor)) continue;
+      const key = `${c.resolution}\u0001${c.key}\u0001${c.start}`;
+      if (!touched.has(key))
+        touched.set(key, { r: c.resolution, k: c.key, ws: c.start, region: c.region });
+    }
+    if (touched.size === 0) return 0;
+    const keys = [...touched.keys()].sort();
+    // Serialises replicas computing the same derived window, so the last writer reads every committed input.
+    await client.query(
+      'SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT h FROM unnest($1::int8[]) AS h ORDER BY h) s',
+      [keys.map(lockKey)],
+    );
+    const list = keys.map((k) => touched.get(k)!);
+    const inputs = [...this.derivedInputs];
+    const { rows } = await client.query<{
+      r: string;
+      k: string;
+      ws: number;
+      sensor: string;
+      count: number;
+      sum: number;
+      lt: number;
+    }>(
+      `SELECT t.resolution AS r, t.series_key AS k, ${MS('t.window_start')} AS ws, t.sensor, t.count::float8 AS count, t.sum, ${MS('t.last_time')} AS lt
+       FROM rollups t JOIN unnest($1::text[], $2::text[], $3::float8[]) AS u(r, k, ws)
+         ON t.resolution = u.r AND t.scope = 1 AND t.series_key = u.k AND t.window_start = ${TS('u.ws')}
+       WHERE t.sensor = ANY($4::text[]) AND NOT t.derived`,
+      [list.map((x) => x.r), list.map((x) => x.k), list.map((x) => x.ws), inputs],
+    );
+    const state = new Map<string, Map<string, { avg: number; count: number; lt: number }>>();
+    for (const row of rows) {
+      const key = `${row.r}\u0001${row.k}\u0001${row.ws}`;
+      let m = state.get(key);
+      if (!m) state.set(key, (m = new Map()));
+      m.set(row.sensor, { avg: row.sum / row.count, count: row.count, lt: row.lt });
+    }
+    const out = {
+      r: [] as string[],
+      k: [] as string[],
+      se: [] as string[],
+      ws: [] as number[],
+      rg: [] as string[],
+      c: [] as number[],
+      v: [] as number[],
+      lt: [] as number[],
+    };
+    for (const key of keys) {
+      const w = touched.get(key)!;
+      const m = state.get(key);
+      if (!m) continue;
+      const avgs = new Map([...m].map(([s, x]) => [s, x.avg]));
+      for (const d of this.derived) {
+        if (!d.inputs.every((i) => m.has(i))) continue;
+        const v = evaluate(d.expr, avgs);
+        if (v === undefined) continue;
+        const ins = d.inputs.map((i) => m.get(i)!);
+        out.r.push(w.r);
+        out.k.push(w.k);
+        out.se.push(d.name);
+        out.ws.push(w.ws);
+        out.rg.push(w.region);
+        out.c.push(Math.min(...ins.map((x) => x.count)));
+        out.v.push(v);
+        out.lt.push(Math.max(...ins.map((x) => x.lt)));
+      }
+    }
+    if (out.r.length === 0) return 0;
+    await client.query(UPSERT_DERIVED, [
+      out.r,
+      out.k,
+      out.se,
+      out.ws,
+      out.rg,
+      out.c,
+      out.v,
+      out.lt,
+    ]);
+    // Catalog entries for the derived series (latest value from the finest touched window).
+    const finest = this.resolutions[0]!.name;
+    const latest = new Map<string, { k: string; se: string; rg: string; lt: number; v: number }>();
+    out.r.forEach((r, i) => {
+      if (r !== finest) return;
+      const id = `${out.k[i]}\u0001${out.se[i]}`;
+      const prev = latest.get(id);
+      if (!prev || out.lt[i]! > prev.lt)
+        latest.set(id, {
+          k: out.k[i]!,
+          se: out.se[i]!,
+          rg: out.rg[i]!,
+          lt: out.lt[i]!,
+          v: out.v[i]!,
+        });
+    });
+    const s = [...latest.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, x]) => x);
+    if (s.length > 0) {
+      await client.query(UPSERT_SERIES, [
+        s.map(() => 1),
+        s.map((x) => x.k),
+        s.map((x) => x.se),
+        s.map((x) => x.rg),
+        s.map(() => true),
+        s.map((x) => x.lt),
+        s.map((x) => x.v),
+      ]);
+    }
+    return out.r.length;
+  }
+}
+
+async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<void> {
+  // Bounded statement size; cells stay in one sorted order so concurrent flushes lock rows alike.
+  const CHUNK = 5_000;
+  for (let i = 0; i < cells.length; i += CHUNK) {
+    const part = cells.slice(i, i + CHUNK);
+    await client.query(UPSERT, [
+      part.map((c) => c.resolution),
+      part.map((c) => c.scope),
+      part.map((c) => c.key),
+      part.map((c) => c.sensor),
+      part.map((c) => c.start),
+      part.map((c) => c.region),
+      part.map((c) => c.p.count),
+      part.map((c) => c.p.sum),
+      part.map((c) => c.p.min),
+      part.map((c) => c.p.max),
+      part.map((c) => c.p.firstTime),
+      part.map((c) => c.p.firstValue),
+      part.map((c) => c.p.lastTime),
+      part.map((c) => c.p.lastValue),
+    ]);
+  }
+}
+
+async function upsertSeries(client: PoolClient, acc: Accumulated, finest: string): Promise<void> {
+  const latest = new Map<string, Cell>();
+  for (const c of acc.cells.values()) {
+    if (c.resolution !== finest) continue;
+    const id = `${c.scope}\u0001${c.key}\u0001${c.sensor}`;
+    const prev = latest.get(id);
+    if (
+      !prev ||
+      c.p.lastTime > prev.p.lastTime ||
+      (c.p.lastTime === prev.p.lastTime && c.p.lastValue > prev.p.lastValue)
+    )
+      latest.set(id, c);
+  }
+  const s = [...latest.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, c]) => c);
+  if (s.length === 0) return;
+  await client.query(UPSERT_SERIES, [
+    s.map((c) => c.scope),
+    s.map((c) => c.key),
+    s.map((c) => c.sensor),
+    s.map((c) => c.region),
+    s.map(() => false),
+    s.map((c) => c.p.lastTime),
+    s.map((c) => c.p.lastValue),
+  ]);
+}
