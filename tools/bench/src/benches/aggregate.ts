@@ -6,8 +6,7 @@
 //    through its own durable consumer into a fresh PostgreSQL database: sustained events/s.
 // 3. Freshness: events published at --rate for --seconds; probe readings are timed from publish until
 //    the query API (/v1/devices/<probe>/latest) returns them: p50/p99.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { spawn } from 'node:child_process';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Actor, Outcomes, publishDurable } from '@sluice/actor';
@@ -15,9 +14,9 @@ import { CONTENT_TYPES, decodeBatch, encodeBatch, topology, type Event } from '@
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { createTestDatabase, freePort, testUrls, uniqueId, waitFor } from '@sluice/testing';
 import { Registry } from 'prom-client';
+import { startBuiltApp } from '../built-app';
 import { percentile, round, type Bench } from '../result';
 
-const ROOT = join(__dirname, '..', '..', '..', '..');
 const SENSORS = ['temp', 'voltage', 'current'];
 
 const bench: Bench = async ({ seconds, rate, flags }) => {
@@ -128,12 +127,8 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
         ? { AGGREGATOR_PUBLISH_RESOLUTIONS: flags['publish-resolutions'] }
         : {}),
     };
-    child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['apps/aggregator/src/main.ts'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    // Timed from the first delivery: process start-up (tsx, migrations) is not throughput.
+    child = startBuiltApp('aggregator', env as Record<string, string>, 'inherit-stderr');
+    // Timed from the first delivery: process start-up (build, migrations) is not throughput.
     await waitFor(
       'aggregator consuming',
       async () =>

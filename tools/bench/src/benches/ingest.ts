@@ -4,9 +4,8 @@
 //   npm run bench -- ingest --seconds 60            closed loop: sustained events/s
 //   npm run bench -- ingest --seconds 60 --rate 50000   open loop: ack latency at that offered load
 // Extra flags: --streams 4 --in-flight 16 --batch 500
-import { execFileSync, spawn } from 'node:child_process';
+import { startBuiltApp } from '../built-app';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { encodeBatch, topology } from '@sluice/contracts';
@@ -48,13 +47,13 @@ async function baseline(payloads: Uint8Array[], events: number, seconds: number,
   }
 }
 
-function startGateway(root: string, env: Record<string, string>) {
-  const proc = spawn(process.execPath, [join(root, 'dist/apps/ingestion/main.js')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startGateway(env: Record<string, string>) {
+  const proc = startBuiltApp('ingestion', env);
   const lines: string[] = [];
   const exited = new Promise((r) => proc.once('exit', r));
   const onData = (b: Buffer) => lines.push(...b.toString('utf8').split('\n').slice(0, 100));
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
   return {
     exited,
     kill: (sig: NodeJS.Signals) => void proc.kill(sig),
@@ -78,9 +77,7 @@ const bench: Bench = async (opts) => {
   const grpcPort = await freePort();
   // The gateway runs as built for production (esbuild bundle on plain node): under tsx, the
   // source-map hooks make every Error nats.js creates per request expensive.
-  const root = join(__dirname, '..', '..', '..', '..');
-  execFileSync(process.execPath, [join(root, 'tools/build/build.mjs'), 'apps/ingestion'], { cwd: root, stdio: 'inherit' });
-  const gateway = startGateway(root, {
+  const gateway = startGateway({
     NATS_URL: testUrls.nats,
     SLUICE_NAMESPACE: ns,
     INGEST_GRPC_PORT: String(grpcPort),

@@ -1,0 +1,214 @@
+// `npm run bench -- webhook [--seconds N] [--rate 20000] [--bulk-rate 3000] [--concurrency 32]`
+//
+// Runs the real webhook dispatcher process (apps/webhook-dispatcher/src/main.ts via tsx) against the
+// local NATS and PostgreSQL, with receivers on 127.0.0.1, in two phases of seconds/2 each:
+//   1. latency: background load of non-matching clean events at --rate events/s (batches of 100)
+//      plus one threshold-crossing reading every 20 ms; p50/p99 from publish of that reading to
+//      the receiver getting its alert;
+//   2. throughput: matching events offered at --bulk-rate/s to one subscription whose receiver
+//      answers at once; sustained deliveries/s measured at the receiver.
+// Baseline: a bare keep-alive HTTP POST loop (same concurrency, same body size) to the same receiver.
+// Each run uses its own namespace, streams and database, removed afterwards.
+import { once } from 'node:events';
+import { Agent, createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { encodeBatch, TelemetryEvent, topology, type Event } from '@sluice/contracts';
+import { createTestDatabase, spawnService, testUrls, uniqueId } from '@sluice/testing';
+import { percentile, round, type Bench, type BenchResult } from '../result';
+
+const TOKEN = 'bench-admin-token-0123456789';
+const MAIN = join(__dirname, '..', '..', '..', '..', 'apps', 'webhook-dispatcher', 'src', 'main.ts');
+
+interface Receiver {
+  server: Server;
+  url: string;
+  arrivals: Array<{ at: number; body: string }>;
+  count: number;
+  ids: Set<string>;
+}
+
+async function receiver(keepBodies: boolean): Promise<Receiver> {
+  const r: Receiver = { server: undefined as unknown as Server, url: '', arrivals: [], count: 0, ids: new Set() };
+  r.server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      r.count++;
+      r.ids.add(String(req.headers['webhook-id']));
+      if (keepBodies) r.arrivals.push({ at: Date.now(), body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204).end();
+    });
+  });
+  r.server.keepAliveTimeout = 30_000;
+  r.server.listen(0, '127.0.0.1');
+  await once(r.server, 'listening');
+  r.url = `http://127.0.0.1:${(r.server.address() as AddressInfo).port}/hook`;
+  return r;
+}
+
+function reading(id: string, sensorType: string, value: number): Event {
+  return { kind: { $case: 'telemetry', value: TelemetryEvent.fromPartial({ eventId: id, deviceId: `dev-${id.length % 7}`, sensorType, value, unit: 'c', region: 'eu', eventTime: new Date() }) } };
+}
+
+/** Bare HTTP POST loop: requests/s with `concurrency` keep-alive connections for `ms`. */
+async function postLoop(url: string, body: string, concurrency: number, ms: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const end = Date.now() + ms;
+  let done = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        await one();
+        done++;
+      }
+    }),
+  );
+  agent.destroy();
+  return done / (ms / 1000);
+}
+
+const bench: Bench = async (opts) => {
+  const rate = opts.rate ?? 20_000;
+  const bulkRate = Number(opts.flags['bulk-rate'] ?? 3_000);
+  const concurrency = Number(opts.flags['concurrency'] ?? 32);
+  const phaseMs = (opts.seconds * 1000) / 2;
+  const ns = uniqueId('benchwh');
+  const topo = topology(ns);
+  const db = await createTestDatabase('bench_webhook');
+  const nc = await connect({ servers: testUrls.nats, name: 'bench-webhook' });
+  const jsm = await jetstreamManager(nc);
+  const js = jsm.jetstream();
+  const alerts = await receiver(true);
+  const bulk = await receiver(false);
+  const proc = spawnService(MAIN, {
+    NATS_URL: testUrls.nats,
+    SLUICE_NAMESPACE: ns,
+    OPS_PORT: '0',
+    OPS_HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    OTEL_SDK_DISABLED: 'true',
+    WEBHOOK_DATABASE_URL: db.url,
+    WEBHOOK_ADMIN_PORT: '0',
+    WEBHOOK_ADMIN_HOST: '127.0.0.1',
+    WEBHOOK_ADMIN_TOKEN: TOKEN,
+    WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
+    WEBHOOK_MAX_IN_FLIGHT: '2048',
+    WEBHOOK_ENDPOINT_QUEUE: '2048',
+  });
+  const streams = [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${ns.toUpperCase()}_WEBHOOK_DELIVERIES`, `${ns.toUpperCase()}_WEBHOOK_OPS`];
+  try {
+    const line = await proc.waitForLine(/admin API listening/, 60_000);
+    await proc.waitForLine(/webhook-dispatcher running/, 60_000);
+    const admin = `http://127.0.0.1:${JSON.parse(line).port as number}`;
+    const subscribe = async (url: string, filter: unknown, extra: Record<string, unknown> = {}) => {
+      const res = await fetch(`${admin}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url, filter, ...extra }),
+      });
+      if (res.status !== 201) throw new Error(`subscription refused: ${res.status} ${await res.text()}`);
+    };
+    await subscribe(alerts.url, { type: 'telemetry', sensorTypes: ['alarm'], value: { gt: 100 } });
+    await subscribe(bulk.url, { type: 'telemetry', sensorTypes: ['bulk'] }, { rateLimitPerS: 100_000, maxConcurrency: concurrency });
+
+    // Phase 1: latency under background load.
+    const noise = encodeBatch({ batchId: 'noise', events: Array.from({ length: 100 }, (_, i) => reading(`n${i}`, 'noise', 1_000)) });
+    const sent = new Map<string, number>();
+    let background = 0;
+    let inflight: Array<Promise<unknown>> = [];
+    const start1 = Date.now();
+    let tick = 0;
+    while (Date.now() - start1 < phaseMs) {
+      const due = Math.floor(((Date.now() - start1) / 1000) * (rate / 100));
+      while (background / 100 < due && inflight.length < 256) {
+        inflight.push(js.publish(topo.clean('eu'), noise, { msgID: uniqueId('n') }));
+        background += 100;
+      }
+      if (Date.now() - start1 >= tick * 20) {
+        tick++;
+        const id = uniqueId('alarm');
+        sent.set(id, Date.now());
+        inflight.push(js.publish(topo.clean('eu'), encodeBatch({ batchId: id, events: [reading(id, 'alarm', 150)] }), { msgID: id }));
+      }
+      if (inflight.length >= 256) {
+        await Promise.all(inflight);
+        inflight = [];
+      } else await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(inflight);
+    const backgroundRate = background / ((Date.now() - start1) / 1000);
+    const deadline = Date.now() + 15_000;
+    while (alerts.arrivals.length < sent.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const latencies = alerts.arrivals
+      .map((a) => {
+        const id = (JSON.parse(a.body) as { data: { event: { event_id: string } } }).data.event.event_id;
+        return a.at - (sent.get(id) ?? a.at);
+      })
+      .sort((a, b) => a - b);
+
+    // Phase 2: sustained deliveries/s to a fast receiver.
+    const total = Math.round((bulkRate * phaseMs) / 1000);
+    const t0 = Date.now();
+    inflight = [];
+    for (let i = 0; i < total; i += 100) {
+      const events = Array.from({ length: Math.min(100, total - i) }, (_, k) => reading(uniqueId(`b${i + k}`), 'bulk', i + k));
+      inflight.push(js.publish(topo.clean('eu'), encodeBatch({ batchId: `bulk-${i}`, events }), { msgID: uniqueId('bulk') }));
+      const due = t0 + ((i + 100) / bulkRate) * 1000;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      if (inflight.length >= 64) inflight = [Promise.all(inflight)];
+    }
+    await Promise.all(inflight);
+    const deadline2 = Date.now() + 60_000;
+    while (bulk.ids.size < total && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
+    const deliveredPerS = bulk.ids.size / ((Date.now() - t0) / 1000);
+    const bulkDelivered = bulk.ids.size;
+    const bulkRequests = bulk.count;
+
+    const body = JSON.stringify({ type: 'telemetry.threshold.v1', timestamp: new Date().toISOString(), data: { event: { event_id: 'x'.repeat(40), value: 1 } } });
+    const baseline = await postLoop(bulk.url, body, concurrency, Math.min(5_000, phaseMs));
+
+    const result: BenchResult = {
+      name: 'webhook',
+      events_per_s: round(deliveredPerS),
+      p50_ms: round(percentile(latencies, 50)),
+      p99_ms: round(percentile(latencies, 99)),
+      baseline_events_per_s: round(baseline),
+      background_events_per_s: round(backgroundRate),
+      alerts_sent: sent.size,
+      alerts_received: alerts.arrivals.length,
+      bulk_offered: total,
+      bulk_delivered: bulkDelivered,
+      bulk_requests: bulkRequests,
+      bulk_offered_rate: bulkRate,
+      endpoint_concurrency: concurrency,
+    };
+    for (const l of proc.lines.filter((x) => /"level":"(warn|error)"/.test(x)).slice(0, 5)) console.error(l.slice(0, 400));
+    console.error(`webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s)`);
+    return result;
+  } finally {
+    proc.kill('SIGTERM');
+    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    proc.kill('SIGKILL');
+    alerts.server.closeAllConnections();
+    bulk.server.closeAllConnections();
+    alerts.server.close();
+    bulk.server.close();
+    for (const s of streams) await jsm.streams.delete(s).catch(() => undefined);
+    await nc.drain();
+    await db.drop().catch(() => undefined);
+  }
+};
+
+export default bench;
