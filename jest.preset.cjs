@@ -13,6 +13,8 @@ module.exports = (dir, name) => ({
   displayName: name,
   rootDir: dir,
   testEnvironment: 'node',
+  // TypeScript first: a stray compiled .js beside a source must never shadow it.
+  moduleFileExtensions: ['ts', 'js', 'json', 'node'],
   testMatch: ['<rootDir>/**/*.spec.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   transform: {

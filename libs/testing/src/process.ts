@@ -8,17 +8,20 @@ export interface ChildService {
   lines: string[];
   /** Resolves with the first line (past or future) matching `re`; rejects after `timeoutMs`. */
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (or signal name). */
+  /** Resolves with the exit code, or the signal name (e.g. `SIGKILL`) when a signal ended it. */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
 }
 
 const ROOT = join(__dirname, '..', '..', '..');
 
-/** Spawns `tsx <entry>` from the repository root with `env` added to the environment. */
+/**
+ * Runs `node --import tsx <entry>` from the repository root with `env` added to the environment. One
+ * process, not the `tsx` CLI: that one runs the program in a child and cannot forward SIGKILL, so a
+ * "killed" service would live on as an orphan.
+ */
 export function spawnService(entry: string, env: Record<string, string>): ChildService {
-  const tsx = join(ROOT, 'node_modules', '.bin', 'tsx');
-  const proc = spawn(tsx, [entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
   const onData = (buf: Buffer) => {

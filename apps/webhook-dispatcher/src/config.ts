@@ -1,0 +1,72 @@
+import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+
+/** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
+export const webhookConfigSchema = defineConfig({
+  /** PostgreSQL URL holding subscriptions, secrets, the attempt log and the DLQ. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  WEBHOOK_DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/sluice').refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be postgres://user@host:port/db'),
+  /** PostgreSQL pool size. Default 10. */
+  WEBHOOK_DATABASE_POOL: positiveInt(10),
+  /** Port of the admin HTTP API (`/v1/...`, `/openapi.json`). Default 8090. */
+  WEBHOOK_ADMIN_PORT: port(8090),
+  /** Bind address of the admin API. Default `0.0.0.0`. */
+  WEBHOOK_ADMIN_HOST: z.string().default('0.0.0.0'),
+  /** Bearer token required on every admin call (at least 16 characters). Required. */
+  WEBHOOK_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  /** Retry delays after the 1st, 2nd, ... failed attempt; its length is the number of retries. Default `5s,5m,30m,2h,5h,10h,10h`. */
+  WEBHOOK_RETRY_SCHEDULE: csv('5s,5m,30m,2h,5h,10h,10h').transform((items, ctx) => {
+    const out: number[] = [];
+    for (const item of items) {
+      const ms = durationMs(0).safeParse(item);
+      if (!ms.success) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not a duration like 500ms, 5s, 2m, 1h` });
+        return z.NEVER;
+      }
+      out.push(ms.data);
+    }
+    if (out.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must list at least one delay' });
+      return z.NEVER;
+    }
+    return out;
+  }),
+  /** Random spread of each retry delay as a fraction (0..1). Default 0.1. */
+  WEBHOOK_RETRY_JITTER: z.coerce.number().min(0, 'must be 0..1').max(1, 'must be 0..1').default(0.1),
+  /** Longest `Retry-After` honoured on 429/503 (longer values are capped). Default 10h. */
+  WEBHOOK_RETRY_AFTER_MAX: durationMs('10h'),
+  /** Whole-request timeout (connect, send, response body). Default 10s. */
+  WEBHOOK_REQUEST_TIMEOUT: durationMs('10s'),
+  /** Concurrent requests per endpoint unless the subscription sets its own. Default 4. */
+  WEBHOOK_ENDPOINT_CONCURRENCY: positiveInt(4),
+  /** Deliveries waiting in memory per endpoint at its limit; beyond that they are nak'ed with a short delay. Default 256. */
+  WEBHOOK_ENDPOINT_QUEUE: positiveInt(256),
+  /** Requests per second per endpoint unless the subscription sets its own. Default 50. */
+  WEBHOOK_DEFAULT_RATE_PER_S: z.coerce.number().positive('must be greater than 0').default(50),
+  /** Deliveries held by one process at once (in flight + queued). Default 1024. */
+  WEBHOOK_MAX_IN_FLIGHT: positiveInt(1024),
+  /** An endpoint failing without a single success for this long is disabled. Default 5d. */
+  WEBHOOK_DISABLE_AFTER: durationMs('5d'),
+  /** CIDRs exempt from the SSRF checks (e.g. `10.1.0.0/16,127.0.0.0/8`). Default none. */
+  WEBHOOK_SSRF_ALLOW_CIDRS: csv(''),
+  /** Age after which an undelivered message leaves the deliveries stream; must exceed the whole retry schedule. Default 4d. */
+  WEBHOOK_DELIVERIES_MAX_AGE: durationMs('4d'),
+  /** `Nats-Msg-Id` duplicate window of the deliveries stream. Default 10m. */
+  WEBHOOK_DUPLICATE_WINDOW: durationMs('10m'),
+  /** Ack wait of the sender's consumer (held deliveries are kept alive with `working()`). Default 60s. */
+  WEBHOOK_ACK_WAIT: durationMs('60s'),
+  /** Attempt log rows older than this are pruned. Default 7d. */
+  WEBHOOK_ATTEMPT_RETENTION: durationMs('7d'),
+  /** Attempt log rows kept per subscription (newest). Default 1000. */
+  WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION: positiveInt(1000),
+  /** How often subscriptions are re-read from PostgreSQL (changes made through another replica). Default 2s. */
+  WEBHOOK_SUBSCRIPTION_REFRESH: durationMs('2s'),
+  /** (subscription, device, sensor) run counters kept for "N consecutive readings". Default 100000. */
+  WEBHOOK_CONSECUTIVE_STATE_MAX: positiveInt(100_000),
+  /** Where the matcher consumers start when first created: `new` (only events from now on) or `all`. Default `new`. */
+  WEBHOOK_MATCH_FROM: z.enum(['new', 'all']).default('new'),
+  /** Response body bytes kept in the attempt log and logs. Default 512. */
+  WEBHOOK_LOG_BODY_BYTES: positiveInt(512),
+  /** Refuse `http://` endpoint URLs (only `https://`). Default `false`. */
+  WEBHOOK_REQUIRE_HTTPS: bool(false),
+});
+
+export type WebhookConfig = z.infer<typeof webhookConfigSchema>;

@@ -1,0 +1,135 @@
+// Builds every part of the dispatcher from its config; main.ts wires them into the runtime, tests
+// start and stop them in-process.
+import type { Actor } from '@sluice/actor';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import { Pool } from 'pg';
+import { Registry } from 'prom-client';
+import { startAdminApi, type AdminApi } from './admin-api';
+import { AttemptLog } from './attempt-log';
+import type { WebhookConfig } from './config';
+import { EndpointGates } from './endpoint-gate';
+import { WebhookHttpClient } from './http-client';
+import { createMatchers, DeliveryPublisher } from './matcher';
+import { migrate } from './migrations';
+import { webhookTopology, type WebhookTopology } from './names';
+import { Sender } from './sender';
+import { SsrfPolicy } from './ssrf';
+import { Store } from './store';
+import { SubscriptionCache } from './subscription-cache';
+
+export interface DispatcherDeps {
+  config: WebhookConfig;
+  nc: NatsConnection;
+  topology: Topology;
+  log: Logger;
+  registry: Registry;
+}
+
+export interface Dispatcher {
+  webhooks: WebhookTopology;
+  pool: Pool;
+  store: Store;
+  cache: SubscriptionCache;
+  attemptLog: AttemptLog;
+  clean: Actor<EventBatch>;
+  rollups: Actor<Rollup>;
+  sender: Sender;
+  http: WebhookHttpClient;
+  /** Started by {@link startAdmin}. */
+  api: AdminApi | undefined;
+  /** Migrates, loads subscriptions, starts the attempt log. Actors are started by the caller. */
+  prepare(): Promise<void>;
+  startAdmin(): Promise<AdminApi>;
+  /** Closes what {@link prepare} and {@link startAdmin} opened (after the actors stopped). */
+  close(): Promise<void>;
+}
+
+export function createDispatcher({ config: c, nc, topology, log, registry }: DispatcherDeps): Dispatcher {
+  const webhooks = webhookTopology(topology.namespace);
+  const pool = new Pool({ connectionString: c.WEBHOOK_DATABASE_URL, max: c.WEBHOOK_DATABASE_POOL });
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL client failed'));
+  const store = new Store(pool);
+  const cache = new SubscriptionCache(store, log, c.WEBHOOK_SUBSCRIPTION_REFRESH);
+  const ssrf = new SsrfPolicy(c.WEBHOOK_SSRF_ALLOW_CIDRS);
+  const http = new WebhookHttpClient(ssrf, { timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT, bodyPrefixBytes: c.WEBHOOK_LOG_BODY_BYTES });
+  const gates = new EndpointGates({ queueSize: c.WEBHOOK_ENDPOINT_QUEUE, maxQueueWaitMs: Math.floor(c.WEBHOOK_ACK_WAIT / 2) });
+  const attemptLog = new AttemptLog(store, log, { retentionMs: c.WEBHOOK_ATTEMPT_RETENTION, perSubscription: c.WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION });
+  const publisher = new DeliveryPublisher(nc, webhooks);
+  const matchers = createMatchers({
+    nc,
+    topology,
+    webhooks,
+    cache,
+    logger: log,
+    registry,
+    startFrom: c.WEBHOOK_MATCH_FROM,
+    consecutiveStateMax: c.WEBHOOK_CONSECUTIVE_STATE_MAX,
+  });
+  const sender = new Sender({
+    nc,
+    topology,
+    webhooks,
+    store,
+    cache,
+    http,
+    gates,
+    attemptLog,
+    logger: log,
+    registry,
+    retryScheduleMs: c.WEBHOOK_RETRY_SCHEDULE,
+    jitter: c.WEBHOOK_RETRY_JITTER,
+    retryAfterMaxMs: c.WEBHOOK_RETRY_AFTER_MAX,
+    defaultConcurrency: c.WEBHOOK_ENDPOINT_CONCURRENCY,
+    defaultRatePerS: c.WEBHOOK_DEFAULT_RATE_PER_S,
+    maxInFlight: c.WEBHOOK_MAX_IN_FLIGHT,
+    disableAfterMs: c.WEBHOOK_DISABLE_AFTER,
+    ackWaitMs: c.WEBHOOK_ACK_WAIT,
+    deliveriesMaxAgeMs: c.WEBHOOK_DELIVERIES_MAX_AGE,
+    duplicateWindowMs: c.WEBHOOK_DUPLICATE_WINDOW,
+    logBodyBytes: c.WEBHOOK_LOG_BODY_BYTES,
+  });
+
+  const d: Dispatcher = {
+    webhooks,
+    pool,
+    store,
+    cache,
+    attemptLog,
+    clean: matchers.clean,
+    rollups: matchers.rollups,
+    sender,
+    http,
+    api: undefined,
+    async prepare() {
+      const applied = await migrate(pool);
+      if (applied.length) log.info({ applied }, 'database migrated');
+      await cache.start();
+      attemptLog.start();
+    },
+    async startAdmin() {
+      d.api = await startAdminApi({
+        port: c.WEBHOOK_ADMIN_PORT,
+        host: c.WEBHOOK_ADMIN_HOST,
+        token: c.WEBHOOK_ADMIN_TOKEN,
+        store,
+        cache,
+        publisher,
+        ssrf,
+        requireHttps: c.WEBHOOK_REQUIRE_HTTPS,
+        logger: log,
+      });
+      log.info({ port: d.api.port }, 'admin API listening');
+      return d.api;
+    },
+    async close() {
+      await d.api?.close();
+      cache.stop();
+      await attemptLog.stop();
+      http.close();
+      await pool.end();
+    },
+  };
+  return d;
+}

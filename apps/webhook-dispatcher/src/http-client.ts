@@ -1,0 +1,130 @@
+// One webhook POST: SSRF-checked and pinned to the checked address, bounded by a whole-request
+// timeout, response body read but only a prefix kept. Keep-alive agents are per endpoint.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { SsrfPolicy } from './ssrf';
+
+export interface PostResult {
+  /** HTTP status, or undefined when no response arrived. */
+  status?: number;
+  /** Transport error, timeout or SSRF refusal. */
+  error?: Error;
+  latencyMs: number;
+  /** Delay asked for by `Retry-After`, in ms. */
+  retryAfterMs?: number;
+  /** The first bytes of the response body. */
+  bodyPrefix: string;
+}
+
+/** Parses `Retry-After` (seconds or an HTTP date) into ms from `now`; undefined if unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+const MAX_BODY_READ = 64 * 1024;
+
+export class WebhookHttpClient {
+  private readonly agents = new Map<string, HttpAgent>();
+
+  constructor(
+    private readonly ssrf: SsrfPolicy,
+    private readonly opts: { timeoutMs: number; bodyPrefixBytes: number; userAgent?: string },
+  ) {}
+
+  private agent(key: string, https: boolean, maxSockets: number): HttpAgent {
+    let a = this.agents.get(key);
+    if (!a || a.maxSockets !== maxSockets) {
+      a?.destroy();
+      const o = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: this.opts.timeoutMs };
+      a = https ? new HttpsAgent(o) : new HttpAgent(o);
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  /** Drops the keep-alive sockets of one endpoint (e.g. after it was disabled). */
+  forget(key: string): void {
+    this.agents.get(key)?.destroy();
+    this.agents.delete(key);
+  }
+
+  async post(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number): Promise<PostResult> {
+    const started = performance.now();
+    const elapsed = () => performance.now() - started;
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch (err) {
+      return { error: err as Error, latencyMs: elapsed(), bodyPrefix: '' };
+    }
+    let pinned: { address: string; family: 4 | 6 };
+    try {
+      pinned = await this.ssrf.resolve(target.hostname);
+    } catch (err) {
+      return { error: err as Error, latencyMs: elapsed(), bodyPrefix: '' };
+    }
+    const lookup: LookupFunction = (_host, options, cb) => {
+      if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
+      else cb(null, pinned.address, pinned.family);
+    };
+    const https = target.protocol === 'https:';
+    const payload = Buffer.from(body);
+    return new Promise<PostResult>((resolve) => {
+      let done = false;
+      const finish = (r: Omit<PostResult, 'latencyMs'>) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ ...r, latencyMs: elapsed() });
+      };
+      const req = (https ? httpsRequest : httpRequest)(
+        target,
+        {
+          method: 'POST',
+          agent: this.agent(endpointKey, https, maxSockets),
+          lookup,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(payload.length),
+            'user-agent': this.opts.userAgent ?? 'Sluice-Webhooks/1',
+            ...headers,
+          },
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          let read = 0;
+          res.on('data', (c: Buffer) => {
+            if (read < this.opts.bodyPrefixBytes) chunks.push(c);
+            read += c.length;
+            if (read > MAX_BODY_READ) res.destroy();
+          });
+          const end = () =>
+            finish({
+              status: res.statusCode ?? 0,
+              retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+              bodyPrefix: Buffer.concat(chunks).subarray(0, this.opts.bodyPrefixBytes).toString('utf8'),
+            });
+          res.on('end', end);
+          res.on('close', end);
+          res.on('error', end);
+        },
+      );
+      const timer = setTimeout(() => {
+        req.destroy(new Error(`request timed out after ${this.opts.timeoutMs} ms`));
+      }, this.opts.timeoutMs);
+      req.on('error', (err) => finish({ error: err, bodyPrefix: '' }));
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+  }
+}
+

@@ -1,0 +1,23 @@
+import { serve, startRuntime } from '@sluice/actor';
+import { webhookConfigSchema } from './config';
+import { createDispatcher } from './dispatcher';
+import { SERVICE } from './names';
+
+async function main() {
+  const rt = await startRuntime(SERVICE, webhookConfigSchema);
+  const d = createDispatcher(rt);
+  await d.prepare();
+  const api = await d.startAdmin();
+  await serve(rt, {
+    // The sender dispatches per message but has the actor surface serve() drives.
+    actors: [d.clean, d.rollups, d.sender],
+    before: [{ name: 'admin-api', stop: () => api.close() }],
+    after: [{ name: 'stores', stop: () => d.close() }],
+    ready: { postgres: async () => (await d.pool.query('SELECT 1')).rowCount === 1 },
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,145 @@
+// The matcher: consumes clean telemetry and roll-ups, applies every enabled subscription's filter
+// and publishes one delivery message per (event, subscription) with Nats-Msg-Id = webhook-id, then
+// acks the source message. A crash in between republishes the same ids, which the stream drops.
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Context } from '@opentelemetry/api';
+import { Actor, Outcomes, publishDurable, type Delivery, type Outcome } from '@sluice/actor';
+import { decodeBatch, decodeRollup, type EventBatch, type Rollup, type Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import { Counter, type Registry } from 'prom-client';
+import { CONTENT_TYPE_DELIVERY, deliveryMsgId, encodeDelivery, type DeliveryMessage } from './delivery';
+import { ConsecutiveState, matchesRollup, matchesTelemetry, matchingDetections } from './filters';
+import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
+import { detectionBody, rollupEventId, thresholdBody, windowClosedBody, type WebhookBody } from './payloads';
+import { webhookId } from './signing';
+import type { SubscriptionCache } from './subscription-cache';
+
+export interface MatcherOptions {
+  nc: NatsConnection;
+  topology: Topology;
+  webhooks: WebhookTopology;
+  cache: SubscriptionCache;
+  logger: Logger;
+  registry: Registry;
+  /** Where new matcher consumers start. Default `new`. */
+  startFrom?: 'new' | 'all';
+  /** (subscription, device, sensor) run counters kept. Default 100 000. */
+  consecutiveStateMax?: number;
+}
+
+/** Publishes deliveries; shared by the matcher, the test endpoint and DLQ redrive. */
+export class DeliveryPublisher {
+  private readonly js: JetStreamClient;
+  constructor(
+    nc: NatsConnection,
+    private readonly webhooks: WebhookTopology,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  async publish(d: DeliveryMessage, context?: Context): Promise<void> {
+    await publishDurable(this.js, this.webhooks.delivery(d.subscriptionId), encodeDelivery(d), {
+      msgId: deliveryMsgId(d),
+      contentType: CONTENT_TYPE_DELIVERY,
+      expectStream: this.webhooks.deliveriesStream.name,
+      ...(context ? { context } : {}),
+    });
+  }
+}
+
+export function newDelivery(subscriptionId: string, sourceEventId: string, body: WebhookBody): DeliveryMessage {
+  return {
+    v: 1,
+    webhookId: webhookId(sourceEventId, subscriptionId),
+    subscriptionId,
+    type: body.type,
+    body: JSON.stringify(body),
+    generation: 0,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>; rollups: Actor<Rollup>; consecutive: ConsecutiveState } {
+  const publisher = new DeliveryPublisher(opts.nc, opts.webhooks);
+  const consecutive = new ConsecutiveState(opts.consecutiveStateMax ?? 100_000);
+  const matched = new Counter({ name: WEBHOOK_METRICS.matched, help: 'Deliveries created by matching, by event type', labelNames: ['type'], registers: [opts.registry] });
+  const dlq = { stream: opts.topology.streams.dlq, subject: opts.topology.dlq(SERVICE) };
+
+  /** Publishes each message's deliveries; a message is acked only when all of its deliveries are durable. */
+  async function settle<T>(batch: ReadonlyArray<Delivery<T>>, perMessage: DeliveryMessage[][]): Promise<Outcome[]> {
+    return Promise.all(
+      perMessage.map(async (deliveries, i) => {
+        try {
+          await Promise.all(deliveries.map((d) => publisher.publish(d, batch[i]!.context)));
+          for (const d of deliveries) matched.inc({ type: d.type });
+          return Outcomes.ack();
+        } catch (err) {
+          return Outcomes.retry(err as Error);
+        }
+      }),
+    );
+  }
+
+  const clean = new Actor<EventBatch>({
+    service: SERVICE,
+    nc: opts.nc,
+    stream: opts.topology.streams.clean,
+    consumer: { durable: CONSUMERS.clean, filterSubjects: [opts.topology.filters.clean], deliverPolicy: opts.startFrom ?? 'new' },
+    dlq,
+    decode: (m) => decodeBatch(m.data),
+    batch: { maxMessages: 128 },
+    logger: opts.logger,
+    registry: opts.registry,
+    handle: async (batch) => {
+      const snap = opts.cache.snapshot;
+      const perMessage = batch.map((d) => {
+        const out: DeliveryMessage[] = [];
+        if (snap.telemetry.length === 0 && snap.detection.length === 0) return out;
+        for (const ev of d.value.events) {
+          if (ev.kind?.$case === 'telemetry') {
+            const e = ev.kind.value;
+            for (const sub of snap.telemetry) {
+              const ok = matchesTelemetry(sub.filter, e);
+              if (sub.filter.consecutive <= 1) {
+                if (ok) out.push(newDelivery(sub.id, e.eventId, thresholdBody(sub.id, e, 1)));
+                continue;
+              }
+              const run = consecutive.observe(sub.id, e, ok, sub.filter.consecutive);
+              if (run > 0) out.push(newDelivery(sub.id, e.eventId, thresholdBody(sub.id, e, run)));
+            }
+          } else if (ev.kind?.$case === 'detection') {
+            const e = ev.kind.value;
+            for (const sub of snap.detection) {
+              const hits = matchingDetections(sub.filter, e);
+              if (hits.length > 0) out.push(newDelivery(sub.id, e.eventId, detectionBody(sub.id, e, hits)));
+            }
+          }
+        }
+        return out;
+      });
+      return settle(batch, perMessage);
+    },
+  });
+
+  const rollups = new Actor<Rollup>({
+    service: SERVICE,
+    nc: opts.nc,
+    stream: opts.topology.streams.rollups,
+    consumer: { durable: CONSUMERS.rollups, filterSubjects: [opts.topology.filters.rollup], deliverPolicy: opts.startFrom ?? 'new' },
+    dlq,
+    decode: (m) => decodeRollup(m.data),
+    logger: opts.logger,
+    registry: opts.registry,
+    handle: async (batch) => {
+      const snap = opts.cache.snapshot;
+      const perMessage = batch.map((d) => {
+        const r = d.value;
+        return snap.rollup.filter((sub) => matchesRollup(sub.filter, r)).map((sub) => newDelivery(sub.id, rollupEventId(r), windowClosedBody(sub.id, r)));
+      });
+      return settle(batch, perMessage);
+    },
+  });
+
+  return { clean, rollups, consecutive };
+}

@@ -1,0 +1,64 @@
+// Webhook subjects, streams, consumers and metric names. The contracts lib has no webhook subjects,
+// so they are spelled here, once, following the namespace rules of `topology()` in @sluice/contracts.
+import { assertNameToken, assertSubjectToken } from '@sluice/contracts';
+
+export const SERVICE = 'webhook-dispatcher';
+
+/** Durable consumer names. */
+export const CONSUMERS = {
+  clean: 'webhook-dispatcher-clean',
+  rollups: 'webhook-dispatcher-rollups',
+  sender: 'webhook-dispatcher-sender',
+} as const;
+
+/** Streams and subjects the dispatcher owns, for one namespace (`''` = canonical names). */
+export interface WebhookTopology {
+  /** Stream `WEBHOOK_DELIVERIES` (work queue), subjects `webhook.deliveries.>`. */
+  deliveriesStream: { name: string; subjects: string[] };
+  /** Stream `WEBHOOK_OPS`, subjects `webhook.ops.>`: operational events (endpoint disabled, ...). */
+  opsStream: { name: string; subjects: string[] };
+  /** `webhook.deliveries.<subscription_id>`. */
+  delivery(subscriptionId: string): string;
+  /** `webhook.ops.<kind>`, e.g. `webhook.ops.endpoint_disabled`. */
+  ops(kind: string): string;
+}
+
+export function webhookTopology(namespace = ''): WebhookTopology {
+  if (namespace !== '') assertNameToken(namespace, 'token');
+  const subj = (s: string) => (namespace ? `${namespace}.${s}` : s);
+  const stream = (s: string) => (namespace ? `${namespace.toUpperCase().replace(/-/g, '_')}_${s}` : s);
+  return {
+    deliveriesStream: { name: stream('WEBHOOK_DELIVERIES'), subjects: [subj('webhook.deliveries.>')] },
+    opsStream: { name: stream('WEBHOOK_OPS'), subjects: [subj('webhook.ops.>')] },
+    delivery(subscriptionId) {
+      assertSubjectToken(subscriptionId, 'token');
+      return subj(`webhook.deliveries.${subscriptionId}`);
+    },
+    ops(kind) {
+      assertSubjectToken(kind, 'token');
+      return subj(`webhook.ops.${kind}`);
+    },
+  };
+}
+
+/** Standard Webhooks event types carried in the JSON body's `type`. */
+export const EVENT_TYPES = {
+  threshold: 'telemetry.threshold.v1',
+  windowClosed: 'rollup.window_closed.v1',
+  detection: 'detection.matched.v1',
+  test: 'sluice.test.v1',
+} as const;
+export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
+
+/** Metric names (not in the shared registry yet; same `sluice_` prefix). */
+export const WEBHOOK_METRICS = {
+  matched: 'sluice_webhook_matched_total',
+  attempts: 'sluice_webhook_attempts_total',
+  attemptDuration: 'sluice_webhook_attempt_duration_seconds',
+  deadLettered: 'sluice_webhook_dead_lettered_total',
+  deferred: 'sluice_webhook_deferred_total',
+  dropped: 'sluice_webhook_dropped_total',
+  disabled: 'sluice_webhook_endpoints_disabled_total',
+  inFlight: 'sluice_webhook_in_flight',
+  ssrfRefused: 'sluice_webhook_ssrf_refused_total',
+} as const;

@@ -1,2 +1,0 @@
-import type { VersionParserFactory } from './versions';
-export declare const createV2Parser: VersionParserFactory;

@@ -1,5 +1,0 @@
-export * from './env';
-export * from './names';
-export * from './wait';
-export * from './nats';
-export * from './process';
