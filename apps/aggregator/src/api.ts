@@ -1,5 +1,5 @@
+import { listenHttp } from '@sluice/actor';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '@sluice/observability';
 import { BadParameterError, isTransientStoreError } from './errors';
 import type { AggregatorMetrics } from './metrics';
@@ -278,16 +278,5 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp(server, opts.port, opts.host ?? '0.0.0.0');
 }

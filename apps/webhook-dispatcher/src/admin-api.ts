@@ -1,8 +1,8 @@
+import { listenHttp } from '@sluice/actor';
 // The admin HTTP API: subscriptions, secret rotation, test events, attempt log, DLQ and redrive.
 // Every route but /openapi.json needs `Authorization: Bearer <WEBHOOK_ADMIN_TOKEN>`.
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '@sluice/observability';
 import type { z } from 'zod';
 import { createSubscriptionSchema, redriveSchema, rotateSecretSchema, updateSubscriptionSchema } from './api-schemas';
@@ -279,16 +279,5 @@ export async function startAdminApi(o: AdminApiOptions): Promise<AdminApi> {
       send(res, 500, { error: 'internal error' });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp(server, o.port, o.host);
 }

@@ -10,7 +10,8 @@ export interface DeadLetterContext {
   error: Error;
 }
 
-function originalHeaders(msg: JsMsg): Record<string, string> {
+/** A message's headers as a plain map (multi-valued headers joined by `,`), as a DeadLetter keeps them. */
+export function originalHeaders(msg: JsMsg): Record<string, string> {
   const out: Record<string, string> = {};
   if (!msg.headers) return out;
   for (const [k, values] of msg.headers) out[k] = values.join(',');

@@ -12,3 +12,4 @@ export * from './publish';
 export * from './service';
 export * from './specs';
 export * from './runtime';
+export * from './http-listen';

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenHttp } from './http-listen';
 import type { Registry } from 'prom-client';
 
 /** A named readiness check; `false` or a throw marks the service unready. */
@@ -71,16 +71,5 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     }
     send(404, '{"error":"not found"}');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp(server, opts.port, opts.host ?? '0.0.0.0');
 }

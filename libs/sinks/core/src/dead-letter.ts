@@ -1,5 +1,5 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { publishDurable } from '@sluice/actor';
+import { originalHeaders, publishDurable } from '@sluice/actor';
 import { CONTENT_TYPES, DeadLetter, encodeBatch, HEADERS, type EventBatch } from '@sluice/contracts';
 
 /** Extra provenance headers of a per-event dead letter (besides the standard `Sluice-Dlq-*`). */
@@ -22,13 +22,6 @@ export interface EventDeadLetter {
   /** `event_id`, when the event has one. */
   eventId: string;
   error: Error;
-}
-
-function originalHeaders(msg: JsMsg): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!msg.headers) return out;
-  for (const [k, values] of msg.headers) out[k] = values.join(',');
-  return out;
 }
 
 /**
