@@ -12,8 +12,8 @@ export interface NatsOptions {
 }
 
 /**
- * Connects with unlimited reconnects (a NATS outage pauses the service, it does not kill it) and
- * waits for the first connection if the server is not up yet.
+ * Connects with unlimited reconnects (a NATS outage pauses the service, it does not kill it),
+ * waits for the first connection if the server is not up yet, and skips async stack traces.
  */
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   let authenticator;
@@ -28,6 +28,9 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,
     waitOnFirstConnect: true,
+    // Otherwise every request/publish builds Error objects for async stack traces: ~15% of CPU in
+    // a publishing service, measured. Timeouts still raise typed errors, without the caller's stack.
+    noAsyncTraces: true,
     ...(authenticator ? { authenticator } : {}),
   });
   if (opts.logger) {
