@@ -18,7 +18,7 @@ export interface CloserOptions {
   allowedLatenessMs: number;
   log: Logger;
   metrics: AggregatorMetrics;
-  /** Rows closed per transaction. Default 500. */
+  /** Rows closed per transaction. Default 1000. */
   batchSize?: number;
 }
 
@@ -67,7 +67,7 @@ export class WindowCloser {
   private readonly batchSize: number;
 
   constructor(private readonly opts: CloserOptions) {
-    this.batchSize = opts.batchSize ?? 500;
+    this.batchSize = opts.batchSize ?? 1000;
   }
 
   /** Runs a pass now (or right after the one in progress). Never rejects: errors are logged, the next pass retries. */
@@ -111,32 +111,28 @@ export class WindowCloser {
 
   private async closeSome(r: Resolution, watermark: number): Promise<number> {
     return inTransaction(this.opts.pool, async (client) => {
+      // One statement picks, locks and marks the batch (it used to be SELECT … FOR UPDATE, then an
+      // UPDATE joined on an unnest of the keys). RETURNING gives the row as it was (revision before
+      // the bump). The Rollups are published before COMMIT: a failed publish rolls the marks back,
+      // and a flush merging into one of these rows waits on the row lock until the commit.
       const { rows } = await client.query<PendingRow>(
-        `SELECT resolution, scope, series_key, sensor, ${MS('window_start')} AS ws, region, count::float8 AS count, sum, min, max,
-                ${MS('first_time')} AS ft, first_value, ${MS('last_time')} AS lt, last_value, late_count::float8 AS late_count, revision
-         FROM rollups
-         WHERE resolution = $1 AND (NOT closed OR dirty) AND window_start <= 'epoch'::timestamptz + $2::float8 * interval '1 millisecond'
-         ORDER BY window_start LIMIT $3 FOR UPDATE SKIP LOCKED`,
+        `WITH picked AS (
+           SELECT scope, series_key, sensor, window_start FROM rollups
+           WHERE resolution = $1 AND (NOT closed OR dirty) AND window_start <= 'epoch'::timestamptz + $2::float8 * interval '1 millisecond'
+           ORDER BY window_start LIMIT $3 FOR UPDATE SKIP LOCKED)
+         UPDATE rollups t SET closed = true, dirty = false, revision = t.revision + 1
+         FROM picked p
+         WHERE t.resolution = $1 AND t.scope = p.scope AND t.series_key = p.series_key
+           AND t.sensor = p.sensor AND t.window_start = p.window_start
+         RETURNING t.resolution, t.scope, t.series_key, t.sensor, ${MS('t.window_start')} AS ws, t.region, t.count::float8 AS count, t.sum, t.min, t.max,
+                   ${MS('t.first_time')} AS ft, t.first_value, ${MS('t.last_time')} AS lt, t.last_value, t.late_count::float8 AS late_count, t.revision - 1 AS revision`,
         [r.name, watermark - r.ms, this.batchSize],
       );
-      if (rows.length === 0) return 0;
+      if (rows.length === 0) return rows;
+      // All publishes of the batch in flight at once; the batch commits only when every ack is in.
       if (this.opts.publish.has(r.name)) await Promise.all(rows.map((row) => this.publish(row, r)));
-      await client.query(
-        `UPDATE rollups t SET closed = true, dirty = false, revision = t.revision + 1
-         FROM unnest($1::int2[], $2::text[], $3::text[], $4::float8[]) AS u(s, k, se, ws)
-         WHERE t.resolution = $5 AND t.scope = u.s AND t.series_key = u.k AND t.sensor = u.se
-           AND t.window_start = 'epoch'::timestamptz + u.ws * interval '1 millisecond'`,
-        [
-          rows.map((x) => x.scope),
-          rows.map((x) => x.series_key),
-          rows.map((x) => x.sensor),
-          rows.map((x) => x.ws),
-          r.name,
-        ],
-      );
       return rows;
     }).then((rows) => {
-      if (typeof rows === 'number') return rows;
       for (const row of rows)
         this.opts.metrics.windowsClosed.inc({
           resolution: r.name,

@@ -11,7 +11,7 @@ import {
   type CleanMessage,
 } from './partial';
 import type { Partitions } from './partitions';
-import type { Resolution } from './resolutions';
+import { resolutionTable, type Resolution } from './resolutions';
 
 /** What one flush did. */
 export interface FlushStats {
@@ -41,11 +41,13 @@ export interface WriterOptions {
 const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
 const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 
-const UPSERT = `
-INSERT INTO rollups AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value)
-SELECT u.r, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv
-FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[])
-  AS u(r, s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv)
+// Merges into one resolution's table (rollups_<res>) directly: no list-partition routing per row, and
+// the resolution travels once as a scalar instead of once per row in a text array.
+const upsertFor = (table: string) => `
+INSERT INTO ${table} AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value)
+SELECT $1::text, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv
+FROM unnest($2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[])
+  AS u(s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv)
 ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
   count = t.count + excluded.count,
   sum = t.sum + excluded.sum,
@@ -301,12 +303,17 @@ export class RollupWriter {
 }
 
 async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<void> {
-  // Bounded statement size; cells stay in one sorted order so concurrent flushes lock rows alike.
+  // Bounded statement size; cells stay in one sorted order (resolution first) so concurrent flushes
+  // lock rows alike, and each statement holds one resolution's cells.
   const CHUNK = 5_000;
-  for (let i = 0; i < cells.length; i += CHUNK) {
-    const part = cells.slice(i, i + CHUNK);
-    await client.query(UPSERT, [
-      part.map((c) => c.resolution),
+  for (let i = 0; i < cells.length;) {
+    const resolution = cells[i]!.resolution;
+    let j = i + 1;
+    while (j < cells.length && j - i < CHUNK && cells[j]!.resolution === resolution) j++;
+    const part = cells.slice(i, j);
+    i = j;
+    await client.query(upsertSql(resolution), [
+      resolution,
       part.map((c) => c.scope),
       part.map((c) => c.key),
       part.map((c) => c.sensor),
@@ -322,6 +329,14 @@ async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<
       part.map((c) => c.p.lastValue),
     ]);
   }
+}
+
+const upsertSqlCache = new Map<string, string>();
+function upsertSql(resolution: string): string {
+  let sql = upsertSqlCache.get(resolution);
+  if (sql === undefined)
+    upsertSqlCache.set(resolution, (sql = upsertFor(resolutionTable({ name: resolution }))));
+  return sql;
 }
 
 async function upsertSeries(client: PoolClient, acc: Accumulated, finest: string): Promise<void> {

@@ -123,6 +123,10 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       OPS_PORT: String(opsPort),
       LOG_LEVEL: 'warn',
       OTEL_SDK_DISABLED: 'true',
+      // e.g. BENCH_CHILD_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles only the service.
+      ...(process.env.BENCH_CHILD_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS }
+        : {}),
       ...(flags['publish-resolutions']
         ? { AGGREGATOR_PUBLISH_RESOLUTIONS: flags['publish-resolutions'] }
         : {}),
@@ -249,7 +253,7 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));
       child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     for (const s of Object.values(topo.streams))
