@@ -66,6 +66,7 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
     registry,
     startFrom: c.WEBHOOK_MATCH_FROM,
     consecutiveStateMax: c.WEBHOOK_CONSECUTIVE_STATE_MAX,
+    publisher,
   });
   const sender = new Sender({
     nc,
@@ -127,6 +128,7 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
       await d.api?.close();
       cache.stop();
       await attemptLog.stop();
+      publisher.close();
       http.close();
       await pool.end();
     },

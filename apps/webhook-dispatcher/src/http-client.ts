@@ -3,6 +3,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
+import { urlToHttpOptions } from 'node:url';
 import type { SsrfPolicy } from './ssrf';
 
 export interface PostResult {
@@ -28,8 +29,16 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 const MAX_BODY_READ = 64 * 1024;
 
+interface Target {
+  hostname: string;
+  https: boolean;
+  options: ReturnType<typeof urlToHttpOptions>;
+}
+
 export class WebhookHttpClient {
   private readonly agents = new Map<string, HttpAgent>();
+  /** Parsed endpoint URLs (bounded). */
+  private readonly targets = new Map<string, Target>();
 
   constructor(
     private readonly ssrf: SsrfPolicy,
@@ -47,6 +56,17 @@ export class WebhookHttpClient {
     return a;
   }
 
+  private target(url: string): Target {
+    let t = this.targets.get(url);
+    if (!t) {
+      const u = new URL(url);
+      t = { hostname: u.hostname, https: u.protocol === 'https:', options: urlToHttpOptions(u) };
+      if (this.targets.size >= 10_000) this.targets.delete(this.targets.keys().next().value!);
+      this.targets.set(url, t);
+    }
+    return t;
+  }
+
   /** Drops the keep-alive sockets of one endpoint (e.g. after it was disabled). */
   forget(key: string): void {
     this.agents.get(key)?.destroy();
@@ -56,9 +76,9 @@ export class WebhookHttpClient {
   async post(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number): Promise<PostResult> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
-    let target: URL;
+    let target: Target;
     try {
-      target = new URL(url);
+      target = this.target(url);
     } catch (err) {
       return { error: err as Error, latencyMs: elapsed(), bodyPrefix: '' };
     }
@@ -72,8 +92,7 @@ export class WebhookHttpClient {
       if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
       else cb(null, pinned.address, pinned.family);
     };
-    const https = target.protocol === 'https:';
-    const payload = Buffer.from(body);
+    const https = target.https;
     return new Promise<PostResult>((resolve) => {
       let done = false;
       const finish = (r: Omit<PostResult, 'latencyMs'>) => {
@@ -82,15 +101,17 @@ export class WebhookHttpClient {
         clearTimeout(timer);
         resolve({ ...r, latencyMs: elapsed() });
       };
+      // Request options converted from the URL once per URL, not per request; the body as a
+      // string, which node sends in the same write as the headers (a Buffer body is a second iovec).
       const req = (https ? httpsRequest : httpRequest)(
-        target,
         {
+          ...target.options,
           method: 'POST',
           agent: this.agent(endpointKey, https, maxSockets),
           lookup,
           headers: {
             'content-type': 'application/json',
-            'content-length': String(payload.length),
+            'content-length': String(Buffer.byteLength(body)),
             'user-agent': this.opts.userAgent ?? 'Sluice-Webhooks/1',
             ...headers,
           },
@@ -118,7 +139,7 @@ export class WebhookHttpClient {
         req.destroy(new Error(`request timed out after ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
       req.on('error', (err) => finish({ error: err, bodyPrefix: '' }));
-      req.end(payload);
+      req.end(body);
     });
   }
 

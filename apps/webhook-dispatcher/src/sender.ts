@@ -89,6 +89,9 @@ export class Sender {
   private slotWaiters: Array<() => void> = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Success acks of this event-loop turn, sent together (one socket write instead of one per ack). */
+  private acks: JsMsg[] = [];
+  private acksScheduled = false;
   /** Attempts made per `webhookId#generation` (the PostgreSQL attempt log answers after a restart). */
   private readonly attemptCounts = new Map<string, number>();
   /** In-process view of continuous failure per subscription; null = known healthy. */
@@ -165,6 +168,7 @@ export class Sender {
     const deadline = Date.now() + deadlineMs;
     while (this.held.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     clearInterval(this.heartbeat);
+    this.flushAcks();
     this.slotWaiters.splice(0).forEach((w) => w());
     await this.messages?.close().catch(() => undefined);
     await this.loop;
@@ -187,6 +191,27 @@ export class Sender {
       });
       while (this.held.size >= this.opts.maxInFlight && !this.stopping) await new Promise<void>((r) => this.slotWaiters.push(r));
     }
+  }
+
+  /**
+   * Acks `msg` at the end of this event-loop turn. Each HTTP response arrives in its own I/O
+   * callback, so an immediate ack() would cost one NATS socket write per delivery; batched, every
+   * response read in one poll phase shares one write. The ack is still sent only after the outcome
+   * it settles (and, for fire-and-forget ack(), was never awaited anyway).
+   */
+  private ackSoon(msg: JsMsg): void {
+    this.acks.push(msg);
+    if (this.acksScheduled) return;
+    this.acksScheduled = true;
+    setImmediate(() => this.flushAcks());
+  }
+
+  private flushAcks(): void {
+    this.acksScheduled = false;
+    const acks = this.acks;
+    if (acks.length === 0) return;
+    this.acks = [];
+    for (const m of acks) m.ack();
   }
 
   private limits(sub: Subscription): GateLimits {
@@ -303,7 +328,7 @@ export class Sender {
     };
 
     if (status !== null && status >= 200 && status < 300) {
-      msg.ack();
+      this.ackSoon(msg);
       observe('success');
       this.attemptCounts.delete(key);
       o.attemptLog.add(row('success'));

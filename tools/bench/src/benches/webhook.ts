@@ -1,6 +1,6 @@
 // `npm run bench -- webhook [--seconds N] [--rate 20000] [--bulk-rate 3000] [--concurrency 32]`
 //
-// Runs the real webhook dispatcher process (apps/webhook-dispatcher/src/main.ts via tsx) against the
+// Runs the real webhook dispatcher process (built bundle on plain node, see ../built-app) against the
 // local NATS and PostgreSQL, with receivers on 127.0.0.1, in two phases of seconds/2 each:
 //   1. latency: background load of non-matching clean events at --rate events/s (batches of 100)
 //      plus one threshold-crossing reading every 20 ms; p50/p99 from publish of that reading to
@@ -10,17 +10,60 @@
 // Baseline: a bare keep-alive HTTP POST loop (same concurrency, same body size) to the same receiver.
 // Each run uses its own namespace, streams and database, removed afterwards.
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { encodeBatch, TelemetryEvent, topology, type Event } from '@sluice/contracts';
-import { createTestDatabase, spawnService, testUrls, uniqueId } from '@sluice/testing';
+import { createTestDatabase, testUrls, uniqueId } from '@sluice/testing';
+import { startBuiltApp } from '../built-app';
 import { percentile, round, type Bench, type BenchResult } from '../result';
 
 const TOKEN = 'bench-admin-token-0123456789';
-const MAIN = join(__dirname, '..', '..', '..', '..', 'apps', 'webhook-dispatcher', 'src', 'main.ts');
+
+/**
+ * The dispatcher as built for production (esbuild bundle on plain node): under tsx, source-map hooks
+ * make every Error nats.js creates per request several times dearer. `WEBHOOK_BENCH_NODE_OPTIONS`
+ * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) is passed to the service process only.
+ */
+function startDispatcher(env: Record<string, string>) {
+  const nodeOptions = process.env['WEBHOOK_BENCH_NODE_OPTIONS'];
+  const proc = startBuiltApp('webhook-dispatcher', nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env);
+  const lines: string[] = [];
+  const exited = new Promise((r) => proc.once('exit', r));
+  let partial = '';
+  const onData = (b: Buffer) => {
+    const parts = (partial + b.toString('utf8')).split('\n');
+    partial = parts.pop() ?? '';
+    for (const l of parts) if (l && lines.length < 50_000) lines.push(l);
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  return {
+    lines,
+    exited,
+    /** CPU time (user + system, ms) the service process used so far; undefined off Linux. */
+    cpuMs(): number | undefined {
+      try {
+        const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime in USER_HZ (100)
+      } catch {
+        return undefined;
+      }
+    },
+    kill: (sig: NodeJS.Signals) => void proc.kill(sig),
+    async waitForLine(re: RegExp, timeoutMs: number): Promise<string> {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const seen = lines.find((l) => re.test(l));
+        if (seen) return seen;
+        if (Date.now() > end || proc.exitCode !== null) throw new Error(`webhook-dispatcher did not start: ${lines.slice(-20).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
 
 interface Receiver {
   server: Server;
@@ -92,7 +135,7 @@ const bench: Bench = async (opts) => {
   const js = jsm.jetstream();
   const alerts = await receiver(true);
   const bulk = await receiver(false);
-  const proc = spawnService(MAIN, {
+  const proc = startDispatcher({
     NATS_URL: testUrls.nats,
     SLUICE_NAMESPACE: ns,
     OPS_PORT: '0',
@@ -123,7 +166,10 @@ const bench: Bench = async (opts) => {
     await subscribe(alerts.url, { type: 'telemetry', sensorTypes: ['alarm'], value: { gt: 100 } });
     await subscribe(bulk.url, { type: 'telemetry', sensorTypes: ['bulk'] }, { rateLimitPerS: 100_000, maxConcurrency: concurrency });
 
-    // Phase 1: latency under background load.
+    // Phase 1: latency under background load. CPU of the service (and of this process, the load
+    // generator and receivers) is recorded per phase: on a shared machine it is steadier than wall time.
+    const cpu0 = proc.cpuMs();
+    const own0 = process.cpuUsage();
     const noise = encodeBatch({ batchId: 'noise', events: Array.from({ length: 100 }, (_, i) => reading(`n${i}`, 'noise', 1_000)) });
     const sent = new Map<string, number>();
     let background = 0;
@@ -145,10 +191,14 @@ const bench: Bench = async (opts) => {
       if (inflight.length >= 256) {
         await Promise.all(inflight);
         inflight = [];
-      } else await new Promise((r) => setImmediate(r));
+        // A 1 ms sleep, not a setImmediate spin: spinning kept a whole core of this 2-core machine busy
+        // in the load generator, which the service, NATS and the receivers then lacked.
+      } else await new Promise((r) => setTimeout(r, 1));
     }
     await Promise.all(inflight);
     const backgroundRate = background / ((Date.now() - start1) / 1000);
+    const cpu1 = proc.cpuMs();
+    const own1 = process.cpuUsage(own0);
     const deadline = Date.now() + 15_000;
     while (alerts.arrivals.length < sent.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const latencies = alerts.arrivals
@@ -173,6 +223,7 @@ const bench: Bench = async (opts) => {
     const deadline2 = Date.now() + 60_000;
     while (bulk.ids.size < total && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
     const deliveredPerS = bulk.ids.size / ((Date.now() - t0) / 1000);
+    const cpu2 = proc.cpuMs();
     const bulkDelivered = bulk.ids.size;
     const bulkRequests = bulk.count;
 
@@ -193,9 +244,12 @@ const bench: Bench = async (opts) => {
       bulk_requests: bulkRequests,
       bulk_offered_rate: bulkRate,
       endpoint_concurrency: concurrency,
+      service_cpu_ms_latency_phase: cpu0 === undefined || cpu1 === undefined ? undefined : round(cpu1 - cpu0),
+      loadgen_cpu_ms_latency_phase: round((own1.user + own1.system) / 1000),
+      service_cpu_us_per_delivery: cpu1 === undefined || cpu2 === undefined || bulkDelivered === 0 ? undefined : round(((cpu2 - cpu1) * 1000) / bulkDelivered),
     };
     for (const l of proc.lines.filter((x) => /"level":"(warn|error)"/.test(x)).slice(0, 5)) console.error(l.slice(0, 400));
-    console.error(`webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s)`);
+    console.error(`webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`);
     return result;
   } finally {
     proc.kill('SIGTERM');
