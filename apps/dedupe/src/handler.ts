@@ -4,6 +4,7 @@ import { Outcomes, publishDurable, type BatchHandler, type Delivery, type Outcom
 import { CONTENT_TYPES, encodeBatch, type Event, type Topology } from '@sluice/contracts';
 import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { ClaimRequest, ClaimResult, ClaimStore } from './claims';
+import { rebatchRaw } from './clean-payload';
 import type { CrashPoint } from './config';
 import { RedisUnavailableError } from './errors';
 import { claimKey, claimOwner, cleanMessageId } from './keys';
@@ -110,8 +111,11 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
           const events = kept[i]!;
           if (events.length === 0) return Outcomes.ack();
           const msgId = cleanMessageId(stream, d.seq);
+          // Every event kept (the common case): forward the raw event bytes, only batch_id changes.
+          const allKept = d.value.repeatedInMessage === 0 && events.length === d.value.events.length;
           try {
-            await publishDurable(opts.js, opts.topology.clean(d.value.region), encodeBatch({ batchId: msgId, events }), {
+            const payload = (allKept ? rebatchRaw(d.value.bytes, msgId) : undefined) ?? encodeBatch({ batchId: msgId, events });
+            await publishDurable(opts.js, opts.topology.clean(d.value.region), payload, {
               msgId,
               contentType: CONTENT_TYPES.EVENT_BATCH,
               context: d.context,

@@ -12,6 +12,8 @@ export interface RawMessage {
   ids: string[];
   /** Events dropped because their id occurred earlier in the same message. */
   repeatedInMessage: number;
+  /** The raw EventBatch bytes, republished (with a new batch_id) when every event is kept. */
+  bytes: Uint8Array;
 }
 
 /**
@@ -48,5 +50,5 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
     }
     region = only;
   }
-  return { region, events, ids, repeatedInMessage };
+  return { region, events, ids, repeatedInMessage, bytes: msg.data };
 }

@@ -3,8 +3,9 @@
 // Events/s through dedupe: pre-fills a raw stream with N EventBatch messages, runs the dedupe
 // pipeline in this process (buildDedupe: the same code main.ts runs, against the local NATS and
 // Redis) and measures the time until every clean message is in the clean stream. The baseline is the
-// same pipeline with a claim store that answers "new" without any I/O: decode, re-encode, publish
-// and ack, i.e. the ceiling set by everything except Redis. Each run uses its own namespace (streams)
+// same pipeline with a claim store that answers "new" without any I/O: decode, build the clean
+// payload (raw bytes with a new batch_id when all events are kept), publish and ack, i.e. the
+// ceiling set by everything except Redis. Each run uses its own namespace (streams)
 // and key prefix, deleted afterwards.
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
