@@ -31,9 +31,10 @@ const schema = defineConfig({
   DEDUPE_BATCH_MESSAGES: positiveInt(64),
   /**
    * Actors per raw stream in one process, sharing the durable consumer like replicas: one waits for
-   * Redis while another publishes. Default 2.
+   * Redis while others decode and publish. Default 3 (measured best on 2 cores: 2 → 144k, 3 → 173k,
+   * 4 → 168k events/s).
    */
-  DEDUPE_CONCURRENCY: positiveInt(2),
+  DEDUPE_CONCURRENCY: positiveInt(3),
   /** Server ack wait of the raw consumer. Default `30s`. */
   DEDUPE_ACK_WAIT: durationMs('30s'),
   /** Deliveries before a raw message is dead-lettered (Redis or NATS down that long). Default 50. */

@@ -97,7 +97,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
   const js = jetstream(deps.nc);
   const crashPoint = crashPoints(opts.crashAt);
   const batchMessages = opts.batchMessages ?? 64;
-  const concurrency = opts.concurrency ?? 2;
+  const concurrency = opts.concurrency ?? 3;
   const bindings = streams.flatMap((name) => Array.from({ length: concurrency }, () => name));
   const actors = bindings.map(
     (name) =>

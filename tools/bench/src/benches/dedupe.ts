@@ -176,7 +176,7 @@ const bench: Bench = async (opts) => {
   // Sized so the dedupe run lasts about --seconds at the 200k events/s target.
   const messages = Number(opts.flags['messages'] ?? Math.max(20, Math.round((opts.seconds * 200_000) / perMessage)));
   const batch = Number(opts.flags['batch'] ?? 64);
-  const concurrency = Number(opts.flags['concurrency'] ?? 2);
+  const concurrency = Number(opts.flags['concurrency'] ?? 3); // DEDUPE_CONCURRENCY's default
   const dupRatio = Number(opts.flags['dup-ratio'] ?? 0);
   if (!(perMessage > 0 && messages > 0 && batch > 0 && concurrency > 0 && dupRatio >= 0 && dupRatio < 1)) throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio');
 
