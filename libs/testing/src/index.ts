@@ -6,3 +6,4 @@ export * from './process';
 export * from './postgres';
 export * from './redis';
 export * from './servers';
+export * from './random';

@@ -1,3 +1,4 @@
+import { rng } from '@sluice/testing';
 // The simulated fleet: devices with sensors (1 Hz … 1 kHz) and cameras, producing batches with a
 // configurable mix of schema versions, duplicates, out-of-order and malformed events.
 import type { Event, EventBatch } from '@sluice/contracts';
@@ -83,17 +84,6 @@ interface Device {
   heldBack?: SimBatch;
 }
 
-/** Mulberry32: small, fast, seedable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SENSORS = [
   ['engine_temp', 'celsius'],
@@ -287,3 +277,5 @@ export class Fleet {
     return { kind: { $case: 'detection', value: v } };
   }
 }
+
+export { rng };

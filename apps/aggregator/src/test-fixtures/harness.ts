@@ -12,8 +12,7 @@ import {
   testUrls,
   uniqueId,
   type NatsFixture,
-  type PgDatabase,
-} from '@sluice/testing';
+  type PgDatabase, rng } from '@sluice/testing';
 import { Client } from 'pg';
 import { Registry } from 'prom-client';
 import { Aggregator } from '../aggregator';
@@ -268,17 +267,6 @@ export async function totalCount(h: Harness, resolution = '1s'): Promise<number>
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Deterministic pseudo-random generator (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Readings of `devices` devices × sensors over `spanMs` from `t0`, in shuffled (out-of-order) order.
@@ -328,3 +316,5 @@ export async function unsettled(h: Harness, durable = 'aggregator'): Promise<num
   const info = await h.nats.jsm.consumers.info(h.topo.streams.clean.name, durable);
   return info.num_pending + info.num_ack_pending;
 }
+
+export { rng };
