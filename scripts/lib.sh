@@ -295,7 +295,7 @@ _psql() { PGCONNECT_TIMEOUT=5 timeout 20 psql -X -q -w -h 127.0.0.1 -p 5432 -U p
 
 _check_postgres() {
   if ! command -v psql >/dev/null 2>&1; then
-    warn "psql not found: cannot check that database 'test' exists and trust auth works"
+    warn "psql not found: cannot check that databases 'test' and 'sluice' exist and trust auth works"
     return 0
   fi
   if ! _psql -d postgres -Atc 'select 1' >/dev/null 2>&1; then
@@ -310,10 +310,14 @@ _check_postgres() {
     _psql -d postgres -Atc 'select 1' >/dev/null ||
       die "PostgreSQL still refuses 'psql -h 127.0.0.1 -U postgres' after enabling trust in $hba; see $(_svc_log postgres)"
   fi
-  if [[ "$(_psql -d postgres -Atc "select 1 from pg_database where datname = 'test'")" != 1 ]]; then
-    log "PostgreSQL: creating database test"
-    _psql -d postgres -c 'create database test' >/dev/null || die "cannot create database 'test'; see $(_svc_log postgres)"
-  fi
+  # `test` for the tests, `sluice` for `npm start` (the services' default database).
+  local db
+  for db in test sluice; do
+    if [[ "$(_psql -d postgres -Atc "select 1 from pg_database where datname = '$db'")" != 1 ]]; then
+      log "PostgreSQL: creating database $db"
+      _psql -d postgres -c "create database $db" >/dev/null || die "cannot create database '$db'; see $(_svc_log postgres)"
+    fi
+  done
 }
 
 _check_mongo() {

@@ -48,9 +48,12 @@ const LOCAL_DEFAULTS: Record<string, string> = {
 // One throwaway device credential per run: the gateway knows only its hash (a `*` gateway
 // credential), the simulator presents it.
 const DEV_TOKEN = randomBytes(24).toString('hex');
+// Likewise the webhook admin API's bearer token (printed at start so the API can be tried).
+const DEV_ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEV_AUTH: Record<string, string> = {
   INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEV_TOKEN).digest('hex')}=*`,
   FLEET_SIM_TOKEN: DEV_TOKEN,
+  WEBHOOK_ADMIN_TOKEN: DEV_ADMIN_TOKEN,
 };
 
 interface Options {
@@ -287,6 +290,9 @@ async function main(): Promise<void> {
   say(`starting ${apps.length} app(s)${withSim ? ' and the fleet simulator' : ''}`);
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
+  if (apps.includes('aggregator')) say('  query API  http://127.0.0.1:9480/openapi.json');
+  if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
+    say(`  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`);
 
   const started = apps.map((app, i) =>
     startChild(
