@@ -2,7 +2,7 @@ import { DecodeError, encodeBatch, topology } from '@sluice/contracts';
 import { loadConfig } from '@sluice/config';
 import { PoisonMessageError } from '@sluice/actor';
 import { dedupeConfig } from './config';
-import { claimKey, claimOwner, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
+import { claimOwner, claimSlot, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
 import { decodeRawMessage } from './raw-message';
 import { telemetryEvent } from './test-helpers';
 
@@ -12,18 +12,41 @@ function raw(subject: string, ids: string[], region = 'eu') {
   return { subject, data: encodeBatch({ batchId: 'b1', events: ids.map((id) => telemetryEvent(id, region)) }) };
 }
 
-describe('claim keys', () => {
-  it('uses <prefix>dedupe:<event_id> for ordinary ids', () => {
-    expect(claimKey('t1:', 'evt-42')).toBe('t1:dedupe:evt-42');
+describe('claim slots', () => {
+  const layout = { prefix: 't1:', bucketMs: 600_000, shards: 64 };
+  const t = Date.UTC(2026, 10, 28, 12, 34, 56);
+  const bucket = Date.UTC(2026, 10, 28, 12, 30);
+
+  it('puts an id in the hash of its event-time bucket and shard, as the field', () => {
+    const slot = claimSlot(layout, 'evt-42', t);
+    expect(slot.key).toMatch(new RegExp(`^t1:dedupe:${bucket}:(\\d+)$`));
+    expect(slot.field).toBe('evt-42');
+    expect(slot.bucketEndMs).toBe(bucket + 600_000);
+    // Same id, any time in the same bucket: the same slot; the next bucket: another hash.
+    expect(claimSlot(layout, 'evt-42', bucket)).toEqual(slot);
+    expect(claimSlot(layout, 'evt-42', bucket + 600_000).key).not.toBe(slot.key);
+  });
+
+  it('spreads ids over every shard and keeps each id on one', () => {
+    const shards = new Set(Array.from({ length: 5000 }, (_, i) => claimSlot(layout, `e-${i}`, t).key));
+    expect(shards.size).toBe(64);
+    expect(claimSlot(layout, 'e-1', t).key).toBe(claimSlot(layout, 'e-1', t + 1).key);
   });
 
   it('hashes ids longer than the bound into a separate key family', () => {
     const long = 'x'.repeat(MAX_PLAIN_ID_BYTES + 1);
-    const key = claimKey('p:', long);
-    expect(key).toMatch(/^p:dedupe-h:[0-9a-f]{64}$/);
-    expect(claimKey('p:', long)).toBe(key);
-    expect(claimKey('p:', `${long}y`)).not.toBe(key);
-    expect(claimKey('p:', 'x'.repeat(MAX_PLAIN_ID_BYTES))).toBe(`p:dedupe:${'x'.repeat(MAX_PLAIN_ID_BYTES)}`);
+    const slot = claimSlot(layout, long, t);
+    expect(slot.key).toMatch(new RegExp(`^t1:dedupe-h:${bucket}:\\d+$`));
+    expect(slot.field).toMatch(/^[0-9a-f]{64}$/);
+    expect(claimSlot(layout, `${long}y`, t).field).not.toBe(slot.field);
+    expect(claimSlot(layout, 'x'.repeat(MAX_PLAIN_ID_BYTES), t).field).toBe('x'.repeat(MAX_PLAIN_ID_BYTES));
+    // 67 three-byte characters = 201 bytes: hashed, although 67 UTF-16 units are few.
+    expect(claimSlot(layout, '€'.repeat(67), t).key).toContain('dedupe-h:');
+  });
+
+  it('buckets a missing or invalid event time at the epoch', () => {
+    expect(claimSlot(layout, 'a', Number.NaN).key).toBe(claimSlot(layout, 'a', 0).key);
+    expect(claimSlot(layout, 'a', 0).bucketEndMs).toBe(600_000);
   });
 
   it('names owners and clean message ids by stream and sequence', () => {
@@ -63,6 +86,8 @@ describe('dedupe config', () => {
   it('has safe defaults', () => {
     const c = loadConfig(dedupeConfig, {});
     expect(c.DEDUPE_TTL).toBe(7 * 86_400_000);
+    expect(c.DEDUPE_CLAIM_BUCKET).toBe(600_000);
+    expect(c.DEDUPE_CLAIM_SHARDS).toBe(64);
     expect(c.DEDUPE_ON_REDIS_DOWN).toBe('retry');
     expect(c.DEDUPE_STREAMS).toEqual([]);
     expect(c.DEDUPE_CLEAN_DUPLICATE_WINDOW).toBe(600_000);
@@ -72,6 +97,7 @@ describe('dedupe config', () => {
 
   it('names the variable in errors', () => {
     expect(() => loadConfig(dedupeConfig, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(/DEDUPE_ON_REDIS_DOWN/);
+    expect(() => loadConfig(dedupeConfig, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(/DEDUPE_CLAIM_SHARDS.*4096/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_BACKOFF: '1s,soon' })).toThrow(/DEDUPE_BACKOFF.*soon/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_ACK_WAIT: '10m' })).toThrow(/DEDUPE_CLEAN_DUPLICATE_WINDOW/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_CRASH_AT: 'after-claim', SLUICE_ENV: 'production', DEVICE_ID_HASH_KEY: 'a-real-secret-key-123' })).toThrow(/DEDUPE_CRASH_AT/);

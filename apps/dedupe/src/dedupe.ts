@@ -22,6 +22,10 @@ export interface DedupeOptions {
   durable?: string;
   /** Claim key prefix. Default none. */
   keyPrefix?: string;
+  /** Event-time bucket of the claim hashes. Default 10 min. */
+  claimBucketMs?: number;
+  /** Claim hashes per bucket. Default 64. */
+  claimShards?: number;
   /** Default `retry`. */
   onRedisDown?: 'retry' | 'pass';
   /** Raw messages per handler call (one Redis round trip). Default 64. */
@@ -63,6 +67,8 @@ export function dedupeOptions(cfg: DedupeConfig): DedupeOptions {
     ...(cfg.DEDUPE_STREAMS.length ? { streams: cfg.DEDUPE_STREAMS } : {}),
     durable: cfg.DEDUPE_DURABLE,
     keyPrefix: cfg.DEDUPE_KEY_PREFIX,
+    claimBucketMs: cfg.DEDUPE_CLAIM_BUCKET,
+    claimShards: cfg.DEDUPE_CLAIM_SHARDS,
     onRedisDown: cfg.DEDUPE_ON_REDIS_DOWN,
     batchMessages: cfg.DEDUPE_BATCH_MESSAGES,
     concurrency: cfg.DEDUPE_CONCURRENCY,
@@ -115,7 +121,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
           topology,
           js,
           claims: deps.claims,
-          keyPrefix: opts.keyPrefix ?? '',
+          layout: { prefix: opts.keyPrefix ?? '', bucketMs: opts.claimBucketMs ?? 600_000, shards: opts.claimShards ?? 64 },
           onRedisDown: opts.onRedisDown ?? 'retry',
           metrics,
           log: deps.log.child({ stream: name }),

@@ -7,7 +7,7 @@ import type { ClaimRequest, ClaimResult, ClaimStore } from './claims';
 import { rebatchRaw } from './clean-payload';
 import type { CrashPoint } from './config';
 import { RedisUnavailableError } from './errors';
-import { claimKey, claimOwner, cleanMessageId } from './keys';
+import { claimOwner, claimSlot, cleanMessageId, type ClaimLayout } from './keys';
 import type { DedupeMetrics } from './metrics';
 import type { RawMessage } from './raw-message';
 
@@ -17,8 +17,8 @@ export interface DedupeHandlerOptions {
   topology: Topology;
   js: JetStreamClient;
   claims: ClaimStore;
-  /** Claim key prefix. */
-  keyPrefix: string;
+  /** Where claims live in Redis. */
+  layout: ClaimLayout;
   /** `retry` (redeliver later) or `pass` (publish unclaimed) while Redis is unavailable. */
   onRedisDown: 'retry' | 'pass';
   metrics: DedupeMetrics;
@@ -65,7 +65,8 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
       const owner = claimOwner(stream, d.seq);
       metrics.messageEvents.observe(d.value.events.length);
       if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
-      for (const id of d.value.ids) requests.push({ key: claimKey(opts.keyPrefix, id), owner });
+      const { ids, times } = d.value;
+      for (let i = 0; i < ids.length; i++) requests.push({ ...claimSlot(opts.layout, ids[i]!, times[i]!), owner });
     }
 
     let results: ClaimResult[] | undefined;

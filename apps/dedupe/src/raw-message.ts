@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { PoisonMessageError } from '@sluice/actor';
-import { decodeBatch, eventId, eventRegion, NAME_TOKEN_PATTERN, type Event, type Topology } from '@sluice/contracts';
+import { decodeBatch, eventId, eventRegion, eventTime, NAME_TOKEN_PATTERN, type Event, type Topology } from '@sluice/contracts';
 
 /** A raw message, decoded and reduced to the first occurrence of each event id. */
 export interface RawMessage {
@@ -10,6 +10,8 @@ export interface RawMessage {
   events: Event[];
   /** `eventId` of each of `events`. */
   ids: string[];
+  /** Event time (ms since the epoch, 0 when unset) of each of `events`: picks the claim's bucket. */
+  times: number[];
   /** Events dropped because their id occurred earlier in the same message. */
   repeatedInMessage: number;
   /** The raw EventBatch bytes, republished (with a new batch_id) when every event is kept. */
@@ -26,6 +28,7 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
   const batch = decodeBatch(msg.data);
   const events: Event[] = [];
   const ids: string[] = [];
+  const times: number[] = [];
   const seen = new Set<string>();
   let repeatedInMessage = 0;
   batch.events.forEach((event, i) => {
@@ -39,6 +42,7 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
     seen.add(id);
     events.push(event);
     ids.push(id);
+    times.push(eventTime(event)?.getTime() ?? 0);
   });
   const parsed = topology.parse(msg.subject);
   let region = parsed?.kind === 'raw' ? parsed.region : undefined;
@@ -50,5 +54,5 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
     }
     region = only;
   }
-  return { region, events, ids, repeatedInMessage, bytes: msg.data };
+  return { region, events, ids, times, repeatedInMessage, bytes: msg.data };
 }

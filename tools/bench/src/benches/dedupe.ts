@@ -19,8 +19,9 @@ import { percentile, round, type Bench, type BenchResult } from '../result';
 // tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
 // pipeline: the module is loaded by path at run time and typed by this minimal local view.
 type ClaimResult = 'new' | 'ours' | 'theirs';
+type ClaimRequest = { key: string; field: string; owner: string; bucketEndMs: number };
 interface ClaimStore {
-  claim(requests: ReadonlyArray<{ key: string; owner: string }>): Promise<ClaimResult[]>;
+  claim(requests: ReadonlyArray<ClaimRequest>): Promise<ClaimResult[]>;
   isReady(): boolean;
 }
 interface StartableActor {
@@ -39,6 +40,7 @@ interface RedisLike {
   status: string;
   pipeline(): { exec(...args: unknown[]): Promise<unknown> };
   scan(cursor: string, ...args: Array<string | number>): Promise<[string, string[]]>;
+  info(section: string): Promise<string>;
   unlink(...keys: string[]): Promise<number>;
 }
 
@@ -71,7 +73,7 @@ class MeasuredClaims implements ClaimStore {
   isReady() {
     return this.inner?.isReady() ?? true;
   }
-  async claim(requests: ReadonlyArray<{ key: string; owner: string }>): Promise<ClaimResult[]> {
+  async claim(requests: ReadonlyArray<ClaimRequest>): Promise<ClaimResult[]> {
     this.calls++;
     this.requests += requests.length;
     if (!this.inner) return requests.map(() => 'new');
@@ -161,6 +163,13 @@ async function run(
   }
 }
 
+/** Redis server CPU seconds (user + system, all threads) so far. */
+async function redisCpuSeconds(redis: RedisLike): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
+
 async function deleteKeys(redis: RedisLike, prefix: string) {
   let cursor = '0';
   let rounds = 0;
@@ -192,7 +201,9 @@ const bench: Bench = async (opts) => {
     const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), { ...common, label: 'baseline' });
     const roundTrips = countRoundTrips(redis);
     const claims = new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }));
+    const cpu0 = await redisCpuSeconds(redis);
     const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' });
+    const redisCpu = (await redisCpuSeconds(redis)) - cpu0;
     const lat = [...claims.latencies].sort((a, b) => a - b);
     const total = messages * perMessage;
     const result: BenchResult = {
@@ -215,6 +226,9 @@ const bench: Bench = async (opts) => {
       redis_round_trips: roundTrips.count,
       redis_round_trips_per_batch: round(roundTrips.count / Math.max(1, claims.calls), 3),
       claims_per_round_trip: Math.round(claims.requests / Math.max(1, claims.calls)),
+      // The Redis server's CPU over the dedupe run (pre-fill included: it touches no Redis key).
+      redis_cpu_us_per_claim: round((redisCpu * 1e6) / Math.max(1, claims.requests), 3),
+      redis_busy_share: round(redisCpu / dd.seconds, 3),
     };
     return result;
   } finally {
