@@ -1,19 +1,14 @@
 import type Redis from 'ioredis';
 import { RedisUnavailableError } from './errors';
-import type { ClaimSlot } from './keys';
+import type { ClaimBatch } from './keys';
 
 /** `new`: claimed now; `ours`: already claimed by the same owner (a redelivery); `theirs`: a duplicate. */
 export type ClaimResult = 'new' | 'ours' | 'theirs';
 
-/** A claim to make: the event's slot (see `claimSlot`) and the owner to write into it. */
-export interface ClaimRequest extends ClaimSlot {
-  owner: string;
-}
-
 /** Claims event ids for owners, all requests of one call in one round trip. */
 export interface ClaimStore {
-  /** One result per request, in order. Throws {@link RedisUnavailableError}. */
-  claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]>;
+  /** One result per claim of the batch, in order. Throws {@link RedisUnavailableError}. */
+  claim(batch: ClaimBatch): Promise<ClaimResult[]>;
   /** Whether the store can take a round trip now (readiness). */
   isReady(): boolean;
 }
@@ -40,72 +35,77 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export const MAX_CLAIMS_PER_CALL = 4096;
 
 // KEYS: the claim hashes of this call; ARGV[1..#KEYS]: the expire-at (ms) each must reach. Then
-// groups of (key index, owner, count, count fields). Replies in group order: 0 new (HSETNX set the
-// field), 1 ours (the field holds this owner: a redelivery), 2 theirs (a duplicate). Expiry is set
-// after the fields exist and only ever moves later.
+// triples (key index, owner, fields joined by "\n": fields are never empty and hold no newline).
+// Reply: one digit per field, in triple order: 0 new (HSETNX set it), 1 ours (it holds this owner: a
+// redelivery), 2 theirs (a duplicate). Expiry is set after the fields exist and only moves later.
 const CLAIM_SCRIPT = `
 local nk = #KEYS
 local out = {}
 local n = 0
-local a = nk + 1
-while a <= #ARGV do
+for a = nk + 1, #ARGV, 3 do
   local h = KEYS[tonumber(ARGV[a])]
   local owner = ARGV[a + 1]
-  local last = a + 2 + tonumber(ARGV[a + 2])
-  for i = a + 3, last do
+  for f in string.gmatch(ARGV[a + 2], '[^\\n]+') do
     n = n + 1
-    if redis.call('HSETNX', h, ARGV[i], owner) == 1 then out[n] = 0
-    elseif redis.call('HGET', h, ARGV[i]) == owner then out[n] = 1
-    else out[n] = 2 end
+    if redis.call('HSETNX', h, f, owner) == 1 then out[n] = '0'
+    elseif redis.call('HGET', h, f) == owner then out[n] = '1'
+    else out[n] = '2' end
   end
-  a = last + 1
 end
 for i = 1, nk do
   local at = tonumber(ARGV[i])
   if redis.call('PEXPIRETIME', KEYS[i]) < at then redis.call('PEXPIREAT', KEYS[i], at) end
 end
-return out
+return table.concat(out)
 `;
 
-/** One script call's arguments and, per reply, the index of the request it answers. */
+/** One script call's arguments and, per reply digit, the index of the claim it answers. */
 interface ScriptCall {
   keys: string[];
   argv: string[];
   order: number[];
 }
 
-/** Groups the claims of one call by hash (stable: a field's requests keep their order) and owner. */
-function scriptCall(requests: readonly ClaimRequest[], from: number, to: number, ttlMs: number, nowMs: number): ScriptCall {
-  const byKey = new Map<string, number[]>();
+/**
+ * The script call for claims [from, to): grouped by hash (stable, so a field's claims keep their
+ * order) and, inside a hash, by runs of one owner.
+ */
+function scriptCall(batch: ClaimBatch, from: number, to: number, ttlMs: number, nowMs: number): ScriptCall {
+  const { slots, ownerOf, owners, fields } = batch;
+  const bySlot = new Map<number, number[]>();
   for (let i = from; i < to; i++) {
-    const key = requests[i]!.key;
-    const list = byKey.get(key);
+    const list = bySlot.get(slots[i]!);
     if (list) list.push(i);
-    else byKey.set(key, [i]);
+    else bySlot.set(slots[i]!, [i]);
   }
-  const keys = [...byKey.keys()];
+  const keys: string[] = [];
   const argv: string[] = [];
-  for (const list of byKey.values()) argv.push(String(Math.max(requests[list[0]!]!.bucketEndMs, nowMs) + ttlMs));
+  for (const slot of bySlot.keys()) {
+    keys.push(batch.key(slot));
+    argv.push(String(Math.max(batch.bucketEndMs(slot), nowMs) + ttlMs));
+  }
   const order: number[] = [];
   let k = 0;
-  for (const list of byKey.values()) {
+  for (const list of bySlot.values()) {
     k++;
     let run = 0;
     while (run < list.length) {
-      const owner = requests[list[run]!]!.owner;
+      const owner = ownerOf[list[run]!]!;
+      let packed = '';
       let end = run;
-      while (end < list.length && requests[list[end]!]!.owner === owner) end++;
-      argv.push(String(k), owner, String(end - run));
-      for (let j = run; j < end; j++) {
-        argv.push(requests[list[j]!]!.field);
-        order.push(list[j]!);
+      for (; end < list.length && ownerOf[list[end]!] === owner; end++) {
+        const i = list[end]!;
+        packed += end === run ? fields[i]! : `\n${fields[i]!}`;
+        order.push(i);
       }
+      argv.push(String(k), owners[owner]!, packed);
       run = end;
     }
   }
   return { keys, argv, order };
 }
 
+/** Reply digit ('0'..'2' as char code − 48) → result. */
 const RESULTS: readonly ClaimResult[] = ['new', 'ours', 'theirs'];
 
 type ClaimingRedis = Redis & { sluiceClaim?: unknown };
@@ -130,8 +130,9 @@ export class RedisClaimStore implements ClaimStore {
     return this.opts.redis.status === 'ready';
   }
 
-  async claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
-    if (requests.length === 0) return [];
+  async claim(batch: ClaimBatch): Promise<ClaimResult[]> {
+    const total = batch.length;
+    if (total === 0) return [];
     const { redis, ttlMs, timeoutMs } = this.opts;
     // Without an offline queue a command sent while disconnected fails at once; checking first keeps
     // the error message clear and skips building a pipeline that cannot be sent.
@@ -139,8 +140,8 @@ export class RedisClaimStore implements ClaimStore {
     const pipeline = redis.pipeline() as unknown as { sluiceClaim(n: number, ...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
     const now = Date.now();
     const orders: number[][] = [];
-    for (let start = 0; start < requests.length; start += MAX_CLAIMS_PER_CALL) {
-      const call = scriptCall(requests, start, Math.min(start + MAX_CLAIMS_PER_CALL, requests.length), ttlMs, now);
+    for (let start = 0; start < total; start += MAX_CLAIMS_PER_CALL) {
+      const call = scriptCall(batch, start, Math.min(start + MAX_CLAIMS_PER_CALL, total), ttlMs, now);
       pipeline.sluiceClaim(call.keys.length, ...call.keys, ...call.argv);
       orders.push(call.order);
     }
@@ -151,20 +152,23 @@ export class RedisClaimStore implements ClaimStore {
       if (err instanceof RedisUnavailableError) throw err;
       throw new RedisUnavailableError(`redis round trip failed: ${(err as Error).message}`, { cause: err });
     }
-    const out = new Array<ClaimResult | undefined>(requests.length);
+    if (!replies || replies.length !== orders.length) throw new RedisUnavailableError(`redis answered ${replies?.length ?? 0} of ${orders.length} claim calls`);
+    const out = new Array<ClaimResult>(total);
     let answered = 0;
-    (replies ?? []).forEach(([err, value], call) => {
+    for (let c = 0; c < replies.length; c++) {
+      const [err, value] = replies[c]!;
       if (err) throw new RedisUnavailableError(`redis refused a claim: ${err.message}`, { cause: err });
-      const order = orders[call] ?? [];
-      const codes = value as number[];
-      for (let j = 0; j < codes.length && j < order.length; j++) {
-        out[order[j]!] = RESULTS[codes[j]!];
-        answered++;
+      const order = orders[c]!;
+      const digits = String(value);
+      if (digits.length !== order.length) throw new RedisUnavailableError(`redis returned ${digits.length} claim results for ${order.length} claims`);
+      for (let j = 0; j < digits.length; j++) {
+        const result = RESULTS[digits.charCodeAt(j) - 48];
+        if (result === undefined) throw new RedisUnavailableError(`redis returned an unknown claim result ${digits[j]}`);
+        out[order[j]!] = result;
       }
-    });
-    if (answered !== requests.length || (replies ?? []).length !== orders.length) {
-      throw new RedisUnavailableError(`redis returned ${answered} claim results for ${requests.length} claims`);
+      answered += digits.length;
     }
-    return out as ClaimResult[];
+    if (answered !== total) throw new RedisUnavailableError(`redis returned ${answered} claim results for ${total} claims`);
+    return out;
   }
 }

@@ -26,7 +26,7 @@ const schema = defineConfig({
    * Event-time width of one claim hash: claims of events whose times fall in the same bucket share
    * `DEDUPE_CLAIM_SHARDS` hashes. Smaller buckets make smaller hashes (cheaper to expire). Default `10m`.
    */
-  DEDUPE_CLAIM_BUCKET: durationMs('10m'),
+  DEDUPE_CLAIM_BUCKET: durationMs('10m').refine((ms) => ms >= 1000, 'must be at least 1s'),
   /**
    * Hashes per bucket (by a hash of the event id): keeps each hash small. At 50,000 events/s, 10 min
    * and 64 shards make hashes of ~470,000 fields. Default 64.

@@ -2,7 +2,7 @@ import { DecodeError, encodeBatch, topology } from '@sluice/contracts';
 import { loadConfig } from '@sluice/config';
 import { PoisonMessageError } from '@sluice/actor';
 import { dedupeConfig } from './config';
-import { claimOwner, claimSlot, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
+import { ClaimBatch, claimOwner, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
 import { decodeRawMessage } from './raw-message';
 import { telemetryEvent } from './test-helpers';
 
@@ -16,37 +16,57 @@ describe('claim slots', () => {
   const layout = { prefix: 't1:', bucketMs: 600_000, shards: 64 };
   const t = Date.UTC(2026, 10, 28, 12, 34, 56);
   const bucket = Date.UTC(2026, 10, 28, 12, 30);
+  /** The slot of one claim. */
+  const slotOf = (id: string, time: number) => {
+    const b = new ClaimBatch(layout);
+    b.add(id, time, b.owner('o'));
+    return b.slot(0);
+  };
 
   it('puts an id in the hash of its event-time bucket and shard, as the field', () => {
-    const slot = claimSlot(layout, 'evt-42', t);
+    const slot = slotOf('evt-42', t);
     expect(slot.key).toMatch(new RegExp(`^t1:dedupe:${bucket}:(\\d+)$`));
     expect(slot.field).toBe('evt-42');
     expect(slot.bucketEndMs).toBe(bucket + 600_000);
     // Same id, any time in the same bucket: the same slot; the next bucket: another hash.
-    expect(claimSlot(layout, 'evt-42', bucket)).toEqual(slot);
-    expect(claimSlot(layout, 'evt-42', bucket + 600_000).key).not.toBe(slot.key);
+    expect(slotOf('evt-42', bucket)).toEqual(slot);
+    expect(slotOf('evt-42', bucket + 600_000).key).not.toBe(slot.key);
   });
 
   it('spreads ids over every shard and keeps each id on one', () => {
-    const shards = new Set(Array.from({ length: 5000 }, (_, i) => claimSlot(layout, `e-${i}`, t).key));
+    const shards = new Set(Array.from({ length: 5000 }, (_, i) => slotOf(`e-${i}`, t).key));
     expect(shards.size).toBe(64);
-    expect(claimSlot(layout, 'e-1', t).key).toBe(claimSlot(layout, 'e-1', t + 1).key);
+    expect(slotOf('e-1', t).key).toBe(slotOf('e-1', t + 1).key);
   });
 
-  it('hashes ids longer than the bound into a separate key family', () => {
+  it('keeps claims column-wise with their owners', () => {
+    const b = new ClaimBatch(layout);
+    const o1 = b.owner('RAW:1');
+    const o2 = b.owner('RAW:2');
+    b.add('a', t, o1);
+    b.add('b', t, o2);
+    expect(b.length).toBe(2);
+    expect(b.owners[b.ownerOf[1]!]).toBe('RAW:2');
+    expect(b.fields).toEqual(['a', 'b']);
+  });
+
+  it('hashes long ids and ids with a newline into a separate key family', () => {
     const long = 'x'.repeat(MAX_PLAIN_ID_BYTES + 1);
-    const slot = claimSlot(layout, long, t);
+    const slot = slotOf(long, t);
     expect(slot.key).toMatch(new RegExp(`^t1:dedupe-h:${bucket}:\\d+$`));
     expect(slot.field).toMatch(/^[0-9a-f]{64}$/);
-    expect(claimSlot(layout, `${long}y`, t).field).not.toBe(slot.field);
-    expect(claimSlot(layout, 'x'.repeat(MAX_PLAIN_ID_BYTES), t).field).toBe('x'.repeat(MAX_PLAIN_ID_BYTES));
+    expect(slotOf(`${long}y`, t).field).not.toBe(slot.field);
+    expect(slotOf('x'.repeat(MAX_PLAIN_ID_BYTES), t).field).toBe('x'.repeat(MAX_PLAIN_ID_BYTES));
     // 67 three-byte characters = 201 bytes: hashed, although 67 UTF-16 units are few.
-    expect(claimSlot(layout, '€'.repeat(67), t).key).toContain('dedupe-h:');
+    expect(slotOf('€'.repeat(67), t).key).toContain('dedupe-h:');
+    expect(slotOf('a\nb', t).field).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('buckets a missing or invalid event time at the epoch', () => {
-    expect(claimSlot(layout, 'a', Number.NaN).key).toBe(claimSlot(layout, 'a', 0).key);
-    expect(claimSlot(layout, 'a', 0).bucketEndMs).toBe(600_000);
+  it('buckets a missing, negative or absurd event time at the ends of the range', () => {
+    expect(slotOf('a', Number.NaN).key).toBe(slotOf('a', 0).key);
+    expect(slotOf('a', -5).key).toBe(slotOf('a', 0).key);
+    expect(slotOf('a', 0).bucketEndMs).toBe(600_000);
+    expect(Number.isSafeInteger(slotOf('a', 8.64e15).bucketEndMs)).toBe(true);
   });
 
   it('names owners and clean message ids by stream and sequence', () => {
@@ -98,6 +118,7 @@ describe('dedupe config', () => {
   it('names the variable in errors', () => {
     expect(() => loadConfig(dedupeConfig, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(/DEDUPE_ON_REDIS_DOWN/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(/DEDUPE_CLAIM_SHARDS.*4096/);
+    expect(() => loadConfig(dedupeConfig, { DEDUPE_CLAIM_BUCKET: '500ms' })).toThrow(/DEDUPE_CLAIM_BUCKET.*1s/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_BACKOFF: '1s,soon' })).toThrow(/DEDUPE_BACKOFF.*soon/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_ACK_WAIT: '10m' })).toThrow(/DEDUPE_CLEAN_DUPLICATE_WINDOW/);
     expect(() => loadConfig(dedupeConfig, { DEDUPE_CRASH_AT: 'after-claim', SLUICE_ENV: 'production', DEVICE_ID_HASH_KEY: 'a-real-secret-key-123' })).toThrow(/DEDUPE_CRASH_AT/);

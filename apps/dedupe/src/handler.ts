@@ -3,11 +3,11 @@ import { SpanStatusCode, type Span } from '@opentelemetry/api';
 import { Outcomes, publishDurable, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
 import { CONTENT_TYPES, encodeBatch, type Event, type Topology } from '@sluice/contracts';
 import { ATTR, tracer, type Logger } from '@sluice/observability';
-import type { ClaimRequest, ClaimResult, ClaimStore } from './claims';
+import type { ClaimResult, ClaimStore } from './claims';
 import { rebatchRaw } from './clean-payload';
 import type { CrashPoint } from './config';
 import { RedisUnavailableError } from './errors';
-import { claimOwner, claimSlot, cleanMessageId, type ClaimLayout } from './keys';
+import { ClaimBatch, claimOwner, cleanMessageId, type ClaimLayout } from './keys';
 import type { DedupeMetrics } from './metrics';
 import type { RawMessage } from './raw-message';
 
@@ -60,31 +60,31 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
   let lastPassWarning = 0;
 
   return async (batch: ReadonlyArray<Delivery<RawMessage>>): Promise<Outcome[]> => {
-    const requests: ClaimRequest[] = [];
+    const claims = new ClaimBatch(opts.layout);
     for (const d of batch) {
-      const owner = claimOwner(stream, d.seq);
+      const owner = claims.owner(claimOwner(stream, d.seq));
       metrics.messageEvents.observe(d.value.events.length);
       if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
       const { ids, times } = d.value;
-      for (let i = 0; i < ids.length; i++) requests.push({ ...claimSlot(opts.layout, ids[i]!, times[i]!), owner });
+      for (let i = 0; i < ids.length; i++) claims.add(ids[i]!, times[i]!, owner);
     }
 
     let results: ClaimResult[] | undefined;
     const end = metrics.redisDuration.startTimer();
     try {
-      results = await inSpan('dedupe claim', { [ATTR.eventCount]: requests.length, [ATTR.messagingBatchCount]: batch.length }, () => opts.claims.claim(requests));
+      results = await inSpan('dedupe claim', { [ATTR.eventCount]: claims.length, [ATTR.messagingBatchCount]: batch.length }, () => opts.claims.claim(claims));
       end({ outcome: 'ok' });
     } catch (err) {
-      if (requests.length > 0) end({ outcome: 'error' });
+      if (claims.length > 0) end({ outcome: 'error' });
       if (!(err instanceof RedisUnavailableError)) throw err;
       if (opts.onRedisDown === 'retry') {
         log.warn({ err, messages: batch.length }, 'redis unavailable; batch will be redelivered');
         return batch.map(() => Outcomes.retry(err));
       }
-      metrics.passThrough.inc(requests.length);
+      metrics.passThrough.inc(claims.length);
       if (Date.now() - lastPassWarning > 10_000) {
         lastPassWarning = Date.now();
-        log.warn({ err, events: requests.length }, 'redis unavailable; DEDUPE_ON_REDIS_DOWN=pass: publishing events WITHOUT deduplication');
+        log.warn({ err, events: claims.length }, 'redis unavailable; DEDUPE_ON_REDIS_DOWN=pass: publishing events WITHOUT deduplication');
       }
     }
 

@@ -19,9 +19,10 @@ import { percentile, round, type Bench, type BenchResult } from '../result';
 // tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
 // pipeline: the module is loaded by path at run time and typed by this minimal local view.
 type ClaimResult = 'new' | 'ours' | 'theirs';
-type ClaimRequest = { key: string; field: string; owner: string; bucketEndMs: number };
+/** The claims of one handler batch (`ClaimBatch` in apps/dedupe). */
+type ClaimRequests = { readonly length: number };
 interface ClaimStore {
-  claim(requests: ReadonlyArray<ClaimRequest>): Promise<ClaimResult[]>;
+  claim(batch: ClaimRequests): Promise<ClaimResult[]>;
   isReady(): boolean;
 }
 interface StartableActor {
@@ -73,12 +74,12 @@ class MeasuredClaims implements ClaimStore {
   isReady() {
     return this.inner?.isReady() ?? true;
   }
-  async claim(requests: ReadonlyArray<ClaimRequest>): Promise<ClaimResult[]> {
+  async claim(batch: ClaimRequests): Promise<ClaimResult[]> {
     this.calls++;
-    this.requests += requests.length;
-    if (!this.inner) return requests.map(() => 'new');
+    this.requests += batch.length;
+    if (!this.inner) return new Array<ClaimResult>(batch.length).fill('new');
     const t = performance.now();
-    const r = await this.inner.claim(requests);
+    const r = await this.inner.claim(batch);
     this.latencies.push(performance.now() - t);
     return r;
   }
