@@ -139,6 +139,39 @@ describe('dedupe on real NATS and Redis', () => {
     expect(await dd.metric('sluice_dedupe_claims_total', { result: 'new' })).toBe(6);
   });
 
+  it('keeps claims in event-time bucket hashes that expire the TTL after the later of bucket end and claim', async () => {
+    const t = newTopology();
+    const prefix = `${redisFx.prefix}${t.namespace}:`;
+    const dd = await startInProcess(t, { claimBucketMs: 60_000, claimShards: 4 });
+    const future = new Date(Math.ceil(Date.now() / 60_000) * 60_000 + 3_600_000); // a bucket 1 h ahead
+    const long = `long-${'x'.repeat(300)}`;
+    const events = [telemetryEvent('past-1'), telemetryEvent('a\nb'), telemetryEvent(long), telemetryEvent('future-1', 'eu', 'dev-1', future)];
+    const before = Date.now();
+    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
+    // The same readings again in another batch: every one a duplicate, the newline and long ids too.
+    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events: [...events].reverse() }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
+    await expectExactlyOnce(t, ['past-1', 'a\nb', long, 'future-1']);
+    await consumerSettled(t);
+    const after = Date.now();
+    expect(await dd.metric('sluice_dedupe_duplicates_total', { reason: 'claimed' })).toBe(4);
+
+    const keys = (await redisFx.redis.keys(`${prefix}*`)).sort();
+    const pastBucket = Math.floor(1_700_000_000_000 / 60_000) * 60_000;
+    expect(keys.every((k) => new RegExp(`^${prefix}dedupe(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k))).toBe(true);
+    expect(keys.filter((k) => k.includes('dedupe-h:'))).toHaveLength(2); // the long id and the newline id
+    for (const key of keys) {
+      const expireAt = await redisFx.redis.pexpiretime(key);
+      if (key.includes(`:${future.getTime()}:`)) expect(expireAt).toBe(future.getTime() + 60_000 + 60_000); // bucket end + TTL
+      else {
+        expect(expireAt).toBeGreaterThanOrEqual(before + 60_000); // claim time + TTL: the bucket ended long ago
+        expect(expireAt).toBeLessThanOrEqual(after + 60_000);
+      }
+    }
+    // A reading with the same id but an event time in another bucket is another reading: kept.
+    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events: [telemetryEvent('past-1', 'eu', 'dev-1', new Date(1_700_000_000_000 + 60_000))] }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
+    await waitFor('the re-timed reading', async () => (await readClean(t)).flatMap((m) => m.ids).filter((id) => id === 'past-1').length === 2);
+  });
+
   it('republishes the claimed events of a redelivered message (claims are already its own)', async () => {
     const t = newTopology();
     const dd = await startInProcess(t);
