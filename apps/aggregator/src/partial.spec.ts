@@ -2,6 +2,7 @@ import { accumulate, mergeInto, single, type CleanMessage, type Partial } from '
 import { isExpired, parseResolutions, partitionSpan, windowStart } from './resolutions';
 import { pickResolution } from './query';
 import { parseTime } from './api';
+import { rng } from '@sluice/testing';
 
 describe('partials', () => {
   it('merge in any order to the same result, ties broken by value', () => {
@@ -59,6 +60,57 @@ describe('partials', () => {
         .filter((c) => c.resolution === '1m' && c.scope === 1)
         .reduce((n, c) => n + c.p.count, 0),
     ).toBe(4);
+  });
+});
+
+describe('accumulate against a per-reading computation', () => {
+  /** Every reading merged into every (resolution, scope) cell on its own: the definition. */
+  function naive(m: CleanMessage, resolutions: ReturnType<typeof parseResolutions>, now: number) {
+    const out = new Map<string, Partial>();
+    for (const res of resolutions) {
+      const keep = partitionSpan(now - res.retentionMs, res.partition).start;
+      for (const r of m.readings) {
+        const start = windowStart(r.t, res.ms);
+        if (start < keep) continue;
+        for (const [scope, key] of [[1, r.device], [2, r.region]] as const) {
+          const id = `${res.name}/${scope}/${key}/${r.sensor}/${start}`;
+          const p = out.get(id);
+          if (p) mergeInto(p, single(r.t, r.value));
+          else out.set(id, single(r.t, r.value));
+        }
+      }
+    }
+    return out;
+  }
+
+  it.each([
+    [['1s', '5s', '1m', '1h']],
+    [['2s', '5s', '1m']], // 5 s is no multiple of 2 s: merged per reading
+  ])('gives the same cells for %j', (names) => {
+    const random = rng(42);
+    const now = Date.UTC(2026, 10, 28, 12);
+    const resolutions = parseResolutions(names, ['1s=1d', '2s=1d']);
+    const readings = Array.from({ length: 3000 }, (_, i) => ({
+      device: `d${Math.floor(random() * 7)}`,
+      region: random() < 0.8 ? 'eu' : 'us',
+      sensor: `s${Math.floor(random() * 3)}`,
+      // Mostly the last 10 minutes, some days old (expired at the finest resolution only), in any order.
+      t: now - (i % 50 === 0 ? 3 * 86_400_000 : 0) - Math.floor(random() * 600_000),
+      value: Math.round(random() * 1000) / 10,
+    }));
+    const m: CleanMessage = { id: 'x', detections: 0, invalid: 0, readings };
+    const acc = accumulate([m], resolutions, now, 60_000);
+    const want = naive(m, resolutions, now);
+    const got = new Map([...acc.cells.values()].map((c) => [`${c.resolution}/${c.scope}/${c.key}/${c.sensor}/${c.start}`, c.p]));
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [id, p] of want) {
+      const g = got.get(id)!;
+      expect({ ...g, sum: 0 }).toEqual({ ...p, sum: 0 });
+      expect(g.sum).toBeCloseTo(p.sum, 6);
+    }
+    const cellsPerReading = resolutions.length * 2;
+    const stored = [...got.values()].reduce((n, p) => n + p.count, 0);
+    expect(stored + acc.expired * 2).toBe(readings.length * cellsPerReading);
   });
 });
 

@@ -153,79 +153,112 @@ export function cellKey(
   return `${resolution}\u0001${scope}\u0001${key}\u0001${sensor}\u0001${start}`;
 }
 
-/** Pre-aggregates the readings of `messages` into device and region cells for every resolution. */
+/** Merges one reading into a partial (hot path: no allocation). Same rule as {@link mergeInto}. */
+function addReading(p: Partial, t: number, v: number): void {
+  p.count++;
+  p.sum += v;
+  if (v < p.min) p.min = v;
+  if (v > p.max) p.max = v;
+  if (t < p.firstTime || (t === p.firstTime && v < p.firstValue)) {
+    p.firstTime = t;
+    p.firstValue = v;
+  }
+  if (t > p.lastTime || (t === p.lastTime && v > p.lastValue)) {
+    p.lastTime = t;
+    p.lastValue = v;
+  }
+}
+
+/** The readings of one (device, sensor, region) at the grain of the finest resolution. */
+interface GrainSeries {
+  device: string;
+  sensor: string;
+  region: string;
+  /** Finest window start → partial. */
+  windows: Map<number, Partial>;
+}
+
+/**
+ * Pre-aggregates the readings of `messages` into device and region cells for every resolution.
+ *
+ * Two steps, because merging is associative: every reading is merged once into its finest window
+ * (per device, sensor and region), and the cells of every resolution whose length is a multiple of
+ * the finest (windows are epoch-aligned, so each finest window lies in exactly one of them) and of
+ * both scopes are merged from those partials: a few merges per finest window instead of
+ * (resolutions × scopes) per reading. A resolution that is not such a multiple is merged per reading.
+ */
 export function accumulate(
   messages: Iterable<CleanMessage>,
   resolutions: readonly Resolution[],
   now: number,
   maxFutureSkewMs: number,
 ): Accumulated {
-  const cells = new Map<string, Cell>();
   let maxEventTime = -Infinity;
   let readings = 0;
   let expired = 0;
   const horizon = now + maxFutureSkewMs;
+  const grainMs = resolutions[0]!.ms;
   // Windows starting before this are in a partition that retention has dropped (see isExpired).
-  const keepFrom = resolutions.map(
-    (res) => partitionSpan(now - res.retentionMs, res.partition).start,
-  );
-  // Per resolution: series (scope, key, sensor) → window start → cell. Series strings are built once
-  // per reading and V8 caches their hashes, so the hot loop does no string building per resolution.
+  const keepFrom = resolutions.map((res) => partitionSpan(now - res.retentionMs, res.partition).start);
+  const derived = resolutions.map((res) => res.ms % grainMs === 0);
+  // Per resolution: series (scope, key, sensor) → window start → cell.
   const bySeries = resolutions.map(() => new Map<string, Map<number, Cell>>());
-  const add = (i: number, scope: Scope, key: string, series: string, r: Reading, start: number) => {
+  const cellFor = (i: number, scope: Scope, key: string, series: string, sensor: string, region: string, start: number, seed: Partial): void => {
     const perSeries = bySeries[i]!;
     let windows = perSeries.get(series);
     if (windows === undefined) perSeries.set(series, (windows = new Map()));
     const c = windows.get(start);
-    if (c === undefined) {
-      windows.set(start, {
-        resolution: resolutions[i]!.name,
-        scope,
-        key,
-        sensor: r.sensor,
-        start,
-        region: r.region,
-        p: single(r.t, r.value),
-      });
-      return;
-    }
-    // Inline merge of one reading (hot path: no allocation).
-    const p = c.p;
-    const v = r.value;
-    p.count++;
-    p.sum += v;
-    if (v < p.min) p.min = v;
-    if (v > p.max) p.max = v;
-    if (r.t < p.firstTime || (r.t === p.firstTime && v < p.firstValue)) {
-      p.firstTime = r.t;
-      p.firstValue = v;
-    }
-    if (r.t > p.lastTime || (r.t === p.lastTime && v > p.lastValue)) {
-      p.lastTime = r.t;
-      p.lastValue = v;
-    }
+    if (c === undefined) windows.set(start, { resolution: resolutions[i]!.name, scope, key, sensor, start, region, p: { ...seed } });
+    else mergeInto(c.p, seed);
   };
+
+  const grain = new Map<string, GrainSeries>();
   for (const m of messages) {
     for (const r of m.readings) {
       readings++;
       if (r.t > maxEventTime && r.t <= horizon) maxEventTime = r.t;
-      const deviceSeries = `1\u0001${r.device}\u0001${r.sensor}`;
-      const regionSeries = `2\u0001${r.region}\u0001${r.sensor}`;
-      for (let i = 0; i < resolutions.length; i++) {
-        const start = windowStart(r.t, resolutions[i]!.ms);
-        if (start < keepFrom[i]!) {
+      const id = `${r.device}\u0001${r.sensor}\u0001${r.region}`;
+      let g = grain.get(id);
+      if (g === undefined) grain.set(id, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map() }));
+      const start = windowStart(r.t, grainMs);
+      const p = g.windows.get(start);
+      if (p === undefined) g.windows.set(start, single(r.t, r.value));
+      else addReading(p, r.t, r.value);
+      for (let i = 1; i < resolutions.length; i++) {
+        if (derived[i]) continue;
+        const s = windowStart(r.t, resolutions[i]!.ms);
+        if (s < keepFrom[i]!) {
           expired++;
           continue;
         }
-        add(i, SCOPE_DEVICE, r.device, deviceSeries, r, start);
-        add(i, SCOPE_REGION, r.region, regionSeries, r, start);
+        const one = single(r.t, r.value);
+        cellFor(i, SCOPE_DEVICE, r.device, `1\u0001${r.device}\u0001${r.sensor}`, r.sensor, r.region, s, one);
+        cellFor(i, SCOPE_REGION, r.region, `2\u0001${r.region}\u0001${r.sensor}`, r.sensor, r.region, s, one);
       }
     }
   }
+
+  for (const g of grain.values()) {
+    const deviceSeries = `1\u0001${g.device}\u0001${g.sensor}`;
+    const regionSeries = `2\u0001${g.region}\u0001${g.sensor}`;
+    for (const [start0, p] of g.windows) {
+      for (let i = 0; i < resolutions.length; i++) {
+        if (!derived[i]) continue;
+        const start = windowStart(start0, resolutions[i]!.ms);
+        if (start < keepFrom[i]!) {
+          expired += p.count;
+          continue;
+        }
+        cellFor(i, SCOPE_DEVICE, g.device, deviceSeries, g.sensor, g.region, start, p);
+        cellFor(i, SCOPE_REGION, g.region, regionSeries, g.sensor, g.region, start, p);
+      }
+    }
+  }
+
+  const cells = new Map<string, Cell>();
   for (const perSeries of bySeries) {
     for (const windows of perSeries.values()) {
-      for (const c of windows.values())
-        cells.set(cellKey(c.resolution, c.scope, c.key, c.sensor, c.start), c);
+      for (const c of windows.values()) cells.set(cellKey(c.resolution, c.scope, c.key, c.sensor, c.start), c);
     }
   }
   return { cells, maxEventTime, readings, expired };

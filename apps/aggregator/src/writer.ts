@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { inTransaction } from './pg';
+import { inTransaction, numberArray, textArray } from './pg';
 import type { DerivedSeries } from './derived';
 import { evaluate } from './expression';
 import {
@@ -134,7 +134,7 @@ export class RollupWriter {
         const ids = [...byId.keys()];
         const { rows } = await client.query<{ msg_id: string }>(
           'INSERT INTO applied_messages (msg_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING msg_id',
-          [ids],
+          [textArray(ids)],
         );
         if (rows.length < ids.length) {
           const fresh = new Set(rows.map((r) => r.msg_id));
@@ -314,19 +314,19 @@ async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<
     i = j;
     await client.query(upsertSql(resolution), [
       resolution,
-      part.map((c) => c.scope),
-      part.map((c) => c.key),
-      part.map((c) => c.sensor),
-      part.map((c) => c.start),
-      part.map((c) => c.region),
-      part.map((c) => c.p.count),
-      part.map((c) => c.p.sum),
-      part.map((c) => c.p.min),
-      part.map((c) => c.p.max),
-      part.map((c) => c.p.firstTime),
-      part.map((c) => c.p.firstValue),
-      part.map((c) => c.p.lastTime),
-      part.map((c) => c.p.lastValue),
+      numberArray(part.map((c) => c.scope)),
+      textArray(part.map((c) => c.key)),
+      textArray(part.map((c) => c.sensor)),
+      numberArray(part.map((c) => c.start)),
+      textArray(part.map((c) => c.region)),
+      numberArray(part.map((c) => c.p.count)),
+      numberArray(part.map((c) => c.p.sum)),
+      numberArray(part.map((c) => c.p.min)),
+      numberArray(part.map((c) => c.p.max)),
+      numberArray(part.map((c) => c.p.firstTime)),
+      numberArray(part.map((c) => c.p.firstValue)),
+      numberArray(part.map((c) => c.p.lastTime)),
+      numberArray(part.map((c) => c.p.lastValue)),
     ]);
   }
 }
@@ -355,12 +355,12 @@ async function upsertSeries(client: PoolClient, acc: Accumulated, finest: string
   const s = [...latest.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, c]) => c);
   if (s.length === 0) return;
   await client.query(UPSERT_SERIES, [
-    s.map((c) => c.scope),
-    s.map((c) => c.key),
-    s.map((c) => c.sensor),
-    s.map((c) => c.region),
-    s.map(() => false),
-    s.map((c) => c.p.lastTime),
-    s.map((c) => c.p.lastValue),
+    numberArray(s.map((c) => c.scope)),
+    textArray(s.map((c) => c.key)),
+    textArray(s.map((c) => c.sensor)),
+    textArray(s.map((c) => c.region)),
+    `{${s.map(() => 'f').join(',')}}`,
+    numberArray(s.map((c) => c.p.lastTime)),
+    numberArray(s.map((c) => c.p.lastValue)),
   ]);
 }
