@@ -110,6 +110,7 @@ export class Aggregator {
         maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
         maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
         lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
+        concurrency: config.AGGREGATOR_FLUSH_CONCURRENCY,
       },
       prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
       maxDeliver: config.AGGREGATOR_MAX_DELIVER,

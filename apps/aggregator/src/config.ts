@@ -32,6 +32,13 @@ export const aggregatorSchema = defineConfig({
   AGGREGATOR_FLUSH_INTERVAL: durationMs('250ms'),
   /** Most clean messages in one flush transaction. Default 2000. */
   AGGREGATOR_FLUSH_MAX_MESSAGES: positiveInt(2000),
+  /**
+   * Flushes in progress at once in one process: with 2, the next batch is decoded and pre-aggregated
+   * while the previous one's transaction runs (flushes lock rows in one sorted order, as replicas do,
+   * and each acks only after its own commit). Memory holds up to this many batches plus the prefetch.
+   * Default 2.
+   */
+  AGGREGATOR_FLUSH_CONCURRENCY: positiveInt(2).refine((n) => n <= 8, 'must be at most 8'),
   /** Bytes of clean messages pulled ahead of the handler (the in-flight memory bound). Default 16 MiB. */
   AGGREGATOR_PREFETCH_BYTES: positiveInt(16 * 1024 * 1024),
   /** Server ack-wait of the durable consumer; the actor heartbeats a flush in progress. Default `30s`. */

@@ -69,6 +69,67 @@ describe('Actor on real JetStream', () => {
     expect(await registry.getSingleMetricAsString('sluice_lifecycle_state')).toMatch(/consumer="two"/);
   });
 
+  it('hands over the next batch while one is still in the handler with concurrency 2, settling each with its own outcome', async () => {
+    const t = topology();
+    const batches: string[][] = [];
+    let active = 0;
+    let maxActive = 0;
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    const actor = await startActor<string>({
+      ...t,
+      batch: { maxMessages: 2, concurrency: 2 },
+      decode: (m) => m.string(),
+      handle: async (batch) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        batches.push(batch.map((d) => d.value));
+        // The first batch stays in the handler until a later one has been handed over.
+        if (batches.length === 1) await firstHeld;
+        if (batches.length === 2) releaseFirst();
+        active--;
+        return batch.map((d) => (d.value === 'bad' ? Outcomes.dead(new PoisonMessageError('bad')) : Outcomes.ack()));
+      },
+    });
+    for (const body of ['a', 'b', 'c', 'bad']) await publish(t.subject('x'), body);
+    await waitFor('all settled', async () => {
+      const s = await consumerState(t.stream.name, 'worker');
+      return s.pending === 0 && s.ackPending === 0;
+    });
+    expect(maxActive).toBe(2);
+    expect(batches.flat().sort()).toEqual(['a', 'b', 'bad', 'c']);
+    expect(await nats.readAll(t.dlq.stream.name)).toHaveLength(1);
+    await actor.stop();
+    expect(actor.state).toBe('stopped');
+  });
+
+  it('with concurrency 2, stop waits for every batch in the handler to settle', async () => {
+    const t = topology();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered = 0;
+    const actor = await startActor<string>({
+      ...t,
+      batch: { maxMessages: 1, concurrency: 2 },
+      decode: (m) => m.string(),
+      handle: async (batch) => {
+        entered++;
+        await held;
+        return batch.map(() => Outcomes.ack());
+      },
+    });
+    await publish(t.subject('x'), 'one');
+    await publish(t.subject('x'), 'two');
+    await waitFor('both batches in the handler', () => entered === 2);
+    const stopped = actor.stop(10_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(actor.state).toBe('draining');
+    release();
+    await stopped;
+    expect(actor.state).toBe('stopped');
+    expect(await consumerState(t.stream.name, 'worker')).toEqual({ pending: 0, ackPending: 0 });
+  });
+
   it('redelivers a retried message after the requested delay, then acks it', async () => {
     const t = await topology();
     const seen: Array<{ at: number; count: number }> = [];

@@ -36,6 +36,14 @@ export interface BatchOptions {
   maxBytes?: number;
   /** Wait this long after the first message for more before calling the handler. Default 0 (take what has arrived). */
   lingerMs?: number;
+  /**
+   * Batches in the handler at once: with 2, the next batch is collected, decoded and handed over
+   * while the previous one is still in the handler (which must then tolerate concurrent calls), so
+   * the handler's waits overlap the next batch's CPU work. Every message is still settled with its
+   * own batch's outcome; messages in memory are bounded by this × `maxBytes` plus the prefetch.
+   * Default 1.
+   */
+  concurrency?: number;
 }
 
 /** How much the client asks the server for ahead of the handler; one of the two bounds applies. */
@@ -108,7 +116,10 @@ export class Actor<T> {
   private loop: Promise<void> | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private stopping = false;
-  private inBatch: Promise<void> | undefined;
+  private readonly inBatches = new Set<Promise<void>>();
+  private inFlightBytes = 0;
+  /** A batch that failed outside the handler (settling): ends the pull loop, the actor fails. */
+  private batchFailure: unknown;
   private readonly tracer = tracer('@sluice/actor');
   private readonly dlq: { stream: StreamSpec; subject: string };
 
@@ -193,7 +204,7 @@ export class Actor<T> {
       return ok;
     };
     // Closing first would run the client's queued pull requests while the last batch still settles.
-    const settled = await within(this.inBatch ?? Promise.resolve());
+    const settled = await within(Promise.all(this.inBatches));
     void this.messages?.close().catch(() => undefined);
     if (!settled || !(await within(this.loop ?? Promise.resolve()))) {
       this.log.warn({ deadlineMs }, 'drain deadline passed; unsettled messages will be redelivered');
@@ -209,8 +220,13 @@ export class Actor<T> {
     // An unresolved it.next() survives a linger timeout and is reused, so no message is skipped.
     let pending: Promise<Next> | undefined;
     const take = () => (pending ??= it.next());
+    const concurrency = Math.max(1, this.opts.batch?.concurrency ?? 1);
 
     while (!this.stopping) {
+      // Bounded: at most `concurrency` batches in the handler; wait for one to settle.
+      while (this.inBatches.size >= concurrency) await Promise.race(this.inBatches);
+      if (this.batchFailure !== undefined) throw this.batchFailure;
+      if (this.stopping) return;
       const first = await take();
       pending = undefined;
       if (first.done || this.stopping) return;
@@ -225,11 +241,19 @@ export class Actor<T> {
         batch.push(r.value);
         bytes += r.value.data.length;
       }
-      this.metrics.inFlightBytes.set(this.labels, bytes);
-      this.inBatch = this.processBatch(batch);
-      await this.inBatch;
-      this.inBatch = undefined;
-      this.metrics.inFlightBytes.set(this.labels, 0);
+      // Collected while stopping: left unsettled, the server redelivers them after ack-wait.
+      if (this.stopping) return;
+      this.inFlightBytes += bytes;
+      this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
+      const done: Promise<void> = this.processBatch(batch).finally(() => {
+        this.inBatches.delete(done);
+        this.inFlightBytes -= bytes;
+        this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
+      });
+      done.catch((err: unknown) => {
+        this.batchFailure ??= err;
+      });
+      this.inBatches.add(done);
     }
   }
 
