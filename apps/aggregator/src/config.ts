@@ -62,6 +62,12 @@ export const aggregatorSchema = defineConfig({
   /** Interval at which closed windows are looked for when no flush triggers it. Default `1s`. */
   AGGREGATOR_CLOSE_INTERVAL: durationMs('1s'),
   /**
+   * Longest time between two full closer passes. Other passes only look at windows after those the
+   * previous pass closed; a full one also finds late readings a flush merged below that (a late row,
+   * or a closed row made dirty) without counting them late itself. Default `5s`.
+   */
+  AGGREGATOR_CLOSE_FULL_INTERVAL: durationMs('5s'),
+  /**
    * Derived series, `;`-separated `name = expression` over sensor names of the same device, evaluated
    * on the window averages, e.g. `power = voltage * current; engine_temp_f = engine_temp * 1.8 + 32`.
    * Default none.

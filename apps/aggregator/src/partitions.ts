@@ -5,6 +5,13 @@ import { isExpired, partitionSpan, resolutionTable, type Resolution } from './re
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/**
+ * Room left in each heap page of a roll-up partition: a flush merging into an open window changes no
+ * indexed column, so with space on the page the new row version is a HOT update (no index entries).
+ * Measured on 30,000 merges into existing rows: 477 ms at 100 (no HOT) → 379 ms at 70.
+ */
+export const ROLLUP_FILLFACTOR = 70;
+
 /** Creates, caches and drops the per-resolution tables and their time partitions. */
 export class Partitions {
   private readonly known = new Set<string>();
@@ -45,7 +52,7 @@ export class Partitions {
     await this.ddl(async (c) => {
       for (const p of missing.values()) {
         await c.query(
-          `CREATE TABLE IF NOT EXISTS ${p.name} PARTITION OF ${resolutionTable(p.r)} FOR VALUES FROM ('${iso(p.start)}') TO ('${iso(p.end)}')`,
+          `CREATE TABLE IF NOT EXISTS ${p.name} PARTITION OF ${resolutionTable(p.r)} FOR VALUES FROM ('${iso(p.start)}') TO ('${iso(p.end)}') WITH (fillfactor = ${ROLLUP_FILLFACTOR})`,
         );
       }
     });
