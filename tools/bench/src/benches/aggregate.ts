@@ -15,6 +15,7 @@ import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { createTestDatabase, freePort, testUrls, uniqueId, waitFor } from '@sluice/testing';
 import { Registry } from 'prom-client';
 import { startBuiltApp } from '../built-app';
+import { cpuPerThousand, cpuSnapshot } from '../cpu';
 import { percentile, round, type Bench } from '../result';
 
 const SENSORS = ['temp', 'voltage', 'current'];
@@ -140,6 +141,8 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
           ?.delivered.stream_seq ?? 0) > 0,
       { timeoutMs: 120_000, intervalMs: 20 },
     );
+    const cpuGroups = { service: child.pid ?? 0, servers: ['postgres', 'nats-server'] };
+    const cpuStart = cpuSnapshot(cpuGroups);
     const aggStart = Date.now();
     await waitFor(
       'aggregator drained the backlog',
@@ -157,6 +160,7 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       { timeoutMs: 900_000, intervalMs: 50 },
     );
     const aggS = (Date.now() - aggStart) / 1000;
+    const cpu = cpuPerThousand(cpuStart, cpuSnapshot(cpuGroups), total);
 
     // 3. Freshness at the offered rate.
     const latencies: number[] = [];
@@ -248,6 +252,9 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       flushes: flushCount,
       mean_flush_ms: round((flushSum / flushCount) * 1000, 1),
       rollups_published: rollups,
+      // CPU ms per 1,000 backlog events while the service drained it (the closer included): a
+      // measure of work that machine load moves less than wall-clock events/s.
+      drain_cpu_ms_per_1k_events: cpu,
     };
   } finally {
     if (child && child.exitCode === null) {
