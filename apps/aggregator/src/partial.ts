@@ -1,6 +1,7 @@
-import { decodeBatch, HEADERS, NAME_TOKEN_PATTERN } from '@sluice/contracts';
+import { HEADERS } from '@sluice/contracts';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionSpan, windowStart, type Resolution } from './resolutions';
+import { decodeReadings } from './wire';
 
 /**
  * A commutative, associative window aggregate. Merging in any order gives the same result (sums up
@@ -73,52 +74,13 @@ export interface CleanMessage {
   invalid: number;
 }
 
-/** True when `s` contains a control character (PostgreSQL text cannot hold NUL; none belong in ids). */
-function hasControl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
-  return false;
-}
-
-/** Decodes a clean message. Throws `DecodeError` for bytes that are not an EventBatch (dead-lettered). */
+/**
+ * Decodes a clean message: its readings straight from the wire bytes (see {@link decodeReadings}).
+ * Throws `DecodeError` for bytes that are not an EventBatch (dead-lettered).
+ */
 export function decodeCleanMessage(msg: JsMsg): CleanMessage {
-  const batch = decodeBatch(msg.data);
   const id = msg.headers?.get(HEADERS.MSG_ID) || `${msg.info.stream}:${msg.seq}`;
-  const out: CleanMessage = { id, readings: [], detections: 0, invalid: 0 };
-  for (const e of batch.events) {
-    if (e.kind?.$case === 'detection') {
-      out.detections++;
-      continue;
-    }
-    if (e.kind?.$case !== 'telemetry') {
-      out.invalid++;
-      continue;
-    }
-    const v = e.kind.value;
-    const t = v.eventTime?.getTime();
-    if (
-      t === undefined ||
-      !Number.isFinite(t) ||
-      !Number.isFinite(v.value) ||
-      !v.deviceId ||
-      v.deviceId.length > 128 ||
-      hasControl(v.deviceId) ||
-      !v.sensorType ||
-      v.sensorType.length > 128 ||
-      hasControl(v.sensorType) ||
-      !NAME_TOKEN_PATTERN.test(v.region)
-    ) {
-      out.invalid++;
-      continue;
-    }
-    out.readings.push({
-      device: v.deviceId,
-      region: v.region,
-      sensor: v.sensorType,
-      t,
-      value: v.value,
-    });
-  }
-  return out;
+  return { id, ...decodeReadings(msg.data) };
 }
 
 /** One roll-up row to merge: a key and its partial. */
