@@ -1,6 +1,6 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, ensureStream, Outcomes, type Delivery } from '@sluice/actor';
+import { Actor, AsyncPublisher, ensureStream, Outcomes, type Delivery } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Pool } from 'pg';
@@ -45,6 +45,7 @@ export class Aggregator {
   readonly closer: WindowCloser;
   readonly queries: RollupQueries;
   readonly actor: Actor<CleanMessage>;
+  private readonly publisher: AsyncPublisher;
   private readonly log: Logger;
   private readonly now: () => number;
   private commits = 0;
@@ -78,9 +79,10 @@ export class Aggregator {
       config.AGGREGATOR_PUBLISH_RESOLUTIONS.length > 0
         ? config.AGGREGATOR_PUBLISH_RESOLUTIONS
         : this.resolutions.map((r) => r.name);
+    this.publisher = new AsyncPublisher(deps.nc);
     this.closer = new WindowCloser({
       pool: this.pool,
-      js: jetstream(deps.nc),
+      publisher: this.publisher,
       topology: deps.topology,
       resolutions: this.resolutions,
       publish: new Set(publish),
@@ -161,6 +163,7 @@ export class Aggregator {
 
   async closePool(): Promise<void> {
     await this.closer.idle();
+    this.publisher.close();
     await this.maintaining;
     await this.pool.end();
   }

@@ -1,7 +1,6 @@
-import { publishDurable } from '@sluice/actor';
+import type { AsyncPublisher } from '@sluice/actor';
 import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Pool } from 'pg';
 import { inTransaction } from './pg';
 import type { AggregatorMetrics } from './metrics';
@@ -10,7 +9,8 @@ import type { Resolution } from './resolutions';
 
 export interface CloserOptions {
   pool: Pool;
-  js: JetStreamClient;
+  /** Publishes Rollups (owned by the caller, who closes it after the closer is idle). */
+  publisher: AsyncPublisher;
   topology: Topology;
   resolutions: readonly Resolution[];
   /** Resolutions whose windows are published; the others are only marked closed. */
@@ -199,7 +199,7 @@ export class WindowCloser {
       revision,
       lateCount: row.late_count,
     });
-    await publishDurable(this.opts.js, this.opts.topology.rollup(r.name, row.region), payload, {
+    await this.opts.publisher.publish(this.opts.topology.rollup(r.name, row.region), payload, {
       msgId: rollupMsgId({
         scope: row.scope,
         key: row.series_key,

@@ -1,10 +1,9 @@
 // The matcher: consumes clean telemetry and roll-ups, applies every enabled subscription's filter
 // and publishes one delivery message per (event, subscription) with Nats-Msg-Id = webhook-id, then
 // acks the source message. A crash in between republishes the same ids, which the stream drops.
-import { JetStreamApiError } from '@nats-io/jetstream';
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Context } from '@opentelemetry/api';
-import { Actor, messageHeaders, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
+import { Actor, AsyncPublisher, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
 import { decodeBatch, decodeRollup, type EventBatch, type Rollup, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Counter, type Registry } from 'prom-client';
@@ -30,111 +29,32 @@ export interface MatcherOptions {
   publisher?: DeliveryPublisher;
 }
 
-const PUB_ACK_TIMEOUT_MS = 5_000;
-
-interface PendingAck {
-  resolve: () => void;
-  reject: (err: Error) => void;
-  deadline: number;
-}
-
 /**
  * Publishes deliveries; shared by the matcher, the test endpoint and DLQ redrive. Resolves once the
  * deliveries stream acknowledged the message (stored, or dropped as a duplicate of the same id).
- *
- * JetStream "async publish": a plain PUB with a reply subject under one inbox subscription, settled
- * when the PubAck arrives, with one timer for all timeouts. `js.publish` is a request per message,
- * and nats.js builds two Errors (async stack traces) and a timer for every request: about 15 % of the
- * dispatcher's CPU per delivery. Same headers and checks as `publishDurable` (msg id, content type,
- * trace context, expected stream).
  */
 export class DeliveryPublisher {
-  private readonly inbox = createInbox();
-  private sub: Subscription | undefined;
-  private readonly pending = new Map<string, PendingAck>();
-  private seq = 0;
-  private sweeper: NodeJS.Timeout | undefined;
+  private readonly publisher: AsyncPublisher;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly webhooks: WebhookTopology,
-  ) {}
+  ) {
+    this.publisher = new AsyncPublisher(nc);
+  }
 
   publish(d: DeliveryMessage, context?: Context): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      try {
-        const h = messageHeaders({ msgId: deliveryMsgId(d), contentType: CONTENT_TYPE_DELIVERY, ...(context ? { context } : {}) });
-        h.set('Nats-Expected-Stream', this.webhooks.deliveriesStream.name);
-        this.sub ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (err, m) => this.onAck(err, m) });
-        const token = (++this.seq).toString(36);
-        this.pending.set(token, { resolve, reject, deadline: Date.now() + PUB_ACK_TIMEOUT_MS });
-        if (!this.sweeper) {
-          this.sweeper = setInterval(() => this.sweep(), 1_000);
-          this.sweeper.unref();
-        }
-        try {
-          this.nc.publish(this.webhooks.delivery(d.subscriptionId), encodeDelivery(d), { reply: `${this.inbox}.${token}`, headers: h });
-        } catch (err) {
-          this.pending.delete(token);
-          throw err;
-        }
-      } catch (err) {
-        reject(err as Error);
-      }
+    return this.publisher.publish(this.webhooks.delivery(d.subscriptionId), encodeDelivery(d), {
+      msgId: deliveryMsgId(d),
+      contentType: CONTENT_TYPE_DELIVERY,
+      expectStream: this.webhooks.deliveriesStream.name,
+      ...(context ? { context } : {}),
     });
-  }
-
-  private onAck(err: Error | null, m: Msg): void {
-    if (err) {
-      // The inbox subscription itself failed (closed, permissions): nothing pending can settle.
-      this.failAll(err);
-      this.sub = undefined;
-      return;
-    }
-    const token = m.subject.slice(this.inbox.length + 1);
-    const p = this.pending.get(token);
-    if (!p) return; // timed out already
-    this.pending.delete(token);
-    let ack: { stream?: unknown; error?: unknown };
-    try {
-      ack = JSON.parse(m.string()) as typeof ack;
-    } catch {
-      // e.g. a 503 "no responders" status message: no stream took the message.
-      const status = m.headers?.code ? ` (status ${m.headers.code} ${m.headers.description})` : '';
-      p.reject(new Error(`deliveries stream did not acknowledge the publish${status}`));
-      return;
-    }
-    if (ack.error) p.reject(new JetStreamApiError(ack.error as ConstructorParameters<typeof JetStreamApiError>[0]));
-    else if (typeof ack.stream !== 'string' || ack.stream === '') p.reject(new Error('invalid JetStream publish ack'));
-    else p.resolve();
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [token, p] of this.pending) {
-      if (p.deadline <= now) {
-        this.pending.delete(token);
-        p.reject(new Error(`no JetStream publish ack within ${PUB_ACK_TIMEOUT_MS} ms`));
-      }
-    }
-    if (this.pending.size === 0) {
-      clearInterval(this.sweeper);
-      this.sweeper = undefined;
-    }
-  }
-
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
   }
 
   /** Unsubscribes the ack inbox and fails what is still pending (the deliveries come back). */
   close(): void {
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    this.failAll(new Error('delivery publisher closed'));
-    this.sub?.unsubscribe();
-    this.sub = undefined;
+    this.publisher.close();
   }
 }
 

@@ -13,3 +13,4 @@ export * from './service';
 export * from './specs';
 export * from './runtime';
 export * from './http-listen';
+export * from './async-publisher';
