@@ -174,14 +174,23 @@ export function accumulate(
     else mergeInto(c.p, seed);
   };
 
-  const grain = new Map<string, GrainSeries>();
+  // device → sensor → region → series: nested lookups of strings the decoder interned (their hashes
+  // are cached) instead of building a composite key per reading.
+  const grain = new Map<string, Map<string, Map<string, GrainSeries>>>();
+  const series: GrainSeries[] = [];
   for (const m of messages) {
     for (const r of m.readings) {
       readings++;
       if (r.t > maxEventTime && r.t <= horizon) maxEventTime = r.t;
-      const id = `${r.device}\u0001${r.sensor}\u0001${r.region}`;
-      let g = grain.get(id);
-      if (g === undefined) grain.set(id, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map() }));
+      let bySensor = grain.get(r.device);
+      if (bySensor === undefined) grain.set(r.device, (bySensor = new Map()));
+      let byRegion = bySensor.get(r.sensor);
+      if (byRegion === undefined) bySensor.set(r.sensor, (byRegion = new Map()));
+      let g = byRegion.get(r.region);
+      if (g === undefined) {
+        byRegion.set(r.region, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map() }));
+        series.push(g);
+      }
       const start = windowStart(r.t, grainMs);
       const p = g.windows.get(start);
       if (p === undefined) g.windows.set(start, single(r.t, r.value));
@@ -200,7 +209,7 @@ export function accumulate(
     }
   }
 
-  for (const g of grain.values()) {
+  for (const g of series) {
     const deviceSeries = `1\u0001${g.device}\u0001${g.sensor}`;
     const regionSeries = `2\u0001${g.region}\u0001${g.sensor}`;
     for (const [start0, p] of g.windows) {

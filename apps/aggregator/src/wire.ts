@@ -28,6 +28,23 @@ const I32 = 5;
 const MAX_DATE_MS = 8.64e15;
 const utf8 = new TextDecoder();
 
+/**
+ * Short ASCII strings seen before (device ids, sensors, regions repeat in every batch), by a hash of
+ * their bytes: a hit costs no allocation, and the string's own hash is already computed for the Maps
+ * that group readings. Bounded: cleared when full.
+ */
+const interned = new Map<number, string>();
+const INTERN_MAX = 65_536;
+/** Validity of a device id or sensor, and of a region, per interned string (same bound). */
+const validIds = new Map<string, boolean>();
+const validRegions = new Map<string, boolean>();
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): V {
+  if (map.size >= INTERN_MAX) map.clear();
+  map.set(key, value);
+  return value;
+}
+
 class Malformed extends Error {}
 
 /**
@@ -110,17 +127,20 @@ class Reader {
     const to = this.lenEnd(end);
     const from = this.pos;
     this.pos = to;
-    // Short ASCII (device ids, sensors, regions) without a TextDecoder call per field.
-    if (to - from <= 32) {
-      let s = '';
-      for (let i = from; i < to; i++) {
-        const c = this.buf[i]!;
-        if (c >= 0x80) return utf8.decode(this.buf.subarray(from, to));
-        s += String.fromCharCode(c);
-      }
-      return s;
+    if (to - from > 64) return utf8.decode(this.buf.subarray(from, to));
+    let h = 0x811c9dc5 ^ (to - from);
+    for (let i = from; i < to; i++) {
+      const c = this.buf[i]!;
+      if (c >= 0x80) return utf8.decode(this.buf.subarray(from, to));
+      h = Math.imul(h ^ c, 0x01000193);
     }
-    return utf8.decode(this.buf.subarray(from, to));
+    const hit = interned.get(h);
+    if (hit !== undefined && hit.length === to - from) {
+      let same = true;
+      for (let i = 0; i < hit.length && same; i++) same = hit.charCodeAt(i) === this.buf[from + i];
+      if (same) return hit;
+    }
+    return remember(interned, h, String.fromCharCode.apply(null, this.buf.subarray(from, to) as unknown as number[]));
   }
 
   skip(wireType: number, end: number): void {
@@ -152,10 +172,17 @@ class Reader {
   }
 }
 
-/** True when `s` contains a control character (PostgreSQL text cannot hold NUL; none belong in ids). */
-function hasControl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
-  return false;
+/** A usable device id or sensor: 1–128 characters, no control character (PostgreSQL text cannot hold NUL). */
+function validId(s: string): boolean {
+  const known = validIds.get(s);
+  if (known !== undefined) return known;
+  let ok = s.length > 0 && s.length <= 128;
+  for (let i = 0; ok && i < s.length; i++) if (s.charCodeAt(i) < 0x20) ok = false;
+  return remember(validIds, s, ok);
+}
+
+function validRegion(s: string): boolean {
+  return validRegions.get(s) ?? remember(validRegions, s, NAME_TOKEN_PATTERN.test(s));
 }
 
 /** `google.protobuf.Timestamp` → epoch ms, truncated like `Date` (NaN outside Date's range). */
@@ -204,18 +231,7 @@ function telemetry(r: Reader, end: number): WireReading | undefined {
         r.skip(tag & 7, end);
     }
   }
-  if (
-    t === undefined ||
-    !Number.isFinite(t) ||
-    !Number.isFinite(value) ||
-    !device ||
-    device.length > 128 ||
-    hasControl(device) ||
-    !sensor ||
-    sensor.length > 128 ||
-    hasControl(sensor) ||
-    !NAME_TOKEN_PATTERN.test(region)
-  ) {
+  if (t === undefined || !Number.isFinite(t) || !Number.isFinite(value) || !validId(device) || !validId(sensor) || !validRegion(region)) {
     return undefined;
   }
   return { device, region, sensor, t, value };

@@ -98,6 +98,8 @@ function lockKey(s: string): string {
 export class RollupWriter {
   private readonly now: () => number;
   private readonly derivedInputs: Set<string>;
+  /** Resolution name → position, finest first. */
+  private readonly rank: Map<string, number>;
 
   constructor(
     private readonly pool: Pool,
@@ -108,6 +110,7 @@ export class RollupWriter {
   ) {
     this.now = opts.now ?? Date.now;
     this.derivedInputs = new Set(derived.flatMap((d) => d.inputs));
+    this.rank = new Map(resolutions.map((r, i) => [r.name, i]));
   }
 
   /** One transaction for the whole flush. Throws on any store error (nothing is then applied). */
@@ -160,8 +163,11 @@ export class RollupWriter {
             `SELECT ${MS('max_event_time')} AS wm FROM aggregator_state WHERE id = 1`,
           );
           const watermark = (wm.rows[0]?.wm ?? 0) - this.opts.allowedLatenessMs;
+          // One lock order for every flush and replica: finest resolution first, then the key. The
+          // coarse windows and region cells, which consecutive flushes share, come last: a flush
+          // running beside another waits for its commit only at the end of its own transaction.
           const cells = [...acc.cells.entries()]
-            .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+            .sort((a, b) => this.rank.get(a[1].resolution)! - this.rank.get(b[1].resolution)! || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
             .map(([, c]) => c);
           for (const c of cells) {
             const end = c.start + resByName.get(c.resolution)!.ms;
@@ -303,8 +309,8 @@ export class RollupWriter {
 }
 
 async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<void> {
-  // Bounded statement size; cells stay in one sorted order (resolution first) so concurrent flushes
-  // lock rows alike, and each statement holds one resolution's cells.
+  // Bounded statement size; cells stay in the caller's lock order (resolution first) so concurrent
+  // flushes lock rows alike, and each statement holds one resolution's cells.
   const CHUNK = 5_000;
   for (let i = 0; i < cells.length;) {
     const resolution = cells[i]!.resolution;
