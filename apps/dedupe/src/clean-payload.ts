@@ -75,3 +75,22 @@ export function rebatchRaw(raw: Uint8Array, batchId: string): Uint8Array | undef
   }
   return out;
 }
+
+/**
+ * The clean payload of a raw message of which only some events are kept: `{batch_id}` followed by
+ * the kept events' fields copied byte for byte from the raw batch (`ranges`: [start, end) pairs of
+ * whole `events` fields, from `decodeRawMessage`). No event is decoded or re-encoded.
+ */
+export function batchOfEvents(raw: Uint8Array, batchId: string, ranges: readonly number[]): Uint8Array {
+  const header = new BinaryWriter().uint32(BATCH_ID_TAG).string(batchId).finish();
+  let size = header.length;
+  for (let i = 0; i < ranges.length; i += 2) size += ranges[i + 1]! - ranges[i]!;
+  const out = new Uint8Array(size);
+  out.set(header, 0);
+  let to = header.length;
+  for (let i = 0; i < ranges.length; i += 2) {
+    out.set(raw.subarray(ranges[i], ranges[i + 1]), to);
+    to += ranges[i + 1]! - ranges[i]!;
+  }
+  return out;
+}

@@ -106,6 +106,7 @@ describe('dedupe on real NATS and Redis', () => {
     const registry = new Registry();
     const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], ...opts });
     cleanups.push(() => stoppable.stop());
+    cleanups.push(() => d.publisher.stop());
     for (const a of d.actors) {
       cleanups.push(() => a.stop(5_000));
       await a.start();

@@ -1,7 +1,9 @@
-import { DecodeError, encodeBatch, topology } from '@sluice/contracts';
+import { decodeBatch, DecodeError, DetectionEvent, encodeBatch, eventId, eventTime, TelemetryEvent, topology, type Event } from '@sluice/contracts';
+import { rng } from '@sluice/testing';
 import { loadConfig } from '@sluice/config';
 import { PoisonMessageError } from '@sluice/actor';
 import { dedupeConfig } from './config';
+import { batchOfEvents } from './clean-payload';
 import { ClaimBatch, claimOwner, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
 import { decodeRawMessage } from './raw-message';
 import { telemetryEvent } from './test-helpers';
@@ -75,11 +77,82 @@ describe('claim slots', () => {
   });
 });
 
+/** The definition: the generated decoder, then dedupe's rules. */
+function reference(data: Uint8Array): { ids: string[]; times: number[] } | 'decode' | 'poison' {
+  let batch;
+  try {
+    batch = decodeBatch(data);
+  } catch {
+    return 'decode';
+  }
+  const out = { ids: [] as string[], times: [] as number[] };
+  for (const e of batch.events) {
+    if (e.kind === undefined) return 'poison';
+    const id = eventId(e);
+    if (id === '') return 'poison';
+    if (out.ids.includes(id)) continue;
+    out.ids.push(id);
+    out.times.push(eventTime(e)?.getTime() ?? 0);
+  }
+  return out;
+}
+
+function randomBatch(seed: number, n: number): Uint8Array {
+  const random = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const events = Array.from({ length: n }, (_, i): Event => {
+    const id = pick([`e-${i}`, `e-${i}`, 'dup', 'ünï-⛵', 'x'.repeat(300)]);
+    const time = pick([new Date(1_700_000_000_123), new Date(-5), undefined]);
+    if (random() < 0.2) {
+      return { kind: { $case: 'detection', value: DetectionEvent.fromPartial({ eventId: id, deviceId: 'cam', region: 'eu', ...(time ? { frameTime: time } : {}), detections: [{ label: 'boat', bbox: { left: 1, top: 2, width: 3, height: 4 } }], attributes: { k: 'v' } }) } };
+    }
+    return { kind: { $case: 'telemetry', value: TelemetryEvent.fromPartial({ eventId: id, deviceId: 'd', region: 'eu', sensorType: 's', value: 1.5, ...(time ? { eventTime: time } : {}), attributes: random() < 0.5 ? { a: 'b' } : {} }) } };
+  });
+  return encodeBatch({ batchId: `b-${seed}`, events });
+}
+
 describe('decodeRawMessage', () => {
+  it.each([1, 2, 3])('scans what the generated decoder decodes, nested messages checked (seed %i)', (seed) => {
+    const data = randomBatch(seed, 200);
+    const want = reference(data);
+    const got = decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo);
+    expect(want).not.toBe('decode');
+    expect({ ids: got.ids, times: got.times }).toEqual({ ids: (want as { ids: string[] }).ids, times: (want as { times: number[] }).times });
+    // The spans are the events' own bytes: concatenated under a batch id they decode to the same events.
+    const rebuilt = decodeBatch(batchOfEvents(data, 'x', got.spans));
+    expect(rebuilt.events.map(eventId)).toEqual(got.ids);
+  });
+
+  it('rejects with a DecodeError whatever the generated decoder rejects, wherever the bytes are cut', () => {
+    const data = randomBatch(4, 30);
+    let decodeErrors = 0;
+    for (let cut = 1; cut < data.length; cut += 5) {
+      const part = data.subarray(0, cut);
+      const want = reference(part);
+      const scan = () => decodeRawMessage({ subject: 'telemetry.raw.eu', data: part }, topo);
+      if (want === 'decode') {
+        expect(scan).toThrow(DecodeError);
+        decodeErrors++;
+      } else if (want === 'poison') expect(scan).toThrow(PoisonMessageError);
+      else expect(scan().ids).toEqual(want.ids);
+    }
+    expect(decodeErrors).toBeGreaterThan(20);
+  });
+
+  it('checks nested messages it does not read (a broken bounding box is a DecodeError)', () => {
+    const bbox = new Uint8Array([0x0d, 0x00, 0x00]); // float field cut short
+    const detection = new Uint8Array([0x32, bbox.length, ...bbox]); // Detection.bbox
+    const event = new Uint8Array([0x0a, 0x01, 0x78, 0x3a, detection.length, ...detection]); // DetectionEvent{id "x", detections}
+    const wrapped = new Uint8Array([0x12, event.length, ...event]); // Event.detection
+    const data = new Uint8Array([0x12, wrapped.length, ...wrapped]); // EventBatch.events
+    expect(reference(data)).toBe('decode');
+    expect(() => decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo)).toThrow(DecodeError);
+  });
+
   it('keeps the first occurrence of an id repeated in one message', () => {
     const m = decodeRawMessage(raw('telemetry.raw.eu', ['a', 'b', 'a', 'c', 'b']), topo);
     expect(m.ids).toEqual(['a', 'b', 'c']);
-    expect(m.events).toHaveLength(3);
+    expect(m.spans).toHaveLength(6);
     expect(m.repeatedInMessage).toBe(2);
     expect(m.region).toBe('eu');
   });

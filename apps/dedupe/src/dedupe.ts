@@ -1,6 +1,6 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, type ConsumerSpec } from '@sluice/actor';
+import { Actor, AsyncPublisher, type ConsumerSpec, type Stoppable } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
@@ -60,6 +60,8 @@ export interface DedupeDeps {
 export interface Dedupe {
   actors: Array<Actor<RawMessage>>;
   metrics: DedupeMetrics;
+  /** Closes the clean publisher: stop it after the actors. */
+  publisher: Stoppable;
 }
 
 export function dedupeOptions(cfg: DedupeConfig): DedupeOptions {
@@ -100,7 +102,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
     await provisionDedupe(await jetstreamManager(deps.nc), { rawStreams: streams, defaultRaw: topology.streams.raw, clean, dlq: topology.streams.dlq, consumer });
   }
   const metrics = new DedupeMetrics(deps.registry);
-  const js = jetstream(deps.nc);
+  const publisher = new AsyncPublisher(deps.nc);
   const crashPoint = crashPoints(opts.crashAt);
   const batchMessages = opts.batchMessages ?? 64;
   const concurrency = opts.concurrency ?? 3;
@@ -119,7 +121,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
         handle: createDedupeHandler({
           stream: name,
           topology,
-          js,
+          publisher,
           claims: deps.claims,
           layout: { prefix: opts.keyPrefix ?? '', bucketMs: opts.claimBucketMs ?? 600_000, shards: opts.claimShards ?? 64 },
           onRedisDown: opts.onRedisDown ?? 'retry',
@@ -134,5 +136,5 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
         registry: deps.registry,
       }),
   );
-  return { actors, metrics };
+  return { actors, metrics, publisher: { name: 'clean publisher', stop: async () => publisher.close() } };
 }

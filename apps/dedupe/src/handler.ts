@@ -1,10 +1,9 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { SpanStatusCode, type Span } from '@opentelemetry/api';
-import { Outcomes, publishDurable, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
-import { CONTENT_TYPES, encodeBatch, type Event, type Topology } from '@sluice/contracts';
+import { Outcomes, type AsyncPublisher, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
+import { CONTENT_TYPES, type Topology } from '@sluice/contracts';
 import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { ClaimResult, ClaimStore } from './claims';
-import { rebatchRaw } from './clean-payload';
+import { batchOfEvents, rebatchRaw } from './clean-payload';
 import type { CrashPoint } from './config';
 import { RedisUnavailableError } from './errors';
 import { ClaimBatch, claimOwner, cleanMessageId, type ClaimLayout } from './keys';
@@ -15,7 +14,8 @@ export interface DedupeHandlerOptions {
   /** Name of the raw stream this handler's actor consumes: part of owners and clean message ids. */
   stream: string;
   topology: Topology;
-  js: JetStreamClient;
+  /** Publishes clean batches (ack timeout: its own). */
+  publisher: AsyncPublisher;
   claims: ClaimStore;
   /** Where claims live in Redis. */
   layout: ClaimLayout;
@@ -25,8 +25,6 @@ export interface DedupeHandlerOptions {
   log: Logger;
   /** Test-only fault injection hook; a no-op in normal operation. */
   crashPoint?: (point: CrashPoint) => void;
-  /** JetStream publish ack timeout. Default 5 s. */
-  publishTimeoutMs?: number;
 }
 
 const tr = tracer('@sluice/dedupe');
@@ -63,7 +61,7 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     const claims = new ClaimBatch(opts.layout);
     for (const d of batch) {
       const owner = claims.owner(claimOwner(stream, d.seq));
-      metrics.messageEvents.observe(d.value.events.length);
+      metrics.messageEvents.observe(d.value.ids.length);
       if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
       const { ids, times } = d.value;
       for (let i = 0; i < ids.length; i++) claims.add(ids[i]!, times[i]!, owner);
@@ -90,17 +88,19 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
 
     crash('after-claim');
 
-    const kept: Event[][] = [];
+    const kept: number[][] = [];
     const counts: Record<ClaimResult, number> = { new: 0, ours: 0, theirs: 0 };
     let r = 0;
     for (const d of batch) {
-      const events: Event[] = [];
-      for (const event of d.value.events) {
+      // Byte ranges of the kept events in the raw message.
+      const ranges: number[] = [];
+      const { spans } = d.value;
+      for (let i = 0; i < spans.length; i += 2) {
         const result = results?.[r++] ?? 'new';
         counts[result]++;
-        if (result !== 'theirs') events.push(event);
+        if (result !== 'theirs') ranges.push(spans[i]!, spans[i + 1]!);
       }
-      kept.push(events);
+      kept.push(ranges);
     }
     if (counts.theirs) metrics.duplicates.inc({ reason: 'claimed' }, counts.theirs);
     if (results && counts.new) metrics.claims.inc({ result: 'new' }, counts.new);
@@ -109,26 +109,26 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     const outcomes = await inSpan('dedupe publish', { [ATTR.messagingBatchCount]: batch.length }, (span) =>
       Promise.all(
         batch.map(async (d, i): Promise<Outcome> => {
-          const events = kept[i]!;
-          if (events.length === 0) return Outcomes.ack();
+          const ranges = kept[i]!;
+          if (ranges.length === 0) return Outcomes.ack();
           const msgId = cleanMessageId(stream, d.seq);
-          // Every event kept (the common case): forward the raw event bytes, only batch_id changes.
-          const allKept = d.value.repeatedInMessage === 0 && events.length === d.value.events.length;
+          // Every event kept (the common case): the raw bytes with only batch_id changed; otherwise
+          // the kept events' raw bytes under the new batch_id. Events are never re-encoded.
+          const allKept = d.value.repeatedInMessage === 0 && ranges.length === d.value.spans.length;
           try {
-            const payload = (allKept ? rebatchRaw(d.value.bytes, msgId) : undefined) ?? encodeBatch({ batchId: msgId, events });
-            await publishDurable(opts.js, opts.topology.clean(d.value.region), payload, {
+            const payload = (allKept ? rebatchRaw(d.value.bytes, msgId) : undefined) ?? batchOfEvents(d.value.bytes, msgId, ranges);
+            await opts.publisher.publish(opts.topology.clean(d.value.region), payload, {
               msgId,
               contentType: CONTENT_TYPES.EVENT_BATCH,
               context: d.context,
               expectStream: opts.topology.streams.clean.name,
-              timeoutMs: opts.publishTimeoutMs ?? 5_000,
             });
           } catch (err) {
             span.recordException(err as Error);
             log.warn({ err, seq: d.seq, stream }, 'clean publish failed; raw message will be redelivered');
             return Outcomes.retry(err as Error);
           }
-          metrics.eventsPublished.inc(events.length);
+          metrics.eventsPublished.inc(ranges.length / 2);
           metrics.cleanMessages.inc();
           return Outcomes.ack();
         }),

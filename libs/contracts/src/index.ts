@@ -32,3 +32,4 @@ export * from './subjects';
 export * from './codec';
 export * from './wire/index';
 export * from './topology';
+export * from './proto-reader';

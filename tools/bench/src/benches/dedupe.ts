@@ -33,7 +33,7 @@ interface DedupeModule {
   buildDedupe(
     deps: { nc: NatsConnection; topology: Topology; claims: ClaimStore; log: ReturnType<typeof createLogger>; registry: Registry },
     opts: { keyPrefix?: string; batchMessages?: number; ackWaitMs?: number; concurrency?: number },
-  ): Promise<{ actors: StartableActor[] }>;
+  ): Promise<{ actors: StartableActor[]; publisher: { stop(): Promise<void> } }>;
   RedisClaimStore: new (opts: { redis: RedisLike; ttlMs: number; timeoutMs: number }) => ClaimStore;
   connectRedis(opts: { url: string; commandTimeoutMs: number; log: ReturnType<typeof createLogger> }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
 }
@@ -143,7 +143,7 @@ async function run(
     await ensureStream(jsm, t.streams.raw);
     await prefill(js, t, opts.messages, opts.perMessage, opts.dupRatio, ns);
     const registry = new Registry();
-    const { actors } = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix: `${opts.prefix}${ns}:`, batchMessages: opts.batch, concurrency: opts.concurrency });
+    const { actors, publisher } = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix: `${opts.prefix}${ns}:`, batchMessages: opts.batch, concurrency: opts.concurrency });
     // dup-ratio < 1: every message keeps some new events, so each yields one clean message.
     const expected = opts.messages;
     const t0 = performance.now();
@@ -157,6 +157,7 @@ async function run(
     const seconds = (performance.now() - t0) / 1000;
     if (info.state.messages < expected) throw new Error(`${opts.label}: only ${info.state.messages} of ${expected} clean messages after 15 min`);
     await Promise.all(actors.map((a) => a.stop(10_000)));
+    await publisher.stop();
     const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
     return { seconds, cleanMessages: info.state.messages, cleanEvents: published?.values[0]?.value ?? 0 };
   } finally {
