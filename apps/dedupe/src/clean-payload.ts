@@ -30,7 +30,6 @@ function varint(buf: Uint8Array, at: number): [number, number] | undefined {
 export function rebatchRaw(raw: Uint8Array, batchId: string): Uint8Array | undefined {
   // Byte ranges of the raw batch to keep, merged when adjacent (normally one: all events after the id).
   const ranges: number[] = [];
-  let kept = 0;
   let at = 0;
   while (at < raw.length) {
     const start = at;
@@ -61,25 +60,16 @@ export function rebatchRaw(raw: Uint8Array, batchId: string): Uint8Array | undef
     }
     if (at > raw.length) return undefined;
     if (tag[0] >>> 3 === 1) continue;
-    kept += at - start;
     if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = at;
     else ranges.push(start, at);
   }
-  const header = new BinaryWriter().uint32(BATCH_ID_TAG).string(batchId).finish();
-  const out = new Uint8Array(header.length + kept);
-  out.set(header, 0);
-  let to = header.length;
-  for (let i = 0; i < ranges.length; i += 2) {
-    out.set(raw.subarray(ranges[i], ranges[i + 1]), to);
-    to += ranges[i + 1]! - ranges[i]!;
-  }
-  return out;
+  return batchOfEvents(raw, batchId, ranges);
 }
 
 /**
- * The clean payload of a raw message of which only some events are kept: `{batch_id}` followed by
- * the kept events' fields copied byte for byte from the raw batch (`ranges`: [start, end) pairs of
- * whole `events` fields, from `decodeRawMessage`). No event is decoded or re-encoded.
+ * `{batch_id}` followed by byte ranges of the raw batch (`ranges`: [start, end) pairs of whole
+ * top-level fields): for a partly duplicate message, the kept events' fields from
+ * `decodeRawMessage`. No event is decoded or re-encoded.
  */
 export function batchOfEvents(raw: Uint8Array, batchId: string, ranges: readonly number[]): Uint8Array {
   const header = new BinaryWriter().uint32(BATCH_ID_TAG).string(batchId).finish();

@@ -25,7 +25,6 @@ const tag = (field: number, wireType: number) => (field << 3) | wireType;
 /** Fields holding nested messages, per message type: checked as protobuf down to the leaves. */
 type Shape = ReadonlyMap<number, Shape>;
 const LEAF: Shape = new Map();
-const TIMESTAMP = LEAF; // its int64 range is checked where it is read
 const MAP_ENTRY = LEAF;
 const DETECTION: Shape = new Map([[6, LEAF /* BoundingBox */]]);
 
