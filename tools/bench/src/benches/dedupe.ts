@@ -85,10 +85,19 @@ class MeasuredClaims implements ClaimStore {
   }
 }
 
+/** Repeated events per message: the first `repeats` events of message m resend the last ones of m − 1. */
+function repeatsPerMessage(perMessage: number, dupRatio: number): number {
+  return Math.floor(perMessage * dupRatio);
+}
+
 function makeEvents(message: number, perMessage: number, dupRatio: number, runId: string): Event[] {
-  return Array.from({ length: perMessage }, (_, i) => {
-    // A share of each message repeats ids of the previous message (a device resend).
-    const m = message > 0 && i < perMessage * dupRatio ? message - 1 : message;
+  const repeats = repeatsPerMessage(perMessage, dupRatio);
+  return Array.from({ length: perMessage }, (_, j) => {
+    // A resend repeats the whole reading (id, time, value) of an event the previous message carried
+    // as its own: positions past `repeats` are always original, as dup-ratio is at most 0.5.
+    const resend = message > 0 && j < repeats;
+    const m = resend ? message - 1 : message;
+    const i = resend ? perMessage - repeats + j : j;
     return {
       kind: {
         $case: 'telemetry' as const,
@@ -144,7 +153,7 @@ async function run(
     await prefill(js, t, opts.messages, opts.perMessage, opts.dupRatio, ns);
     const registry = new Registry();
     const { actors, publisher } = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix: `${opts.prefix}${ns}:`, batchMessages: opts.batch, concurrency: opts.concurrency });
-    // dup-ratio < 1: every message keeps some new events, so each yields one clean message.
+    // dup-ratio ≤ 0.5: every message keeps some new events, so each yields one clean message.
     const expected = opts.messages;
     const t0 = performance.now();
     await Promise.all(actors.map((a) => a.start()));
@@ -189,7 +198,7 @@ const bench: Bench = async (opts) => {
   const batch = Number(opts.flags['batch'] ?? 64);
   const concurrency = Number(opts.flags['concurrency'] ?? 3); // DEDUPE_CONCURRENCY's default
   const dupRatio = Number(opts.flags['dup-ratio'] ?? 0);
-  if (!(perMessage > 0 && messages > 0 && batch > 0 && concurrency > 0 && dupRatio >= 0 && dupRatio < 1)) throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio');
+  if (!(perMessage > 0 && messages > 0 && batch > 0 && concurrency > 0 && dupRatio >= 0 && dupRatio <= 0.5)) throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio (0 to 0.5)');
 
   const mod = (await import(DEDUPE_MODULE)) as DedupeModule;
   const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', name: 'bench-dedupe' });
@@ -219,6 +228,8 @@ const bench: Bench = async (opts) => {
       events_per_message: perMessage,
       events: total,
       dup_ratio: dupRatio,
+      // Distinct events: the first message whole, then the originals of every later one.
+      expected_clean_events: perMessage + (messages - 1) * (perMessage - repeatsPerMessage(perMessage, dupRatio)),
       clean_events: dd.cleanEvents,
       seconds: round(dd.seconds),
       baseline_seconds: round(base.seconds),
