@@ -84,9 +84,11 @@ function telemetry(r: ProtoReader, end: number): WireReading | undefined {
 /**
  * Reads the telemetry readings of an EventBatch straight from its wire bytes: only the five fields
  * aggregation needs are decoded (no Event, Date or attribute objects), everything else is skipped
- * with its bounds checked. It accepts and rejects what the generated decoder does, with one
- * difference: groups and field number 0 (never written by any Sluice producer) are rejected as
- * malformed instead of ending the message early. Throws {@link DecodeError}.
+ * by its length with its bounds checked. For the fields it reads it accepts and rejects what the
+ * generated decoder does; the insides of fields it skips (attributes, detections) are not checked
+ * (dedupe's scan checked them before the message reached the clean stream), and groups and field
+ * number 0 (never written by any Sluice producer) are rejected as malformed instead of ending the
+ * message early. Throws {@link DecodeError}.
  */
 export function decodeReadings(bytes: Uint8Array): DecodedReadings {
   const r = new ProtoReader(bytes);

@@ -134,7 +134,8 @@ export class RollupWriter {
 
     try {
       return await inTransaction(this.pool, async (client) => {
-        const ids = [...byId.keys()];
+        // Sorted: replicas inserting overlapping ids (a redelivery) lock them in one order.
+        const ids = [...byId.keys()].sort();
         const { rows } = await client.query<{ msg_id: string }>(
           'INSERT INTO applied_messages (msg_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING msg_id',
           [textArray(ids)],

@@ -15,7 +15,7 @@ const schema = defineConfig({
   DEDUPE_STREAMS: csv(''),
   /** Durable consumer name shared by every replica. Default `dedupe`. */
   DEDUPE_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or - (at most 64)').default('dedupe'),
-  /** Prefix of every claim key (`<prefix>dedupe:<bucket>:<shard>`). Default none. */
+  /** Prefix of every claim key (`<prefix>claims:<bucket>:<shard>`). Default none. */
   DEDUPE_KEY_PREFIX: z.string().max(128, 'must be at most 128 characters').default(''),
   /**
    * How long a claim (and so duplicate detection for an event id) lasts at least: a claim hash

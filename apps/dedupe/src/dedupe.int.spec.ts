@@ -158,8 +158,8 @@ describe('dedupe on real NATS and Redis', () => {
 
     const keys = (await redisFx.redis.keys(`${prefix}*`)).sort();
     const pastBucket = Math.floor(1_700_000_000_000 / 60_000) * 60_000;
-    expect(keys.every((k) => new RegExp(`^${prefix}dedupe(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k))).toBe(true);
-    expect(keys.filter((k) => k.includes('dedupe-h:'))).toHaveLength(2); // the long id and the newline id
+    expect(keys.every((k) => new RegExp(`^${prefix}claims(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k))).toBe(true);
+    expect(keys.filter((k) => k.includes('claims-h:'))).toHaveLength(2); // the long id and the newline id
     for (const key of keys) {
       const expireAt = await redisFx.redis.pexpiretime(key);
       if (key.includes(`:${future.getTime()}:`)) expect(expireAt).toBe(future.getTime() + 60_000 + 60_000); // bucket end + TTL

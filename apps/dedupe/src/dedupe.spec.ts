@@ -27,7 +27,7 @@ describe('claim slots', () => {
 
   it('puts an id in the hash of its event-time bucket and shard, as the field', () => {
     const slot = slotOf('evt-42', t);
-    expect(slot.key).toMatch(new RegExp(`^t1:dedupe:${bucket}:(\\d+)$`));
+    expect(slot.key).toMatch(new RegExp(`^t1:claims:${bucket}:(\\d+)$`));
     expect(slot.field).toBe('evt-42');
     expect(slot.bucketEndMs).toBe(bucket + 600_000);
     // Same id, any time in the same bucket: the same slot; the next bucket: another hash.
@@ -55,13 +55,18 @@ describe('claim slots', () => {
   it('hashes long ids and ids with a newline into a separate key family', () => {
     const long = 'x'.repeat(MAX_PLAIN_ID_BYTES + 1);
     const slot = slotOf(long, t);
-    expect(slot.key).toMatch(new RegExp(`^t1:dedupe-h:${bucket}:\\d+$`));
+    expect(slot.key).toMatch(new RegExp(`^t1:claims-h:${bucket}:\\d+$`));
     expect(slot.field).toMatch(/^[0-9a-f]{64}$/);
     expect(slotOf(`${long}y`, t).field).not.toBe(slot.field);
     expect(slotOf('x'.repeat(MAX_PLAIN_ID_BYTES), t).field).toBe('x'.repeat(MAX_PLAIN_ID_BYTES));
     // 67 three-byte characters = 201 bytes: hashed, although 67 UTF-16 units are few.
-    expect(slotOf('€'.repeat(67), t).key).toContain('dedupe-h:');
+    expect(slotOf('€'.repeat(67), t).key).toContain('claims-h:');
     expect(slotOf('a\nb', t).field).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses a layout whose slot numbers would not stay exact', () => {
+    expect(() => new ClaimBatch({ ...layout, bucketMs: 500 })).toThrow(RangeError);
+    expect(() => new ClaimBatch({ ...layout, shards: 5000 })).toThrow(/1–4096 shards/);
   });
 
   it('buckets a missing, negative or absurd event time at the ends of the range', () => {

@@ -43,10 +43,11 @@ function isPlain(eventId: string): boolean {
 /**
  * The claims of one handler batch, column-wise (no object per claim: a batch holds ~30,000).
  *
- * A claim is a field of the hash `<prefix>dedupe:<bucket start ms>:<shard>` named by the event id,
- * or of `<prefix>dedupe-h:<bucket>:<shard>` named by the id's sha256 when the id is longer than
+ * A claim is a field of the hash `<prefix>claims:<bucket start ms>:<shard>` named by the event id,
+ * or of `<prefix>claims-h:<bucket>:<shard>` named by the id's sha256 when the id is longer than
  * {@link MAX_PLAIN_ID_BYTES} or holds a newline (a separate family, so a digest never equals a plain
- * id). The bucket is the event time's, the shard a hash of the id.
+ * id). The bucket is the event time's, the shard a hash of the id. (The key-per-claim layout before
+ * used `<prefix>dedupe:<event_id>`: a new family, so an old key can never be taken for a hash.)
  *
  * Hash fields instead of one key per claim: Redis spends half the CPU per claim (no expires entry, no
  * key object) and less memory. The price is that the bucket comes from the event time: a resend is a
@@ -62,7 +63,12 @@ export class ClaimBatch {
   readonly ownerOf: number[] = [];
   readonly owners: string[] = [];
 
-  constructor(readonly layout: ClaimLayout) {}
+  constructor(readonly layout: ClaimLayout) {
+    // Slot numbers stay exact integers only within these bounds (DEDUPE_CLAIM_* checks them too).
+    if (!(layout.bucketMs >= 1000) || !Number.isInteger(layout.shards) || layout.shards < 1 || layout.shards > 4096) {
+      throw new RangeError(`claim layout needs a bucket of at least 1000 ms and 1–4096 shards, got ${layout.bucketMs} ms and ${layout.shards}`);
+    }
+  }
 
   get length(): number {
     return this.fields.length;
@@ -87,7 +93,7 @@ export class ClaimBatch {
   key(slot: number): string {
     const { prefix, bucketMs, shards } = this.layout;
     const cell = Math.floor(slot / 2);
-    return `${prefix}${slot % 2 ? 'dedupe-h' : 'dedupe'}:${Math.floor(cell / shards) * bucketMs}:${cell % shards}`;
+    return `${prefix}${slot % 2 ? 'claims-h' : 'claims'}:${Math.floor(cell / shards) * bucketMs}:${cell % shards}`;
   }
 
   /** End of a slot's event-time bucket (ms). */

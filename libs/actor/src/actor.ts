@@ -204,7 +204,7 @@ export class Actor<T> {
       return ok;
     };
     // Closing first would run the client's queued pull requests while the last batch still settles.
-    const settled = await within(Promise.all(this.inBatches));
+    const settled = await within(Promise.allSettled(this.inBatches));
     void this.messages?.close().catch(() => undefined);
     if (!settled || !(await within(this.loop ?? Promise.resolve()))) {
       this.log.warn({ deadlineMs }, 'drain deadline passed; unsettled messages will be redelivered');
@@ -229,6 +229,8 @@ export class Actor<T> {
       if (this.stopping) return;
       const first = await take();
       pending = undefined;
+      if (this.batchFailure !== undefined) throw this.batchFailure;
+      // Taken while stopping: left unsettled for ack-wait, like every prefetched message (DECISIONS #4).
       if (first.done || this.stopping) return;
       const batch = [first.value];
       let bytes = first.value.data.length;
@@ -241,7 +243,7 @@ export class Actor<T> {
         batch.push(r.value);
         bytes += r.value.data.length;
       }
-      // Collected while stopping: left unsettled, the server redelivers them after ack-wait.
+      // Collected while stopping: left unsettled for ack-wait, like every prefetched message.
       if (this.stopping) return;
       this.inFlightBytes += bytes;
       this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
@@ -252,6 +254,8 @@ export class Actor<T> {
       });
       done.catch((err: unknown) => {
         this.batchFailure ??= err;
+        // Ends a pull loop waiting for messages, so the actor fails now rather than on the next one.
+        void this.messages?.close().catch(() => undefined);
       });
       this.inBatches.add(done);
     }

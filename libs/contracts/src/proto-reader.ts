@@ -11,7 +11,8 @@ export class ProtoFormatError extends Error {
 
 /** Dates beyond ±8.64e15 ms are invalid (as `new Date` has them). */
 const MAX_DATE_MS = 8.64e15;
-const utf8 = new TextDecoder();
+// ignoreBOM keeps a leading U+FEFF in the string, as the generated decoders do.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /**
  * Short ASCII strings seen before (device ids, sensors, regions repeat in every batch), by a hash of
