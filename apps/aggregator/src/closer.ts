@@ -140,6 +140,7 @@ export class WindowCloser {
       }
     }
     if (full) this.lastFull = startedAt;
+    this.opts.metrics.closerPasses.inc({ kind: full ? 'full' : 'bounded' });
   }
 
   private async closeSome(r: Resolution, from: number | null, upTo: number): Promise<number> {

@@ -9,6 +9,7 @@ export const AGGREGATOR_METRICS = {
   flushRetries: 'sluice_aggregator_flush_retries_total',
   windowsClosed: 'sluice_aggregator_windows_closed_total',
   rollupsPublished: 'sluice_aggregator_rollups_published_total',
+  closerPasses: 'sluice_aggregator_closer_passes_total',
   partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
   apiRequests: 'sluice_aggregator_api_requests_total',
   apiDuration: 'sluice_aggregator_api_duration_seconds',
@@ -25,6 +26,8 @@ export class AggregatorMetrics {
   /** kind: closed | revision */
   readonly windowsClosed: Counter<'resolution' | 'kind'>;
   readonly rollupsPublished: Counter<'resolution'>;
+  /** kind: full (from the partition start) | bounded (from where the last pass finished) */
+  readonly closerPasses: Counter<'kind'>;
   readonly partitionsDropped: Counter;
   readonly apiRequests: Counter<'route' | 'status'>;
   readonly apiDuration: Histogram<'route'>;
@@ -70,6 +73,12 @@ export class AggregatorMetrics {
       name: M.rollupsPublished,
       help: 'Rollup messages published',
       labelNames: ['resolution'],
+      registers: [registry],
+    });
+    this.closerPasses = new Counter({
+      name: M.closerPasses,
+      help: 'Window closer passes: full, or bounded to windows after those the previous pass closed',
+      labelNames: ['kind'],
       registers: [registry],
     });
     this.partitionsDropped = new Counter({

@@ -1,9 +1,11 @@
 import { decodeRollup, RollupScope, type Rollup } from '@sluice/contracts';
 import { sleep, waitFor } from '@sluice/testing';
+import type { Aggregator } from './aggregator';
 import { harness, type Harness } from './test-fixtures/harness';
 
 describe('window closing and revisions', () => {
   let h: Harness;
+  let agg: Aggregator;
 
   beforeAll(async () => {
     h = await harness({
@@ -11,8 +13,10 @@ describe('window closing and revisions', () => {
       AGGREGATOR_RETENTION: '',
       AGGREGATOR_ALLOWED_LATENESS: '1s',
       AGGREGATOR_CLOSE_INTERVAL: '100ms',
+      // Only the start and late readings make full closer passes here, so those paths are tested.
+      AGGREGATOR_CLOSE_FULL_INTERVAL: '1h',
     });
-    await h.start();
+    agg = await h.start();
   });
   afterAll(async () => {
     await h.cleanup();
@@ -102,4 +106,27 @@ describe('window closing and revisions', () => {
       await rollups((x) => x.resolution === '5s' && x.windowStart?.getTime() === t0),
     ).toHaveLength(0);
   });
+
+  it('publishes a late reading in a window below where bounded closer passes look, through the full pass it triggers', async () => {
+    const t1 = Math.floor(Date.now() / 5_000) * 5_000 - 30_000;
+    const r = (t: number, value: number, device: string) => ({ device, region: 'eu', sensor: 'temp', t, value });
+    const at = (device: string, start: number) => (x: Rollup) =>
+      x.scope === RollupScope.DEVICE && x.deviceId === device && x.resolution === '1s' && x.windowStart?.getTime() === start;
+    const passes = async (kind: string) => (await agg.metrics.closerPasses.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
+
+    await h.publish('raw:L:1', [r(t1 + 100, 1, 'dev-a'), r(t1 + 10_000, 2, 'dev-a')]);
+    await waitFor('dev-a window closed', async () => (await rollups(at('dev-a', t1))).length === 1);
+    await waitFor('a bounded pass after it', async () => (await passes('bounded')) > 0);
+    const fullBefore = await passes('full');
+
+    // A device heard from late: a new row in a window every pass so far has left behind.
+    await h.publish('raw:L:2', [r(t1 + 2_100, 7, 'dev-late')]);
+    const [late] = await waitFor('late window published', async () => {
+      const x = await rollups(at('dev-late', t1 + 2_000));
+      return x.length ? x : undefined;
+    });
+    expect(late).toMatchObject({ count: 1, sum: 7, revision: 1 });
+    expect(await passes('full')).toBeGreaterThan(fullBefore);
+  });
 });
+
