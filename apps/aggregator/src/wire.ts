@@ -1,18 +1,9 @@
 import { DecodeError, NAME_TOKEN_PATTERN, ProtoFormatError, ProtoReader, WIRE } from '@sluice/contracts';
-
-/** The fields of a telemetry event the aggregator uses. */
-export interface WireReading {
-  device: string;
-  region: string;
-  sensor: string;
-  /** Event time, epoch ms. */
-  t: number;
-  value: number;
-}
+import type { Reading } from './partial';
 
 /** What {@link decodeReadings} found in one EventBatch. */
 export interface DecodedReadings {
-  readings: WireReading[];
+  readings: Reading[];
   /** Detection events: not aggregated, counted. */
   detections: number;
   /** Events that cannot be windowed: no kind, no time, non-finite value, bad ids; counted. */
@@ -47,7 +38,7 @@ function validRegion(s: string): boolean {
 }
 
 /** A TelemetryEvent → a reading, or undefined when it cannot be windowed. */
-function telemetry(r: ProtoReader, end: number): WireReading | undefined {
+function telemetry(r: ProtoReader, end: number): Reading | undefined {
   let device = '';
   let sensor = '';
   let region = '';
@@ -104,7 +95,7 @@ export function decodeReadings(bytes: Uint8Array): DecodedReadings {
       // One Event: the last of its oneof fields wins, as in the generated decoder.
       const eventEnd = r.lenEnd(end);
       let kind: 'telemetry' | 'detection' | undefined;
-      let reading: WireReading | undefined;
+      let reading: Reading | undefined;
       while (r.pos < eventEnd) {
         const etag = r.tag(eventEnd);
         if (etag === ((1 << 3) | LEN)) {
