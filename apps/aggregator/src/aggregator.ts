@@ -73,6 +73,7 @@ export class Aggregator {
     this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
       allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
+      idleTimeoutMs: config.AGGREGATOR_IDLE_TIMEOUT,
       now: this.now,
     });
     const publish =
@@ -87,6 +88,7 @@ export class Aggregator {
       resolutions: this.resolutions,
       publish: new Set(publish),
       allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
+      idleTimeoutMs: config.AGGREGATOR_IDLE_TIMEOUT,
       fullPassEveryMs: config.AGGREGATOR_CLOSE_FULL_INTERVAL,
       log,
       metrics: this.metrics,
@@ -211,11 +213,6 @@ export class Aggregator {
       await sleep(10_000);
     }
     this.record(messages, stats);
-    try {
-      await this.writer.advanceWatermark(stats.maxEventTime);
-    } catch (err) {
-      this.log.warn({ err }, 'watermark update failed; the next flush raises it');
-    }
     // Late readings may have made new rows or dirty ones below where bounded closer passes look.
     void this.closer.trigger({ full: stats.late.size > 0 });
     return batch.map(() => Outcomes.ack());

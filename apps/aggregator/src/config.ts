@@ -26,6 +26,12 @@ export const aggregatorSchema = defineConfig({
   AGGREGATOR_PUBLISH_RESOLUTIONS: csv(''),
   /** Watermark = max event time seen − this. Default `5s`. */
   AGGREGATOR_ALLOWED_LATENESS: durationMs('5s'),
+  /**
+   * A region that has received nothing for this long is idle: its watermark advances with the wall
+   * clock (`now − this − allowed lateness`) so its last windows close; data arriving afterwards for a
+   * closed window is merged and re-published as a revision. `0` disables. Default `30s`.
+   */
+  AGGREGATOR_IDLE_TIMEOUT: durationMs('30s'),
   /** Event times further than this ahead of the wall clock do not advance the watermark. Default `5m`. */
   AGGREGATOR_MAX_FUTURE_SKEW: durationMs('5m'),
   /** Flush interval: messages are collected this long before one transaction applies them. Default `250ms`. */

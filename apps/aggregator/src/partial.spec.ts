@@ -50,7 +50,7 @@ describe('partials', () => {
     const acc = accumulate([m], res, now, 60_000);
     expect(acc.readings).toBe(4);
     expect(acc.expired).toBe(1); // the 3-day-old reading at 1s only
-    expect(acc.maxEventTime).toBe(now - 1200);
+    expect(acc.maxEventTimes).toEqual(new Map([['eu', now - 1200]]));
     const region1s = [...acc.cells.values()].find(
       (c) => c.scope === 2 && c.resolution === '1s' && c.start === windowStart(now - 1500, 1000),
     )!;

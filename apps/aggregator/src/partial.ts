@@ -98,8 +98,11 @@ export interface Cell {
 
 export interface Accumulated {
   cells: Map<string, Cell>;
-  /** Latest event time that may advance the watermark (not beyond now + skew); -Infinity when none. */
-  maxEventTime: number;
+  /**
+   * Every region with readings → its latest event time that may advance the region's watermark (not
+   * beyond now + skew); -Infinity when none may.
+   */
+  maxEventTimes: Map<string, number>;
   readings: number;
   /** Readings older than their resolution's retention (their partition is already dropped). */
   expired: number;
@@ -138,6 +141,8 @@ interface GrainSeries {
   region: string;
   /** Finest window start → partial. */
   windows: Map<number, Partial>;
+  /** Latest event time not beyond now + skew; -Infinity when none. */
+  maxT: number;
 }
 
 /**
@@ -155,7 +160,6 @@ export function accumulate(
   now: number,
   maxFutureSkewMs: number,
 ): Accumulated {
-  let maxEventTime = -Infinity;
   let readings = 0;
   let expired = 0;
   const horizon = now + maxFutureSkewMs;
@@ -181,16 +185,16 @@ export function accumulate(
   for (const m of messages) {
     for (const r of m.readings) {
       readings++;
-      if (r.t > maxEventTime && r.t <= horizon) maxEventTime = r.t;
       let bySensor = grain.get(r.device);
       if (bySensor === undefined) grain.set(r.device, (bySensor = new Map()));
       let byRegion = bySensor.get(r.sensor);
       if (byRegion === undefined) bySensor.set(r.sensor, (byRegion = new Map()));
       let g = byRegion.get(r.region);
       if (g === undefined) {
-        byRegion.set(r.region, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map() }));
+        byRegion.set(r.region, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map(), maxT: -Infinity }));
         series.push(g);
       }
+      if (r.t > g.maxT && r.t <= horizon) g.maxT = r.t;
       const start = windowStart(r.t, grainMs);
       const p = g.windows.get(start);
       if (p === undefined) g.windows.set(start, single(r.t, r.value));
@@ -209,7 +213,10 @@ export function accumulate(
     }
   }
 
+  const maxEventTimes = new Map<string, number>();
   for (const g of series) {
+    const prev = maxEventTimes.get(g.region);
+    if (prev === undefined || g.maxT > prev) maxEventTimes.set(g.region, g.maxT);
     const deviceSeries = `1\u0001${g.device}\u0001${g.sensor}`;
     const regionSeries = `2\u0001${g.region}\u0001${g.sensor}`;
     for (const [start0, p] of g.windows) {
@@ -232,5 +239,5 @@ export function accumulate(
       for (const c of windows.values()) cells.set(cellKey(c.resolution, c.scope, c.key, c.sensor, c.start), c);
     }
   }
-  return { cells, maxEventTime, readings, expired };
+  return { cells, maxEventTimes, readings, expired };
 }

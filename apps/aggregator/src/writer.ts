@@ -12,6 +12,7 @@ import {
 } from './partial';
 import type { Partitions } from './partitions';
 import { resolutionTable, type Resolution } from './resolutions';
+import { readWatermarks, upsertRegionClocks } from './watermark';
 
 /** What one flush did. */
 export interface FlushStats {
@@ -24,16 +25,18 @@ export interface FlushStats {
   expired: number;
   cells: number;
   derived: number;
-  /** Readings merged into windows the watermark had already passed, by resolution. */
+  /** Readings merged into windows their region's watermark had already passed, by resolution. */
   late: Map<string, number>;
-  /** Latest event time merged (may advance the watermark); -Infinity when none. */
-  maxEventTime: number;
+  /** Regions whose watermark inputs this flush recorded. */
+  regions: number;
 }
 
 export interface WriterOptions {
   /** Event times further ahead of the wall clock do not advance the watermark. */
   maxFutureSkewMs: number;
   allowedLatenessMs: number;
+  /** A region without arrivals for this long is idle (see `regionWatermark`); 0 disables. */
+  idleTimeoutMs: number;
   /** Wall clock (injected by tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -157,13 +160,10 @@ export class RollupWriter {
           cells: acc.cells.size,
           derived: 0,
           late: new Map(),
-          maxEventTime: acc.maxEventTime,
+          regions: acc.maxEventTimes.size,
         };
         if (acc.cells.size > 0) {
-          const wm = await client.query<{ wm: number }>(
-            `SELECT ${MS('max_event_time')} AS wm FROM aggregator_state WHERE id = 1`,
-          );
-          const watermark = (wm.rows[0]?.wm ?? 0) - this.opts.allowedLatenessMs;
+          const watermarks = await readWatermarks(client, this.opts, [...acc.maxEventTimes.keys()]);
           // One lock order for every flush and replica: finest resolution first, then the key. The
           // coarse windows and region cells, which consecutive flushes share, come last: a flush
           // running beside another waits for its commit only at the end of its own transaction.
@@ -171,29 +171,25 @@ export class RollupWriter {
             .sort((a, b) => this.rank.get(a[1].resolution)! - this.rank.get(b[1].resolution)! || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
             .map(([, c]) => c);
           for (const c of cells) {
+            if (c.scope !== SCOPE_DEVICE) continue;
             const end = c.start + resByName.get(c.resolution)!.ms;
-            if (c.scope === SCOPE_DEVICE && end <= watermark)
+            if (end <= (watermarks.get(c.region) ?? -Infinity))
               stats.late.set(c.resolution, (stats.late.get(c.resolution) ?? 0) + c.p.count);
           }
           await upsertCells(client, cells);
           await upsertSeries(client, acc, this.resolutions[0]!.name);
           if (this.derived.length > 0) stats.derived = await this.applyDerived(client, cells);
         }
+        // Last in the transaction (after every roll-up row): the region rows are shared by every
+        // flush of the region, so they are held only until the commit. In the same transaction as
+        // the merges, so a region's rows never exist without its watermark row.
+        await upsertRegionClocks(client, acc.maxEventTimes, this.opts.idleTimeoutMs);
         return stats;
       });
     } catch (err) {
       this.partitions.reset();
       throw err;
     }
-  }
-
-  /** Raises the shared max event time (monotone; losing an update only delays window closing). */
-  async advanceWatermark(maxEventTime: number): Promise<void> {
-    if (!Number.isFinite(maxEventTime)) return;
-    await this.pool.query(
-      `UPDATE aggregator_state SET max_event_time = GREATEST(max_event_time, ${TS('$1::float8')}) WHERE id = 1`,
-      [maxEventTime],
-    );
   }
 
   private async applyDerived(client: PoolClient, cells: readonly Cell[]): Promise<number> {
