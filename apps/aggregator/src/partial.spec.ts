@@ -63,6 +63,38 @@ describe('partials', () => {
   });
 });
 
+describe('accumulate: max event time per region', () => {
+  it('keeps each region its own latest time within now + skew, and -Infinity for a region with none', () => {
+    const res = parseResolutions(['1s', '5s'], []);
+    const now = Date.UTC(2026, 0, 10, 12);
+    const m = (id: string, readings: CleanMessage['readings']): CleanMessage => ({ id, detections: 0, invalid: 0, readings });
+    const acc = accumulate(
+      [
+        m('a', [
+          { device: 'd1', region: 'eu', sensor: 's', t: now - 9_000, value: 1 },
+          { device: 'd2', region: 'us', sensor: 's', t: now - 60_000, value: 1 },
+          { device: 'd1', region: 'eu', sensor: 'v', t: now - 2_000, value: 1 },
+        ]),
+        m('b', [
+          { device: 'd3', region: 'ap', sensor: 's', t: now + 3_600_000, value: 1 },
+          { device: 'd2', region: 'us', sensor: 's', t: now + 59_000, value: 1 },
+          { device: 'd4', region: 'eu', sensor: 's', t: now - 5_000, value: 1 },
+        ]),
+      ],
+      res,
+      now,
+      60_000,
+    );
+    expect(acc.maxEventTimes).toEqual(
+      new Map([
+        ['eu', now - 2_000],
+        ['us', now + 59_000],
+        ['ap', -Infinity],
+      ]),
+    );
+  });
+});
+
 describe('accumulate against a per-reading computation', () => {
   /** Every reading merged into every (resolution, scope) cell on its own: the definition. */
   function naive(m: CleanMessage, resolutions: ReturnType<typeof parseResolutions>, now: number) {
