@@ -9,6 +9,11 @@ export interface Principal {
   /** Name for logs and metrics (token name or certificate subject); never the secret. */
   name: string;
   devices: DeviceScope;
+  /**
+   * Stable opaque id of the credential (16 hex): batch ids and idempotency keys are scoped by it, so
+   * one credential cannot collide with, or suppress, another's batches.
+   */
+  scope: string;
 }
 
 /** One configured bearer token: only its sha256 is stored. */
@@ -61,12 +66,17 @@ export function readTokenFile(path: string): TokenEntry[] {
   });
 }
 
+/** Scope id of a credential: not the token hash itself, so stored message ids reveal nothing of it. */
+function scopeOf(identity: string): string {
+  return sha256Hex(identity).slice(0, 16);
+}
+
 /** Resolves bearer tokens and client certificates to principals. */
 export class Authenticator {
   private readonly byHash = new Map<string, Principal>();
 
   constructor(tokens: readonly TokenEntry[]) {
-    for (const t of tokens) this.byHash.set(t.sha256, { name: t.name, devices: t.devices });
+    for (const t of tokens) this.byHash.set(t.sha256, { name: t.name, devices: t.devices, scope: scopeOf(`token\n${t.sha256}`) });
   }
 
   get tokenCount(): number {
@@ -101,5 +111,5 @@ export function principalFromCertificate(cert: PeerCertificate): Principal | und
     if (m) ids.add(m[2]!.trim());
   }
   if (ids.size === 0) return undefined;
-  return { name: `cert:${cn ?? [...ids][0]}`, devices: ids };
+  return { name: `cert:${cn ?? [...ids][0]}`, devices: ids, scope: scopeOf(`cert\n${[...ids].sort().join('\n')}`) };
 }

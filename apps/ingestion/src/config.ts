@@ -32,6 +32,12 @@ export const ingestionConfig = defineConfig({
   INGEST_MAX_BATCH_BYTES: positiveInt(900_000),
   /** Largest HTTP JSON body. Default 4194304 (4 MiB). */
   INGEST_MAX_BODY_BYTES: positiveInt(4 * 1024 * 1024),
+  /**
+   * Bytes of a too-large HTTP body read and discarded after INGEST_MAX_BODY_BYTES so the client can
+   * read its 413 (closing on unread data resets the connection); past it the connection is closed.
+   * Default 67108864 (64 MiB).
+   */
+  INGEST_MAX_DISCARD_BYTES: positiveInt(64 * 1024 * 1024),
   /** Most attributes on one event. Default 64. */
   INGEST_MAX_ATTRIBUTES: positiveInt(64),
   /** How far in the future (device clock ahead) an event time may be. Default 1h. */
@@ -46,8 +52,16 @@ export const ingestionConfig = defineConfig({
   INGEST_PUBLISH_TIMEOUT: durationMs('5s'),
   /** Back-off advised to devices on retryable errors (NATS down, timeouts, pushback). Default 1s. */
   INGEST_RETRY_AFTER: durationMs('1s'),
-  /** Batches one gRPC stream may have in processing before reading from it pauses. Default 64. */
+  /**
+   * Batches one gRPC stream may have read but not yet answered and flushed (ack handed to HTTP/2)
+   * before reading from it pauses. Default 64.
+   */
   INGEST_STREAM_MAX_PENDING: positiveInt(64),
+  /**
+   * Bytes of acks one gRPC stream may hold unsent (the device is not reading them); past it the
+   * stream is ended with RESOURCE_EXHAUSTED. Default 4194304 (4 MiB).
+   */
+  INGEST_STREAM_MAX_UNSENT_ACK_BYTES: positiveInt(4 * 1024 * 1024),
   /** Per-device sustained rate, events/s. Default 5000. */
   INGEST_DEVICE_RATE: positiveInt(5000),
   /** Per-device burst, events. Default 10000. */

@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
 import type { IngestionConfig } from './config';
 import { IngestConfigError } from './errors';
-import { GrpcGateway } from './grpc-server';
+import { GrpcGateway, type GrpcFlowStats } from './grpc-server';
 import { HttpGateway } from './http-server';
 import { createIngestMetrics } from './metrics';
 import { IngestPipeline } from './pipeline';
@@ -32,6 +32,8 @@ export interface Gateway {
   httpPort: number;
   routes: ReadonlyMap<string, RegionRoute>;
   publisher: BatchPublisher;
+  /** Flow-control counters of the gRPC streams. */
+  grpcFlow: () => GrpcFlowStats;
   /** Stops the listeners gracefully (for `serve({ before })`). */
   stoppable: Stoppable;
 }
@@ -97,6 +99,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     log,
     maxBatchBytes: c.INGEST_MAX_BATCH_BYTES,
     streamMaxPending: c.INGEST_STREAM_MAX_PENDING,
+    streamMaxUnsentAckBytes: c.INGEST_STREAM_MAX_UNSENT_ACK_BYTES,
     retryAfterMs: c.INGEST_RETRY_AFTER,
     tls,
     reflection: c.INGEST_REFLECTION,
@@ -110,6 +113,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     metrics,
     log,
     maxBodyBytes: c.INGEST_MAX_BODY_BYTES,
+    maxDiscardBytes: c.INGEST_MAX_DISCARD_BYTES,
     retryAfterMs: c.INGEST_RETRY_AFTER,
     tls,
   });
@@ -121,6 +125,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     httpPort,
     routes,
     publisher,
+    grpcFlow: () => grpc.flowStats,
     stoppable: {
       name: 'ingestion-listeners',
       stop: async () => {

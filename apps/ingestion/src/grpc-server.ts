@@ -41,8 +41,10 @@ export interface GrpcGatewayOptions {
   log: Logger;
   /** Largest accepted EventBatch; gRPC messages up to twice this get a clean REJECTED ack. */
   maxBatchBytes: number;
-  /** Batches one stream may have in processing before reading pauses. */
+  /** Batches one stream may have read and not yet answered and flushed before reading pauses. */
   streamMaxPending: number;
+  /** Bytes of acks one stream may hold unsent; past it the stream ends with RESOURCE_EXHAUSTED. */
+  streamMaxUnsentAckBytes: number;
   /** Back-off advised while draining. */
   retryAfterMs: number;
   tls?: TlsFiles | undefined;
@@ -80,6 +82,26 @@ export function decodeRequest(buf: Buffer): DecodedRequest {
   }
 }
 
+/** Flow-control counters of the gRPC streams (for tests and diagnostics). */
+export interface GrpcFlowStats {
+  /** Bytes of acks written and not yet flushed to HTTP/2, all streams. */
+  unsentAckBytes: number;
+  /** Largest `unsentAckBytes` one stream ever reached. */
+  peakStreamUnsentAckBytes: number;
+  /** Streams ended with RESOURCE_EXHAUSTED for not reading their acks. */
+  exhaustedStreams: number;
+}
+
+/**
+ * Encoded size of an ack, to within a few bytes of field tags and lengths: what an unsent ack holds
+ * in memory.
+ */
+export function ackBytes(ack: IngestAck): number {
+  let n = 16 + Buffer.byteLength(ack.batchId);
+  for (const r of ack.rejections) n += 16 + Buffer.byteLength(r.eventId) + Buffer.byteLength(r.field) + Buffer.byteLength(r.reason);
+  return n;
+}
+
 interface OpenStream {
   /** Resolves when every received batch has been answered. */
   settled: () => Promise<void>;
@@ -99,6 +121,7 @@ export class GrpcGateway {
   private readonly streams = new Set<OpenStream>();
   private draining = false;
   private boundPort = 0;
+  private readonly flow: GrpcFlowStats = { unsentAckBytes: 0, peakStreamUnsentAckBytes: 0, exhaustedStreams: 0 };
 
   constructor(private readonly opts: GrpcGatewayOptions) {
     this.server = new Server({
@@ -119,6 +142,15 @@ export class GrpcGateway {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  get flowStats(): GrpcFlowStats {
+    return { ...this.flow };
+  }
+
+  private addUnsent(bytes: number): void {
+    this.flow.unsentAckBytes += bytes;
+    this.opts.metrics.unsentAckBytes.set(this.flow.unsentAckBytes);
   }
 
   async start(): Promise<number> {
@@ -203,13 +235,33 @@ export class GrpcGateway {
       call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'the gateway is shutting down; reconnect', metadata: retryMetadata(this.opts.retryAfterMs) });
       return;
     }
-    const max = this.opts.streamMaxPending;
+    // Flow control. `pending` counts batches read whose ack is not yet flushed to HTTP/2 (the write
+    // callback), so a device that does not read its acks stops the gateway reading its requests:
+    // reading pauses at `maxPending` such batches, or while write() reports a full buffer (until
+    // 'drain'). Unsent ack bytes are bounded per stream: an ack that would pass the bound ends the
+    // stream with RESOURCE_EXHAUSTED instead (after the acks already queued, as HTTP/2 orders them).
+    const maxPending = this.opts.streamMaxPending;
+    const maxUnsent = this.opts.streamMaxUnsentAckBytes;
     let pending = 0;
+    let unsent = 0;
+    let blocked = false;
     let paused = false;
+    let exhausted = false;
     let closed = false;
     let ended = false;
     // Acks are written in request order: each answer waits for the previous one.
     let chain: Promise<void> = Promise.resolve();
+    const flowControl = () => {
+      if (closed) return;
+      const stop = exhausted || blocked || pending >= maxPending;
+      if (stop && !paused) {
+        paused = true;
+        call.pause();
+      } else if (!stop && paused && pending <= maxPending / 2) {
+        paused = false;
+        call.resume();
+      }
+    };
     const finish = () => {
       if (ended || closed) return;
       ended = true;
@@ -222,22 +274,56 @@ export class GrpcGateway {
       if (!this.streams.delete(stream)) return;
       closed = true;
       this.opts.metrics.openStreams.dec();
+      // Write callbacks of a cancelled call never run: forget its unsent bytes here.
+      this.addUnsent(-unsent);
+      unsent = 0;
     };
+    const exhaust = (bytes: number) => {
+      exhausted = true;
+      ended = true;
+      this.flow.exhaustedStreams++;
+      this.opts.metrics.streamsExhausted.inc();
+      this.opts.log.warn({ principal: principal.name, unsentAckBytes: unsent, nextAckBytes: bytes }, 'grpc stream ended: the device does not read its acks');
+      flowControl();
+      call.emit('error', {
+        code: GrpcStatus.RESOURCE_EXHAUSTED,
+        details: `the client is not reading its acks: ${unsent} bytes of acks are unsent and the next one needs ${bytes} more (limit ${maxUnsent}); read acks while sending. Batches without an ack were maybe stored: resend them with the same batch id`,
+      });
+    };
+    call.on('drain', () => {
+      blocked = false;
+      flowControl();
+    });
     call.on('data', (req: DecodedRequest) => {
+      // Requests already buffered when the stream was ended are not answered (the device resends).
+      if (exhausted || ended) return;
       const answer = this.answer(principal, req);
       pending++;
-      if (pending >= max && !paused) {
-        paused = true;
-        call.pause();
-      }
+      flowControl();
       chain = chain.then(async () => {
         const ack = await answer;
-        pending--;
-        if (!closed && !ended) call.write(ack);
-        if (paused && pending <= max / 2) {
-          paused = false;
-          call.resume();
+        if (closed || ended) {
+          pending--;
+          return;
         }
+        const bytes = ackBytes(ack);
+        if (unsent > 0 && unsent + bytes > maxUnsent) {
+          pending--;
+          return exhaust(bytes);
+        }
+        unsent += bytes;
+        this.addUnsent(bytes);
+        if (unsent > this.flow.peakStreamUnsentAckBytes) this.flow.peakStreamUnsentAckBytes = unsent;
+        const flushed = () => {
+          pending--;
+          if (!closed) {
+            unsent -= bytes;
+            this.addUnsent(-bytes);
+          }
+          flowControl();
+        };
+        if (!call.write(ack, flushed)) blocked = true;
+        flowControl();
       });
     });
     call.on('end', () => {

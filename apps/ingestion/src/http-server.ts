@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ingestStatusToJSON, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
+import { ingestStatusToJSON, wirePath, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Authenticator, Principal } from './auth';
 import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
@@ -23,6 +23,12 @@ export interface HttpGatewayOptions {
   log: Logger;
   /** Largest JSON body. */
   maxBodyBytes: number;
+  /**
+   * Bytes of an oversized body read and discarded after `maxBodyBytes` so the client, still sending,
+   * can read the 413 (closing with unread data would reset the connection); past it the connection
+   * is closed anyway. Default 64 MiB.
+   */
+  maxDiscardBytes?: number;
   /** Back-off advised while draining. */
   retryAfterMs: number;
   tls?: TlsFiles | undefined;
@@ -30,22 +36,45 @@ export interface HttpGatewayOptions {
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,120}$/;
 
-class BodyTooLarge extends Error {}
+const DEFAULT_MAX_DISCARD_BYTES = 64 * 1024 * 1024;
 
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** The body is over the limit; `drained`: the rest was read (discarded) to its end. */
+class BodyTooLarge extends Error {
+  override readonly name = 'BodyTooLarge';
+  constructor(readonly drained: boolean) {
+    super('request body too large');
+  }
+}
+
+/** Declared `Content-Length`, or undefined (chunked or absent). */
+function declaredLength(req: IncomingMessage): number | undefined {
+  const raw = req.headers['content-length'];
+  if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
+  return Number(raw);
+}
+
+/**
+ * Reads the body up to `max` bytes. A larger one is not kept: its rest is read and discarded up to
+ * `discardMax` bytes (then {@link BodyTooLarge} with `drained`), or reading stops past that.
+ */
+function readBody(req: IncomingMessage, max: number, discardMax: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = (declaredLength(req) ?? 0) > max;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > max) {
-        reject(new BodyTooLarge());
-        req.destroy();
-        return;
+      if (!over && size > max) {
+        over = true;
+        chunks.length = 0;
       }
-      chunks.push(c);
+      if (!over) chunks.push(c);
+      else if (size - max > discardMax) {
+        req.pause();
+        reject(new BodyTooLarge(false));
+      }
     });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('end', () => (over ? reject(new BodyTooLarge(true)) : resolve(Buffer.concat(chunks, size))));
     req.on('error', reject);
   });
 }
@@ -54,6 +83,18 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   if (res.headersSent) return;
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
+}
+
+/** `413` as `application/problem+json` (RFC 9457), then the connection is closed. */
+function sendTooLarge(res: ServerResponse, max: number): void {
+  const problem = {
+    type: 'https://sluice.dev/problems/body-too-large',
+    title: 'Request body too large',
+    status: 413,
+    detail: `the body is larger than ${max} bytes; nothing was stored. Send smaller batches (split the array).`,
+    max_body_bytes: max,
+  };
+  send(res, 413, problem, { 'content-type': 'application/problem+json', connection: 'close' });
 }
 
 /** JSON rendering of an ack: snake_case like the wire schema. */
@@ -86,6 +127,12 @@ export class HttpGateway {
     this.server = tls
       ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.ca), rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert }, handler)
       : createHttpServer(handler);
+    // `Expect: 100-continue`: a body declared too large is refused before the client sends it.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if ((declaredLength(req) ?? 0) > opts.maxBodyBytes) return sendTooLarge(res, opts.maxBodyBytes);
+      res.writeContinue();
+      handler(req, res);
+    });
     this.server.requestTimeout = 30_000;
     this.server.headersTimeout = 10_000;
   }
@@ -143,10 +190,11 @@ export class HttpGateway {
     }
     let body: Buffer;
     try {
-      body = await readBody(req, this.opts.maxBodyBytes);
+      body = await readBody(req, this.opts.maxBodyBytes, this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES);
     } catch (err) {
-      if (err instanceof BodyTooLarge) return send(res, 413, { error: `body larger than ${this.opts.maxBodyBytes} bytes; send smaller batches` }, { connection: 'close' });
-      throw err;
+      if (!(err instanceof BodyTooLarge)) throw err;
+      this.opts.metrics.batches.inc({ transport: 'http', status: 'BODY_TOO_LARGE' });
+      return sendTooLarge(res, this.opts.maxBodyBytes);
     }
     let json: unknown;
     try {
@@ -174,7 +222,13 @@ export class HttpGateway {
     let headers: Record<string, string> = {};
     let statusLabel: string;
     try {
-      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length });
+      // Validator rejections name the JSON field the client sent, like the wire parser's.
+      const fieldPath = (event: Event, index: number, field: string) => {
+        const item: unknown = Array.isArray(json) ? json[index] : json;
+        const alias = event.kind?.value.schemaVersion === 1 && typeof item === 'object' && item !== null && Object.hasOwn(item, 'timestamp');
+        return wirePath(field, event.kind?.value.schemaVersion === 2 ? 2 : 1, alias ? 'timestamp' : 'event_time');
+      };
+      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length, fieldPath });
       out = ackJson(ack);
       statusLabel = ingestStatusToJSON(ack.status);
       if (ack.accepted === 0) status = 422;

@@ -8,6 +8,10 @@ export const INGEST_METRICS = {
   publishFailures: 'sluice_ingest_publish_failures_total',
   openStreams: 'sluice_ingest_open_streams',
   authFailures: 'sluice_ingest_auth_failures_total',
+  unsentAckBytes: 'sluice_ingest_unsent_ack_bytes',
+  streamsExhausted: 'sluice_ingest_streams_exhausted_total',
+  idempotencyConflicts: 'sluice_ingest_idempotency_conflicts_total',
+  duplicates: 'sluice_ingest_duplicate_batches_total',
 } as const;
 
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
@@ -28,6 +32,10 @@ export function createIngestMetrics(registry: Registry) {
     rateLimited: new Counter({ name: INGEST_METRICS.rateLimited, help: 'Batches refused by the per-device rate limit', registers: [registry] }),
     publishFailures: new Counter({ name: INGEST_METRICS.publishFailures, help: 'Publishes answered with a retry, by cause', labelNames: ['cause'], registers: [registry] }),
     openStreams: new Gauge({ name: INGEST_METRICS.openStreams, help: 'Open gRPC Ingest streams', registers: [registry] }),
+    unsentAckBytes: new Gauge({ name: INGEST_METRICS.unsentAckBytes, help: 'Bytes of gRPC acks written but not yet flushed to the devices (all streams)', registers: [registry] }),
+    streamsExhausted: new Counter({ name: INGEST_METRICS.streamsExhausted, help: 'gRPC streams ended with RESOURCE_EXHAUSTED because the device did not read its acks', registers: [registry] }),
+    idempotencyConflicts: new Counter({ name: INGEST_METRICS.idempotencyConflicts, help: 'Batches refused because their batch id / Idempotency-Key was used with other content', labelNames: ['transport'], registers: [registry] }),
+    duplicates: new Counter({ name: INGEST_METRICS.duplicates, help: 'Batches answered as duplicates of a stored batch', labelNames: ['transport'], registers: [registry] }),
     authFailures: new Counter({ name: INGEST_METRICS.authFailures, help: 'Requests refused for missing or bad credentials', labelNames: ['transport'], registers: [registry] }),
   };
 }

@@ -34,7 +34,18 @@ export interface PipelineInput {
   rejected?: EventRejection[] | undefined;
   /** Events in the request (candidates + pre-rejected). Default `batch.events.length`. */
   totalEvents?: number | undefined;
+  /**
+   * Renames the canonical field of a validator rejection (`telemetry.event_time`) to the field the
+   * client sent (`event_time`, `time`): the HTTP path maps to JSON wire paths. Default: unchanged
+   * (gRPC clients sent the canonical protobuf fields).
+   */
+  fieldPath?: ((event: Event, index: number, canonicalField: string) => string) | undefined;
 }
+
+/** Most rejections in the ack of a batch of which nothing was accepted; the rest are summarised. */
+export const MAX_REJECTED_ACK_ENTRIES = 16;
+/** Longest `reason` (and `field`) echoed in any ack; longer ones are cut with an ellipsis. */
+export const MAX_ACK_TEXT = 300;
 
 const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const tracer = trace.getTracer('sluice-ingestion');
@@ -42,7 +53,56 @@ const tracer = trace.getTracer('sluice-ingestion');
 /** A bounded label for a rejection's field: indices and attribute keys removed. */
 function fieldLabel(field: string): string {
   const i = field.indexOf('[');
-  return i < 0 ? field : field.slice(0, i);
+  const cut = i < 0 ? field : field.slice(0, i);
+  const a = cut.indexOf('attributes.');
+  return a < 0 ? cut : cut.slice(0, a + 'attributes'.length);
+}
+
+function clip(text: string): string {
+  return text.length > MAX_ACK_TEXT ? `${text.slice(0, MAX_ACK_TEXT - 1)}…` : text;
+}
+
+/**
+ * The rejections of a batch of which nothing was accepted, in a bounded ack: at most
+ * {@link MAX_REJECTED_ACK_ENTRIES} entries, the first rejection of each field (in batch order) with
+ * the number of other events rejected at the same field; the last entry counts what did not fit.
+ * Every entry's text is clipped to {@link MAX_ACK_TEXT}, so the ack stays under ~12 KiB.
+ */
+export function summariseRejections(rejections: readonly EventRejection[]): EventRejection[] {
+  if (rejections.length <= MAX_REJECTED_ACK_ENTRIES) return rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
+  const byField = new Map<string, { first: EventRejection; more: number }>();
+  let overflow = 0;
+  let overflowFields = 0;
+  let overflowFirst: EventRejection | undefined;
+  const seenOverflow = new Set<string>();
+  for (const r of rejections) {
+    const entry = byField.get(r.field);
+    if (entry) entry.more++;
+    else if (byField.size < MAX_REJECTED_ACK_ENTRIES - 1) byField.set(r.field, { first: r, more: 0 });
+    else {
+      overflow++;
+      overflowFirst ??= r;
+      // Bounded: counts distinct fields only among at most maxBatchEvents rejections.
+      if (!seenOverflow.has(r.field)) {
+        seenOverflow.add(r.field);
+        overflowFields++;
+      }
+    }
+  }
+  const out: EventRejection[] = [];
+  for (const { first, more } of byField.values()) {
+    const suffix = more > 0 ? ` (and ${more} more event${more === 1 ? '' : 's'} rejected at this field)` : '';
+    out.push({ index: first.index, eventId: first.eventId, field: clip(first.field), reason: clip(first.reason) + suffix });
+  }
+  if (overflowFirst) {
+    out.push({
+      index: overflowFirst.index,
+      eventId: overflowFirst.eventId,
+      field: 'batch',
+      reason: `and ${overflow} more event${overflow === 1 ? '' : 's'} rejected at ${overflowFields} other field${overflowFields === 1 ? '' : 's'}, the first: ${clip(overflowFirst.field)}: ${clip(overflowFirst.reason)}`,
+    });
+  }
+  return out;
 }
 
 /**
@@ -74,11 +134,22 @@ export class IngestPipeline {
     let firstRegion: string | undefined;
     let multiRegion = false;
     let count = 0;
+    // Rejected events cost rate-limit tokens too: invalid input is work for the gateway. They are
+    // charged to their device when the credential may publish for it, else to the credential.
+    const credentialKey = `credential:${principal.scope}`;
+    const { fieldPath } = input;
+    const preRejected = input.rejected?.length ?? 0;
+    if (preRejected > 0) perDevice.set(credentialKey, preRejected);
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
-      const r = validator.check(e, input.indices ? input.indices[i]! : i, ctx);
+      const index = input.indices ? input.indices[i]! : i;
+      const r = validator.check(e, index, ctx);
       if (r) {
+        if (fieldPath) r.field = fieldPath(e, index, r.field);
         rejections.push(r);
+        const device = e.kind?.value.deviceId;
+        const key = typeof device === 'string' && device !== '' && device.length <= validator.limits.maxDeviceIdLength && (ctx.devices === '*' || ctx.devices.has(device)) ? device : credentialKey;
+        perDevice.set(key, (perDevice.get(key) ?? 0) + 1);
         continue;
       }
       const v = e.kind!.value;
@@ -90,13 +161,13 @@ export class IngestPipeline {
     }
     for (const r of rejections) this.opts.metrics.eventsRejected.inc({ field: fieldLabel(r.field) });
     if (input.rejected && input.indices) rejections.sort((a, b) => a.index - b.index);
-    if (count === 0) return { batchId, accepted: 0, rejections, retryAfterMs: 0, status: IngestStatus.REJECTED };
 
     const waitMs = this.opts.limiter.take(perDevice);
     if (waitMs > 0) {
       this.opts.metrics.rateLimited.inc();
       throw new RetryableError('overloaded', `device rate limit exceeded; nothing was stored, resend this batch after ${waitMs} ms`, waitMs);
     }
+    if (count === 0) return { batchId, accepted: 0, rejections: summariseRejections(rejections), retryAfterMs: 0, status: IngestStatus.REJECTED };
 
     const parts: PublishPart[] = [];
     if (!multiRegion) {
@@ -129,7 +200,8 @@ export class IngestPipeline {
     } else {
       this.opts.metrics.eventsPublished.inc({ region: firstRegion! }, count);
     }
-    return { batchId, accepted: count, rejections, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL };
+    const shown = rejections.length === 0 ? rejections : rejections.map((r) => (r.reason.length > MAX_ACK_TEXT || r.field.length > MAX_ACK_TEXT ? { ...r, field: clip(r.field), reason: clip(r.reason) } : r));
+    return { batchId, accepted: count, rejections: shown, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL };
   }
 
   private subset(batch: EventBatch, accepted: Array<string | undefined>, region: string | undefined): EventBatch {
@@ -153,7 +225,7 @@ export function retryAck(batchId: string, err: RetryableError): IngestAck {
   };
 }
 
-/** The answer for a batch that is unusable as a whole. */
+/** The answer for a batch that is unusable as a whole. The echoed batch id may be invalid: clipped. */
 export function rejectedAck(batchId: string, err: BatchRejectedError): IngestAck {
-  return { batchId, accepted: 0, rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }], retryAfterMs: 0, status: IngestStatus.REJECTED };
+  return { batchId: batchId.length > 128 ? batchId.slice(0, 128) : batchId, accepted: 0, rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }], retryAfterMs: 0, status: IngestStatus.REJECTED };
 }

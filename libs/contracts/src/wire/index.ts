@@ -9,3 +9,4 @@ export {
 export { createWireParser, parseWireBody, parseWireEvent, type WireParser } from './parser';
 export type { FieldError, IndexedWireResult, WireBodyResult, WireResult } from './result';
 export { SUPPORTED_SCHEMA_VERSIONS, type SchemaVersion } from './versions';
+export { wirePath, type V1TimeField } from './paths';

@@ -120,6 +120,62 @@ describe('upcasting', () => {
   });
 });
 
+describe('the seed example (schema version 1)', () => {
+  // The requirement's data contract, byte for byte except the event id (a real UUID), the time and
+  // the region (a served one): the fixture is compared as text, so reformatting it fails this test.
+  const SEED =
+    '{"event_id":"uuid","device_id":"D-789","event_time":"2026-01-27T12:00:00Z","sensor_type":"temperature","value":21.4,"unit":"C","firmware_version":"1.2.3","region":"us-east"}';
+  const text = readFileSync(join(__dirname, 'fixtures', 'v1-seed-example.json'), 'utf8').trim();
+
+  it('is the seed text with only the id, time and region filled in', () => {
+    const id = /"event_id":"([^"]*)"/.exec(text)?.[1] ?? '';
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    const normalised = text
+      .replace(`"event_id":"${id}"`, '"event_id":"uuid"')
+      .replace(/"event_time":"[^"]*"/, '"event_time":"2026-01-27T12:00:00Z"')
+      .replace(/"region":"[^"]*"/, '"region":"us-east"');
+    expect(normalised).toBe(SEED);
+  });
+
+  it('is accepted verbatim and upcast with event_time as the event time', () => {
+    const event = expectEvent(parseWireEvent(JSON.parse(text)));
+    expect(event).toEqual({
+      kind: {
+        $case: 'telemetry',
+        value: {
+          eventId: '6f1c2b9e-4d3a-4e8b-9c71-2a5d8e0f3b64',
+          deviceId: 'D-789',
+          eventTime: new Date('2026-01-27T12:00:00Z'),
+          sensorType: 'temperature',
+          value: 21.4,
+          unit: 'C',
+          firmwareVersion: '1.2.3',
+          region: 'us-east',
+          attributes: {},
+          schemaVersion: 1,
+        },
+      },
+    });
+  });
+
+  it('takes timestamp as an alias of event_time, but not both and not neither', () => {
+    const seed = JSON.parse(text) as Record<string, unknown>;
+    const { event_time: time, ...withoutTime } = seed;
+    const alias = expectEvent(parseWireEvent({ ...withoutTime, timestamp: time }));
+    expect(alias).toEqual(expectEvent(parseWireEvent(seed)));
+    expect(parseWireEvent({ ...seed, timestamp: time })).toEqual({
+      ok: false,
+      eventId: seed['event_id'],
+      errors: [{ path: 'timestamp', message: 'is an alias of "event_time"; send only one of them' }],
+    });
+    expect(parseWireEvent(withoutTime)).toEqual({
+      ok: false,
+      eventId: seed['event_id'],
+      errors: [{ path: 'event_time', message: 'is required (or its alias "timestamp")' }],
+    });
+  });
+});
+
 describe('invalid events', () => {
   const frame = '(normalised to the frame)';
   const cases: [fixture: string, errors: { path: string; message: string }[]][] = [
@@ -161,7 +217,7 @@ describe('invalid events', () => {
         {
           path: 'firmware',
           message:
-            'is not a known field; expected one of "schema_version", "event_id", "device_id", "timestamp", "sensor_type", "value", "unit", "firmware_version", "region", "attributes"',
+            'is not a known field; expected one of "schema_version", "event_id", "device_id", "event_time", "timestamp", "sensor_type", "value", "unit", "firmware_version", "region", "attributes"',
         },
       ],
     ],
@@ -313,6 +369,15 @@ describe('invalid events', () => {
         message: 'must be unique within the event; objects[0] has the same id "0"',
       },
     ]);
+  });
+
+  it('rejects a top-level "__proto__" key as an unknown field (JSON.parse makes it an own key)', () => {
+    const seed = fixture('v1-seed-example.json') as Record<string, unknown>;
+    const body = `{"__proto__":{"polluted":true},${JSON.stringify(seed).slice(1)}`;
+    const result = parseWireEvent(JSON.parse(body));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.errors.map((e) => e.path)).toEqual(['__proto__']);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
   });
 
   it('refuses the __proto__ attribute key, which generated decoders would drop', () => {

@@ -1,4 +1,5 @@
-// Schema version 1: the flat telemetry object of the seed example.
+// Schema version 1: the flat telemetry object of the seed example. The event time is `event_time`
+// (the seed's name); `timestamp` is an accepted alias, and an event must carry exactly one of them.
 import { z } from 'zod';
 import {
   Invalid,
@@ -22,7 +23,8 @@ export const createV1Parser: VersionParserFactory = (limits, unknownFields) => {
       schema_version: optional((input) => (input === 1 ? 1 : new Invalid('must be 1'))),
       event_id: required(eventId(limits.maxEventIdLength)),
       device_id: required(text(limits.maxDeviceIdLength)),
-      timestamp: required(time),
+      event_time: optional(time),
+      timestamp: optional(time),
       sensor_type: required(text(limits.maxTextLength)),
       value: required(finiteNumber),
       unit: required(text(limits.maxTextLength)),
@@ -31,7 +33,21 @@ export const createV1Parser: VersionParserFactory = (limits, unknownFields) => {
       attributes: attributes(limits),
     },
     unknownFields,
-  );
+  ).superRefine((v1, ctx) => {
+    if (v1.event_time !== undefined && v1.timestamp !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timestamp'],
+        message: 'is an alias of "event_time"; send only one of them',
+      });
+    } else if (v1.event_time === undefined && v1.timestamp === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['event_time'],
+        message: 'is required (or its alias "timestamp")',
+      });
+    }
+  });
   return {
     idField: 'event_id',
     parse(input) {
@@ -42,7 +58,8 @@ export const createV1Parser: VersionParserFactory = (limits, unknownFields) => {
         {
           eventId: v1.event_id,
           deviceId: v1.device_id,
-          eventTime: v1.timestamp,
+          // One of the two is set: the refinement above refuses the event otherwise.
+          eventTime: (v1.event_time ?? v1.timestamp)!,
           sensorType: v1.sensor_type,
           value: v1.value,
           unit: v1.unit,

@@ -1,0 +1,337 @@
+// Hostile and first-use inputs against a real gateway on real NATS (issue 11): a stream that never
+// reads its acks, oversized HTTP bodies, the seed's own JSON event, field paths of rejections.
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect as http2Connect, type ClientHttp2Stream } from 'node:http2';
+import { join } from 'node:path';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { connectNats } from '@sluice/actor';
+import { loadConfig } from '@sluice/config';
+import { decodeBatch, IngestAck, IngestRequest, IngestStatus, topology, type EventBatch } from '@sluice/contracts';
+import { createDeviceHasher, createLogger } from '@sluice/observability';
+import { natsFixture, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
+import { Registry } from 'prom-client';
+import { sha256Hex } from './auth';
+import { ingestionConfig } from './config';
+import { buildGateway, type Gateway } from './gateway';
+import { ackBytes } from './grpc-server';
+import { INGEST_METRICS } from './metrics';
+import { MAX_REJECTED_ACK_ENTRIES } from './pipeline';
+import { client, telemetry, unary } from './test-fixtures/client';
+
+const log = createLogger({ service: 'ingestion-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const DEVICE_TOKEN = 'device-token-boat-17';
+const GATEWAY_TOKEN = 'gateway-token-any';
+const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_TOKEN)}=*`;
+const SEED_FIXTURE = join(__dirname, '..', '..', '..', 'libs', 'contracts', 'src', 'wire', 'fixtures', 'v1-seed-example.json');
+
+/** One gRPC message frame: compression flag, big-endian length, message. */
+function grpcFrame(batch: EventBatch): Buffer {
+  const msg = IngestRequest.encode({ batch }).finish();
+  const frame = Buffer.alloc(5 + msg.length);
+  frame.writeUInt32BE(msg.length, 1);
+  frame.set(msg, 5);
+  return frame;
+}
+
+/** Splits gRPC frames out of the bytes read so far; returns the decoded acks and the rest. */
+function readAcks(buf: Buffer): { acks: IngestAck[]; rest: Buffer } {
+  const acks: IngestAck[] = [];
+  let at = 0;
+  while (buf.length - at >= 5 && buf.length - at >= 5 + buf.readUInt32BE(at + 1)) {
+    const len = buf.readUInt32BE(at + 1);
+    acks.push(IngestAck.decode(buf.subarray(at + 5, at + 5 + len)));
+    at += 5 + len;
+  }
+  return { acks, rest: buf.subarray(at) };
+}
+
+interface Answer {
+  status: number;
+  contentType: string | undefined;
+  connection: string | undefined;
+  body: string;
+  continued: boolean;
+}
+
+/**
+ * POSTs `size` bytes with node:http: with a Content-Length or chunked, with or without
+ * `Expect: 100-continue` (then the body is sent only after `100 Continue`). Resolves with the
+ * response, or rejects when the connection fails before one arrived.
+ */
+function postBody(port: number, size: number, opts: { expect: boolean; chunked: boolean }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Bearer ${DEVICE_TOKEN}` };
+    if (!opts.chunked) headers['content-length'] = String(size);
+    if (opts.expect) headers['expect'] = '100-continue';
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/events', headers, agent: false });
+    let answered = false;
+    let continued = false;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const sendBody = async () => {
+      let left = size;
+      while (left > 0 && !answered && !req.destroyed) {
+        const part = left >= chunk.length ? chunk : chunk.subarray(0, left);
+        left -= part.length;
+        if (!req.write(part)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              req.off('drain', done);
+              req.off('close', done);
+              resolve();
+            };
+            req.on('drain', done);
+            req.on('close', done);
+          });
+        }
+      }
+      if (!answered && !req.destroyed) req.end();
+    };
+    req.on('continue', () => {
+      continued = true;
+      void sendBody();
+    });
+    req.on('response', (res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], connection: res.headers['connection'], body, continued });
+        req.destroy();
+      });
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    if (opts.expect) req.flushHeaders();
+    else void sendBody();
+  });
+}
+
+describe('ingestion gateway under hostile and first-use input', () => {
+  let nats: NatsFixture;
+  const stops: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    nats = await natsFixture();
+  });
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await nats.cleanup();
+  });
+
+  async function start(extra: Record<string, string> = {}) {
+    const ns = uniqueId('ing');
+    const config = loadConfig(ingestionConfig, {
+      NATS_URL: testUrls.nats,
+      SLUICE_NAMESPACE: ns,
+      INGEST_GRPC_PORT: '0',
+      INGEST_HTTP_PORT: '0',
+      INGEST_HOST: '127.0.0.1',
+      INGEST_REGIONS: 'eu-west,us-east',
+      INGEST_STREAM_LAYOUT: 'per-region',
+      INGEST_AUTH_TOKENS: TOKENS,
+      INGEST_DRAIN_GRACE: '200ms',
+      ...extra,
+    });
+    const nc = await connectNats({ servers: testUrls.nats, name: 'ingestion-test' });
+    const registry = new Registry();
+    const gw: Gateway = await buildGateway({ config, nc, topology: topology(ns), log, registry });
+    const c = client(gw.grpcPort);
+    for (const r of gw.routes.values()) nats.track(r.stream);
+    stops.push(async () => {
+      c.close();
+      await gw.stoppable.stop();
+      await nc.drain();
+    });
+    const metric = async (name: string): Promise<number> => {
+      const m = await registry.getSingleMetric(name)?.get();
+      return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+    };
+    const post = (body: unknown, token = DEVICE_TOKEN) =>
+      fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    return { gw, c, metric, post };
+  }
+
+  describe('a gRPC Ingest stream whose client never reads its acks', () => {
+    it('stops being read, stays within its ack byte bound, ends with RESOURCE_EXHAUSTED, and other devices are served', async () => {
+      // Each ack is ~3.6 KiB; 4 pending batches hold more than the 8 KiB bound once the client's
+      // HTTP/2 window is full, so the stream first pauses, then ends.
+      const maxUnsent = 8192;
+      const { gw, c, metric } = await start({
+        INGEST_STREAM_MAX_PENDING: '4',
+        INGEST_STREAM_MAX_UNSENT_ACK_BYTES: String(maxUnsent),
+        INGEST_DEVICE_RATE: '10000000',
+        INGEST_DEVICE_BURST: '10000000',
+      });
+      const session = http2Connect(`http://127.0.0.1:${gw.grpcPort}`);
+      stops.push(async () => void session.destroy());
+      const stream: ClientHttp2Stream = session.request({
+        ':method': 'POST',
+        ':path': '/sluice.gateway.v1.IngestService/Ingest',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        authorization: `Bearer ${DEVICE_TOKEN}`,
+      });
+      stream.pause(); // the hostile part: acks are never read (until the end of the test)
+      const trailers = once(stream, 'trailers') as Promise<[Record<string, string | undefined>]>;
+      // Each batch: one good event and 25 for a region this gateway does not serve, so each ack
+      // carries 25 rejections (PARTIAL acks echo every rejection).
+      const batch = (n: number): EventBatch => ({
+        batchId: uniqueId(`flood-${n}`),
+        events: [telemetry(`g-${n}`, 'boat-17', 'eu-west'), ...Array.from({ length: 25 }, (_, i) => telemetry(`x-${n}-${i}`, 'boat-17', 'ap-south'))],
+      });
+      const limit = 2000;
+      let sent = 0;
+      const exhausted = () => gw.grpcFlow().exhaustedStreams > 0;
+      while (sent < limit && !exhausted()) {
+        if (!stream.write(grpcFrame(batch(sent)))) {
+          // The gateway stops reading, so the client's writes back up: wait for drain or the end.
+          let drained = false;
+          const onDrain = () => (drained = true);
+          stream.once('drain', onDrain);
+          await waitFor('the client stream drains or the gateway ends it', () => drained || exhausted());
+          stream.off('drain', onDrain);
+        }
+        sent++;
+      }
+      await waitFor('the stream is ended for not reading its acks', exhausted);
+      const flow = gw.grpcFlow();
+      expect(flow.exhaustedStreams).toBe(1);
+      expect(await metric(INGEST_METRICS.streamsExhausted)).toBe(1);
+      // Memory stays bounded: never more unsent ack bytes than the bound, and the gateway stopped
+      // reading long before the client ran out of batches to send.
+      expect(flow.peakStreamUnsentAckBytes).toBeGreaterThan(0);
+      expect(flow.peakStreamUnsentAckBytes).toBeLessThanOrEqual(maxUnsent);
+      const answered = await metric(INGEST_METRICS.batches);
+      expect(answered).toBeLessThan(limit);
+      expect(answered).toBeLessThanOrEqual(sent);
+
+      // Another device is served while the hostile stream is still open and unread.
+      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('o-1', 'boat-42', 'eu-west')] }, GATEWAY_TOKEN);
+      expect(other.ack?.status).toBe(IngestStatus.OK);
+
+      // When the client finally reads, it gets the queued acks and then a clear status.
+      let buf = Buffer.alloc(0);
+      stream.on('data', (d: Buffer) => (buf = Buffer.concat([buf, d])));
+      stream.resume();
+      await once(stream, 'end');
+      const [t] = await trailers;
+      expect(Number(t['grpc-status'])).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+      expect(decodeURIComponent(t['grpc-message'] ?? '')).toMatch(/not reading its acks/);
+      const { acks } = readAcks(buf);
+      expect(acks.length).toBeGreaterThan(0);
+      expect(acks.length).toBeLessThan(answered);
+      expect(acks.every((a) => a.status === IngestStatus.PARTIAL && a.rejections.length === 25)).toBe(true);
+      await waitFor('no unsent ack bytes left', () => gw.grpcFlow().unsentAckBytes === 0);
+      await waitFor('stream closed', async () => (await metric(INGEST_METRICS.openStreams)) === 0);
+    });
+
+    it('counts rejected events against the device rate limit', async () => {
+      const { c } = await start({ INGEST_DEVICE_RATE: '1', INGEST_DEVICE_BURST: '3' });
+      const foreign = Array.from({ length: 3 }, (_, i) => telemetry(`f-${i}`, 'boat-17', 'ap-south'));
+      const rejected = await unary(c, { batchId: uniqueId('b'), events: foreign }, DEVICE_TOKEN);
+      expect(rejected.ack?.status).toBe(IngestStatus.REJECTED);
+      const next = await unary(c, { batchId: uniqueId('b'), events: [telemetry('g-1', 'boat-17', 'eu-west')] }, DEVICE_TOKEN);
+      expect(next.error?.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+      // Another device of the same credential has its own bucket.
+      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('g-2', 'boat-18', 'eu-west')] }, DEVICE_TOKEN);
+      expect(other.ack?.status).toBe(IngestStatus.OK);
+    });
+
+    it('summarises the ack of a fully rejected batch within a documented bound', async () => {
+      const { c } = await start({ INGEST_DEVICE_RATE: '100000', INGEST_DEVICE_BURST: '100000' });
+      const long = 'x'.repeat(120);
+      const events = Array.from({ length: 1000 }, (_, i) =>
+        i % 2 === 0 ? telemetry(`${long}-${i}`.slice(-128), 'boat-17', 'ap-south') : telemetry(`e-${i}`, 'boat-17', 'eu-west', { value: Number.NaN }),
+      );
+      const { ack } = await unary(c, { batchId: uniqueId('b'), events }, GATEWAY_TOKEN);
+      expect(ack?.status).toBe(IngestStatus.REJECTED);
+      expect(ack!.accepted).toBe(0);
+      expect(ack!.rejections.length).toBeLessThanOrEqual(MAX_REJECTED_ACK_ENTRIES);
+      expect(ackBytes(ack!)).toBeLessThanOrEqual(12 * 1024);
+      expect(ack!.rejections.map((r) => [r.index, r.field])).toEqual([
+        [0, 'telemetry.region'],
+        [1, 'telemetry.value'],
+      ]);
+      expect(ack!.rejections[0]!.reason).toMatch(/not served by this gateway.*\(and 499 more events rejected at this field\)$/);
+      expect(ack!.rejections[1]!.reason).toMatch(/finite number.*\(and 499 more events rejected at this field\)$/);
+    });
+  });
+
+  describe('an oversized HTTP body', () => {
+    const limit = 4 * 1024 * 1024; // INGEST_MAX_BODY_BYTES default
+    it.each([
+      ['just over the limit', limit + 1, { expect: false, chunked: false }],
+      ['just over the limit, Expect: 100-continue', limit + 1, { expect: true, chunked: false }],
+      ['50 MB', 50_000_000, { expect: false, chunked: false }],
+      ['50 MB, Expect: 100-continue', 50_000_000, { expect: true, chunked: false }],
+      ['50 MB chunked', 50_000_000, { expect: false, chunked: true }],
+      ['50 MB chunked, Expect: 100-continue', 50_000_000, { expect: true, chunked: true }],
+    ])('%s: the client reads a 413 problem, then the connection closes', async (_name, size, opts) => {
+      const { post, gw } = await start();
+      const answer = await postBody(gw.httpPort, size, opts);
+      expect(answer.status).toBe(413);
+      expect(answer.contentType).toBe('application/problem+json');
+      expect(answer.connection).toBe('close');
+      expect(JSON.parse(answer.body)).toMatchObject({ status: 413, title: 'Request body too large', max_body_bytes: limit });
+      // A declared length over the limit is refused before the body is sent.
+      if (opts.expect && !opts.chunked) expect(answer.continued).toBe(false);
+      const ok = await post({ event_id: uniqueId('e'), device_id: 'boat-17', event_time: new Date().toISOString(), sensor_type: 's', value: 1, unit: '1', region: 'eu-west' });
+      expect(ok.status).toBe(200);
+    });
+  });
+
+  describe('the seed example over HTTP', () => {
+    it('stores the seed JSON event (schema version 1 with event_time) as it is', async () => {
+      const { post, gw } = await start();
+      const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const seed = JSON.parse(readFileSync(SEED_FIXTURE, 'utf8')) as Record<string, unknown>;
+      // D-789 is not one of the device token's devices: the gateway credential may publish for it.
+      const res = await post({ ...seed, event_time: now.toISOString().replace('.000Z', 'Z') }, GATEWAY_TOKEN);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'OK', accepted: 1, rejections: [] });
+      const msgs = await nats.readAll(gw.routes.get('us-east')!.stream);
+      expect(msgs).toHaveLength(1);
+      const stored = decodeBatch(msgs[0]!.data).events[0]!.kind!;
+      expect(stored.$case === 'telemetry' && stored.value).toMatchObject({ eventId: seed['event_id'], deviceId: 'D-789', eventTime: now, sensorType: 'temperature', value: 21.4, unit: 'C', firmwareVersion: '1.2.3', region: 'us-east', schemaVersion: 1 });
+    });
+  });
+
+  describe('rejection field paths over HTTP', () => {
+    it('name the JSON field the client sent, from the wire parser and the validator alike', async () => {
+      const { post } = await start({ INGEST_MAX_FUTURE_SKEW: '1h' });
+      const now = new Date().toISOString();
+      const future = new Date(Date.now() + 3 * 3_600_000).toISOString();
+      const v1 = { device_id: 'boat-17', sensor_type: 's', value: 1, unit: '1', region: 'eu-west' };
+      const v2 = { schema_version: 2, region: 'eu-west', device: { id: 'boat-17' }, reading: { sensor: 's', value: 1, unit: '1' } };
+      const res = await post([
+        { ...v1, event_id: 'a-0', event_time: now },
+        { ...v1, event_id: 'a-1', event_time: future },
+        { ...v1, event_id: 'a-2', timestamp: future },
+        { ...v1, event_id: 'a-3', event_time: now, region: 'ap-south' },
+        { ...v1, event_id: 'a-4', event_time: now, value: 'hot' },
+        { ...v2, id: 'a-5', time: future },
+        { ...v2, id: 'a-6', time: now, device: { id: 'boat-99' } },
+        { ...v2, id: 'a-7', time: now, region: 'ap-south' },
+        { ...v1, event_id: 'a-8', event_time: now, attributes: { 'rack.slot': 'x'.repeat(300) } },
+      ]);
+      const ack = (await res.json()) as { accepted: number; rejections: Array<{ index: number; field: string }> };
+      expect(ack.accepted).toBe(1);
+      expect(ack.rejections.map((r) => [r.index, r.field])).toEqual([
+        [1, 'event_time'],
+        [2, 'timestamp'],
+        [3, 'region'],
+        [4, 'value'],
+        [5, 'time'],
+        [6, 'device.id'],
+        [7, 'region'],
+        [8, 'attributes["rack.slot"]'],
+      ]);
+    });
+  });
+});
