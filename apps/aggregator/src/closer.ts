@@ -147,7 +147,8 @@ export class WindowCloser {
         if (from !== undefined && Math.floor(upTo / r.ms) <= Math.floor(from / r.ms)) continue;
         due.push({ region, upTo, from });
       }
-      // Bounded: each round closes up to batchSize rows; the cap only stops a pathological loop.
+      // Each round closes up to batchSize rows (at least one per due region), shared among the
+      // regions not done yet; the cap on rounds only stops a pathological loop.
       for (let round = 0; round < 1_000 && due.length > 0; round++) {
         const limit = Math.max(1, Math.floor(this.batchSize / due.length));
         const closed = await this.closeSome(r, due, limit);
@@ -178,10 +179,11 @@ export class WindowCloser {
       // and a flush merging into one of these rows waits on the row lock until the commit.
       // Per region: a range scan of the pending index (region, window_start) that stops at the
       // limit. The lower bound is an index condition (-infinity on a full pass), not an OR that would
-      // leave it a filter. No ORDER BY: the planner cannot estimate a range bound by the lateral
-      // row and sorts every due row before the limit (measured: 3,033 rows read per region to
-      // close 333), where the index order is window order within a partition anyway. The
-      // `resolution` condition is always true in this table; it makes the primary key usable.
+      // leave it a filter. No ORDER BY: the planner cannot estimate a range bounded by the lateral
+      // row, so it sorted every due row before the limit (measured: 3,033 rows read per region to
+      // close 333); the index order already is window order within a partition. The `resolution`
+      // condition is always true in this table; without it the UPDATE joined by a sequential scan
+      // (the primary key leads with resolution).
       const table = resolutionTable(r);
       const { rows } = await client.query<PendingRow>(
         `WITH picked AS (

@@ -27,8 +27,6 @@ export interface FlushStats {
   derived: number;
   /** Readings merged into windows their region's watermark had already passed, by resolution. */
   late: Map<string, number>;
-  /** Regions whose watermark inputs this flush recorded. */
-  regions: number;
 }
 
 export interface WriterOptions {
@@ -160,7 +158,6 @@ export class RollupWriter {
           cells: acc.cells.size,
           derived: 0,
           late: new Map(),
-          regions: acc.maxEventTimes.size,
         };
         if (acc.cells.size > 0) {
           const watermarks = await readWatermarks(client, this.opts, [...acc.maxEventTimes.keys()]);
