@@ -5,7 +5,7 @@ export class AuthenticationError extends Error {
 
 /** The batch as a whole is unusable (too large, undecodable, no batch id). gRPC INVALID_ARGUMENT, HTTP 400/413. */
 export class BatchRejectedError extends Error {
-  override readonly name = 'BatchRejectedError';
+  override readonly name: string = 'BatchRejectedError';
   constructor(
     /** Offending part, e.g. `batch.batch_id`. */
     readonly field: string,
@@ -14,6 +14,17 @@ export class BatchRejectedError extends Error {
     readonly httpStatus = 400,
   ) {
     super(message);
+  }
+}
+
+/**
+ * The batch id (or `Idempotency-Key`) was already used by this credential, within the duplicate
+ * window, for different content. Nothing was stored. gRPC REJECTED, HTTP 409.
+ */
+export class BatchIdConflictError extends BatchRejectedError {
+  override readonly name = 'BatchIdConflictError';
+  constructor(field: string, message: string) {
+    super(field, message, 409);
   }
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { connectNats } from '@sluice/actor';
 import { loadConfig } from '@sluice/config';
-import { decodeBatch, IngestAck, IngestRequest, IngestStatus, topology, type EventBatch } from '@sluice/contracts';
+import { decodeBatch, HEADERS, IngestAck, IngestRequest, IngestStatus, topology, type EventBatch } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { natsFixture, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { Registry } from 'prom-client';
@@ -143,6 +143,7 @@ describe('ingestion gateway under hostile and first-use input', () => {
     const gw: Gateway = await buildGateway({ config, nc, topology: topology(ns), log, registry });
     const c = client(gw.grpcPort);
     for (const r of gw.routes.values()) nats.track(r.stream);
+    nats.track(gw.idempotencyStream);
     stops.push(async () => {
       c.close();
       await gw.stoppable.stop();
@@ -154,7 +155,14 @@ describe('ingestion gateway under hostile and first-use input', () => {
     };
     const post = (body: unknown, token = DEVICE_TOKEN) =>
       fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
-    return { gw, c, metric, post };
+    const postKeyed = (body: unknown, key: string, token = DEVICE_TOKEN) =>
+      fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': key },
+        body: JSON.stringify(body),
+      });
+    const stored = async (region = 'eu-west') => (await nats.readAll(gw.routes.get(region)!.stream)).map((m) => ({ msgId: m.headers?.get(HEADERS.MSG_ID) ?? '', batch: decodeBatch(m.data) }));
+    return { gw, c, metric, post, postKeyed, stored };
   }
 
   describe('a gRPC Ingest stream whose client never reads its acks', () => {
@@ -332,6 +340,71 @@ describe('ingestion gateway under hostile and first-use input', () => {
         [7, 'region'],
         [8, 'attributes["rack.slot"]'],
       ]);
+    });
+  });
+
+  describe('idempotency keys and batch ids', () => {
+    const reading = (id: string, value = 1) => ({ event_id: id, device_id: 'boat-17', event_time: new Date().toISOString(), sensor_type: 's', value, unit: '1', region: 'eu-west' });
+
+    it('HTTP: the same key with the same body is answered as a duplicate and stored once', async () => {
+      const { postKeyed, stored } = await start();
+      const key = uniqueId('k');
+      const body = [reading('e-1'), reading('e-2')];
+      const first = await postKeyed(body, key);
+      expect(first.status).toBe(200);
+      expect(first.headers.get('idempotent-replayed')).toBeNull();
+      expect(await first.json()).toMatchObject({ batch_id: key, status: 'OK', accepted: 2, duplicate: false });
+      const again = await postKeyed(body, key);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(await again.json()).toMatchObject({ batch_id: key, status: 'OK', accepted: 2, duplicate: true });
+      expect((await stored()).map((m) => m.batch.events.length)).toEqual([2]);
+    });
+
+    it('HTTP: the same key with a different body is a 409 and stores nothing', async () => {
+      const { postKeyed, stored } = await start();
+      const key = uniqueId('k');
+      expect((await postKeyed([reading('e-1')], key)).status).toBe(200);
+      const other = await postKeyed([reading('e-1', 2)], key);
+      expect(other.status).toBe(409);
+      expect(other.headers.get('content-type')).toBe('application/problem+json');
+      expect(await other.json()).toMatchObject({ status: 409, batch_id: key, detail: expect.stringMatching(/already used by this credential for different content/) });
+      const msgs = await stored();
+      expect(msgs).toHaveLength(1);
+      expect(msgs[0]!.batch.events[0]!.kind!.value).toMatchObject({ eventId: 'e-1' });
+      expect(msgs[0]!.batch.events[0]!.kind!.$case === 'telemetry' && msgs[0]!.batch.events[0]!.kind!.value.value).toBe(1);
+    });
+
+    it('HTTP: the same key from another credential is its own batch, stored as well', async () => {
+      const { postKeyed, stored } = await start();
+      const key = uniqueId('k');
+      const a = await postKeyed([reading('e-1')], key, DEVICE_TOKEN);
+      const b = await postKeyed([reading('e-2')], key, GATEWAY_TOKEN);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect(await b.json()).toMatchObject({ accepted: 1, duplicate: false });
+      const msgs = await stored();
+      expect(msgs.map((m) => m.batch.events[0]!.kind!.value.eventId)).toEqual(['e-1', 'e-2']);
+      const [scopeA, scopeB] = msgs.map((m) => m.msgId.slice(0, m.msgId.length - key.length - 1));
+      expect(msgs.every((m) => m.msgId.endsWith(`:${key}`))).toBe(true);
+      expect(scopeA).not.toBe(scopeB);
+    });
+
+    it('gRPC: a resent batch is acked as a duplicate, a reused batch_id for other events is rejected, another credential is separate', async () => {
+      const { c, stored, metric } = await start();
+      const batchId = uniqueId('b');
+      const batch = { batchId, events: [telemetry('g-1', 'boat-17', 'eu-west'), telemetry('g-2', 'boat-17', 'eu-west')] };
+      const first = await unary(c, batch, DEVICE_TOKEN);
+      expect(first.ack).toMatchObject({ status: IngestStatus.OK, accepted: 2, duplicate: false });
+      const resent = await unary(c, batch, DEVICE_TOKEN);
+      expect(resent.ack).toMatchObject({ status: IngestStatus.OK, accepted: 2, duplicate: true });
+      const reused = await unary(c, { batchId, events: [telemetry('g-3', 'boat-17', 'eu-west')] }, DEVICE_TOKEN);
+      expect(reused.ack).toMatchObject({ status: IngestStatus.REJECTED, accepted: 0, duplicate: false });
+      expect(reused.ack!.rejections[0]).toMatchObject({ field: 'batch.batch_id', reason: expect.stringMatching(/already used by this credential for different content/) });
+      const otherCredential = await unary(c, { batchId, events: [telemetry('g-4', 'boat-17', 'eu-west')] }, GATEWAY_TOKEN);
+      expect(otherCredential.ack).toMatchObject({ status: IngestStatus.OK, accepted: 1, duplicate: false });
+      expect((await stored()).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual([['g-1', 'g-2'], ['g-4']]);
+      expect(await metric(INGEST_METRICS.idempotencyConflicts)).toBe(1);
+      expect(await metric(INGEST_METRICS.duplicates)).toBe(1);
     });
   });
 });

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { ingestStatusToJSON, wirePath, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Authenticator, Principal } from './auth';
-import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
+import { AuthenticationError, BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
 import type { IngestMetrics } from './metrics';
 import type { IngestPipeline } from './pipeline';
 import type { TlsFiles } from './tls';
@@ -103,6 +103,7 @@ function ackJson(ack: IngestAck) {
     batch_id: ack.batchId,
     status: ingestStatusToJSON(ack.status).replace('INGEST_STATUS_', ''),
     accepted: ack.accepted,
+    duplicate: ack.duplicate,
     rejections: ack.rejections.map((r) => ({ index: r.index, event_id: r.eventId, field: r.field, reason: r.reason })),
   };
 }
@@ -202,7 +203,7 @@ export class HttpGateway {
     } catch (err) {
       return send(res, 400, { error: `body is not valid JSON: ${(err as Error).message}` });
     }
-    const batchId = key ?? `h-${createHash('sha256').update(principal.name).update('\n').update(body).digest('hex').slice(0, 48)}`;
+    const batchId = key ?? `h-${createHash('sha256').update(principal.scope).update('\n').update(body).digest('hex').slice(0, 48)}`;
     const parsed = this.opts.parser.parseBody(json);
     const events: Event[] = [];
     const indices: number[] = [];
@@ -228,12 +229,20 @@ export class HttpGateway {
         const alias = event.kind?.value.schemaVersion === 1 && typeof item === 'object' && item !== null && Object.hasOwn(item, 'timestamp');
         return wirePath(field, event.kind?.value.schemaVersion === 2 ? 2 : 1, alias ? 'timestamp' : 'event_time');
       };
-      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length, fieldPath });
+      // A derived batch id is the body's own hash: only a client-chosen key needs a content record.
+      const content = key === undefined ? false : body;
+      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length, fieldPath, content, transport: 'http' });
       out = ackJson(ack);
+      if (ack.duplicate) headers = { 'idempotent-replayed': 'true' };
       statusLabel = ingestStatusToJSON(ack.status);
       if (ack.accepted === 0) status = 422;
     } catch (err) {
-      if (err instanceof BatchRejectedError) {
+      if (err instanceof BatchIdConflictError) {
+        status = 409;
+        out = { type: 'https://sluice.dev/problems/idempotency-key-reused', title: 'Idempotency-Key already used for other content', status, detail: err.message, batch_id: batchId };
+        headers = { 'content-type': 'application/problem+json' };
+        statusLabel = 'INGEST_STATUS_REJECTED';
+      } else if (err instanceof BatchRejectedError) {
         status = err.httpStatus;
         out = { batch_id: batchId, status: 'REJECTED', accepted: 0, error: err.message, field: err.field };
         statusLabel = 'INGEST_STATUS_REJECTED';

@@ -17,6 +17,11 @@ const DEVICE_TOKEN = 'device-token-boat-17';
 const GATEWAY_TOKEN = 'gateway-token-any';
 const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_TOKEN)}=*`;
 
+/** The batch id of a stored message: its Nats-Msg-Id without the credential scope (16 hex + `:`). */
+function batchIdOf(msgId: string | undefined): string | undefined {
+  return msgId?.replace(/^[0-9a-f]{16}:/, '');
+}
+
 function env(ns: string, extra: Record<string, string> = {}) {
   return {
     SLUICE_NAMESPACE: ns,
@@ -54,12 +59,14 @@ describe('ingestion gateway on real NATS', () => {
     const gw: Gateway = await buildGateway({ config, nc, topology: t, log, registry: new Registry() });
     const c = client(gw.grpcPort);
     for (const r of gw.routes.values()) if (natsUrl === testUrls.nats) nats.track(r.stream);
+    if (natsUrl === testUrls.nats) nats.track(gw.idempotencyStream);
     stops.push(async () => {
       c.close();
       await gw.stoppable.stop();
       if (natsUrl !== testUrls.nats) {
         const jsm = await jetstreamManager(nc);
         for (const r of gw.routes.values()) await jsm.streams.delete(r.stream).catch(() => undefined);
+        await jsm.streams.delete(gw.idempotencyStream).catch(() => undefined);
       }
       await nc.drain();
     });
@@ -94,8 +101,8 @@ describe('ingestion gateway on real NATS', () => {
     expect(eu.subject).toBe(t.raw('eu-west'));
     const euMsgs = await nats.readAll(eu.stream);
     const usMsgs = await nats.readAll(us.stream);
-    expect(euMsgs.map((m) => m.headers?.get(HEADERS.MSG_ID))).toEqual([batch.batchId, `${split.batchId}:eu-west`]);
-    expect(usMsgs.map((m) => m.headers?.get(HEADERS.MSG_ID))).toEqual([`${split.batchId}:us-east`]);
+    expect(euMsgs.map((m) => batchIdOf(m.headers?.get(HEADERS.MSG_ID)))).toEqual([batch.batchId, `${split.batchId}:eu-west`]);
+    expect(usMsgs.map((m) => batchIdOf(m.headers?.get(HEADERS.MSG_ID)))).toEqual([`${split.batchId}:us-east`]);
     expect(euMsgs.every((m) => m.subject === t.raw('eu-west'))).toBe(true);
     expect(decodeBatch(euMsgs[0]!.data).events.map((e) => e.kind!.value.eventId)).toEqual(['e-1', 'e-2']);
     expect(decodeBatch(usMsgs[0]!.data).events.map((e) => e.kind!.value.eventId)).toEqual(['e-4']);
@@ -184,7 +191,7 @@ describe('ingestion gateway on real NATS', () => {
     expect(((await keyed.json()) as { batch_id: string }).batch_id).toBe('key-1');
     await post({ 'idempotency-key': 'key-1' });
     const msgs = await nats.readAll(gw.routes.get('eu-west')!.stream);
-    expect(msgs.map((m) => m.headers?.get(HEADERS.MSG_ID))).toEqual([ack.batch_id, 'key-1']);
+    expect(msgs.map((m) => batchIdOf(m.headers?.get(HEADERS.MSG_ID)))).toEqual([ack.batch_id, 'key-1']);
     expect(decodeBatch(msgs[0]!.data).events.map((e) => [e.kind!.value.eventId, e.kind!.value.schemaVersion])).toEqual([['h-1', 1], ['h-2', 2]]);
     const notJson = await fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${DEVICE_TOKEN}` }, body: '{"event_id":' });
     expect(notJson.status).toBe(400);
@@ -273,6 +280,7 @@ describe('ingestion gateway on real NATS', () => {
       await proc.exited;
     });
     nats.track(t.streams.raw.name);
+    nats.track(t.idempotency.stream.name);
     await proc.waitForLine(/ingestion running/);
     const c = client(grpcPort);
     stops.push(async () => c.close());
@@ -295,6 +303,6 @@ describe('ingestion gateway on real NATS', () => {
     const late = dev.acks.find((a) => a.batchId === 'late');
     expect(late?.status).toBe(IngestStatus.RETRY);
     const msgs = await nats.readAll(t.streams.raw.name);
-    expect(msgs.map((m) => m.headers?.get(HEADERS.MSG_ID)).sort()).toEqual(acked.sort());
+    expect(msgs.map((m) => batchIdOf(m.headers?.get(HEADERS.MSG_ID))).sort()).toEqual(acked.sort());
   });
 });

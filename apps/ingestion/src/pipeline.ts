@@ -2,7 +2,8 @@ import { trace } from '@opentelemetry/api';
 import { encodeBatch, IngestStatus, type Event, type EventBatch, type EventRejection, type IngestAck } from '@sluice/contracts';
 import { ATTR } from '@sluice/observability';
 import type { Principal } from './auth';
-import { BatchRejectedError, RetryableError } from './errors';
+import { BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
+import { contentDigest, type IdempotencyStore } from './idempotency';
 import type { IngestMetrics } from './metrics';
 import type { BatchPublisher, PublishPart } from './publisher';
 import type { DeviceRateLimiter } from './rate-limiter';
@@ -15,6 +16,8 @@ export interface PipelineOptions {
   routes: ReadonlyMap<string, RegionRoute>;
   limiter: DeviceRateLimiter;
   publisher: BatchPublisher;
+  /** Content digest per (credential, batch id) for the duplicate window, shared by replicas. */
+  idempotency: IdempotencyStore;
   metrics: IngestMetrics;
   /** Most events in one batch (rejected ones included). */
   maxBatchEvents: number;
@@ -28,6 +31,14 @@ export interface PipelineInput {
   batch: EventBatch;
   /** The EventBatch exactly as received (gRPC): published as is when every event is accepted. */
   raw?: Uint8Array | undefined;
+  /**
+   * The request's content, for the idempotency record kept with a client-chosen batch id (gRPC
+   * `batch_id`, HTTP `Idempotency-Key`): reusing the id for other content is a conflict. Default
+   * `raw` (or the encoded batch). `false`: the id is derived from the content, no record is needed.
+   */
+  content?: Uint8Array | false | undefined;
+  /** Transport, for metrics. Default `grpc`. */
+  transport?: 'grpc' | 'http';
   /** Position of `batch.events[i]` in the request; default `i`. */
   indices?: number[] | undefined;
   /** Events already refused by the wire parser. */
@@ -167,15 +178,17 @@ export class IngestPipeline {
       this.opts.metrics.rateLimited.inc();
       throw new RetryableError('overloaded', `device rate limit exceeded; nothing was stored, resend this batch after ${waitMs} ms`, waitMs);
     }
-    if (count === 0) return { batchId, accepted: 0, rejections: summariseRejections(rejections), retryAfterMs: 0, status: IngestStatus.REJECTED };
+    if (count === 0) return { batchId, accepted: 0, rejections: summariseRejections(rejections), retryAfterMs: 0, status: IngestStatus.REJECTED, duplicate: false };
 
+    // Message ids are scoped by the credential: another credential's batch id cannot collide.
+    const msgId = `${principal.scope}:${batchId}`;
     const parts: PublishPart[] = [];
     if (!multiRegion) {
       const payload = rejections.length === 0 && input.raw ? input.raw : encodeBatch(this.subset(batch, accepted, undefined));
-      parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId: batchId, payload });
+      parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId, payload });
     } else {
       for (const region of new Set(accepted.filter((r): r is string => r !== undefined))) {
-        parts.push({ route: this.opts.routes.get(region)!, msgId: `${batchId}:${region}`, payload: encodeBatch(this.subset(batch, accepted, region)) });
+        parts.push({ route: this.opts.routes.get(region)!, msgId: `${msgId}:${region}`, payload: encodeBatch(this.subset(batch, accepted, region)) });
       }
     }
     for (const p of parts) {
@@ -183,11 +196,24 @@ export class IngestPipeline {
         throw new BatchRejectedError('batch', `the encoded batch is ${p.payload.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`, 413);
       }
     }
-    await tracer.startActiveSpan('ingest batch', async (span) => {
+    const transport = input.transport ?? 'grpc';
+    if (input.content !== false) {
+      this.opts.publisher.assertConnected();
+      const content = input.content ?? input.raw ?? encodeBatch(batch);
+      const claim = await this.opts.idempotency.claim(principal.scope, batchId, contentDigest(content));
+      if (claim === 'conflict') {
+        this.opts.metrics.idempotencyConflicts.inc({ transport });
+        throw new BatchIdConflictError(
+          transport === 'http' ? 'Idempotency-Key' : 'batch.batch_id',
+          `${transport === 'http' ? 'this Idempotency-Key' : 'this batch_id'} was already used by this credential for different content within the duplicate window; nothing was stored. Use a new ${transport === 'http' ? 'key' : 'batch_id'} for new content, the same one only to resend the same content`,
+        );
+      }
+    }
+    const duplicate = await tracer.startActiveSpan('ingest batch', async (span) => {
       span.setAttribute(ATTR.eventCount, count);
-      span.setAttribute(ATTR.messagingMessageId, batchId);
+      span.setAttribute(ATTR.messagingMessageId, msgId);
       try {
-        await this.opts.publisher.publish(parts);
+        return await this.opts.publisher.publish(parts);
       } catch (err) {
         span.recordException(err as Error);
         throw err;
@@ -195,13 +221,15 @@ export class IngestPipeline {
         span.end();
       }
     });
-    if (multiRegion) {
+    if (duplicate) {
+      this.opts.metrics.duplicates.inc({ transport });
+    } else if (multiRegion) {
       for (const r of accepted) if (r !== undefined) this.opts.metrics.eventsPublished.inc({ region: r });
     } else {
       this.opts.metrics.eventsPublished.inc({ region: firstRegion! }, count);
     }
     const shown = rejections.length === 0 ? rejections : rejections.map((r) => (r.reason.length > MAX_ACK_TEXT || r.field.length > MAX_ACK_TEXT ? { ...r, field: clip(r.field), reason: clip(r.reason) } : r));
-    return { batchId, accepted: count, rejections: shown, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL };
+    return { batchId, accepted: count, rejections: shown, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL, duplicate };
   }
 
   private subset(batch: EventBatch, accepted: Array<string | undefined>, region: string | undefined): EventBatch {
@@ -222,10 +250,11 @@ export function retryAck(batchId: string, err: RetryableError): IngestAck {
     rejections: [{ index: 0, eventId: '', field: 'batch', reason: `retry: ${err.message}` }],
     retryAfterMs: Math.max(1, Math.round(err.retryAfterMs)),
     status: IngestStatus.RETRY,
+    duplicate: false,
   };
 }
 
 /** The answer for a batch that is unusable as a whole. The echoed batch id may be invalid: clipped. */
 export function rejectedAck(batchId: string, err: BatchRejectedError): IngestAck {
-  return { batchId: batchId.length > 128 ? batchId.slice(0, 128) : batchId, accepted: 0, rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }], retryAfterMs: 0, status: IngestStatus.REJECTED };
+  return { batchId: batchId.length > 128 ? batchId.slice(0, 128) : batchId, accepted: 0, rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }], retryAfterMs: 0, status: IngestStatus.REJECTED, duplicate: false };
 }

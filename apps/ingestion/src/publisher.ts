@@ -11,7 +11,10 @@ import type { RegionRoute } from './routing';
 /** One JetStream message of an accepted batch. */
 export interface PublishPart {
   route: RegionRoute;
-  /** `Nats-Msg-Id`: the batch id, or `<batch_id>:<region>` for a batch split across regions. */
+  /**
+   * `Nats-Msg-Id`: `<credential scope>:<batch_id>`, or `<credential scope>:<batch_id>:<region>` for a
+   * batch split across regions.
+   */
   msgId: string;
   /** Encoded EventBatch. */
   payload: Uint8Array;
@@ -64,11 +67,17 @@ export class BatchPublisher {
     return this.budget.inUse;
   }
 
-  async publish(parts: readonly PublishPart[]): Promise<void> {
+  /** Resolves `true` when JetStream reported every part a duplicate (stored before), else `false`. */
+  /** Throws {@link RetryableError} at once while NATS is disconnected (nothing is queued in the client). */
+  assertConnected(): void {
     if (!this.isConnected) {
       this.metrics.publishFailures.inc({ cause: 'disconnected' });
       throw new RetryableError('unavailable', 'the message store (NATS) is unreachable; nothing was stored, resend this batch', this.opts.retryAfterMs);
     }
+  }
+
+  async publish(parts: readonly PublishPart[]): Promise<boolean> {
+    this.assertConnected();
     let bytes = 0;
     for (const p of parts) bytes += p.payload.byteLength;
     try {
@@ -93,6 +102,7 @@ export class BatchPublisher {
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw this.classify(failed.reason);
+      return results.every((r) => r.status === 'fulfilled' && r.value.duplicate);
     } finally {
       this.budget.release(bytes);
       this.metrics.inFlightBytes.set(this.budget.inUse);

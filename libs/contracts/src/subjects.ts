@@ -115,6 +115,19 @@ export const STREAMS = {
   DLQ: { name: 'DLQ', subjects: [SUBJECT_FILTERS.DLQ_ALL] },
 } as const satisfies Record<string, StreamSpec>;
 
+/**
+ * The ingestion gateway's idempotency records: one message per batch id (or `Idempotency-Key`) used
+ * within the duplicate window, subject `ingest.idempotency.<key>`, holding a digest of the content.
+ * Not part of {@link STREAMS}: only the gateway provisions and reads it.
+ */
+export const IDEMPOTENCY_STREAM = { name: 'INGEST_IDEMPOTENCY', subjects: ['ingest.idempotency.>'] } as const satisfies StreamSpec;
+
+/** `ingest.idempotency.<key>`. Throws {@link InvalidSubjectTokenError}. */
+export function idempotencySubject(key: string): string {
+  assertSubjectToken(key, 'token');
+  return `ingest.idempotency.${key}`;
+}
+
 /** `telemetry.raw.<region>`. Throws {@link InvalidSubjectTokenError}. */
 export function rawSubject(region: string): string {
   assertNameToken(region, 'region');

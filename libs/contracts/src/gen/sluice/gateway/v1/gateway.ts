@@ -95,6 +95,11 @@ export interface IngestAck {
   /** Back-off the device should apply before its next request; 0 = none. */
   retryAfterMs: number;
   status: IngestStatus;
+  /**
+   * True when this batch_id was already stored with the same content (a resend inside the duplicate
+   * window): status and accepted describe that stored batch, and nothing new was stored.
+   */
+  duplicate: boolean;
 }
 
 /** Why one event of a batch was rejected. Rejected events must be fixed, not resent as is. */
@@ -178,7 +183,7 @@ export const IngestRequest: MessageFns<IngestRequest> = {
 };
 
 function createBaseIngestAck(): IngestAck {
-  return { batchId: "", accepted: 0, rejections: [], retryAfterMs: 0, status: 0 };
+  return { batchId: "", accepted: 0, rejections: [], retryAfterMs: 0, status: 0, duplicate: false };
 }
 
 export const IngestAck: MessageFns<IngestAck> = {
@@ -197,6 +202,9 @@ export const IngestAck: MessageFns<IngestAck> = {
     }
     if (message.status !== 0) {
       writer.uint32(40).int32(message.status);
+    }
+    if (message.duplicate !== false) {
+      writer.uint32(48).bool(message.duplicate);
     }
     return writer;
   },
@@ -254,6 +262,14 @@ export const IngestAck: MessageFns<IngestAck> = {
             message.status = reader.int32() as any;
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.duplicate = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -283,6 +299,7 @@ export const IngestAck: MessageFns<IngestAck> = {
         ? globalThis.Number(object.retry_after_ms)
         : 0,
       status: isSet(object.status) ? ingestStatusFromJSON(object.status) : 0,
+      duplicate: isSet(object.duplicate) ? globalThis.Boolean(object.duplicate) : false,
     };
   },
 
@@ -303,6 +320,9 @@ export const IngestAck: MessageFns<IngestAck> = {
     if (message.status !== 0) {
       obj.status = ingestStatusToJSON(message.status);
     }
+    if (message.duplicate !== false) {
+      obj.duplicate = message.duplicate;
+    }
     return obj;
   },
 
@@ -316,6 +336,7 @@ export const IngestAck: MessageFns<IngestAck> = {
     message.rejections = object.rejections?.map((e) => EventRejection.fromPartial(e)) || [];
     message.retryAfterMs = object.retryAfterMs ?? 0;
     message.status = object.status ?? 0;
+    message.duplicate = object.duplicate ?? false;
     return message;
   },
 };
