@@ -9,7 +9,6 @@ import type { IngestionConfig } from './config';
 import { IngestConfigError } from './errors';
 import { GrpcGateway, type GrpcFlowStats } from './grpc-server';
 import { HttpGateway } from './http-server';
-import { IdempotencyStore } from './idempotency';
 import { createIngestMetrics } from './metrics';
 import { IngestPipeline } from './pipeline';
 import { BatchPublisher } from './publisher';
@@ -33,8 +32,6 @@ export interface Gateway {
   httpPort: number;
   routes: ReadonlyMap<string, RegionRoute>;
   publisher: BatchPublisher;
-  /** Name of the idempotency records stream (for cleanup in tests). */
-  idempotencyStream: string;
   /** Flow-control counters of the gRPC streams. */
   grpcFlow: () => GrpcFlowStats;
   /** Stops the listeners gracefully (for `serve({ before })`). */
@@ -64,18 +61,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   const jsm = await jetstreamManager(nc);
   for (const s of streams) await ensureStream(jsm, s);
-  const js = jetstream(nc);
-  const idempotency = await IdempotencyStore.open(js, jsm, deps.topology, {
-    windowMs: c.INGEST_DUPLICATE_WINDOW,
-    replicas: c.INGEST_STREAM_REPLICAS,
-    timeoutMs: c.INGEST_PUBLISH_TIMEOUT,
-    retryAfterMs: c.INGEST_RETRY_AFTER,
-  });
 
   const metrics = createIngestMetrics(deps.registry);
   const publisher = new BatchPublisher(
     nc,
-    js,
+    jetstream(nc),
+    jsm,
     {
       maxInFlightBytes: c.INGEST_MAX_IN_FLIGHT_BYTES,
       backpressureWaitMs: c.INGEST_BACKPRESSURE_WAIT,
@@ -95,7 +86,6 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     routes,
     limiter: new DeviceRateLimiter({ ratePerSec: c.INGEST_DEVICE_RATE, burst: c.INGEST_DEVICE_BURST, maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES }),
     publisher,
-    idempotency,
     metrics,
     maxBatchEvents: c.INGEST_MAX_BATCH_EVENTS,
     maxBatchBytes: c.INGEST_MAX_BATCH_BYTES,
@@ -137,7 +127,6 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     routes,
     publisher,
     grpcFlow: () => grpc.flowStats,
-    idempotencyStream: idempotency.streamName,
     stoppable: {
       name: 'ingestion-listeners',
       stop: async () => {

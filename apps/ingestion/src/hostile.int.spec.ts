@@ -143,7 +143,6 @@ describe('ingestion gateway under hostile and first-use input', () => {
     const gw: Gateway = await buildGateway({ config, nc, topology: topology(ns), log, registry });
     const c = client(gw.grpcPort);
     for (const r of gw.routes.values()) nats.track(r.stream);
-    nats.track(gw.idempotencyStream);
     stops.push(async () => {
       c.close();
       await gw.stoppable.stop();
@@ -405,6 +404,18 @@ describe('ingestion gateway under hostile and first-use input', () => {
       expect((await stored()).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual([['g-1', 'g-2'], ['g-4']]);
       expect(await metric(INGEST_METRICS.idempotencyConflicts)).toBe(1);
       expect(await metric(INGEST_METRICS.duplicates)).toBe(1);
+    });
+
+    it('gRPC: a batch_id reused for content split across regions is refused before any part is stored', async () => {
+      const { c, stored } = await start();
+      const batchId = uniqueId('b');
+      expect((await unary(c, { batchId, events: [telemetry('s-1', 'boat-17', 'eu-west')] }, DEVICE_TOKEN)).ack).toMatchObject({ status: IngestStatus.OK, duplicate: false });
+      const split = { batchId, events: [telemetry('s-2', 'boat-17', 'eu-west'), telemetry('s-3', 'boat-18', 'us-east')] };
+      const reused = await unary(c, split, DEVICE_TOKEN);
+      expect(reused.ack).toMatchObject({ status: IngestStatus.REJECTED, accepted: 0 });
+      expect(reused.ack!.rejections[0]!.field).toBe('batch.batch_id');
+      expect((await stored('eu-west')).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual([['s-1']]);
+      expect(await stored('us-east')).toEqual([]);
     });
   });
 });

@@ -1,9 +1,9 @@
+import { createHash } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { encodeBatch, IngestStatus, type Event, type EventBatch, type EventRejection, type IngestAck } from '@sluice/contracts';
 import { ATTR } from '@sluice/observability';
 import type { Principal } from './auth';
 import { BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
-import { contentDigest, type IdempotencyStore } from './idempotency';
 import type { IngestMetrics } from './metrics';
 import type { BatchPublisher, PublishPart } from './publisher';
 import type { DeviceRateLimiter } from './rate-limiter';
@@ -16,8 +16,6 @@ export interface PipelineOptions {
   routes: ReadonlyMap<string, RegionRoute>;
   limiter: DeviceRateLimiter;
   publisher: BatchPublisher;
-  /** Content digest per (credential, batch id) for the duplicate window, shared by replicas. */
-  idempotency: IdempotencyStore;
   metrics: IngestMetrics;
   /** Most events in one batch (rejected ones included). */
   maxBatchEvents: number;
@@ -32,9 +30,9 @@ export interface PipelineInput {
   /** The EventBatch exactly as received (gRPC): published as is when every event is accepted. */
   raw?: Uint8Array | undefined;
   /**
-   * The request's content, for the idempotency record kept with a client-chosen batch id (gRPC
-   * `batch_id`, HTTP `Idempotency-Key`): reusing the id for other content is a conflict. Default
-   * `raw` (or the encoded batch). `false`: the id is derived from the content, no record is needed.
+   * The request's content, whose digest is stored with a client-chosen batch id (gRPC `batch_id`,
+   * HTTP `Idempotency-Key`): reusing the id for other content is a conflict. Default `raw` (or the
+   * encoded batch). `false`: the id is derived from the content, no digest is needed.
    */
   content?: Uint8Array | false | undefined;
   /** Transport, for metrics. Default `grpc`. */
@@ -180,15 +178,18 @@ export class IngestPipeline {
     }
     if (count === 0) return { batchId, accepted: 0, rejections: summariseRejections(rejections), retryAfterMs: 0, status: IngestStatus.REJECTED, duplicate: false };
 
-    // Message ids are scoped by the credential: another credential's batch id cannot collide.
+    // Message ids are scoped by the credential: another credential's batch id cannot collide. The
+    // first part carries `<scope>:<batch_id>` whatever the regions, so a reuse of the id is seen on it.
     const msgId = `${principal.scope}:${batchId}`;
+    const digest = input.content === false ? undefined : contentDigest(input.content ?? input.raw ?? encodeBatch(batch));
     const parts: PublishPart[] = [];
     if (!multiRegion) {
       const payload = rejections.length === 0 && input.raw ? input.raw : encodeBatch(this.subset(batch, accepted, undefined));
-      parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId, payload });
+      parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId, payload, digest });
     } else {
       for (const region of new Set(accepted.filter((r): r is string => r !== undefined))) {
-        parts.push({ route: this.opts.routes.get(region)!, msgId: `${msgId}:${region}`, payload: encodeBatch(this.subset(batch, accepted, region)) });
+        const id = parts.length === 0 ? msgId : `${msgId}:${region}`;
+        parts.push({ route: this.opts.routes.get(region)!, msgId: id, payload: encodeBatch(this.subset(batch, accepted, region)), digest });
       }
     }
     for (const p of parts) {
@@ -197,23 +198,25 @@ export class IngestPipeline {
       }
     }
     const transport = input.transport ?? 'grpc';
-    if (input.content !== false) {
-      this.opts.publisher.assertConnected();
-      const content = input.content ?? input.raw ?? encodeBatch(batch);
-      const claim = await this.opts.idempotency.claim(principal.scope, batchId, contentDigest(content));
-      if (claim === 'conflict') {
-        this.opts.metrics.idempotencyConflicts.inc({ transport });
-        throw new BatchIdConflictError(
-          transport === 'http' ? 'Idempotency-Key' : 'batch.batch_id',
-          `${transport === 'http' ? 'this Idempotency-Key' : 'this batch_id'} was already used by this credential for different content within the duplicate window; nothing was stored. Use a new ${transport === 'http' ? 'key' : 'batch_id'} for new content, the same one only to resend the same content`,
-        );
-      }
-    }
     const duplicate = await tracer.startActiveSpan('ingest batch', async (span) => {
       span.setAttribute(ATTR.eventCount, count);
       span.setAttribute(ATTR.messagingMessageId, msgId);
       try {
-        return await this.opts.publisher.publish(parts);
+        // The first part alone first: when it is a duplicate of other content, nothing else is sent.
+        const [first] = await this.opts.publisher.publish(parts.slice(0, 1));
+        if (first!.duplicate && digest !== undefined) {
+          const stored = await this.opts.publisher.storedDigest(first!.stream, first!.seq);
+          if (stored !== undefined && stored !== digest) {
+            this.opts.metrics.idempotencyConflicts.inc({ transport });
+            const what = transport === 'http' ? 'Idempotency-Key' : 'batch_id';
+            throw new BatchIdConflictError(
+              transport === 'http' ? 'Idempotency-Key' : 'batch.batch_id',
+              `this ${what} was already used by this credential for different content within the duplicate window; nothing was stored. Use a new ${what} for new content, the same one only to resend the same content`,
+            );
+          }
+        }
+        const rest = parts.length > 1 ? await this.opts.publisher.publish(parts.slice(1)) : [];
+        return first!.duplicate && rest.every((a) => a.duplicate);
       } catch (err) {
         span.recordException(err as Error);
         throw err;
@@ -240,6 +243,11 @@ export class IngestPipeline {
     }
     return { batchId: batch.batchId, events };
   }
+}
+
+/** Hex sha256 of a request's content. */
+export function contentDigest(content: Uint8Array): string {
+  return createHash('sha256').update(content).digest('hex');
 }
 
 /** The answer for a batch that stored nothing and should be resent. */

@@ -1,7 +1,7 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { publishDurable } from '@sluice/actor';
-import { CONTENT_TYPES } from '@sluice/contracts';
+import { CONTENT_TYPES, HEADERS } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { BudgetTimeoutError, ByteBudget } from './byte-budget';
 import { RetryableError } from './errors';
@@ -18,6 +18,8 @@ export interface PublishPart {
   msgId: string;
   /** Encoded EventBatch. */
   payload: Uint8Array;
+  /** Digest of the request content, stored as the `Sluice-Content-Digest` header. Default none. */
+  digest?: string | undefined;
 }
 
 /** Options of {@link BatchPublisher}. */
@@ -44,6 +46,7 @@ export class BatchPublisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly opts: PublisherOptions,
     private readonly metrics: IngestMetrics,
     private readonly log: Logger,
@@ -67,7 +70,6 @@ export class BatchPublisher {
     return this.budget.inUse;
   }
 
-  /** Resolves `true` when JetStream reported every part a duplicate (stored before), else `false`. */
   /** Throws {@link RetryableError} at once while NATS is disconnected (nothing is queued in the client). */
   assertConnected(): void {
     if (!this.isConnected) {
@@ -76,7 +78,11 @@ export class BatchPublisher {
     }
   }
 
-  async publish(parts: readonly PublishPart[]): Promise<boolean> {
+  /**
+   * Resolves with JetStream's ack of every part, in order; a `duplicate` ack carries the sequence of
+   * the message stored before under the same id.
+   */
+  async publish(parts: readonly PublishPart[]): Promise<PubAck[]> {
     this.assertConnected();
     let bytes = 0;
     for (const p of parts) bytes += p.payload.byteLength;
@@ -97,15 +103,29 @@ export class BatchPublisher {
             contentType: CONTENT_TYPES.EVENT_BATCH,
             expectStream: p.route.stream,
             timeoutMs: this.opts.publishTimeoutMs,
+            ...(p.digest ? { headers: { [HEADERS.CONTENT_DIGEST]: p.digest } } : {}),
           }),
         ),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw this.classify(failed.reason);
-      return results.every((r) => r.status === 'fulfilled' && r.value.duplicate);
+      return results.map((r) => (r as PromiseFulfilledResult<PubAck>).value);
     } finally {
       this.budget.release(bytes);
       this.metrics.inFlightBytes.set(this.budget.inUse);
+    }
+  }
+
+  /**
+   * The content digest stored with message `seq` of `stream`: `undefined` when the message is gone or
+   * carries none (stored by an older gateway). Throws {@link RetryableError}.
+   */
+  async storedDigest(stream: string, seq: number): Promise<string | undefined> {
+    try {
+      const msg = await this.jsm.streams.getMessage(stream, { seq });
+      return msg?.header.get(HEADERS.CONTENT_DIGEST) || undefined;
+    } catch (err) {
+      throw this.classify(err);
     }
   }
 

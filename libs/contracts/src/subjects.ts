@@ -115,19 +115,6 @@ export const STREAMS = {
   DLQ: { name: 'DLQ', subjects: [SUBJECT_FILTERS.DLQ_ALL] },
 } as const satisfies Record<string, StreamSpec>;
 
-/**
- * The ingestion gateway's idempotency records: one message per batch id (or `Idempotency-Key`) used
- * within the duplicate window, subject `ingest.idempotency.<key>`, holding a digest of the content.
- * Not part of {@link STREAMS}: only the gateway provisions and reads it.
- */
-export const IDEMPOTENCY_STREAM = { name: 'INGEST_IDEMPOTENCY', subjects: ['ingest.idempotency.>'] } as const satisfies StreamSpec;
-
-/** `ingest.idempotency.<key>`. Throws {@link InvalidSubjectTokenError}. */
-export function idempotencySubject(key: string): string {
-  assertSubjectToken(key, 'token');
-  return `ingest.idempotency.${key}`;
-}
-
 /** `telemetry.raw.<region>`. Throws {@link InvalidSubjectTokenError}. */
 export function rawSubject(region: string): string {
   assertNameToken(region, 'region');
@@ -199,6 +186,11 @@ export function parseSubject(subject: string): ParsedSubject | undefined {
 export const HEADERS = {
   /** JetStream de-duplication id. */
   MSG_ID: 'Nats-Msg-Id',
+  /**
+   * Raw batches: hex sha256 of the request content the gateway stored under a client-chosen batch id
+   * (gRPC EventBatch bytes, HTTP body with an `Idempotency-Key`), to tell a resend from a reuse.
+   */
+  CONTENT_DIGEST: 'Sluice-Content-Digest',
   /** One of {@link CONTENT_TYPES}. */
   CONTENT_TYPE: 'content-type',
   /** W3C trace context. */

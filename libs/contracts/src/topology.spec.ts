@@ -17,9 +17,6 @@ describe('topology', () => {
     expect(t.filters.raw).toBe('test-ab12.telemetry.raw.>');
     expect(t.parse('test-ab12.telemetry.raw.eu')).toEqual({ kind: 'raw', region: 'eu' });
     expect(t.parse('telemetry.raw.eu')).toBeUndefined();
-    expect(t.idempotency.stream).toEqual({ name: 'TEST_AB12_INGEST_IDEMPOTENCY', subjects: ['test-ab12.ingest.idempotency.>'] });
-    expect(t.idempotency.subject('k1')).toBe('test-ab12.ingest.idempotency.k1');
-    expect(() => t.idempotency.subject('a.b')).toThrow(InvalidSubjectTokenError);
   });
 
   it('rejects a namespace that is not one name token', () => {

@@ -2,8 +2,6 @@ import {
   assertNameToken,
   cleanSubject,
   dlqSubject,
-  IDEMPOTENCY_STREAM,
-  idempotencySubject,
   parseSubject,
   rawSubject,
   rollupSubject,
@@ -23,8 +21,6 @@ export interface Topology {
   readonly namespace: string;
   readonly streams: { readonly raw: StreamSpec; readonly clean: StreamSpec; readonly rollups: StreamSpec; readonly dlq: StreamSpec };
   readonly filters: { readonly raw: string; readonly clean: string; readonly rollup: string; readonly dlq: string };
-  /** The gateway's idempotency records (not among `streams`: only the gateway uses them). */
-  readonly idempotency: { readonly stream: StreamSpec; subject(key: string): string };
   raw(region: string): string;
   clean(region: string): string;
   rollup(resolution: string, region: string): string;
@@ -53,7 +49,6 @@ export function topology(namespace = ''): Topology {
       rollup: subj(SUBJECT_FILTERS.ROLLUP_ALL),
       dlq: subj(SUBJECT_FILTERS.DLQ_ALL),
     },
-    idempotency: { stream: stream(IDEMPOTENCY_STREAM), subject: (key) => subj(idempotencySubject(key)) },
     raw: (region) => subj(rawSubject(region)),
     clean: (region) => subj(cleanSubject(region)),
     rollup: (resolution, region) => subj(rollupSubject(resolution, region)),

@@ -149,7 +149,6 @@ const bench: Bench = async (opts) => {
     await Promise.race([gateway.exited, new Promise((r) => setTimeout(r, 15_000))]);
     gateway.kill('SIGKILL');
     await jsm.streams.delete(t.streams.raw.name).catch(() => undefined);
-    await jsm.streams.delete(t.idempotency.stream.name).catch(() => undefined);
     await nc.drain();
   }
 };
