@@ -6,6 +6,8 @@
  * `/healthz` answers, then starts the fleet simulator (`tools/fleet-sim/src/main.ts`) when it exists.
  * Every output line is prefixed with the child's name. Ctrl-C / SIGTERM stops all children (SIGTERM,
  * then SIGKILL after the grace period); a child that exits on its own stops everything with exit 1.
+ * With ingestion, it prints a device token (kept in the git-ignored tmp/dev-device-token) and
+ * ready-to-paste curl and grpcurl commands that send one event with it.
  *
  *   npm start -- [--no-sim] [--only ingestion,dedupe] [--grace 10s]
  *
@@ -13,8 +15,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -45,16 +47,57 @@ const LOCAL_DEFAULTS: Record<string, string> = {
   LOG_LEVEL: 'info',
 };
 
-// One throwaway device credential per run: the gateway knows only its hash (a `*` gateway
-// credential), the simulator presents it.
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+// One throwaway gateway credential per run: the gateway knows only its hash (`*`: any device), the
+// simulator presents it.
 const DEV_TOKEN = randomBytes(24).toString('hex');
+// A device token for trying the gateway by hand (device DEMO_DEVICE only), printed at start with
+// curl and grpcurl examples. Kept in a git-ignored file so pasted commands survive a restart.
+const DEMO_DEVICE = 'D-789';
+const DEVICE_TOKEN_FILE = join(ROOT, 'tmp', 'dev-device-token');
+const DEVICE_TOKEN = loadDeviceToken();
 // Likewise the webhook admin API's bearer token (printed at start so the API can be tried).
 const DEV_ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEV_AUTH: Record<string, string> = {
-  INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEV_TOKEN).digest('hex')}=*`,
+  INGEST_AUTH_TOKENS: `${sha256(DEV_TOKEN)}=*;${sha256(DEVICE_TOKEN)}=${DEMO_DEVICE}`,
   FLEET_SIM_TOKEN: DEV_TOKEN,
   WEBHOOK_ADMIN_TOKEN: DEV_ADMIN_TOKEN,
 };
+
+/** The device token of the last run (tmp/ is git-ignored), or a new one written there (mode 0600). */
+function loadDeviceToken(): string {
+  try {
+    const saved = readFileSync(DEVICE_TOKEN_FILE, 'utf8').trim();
+    if (/^[0-9a-f]{48}$/.test(saved)) return saved;
+  } catch {
+    // first run
+  }
+  const token = randomBytes(24).toString('hex');
+  mkdirSync(join(ROOT, 'tmp'), { recursive: true });
+  writeFileSync(DEVICE_TOKEN_FILE, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+/** How to send one event by hand, for the ingestion gateway started with the dev credentials. */
+function printDeviceExamples(): void {
+  const httpPort = process.env['INGEST_HTTP_PORT'] || '8080';
+  const grpcPort = process.env['INGEST_GRPC_PORT'] || '50051';
+  const region = (process.env['INGEST_REGIONS'] || 'eu-west').split(',')[0]!.trim();
+  const uuid = `'"$(cat /proc/sys/kernel/random/uuid)"'`;
+  const now = `'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'`;
+  const event = `{"event_id":"${uuid}","device_id":"${DEMO_DEVICE}","event_time":"${now}","sensor_type":"temperature","value":21.4,"unit":"C","firmware_version":"1.2.3","region":"${region}"}`;
+  const file = relative(process.cwd(), DEVICE_TOKEN_FILE) || DEVICE_TOKEN_FILE;
+  say(`  device token for ${DEMO_DEVICE}: ${DEVICE_TOKEN}  (also in ${file})`);
+  say('  try it (HTTP):');
+  process.stdout.write(
+    `curl -sS -X POST http://127.0.0.1:${httpPort}/v1/events -H "authorization: Bearer ${DEVICE_TOKEN}" -H 'content-type: application/json' -d '${event}'\n`,
+  );
+  say('  try it (gRPC, reflection is on):');
+  process.stdout.write(
+    `grpcurl -plaintext -H "authorization: Bearer ${DEVICE_TOKEN}" -d '{"batch":{"batch_id":"${uuid}","events":[{"telemetry":${event}}]}}' 127.0.0.1:${grpcPort} sluice.gateway.v1.IngestService/IngestBatch\n`,
+  );
+}
 
 interface Options {
   sim: boolean;
@@ -291,6 +334,7 @@ async function main(): Promise<void> {
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say('  query API  http://127.0.0.1:9480/openapi.json');
+  if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
     say(`  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`);
 

@@ -166,7 +166,9 @@ describe('the seed example (schema version 1)', () => {
     expect(parseWireEvent({ ...seed, timestamp: time })).toEqual({
       ok: false,
       eventId: seed['event_id'],
-      errors: [{ path: 'timestamp', message: 'is an alias of "event_time"; send only one of them' }],
+      errors: [
+        { path: 'timestamp', message: 'is an alias of "event_time"; send only one of them' },
+      ],
     });
     expect(parseWireEvent(withoutTime)).toEqual({
       ok: false,

@@ -29,7 +29,11 @@ const ATTRIBUTE_KEY = /^\[("(?:[^"\\]|\\.)*")\]$/;
  * {@link FieldError.path}. `kind` (no event kind at all) is `""`, the event as a whole; a path that
  * is not a canonical field path is returned unchanged.
  */
-export function wirePath(canonical: string, version: SchemaVersion, timeField: V1TimeField = 'event_time'): string {
+export function wirePath(
+  canonical: string,
+  version: SchemaVersion,
+  timeField: V1TimeField = 'event_time',
+): string {
   if (canonical === 'kind') return '';
   const m = CANONICAL.exec(canonical);
   if (!m) return canonical;
