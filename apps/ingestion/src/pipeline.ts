@@ -53,7 +53,7 @@ export interface PipelineInput {
 
 /** Most rejections in the ack of a batch of which nothing was accepted; the rest are summarised. */
 export const MAX_REJECTED_ACK_ENTRIES = 16;
-/** Longest `reason` (and `field`) echoed in any ack; longer ones are cut with an ellipsis. */
+/** Longest `reason` (and `field`) echoed in any ack, UTF-8 bytes; longer ones are cut with an ellipsis. */
 export const MAX_ACK_TEXT = 300;
 
 const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -67,15 +67,22 @@ function fieldLabel(field: string): string {
   return a < 0 ? cut : cut.slice(0, a + 'attributes'.length);
 }
 
+/** `text` cut to at most {@link MAX_ACK_TEXT} UTF-8 bytes, ending in an ellipsis when cut. */
 function clip(text: string): string {
-  return text.length > MAX_ACK_TEXT ? `${text.slice(0, MAX_ACK_TEXT - 1)}…` : text;
+  if (text.length * 3 <= MAX_ACK_TEXT || Buffer.byteLength(text) <= MAX_ACK_TEXT) return text;
+  // Bounded: each round drops at least one character of at most MAX_ACK_TEXT.
+  let cut = text.slice(0, MAX_ACK_TEXT - 3);
+  while (Buffer.byteLength(cut) > MAX_ACK_TEXT - 3) cut = cut.slice(0, Math.min(cut.length - 1, Math.floor(cut.length * 0.9)));
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1); // no lone high surrogate
+  return `${cut}…`;
 }
 
 /**
  * The rejections of a batch of which nothing was accepted, in a bounded ack: at most
  * {@link MAX_REJECTED_ACK_ENTRIES} entries, the first rejection of each field (in batch order) with
  * the number of other events rejected at the same field; the last entry counts what did not fit.
- * Every entry's text is clipped to {@link MAX_ACK_TEXT}, so the ack stays under ~12 KiB.
+ * Every entry's text is clipped to {@link MAX_ACK_TEXT}, so the ack stays under 16 KiB.
  */
 export function summariseRejections(rejections: readonly EventRejection[]): EventRejection[] {
   if (rejections.length <= MAX_REJECTED_ACK_ENTRIES) return rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
@@ -231,7 +238,7 @@ export class IngestPipeline {
     } else {
       this.opts.metrics.eventsPublished.inc({ region: firstRegion! }, count);
     }
-    const shown = rejections.length === 0 ? rejections : rejections.map((r) => (r.reason.length > MAX_ACK_TEXT || r.field.length > MAX_ACK_TEXT ? { ...r, field: clip(r.field), reason: clip(r.reason) } : r));
+    const shown = rejections.length === 0 ? rejections : rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
     return { batchId, accepted: count, rejections: shown, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL, duplicate };
   }
 
