@@ -195,6 +195,7 @@ export class HttpGateway {
     } catch (err) {
       if (!(err instanceof BodyTooLarge)) throw err;
       this.opts.metrics.batches.inc({ transport: 'http', status: 'BODY_TOO_LARGE' });
+      if (!err.drained) this.opts.log.warn({ principal: principal.name, maxDiscardBytes: this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES }, 'oversized body still arriving past the discard bound; closing the connection after the 413');
       return sendTooLarge(res, this.opts.maxBodyBytes);
     }
     let json: unknown;
