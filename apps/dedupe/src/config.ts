@@ -66,6 +66,25 @@ const schema = defineConfig({
    * a wide margin. Default `10m`.
    */
   DEDUPE_CLEAN_DUPLICATE_WINDOW: durationMs('10m'),
+  /**
+   * Treat the Redis claims as a cache of the clean stream: every claim call checks a guard recording
+   * the Redis run id and eviction count the claims were seeded under; after a restart, failover, flush
+   * or eviction, claiming stops until the claims are re-seeded from the clean stream. `false` trusts
+   * Redis to keep its claims (then a lost claim lets a resend through once). Default `true`.
+   */
+  DEDUPE_RESEED: bool(true),
+  /**
+   * How far back a re-seed reads the clean stream: the duplicate horizon it restores; `0` means
+   * DEDUPE_TTL. Only what the clean stream still holds can be re-seeded. Default `0`.
+   */
+  DEDUPE_RESEED_HORIZON: durationMs(0),
+  /**
+   * A re-seed waits this long for clean publishes already in flight before reading where the clean
+   * stream ends; a batch whose claims are older than half of it when it would publish is retried. Default `3s`.
+   */
+  DEDUPE_RESEED_FENCE: durationMs('3s').refine((ms) => ms >= 200, 'must be at least 200ms'),
+  /** After a Redis outage, /readyz is ready again once at most this many raw messages wait. Default 1000. */
+  DEDUPE_READY_MAX_PENDING: positiveInt(1000),
   /** Create/update the clean and DLQ streams and the consumers on start. Default `true`. */
   DEDUPE_PROVISION: bool(true),
   /**

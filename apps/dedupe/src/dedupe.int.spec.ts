@@ -104,9 +104,10 @@ describe('dedupe on real NATS and Redis', () => {
     const { redis, stoppable } = connectRedis({ url: opts.redisUrl ?? testUrls.redis, commandTimeoutMs: 1_000, log });
     const claims = new RedisClaimStore({ redis, ttlMs: 60_000, timeoutMs: 1_000 });
     const registry = new Registry();
-    const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], ...opts });
+    const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], reseedFenceMs: 300, ...opts });
     cleanups.push(() => stoppable.stop());
     cleanups.push(() => d.publisher.stop());
+    cleanups.push(() => d.recovery.stop());
     for (const a of d.actors) {
       cleanups.push(() => a.stop(5_000));
       await a.start();
@@ -156,7 +157,9 @@ describe('dedupe on real NATS and Redis', () => {
     const after = Date.now();
     expect(await dd.metric('sluice_dedupe_duplicates_total', { reason: 'claimed' })).toBe(4);
 
-    const keys = (await redisFx.redis.keys(`${prefix}*`)).sort();
+    const all = (await redisFx.redis.keys(`${prefix}*`)).sort();
+    expect(all).toContain(`${prefix}claims-epoch`); // the guard the claims were seeded under
+    const keys = all.filter((k) => k !== `${prefix}claims-epoch`);
     const pastBucket = Math.floor(1_700_000_000_000 / 60_000) * 60_000;
     expect(keys.every((k) => new RegExp(`^${prefix}claims(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k))).toBe(true);
     expect(keys.filter((k) => k.includes('claims-h:'))).toHaveLength(2); // the long id and the newline id
@@ -228,9 +231,9 @@ describe('dedupe on real NATS and Redis', () => {
       await redis.destroy();
     });
 
-    it('retries while Redis is down and publishes every event exactly once after it is back', async () => {
+    it('holds work while Redis is down, re-seeds the claims it lost, and publishes every event exactly once', async () => {
       const t = newTopology();
-      const dd = await startInProcess(t, { redisUrl: redis.url });
+      const dd = await startInProcess(t, { redisUrl: redis.url, probeIntervalMs: 100 });
       await waitFor('redis ready', () => dd.claims.isReady());
       await publishRaw(t, 'eu', ['o1', 'o2']);
       await expectExactlyOnce(t, ['o1', 'o2']);
@@ -238,14 +241,22 @@ describe('dedupe on real NATS and Redis', () => {
       await publishRaw(t, 'eu', ['o3', 'o4']);
       await publishRaw(t, 'eu', ['o4', 'o5']); // overlaps the previous message: o4 must still come once
       await publishRaw(t, 'us', ['o6']);
-      await waitFor('retries while down', async () => (await dd.metric('sluice_messages_retried_total')) >= 3);
+      await waitFor('the gate down', async () => (await dd.metric('sluice_store_up', { store: 'redis' })) === 0 && (await dd.metric('sluice_store_errors_total')) >= 1);
+      expect(dd.actors.every((a) => !a.isReady())).toBe(true);
       expect((await readClean(t)).flatMap((m) => m.ids).sort()).toEqual(['o1', 'o2']);
-      // The private Redis has no persistence: the claims of o1, o2 are gone after the restart. Those
-      // raw messages were acked, so nothing redelivers them; the retried ones claim afresh.
+      // Held, not nak'ed into the backoff schedule: nothing counts as retried.
+      expect(await dd.metric('sluice_messages_retried_total')).toBe(0);
+      // The private Redis has no persistence: it comes back empty. The claims of o1 and o2 are
+      // re-seeded from the clean stream before anything is claimed, so resends of them are dropped.
       await redis.start();
-      await expectExactlyOnce(t, ['o1', 'o2', 'o3', 'o4', 'o5', 'o6']);
+      await publishRaw(t, 'eu', ['o1', 'o7']);
+      await publishRaw(t, 'us', ['o2', 'o6']);
+      await expectExactlyOnce(t, ['o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7']);
       await consumerSettled(t);
       expect(await dd.metric('sluice_dedupe_pass_through_total')).toBe(0);
+      expect(await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' })).toBeGreaterThanOrEqual(2); // at start, and after the restart
+      expect(await dd.metric('sluice_dedupe_reseed_claims_total')).toBeGreaterThanOrEqual(2);
+      await waitFor('ready again', () => dd.actors.every((a) => a.isReady()));
     });
 
     it('publishes unclaimed, metered, with DEDUPE_ON_REDIS_DOWN=pass', async () => {

@@ -1,16 +1,19 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, AsyncPublisher, type ConsumerSpec, type Stoppable } from '@sluice/actor';
+import { Actor, AsyncPublisher, StoreGate, type ConsumerSpec, type Stoppable } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import type { ClaimStore } from './claims';
 import type { CrashPoint, DedupeConfig } from './config';
 import { crashPoints } from './fault-injection';
+import { ClaimsLostError, RedisUnavailableError } from './errors';
 import { createDedupeHandler } from './handler';
+import type { ClaimLayout } from './keys';
 import { DedupeMetrics } from './metrics';
 import { provisionDedupe } from './provision';
 import { decodeRawMessage, type RawMessage } from './raw-message';
+import { ClaimReseeder, type ReseedResult } from './reseed';
 
 export const SERVICE = 'dedupe';
 
@@ -47,6 +50,14 @@ export interface DedupeOptions {
   provision?: boolean;
   /** Test-only fault injection. */
   crashAt?: CrashPoint | undefined;
+  /** How far back a re-seed reads the clean stream (with a guarded claim store). Default 7 days. */
+  reseedHorizonMs?: number;
+  /** A re-seed's wait for in-flight clean publishes; the handler publishes within half of it. Default 3 s. */
+  reseedFenceMs?: number;
+  /** How often a store outage is probed. Default 500 ms. */
+  probeIntervalMs?: number;
+  /** After an outage, ready again once at most this many raw messages wait. Default 1000. */
+  readyMaxPending?: number;
 }
 
 export interface DedupeDeps {
@@ -62,6 +73,16 @@ export interface Dedupe {
   metrics: DedupeMetrics;
   /** Closes the clean publisher: stop it after the actors. */
   publisher: Stoppable;
+  /** Redis as the actors see it: down during an outage and while the claims are being re-seeded. */
+  gate: StoreGate;
+  /** Ends a re-seed in progress and the gate's probing: stop it after the actors. */
+  recovery: Stoppable;
+  /**
+   * Re-seeds the claims now unless the guard is valid (`valid`) or another replica holds the lease
+   * (`busy`); undefined for a store without the guard. Optional before start: the first claim call
+   * finds a missing guard and starts one anyway.
+   */
+  reseed(reason?: string): Promise<ReseedResult | undefined>;
 }
 
 export function dedupeOptions(cfg: DedupeConfig): DedupeOptions {
@@ -80,6 +101,9 @@ export function dedupeOptions(cfg: DedupeConfig): DedupeOptions {
     cleanDuplicateWindowMs: cfg.DEDUPE_CLEAN_DUPLICATE_WINDOW,
     provision: cfg.DEDUPE_PROVISION,
     crashAt: cfg.DEDUPE_CRASH_AT,
+    reseedHorizonMs: cfg.DEDUPE_RESEED_HORIZON || cfg.DEDUPE_TTL,
+    reseedFenceMs: cfg.DEDUPE_RESEED_FENCE,
+    readyMaxPending: cfg.DEDUPE_READY_MAX_PENDING,
   };
 }
 
@@ -104,6 +128,29 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
   const metrics = new DedupeMetrics(deps.registry);
   const publisher = new AsyncPublisher(deps.nc);
   const crashPoint = crashPoints(opts.crashAt);
+  const layout: ClaimLayout = { prefix: opts.keyPrefix ?? '', bucketMs: opts.claimBucketMs ?? 600_000, shards: opts.claimShards ?? 64 };
+  const fenceMs = opts.reseedFenceMs ?? 3_000;
+  const log = deps.log;
+  const reseeder = deps.claims.guarded
+    ? new ClaimReseeder({ nc: deps.nc, topology, claims: deps.claims, layout, horizonMs: opts.reseedHorizonMs ?? 7 * 86_400_000, fenceMs, metrics, log })
+    : undefined;
+  const onClaimsLost = (err: ClaimsLostError) => reseeder?.ensure(err.reason);
+  const gate = new StoreGate({
+    store: 'redis',
+    probe: async () => {
+      try {
+        await deps.claims.probe(layout.prefix);
+      } catch (err) {
+        if (err instanceof ClaimsLostError) onClaimsLost(err);
+        throw err;
+      }
+    },
+    isOutage: (err) => err instanceof RedisUnavailableError,
+    ...(opts.probeIntervalMs !== undefined ? { probeIntervalMs: opts.probeIntervalMs } : {}),
+    log,
+    registry: deps.registry,
+  });
+  const onRedisDown = opts.onRedisDown ?? 'retry';
   const batchMessages = opts.batchMessages ?? 64;
   const concurrency = opts.concurrency ?? 3;
   const bindings = streams.flatMap((name) => Array.from({ length: concurrency }, () => name));
@@ -123,12 +170,17 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
           topology,
           publisher,
           claims: deps.claims,
-          layout: { prefix: opts.keyPrefix ?? '', bucketMs: opts.claimBucketMs ?? 600_000, shards: opts.claimShards ?? 64 },
-          onRedisDown: opts.onRedisDown ?? 'retry',
+          layout,
+          onRedisDown,
           metrics,
           log: deps.log.child({ stream: name }),
           crashPoint,
+          onClaimsLost,
+          ...(reseeder ? { publishWithinMs: Math.floor(fenceMs / 2) } : {}),
         }),
+        // In `pass` mode a Redis outage publishes unclaimed instead of holding the batch.
+        ...(onRedisDown === 'retry' ? { gates: [gate] } : {}),
+        ...(opts.readyMaxPending !== undefined ? { readyMaxPending: opts.readyMaxPending } : {}),
         batch: { maxMessages: batchMessages },
         maxDeliver: opts.maxDeliver ?? 50,
         ...(opts.backoffMs?.length ? { backoff: { scheduleMs: opts.backoffMs } } : {}),
@@ -136,5 +188,18 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
         registry: deps.registry,
       }),
   );
-  return { actors, metrics, publisher: { name: 'clean publisher', stop: async () => publisher.close() } };
+  return {
+    actors,
+    metrics,
+    publisher: { name: 'clean publisher', stop: async () => publisher.close() },
+    gate,
+    reseed: async (reason = 'requested') => reseeder?.reseed(reason),
+    recovery: {
+      name: 'redis recovery',
+      stop: async () => {
+        gate.close();
+        await reseeder?.stop();
+      },
+    },
+  };
 }

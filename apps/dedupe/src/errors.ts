@@ -1,6 +1,6 @@
 /** Redis could not answer a claim round trip (down, timed out, refused the command). Retriable. */
 export class RedisUnavailableError extends Error {
-  override readonly name = 'RedisUnavailableError';
+  override readonly name: string = 'RedisUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -11,5 +11,36 @@ export class StreamMissingError extends Error {
   override readonly name = 'StreamMissingError';
   constructor(readonly stream: string) {
     super(`DEDUPE_STREAMS: stream "${stream}" does not exist (create it, or fix the name)`);
+  }
+}
+
+/** Why the claims in Redis cannot be trusted: no guard, another Redis run (restart, failover), evictions. */
+export type ClaimsLostReason = 'missing' | 'restarted' | 'evicted';
+
+/**
+ * Redis answers but no longer holds (all) the claims: it restarted empty or from an older snapshot,
+ * failed over, was flushed, or evicted keys. Nothing is claimed until a re-seed from the clean stream
+ * commits. Retriable, like an outage.
+ */
+export class ClaimsLostError extends RedisUnavailableError {
+  override readonly name = 'ClaimsLostError';
+  constructor(readonly reason: ClaimsLostReason) {
+    super(`redis claims are not trusted (${reason === 'missing' ? 'no seed guard: Redis started empty or was flushed' : reason === 'restarted' ? 'Redis restarted or failed over since the claims were seeded' : 'Redis evicted keys'}); waiting for a re-seed from the clean stream`);
+  }
+}
+
+/** Redis is configured so that claims could silently disappear (e.g. an evicting `maxmemory-policy`). */
+export class RedisConfigError extends Error {
+  override readonly name = 'RedisConfigError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** A re-seed's lease is gone (it lapsed, or Redis lost it): its claims stop and the seed starts over. */
+export class SeedAbortedError extends RedisUnavailableError {
+  override readonly name = 'SeedAbortedError';
+  constructor() {
+    super('the re-seed lease was lost (it lapsed, or Redis lost it)');
   }
 }

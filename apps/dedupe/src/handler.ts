@@ -5,7 +5,7 @@ import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { ClaimResult, ClaimStore } from './claims';
 import { batchOfEvents, rebatchRaw } from './clean-payload';
 import type { CrashPoint } from './config';
-import { RedisUnavailableError } from './errors';
+import { ClaimsLostError, RedisUnavailableError } from './errors';
 import { ClaimBatch, claimOwner, cleanMessageId, type ClaimLayout } from './keys';
 import type { DedupeMetrics } from './metrics';
 import type { RawMessage } from './raw-message';
@@ -25,6 +25,13 @@ export interface DedupeHandlerOptions {
   log: Logger;
   /** Test-only fault injection hook; a no-op in normal operation. */
   crashPoint?: (point: CrashPoint) => void;
+  /** Called when Redis no longer holds the claims (starts the re-seed). */
+  onClaimsLost?: (err: ClaimsLostError) => void;
+  /**
+   * Publish only if the claims were made at most this long ago, else retry the batch: a re-seed's
+   * fence must outlast every publish of claims made before a loss. Default unbounded.
+   */
+  publishWithinMs?: number;
 }
 
 const tr = tracer('@sluice/dedupe');
@@ -61,8 +68,6 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     const claims = new ClaimBatch(opts.layout);
     for (const d of batch) {
       const owner = claims.owner(claimOwner(stream, d.seq));
-      metrics.messageEvents.observe(d.value.ids.length);
-      if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
       const { ids, times } = d.value;
       for (let i = 0; i < ids.length; i++) claims.add(ids[i]!, times[i]!, owner);
     }
@@ -75,10 +80,9 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     } catch (err) {
       if (claims.length > 0) end({ outcome: 'error' });
       if (!(err instanceof RedisUnavailableError)) throw err;
-      if (opts.onRedisDown === 'retry') {
-        log.warn({ err, messages: batch.length }, 'redis unavailable; batch will be redelivered');
-        return batch.map(() => Outcomes.retry(err));
-      }
+      if (err instanceof ClaimsLostError) opts.onClaimsLost?.(err);
+      // Logged once per outage by the actor's store gate, not per batch.
+      if (opts.onRedisDown === 'retry') return batch.map(() => Outcomes.retry(err));
       metrics.passThrough.inc(claims.length);
       if (Date.now() - lastPassWarning > 10_000) {
         lastPassWarning = Date.now();
@@ -86,7 +90,13 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
       }
     }
 
+    const claimedAt = Date.now();
     crash('after-claim');
+    // Counted once the batch is past the claim (a held batch runs the handler again).
+    for (const d of batch) {
+      metrics.messageEvents.observe(d.value.ids.length);
+      if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
+    }
 
     const kept: number[][] = [];
     const counts: Record<ClaimResult, number> = { new: 0, ours: 0, theirs: 0 };
@@ -106,6 +116,10 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     if (results && counts.new) metrics.claims.inc({ result: 'new' }, counts.new);
     if (results && counts.ours) metrics.claims.inc({ result: 'ours' }, counts.ours);
 
+    if (results && opts.publishWithinMs !== undefined && Date.now() - claimedAt > opts.publishWithinMs) {
+      log.warn({ messages: batch.length, ms: Date.now() - claimedAt }, 'claims older than the publish bound; the batch is retried');
+      return batch.map(() => Outcomes.retry(undefined, 0));
+    }
     const outcomes = await inSpan('dedupe publish', { [ATTR.messagingBatchCount]: batch.length }, (span) =>
       Promise.all(
         batch.map(async (d, i): Promise<Outcome> => {

@@ -7,3 +7,4 @@ export * from './keys';
 export * from './metrics';
 export * from './raw-message';
 export * from './redis';
+export * from './reseed';

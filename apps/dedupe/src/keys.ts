@@ -117,3 +117,11 @@ export function claimOwner(stream: string, seq: number): string {
 export function cleanMessageId(stream: string, seq: number): string {
   return `raw:${stream}:${seq}`;
 }
+
+/**
+ * The guard hash (the Redis run id and eviction count the claims were seeded under) and the re-seed
+ * lease of a prefix. Neither name can be a claim hash (those are `claims:` and `claims-h:`).
+ */
+export function guardKeys(prefix: string): { guard: string; lease: string } {
+  return { guard: `${prefix}claims-epoch`, lease: `${prefix}claims-seeding` };
+}

@@ -5,6 +5,10 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 export const DEDUPE_METRICS = {
   batchEvents: 'sluice_dedupe_message_events',
   cleanMessages: 'sluice_dedupe_clean_messages_published_total',
+  reseeds: 'sluice_dedupe_reseeds_total',
+  reseedClaims: 'sluice_dedupe_reseed_claims_total',
+  reseedMessages: 'sluice_dedupe_reseed_messages_total',
+  reseedSeconds: 'sluice_dedupe_reseed_seconds_total',
 } as const;
 
 /** What dedupe exports besides the actor metrics. */
@@ -23,6 +27,14 @@ export class DedupeMetrics {
   readonly eventsPublished: Counter;
   /** Clean messages published (at most one per raw message). */
   readonly cleanMessages: Counter;
+  /** Re-seeds of the claims from the clean stream: `reason` (missing, restarted, evicted), `outcome` (committed, changed, aborted, failed). */
+  readonly reseeds: Counter<'reason' | 'outcome'>;
+  /** Claims written by committed re-seeds. */
+  readonly reseedClaims: Counter;
+  /** Clean messages read by committed re-seeds. */
+  readonly reseedMessages: Counter;
+  /** Time spent in committed re-seeds (claims/s = reseed_claims_total / this). */
+  readonly reseedSeconds: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -39,5 +51,9 @@ export class DedupeMetrics {
     this.messageEvents = new Histogram({ name: DEDUPE_METRICS.batchEvents, help: 'Distinct events per raw message', buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000], registers });
     this.eventsPublished = new Counter({ name: METRICS.eventsPublished, help: 'Events published to the clean stream', registers });
     this.cleanMessages = new Counter({ name: DEDUPE_METRICS.cleanMessages, help: 'Clean batches published', registers });
+    this.reseeds = new Counter({ name: DEDUPE_METRICS.reseeds, help: 'Re-seeds of the Redis claims from the clean stream', labelNames: ['reason', 'outcome'], registers });
+    this.reseedClaims = new Counter({ name: DEDUPE_METRICS.reseedClaims, help: 'Claims written by committed re-seeds', registers });
+    this.reseedMessages = new Counter({ name: DEDUPE_METRICS.reseedMessages, help: 'Clean messages read by committed re-seeds', registers });
+    this.reseedSeconds = new Counter({ name: DEDUPE_METRICS.reseedSeconds, help: 'Seconds spent in committed re-seeds', registers });
   }
 }

@@ -16,6 +16,8 @@ export interface RawMessage {
   repeatedInMessage: number;
   /** The raw EventBatch bytes: the clean payload is made from them, never re-encoded. */
   bytes: Uint8Array;
+  /** The batch's `batch_id` (last occurrence wins). */
+  batchId: string;
 }
 
 const TYPE = 'sluice.telemetry.v1.EventBatch';
@@ -87,7 +89,7 @@ function scanEvent(r: ProtoReader, end: number, detection: boolean): Scanned {
 export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology: Topology): RawMessage {
   const bytes = msg.data;
   const r = new ProtoReader(bytes);
-  const out: RawMessage = { region: '', ids: [], times: [], spans: [], repeatedInMessage: 0, bytes };
+  const out: RawMessage = { region: '', ids: [], times: [], spans: [], repeatedInMessage: 0, bytes, batchId: '' };
   const regions = new Set<string>();
   const seen = new Set<string>();
   let index = 0;
@@ -95,6 +97,10 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
     while (r.pos < bytes.length) {
       const start = r.pos;
       const t = r.tag(bytes.length);
+      if (t === tag(1, LEN)) {
+        out.batchId = r.string(bytes.length);
+        continue;
+      }
       if (t !== tag(2, LEN)) {
         r.skip(t & 7, bytes.length);
         continue;
@@ -125,7 +131,8 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
     throw err;
   }
   const parsed = topology.parse(msg.subject);
-  if (parsed?.kind === 'raw') out.region = parsed.region;
+  // A clean subject too: the re-seed reads the clean stream with this scanner.
+  if (parsed?.kind === 'raw' || parsed?.kind === 'clean') out.region = parsed.region;
   else {
     const only = regions.size === 1 ? [...regions][0]! : undefined;
     if (only === undefined || !NAME_TOKEN_PATTERN.test(only)) {

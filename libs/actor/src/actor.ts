@@ -12,6 +12,7 @@ import { ActorMetrics } from './metrics';
 import type { Outcome } from './outcome';
 import { ensureConsumer, ensureStream } from './provisioning';
 import type { ConsumerSpec, StreamSpec } from './specs';
+import type { StoreGate } from './store-gate';
 
 /** One decoded message handed to a batch handler. */
 export interface Delivery<T> {
@@ -81,6 +82,18 @@ export interface ActorOptions<T> {
   registry: Registry;
   /** How often consumer lag is read into metrics. Default 5 s. */
   lagIntervalMs?: number;
+  /**
+   * The stores the handler writes to. While one is down the actor pulls nothing, and a batch whose
+   * outcomes are retries for an outage of one of them is held (its ack-wait extended) and handed to the
+   * handler again as soon as the store answers, instead of being nak'ed into the backoff schedule. After
+   * an outage the actor reports not ready until the consumer has caught up ({@link readyMaxPending}).
+   * Default none.
+   */
+  gates?: ReadonlyArray<StoreGate>;
+  /** Longest a batch is held for a store outage; past it its retries are nak'ed with backoff. Default 10 min. */
+  holdOnOutageMs?: number;
+  /** After a store outage, ready again once the consumer has at most this many undelivered messages. Default 1000. */
+  readyMaxPending?: number;
 }
 
 const TIMEOUT = Symbol('timeout');
@@ -122,9 +135,16 @@ export class Actor<T> {
   private batchFailure: unknown;
   private readonly tracer = tracer('@sluice/actor');
   private readonly dlq: { stream: StreamSpec; subject: string };
+  private readonly gates: ReadonlyArray<StoreGate>;
+  /** Set by a store outage, cleared once the lag is back under `readyMaxPending`: readiness is honest while behind. */
+  private catchingUp = false;
+  private lastLagRead = 0;
+  private wakeStop: () => void = () => undefined;
+  private readonly stopped = new Promise<void>((resolve) => (this.wakeStop = resolve));
 
   constructor(private readonly opts: ActorOptions<T>) {
     this.js = jetstream(opts.nc);
+    this.gates = opts.gates ?? [];
     const topo = opts.topology ?? canonicalTopology();
     this.dlq = opts.dlq ?? { stream: topo.streams.dlq, subject: topo.dlq(opts.service) };
     this.metrics = ActorMetrics.for(opts.registry);
@@ -142,9 +162,32 @@ export class Actor<T> {
     return this.lifecycle.state;
   }
 
-  /** True while the actor is pulling and its NATS connection is open. */
+  /**
+   * True while the actor is pulling, its NATS connection is open, every store gate is up, and it is
+   * not catching up on a backlog left by a store outage.
+   */
   isReady(): boolean {
-    return this.lifecycle.state === 'running' && !this.opts.nc.isClosed();
+    return this.lifecycle.state === 'running' && !this.opts.nc.isClosed() && this.gates.every((g) => g.isUp()) && !this.catchingUp;
+  }
+
+  /** Whether the actor is still draining the backlog a store outage left (not ready meanwhile). */
+  get behind(): boolean {
+    return this.catchingUp;
+  }
+
+  /** Resolves when every gate is up (or the actor stops); marks the actor as catching up if it waited. */
+  private async gatesUp(until = Number.POSITIVE_INFINITY): Promise<void> {
+    for (const gate of this.gates) {
+      if (gate.isUp()) continue;
+      this.catchingUp = true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        gate.whenUp(),
+        this.stopped,
+        ...(Number.isFinite(until) ? [new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, until - Date.now()))))] : []),
+      ]);
+      clearTimeout(timer);
+    }
   }
 
   /** Provisions, subscribes and starts the pull loop; resolves once running. */
@@ -191,6 +234,7 @@ export class Actor<T> {
       return;
     }
     this.stopping = true;
+    this.wakeStop();
     this.lifecycle.transition('draining');
     clearInterval(this.lagTimer);
     const deadline = Date.now() + deadlineMs;
@@ -226,6 +270,8 @@ export class Actor<T> {
       // Bounded: at most `concurrency` batches in the handler; wait for one to settle.
       while (this.inBatches.size >= concurrency) await Promise.race(this.inBatches);
       if (this.batchFailure !== undefined) throw this.batchFailure;
+      // A store is down: take nothing new; the batch that met the outage is held in the handler step.
+      await this.gatesUp();
       if (this.stopping) return;
       const first = await take();
       pending = undefined;
@@ -316,8 +362,45 @@ export class Actor<T> {
 
   private async runHandler(deliveries: Array<Delivery<T>>): Promise<Outcome[]> {
     const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
-    // Keeps the server from redelivering a batch whose handler is slow but alive.
+    // Keeps the server from redelivering a batch whose handler is slow but alive, or that is held
+    // through a store outage.
     const heartbeat = setInterval(() => deliveries.forEach((d) => d.msg.working()), Math.max(500, Math.floor(ackWait / 3)));
+    try {
+      const outcomes = await this.callHandler(deliveries);
+      const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
+      // Bounded by the hold deadline; the round cap only stops a pathological loop.
+      for (let round = 0; round < 10_000 && this.gates.length > 0; round++) {
+        const held = this.outageRetries(outcomes);
+        if (held.length === 0 || this.stopping || Date.now() >= holdUntil) break;
+        this.catchingUp = true;
+        await this.gatesUp(holdUntil);
+        if (this.stopping || !this.gates.every((g) => g.isUp())) break;
+        const again = await this.callHandler(held.map((i) => deliveries[i]!));
+        held.forEach((i, j) => (outcomes[i] = again[j]!));
+      }
+      return outcomes;
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** Indexes of retry outcomes caused by an outage of a gated store (each distinct error reported once). */
+  private outageRetries(outcomes: Outcome[]): number[] {
+    const held: number[] = [];
+    const verdicts = new Map<Error, boolean>();
+    outcomes.forEach((o, i) => {
+      if (o.type !== 'retry' || !o.error) return;
+      let outage = verdicts.get(o.error);
+      if (outage === undefined) {
+        outage = this.gates.some((g) => g.failure(o.error));
+        verdicts.set(o.error, outage);
+      }
+      if (outage) held.push(i);
+    });
+    return held;
+  }
+
+  private async callHandler(deliveries: Array<Delivery<T>>): Promise<Outcome[]> {
     const end = this.metrics.handlerDuration.startTimer(this.labels);
     this.metrics.batchSize.observe(this.labels, deliveries.length);
     const batchSpan = this.tracer.startSpan(`handle batch ${this.opts.consumer.durable}`, {
@@ -336,10 +419,10 @@ export class Actor<T> {
       this.metrics.failed.inc(this.labels);
       batchSpan.recordException(e);
       batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
-      this.log.warn({ err: e, messages: deliveries.length }, 'batch handler failed; retrying the batch');
+      // A store outage is logged once by its gate, not once per batch.
+      if (!this.gates.some((g) => g.isOutage(e))) this.log.warn({ err: e, messages: deliveries.length }, 'batch handler failed; retrying the batch');
       return deliveries.map(() => ({ type: 'retry', error: e }) as const);
     } finally {
-      clearInterval(heartbeat);
       end();
       batchSpan.end();
     }
@@ -402,17 +485,24 @@ export class Actor<T> {
   private startLagPolling(): void {
     const interval = this.opts.lagIntervalMs ?? 5_000;
     const read = async () => {
+      // Every second while catching up after an outage (readiness waits on it), else every `interval`.
+      if (!this.catchingUp && Date.now() - this.lastLagRead < interval) return;
+      this.lastLagRead = Date.now();
       try {
         const c = await this.js.consumers.get(this.opts.stream.name, this.opts.consumer.durable);
         const info = await c.info(false);
         this.metrics.pending.set(this.labels, info.num_pending);
         this.metrics.ackPending.set(this.labels, info.num_ack_pending);
         this.metrics.redelivered.set(this.labels, info.num_redelivered);
+        if (this.catchingUp && this.gates.every((g) => g.isUp()) && info.num_pending <= (this.opts.readyMaxPending ?? 1000)) {
+          this.catchingUp = false;
+          this.log.info({ pending: info.num_pending }, 'caught up after a store outage');
+        }
       } catch {
         // Lag is best-effort telemetry; connection trouble is reported by readiness.
       }
     };
-    this.lagTimer = setInterval(read, interval);
+    this.lagTimer = setInterval(read, Math.min(interval, 1_000));
     this.lagTimer.unref();
   }
 }

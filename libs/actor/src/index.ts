@@ -14,3 +14,4 @@ export * from './specs';
 export * from './runtime';
 export * from './http-listen';
 export * from './async-publisher';
+export * from './store-gate';

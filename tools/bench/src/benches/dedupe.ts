@@ -22,8 +22,20 @@ type ClaimResult = 'new' | 'ours' | 'theirs';
 /** The claims of one handler batch (`ClaimBatch` in apps/dedupe). */
 type ClaimRequests = { readonly length: number };
 interface ClaimStore {
-  claim(batch: ClaimRequests): Promise<ClaimResult[]>;
+  claim(batch: ClaimRequests, seedToken?: string): Promise<ClaimResult[]>;
   isReady(): boolean;
+  readonly guarded: boolean;
+  probe(prefix: string): Promise<void>;
+  beginSeed(prefix: string, token: string, ttlMs: number): Promise<string>;
+  refreshSeed(prefix: string, token: string, ttlMs: number): Promise<boolean>;
+  commitSeed(prefix: string, token: string): Promise<string>;
+  evictionPolicy(): Promise<string>;
+}
+interface ReseedResult {
+  outcome: string;
+  messages: number;
+  claims: number;
+  seedMs: number;
 }
 interface StartableActor {
   start(): Promise<void>;
@@ -32,9 +44,9 @@ interface StartableActor {
 interface DedupeModule {
   buildDedupe(
     deps: { nc: NatsConnection; topology: Topology; claims: ClaimStore; log: ReturnType<typeof createLogger>; registry: Registry },
-    opts: { keyPrefix?: string; batchMessages?: number; ackWaitMs?: number; concurrency?: number },
-  ): Promise<{ actors: StartableActor[]; publisher: { stop(): Promise<void> } }>;
-  RedisClaimStore: new (opts: { redis: RedisLike; ttlMs: number; timeoutMs: number }) => ClaimStore;
+    opts: { keyPrefix?: string; batchMessages?: number; ackWaitMs?: number; concurrency?: number; reseedFenceMs?: number },
+  ): Promise<{ actors: StartableActor[]; publisher: { stop(): Promise<void> }; recovery: { stop(): Promise<void> }; reseed(reason?: string): Promise<ReseedResult | undefined> }>;
+  RedisClaimStore: new (opts: { redis: RedisLike; ttlMs: number; timeoutMs: number; guard?: boolean }) => ClaimStore;
   connectRedis(opts: { url: string; commandTimeoutMs: number; log: ReturnType<typeof createLogger> }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
 }
 interface RedisLike {
@@ -70,11 +82,31 @@ class MeasuredClaims implements ClaimStore {
   calls = 0;
   requests = 0;
   readonly latencies: number[] = [];
-  constructor(private readonly inner: ClaimStore | undefined) {}
+  readonly guarded: boolean;
+  constructor(private readonly inner: ClaimStore | undefined) {
+    this.guarded = inner?.guarded ?? false;
+  }
   isReady() {
     return this.inner?.isReady() ?? true;
   }
-  async claim(batch: ClaimRequests): Promise<ClaimResult[]> {
+  async probe(prefix: string) {
+    await this.inner?.probe(prefix);
+  }
+  beginSeed(prefix: string, token: string, ttlMs: number) {
+    return this.inner ? this.inner.beginSeed(prefix, token, ttlMs) : Promise.resolve('valid');
+  }
+  refreshSeed(prefix: string, token: string, ttlMs: number) {
+    return this.inner ? this.inner.refreshSeed(prefix, token, ttlMs) : Promise.resolve(true);
+  }
+  commitSeed(prefix: string, token: string) {
+    return this.inner ? this.inner.commitSeed(prefix, token) : Promise.resolve('committed');
+  }
+  evictionPolicy() {
+    return this.inner ? this.inner.evictionPolicy() : Promise.resolve('noeviction');
+  }
+  async claim(batch: ClaimRequests, seedToken?: string): Promise<ClaimResult[]> {
+    // A re-seed's claims are not the pipeline's: not counted as batches.
+    if (seedToken !== undefined) return this.inner!.claim(batch, seedToken);
     this.calls++;
     this.requests += batch.length;
     if (!this.inner) return new Array<ClaimResult>(batch.length).fill('new');
@@ -136,6 +168,10 @@ interface RunResult {
   seconds: number;
   cleanMessages: number;
   cleanEvents: number;
+  /** A re-seed of this run's clean stream after its claims were deleted (guarded store only). */
+  reseed?: ReseedResult | undefined;
+  /** Redis server CPU seconds over the run, without the re-seed (when Redis is given). */
+  redisCpu?: number;
 }
 
 async function run(
@@ -144,6 +180,7 @@ async function run(
   jsm: JetStreamManager,
   claims: MeasuredClaims,
   opts: { messages: number; perMessage: number; dupRatio: number; batch: number; concurrency: number; prefix: string; label: string },
+  redis?: RedisLike,
 ): Promise<RunResult> {
   const ns = `bench-${opts.label}-${Date.now().toString(36)}`;
   const t = topology(ns);
@@ -152,9 +189,14 @@ async function run(
     await ensureStream(jsm, t.streams.raw);
     await prefill(js, t, opts.messages, opts.perMessage, opts.dupRatio, ns);
     const registry = new Registry();
-    const { actors, publisher } = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix: `${opts.prefix}${ns}:`, batchMessages: opts.batch, concurrency: opts.concurrency });
+    const keyPrefix = `${opts.prefix}${ns}:`;
+    const dedupe = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 500 });
+    const { actors, publisher } = dedupe;
+    // A guarded store starts with no guard: seed the (empty) clean stream before the clock starts.
+    if (claims.guarded) await dedupe.reseed('bench start');
     // dup-ratio ≤ 0.5: every message keeps some new events, so each yields one clean message.
     const expected = opts.messages;
+    const cpu0 = redis ? await redisCpuSeconds(redis) : 0;
     const t0 = performance.now();
     await Promise.all(actors.map((a) => a.start()));
     const deadline = Date.now() + 15 * 60_000;
@@ -168,7 +210,15 @@ async function run(
     await Promise.all(actors.map((a) => a.stop(10_000)));
     await publisher.stop();
     const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
-    return { seconds, cleanMessages: info.state.messages, cleanEvents: published?.values[0]?.value ?? 0 };
+    const redisCpu = redis ? (await redisCpuSeconds(redis)) - cpu0 : undefined;
+    let reseed: ReseedResult | undefined;
+    if (claims.guarded && redis) {
+      // Redis "lost" this run's claims and guard: rebuild them from the clean stream just written.
+      await deleteKeys(redis, keyPrefix);
+      reseed = await dedupe.reseed('bench');
+    }
+    await dedupe.recovery.stop();
+    return { seconds, cleanMessages: info.state.messages, cleanEvents: published?.values[0]?.value ?? 0, reseed, ...(redisCpu !== undefined ? { redisCpu } : {}) };
   } finally {
     for (const s of Object.values(t.streams)) await jsm.streams.delete(s.name).catch(() => undefined);
   }
@@ -210,11 +260,12 @@ const bench: Bench = async (opts) => {
     while (redis.status !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const common = { messages, perMessage, dupRatio, batch, concurrency, prefix };
     const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), { ...common, label: 'baseline' });
+    // Without the guard: Redis trusted to keep its claims (DEDUPE_RESEED=false, the design before).
+    const unguarded = await run(mod, nc, jsm, new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false })), { ...common, label: 'unguarded' });
     const roundTrips = countRoundTrips(redis);
     const claims = new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }));
-    const cpu0 = await redisCpuSeconds(redis);
-    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' });
-    const redisCpu = (await redisCpuSeconds(redis)) - cpu0;
+    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' }, redis);
+    const redisCpu = dd.redisCpu ?? Number.NaN;
     const lat = [...claims.latencies].sort((a, b) => a - b);
     const total = messages * perMessage;
     const result: BenchResult = {
@@ -223,6 +274,11 @@ const bench: Bench = async (opts) => {
       p50_ms: round(percentile(lat, 50)),
       p99_ms: round(percentile(lat, 99)),
       baseline_events_per_s: Math.round(total / base.seconds),
+      // The same Redis claims without the guard (DEDUPE_RESEED=false), measured in this run.
+      unguarded_events_per_s: Math.round(total / unguarded.seconds),
+      reseed_claims: dd.reseed?.claims ?? 0,
+      reseed_outcome: dd.reseed?.outcome ?? 'none',
+      reseed_claims_per_s: dd.reseed ? Math.round(dd.reseed.claims / Math.max(0.001, dd.reseed.seedMs / 1000)) : 0,
       latency_of: 'one Redis claim round trip (a whole batch)',
       messages,
       events_per_message: perMessage,

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Topology } from '@sluice/contracts';
+import type { Logger } from '@sluice/observability';
+import type { ClaimStore, SeedCommit, SeedStart } from './claims';
+import { SeedAbortedError } from './errors';
+import { ClaimBatch, type ClaimLayout } from './keys';
+import type { DedupeMetrics } from './metrics';
+import { decodeRawMessage } from './raw-message';
+
+/** Options of a {@link ClaimReseeder}. */
+export interface ReseedOptions {
+  nc: NatsConnection;
+  topology: Topology;
+  claims: ClaimStore;
+  layout: ClaimLayout;
+  /** How far back the clean stream is read: the duplicate horizon to restore (at most `DEDUPE_TTL`). */
+  horizonMs: number;
+  /**
+   * Wait after taking the lease before reading where the clean stream ends: clean publishes of claims
+   * made before the loss land first (the handler publishes within half of it or retries). Default 3 s.
+   */
+  fenceMs?: number;
+  /** Lease on the re-seed, refreshed while it runs; another replica takes over when it lapses. Default 15 s. */
+  leaseMs?: number;
+  /** Claims per seed round trip. Default 32,768. */
+  claimsPerCall?: number;
+  metrics: DedupeMetrics;
+  log: Logger;
+}
+
+/** What one re-seed did; `seedMs` is the reading and claiming, without the fence. */
+export interface ReseedResult {
+  outcome: SeedCommit | Exclude<SeedStart, 'started'> | 'failed';
+  messages: number;
+  claims: number;
+  seedMs: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Owner of a clean batch's events: the raw message it was published for (`raw:<stream>:<seq>`). */
+export function ownerOfClean(batchId: string, cleanSeq: number): string {
+  return batchId.startsWith('raw:') ? batchId.slice(4) : `clean:${cleanSeq}`;
+}
+
+/**
+ * Rebuilds the claims from the clean stream, which is the record of every event already published:
+ * each clean batch's events are claimed for the raw message that published them, so a redelivery of
+ * that message still finds them `ours` and any other resend finds them `theirs`. One replica holds the
+ * lease; claim calls everywhere fail with `ClaimsLostError` until the new guard is committed, so
+ * nothing passes dedupe unchecked meanwhile. The commit fails when Redis restarted or evicted during
+ * the seed (its claims would be incomplete), and the seed starts over.
+ */
+export class ClaimReseeder {
+  private running: Promise<ReseedResult> | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: ReseedOptions) {}
+
+  /** Starts a re-seed in this process unless one is running here; returns at once. */
+  ensure(reason: string): void {
+    void this.reseed(reason);
+  }
+
+  /** Runs a re-seed (or joins the one running here) and resolves with what it did. */
+  reseed(reason: string): Promise<ReseedResult> {
+    if (this.stopped) return Promise.resolve({ outcome: 'aborted', messages: 0, claims: 0, seedMs: 0 });
+    this.running ??= this.run(reason).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Lets a re-seed in progress end at its next step. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+
+  private async run(reason: string): Promise<ReseedResult> {
+    const { claims, layout, metrics, log } = this.opts;
+    const leaseMs = this.opts.leaseMs ?? 15_000;
+    const token = randomUUID();
+    const result: ReseedResult = { outcome: 'failed', messages: 0, claims: 0, seedMs: 0 };
+    let start: SeedStart;
+    try {
+      start = await claims.beginSeed(layout.prefix, token, leaseMs);
+    } catch (err) {
+      log.debug({ err }, 're-seed could not start (redis unavailable)');
+      return result;
+    }
+    // Another replica holds the lease, or the guard is valid again.
+    if (start !== 'started') return { ...result, outcome: start };
+    log.warn({ reason, horizonMs: this.opts.horizonMs }, 'redis claims lost: re-seeding them from the clean stream; nothing is deduplicated until it completes');
+    const refresh = setInterval(() => {
+      claims.refreshSeed(layout.prefix, token, leaseMs).catch(() => undefined);
+    }, Math.max(500, Math.floor(leaseMs / 3)));
+    try {
+      await sleep(this.opts.fenceMs ?? 3_000);
+      const started = Date.now();
+      const seeded = await this.seed(token);
+      if (seeded === undefined) {
+        result.outcome = 'aborted';
+        return result;
+      }
+      Object.assign(result, seeded, { seedMs: Date.now() - started });
+      result.outcome = await claims.commitSeed(layout.prefix, token);
+      const fields = { reason, messages: result.messages, claims: result.claims, seedMs: result.seedMs };
+      if (result.outcome === 'committed') {
+        metrics.reseedClaims.inc(result.claims);
+        metrics.reseedMessages.inc(result.messages);
+        metrics.reseedSeconds.inc(result.seedMs / 1000);
+        log.warn({ ...fields, claimsPerSecond: Math.round(result.claims / Math.max(0.001, result.seedMs / 1000)) }, 'redis claims re-seeded; deduplicating again');
+      } else log.warn({ ...fields, outcome: result.outcome }, 're-seed not committed (redis changed during it); it starts over');
+    } catch (err) {
+      log.warn({ err }, 're-seed failed; it starts over when redis answers');
+    } finally {
+      clearInterval(refresh);
+      metrics.reseeds.inc({ reason, outcome: result.outcome });
+    }
+    return result;
+  }
+
+  /** Claims every event of the clean stream within the horizon; undefined when the lease was lost. */
+  private async seed(token: string): Promise<{ messages: number; claims: number } | undefined> {
+    const { nc, topology, claims, layout } = this.opts;
+    const stream = topology.streams.clean.name;
+    const jsm = await jetstreamManager(nc);
+    let endSeq: number;
+    try {
+      endSeq = (await jsm.streams.info(stream)).state.last_seq;
+    } catch (err) {
+      // No clean stream yet: nothing was ever published, so there is nothing to claim.
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return { messages: 0, claims: 0 };
+      throw err;
+    }
+    if (endSeq === 0) return { messages: 0, claims: 0 };
+    const from = new Date(Date.now() - this.opts.horizonMs - (this.opts.fenceMs ?? 3_000));
+    const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() });
+    const perCall = this.opts.claimsPerCall ?? 32_768;
+    let batch = new ClaimBatch(layout);
+    let messages = 0;
+    let total = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await claims.claim(batch, token);
+      total += batch.length;
+      batch = new ClaimBatch(layout);
+    };
+    try {
+      if ((await consumer.info(true)).num_pending === 0) return { messages: 0, claims: 0 };
+      // Bounded: every round reads at least one message below endSeq or ends the loop.
+      for (let seq = 0; seq < endSeq && !this.stopped; ) {
+        const iter = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+        let got = 0;
+        for await (const m of iter) {
+          got++;
+          seq = m.seq;
+          if (m.seq > endSeq) break;
+          messages++;
+          let scanned;
+          try {
+            scanned = decodeRawMessage(m, topology);
+          } catch {
+            continue; // a clean batch dedupe did not write; nothing to claim for it
+          }
+          const owner = batch.owner(ownerOfClean(scanned.batchId, m.seq));
+          for (let i = 0; i < scanned.ids.length; i++) batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
+          if (batch.length >= perCall) await flush();
+          if (seq >= endSeq) break;
+        }
+        if (got === 0) break; // nothing left up to endSeq (deleted or expired)
+      }
+      await flush();
+    } catch (err) {
+      if (err instanceof SeedAbortedError) return undefined;
+      throw err;
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return this.stopped ? undefined : { messages, claims: total };
+  }
+}
