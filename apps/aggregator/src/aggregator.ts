@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, AsyncPublisher, ensureStream, Outcomes, type Delivery } from '@sluice/actor';
+import { Actor, AsyncPublisher, ensureStream, Outcomes, StoreGate, type Delivery } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Pool } from 'pg';
@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { WindowCloser } from './closer';
 import type { AggregatorConfig } from './config';
 import { parseDerived } from './derived';
-import { isTransientStoreError, StoreUnavailableError } from './errors';
+import { isStoreContention, isTransientStoreError, StoreUnavailableError } from './errors';
 import { AggregatorMetrics } from './metrics';
 import { migrate, migrationsDir } from './migrate';
 import { decodeCleanMessage, type CleanMessage } from './partial';
@@ -45,6 +45,8 @@ export class Aggregator {
   readonly closer: WindowCloser;
   readonly queries: RollupQueries;
   readonly actor: Actor<CleanMessage>;
+  /** PostgreSQL as the actor sees it: while down, nothing is pulled and the flush in hand is held. */
+  readonly gate: StoreGate;
   private readonly publisher: AsyncPublisher;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -98,6 +100,15 @@ export class Aggregator {
       ? /^kill-after-commit:(\d+)$/.exec(config.AGGREGATOR_FAULT)
       : null;
     this.killAfter = fault ? Number(fault[1]) : undefined;
+    this.gate = new StoreGate({
+      store: 'postgres',
+      probe: async () => {
+        await this.pool.query('SELECT 1');
+      },
+      isOutage: (err) => err instanceof StoreUnavailableError,
+      log,
+      registry: deps.registry,
+    });
     this.actor = new Actor<CleanMessage>({
       service: SERVICE,
       nc: deps.nc,
@@ -119,6 +130,8 @@ export class Aggregator {
       },
       prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
       maxDeliver: config.AGGREGATOR_MAX_DELIVER,
+      gates: [this.gate],
+      holdOnOutageMs: config.AGGREGATOR_STORE_RETRY,
       logger: log,
       registry: deps.registry,
     });
@@ -159,6 +172,7 @@ export class Aggregator {
   /** First half of shutdown: no new closer/upkeep passes, and a flush waiting on the store gives up. */
   stopTimers(): void {
     this.stopping = true;
+    this.gate.close();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
@@ -218,8 +232,12 @@ export class Aggregator {
     return batch.map(() => Outcomes.ack());
   }
 
+  /**
+   * One flush, retried in place only on contention (deadlock, serialization, lock timeout). A store
+   * outage is thrown at once as {@link StoreUnavailableError}: the actor's gate then holds the batch,
+   * probes PostgreSQL and runs it again as soon as it answers (logged once, not per batch).
+   */
   private async flushWithRetry(messages: CleanMessage[]): Promise<FlushStats> {
-    const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       const end = this.metrics.flushDuration.startTimer();
       try {
@@ -228,20 +246,11 @@ export class Aggregator {
         return stats;
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
-        const elapsed = Date.now() - started;
-        if (this.stopping || elapsed >= this.deps.config.AGGREGATOR_STORE_RETRY) {
-          throw new StoreUnavailableError(
-            `PostgreSQL unavailable for ${elapsed} ms: ${(err as Error).message}`,
-            { cause: err },
-          );
+        if (!isStoreContention(err) || attempt >= 9 || this.stopping) {
+          throw new StoreUnavailableError(`PostgreSQL unavailable: ${(err as Error).message}`, { cause: err });
         }
         this.metrics.flushRetries.inc();
-        if (attempt === 0)
-          this.log.warn(
-            { err },
-            'flush failed on a transient store error; retrying (not pulling meanwhile)',
-          );
-        await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)));
+        await sleep(Math.min(1_000, 20 * 2 ** attempt));
       }
     }
   }

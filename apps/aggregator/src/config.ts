@@ -55,8 +55,9 @@ export const aggregatorSchema = defineConfig({
     .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -')
     .default('aggregator'),
   /**
-   * How long a flush keeps retrying while PostgreSQL is unreachable before the batch is handed back
-   * for redelivery (the actor stops pulling meanwhile). Default `60s`.
+   * How long a flush is held while PostgreSQL is unreachable (the actor pulls nothing and probes it
+   * every 500 ms, running the flush again as soon as it answers) before the batch is handed back for
+   * redelivery with backoff. Default `60s`.
    */
   AGGREGATOR_STORE_RETRY: durationMs('60s'),
   /** Deliveries of one message before it is dead-lettered. Default 200 (store outages must not dead-letter). */

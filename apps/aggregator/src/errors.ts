@@ -31,9 +31,15 @@ export class BadParameterError extends Error {
   }
 }
 
-/** PostgreSQL stayed unreachable for the whole store retry window; the batch is redelivered later. */
+/** PostgreSQL cannot take the flush now (unreachable, shutting down, out of resources): the batch is held until it answers. */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
+}
+
+/** Transient errors of two transactions meeting (deadlock, serialization failure, lock timeout): retried at once. */
+export function isStoreContention(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (/^40/.test(code) || code === '55P03');
 }
 
 /** PostgreSQL error codes and network failures that a later attempt can get past. */

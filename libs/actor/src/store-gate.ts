@@ -62,6 +62,7 @@ export class StoreGate {
   private probing: NodeJS.Timeout | undefined;
   private waiters: Array<() => void> = [];
   private closed = false;
+  private outageCount = 0;
   private readonly metrics: GateMetrics;
   private readonly labels: { store: string };
 
@@ -77,6 +78,11 @@ export class StoreGate {
 
   isUp(): boolean {
     return this.down === undefined;
+  }
+
+  /** Outages seen so far (transitions from up to down). */
+  get outages(): number {
+    return this.outageCount;
   }
 
   /** Whether `err` means the store is unavailable. */
@@ -98,6 +104,7 @@ export class StoreGate {
       return true;
     }
     this.down = { since: now, errors: 1, lastSummary: now, err };
+    this.outageCount++;
     this.metrics.up.set(this.labels, 0);
     this.metrics.outages.inc(this.labels);
     this.opts.log.warn({ store: this.opts.store, err }, `${this.opts.store} unavailable; holding work until it answers again`);
