@@ -92,7 +92,10 @@ export interface ActorOptions<T> {
   gates?: ReadonlyArray<StoreGate>;
   /** Longest a batch is held for a store outage; past it its retries are nak'ed with backoff. Default 10 min. */
   holdOnOutageMs?: number;
-  /** After a store outage, ready again once the consumer has at most this many undelivered messages. Default 1000. */
+  /**
+   * After a store outage, ready again once at most this many messages wait: undelivered on the server
+   * plus prefetched into this actor but not yet handed to the handler. Default 1000.
+   */
   readyMaxPending?: number;
 }
 
@@ -494,9 +497,12 @@ export class Actor<T> {
         this.metrics.pending.set(this.labels, info.num_pending);
         this.metrics.ackPending.set(this.labels, info.num_ack_pending);
         this.metrics.redelivered.set(this.labels, info.num_redelivered);
-        if (this.catchingUp && this.gates.every((g) => g.isUp()) && info.num_pending <= (this.opts.readyMaxPending ?? 1000)) {
+        // The backlog is on the server (num_pending) and in this process's prefetch buffer: while a
+        // store is down the consumer keeps prefetching, so the server's count alone can read ~0.
+        const behind = info.num_pending + (this.messages?.getPending() ?? 0);
+        if (this.catchingUp && this.gates.every((g) => g.isUp()) && behind <= (this.opts.readyMaxPending ?? 1000)) {
           this.catchingUp = false;
-          this.log.info({ pending: info.num_pending }, 'caught up after a store outage');
+          this.log.info({ pending: info.num_pending, buffered: behind - info.num_pending }, 'caught up after a store outage');
         }
       } catch {
         // Lag is best-effort telemetry; connection trouble is reported by readiness.

@@ -31,6 +31,13 @@ export interface PrivateServer {
   port: number;
   url: string;
   start(): Promise<void>;
+  /** The server process's pid while it runs (for SIGSTOP/SIGCONT), else undefined. */
+  readonly pid: number | undefined;
+  /**
+   * Resolves once the running process has exited by itself (e.g. after Redis `SHUTDOWN NOSAVE`) and
+   * its port is closed; at once when it is not running. Then `start()` runs a new one.
+   */
+  exited(timeoutMs?: number): Promise<void>;
   /** SIGKILL by default: an abrupt outage. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Stop and delete the data dir. */
@@ -51,6 +58,20 @@ function privateServer(kind: string, cmd: string, args: (port: number, dir: stri
         if (proc === p) proc = undefined;
       });
       await waitFor(`${kind} on port ${port}`, () => portOpen(port), { timeoutMs: 20_000 });
+    },
+    get pid() {
+      return proc?.pid;
+    },
+    async exited(timeoutMs = 10_000) {
+      const p = proc;
+      if (p) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise((r) => p.once('exit', r)),
+          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${kind} on port ${port} did not exit within ${timeoutMs} ms`)), timeoutMs))),
+        ]).finally(() => clearTimeout(timer));
+      }
+      await waitFor(`${kind} port ${port} closed`, async () => !(await portOpen(port)), { timeoutMs });
     },
     async stop(signal = 'SIGKILL') {
       const p = proc;
@@ -76,9 +97,12 @@ export async function privateNats(): Promise<PrivateServer> {
   return s;
 }
 
-/** A private `redis-server` without persistence (an outage loses its keys, as a real crash would). */
-export async function privateRedis(): Promise<PrivateServer> {
-  const s = privateServer('redis', process.env['REDIS_SERVER_BIN'] ?? 'redis-server', (port, dir) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], (port) => `redis://127.0.0.1:${port}`, await freePort());
+/**
+ * A private `redis-server` without persistence (an outage loses its keys, as a real crash would).
+ * `extraArgs` are added to its command line, e.g. `['--maxmemory-policy', 'allkeys-lru']`.
+ */
+export async function privateRedis(extraArgs: readonly string[] = []): Promise<PrivateServer> {
+  const s = privateServer('redis', process.env['REDIS_SERVER_BIN'] ?? 'redis-server', (port, dir) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs], (port) => `redis://127.0.0.1:${port}`, await freePort());
   await s.start();
   return s;
 }
