@@ -1,3 +1,4 @@
+import { isConnectionLoss } from '@sluice/actor';
 /** A setting that parses but cannot be used; names the environment variable. */
 export class InvalidSettingError extends Error {
   override readonly name = 'InvalidSettingError';
@@ -44,16 +45,5 @@ export function isStoreContention(err: unknown): boolean {
 
 /** PostgreSQL error codes and network failures that a later attempt can get past. */
 export function isTransientStoreError(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | undefined;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  // 08 connection, 40 serialization/deadlock, 53 resources, 57 operator intervention (shutdown), 55P03 lock timeout.
-  if (/^(08|40|53|57)/.test(code) || code === '55P03') return true;
-  if (
-    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)
-  )
-    return true;
-  const msg = typeof e?.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(
-    msg,
-  );
+  return isConnectionLoss(err) || isStoreContention(err);
 }

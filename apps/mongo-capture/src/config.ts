@@ -53,8 +53,11 @@ export const mongoCaptureConfig = defineConfig({
   MONGO_CAPTURE_MAX_DELIVER: positiveInt(50),
   /** Server redelivery after this long without ack. Default `30s`. */
   MONGO_CAPTURE_ACK_WAIT: durationMs('30s'),
-  /** In-process retry budget of one failed write before nak. Default `20s`. */
-  MONGO_CAPTURE_RETRY_BUDGET: durationMs('20s'),
+  /**
+   * In-process retry budget of one failed write; past it MongoDB counts as down: the batch is held,
+   * nothing new is pulled, and MongoDB is probed every 500 ms until it answers. Default `2s`.
+   */
+  MONGO_CAPTURE_RETRY_BUDGET: durationMs('2s'),
 });
 
 export type MongoCaptureConfig = z.infer<typeof mongoCaptureConfig>;

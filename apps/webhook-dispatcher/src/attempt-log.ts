@@ -1,6 +1,7 @@
 // The attempt log in PostgreSQL: failures are written before the delivery is nak'ed (the attempt
 // number of the next try is read back from it after a restart); successes are batched. Pruned by
 // age and by a per-subscription row cap.
+import type { StoreGate } from '@sluice/actor';
 import type { Logger } from '@sluice/observability';
 import type { AttemptRecord, Store } from './store';
 
@@ -29,13 +30,20 @@ export class AttemptLog {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly opts: AttemptLogOptions,
+    /** PostgreSQL's gate: an outage is logged once there, not per flush. */
+    private readonly storeGate?: StoreGate,
   ) {}
+
+  private warn(err: unknown, msg: string, fields: Record<string, unknown> = {}): void {
+    if (this.storeGate) this.storeGate.warnUnlessOutage(this.log, err, msg, fields);
+    else this.log.warn({ ...fields, err }, msg);
+  }
 
   start(): void {
     this.flushTimer = setInterval(() => void this.flush(), this.opts.flushMs ?? 250);
     this.flushTimer.unref();
     this.pruneTimer = setInterval(() => {
-      this.store.pruneAttempts(this.opts.retentionMs, this.opts.perSubscription).catch((err) => this.log.warn({ err }, 'attempt log prune failed'));
+      this.store.pruneAttempts(this.opts.retentionMs, this.opts.perSubscription).catch((err) => this.warn(err, 'attempt log prune failed'));
     }, this.opts.pruneEveryMs ?? 60_000);
     this.pruneTimer.unref();
   }
@@ -61,7 +69,7 @@ export class AttemptLog {
     this.flushing = this.store
       .insertAttempts(rows)
       .catch((err) => {
-        this.log.warn({ err, rows: rows.length }, 'attempt log write failed; will retry');
+        this.warn(err, 'attempt log write failed; will retry', { rows: rows.length });
         this.buffer.unshift(...rows.slice(0, Math.max(0, (this.opts.maxBuffered ?? 20_000) - this.buffer.length)));
       })
       .finally(() => {

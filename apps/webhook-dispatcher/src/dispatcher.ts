@@ -1,6 +1,6 @@
 // Builds every part of the dispatcher from its config; main.ts wires them into the runtime, tests
 // start and stop them in-process.
-import type { Actor } from '@sluice/actor';
+import { isConnectionLoss, StoreGate, type Actor } from '@sluice/actor';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
@@ -51,11 +51,20 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
   const pool = new Pool({ connectionString: c.WEBHOOK_DATABASE_URL, max: c.WEBHOOK_DATABASE_POOL });
   pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL client failed'));
   const store = new Store(pool);
-  const cache = new SubscriptionCache(store, log, c.WEBHOOK_SUBSCRIPTION_REFRESH);
+  const storeGate = new StoreGate({
+    store: 'postgres',
+    probe: async () => {
+      await pool.query('SELECT 1');
+    },
+    isOutage: isConnectionLoss,
+    log,
+    registry,
+  });
+  const cache = new SubscriptionCache(store, log, c.WEBHOOK_SUBSCRIPTION_REFRESH, storeGate);
   const ssrf = new SsrfPolicy(c.WEBHOOK_SSRF_ALLOW_CIDRS);
   const http = new WebhookHttpClient(ssrf, { timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT, bodyPrefixBytes: c.WEBHOOK_LOG_BODY_BYTES });
   const gates = new EndpointGates({ queueSize: c.WEBHOOK_ENDPOINT_QUEUE, maxQueueWaitMs: Math.floor(c.WEBHOOK_ACK_WAIT / 2) });
-  const attemptLog = new AttemptLog(store, log, { retentionMs: c.WEBHOOK_ATTEMPT_RETENTION, perSubscription: c.WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION });
+  const attemptLog = new AttemptLog(store, log, { retentionMs: c.WEBHOOK_ATTEMPT_RETENTION, perSubscription: c.WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION }, storeGate);
   const publisher = new DeliveryPublisher(nc, webhooks);
   const matchers = createMatchers({
     nc,
@@ -90,6 +99,7 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
     deliveriesMaxAgeMs: c.WEBHOOK_DELIVERIES_MAX_AGE,
     duplicateWindowMs: c.WEBHOOK_DUPLICATE_WINDOW,
     logBodyBytes: c.WEBHOOK_LOG_BODY_BYTES,
+    storeGate,
   });
 
   const d: Dispatcher = {
@@ -127,6 +137,7 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
     async close() {
       await d.api?.close();
       cache.stop();
+      storeGate.close();
       await attemptLog.stop();
       publisher.close();
       http.close();

@@ -13,7 +13,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { ensureConsumer, ensureStream, Lifecycle, publishDeadLetter, publishDurable } from '@sluice/actor';
+import { ensureConsumer, ensureStream, Lifecycle, publishDeadLetter, publishDurable, type StoreGate } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -54,6 +54,8 @@ export interface SenderOptions {
   duplicateWindowMs: number;
   /** Response body bytes kept in logs and the attempt log. */
   logBodyBytes: number;
+  /** PostgreSQL's gate: an outage is logged once there (not per delivery) and retried sooner. */
+  storeGate?: StoreGate;
 }
 
 const truncate = (s: string | undefined, n: number) => (s === undefined ? null : s.length > n ? `${s.slice(0, n)}…` : s);
@@ -243,8 +245,11 @@ export class Sender {
       await this.deliver(msg, d);
     } catch (err) {
       // PostgreSQL or NATS trouble while settling: nothing is acked, the delivery comes back.
-      this.log.warn({ err, webhookId: d.webhookId }, 'delivery handling failed; retrying later');
-      msg.nak(5_000);
+      const gate = this.opts.storeGate;
+      if (gate) gate.warnUnlessOutage(this.log, err, 'delivery handling failed; retrying later', { webhookId: d.webhookId });
+      else this.log.warn({ err, webhookId: d.webhookId }, 'delivery handling failed; retrying later');
+      // While PostgreSQL is down, come back about when its probe would notice it is up again.
+      msg.nak(gate && !gate.isUp() ? 1_000 : 5_000);
     } finally {
       this.heldKeys.delete(key);
     }
@@ -377,7 +382,9 @@ export class Sender {
       delay = Math.max(delay, ra);
       o.gates.pause(sub.id, limits, Date.now() + ra);
     }
-    await o.attemptLog.write(row('retry')).catch((err) => this.log.warn({ err }, 'attempt log write failed; retry count may restart after a crash'));
+    await o.attemptLog.write(row('retry')).catch((err) =>
+      o.storeGate ? o.storeGate.warnUnlessOutage(this.log, err, 'attempt log write failed; retry count may restart after a crash') : this.log.warn({ err }, 'attempt log write failed; retry count may restart after a crash'),
+    );
     this.rememberAttempts(key, attempt);
     msg.nak(delay);
   }

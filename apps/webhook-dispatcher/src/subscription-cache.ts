@@ -1,5 +1,6 @@
 // The subscriptions every part reads on the hot path, held in memory: replaced on every change made
 // through this process's API and re-read from PostgreSQL periodically (changes via other replicas).
+import type { StoreGate } from '@sluice/actor';
 import type { Logger } from '@sluice/observability';
 import type { DetectionFilter, RollupFilter, TelemetryFilter } from './filters';
 import type { Store, Subscription } from './store';
@@ -30,6 +31,8 @@ export class SubscriptionCache {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly refreshMs: number,
+    /** PostgreSQL's gate: an outage is logged once there, not per refresh. */
+    private readonly storeGate?: StoreGate,
   ) {}
 
   get snapshot(): Snapshot {
@@ -40,7 +43,9 @@ export class SubscriptionCache {
   async start(): Promise<void> {
     await this.refresh();
     this.timer = setInterval(() => {
-      this.refresh().catch((err) => this.log.warn({ err }, 'subscription refresh failed; keeping the last snapshot'));
+      this.refresh().catch((err) =>
+        this.storeGate ? this.storeGate.warnUnlessOutage(this.log, err, 'subscription refresh failed; keeping the last snapshot') : this.log.warn({ err }, 'subscription refresh failed; keeping the last snapshot'),
+      );
     }, this.refreshMs);
     this.timer.unref();
   }

@@ -1,6 +1,19 @@
-import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import { topology as canonicalTopology, type Topology } from '@sluice/contracts';
 import { ATTR, extractTraceContext, tracer, type Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
@@ -141,6 +154,8 @@ export class Actor<T> {
   private readonly gates: ReadonlyArray<StoreGate>;
   /** Set by a store outage, cleared once the lag is back under `readyMaxPending`: readiness is honest while behind. */
   private catchingUp = false;
+  /** Messages taken off the client's buffer while a store was down, kept alive until it is back. */
+  private readonly parked: JsMsg[] = [];
   private lastLagRead = 0;
   private wakeStop: () => void = () => undefined;
   private readonly stopped = new Promise<void>((resolve) => (this.wakeStop = resolve));
@@ -151,7 +166,11 @@ export class Actor<T> {
     const topo = opts.topology ?? canonicalTopology();
     this.dlq = opts.dlq ?? { stream: topo.streams.dlq, subject: topo.dlq(opts.service) };
     this.metrics = ActorMetrics.for(opts.registry);
-    this.labels = { service: opts.service, stream: opts.stream.name, consumer: opts.consumer.durable };
+    this.labels = {
+      service: opts.service,
+      stream: opts.stream.name,
+      consumer: opts.consumer.durable,
+    };
     this.log = opts.logger.child({ consumer: opts.consumer.durable, stream: opts.stream.name });
     this.metrics.state.set(this.labels, STATE_CODE.starting);
     this.lifecycle.onChange((to, from, cause) => {
@@ -170,7 +189,12 @@ export class Actor<T> {
    * not catching up on a backlog left by a store outage.
    */
   isReady(): boolean {
-    return this.lifecycle.state === 'running' && !this.opts.nc.isClosed() && this.gates.every((g) => g.isUp()) && !this.catchingUp;
+    return (
+      this.lifecycle.state === 'running' &&
+      !this.opts.nc.isClosed() &&
+      this.gates.every((g) => g.isUp()) &&
+      !this.catchingUp
+    );
   }
 
   /** Whether the actor is still draining the backlog a store outage left (not ready meanwhile). */
@@ -187,7 +211,9 @@ export class Actor<T> {
       await Promise.race([
         gate.whenUp(),
         this.stopped,
-        ...(Number.isFinite(until) ? [new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, until - Date.now()))))] : []),
+        ...(Number.isFinite(until)
+          ? [new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, until - Date.now()))))]
+          : []),
       ]);
       clearTimeout(timer);
     }
@@ -202,7 +228,10 @@ export class Actor<T> {
         await ensureStream(jsm, this.dlq.stream, { update: false });
         await ensureConsumer(jsm, this.opts.stream.name, this.opts.consumer);
       }
-      const consumer = await this.js.consumers.get(this.opts.stream.name, this.opts.consumer.durable);
+      const consumer = await this.js.consumers.get(
+        this.opts.stream.name,
+        this.opts.consumer.durable,
+      );
       // The server bounds a pull by bytes or by count, not both: bytes is the default memory bound.
       const prefetch = this.opts.prefetch;
       this.messages = await consumer.consume(
@@ -245,7 +274,9 @@ export class Actor<T> {
       let timer: NodeJS.Timeout | undefined;
       const ok = await Promise.race([
         p.then(() => true),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now())))),
+        new Promise<boolean>(
+          (r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))),
+        ),
       ]);
       clearTimeout(timer);
       return ok;
@@ -254,7 +285,10 @@ export class Actor<T> {
     const settled = await within(Promise.allSettled(this.inBatches));
     void this.messages?.close().catch(() => undefined);
     if (!settled || !(await within(this.loop ?? Promise.resolve()))) {
-      this.log.warn({ deadlineMs }, 'drain deadline passed; unsettled messages will be redelivered');
+      this.log.warn(
+        { deadlineMs },
+        'drain deadline passed; unsettled messages will be redelivered',
+      );
     }
     if (!this.lifecycle.terminal) this.lifecycle.transition('stopped');
   }
@@ -267,46 +301,113 @@ export class Actor<T> {
     // An unresolved it.next() survives a linger timeout and is reused, so no message is skipped.
     let pending: Promise<Next> | undefined;
     const take = () => (pending ??= it.next());
+    const parked = this.parked;
+    const next = async (timeoutMs?: number): Promise<Next | typeof TIMEOUT> => {
+      if (parked.length > 0) return { done: false, value: parked.shift()! };
+      const r = timeoutMs === undefined ? await take() : await raceTimeout(take(), timeoutMs);
+      if (r !== TIMEOUT) pending = undefined;
+      return r;
+    };
     const concurrency = Math.max(1, this.opts.batch?.concurrency ?? 1);
 
-    while (!this.stopping) {
-      // Bounded: at most `concurrency` batches in the handler; wait for one to settle.
-      while (this.inBatches.size >= concurrency) await Promise.race(this.inBatches);
-      if (this.batchFailure !== undefined) throw this.batchFailure;
-      // A store is down: take nothing new; the batch that met the outage is held in the handler step.
-      await this.gatesUp();
-      if (this.stopping) return;
-      const first = await take();
-      pending = undefined;
-      if (this.batchFailure !== undefined) throw this.batchFailure;
-      // Taken while stopping: left unsettled for ack-wait, like every prefetched message (DECISIONS #4).
-      if (first.done || this.stopping) return;
-      const batch = [first.value];
-      let bytes = first.value.data.length;
-      const deadline = Date.now() + lingerMs;
-      while (batch.length < maxMessages && bytes < maxBytes) {
-        const r = await raceTimeout(take(), Math.max(0, deadline - Date.now()));
-        if (r === TIMEOUT) break;
-        pending = undefined;
-        if (r.done) break;
-        batch.push(r.value);
-        bytes += r.value.data.length;
-      }
-      // Collected while stopping: left unsettled for ack-wait, like every prefetched message.
-      if (this.stopping) return;
-      this.inFlightBytes += bytes;
-      this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
-      const done: Promise<void> = this.processBatch(batch).finally(() => {
-        this.inBatches.delete(done);
-        this.inFlightBytes -= bytes;
+    try {
+      while (!this.stopping) {
+        // Bounded: at most `concurrency` batches in the handler; wait for one to settle. A store is
+        // down: hand nothing new to the handler (the batch that met the outage is held in the handler
+        // step) and keep what the client already pulled alive rather than let it expire.
+        for (;;) {
+          if (this.batchFailure !== undefined) throw this.batchFailure;
+          if (this.stopping) return;
+          if (!this.gates.every((g) => g.isUp())) {
+            if ((await this.park(take, () => (pending = undefined), parked)) === 'done') return;
+            continue;
+          }
+          if (this.inBatches.size < concurrency) break;
+          // With gates, look again every 200 ms: a batch held for an outage settles only after it.
+          if (this.gates.length === 0) await Promise.race(this.inBatches);
+          else await this.settledOrTimeout(200);
+        }
+        const first = await next();
+        if (first === TIMEOUT) continue;
+        if (this.batchFailure !== undefined) throw this.batchFailure;
+        // Taken while stopping: left unsettled for ack-wait, like every prefetched message (DECISIONS #4).
+        if (first.done || this.stopping) return;
+        const batch = [first.value];
+        let bytes = first.value.data.length;
+        const deadline = Date.now() + lingerMs;
+        while (batch.length < maxMessages && bytes < maxBytes) {
+          const r = await next(Math.max(0, deadline - Date.now()));
+          if (r === TIMEOUT || r.done) break;
+          batch.push(r.value);
+          bytes += r.value.data.length;
+        }
+        // Collected while stopping: left unsettled for ack-wait, like every prefetched message.
+        if (this.stopping) return;
+        this.inFlightBytes += bytes;
         this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
-      });
-      done.catch((err: unknown) => {
-        this.batchFailure ??= err;
-        // Ends a pull loop waiting for messages, so the actor fails now rather than on the next one.
-        void this.messages?.close().catch(() => undefined);
-      });
-      this.inBatches.add(done);
+        const done: Promise<void> = this.processBatch(batch).finally(() => {
+          this.inBatches.delete(done);
+          this.inFlightBytes -= bytes;
+          this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
+        });
+        done.catch((err: unknown) => {
+          this.batchFailure ??= err;
+          // Ends a pull loop waiting for messages, so the actor fails now rather than on the next one.
+          void this.messages?.close().catch(() => undefined);
+        });
+        this.inBatches.add(done);
+      }
+    } finally {
+      // Parked when the actor stopped: handed back at once for another replica.
+      for (const m of parked.splice(0)) m.nak();
+    }
+  }
+
+  private async settledOrTimeout(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([...this.inBatches, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * While a gate is down: takes what the client has already pulled (up to the prefetch bound) and
+   * keeps it alive with `working()`, so a store outage shorter than the hold does not make the server
+   * redeliver prefetched messages; returns when every gate is up again ('up') or the stream ended ('done').
+   */
+  private async park(
+    take: () => Promise<Next>,
+    taken: () => void,
+    parked: JsMsg[],
+  ): Promise<'up' | 'done'> {
+    this.catchingUp = true;
+    const prefetch = this.opts.prefetch;
+    const byCount = prefetch?.maxMessages !== undefined && prefetch.maxBytes === undefined;
+    const bound = byCount ? prefetch!.maxMessages! : (prefetch?.maxBytes ?? 8 * 1024 * 1024);
+    let held = parked.reduce((n, m) => n + (byCount ? 1 : m.data.length), 0);
+    const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
+    const heartbeat = setInterval(
+      () => parked.forEach((m) => m.working()),
+      Math.max(500, Math.floor(ackWait / 3)),
+    );
+    try {
+      const up = this.gatesUp().then(() => 'up' as const);
+      // Bounded by `bound`: past it, nothing more is taken until the gates are up.
+      while (!this.stopping && !this.gates.every((g) => g.isUp())) {
+        if (held >= bound) {
+          await up;
+          break;
+        }
+        const r = await Promise.race([take(), up]);
+        if (r === 'up') break;
+        taken();
+        if (r.done) return 'done';
+        r.value.working();
+        parked.push(r.value);
+        held += byCount ? 1 : r.value.data.length;
+      }
+      return 'up';
+    } finally {
+      clearInterval(heartbeat);
     }
   }
 
@@ -334,14 +435,25 @@ export class Actor<T> {
       );
       if (msg.info.deliveryCount > maxDeliver) {
         // Crashed on its final attempt(s): never hand it out again.
-        settled.push(this.settle(msg, { type: 'dead', error: new RetriesExhaustedError(msg.info.deliveryCount - 1) }, span));
+        settled.push(
+          this.settle(
+            msg,
+            { type: 'dead', error: new RetriesExhaustedError(msg.info.deliveryCount - 1) },
+            span,
+          ),
+        );
         continue;
       }
       let value: T;
       try {
         value = this.opts.decode(msg);
       } catch (err) {
-        const e = err instanceof PoisonMessageError ? err : new PoisonMessageError(`cannot decode message: ${asError(err).message}`, { cause: err });
+        const e =
+          err instanceof PoisonMessageError
+            ? err
+            : new PoisonMessageError(`cannot decode message: ${asError(err).message}`, {
+                cause: err,
+              });
         settled.push(this.settle(msg, { type: 'dead', error: e }, span));
         continue;
       }
@@ -367,7 +479,10 @@ export class Actor<T> {
     const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
     // Keeps the server from redelivering a batch whose handler is slow but alive, or that is held
     // through a store outage.
-    const heartbeat = setInterval(() => deliveries.forEach((d) => d.msg.working()), Math.max(500, Math.floor(ackWait / 3)));
+    const heartbeat = setInterval(
+      () => deliveries.forEach((d) => d.msg.working()),
+      Math.max(500, Math.floor(ackWait / 3)),
+    );
     try {
       const outcomes = await this.callHandler(deliveries);
       const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
@@ -408,13 +523,20 @@ export class Actor<T> {
     this.metrics.batchSize.observe(this.labels, deliveries.length);
     const batchSpan = this.tracer.startSpan(`handle batch ${this.opts.consumer.durable}`, {
       kind: SpanKind.INTERNAL,
-      attributes: { [ATTR.messagingBatchCount]: deliveries.length, [ATTR.service]: this.opts.service },
+      attributes: {
+        [ATTR.messagingBatchCount]: deliveries.length,
+        [ATTR.service]: this.opts.service,
+      },
       links: deliveries.map((d) => ({ context: trace.getSpanContext(d.context)! })),
     });
     try {
-      const outcomes = await context.with(trace.setSpan(context.active(), batchSpan), () => this.opts.handle(deliveries));
+      const outcomes = await context.with(trace.setSpan(context.active(), batchSpan), () =>
+        this.opts.handle(deliveries),
+      );
       if (!Array.isArray(outcomes) || outcomes.length !== deliveries.length) {
-        throw new HandlerContractError(`handler returned ${Array.isArray(outcomes) ? outcomes.length : typeof outcomes} outcomes for ${deliveries.length} messages`);
+        throw new HandlerContractError(
+          `handler returned ${Array.isArray(outcomes) ? outcomes.length : typeof outcomes} outcomes for ${deliveries.length} messages`,
+        );
       }
       return outcomes;
     } catch (err) {
@@ -423,7 +545,11 @@ export class Actor<T> {
       batchSpan.recordException(e);
       batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
       // A store outage is logged once by its gate, not once per batch.
-      if (!this.gates.some((g) => g.isOutage(e))) this.log.warn({ err: e, messages: deliveries.length }, 'batch handler failed; retrying the batch');
+      if (!this.gates.some((g) => g.isOutage(e)))
+        this.log.warn(
+          { err: e, messages: deliveries.length },
+          'batch handler failed; retrying the batch',
+        );
       return deliveries.map(() => ({ type: 'retry', error: e }) as const);
     } finally {
       end();
@@ -456,10 +582,17 @@ export class Actor<T> {
           span.recordException(effective.error);
           span.setStatus({ code: SpanStatusCode.ERROR, message: effective.error.message });
           try {
-            await publishDeadLetter(this.js, msg, { service: this.opts.service, subject: this.dlq.subject, error: effective.error });
+            await publishDeadLetter(this.js, msg, {
+              service: this.opts.service,
+              subject: this.dlq.subject,
+              error: effective.error,
+            });
           } catch (err) {
             // Never term what is not safely in the DLQ.
-            this.log.error({ err, seq: msg.seq }, 'dead-letter publish failed; message will be redelivered');
+            this.log.error(
+              { err, seq: msg.seq },
+              'dead-letter publish failed; message will be redelivered',
+            );
             msg.nak(backoffDelay(count, this.opts.backoff));
             this.metrics.retried.inc(this.labels);
             break;
@@ -467,7 +600,10 @@ export class Actor<T> {
           // Plain term: servers before 2.10 ignore a `+TERM <reason>` ack. The reason is in the DLQ.
           msg.term();
           this.metrics.deadLettered.inc({ ...this.labels, error_class: effective.error.name });
-          this.log.warn({ seq: msg.seq, subject: msg.subject, deliveries: count, err: effective.error }, 'message dead-lettered');
+          this.log.warn(
+            { seq: msg.seq, subject: msg.subject, deliveries: count, err: effective.error },
+            'message dead-lettered',
+          );
           break;
       }
     } finally {
@@ -478,7 +614,12 @@ export class Actor<T> {
   private watchStatus(messages: ConsumerMessages): void {
     (async () => {
       for await (const s of messages.status()) {
-        if (s.type === 'heartbeats_missed' || s.type === 'consumer_not_found' || s.type === 'stream_not_found' || s.type === 'consumer_deleted') {
+        if (
+          s.type === 'heartbeats_missed' ||
+          s.type === 'consumer_not_found' ||
+          s.type === 'stream_not_found' ||
+          s.type === 'consumer_deleted'
+        ) {
           this.log.warn({ status: s.type }, 'consumer status');
         }
       }
@@ -499,10 +640,17 @@ export class Actor<T> {
         this.metrics.redelivered.set(this.labels, info.num_redelivered);
         // The backlog is on the server (num_pending) and in this process's prefetch buffer: while a
         // store is down the consumer keeps prefetching, so the server's count alone can read ~0.
-        const behind = info.num_pending + (this.messages?.getPending() ?? 0);
-        if (this.catchingUp && this.gates.every((g) => g.isUp()) && behind <= (this.opts.readyMaxPending ?? 1000)) {
+        const behind = info.num_pending + (this.messages?.getPending() ?? 0) + this.parked.length;
+        if (
+          this.catchingUp &&
+          this.gates.every((g) => g.isUp()) &&
+          behind <= (this.opts.readyMaxPending ?? 1000)
+        ) {
           this.catchingUp = false;
-          this.log.info({ pending: info.num_pending, buffered: behind - info.num_pending }, 'caught up after a store outage');
+          this.log.info(
+            { pending: info.num_pending, buffered: behind - info.num_pending },
+            'caught up after a store outage',
+          );
         }
       } catch {
         // Lag is best-effort telemetry; connection trouble is reported by readiness.

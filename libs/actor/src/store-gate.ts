@@ -37,10 +37,30 @@ function gateMetrics(registry: Registry): GateMetrics {
     const registers = [registry];
     const labelNames = ['store'] as const;
     m = {
-      up: new Gauge({ name: 'sluice_store_up', help: '1 while the store answers, 0 during an outage', labelNames, registers }),
-      errors: new Counter({ name: 'sluice_store_errors_total', help: 'Store operations that failed because the store was unavailable', labelNames, registers }),
-      outages: new Counter({ name: 'sluice_store_outages_total', help: 'Transitions of the store from up to down', labelNames, registers }),
-      downSeconds: new Counter({ name: 'sluice_store_down_seconds_total', help: 'Time the store spent down', labelNames, registers }),
+      up: new Gauge({
+        name: 'sluice_store_up',
+        help: '1 while the store answers, 0 during an outage',
+        labelNames,
+        registers,
+      }),
+      errors: new Counter({
+        name: 'sluice_store_errors_total',
+        help: 'Store operations that failed because the store was unavailable',
+        labelNames,
+        registers,
+      }),
+      outages: new Counter({
+        name: 'sluice_store_outages_total',
+        help: 'Transitions of the store from up to down',
+        labelNames,
+        registers,
+      }),
+      downSeconds: new Counter({
+        name: 'sluice_store_down_seconds_total',
+        help: 'Time the store spent down',
+        labelNames,
+        registers,
+      }),
     };
     byRegistry.set(registry, m);
   }
@@ -107,9 +127,25 @@ export class StoreGate {
     this.outageCount++;
     this.metrics.up.set(this.labels, 0);
     this.metrics.outages.inc(this.labels);
-    this.opts.log.warn({ store: this.opts.store, err }, `${this.opts.store} unavailable; holding work until it answers again`);
+    this.opts.log.warn(
+      { store: this.opts.store, err },
+      `${this.opts.store} unavailable; holding work until it answers again`,
+    );
     this.scheduleProbe();
     return true;
+  }
+
+  /**
+   * For code that handles store errors itself (no actor holding work): reports `err`, and logs it
+   * with `msg` on `log` only when it is not an outage (an outage is logged once, by the gate).
+   */
+  warnUnlessOutage(
+    log: Logger,
+    err: unknown,
+    msg: string,
+    fields: Record<string, unknown> = {},
+  ): void {
+    if (!this.failure(err)) log.warn({ ...fields, err }, msg);
   }
 
   /** Resolves when the gate is up (at once if it is), or when it is closed. */
@@ -148,7 +184,10 @@ export class StoreGate {
       await Promise.race([
         this.opts.probe(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`probe exceeded ${this.opts.probeTimeoutMs ?? 2_000} ms`)), this.opts.probeTimeoutMs ?? 2_000);
+          timer = setTimeout(
+            () => reject(new Error(`probe exceeded ${this.opts.probeTimeoutMs ?? 2_000} ms`)),
+            this.opts.probeTimeoutMs ?? 2_000,
+          );
         }),
       ]);
     } catch (err) {
@@ -157,7 +196,12 @@ export class StoreGate {
       if (now - down.lastSummary >= (this.opts.summaryIntervalMs ?? 30_000)) {
         down.lastSummary = now;
         this.opts.log.warn(
-          { store: this.opts.store, downForMs: now - down.since, failedOperations: down.errors, lastError: (err as Error)?.message ?? String(err) },
+          {
+            store: this.opts.store,
+            downForMs: now - down.since,
+            failedOperations: down.errors,
+            lastError: (err as Error)?.message ?? String(err),
+          },
           `${this.opts.store} still unavailable`,
         );
       }
@@ -172,7 +216,38 @@ export class StoreGate {
     this.down = undefined;
     this.metrics.up.set(this.labels, 1);
     this.metrics.downSeconds.inc(this.labels, downForMs / 1000);
-    this.opts.log.info({ store: this.opts.store, downForMs, failedOperations: down.errors }, `${this.opts.store} available again`);
+    this.opts.log.info(
+      { store: this.opts.store, downForMs, failedOperations: down.errors },
+      `${this.opts.store} available again`,
+    );
     this.release();
   }
+}
+
+/** PostgreSQL SQLSTATE classes of an unavailable server: 08 connection, 53 resources, 57 operator intervention. */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57)/;
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Whether an error from a database driver means the server cannot be reached or cannot serve now
+ * (network errno codes, PostgreSQL connection/resource/shutdown SQLSTATEs, node-postgres messages of a
+ * lost connection), as opposed to a statement the server refused.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (UNAVAILABLE_SQLSTATE.test(code) || NETWORK_CODES.has(code)) return true;
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(
+    msg,
+  );
 }

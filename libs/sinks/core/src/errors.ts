@@ -35,3 +35,11 @@ export class SinkWriteTimeoutError extends Error {
 export class SinkContractError extends Error {
   override readonly name = 'SinkContractError';
 }
+
+/** The destination stayed unavailable through the in-process retries: the runner's gate holds the batch until it answers. */
+export class SinkUnavailableError extends Error {
+  override readonly name = 'SinkUnavailableError';
+  constructor(sink: string, options?: { cause?: unknown }) {
+    super(`sink ${sink} unavailable: ${(options?.cause as Error | undefined)?.message ?? 'health check failed'}`, options);
+  }
+}

@@ -5,8 +5,9 @@ export interface RetryOptions {
   /** Largest delay (doubling up to it). Default 5 s. */
   maxMs?: number;
   /**
-   * Longest time one batch is retried in-process; meanwhile the runner pulls nothing new (the store
-   * is down: JetStream buffers). Then the messages are nak'ed with the actor's backoff. Default 20 s.
+   * Longest time one batch is retried in-process (a passing hiccup); then the destination counts as
+   * down: the runner's store gate holds the batch, pulls nothing new (JetStream buffers), probes the
+   * destination every 500 ms and writes the batch again as soon as it answers. Default 2 s.
    */
   budgetMs?: number;
 }

@@ -4,6 +4,7 @@ import {
   Actor,
   Outcomes,
   PoisonMessageError,
+  StoreGate,
   type BackoffOptions,
   type BatchOptions,
   type Delivery,
@@ -15,7 +16,7 @@ import { decodeBatch, dlqSubject, STREAMS, type EventBatch } from '@sluice/contr
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { publishEventDeadLetter } from './dead-letter';
-import { SinkContractError, SinkWriteTimeoutError } from './errors';
+import { SinkContractError, SinkUnavailableError, SinkWriteTimeoutError } from './errors';
 import { SinkMetrics } from './metrics';
 import { flatten } from './records';
 import { retryDelay, sleepUnlessAborted, withTimeout, type RetryOptions } from './retry';
@@ -54,6 +55,8 @@ export interface SinkRunnerOptions {
   writeTimeoutMs?: number;
   /** How often the sink's health check runs. Default 5 s. */
   healthIntervalMs?: number;
+  /** Longest a batch is held through an outage of the destination before it is nak'ed with backoff. Default 10 min. */
+  holdOnOutageMs?: number;
   /** Create/update stream, consumer and DLQ stream on start. Default true. */
   provision?: boolean;
   logger: Logger;
@@ -76,6 +79,8 @@ function asError(e: unknown): Error {
 export class SinkRunner {
   readonly actor: Actor<EventBatch>;
   readonly sink: Sink;
+  /** The destination as the actor sees it: down after a write failed through the in-process retries. */
+  readonly gate: StoreGate;
   private readonly metrics: SinkMetrics;
   private readonly labels: { sink: string };
   private readonly js: JetStreamClient;
@@ -95,6 +100,17 @@ export class SinkRunner {
     this.dlq = { subject: opts.dlq?.subject ?? dlqSubject(opts.service) };
     const batch = { maxMessages: 64, maxBytes: 4 * 1024 * 1024, lingerMs: 20, ...opts.batch };
     this.maxBatchBytes = batch.maxBytes;
+    this.gate = new StoreGate({
+      store: opts.sink.name,
+      probe: async () => {
+        await this.sink.connect();
+        const health = await this.sink.health();
+        if (!health.ok) throw new SinkUnavailableError(this.sink.name, { cause: new Error(health.detail ?? 'health check failed') });
+      },
+      isOutage: (err) => err instanceof SinkUnavailableError,
+      log: this.log,
+      registry: opts.registry,
+    });
     this.actor = new Actor<EventBatch>({
       service: opts.service,
       nc: opts.nc,
@@ -117,6 +133,8 @@ export class SinkRunner {
       batch,
       prefetch: opts.prefetch ?? { maxBytes: 2 * batch.maxBytes },
       maxDeliver: opts.maxDeliver ?? 50,
+      gates: [this.gate],
+      ...(opts.holdOnOutageMs !== undefined ? { holdOnOutageMs: opts.holdOnOutageMs } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.provision === false ? { provision: false } : {}),
       logger: opts.logger,
@@ -152,6 +170,7 @@ export class SinkRunner {
   abortRetries(): void {
     clearInterval(this.healthTimer);
     this.abort.abort();
+    this.gate.close();
   }
 
   /** Closes the sink, giving up after `deadlineMs`. */
@@ -244,7 +263,7 @@ export class SinkRunner {
   }
 
   private async writeWithRetry(flat: ReturnType<typeof flatten>): Promise<Attempt> {
-    const budget = this.opts.retry?.budgetMs ?? 20_000;
+    const budget = this.opts.retry?.budgetMs ?? 2_000;
     const timeoutMs = this.opts.writeTimeoutMs ?? 60_000;
     const giveUpAt = Date.now() + budget;
     for (let attempt = 1; ; attempt++) {
@@ -253,7 +272,6 @@ export class SinkRunner {
         if (attempt > 1) await withTimeout(this.sink.connect(), timeoutMs, () => new SinkWriteTimeoutError(timeoutMs));
         const result = await withTimeout(this.sink.write(flat.records), timeoutMs, () => new SinkWriteTimeoutError(timeoutMs));
         end();
-        if (attempt > 1) this.log.info({ attempt }, 'sink write succeeded after retry');
         return { ok: result };
       } catch (err) {
         end();
@@ -264,10 +282,10 @@ export class SinkRunner {
           this.log.error({ err: e }, 'sink write failed permanently; dead-lettering the batch');
           return { fatal: e };
         }
+        // Counted in metrics; an outage is logged once, by the gate, when the retries run out.
         const delay = retryDelay(attempt, this.opts.retry);
-        if (attempt === 1 || attempt % 10 === 0) this.log.warn({ err: e, attempt }, 'sink write failed; retrying');
         if (Date.now() + delay > giveUpAt || !(await sleepUnlessAborted(delay, this.abort.signal))) {
-          return { retry: e };
+          return { retry: new SinkUnavailableError(this.sink.name, { cause: e }) };
         }
       }
     }
