@@ -203,7 +203,9 @@ _svc_nats_start() {
 _svc_redis_installed() { command -v redis-server >/dev/null 2>&1; }
 _svc_redis_start() {
   as_root mkdir -p /var/lib/redis /var/log/redis
-  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+  # Durable like every shipped configuration (AOF every second, no eviction): docs/OPERATIONS.md.
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly yes \
+    --appendfsync everysec --maxmemory-policy noeviction \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log >/dev/null
 }
 
