@@ -5,7 +5,9 @@
 // Redis) and measures the time until every clean message is in the clean stream. The baseline is the
 // same pipeline with a claim store that answers "new" without any I/O: decode, build the clean
 // payload (raw bytes with a new batch_id when all events are kept), publish and ack, i.e. the
-// ceiling set by everything except Redis. Each run uses its own namespace (streams)
+// ceiling set by everything except Redis. `unguarded_events_per_s` is the same Redis claims without
+// the re-seed guard (DEDUPE_RESEED=false). After the guarded run its claims are deleted and re-seeded
+// from the clean stream it wrote: `reseed_claims_per_s`. Each run uses its own namespace (streams)
 // and key prefix, deleted afterwards.
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -172,6 +174,8 @@ interface RunResult {
   reseed?: ReseedResult | undefined;
   /** Redis server CPU seconds over the run, without the re-seed (when Redis is given). */
   redisCpu?: number;
+  /** Redis round trips of the pipeline, without the re-seed's. */
+  roundTrips?: number;
 }
 
 async function run(
@@ -181,6 +185,7 @@ async function run(
   claims: MeasuredClaims,
   opts: { messages: number; perMessage: number; dupRatio: number; batch: number; concurrency: number; prefix: string; label: string },
   redis?: RedisLike,
+  roundTrips?: { count: number },
 ): Promise<RunResult> {
   const ns = `bench-${opts.label}-${Date.now().toString(36)}`;
   const t = topology(ns);
@@ -211,6 +216,7 @@ async function run(
     await publisher.stop();
     const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
     const redisCpu = redis ? (await redisCpuSeconds(redis)) - cpu0 : undefined;
+    const pipelineRoundTrips = roundTrips?.count;
     let reseed: ReseedResult | undefined;
     if (claims.guarded && redis) {
       // Redis "lost" this run's claims and guard: rebuild them from the clean stream just written.
@@ -218,7 +224,14 @@ async function run(
       reseed = await dedupe.reseed('bench');
     }
     await dedupe.recovery.stop();
-    return { seconds, cleanMessages: info.state.messages, cleanEvents: published?.values[0]?.value ?? 0, reseed, ...(redisCpu !== undefined ? { redisCpu } : {}) };
+    return {
+      seconds,
+      cleanMessages: info.state.messages,
+      cleanEvents: published?.values[0]?.value ?? 0,
+      reseed,
+      ...(redisCpu !== undefined ? { redisCpu } : {}),
+      ...(pipelineRoundTrips !== undefined ? { roundTrips: pipelineRoundTrips } : {}),
+    };
   } finally {
     for (const s of Object.values(t.streams)) await jsm.streams.delete(s.name).catch(() => undefined);
   }
@@ -264,7 +277,7 @@ const bench: Bench = async (opts) => {
     const unguarded = await run(mod, nc, jsm, new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false })), { ...common, label: 'unguarded' });
     const roundTrips = countRoundTrips(redis);
     const claims = new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }));
-    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' }, redis);
+    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' }, redis, roundTrips);
     const redisCpu = dd.redisCpu ?? Number.NaN;
     const lat = [...claims.latencies].sort((a, b) => a - b);
     const total = messages * perMessage;
@@ -292,8 +305,8 @@ const bench: Bench = async (opts) => {
       concurrency,
       batches: claims.calls,
       avg_messages_per_batch: round(messages / Math.max(1, claims.calls)),
-      redis_round_trips: roundTrips.count,
-      redis_round_trips_per_batch: round(roundTrips.count / Math.max(1, claims.calls), 3),
+      redis_round_trips: dd.roundTrips ?? 0,
+      redis_round_trips_per_batch: round((dd.roundTrips ?? 0) / Math.max(1, claims.calls), 3),
       claims_per_round_trip: Math.round(claims.requests / Math.max(1, claims.calls)),
       // The Redis server's CPU over the dedupe run (pre-fill included: it touches no Redis key).
       redis_cpu_us_per_claim: round((redisCpu * 1e6) / Math.max(1, claims.requests), 3),
