@@ -47,7 +47,14 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
   env?: Env,
 ): Promise<Runtime<z.infer<S>>> {
   const config = loadConfig(schema as never, env) as z.infer<S>;
-  const tracing = startTracing({ service, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, disabled: config.OTEL_SDK_DISABLED });
+  const tracing = startTracing({
+    service,
+    environment: config.SLUICE_ENV,
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    metricsExporter: config.OTEL_METRICS_EXPORTER,
+    logsExporter: config.OTEL_LOGS_EXPORTER,
+    disabled: config.OTEL_SDK_DISABLED,
+  });
   const hashDeviceId = createDeviceHasher(config.DEVICE_ID_HASH_KEY);
   const log = createLogger({ service, level: config.LOG_LEVEL, hashDeviceId });
   const registry = new Registry();

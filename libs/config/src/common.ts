@@ -14,8 +14,19 @@ export const commonEnv = {
   NATS_CREDS: z.string().optional(),
   /** pino level. Default `info`. */
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** OTLP/HTTP collector base URL (e.g. `http://jaeger:4318`); tracing export is off when unset. */
+  /**
+   * OTLP/HTTP collector base URL (e.g. `http://jaeger:4318`); spans are sent to `<url>/v1/traces`.
+   * Unset: no export, but spans are still created, so trace ids reach logs and NATS headers.
+   */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url('must be a URL like http://jaeger:4318').optional(),
+  /**
+   * `otlp` exports OpenTelemetry metrics over OTLP (endpoint and protocol from the standard
+   * `OTEL_EXPORTER_OTLP_*` variables). Default `none`, unlike the SDK's `otlp`: Sluice's metrics are
+   * Prometheus, on `/metrics`.
+   */
+  OTEL_METRICS_EXPORTER: z.enum(['none', 'otlp']).default('none'),
+  /** `otlp` exports OpenTelemetry log records over OTLP. Default `none`: logs are JSON lines on stdout. */
+  OTEL_LOGS_EXPORTER: z.enum(['none', 'otlp']).default('none'),
   /** Turns the OpenTelemetry SDK off entirely. Default `false`. */
   OTEL_SDK_DISABLED: bool(false),
   /** Port of `/healthz`, `/readyz`, `/metrics`. Default 9400. */
