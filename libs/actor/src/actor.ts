@@ -15,7 +15,13 @@ import {
   type Span,
 } from '@opentelemetry/api';
 import { topology as canonicalTopology, type Topology } from '@sluice/contracts';
-import { ATTR, extractTraceContext, SPAN_LINK_LIMIT, tracer, type Logger } from '@sluice/observability';
+import {
+  ATTR,
+  extractTraceContext,
+  SPAN_LINK_LIMIT,
+  tracer,
+  type Logger,
+} from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from './backoff';
 import { publishDeadLetter } from './dead-letter';
@@ -528,7 +534,9 @@ export class Actor<T> {
         [ATTR.service]: this.opts.service,
       },
       // The provider keeps at most SPAN_LINK_LIMIT links; the batch size is in the attribute above.
-      links: deliveries.slice(0, SPAN_LINK_LIMIT).map((d) => ({ context: trace.getSpanContext(d.context)! })),
+      links: deliveries
+        .slice(0, SPAN_LINK_LIMIT)
+        .map((d) => ({ context: trace.getSpanContext(d.context)! })),
     });
     try {
       const outcomes = await context.with(trace.setSpan(context.active(), batchSpan), () =>

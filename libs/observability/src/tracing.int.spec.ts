@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { SPAN_LINK_LIMIT, type TracingOptions } from './tracing';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const ROOT_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const ROOT_VERSION = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
 
 /** One request the receiver got. */
 interface Received {
@@ -24,7 +26,12 @@ async function startReceiver() {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', path: req.url ?? '', contentType: String(req.headers['content-type']), body: Buffer.concat(chunks) });
+      received.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        contentType: String(req.headers['content-type']),
+        body: Buffer.concat(chunks),
+      });
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -41,13 +48,27 @@ async function startReceiver() {
  * Runs the fixture process with `opts` and the environment `env` (the test's own OTEL_* variables
  * removed first); resolves with what it printed once it exited 0.
  */
-function runFixture(opts: TracingOptions, env: Record<string, string>): Promise<{ traceId: string; pid: number }> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'libs/observability/src/test-fixtures/otlp-process.ts', JSON.stringify(opts)], {
-    cwd: ROOT,
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function runFixture(
+  opts: TracingOptions,
+  env: Record<string, string>,
+): Promise<{ traceId: string; pid: number }> {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')),
+  );
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'libs/observability/src/test-fixtures/otlp-process.ts',
+      JSON.stringify(opts),
+    ],
+    {
+      cwd: ROOT,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   proc.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
   proc.stderr.on('data', (b: Buffer) => (out += b.toString('utf8')));
@@ -68,7 +89,12 @@ interface OtlpSpan {
 }
 interface OtlpTraces {
   resourceSpans: Array<{
-    resource: { attributes: Array<{ key: string; value: { stringValue?: string; intValue?: string | number } }> };
+    resource: {
+      attributes: Array<{
+        key: string;
+        value: { stringValue?: string; intValue?: string | number };
+      }>;
+    };
     scopeSpans: Array<{ spans: OtlpSpan[] }>;
   }>;
 }
@@ -78,9 +104,19 @@ function decodeTraces(received: Received[]) {
   const resources: Array<Record<string, string>> = [];
   const spans: OtlpSpan[] = [];
   for (const r of received.filter((x) => x.path === '/v1/traces')) {
-    expect(r).toMatchObject({ method: 'POST', contentType: expect.stringMatching(/^application\/json/) });
+    expect(r).toMatchObject({
+      method: 'POST',
+      contentType: expect.stringMatching(/^application\/json/),
+    });
     for (const rs of (JSON.parse(r.body.toString('utf8')) as OtlpTraces).resourceSpans) {
-      resources.push(Object.fromEntries(rs.resource.attributes.map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue)])));
+      resources.push(
+        Object.fromEntries(
+          rs.resource.attributes.map((a) => [
+            a.key,
+            String(a.value.stringValue ?? a.value.intValue),
+          ]),
+        ),
+      );
       for (const ss of rs.scopeSpans) spans.push(...ss.spans);
     }
   }
@@ -102,7 +138,10 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
     // default would post there on shutdown.
     const child = await runFixture(
       { service: 'tracing-int-spec', otlpEndpoint: `${receiver.url}/`, environment: 'test' },
-      { OTEL_RESOURCE_ATTRIBUTES: `sluice.test.run=${run}`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+      {
+        OTEL_RESOURCE_ATTRIBUTES: `sluice.test.run=${run}`,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      },
     );
 
     expect(new Set(receiver.received.map((r) => r.path))).toEqual(new Set(['/v1/traces']));
@@ -119,7 +158,9 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
         'process.runtime.name': 'nodejs',
         'telemetry.sdk.language': 'nodejs',
       });
-      expect(attrs['service.instance.id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(attrs['service.instance.id']).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
       expect(attrs['os.type']).toBeTruthy();
     }
     expect(new Set(resources.map((a) => a['service.instance.id'])).size).toBe(1);
@@ -136,7 +177,13 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
 
   it('OTEL_RESOURCE_ATTRIBUTES overrides service.version; OTLP metrics and logs are exported when asked for', async () => {
     await runFixture(
-      { service: 'tracing-int-spec', instanceId: 'pod-7/1', otlpEndpoint: receiver.url, metricsExporter: 'otlp', logsExporter: 'otlp' },
+      {
+        service: 'tracing-int-spec',
+        instanceId: 'pod-7/1',
+        otlpEndpoint: receiver.url,
+        metricsExporter: 'otlp',
+        logsExporter: 'otlp',
+      },
       {
         OTEL_RESOURCE_ATTRIBUTES: 'service.version=9.9.9-spec',
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -144,7 +191,9 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
         OTEL_LOGS_EXPORTER: 'otlp',
       },
     );
-    expect(new Set(receiver.received.map((r) => r.path))).toEqual(new Set(['/v1/traces', '/v1/metrics', '/v1/logs']));
+    expect(new Set(receiver.received.map((r) => r.path))).toEqual(
+      new Set(['/v1/traces', '/v1/metrics', '/v1/logs']),
+    );
     expect(decodeTraces(receiver.received).resources[0]).toMatchObject({
       'service.name': 'tracing-int-spec',
       'service.version': '9.9.9-spec',

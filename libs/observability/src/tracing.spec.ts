@@ -45,7 +45,9 @@ describe('startTracing without an exporter', () => {
 
   it('unregisters on shutdown, so it can start again; disabled registers nothing', async () => {
     await startTracing({ service: 'tracing-spec' }).shutdown();
-    expect(trace.getTracer('t').startSpan('after shutdown').spanContext().traceId).toBe(ZERO_TRACE_ID);
+    expect(trace.getTracer('t').startSpan('after shutdown').spanContext().traceId).toBe(
+      ZERO_TRACE_ID,
+    );
     const again = startTracing({ service: 'tracing-spec' });
     try {
       expect(trace.getTracer('t').startSpan('again').spanContext().traceId).not.toBe(ZERO_TRACE_ID);

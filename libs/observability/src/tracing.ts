@@ -2,7 +2,14 @@ import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, envDetector, hostDetector, osDetector, processDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  defaultResource,
+  envDetector,
+  hostDetector,
+  osDetector,
+  processDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import {
   InMemorySpanExporter,
@@ -86,7 +93,11 @@ export function startTracing(opts: TracingOptions): Tracing {
     // TracerProvider at all for an empty processor list, so without an endpoint a processor that
     // drops finished spans keeps one registered.
     ...(opts.otlpEndpoint
-      ? { traceExporter: new OTLPTraceExporter({ url: `${opts.otlpEndpoint.replace(/\/$/, '')}/v1/traces` }) }
+      ? {
+          traceExporter: new OTLPTraceExporter({
+            url: `${opts.otlpEndpoint.replace(/\/$/, '')}/v1/traces`,
+          }),
+        }
       : { spanProcessors: [new NoopSpanProcessor()] }),
     // NodeSDK defaults both to OTLP when these options are absent; absent here means "from the env".
     ...(opts.metricsExporter === 'otlp' ? {} : { metricReaders: [] }),

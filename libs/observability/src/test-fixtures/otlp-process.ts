@@ -5,7 +5,9 @@ import { logs, metrics, type Link } from '@opentelemetry/api';
 import { SPAN_LINK_LIMIT, startTracing, tracer, type TracingOptions } from '../tracing';
 
 function linksTo(n: number): Link[] {
-  return Array.from({ length: n }, () => ({ context: tracer('fixture').startSpan('message').spanContext() }));
+  return Array.from({ length: n }, () => ({
+    context: tracer('fixture').startSpan('message').spanContext(),
+  }));
 }
 
 async function main() {
@@ -13,8 +15,12 @@ async function main() {
   metrics.getMeter('fixture').createCounter('fixture_counter').add(1);
   logs.getLogger('fixture').emit({ body: 'a log record' });
   const traceId = tracer('fixture').startActiveSpan('root', (root) => {
-    tracer('fixture').startSpan('batch of 300', { links: linksTo(300) }).end();
-    tracer('fixture').startSpan('batch over the limit', { links: linksTo(SPAN_LINK_LIMIT + 100) }).end();
+    tracer('fixture')
+      .startSpan('batch of 300', { links: linksTo(300) })
+      .end();
+    tracer('fixture')
+      .startSpan('batch over the limit', { links: linksTo(SPAN_LINK_LIMIT + 100) })
+      .end();
     root.end();
     return root.spanContext().traceId;
   });
