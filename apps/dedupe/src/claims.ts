@@ -5,6 +5,18 @@ import { guardKeys, type ClaimBatch } from './keys';
 /** `new`: claimed now; `ours`: already claimed by the same owner (a redelivery); `theirs`: a duplicate. */
 export type ClaimResult = 'new' | 'ours' | 'theirs';
 
+/** How a claim call is made: by the pipeline (guarded), or by a re-seed. */
+export interface ClaimOptions {
+  /** The re-seed whose lease the claims are made under (instead of the guard). Default none. */
+  seedToken?: string;
+  /**
+   * When the claims were first made: a hash expires `ttl` after the later of its bucket end and this.
+   * A re-seed passes the clean messages' publish time, so re-seeded claims expire when the originals
+   * would have. Default now.
+   */
+  claimedAtMs?: number;
+}
+
 /** What {@link ClaimStore.beginSeed} found. */
 export type SeedStart = 'started' | 'busy' | 'valid';
 /** What {@link ClaimStore.commitSeed} did: `changed` = Redis restarted or evicted during the seed. */
@@ -24,7 +36,7 @@ export interface ClaimStore {
    * under that seed's lease instead of the guard). Throws {@link RedisUnavailableError} and, with the
    * guard on, {@link ClaimsLostError}.
    */
-  claim(batch: ClaimBatch, seedToken?: string): Promise<ClaimResult[]>;
+  claim(batch: ClaimBatch, opts?: ClaimOptions): Promise<ClaimResult[]>;
   /** Whether the store can take a round trip now (readiness). */
   isReady(): boolean;
   /** Whether claim calls check the guard (then a re-seed must commit one before claims are made). */
@@ -37,8 +49,8 @@ export interface ClaimStore {
   refreshSeed(prefix: string, token: string, ttlMs: number): Promise<boolean>;
   /** Writes the new guard if Redis is still the one the seed started on, and ends the lease. */
   commitSeed(prefix: string, token: string): Promise<SeedCommit>;
-  /** Redis's `maxmemory-policy`. */
-  evictionPolicy(): Promise<string>;
+  /** Ends the lease if it is still this token's (a failed or stopped seed), so another can start at once. */
+  releaseSeed(prefix: string, token: string): Promise<void>;
 }
 
 export interface RedisClaimStoreOptions {
@@ -69,7 +81,11 @@ const REDIS_STATE = `
 local function redis_state()
   local server = redis.call('INFO', 'server')
   local stats = redis.call('INFO', 'stats')
-  return string.match(server, 'run_id:(%x+)') or '', string.match(stats, 'evicted_keys:(%d+)') or ''
+  local run_id = string.match(server, 'run_id:(%x+)')
+  local evicted = string.match(stats, 'evicted_keys:(%d+)')
+  -- Fail closed: without both, a lost claim could never be noticed.
+  if not run_id or not evicted then error({err = 'SLUICE_CLAIMS_LOST unverifiable'}) end
+  return run_id, evicted
 end
 `;
 
@@ -130,6 +146,12 @@ if g[1] == run_id and g[2] == evicted then return 2 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'run_id', run_id, 'evicted', evicted)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+`;
+
+// KEYS[1] lease; ARGV token.
+const RELEASE_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
@@ -208,9 +230,10 @@ type ScriptedRedis = Redis & {
   sluiceSeedBegin(n: number, ...args: string[]): Promise<number>;
   sluiceSeedRefresh(n: number, ...args: string[]): Promise<number>;
   sluiceSeedCommit(n: number, ...args: string[]): Promise<number>;
+  sluiceSeedRelease(n: number, ...args: string[]): Promise<number>;
 };
 
-const LOST = /^SLUICE_CLAIMS_LOST (missing|restarted|evicted)/;
+const LOST = /^SLUICE_CLAIMS_LOST (missing|restarted|evicted|unverifiable)/;
 
 /** A script's error reply as the typed error it stands for. */
 function scriptError(err: Error): RedisUnavailableError {
@@ -244,6 +267,7 @@ export class RedisClaimStore implements ClaimStore {
       redis.defineCommand('sluiceSeedBegin', { lua: BEGIN_SCRIPT });
       redis.defineCommand('sluiceSeedRefresh', { lua: REFRESH_SCRIPT });
       redis.defineCommand('sluiceSeedCommit', { lua: COMMIT_SCRIPT });
+      redis.defineCommand('sluiceSeedRelease', { lua: RELEASE_SCRIPT });
     }
   }
 
@@ -286,12 +310,13 @@ export class RedisClaimStore implements ClaimStore {
     return r === 1 ? 'committed' : r === -1 ? 'changed' : 'aborted';
   }
 
-  async evictionPolicy(): Promise<string> {
-    const info = await this.control('INFO memory', () => this.redis.info('memory'));
-    return /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
+  async releaseSeed(prefix: string, token: string): Promise<void> {
+    const { lease } = guardKeys(prefix);
+    await this.control('seed release', () => this.redis.sluiceSeedRelease(1, lease, token));
   }
 
-  async claim(batch: ClaimBatch, seedToken?: string): Promise<ClaimResult[]> {
+  async claim(batch: ClaimBatch, opts: ClaimOptions = {}): Promise<ClaimResult[]> {
+    const { seedToken } = opts;
     const total = batch.length;
     if (total === 0) return [];
     const { redis, ttlMs, timeoutMs } = this.opts;
@@ -299,7 +324,7 @@ export class RedisClaimStore implements ClaimStore {
     // the error message clear and skips building a pipeline that cannot be sent.
     if (redis.status !== 'ready') throw new RedisUnavailableError(`redis connection is ${redis.status}`);
     const pipeline = redis.pipeline() as unknown as { sluiceClaim(n: number, ...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
-    const now = Date.now();
+    const now = opts.claimedAtMs ?? Date.now();
     const keys = guardKeys(batch.layout.prefix);
     const guard = seedToken !== undefined ? { key: keys.lease, mode: seedToken } : { key: keys.guard, mode: this.guarded ? 'g' : 'n' };
     const orders: number[][] = [];

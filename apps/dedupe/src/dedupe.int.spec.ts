@@ -104,7 +104,7 @@ describe('dedupe on real NATS and Redis', () => {
     const { redis, stoppable } = connectRedis({ url: opts.redisUrl ?? testUrls.redis, commandTimeoutMs: 1_000, log });
     const claims = new RedisClaimStore({ redis, ttlMs: 60_000, timeoutMs: 1_000 });
     const registry = new Registry();
-    const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], reseedFenceMs: 300, ...opts });
+    const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], reseedFenceMs: 1_000, ...opts });
     cleanups.push(() => stoppable.stop());
     cleanups.push(() => d.publisher.stop());
     cleanups.push(() => d.recovery.stop());
@@ -174,6 +174,31 @@ describe('dedupe on real NATS and Redis', () => {
     // A reading with the same id but an event time in another bucket is another reading: kept.
     await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events: [telemetryEvent('past-1', 'eu', 'dev-1', new Date(1_700_000_000_000 + 60_000))] }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
     await waitFor('the re-timed reading', async () => (await readClean(t)).flatMap((m) => m.ids).filter((id) => id === 'past-1').length === 2);
+  });
+
+  it('re-seeds lost claims with the expiry the originals had, so resends stay duplicates', async () => {
+    const t = newTopology();
+    const prefix = `${redisFx.prefix}${t.namespace}:`;
+    const dd = await startInProcess(t, { claimBucketMs: 60_000, claimShards: 2, probeIntervalMs: 100 });
+    await publishRaw(t, 'eu', ['rs1', 'rs2', 'rs3']);
+    await expectExactlyOnce(t, ['rs1', 'rs2', 'rs3']);
+    const publishedBy = Date.now();
+    await new Promise((r) => setTimeout(r, 1_500));
+    // Redis "loses" every claim and the guard (as FLUSHALL would, for this prefix only).
+    const keys = await redisFx.redis.keys(`${prefix}*`);
+    await redisFx.redis.del(...keys);
+    await publishRaw(t, 'us', ['rs2', 'rs4']); // a resend of rs2 and a new event
+    await expectExactlyOnce(t, ['rs1', 'rs2', 'rs3', 'rs4']);
+    await consumerSettled(t);
+    expect(await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' })).toBeGreaterThanOrEqual(2);
+    // The re-seeded hash of the old bucket expires TTL (60 s here) after the publish, not after the seed.
+    const claimHashes = (await redisFx.redis.keys(`${prefix}claims:*`)).filter((k) => (k.split(':').at(-2) ?? '') !== String(Math.floor(Date.now() / 60_000) * 60_000));
+    expect(claimHashes.length).toBeGreaterThan(0);
+    for (const key of claimHashes) {
+      const fields = await redisFx.redis.hkeys(key);
+      if (!fields.some((f) => f === 'rs1' || f === 'rs3')) continue;
+      expect(await redisFx.redis.pexpiretime(key)).toBeLessThanOrEqual(publishedBy + 60_000);
+    }
   });
 
   it('republishes the claimed events of a redelivered message (claims are already its own)', async () => {

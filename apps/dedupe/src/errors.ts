@@ -15,17 +15,27 @@ export class StreamMissingError extends Error {
 }
 
 /** Why the claims in Redis cannot be trusted: no guard, another Redis run (restart, failover), evictions. */
-export type ClaimsLostReason = 'missing' | 'restarted' | 'evicted';
+export type ClaimsLostReason = 'missing' | 'restarted' | 'evicted' | 'unverifiable';
 
 /**
  * Redis answers but no longer holds (all) the claims: it restarted empty or from an older snapshot,
  * failed over, was flushed, or evicted keys. Nothing is claimed until a re-seed from the clean stream
  * commits. Retriable, like an outage.
  */
+const LOST_CAUSE: Record<Exclude<ClaimsLostReason, 'unverifiable'>, string> = {
+  missing: 'no seed guard: Redis started empty or was flushed',
+  restarted: 'Redis restarted or failed over since the claims were seeded',
+  evicted: 'Redis evicted keys',
+};
+
 export class ClaimsLostError extends RedisUnavailableError {
   override readonly name = 'ClaimsLostError';
   constructor(readonly reason: ClaimsLostReason) {
-    super(`redis claims are not trusted (${reason === 'missing' ? 'no seed guard: Redis started empty or was flushed' : reason === 'restarted' ? 'Redis restarted or failed over since the claims were seeded' : 'Redis evicted keys'}); waiting for a re-seed from the clean stream`);
+    super(
+      reason === 'unverifiable'
+        ? 'redis claims cannot be verified: this Redis reports no run_id or evicted_keys in INFO, so a loss of claims would go unnoticed; use a Redis that does, or set DEDUPE_RESEED=false to trust it'
+        : `redis claims are not trusted (${LOST_CAUSE[reason]}); waiting for a re-seed from the clean stream`,
+    );
   }
 }
 
@@ -43,4 +53,9 @@ export class SeedAbortedError extends RedisUnavailableError {
   constructor() {
     super('the re-seed lease was lost (it lapsed, or Redis lost it)');
   }
+}
+
+/** A re-seed read less of the clean stream than it must (a short read): it is not committed. */
+export class SeedIncompleteError extends Error {
+  override readonly name = 'SeedIncompleteError';
 }

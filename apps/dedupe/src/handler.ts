@@ -28,8 +28,9 @@ export interface DedupeHandlerOptions {
   /** Called when Redis no longer holds the claims (starts the re-seed). */
   onClaimsLost?: (err: ClaimsLostError) => void;
   /**
-   * Publish only if the claims were made at most this long ago, else retry the batch: a re-seed's
-   * fence must outlast every publish of claims made before a loss. Default unbounded.
+   * Publish only if the claims were made at most this long ago, and ack only if the publish was
+   * stored within twice this, else retry: a re-seed's fence (twice this) must outlast every publish
+   * of claims made before a loss. Default unbounded.
    */
   publishWithinMs?: number;
 }
@@ -73,6 +74,8 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     }
 
     let results: ClaimResult[] | undefined;
+    // Before the round trip: the guard check that allowed these claims ran inside it.
+    const claimedAt = Date.now();
     const end = metrics.redisDuration.startTimer();
     try {
       results = await inSpan('dedupe claim', { [ATTR.eventCount]: claims.length, [ATTR.messagingBatchCount]: batch.length }, () => opts.claims.claim(claims));
@@ -90,7 +93,6 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
       }
     }
 
-    const claimedAt = Date.now();
     crash('after-claim');
     // Counted once the batch is past the claim (a held batch runs the handler again).
     for (const d of batch) {
@@ -142,6 +144,10 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
             log.warn({ err, seq: d.seq, stream }, 'clean publish failed; raw message will be redelivered');
             return Outcomes.retry(err as Error);
           }
+          // Stored later than a re-seed's fence may have waited: the seed may not have read it, so the
+          // claims it holds may be gone. Retried, the message re-claims (now guarded) and republishes
+          // under the same msg id, which the clean stream drops: never acked on a stale claim.
+          if (opts.publishWithinMs !== undefined && Date.now() - claimedAt > 2 * opts.publishWithinMs) return Outcomes.retry(undefined, 0);
           metrics.eventsPublished.inc(ranges.length / 2);
           metrics.cleanMessages.inc();
           return Outcomes.ack();

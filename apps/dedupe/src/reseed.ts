@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { ClaimStore, SeedCommit, SeedStart } from './claims';
-import { SeedAbortedError } from './errors';
+import { ClaimsLostError, RedisUnavailableError, SeedAbortedError, SeedIncompleteError } from './errors';
 import { ClaimBatch, type ClaimLayout } from './keys';
 import type { DedupeMetrics } from './metrics';
 import { decodeRawMessage } from './raw-message';
@@ -37,6 +37,9 @@ export interface ReseedResult {
   claims: number;
   seedMs: number;
 }
+
+/** Bytes one fetch of the clean stream may bring: bounds the re-seed's memory. */
+const FETCH_BYTES = 4 * 1024 * 1024;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -116,6 +119,8 @@ export class ClaimReseeder {
       log.warn({ err }, 're-seed failed; it starts over when redis answers');
     } finally {
       clearInterval(refresh);
+      // Committed or changed: the commit ended the lease. Otherwise free it for the next attempt now.
+      if (result.outcome === 'failed' || result.outcome === 'aborted') await claims.releaseSeed(layout.prefix, token).catch(() => undefined);
       metrics.reseeds.inc({ reason, outcome: result.outcome });
     }
     return result;
@@ -139,19 +144,34 @@ export class ClaimReseeder {
     const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() });
     const perCall = this.opts.claimsPerCall ?? 32_768;
     let batch = new ClaimBatch(layout);
+    // Latest publish time of the batch's messages: re-seeded claims expire when the originals would.
+    let publishedMs = 0;
     let messages = 0;
     let total = 0;
     const flush = async () => {
       if (batch.length === 0) return;
-      await claims.claim(batch, token);
+      // A passing Redis hiccup must not throw away hours of seeding: a few tries in place.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await claims.claim(batch, { seedToken: token, claimedAtMs: publishedMs || Date.now() });
+          break;
+        } catch (err) {
+          if (attempt >= 5 || err instanceof SeedAbortedError || err instanceof ClaimsLostError || !(err instanceof RedisUnavailableError)) throw err;
+          await sleep(200 * attempt);
+        }
+      }
       total += batch.length;
       batch = new ClaimBatch(layout);
+      publishedMs = 0;
     };
     try {
       if ((await consumer.info(true)).num_pending === 0) return { messages: 0, claims: 0 };
-      // Bounded: every round reads at least one message below endSeq or ends the loop.
-      for (let seq = 0; seq < endSeq && !this.stopped; ) {
-        const iter = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+      let seq = 0;
+      let idle = 0;
+      // Bounded: a round reads at least one message, or counts towards the 3 idle rounds that end
+      // the loop (complete, or SeedIncompleteError).
+      while (seq < endSeq && !this.stopped) {
+        const iter = await consumer.fetch({ max_bytes: FETCH_BYTES, expires: 2_000 });
         let got = 0;
         for await (const m of iter) {
           got++;
@@ -164,12 +184,22 @@ export class ClaimReseeder {
           } catch {
             continue; // a clean batch dedupe did not write; nothing to claim for it
           }
+          publishedMs = Math.max(publishedMs, Math.floor(Number(m.info.timestampNanos) / 1e6));
           const owner = batch.owner(ownerOfClean(scanned.batchId, m.seq));
           for (let i = 0; i < scanned.ids.length; i++) batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
           if (batch.length >= perCall) await flush();
           if (seq >= endSeq) break;
         }
-        if (got === 0) break; // nothing left up to endSeq (deleted or expired)
+        if (got > 0) {
+          idle = 0;
+          continue;
+        }
+        if (++idle < 3) continue;
+        // Nothing arrives: done only if the server has nothing below endSeq left for this consumer
+        // (the rest expired or was deleted); a short read must never commit a guard.
+        const info = await consumer.info(false);
+        if (info.num_pending === 0 || info.delivered.stream_seq >= endSeq) break;
+        throw new SeedIncompleteError(`re-seed read the clean stream up to ${seq} of ${endSeq}, then nothing for 3 fetches (${info.num_pending} pending)`);
       }
       await flush();
     } catch (err) {

@@ -116,6 +116,7 @@ export class StoreGate {
    */
   failure(err: unknown): boolean {
     if (!this.isOutage(err)) return false;
+    if (this.closed) return true; // shutting down: nothing to hold or log
     this.metrics.errors.inc(this.labels);
     const now = Date.now();
     if (this.down) {
@@ -154,11 +155,12 @@ export class StoreGate {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Stops probing and releases every waiter (shutdown). */
+  /** Stops probing and opens the gate for good, releasing every waiter (shutdown). */
   close(): void {
     this.closed = true;
     clearTimeout(this.probing);
     this.probing = undefined;
+    this.down = undefined;
     this.release();
   }
 

@@ -100,7 +100,7 @@ export function dedupeEnv(t: Topology, redisUrl: string, env: Record<string, str
     REDIS_URL: redisUrl,
     SLUICE_NAMESPACE: t.namespace,
     DEDUPE_KEY_PREFIX: `${t.namespace}:`,
-    DEDUPE_RESEED_FENCE: '300ms',
+    DEDUPE_RESEED_FENCE: '1s',
     DEDUPE_BACKOFF: '100ms,200ms,500ms',
     ...env,
   };

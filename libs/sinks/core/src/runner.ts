@@ -285,7 +285,10 @@ export class SinkRunner {
         // Counted in metrics; an outage is logged once, by the gate, when the retries run out.
         const delay = retryDelay(attempt, this.opts.retry);
         if (Date.now() + delay > giveUpAt || !(await sleepUnlessAborted(delay, this.abort.signal))) {
-          return { retry: new SinkUnavailableError(this.sink.name, { cause: e }) };
+          // An outage only when the destination itself does not answer: an error of this batch alone
+          // takes the nak-with-backoff path and lets other batches through.
+          const health = await this.sink.health().catch((err: unknown) => ({ ok: false, detail: asError(err).message }));
+          return { retry: health.ok ? e : new SinkUnavailableError(this.sink.name, { cause: e }) };
         }
       }
     }

@@ -24,14 +24,14 @@ type ClaimResult = 'new' | 'ours' | 'theirs';
 /** The claims of one handler batch (`ClaimBatch` in apps/dedupe). */
 type ClaimRequests = { readonly length: number };
 interface ClaimStore {
-  claim(batch: ClaimRequests, seedToken?: string): Promise<ClaimResult[]>;
+  claim(batch: ClaimRequests, opts?: { seedToken?: string; claimedAtMs?: number }): Promise<ClaimResult[]>;
   isReady(): boolean;
   readonly guarded: boolean;
   probe(prefix: string): Promise<void>;
   beginSeed(prefix: string, token: string, ttlMs: number): Promise<string>;
   refreshSeed(prefix: string, token: string, ttlMs: number): Promise<boolean>;
   commitSeed(prefix: string, token: string): Promise<string>;
-  evictionPolicy(): Promise<string>;
+  releaseSeed(prefix: string, token: string): Promise<void>;
 }
 interface ReseedResult {
   outcome: string;
@@ -103,12 +103,12 @@ class MeasuredClaims implements ClaimStore {
   commitSeed(prefix: string, token: string) {
     return this.inner ? this.inner.commitSeed(prefix, token) : Promise.resolve('committed');
   }
-  evictionPolicy() {
-    return this.inner ? this.inner.evictionPolicy() : Promise.resolve('noeviction');
+  async releaseSeed(prefix: string, token: string) {
+    await this.inner?.releaseSeed(prefix, token);
   }
-  async claim(batch: ClaimRequests, seedToken?: string): Promise<ClaimResult[]> {
+  async claim(batch: ClaimRequests, opts?: { seedToken?: string; claimedAtMs?: number }): Promise<ClaimResult[]> {
     // A re-seed's claims are not the pipeline's: not counted as batches.
-    if (seedToken !== undefined) return this.inner!.claim(batch, seedToken);
+    if (opts?.seedToken !== undefined) return this.inner!.claim(batch, opts);
     this.calls++;
     this.requests += batch.length;
     if (!this.inner) return new Array<ClaimResult>(batch.length).fill('new');
