@@ -9,6 +9,7 @@ import { CONTENT_TYPES } from '@sluice/contracts';
 import { Registry } from 'prom-client';
 import { EVENT_DLQ_HEADERS } from './dead-letter';
 import { SINK_METRICS } from './metrics';
+import { SinkWriteTimeoutError } from './errors';
 import { SinkRunner } from './runner';
 import type { Sink, SinkRecord } from './sink';
 import { telemetryEvent } from './test-events';
@@ -67,14 +68,14 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
     }
 
     /** A runner on a private namespace, tuned for quick retries. */
-    async function startRunner(h: SinkHarness) {
+    async function startRunner(h: SinkHarness, sink: Sink = h.sink) {
       const ns = uniqueId('conf');
       const topo = topology(ns);
       nats.track(topo.streams.clean.name);
       nats.track(topo.streams.dlq.name);
       const registry = new Registry();
       runner = new SinkRunner({
-        sink: h.sink,
+        sink,
         service: 'conformance',
         nc: nats.nc,
         stream: topo.streams.clean,
@@ -170,12 +171,40 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       await h.outage.cut();
       for (let i = 0; i < during.length; i += 4) await r.publish(during.slice(i, i + 4));
       await waitFor('writes failing during the outage', async () => (await r.writeErrors()) > 0, { timeoutMs: 30_000 });
+      // Past the in-process retries the destination counts as down: the batch is held, nothing pulled.
+      await waitFor('the destination seen as down', () => !runner!.gate.isUp(), { timeoutMs: 30_000 });
+      expect(runner!.isReady()).toBe(false);
       await h.outage.restore();
       const all = sorted([...before, ...during].map((e) => e.kind!.value.eventId));
       await waitFor('everything stored after the outage', async () => (await h.storedIds()).length >= all.length, { timeoutMs: 60_000 });
       await r.settled();
       expect(sorted(await h.storedIds())).toEqual(all);
       expect(await nats.readAll(r.topo.streams.dlq.name)).toHaveLength(0);
+      // Seen as one outage of the destination (held, logged once), and over.
+      expect(runner!.gate.outages).toBeGreaterThanOrEqual(1);
+      expect(runner!.gate.isUp()).toBe(true);
+    });
+
+    it('does not take a failing batch for an outage while the destination answers its health check', async () => {
+      const h = await setup();
+      // The real sink, but its first writes time out (a retriable failure of the batch, not the destination).
+      let failing = 3;
+      const flaky: Sink = {
+        name: h.sink.name,
+        connect: () => h.sink.connect(),
+        write: (records) => (failing-- > 0 ? Promise.reject(new SinkWriteTimeoutError(1)) : h.sink.write(records)),
+        isRetriable: (e) => h.sink.isRetriable(e),
+        close: (deadline) => h.sink.close(deadline),
+        health: () => h.sink.health(),
+      };
+      const r = await startRunner(h, flaky);
+      const batch = events('fl', 6);
+      await r.publish(batch);
+      await waitFor('stored after the retries', async () => (await h.storedIds()).length === batch.length, { timeoutMs: 30_000 });
+      await r.settled();
+      expect(sorted(await h.storedIds())).toEqual(sorted(batch.map((e) => e.kind!.value.eventId)));
+      expect(await r.writeErrors()).toBeGreaterThanOrEqual(3);
+      expect(runner!.gate.outages).toBe(0);
     });
 
     it('sends a record the destination refuses to the DLQ, alone, and stores the rest', async () => {
