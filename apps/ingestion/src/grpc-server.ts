@@ -13,8 +13,9 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+import { context, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { decodeBatch, IngestServiceService, IngestStatus, ingestStatusToJSON, type EventBatch, type IngestAck } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Authenticator, Principal } from './auth';
 import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
@@ -55,6 +56,7 @@ export interface GrpcGatewayOptions {
 }
 
 const SERVICE_NAME = 'sluice.gateway.v1.IngestService';
+type RpcMethod = 'Ingest' | 'IngestBatch';
 const BATCH_FIELD_TAG = (1 << 3) | 2;
 
 /** Decodes an IngestRequest once, keeping the EventBatch bytes for publishing as is. Never throws. */
@@ -108,6 +110,17 @@ interface OpenStream {
   end: () => void;
 }
 
+/** The device's trace context from the call's metadata; the root context when absent or malformed. */
+function callTraceContext(md: Metadata): Context {
+  return extractRequestTraceContext({ traceparent: md.get('traceparent'), tracestate: md.get('tracestate') });
+}
+
+/** The status a unary call answers a RETRY ack with. */
+function retryCode(ack: IngestAck): GrpcStatus {
+  const reason = ack.rejections[0]?.reason ?? 'retry';
+  return /rate limit|in-flight limit/.test(reason) ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAVAILABLE;
+}
+
 function retryMetadata(ms: number): Metadata {
   const md = new Metadata();
   md.set('retry-after-ms', String(ms));
@@ -117,6 +130,7 @@ function retryMetadata(ms: number): Metadata {
 /** gRPC front of the gateway: IngestService, health and reflection, with graceful drain. */
 export class GrpcGateway {
   private readonly server: Server;
+  private readonly tracer: Tracer = tracer('sluice-ingestion');
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   private readonly streams = new Set<OpenStream>();
   private draining = false;
@@ -193,8 +207,34 @@ export class GrpcGateway {
     return this.opts.auth.authenticate(typeof value === 'string' ? value : undefined, cert.sslPeerCertificate);
   }
 
-  /** Answer for one received batch; never rejects (RETRY when in doubt: nothing unconfirmed is acked). */
-  private async answer(principal: Principal, req: DecodedRequest): Promise<IngestAck> {
+  /**
+   * Answer for one received batch; never rejects (RETRY when in doubt: nothing unconfirmed is acked).
+   * Runs in a SERVER span of its own (one per batch, also on a stream), child of the call's trace
+   * context `parent`; the span is active while the batch is published, so the raw message carries it.
+   */
+  private async answer(principal: Principal, req: DecodedRequest, method: RpcMethod, parent: Context): Promise<IngestAck> {
+    const span = this.tracer.startSpan(
+      `${SERVICE_NAME}/${method}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { [ATTR.rpcSystem]: 'grpc', [ATTR.rpcService]: SERVICE_NAME, [ATTR.rpcMethod]: method, [ATTR.serverPort]: this.boundPort },
+      },
+      parent,
+    );
+    try {
+      const ack = await context.with(trace.setSpan(parent, span), () => this.answerBatch(principal, req));
+      span.setAttribute(ATTR.outcome, ingestStatusToJSON(ack.status).replace('INGEST_STATUS_', ''));
+      const code = ack.status === IngestStatus.RETRY ? retryCode(ack) : GrpcStatus.OK;
+      // A stream's status is the stream's, not the batch's: only a unary call has one per batch.
+      if (method === 'IngestBatch') span.setAttribute(ATTR.rpcGrpcStatusCode, code);
+      if (code === GrpcStatus.UNAVAILABLE) span.setStatus({ code: SpanStatusCode.ERROR, message: ack.rejections[0]?.reason ?? 'retry' });
+      return ack;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async answerBatch(principal: Principal, req: DecodedRequest): Promise<IngestAck> {
     const started = performance.now();
     const batchId = req.batch?.batchId ?? '';
     let ack: IngestAck;
@@ -211,6 +251,7 @@ export class GrpcGateway {
         if (err instanceof BatchRejectedError) ack = rejectedAck(batchId, err);
         else if (err instanceof RetryableError) ack = retryAck(batchId, err);
         else {
+          trace.getActiveSpan()?.recordException(err as Error);
           this.opts.log.error({ err }, 'unexpected error while ingesting a batch');
           ack = retryAck(batchId, new RetryableError('unavailable', 'internal error; nothing was stored, resend this batch', this.opts.retryAfterMs));
         }
@@ -240,6 +281,7 @@ export class GrpcGateway {
     // reading pauses at `maxPending` such batches, or while write() reports a full buffer (until
     // 'drain'). Unsent ack bytes are bounded per stream: an ack that would pass the bound ends the
     // stream with RESOURCE_EXHAUSTED instead (after the acks already queued, as HTTP/2 orders them).
+    const parent = callTraceContext(call.metadata);
     const maxPending = this.opts.streamMaxPending;
     const maxUnsent = this.opts.streamMaxUnsentAckBytes;
     let pending = 0;
@@ -297,7 +339,7 @@ export class GrpcGateway {
     call.on('data', (req: DecodedRequest) => {
       // Requests already buffered when the stream was ended are not answered (the device resends).
       if (exhausted || ended) return;
-      const answer = this.answer(principal, req);
+      const answer = this.answer(principal, req, 'Ingest', parent);
       pending++;
       flowControl();
       chain = chain.then(async () => {
@@ -345,11 +387,10 @@ export class GrpcGateway {
       this.opts.metrics.authFailures.inc({ transport: 'grpc' });
       return cb({ code: GrpcStatus.UNAUTHENTICATED, details: (err as AuthenticationError).message });
     }
-    const ack = await this.answer(principal, call.request);
+    const ack = await this.answer(principal, call.request, 'IngestBatch', callTraceContext(call.metadata));
     if (ack.status === IngestStatus.RETRY) {
       const reason = ack.rejections[0]?.reason ?? 'retry';
-      const overloaded = /rate limit|in-flight limit/.test(reason);
-      return cb({ code: overloaded ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAVAILABLE, details: `${reason} (retry after ${ack.retryAfterMs} ms)`, metadata: retryMetadata(ack.retryAfterMs) });
+      return cb({ code: retryCode(ack), details: `${reason} (retry after ${ack.retryAfterMs} ms)`, metadata: retryMetadata(ack.retryAfterMs) });
     }
     cb(null, ack);
   }

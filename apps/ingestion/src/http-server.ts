@@ -3,8 +3,9 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { ingestStatusToJSON, wirePath, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
 import type { Authenticator, Principal } from './auth';
 import { AuthenticationError, BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
 import type { IngestMetrics } from './metrics';
@@ -114,6 +115,7 @@ function ackJson(ack: IngestAck) {
  */
 export class HttpGateway {
   private readonly server: Server;
+  private readonly tracer: Tracer = tracer('sluice-ingestion');
   private draining = false;
   private boundPort = 0;
 
@@ -171,6 +173,40 @@ export class HttpGateway {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/v1/events') return send(res, 404, { error: 'not found; POST /v1/events' });
     if (req.method !== 'POST') return send(res, 405, { error: 'use POST' }, { allow: 'POST' });
+    // One SERVER span per request, child of the device's `traceparent` (a new trace when it is
+    // absent or malformed); active while the batch is published, so the raw message carries it.
+    const parent = extractRequestTraceContext(req.headers);
+    const span = this.tracer.startSpan(
+      'POST /v1/events',
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [ATTR.httpRequestMethod]: 'POST',
+          [ATTR.httpRoute]: '/v1/events',
+          [ATTR.urlPath]: '/v1/events',
+          [ATTR.urlScheme]: this.opts.tls ? 'https' : 'http',
+          [ATTR.serverPort]: this.boundPort,
+          [ATTR.networkProtocolVersion]: req.httpVersion,
+        },
+      },
+      parent,
+    );
+    // A throw is answered 500 by the caller.
+    let status = 500;
+    try {
+      await context.with(trace.setSpan(parent, span), () => this.ingestRequest(req, res, started, span));
+      status = res.statusCode;
+    } catch (err) {
+      span.recordException(err as Error);
+      throw err;
+    } finally {
+      span.setAttribute(ATTR.httpResponseStatusCode, status);
+      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    }
+  }
+
+  private async ingestRequest(req: IncomingMessage, res: ServerResponse, started: number, span: Span): Promise<void> {
     const retryAfterS = String(Math.max(1, Math.ceil(this.opts.retryAfterMs / 1000)));
     if (this.draining) {
       res.setHeader('connection', 'close');
@@ -254,6 +290,7 @@ export class HttpGateway {
         statusLabel = 'INGEST_STATUS_RETRY';
       } else throw err;
     }
+    span.setAttribute(ATTR.outcome, statusLabel.replace('INGEST_STATUS_', ''));
     this.opts.metrics.batches.inc({ transport: 'http', status: statusLabel });
     this.opts.metrics.ackDuration.observe({ transport: 'http', status: statusLabel }, (performance.now() - started) / 1000);
     send(res, status, out, headers);

@@ -57,7 +57,6 @@ export const MAX_REJECTED_ACK_ENTRIES = 16;
 export const MAX_ACK_TEXT = 300;
 
 const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const tracer = trace.getTracer('sluice-ingestion');
 
 /** A bounded label for a rejection's field: indices and attribute keys removed. */
 function fieldLabel(field: string): string {
@@ -205,32 +204,32 @@ export class IngestPipeline {
       }
     }
     const transport = input.transport ?? 'grpc';
-    const duplicate = await tracer.startActiveSpan('ingest batch', async (span) => {
-      span.setAttribute(ATTR.eventCount, count);
-      span.setAttribute(ATTR.messagingMessageId, msgId);
-      try {
-        // The first part alone first: when it is a duplicate of other content, nothing else is sent.
-        const [first] = await this.opts.publisher.publish(parts.slice(0, 1));
-        if (first!.duplicate && digest !== undefined) {
-          const stored = await this.opts.publisher.storedDigest(first!.stream, first!.seq);
-          if (stored !== undefined && stored !== digest) {
-            this.opts.metrics.idempotencyConflicts.inc({ transport });
-            const what = transport === 'http' ? 'Idempotency-Key' : 'batch_id';
-            throw new BatchIdConflictError(
-              transport === 'http' ? 'Idempotency-Key' : 'batch.batch_id',
-              `this ${what} was already used by this credential for different content within the duplicate window; nothing was stored. Use a new ${what} for new content, the same one only to resend the same content`,
-            );
-          }
+    // The transport's SERVER span (one per request or batch) is active: it is the parent that
+    // `publishDurable` writes into `traceparent`; no span of its own here, the hot path stays one span.
+    const span = trace.getActiveSpan();
+    span?.setAttribute(ATTR.eventCount, count);
+    span?.setAttribute(ATTR.messagingMessageId, msgId);
+    let duplicate: boolean;
+    try {
+      // The first part alone first: when it is a duplicate of other content, nothing else is sent.
+      const [first] = await this.opts.publisher.publish(parts.slice(0, 1));
+      if (first!.duplicate && digest !== undefined) {
+        const stored = await this.opts.publisher.storedDigest(first!.stream, first!.seq);
+        if (stored !== undefined && stored !== digest) {
+          this.opts.metrics.idempotencyConflicts.inc({ transport });
+          const what = transport === 'http' ? 'Idempotency-Key' : 'batch_id';
+          throw new BatchIdConflictError(
+            transport === 'http' ? 'Idempotency-Key' : 'batch.batch_id',
+            `this ${what} was already used by this credential for different content within the duplicate window; nothing was stored. Use a new ${what} for new content, the same one only to resend the same content`,
+          );
         }
-        const rest = parts.length > 1 ? await this.opts.publisher.publish(parts.slice(1)) : [];
-        return first!.duplicate && rest.every((a) => a.duplicate);
-      } catch (err) {
-        span.recordException(err as Error);
-        throw err;
-      } finally {
-        span.end();
       }
-    });
+      const rest = parts.length > 1 ? await this.opts.publisher.publish(parts.slice(1)) : [];
+      duplicate = first!.duplicate && rest.every((a) => a.duplicate);
+    } catch (err) {
+      span?.recordException(err as Error);
+      throw err;
+    }
     if (duplicate) {
       this.opts.metrics.duplicates.inc({ transport });
     } else if (multiRegion) {

@@ -4,6 +4,8 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Tracer } from '@opentelemetry/api';
+import { ATTR, injectRequestTraceHeaders, tracer } from '@sluice/observability';
 import type { SsrfPolicy } from './ssrf';
 
 export interface PostResult {
@@ -27,6 +29,14 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
+/** Trace options of one {@link WebhookHttpClient.post}. */
+export interface PostTrace {
+  /** Parent of the CLIENT span. Default: the active context. */
+  parent?: Context;
+  /** More span attributes (no device ids). Default none. */
+  attributes?: Attributes;
+}
+
 const MAX_BODY_READ = 64 * 1024;
 
 interface Target {
@@ -39,6 +49,7 @@ export class WebhookHttpClient {
   private readonly agents = new Map<string, HttpAgent>();
   /** Parsed endpoint URLs (bounded). */
   private readonly targets = new Map<string, Target>();
+  private readonly tracer: Tracer = tracer('sluice-webhook-dispatcher');
 
   constructor(
     private readonly ssrf: SsrfPolicy,
@@ -73,7 +84,35 @@ export class WebhookHttpClient {
     this.agents.delete(key);
   }
 
-  async post(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number): Promise<PostResult> {
+  /**
+   * POSTs `body` in a CLIENT span (child of `traceOpts.parent`) whose context goes out as
+   * `traceparent`/`tracestate`; the span's status is an error unless the answer is 2xx.
+   */
+  async post(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number, traceOpts: PostTrace = {}): Promise<PostResult> {
+    const parent = traceOpts.parent ?? context.active();
+    const span = this.tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes: { [ATTR.httpRequestMethod]: 'POST', ...traceOpts.attributes } }, parent);
+    const traced: Record<string, string> = { ...headers };
+    injectRequestTraceHeaders(traced, trace.setSpan(parent, span));
+    try {
+      const r = await this.send(endpointKey, url, traced, body, maxSockets, (t) => {
+        span.setAttribute(ATTR.serverAddress, t.hostname);
+        span.setAttribute(ATTR.serverPort, Number(t.options.port) || (t.https ? 443 : 80));
+      });
+      if (r.status !== undefined) span.setAttribute(ATTR.httpResponseStatusCode, r.status);
+      if (r.error) {
+        span.setAttribute(ATTR.errorType, r.error.name);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: r.error.message });
+      } else if (r.status === undefined || r.status < 200 || r.status >= 300) {
+        span.setAttribute(ATTR.errorType, String(r.status));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${r.status}` });
+      }
+      return r;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async send(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number, onTarget: (t: Target) => void): Promise<PostResult> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
     let target: Target;
@@ -82,6 +121,7 @@ export class WebhookHttpClient {
     } catch (err) {
       return { error: err as Error, latencyMs: elapsed(), bodyPrefix: '' };
     }
+    onTarget(target);
     let pinned: { address: string; family: 4 | 6 };
     try {
       pinned = await this.ssrf.resolve(target.hostname);

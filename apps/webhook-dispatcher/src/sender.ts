@@ -15,7 +15,8 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { ensureConsumer, ensureStream, Lifecycle, publishDeadLetter, publishDurable, type StoreGate } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { ATTR, extractTraceContext, type Logger } from '@sluice/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AttemptLog } from './attempt-log';
 import { decodeDelivery, type DeliveryMessage } from './delivery';
@@ -291,7 +292,12 @@ export class Sender {
         'webhook-timestamp': String(ts),
         'webhook-signature': signatureHeader(sub.secrets, d.webhookId, ts, d.body),
       };
-      r = await this.opts.http.post(sub.id, sub.url, headers, d.body, limits.maxConcurrency);
+      // Each attempt is a CLIENT span continuing the trace the delivery carries (the matcher
+      // published it in the context of the event that matched); the receiver gets its traceparent.
+      r = await this.opts.http.post(sub.id, sub.url, headers, d.body, limits.maxConcurrency, {
+        parent: extractTraceContext(msg.headers, ROOT_CONTEXT),
+        attributes: { [ATTR.webhookId]: d.webhookId, [ATTR.subscriptionId]: sub.id, ...(attempt > 1 ? { [ATTR.httpResendCount]: attempt - 1 } : {}) },
+      });
     } finally {
       this.opts.gates.release(sub.id);
     }

@@ -23,7 +23,10 @@ export const METRICS = {
   dedupePassThrough: 'sluice_dedupe_pass_through_total',
 } as const;
 
-/** Span and log attribute names (OpenTelemetry messaging semantic conventions where they exist). */
+/**
+ * Span and log attribute names (OpenTelemetry messaging, HTTP and RPC semantic conventions where they
+ * exist). Never a raw device id: `deviceHash` only.
+ */
 export const ATTR = {
   messagingSystem: 'messaging.system',
   messagingDestination: 'messaging.destination.name',
@@ -37,4 +40,20 @@ export const ATTR = {
   region: 'sluice.region',
   deviceHash: 'sluice.device.hash',
   eventCount: 'sluice.event.count',
+  webhookId: 'sluice.webhook.id',
+  subscriptionId: 'sluice.subscription.id',
+  httpRequestMethod: 'http.request.method',
+  httpResponseStatusCode: 'http.response.status_code',
+  httpRoute: 'http.route',
+  httpResendCount: 'http.request.resend_count',
+  urlPath: 'url.path',
+  urlScheme: 'url.scheme',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  networkProtocolVersion: 'network.protocol.version',
+  errorType: 'error.type',
+  rpcSystem: 'rpc.system',
+  rpcService: 'rpc.service',
+  rpcMethod: 'rpc.method',
+  rpcGrpcStatusCode: 'rpc.grpc.status_code',
 } as const;
