@@ -62,6 +62,19 @@ export const ingestionConfig = defineConfig({
    * stream is ended with RESOURCE_EXHAUSTED. Default 4194304 (4 MiB).
    */
   INGEST_STREAM_MAX_UNSENT_ACK_BYTES: positiveInt(4 * 1024 * 1024),
+  /**
+   * Open gRPC Ingest streams one credential may hold at once; one more is refused with
+   * RESOURCE_EXHAUSTED. A device needs one. Bounds what one credential can make the gateway buffer
+   * (each stream holds at most INGEST_STREAM_MAX_PENDING batches plus grpc-js's read buffer). Default 8.
+   */
+  INGEST_MAX_STREAMS_PER_CREDENTIAL: positiveInt(8),
+  /** Open gRPC Ingest streams in all; one more is refused with RESOURCE_EXHAUSTED. Default 4096. */
+  INGEST_MAX_STREAMS: positiveInt(4096),
+  /**
+   * A stream holding unsent acks that has flushed none for this long is ended with RESOURCE_EXHAUSTED
+   * (the device stopped reading), releasing what it holds. Default `30s`.
+   */
+  INGEST_STREAM_STALL_TIMEOUT: durationMs('30s'),
   /** Per-device sustained rate, events/s. Default 5000. */
   INGEST_DEVICE_RATE: positiveInt(5000),
   /** Per-device burst, events. Default 10000. */

@@ -46,6 +46,12 @@ export interface GrpcGatewayOptions {
   streamMaxPending: number;
   /** Bytes of acks one stream may hold unsent; past it the stream ends with RESOURCE_EXHAUSTED. */
   streamMaxUnsentAckBytes: number;
+  /** Open Ingest streams per credential; one more is refused with RESOURCE_EXHAUSTED. Default 8. */
+  maxStreamsPerCredential?: number;
+  /** Open Ingest streams in all. Default 4096. */
+  maxStreams?: number;
+  /** A stream with unsent acks and none flushed for this long is ended with RESOURCE_EXHAUSTED. Default 30 s. */
+  streamStallTimeoutMs?: number;
   /** Back-off advised while draining. */
   retryAfterMs: number;
   tls?: TlsFiles | undefined;
@@ -133,6 +139,8 @@ export class GrpcGateway {
   private readonly tracer: Tracer = tracer('sluice-ingestion');
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   private readonly streams = new Set<OpenStream>();
+  /** Open Ingest streams per credential scope. */
+  private readonly streamsByScope = new Map<string, number>();
   private draining = false;
   private boundPort = 0;
   private readonly flow: GrpcFlowStats = { unsentAckBytes: 0, peakStreamUnsentAckBytes: 0, exhaustedStreams: 0 };
@@ -276,6 +284,22 @@ export class GrpcGateway {
       call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'the gateway is shutting down; reconnect', metadata: retryMetadata(this.opts.retryAfterMs) });
       return;
     }
+    // Bounded: streams per credential and in all (each holds up to maxPending batches read ahead).
+    const perScope = this.streamsByScope.get(principal.scope) ?? 0;
+    const maxPerScope = this.opts.maxStreamsPerCredential ?? 8;
+    if (perScope >= maxPerScope || this.streams.size >= (this.opts.maxStreams ?? 4096)) {
+      this.opts.metrics.streamsRefused.inc();
+      call.emit('error', {
+        code: GrpcStatus.RESOURCE_EXHAUSTED,
+        details:
+          perScope >= maxPerScope
+            ? `this credential already has ${perScope} open Ingest streams (limit ${maxPerScope}); send over the open ones or close one first`
+            : 'the gateway has as many open Ingest streams as it serves; retry later or use IngestBatch',
+        metadata: retryMetadata(this.opts.retryAfterMs),
+      });
+      return;
+    }
+    this.streamsByScope.set(principal.scope, perScope + 1);
     // Flow control. `pending` counts batches read whose ack is not yet flushed to HTTP/2 (the write
     // callback), so a device that does not read its acks stops the gateway reading its requests:
     // reading pauses at `maxPending` such batches, or while write() reports a full buffer (until
@@ -315,23 +339,35 @@ export class GrpcGateway {
     const close = () => {
       if (!this.streams.delete(stream)) return;
       closed = true;
+      clearInterval(stallTimer);
+      const n = (this.streamsByScope.get(principal.scope) ?? 1) - 1;
+      if (n > 0) this.streamsByScope.set(principal.scope, n);
+      else this.streamsByScope.delete(principal.scope);
       this.opts.metrics.openStreams.dec();
       // Write callbacks of a cancelled call never run: forget its unsent bytes here.
       this.addUnsent(-unsent);
       unsent = 0;
     };
-    const exhaust = (bytes: number) => {
+    const exhaust = (why: string) => {
+      if (exhausted || closed) return;
       exhausted = true;
       ended = true;
       this.flow.exhaustedStreams++;
       this.opts.metrics.streamsExhausted.inc();
-      this.opts.log.warn({ principal: principal.name, unsentAckBytes: unsent, nextAckBytes: bytes }, 'grpc stream ended: the device does not read its acks');
+      this.opts.log.warn({ principal: principal.name, unsentAckBytes: unsent }, 'grpc stream ended: the device does not read its acks');
       flowControl();
       call.emit('error', {
         code: GrpcStatus.RESOURCE_EXHAUSTED,
-        details: `the client is not reading its acks: ${unsent} bytes of acks are unsent and the next one needs ${bytes} more (limit ${maxUnsent}); read acks while sending. Batches without an ack were maybe stored: resend them with the same batch id`,
+        details: `the client is not reading its acks: ${why}; read acks while sending. Batches without an ack were maybe stored: resend them with the same batch id`,
       });
     };
+    // A device that stopped reading its acks is ended after the stall timeout, whatever it holds.
+    const stallMs = this.opts.streamStallTimeoutMs ?? 30_000;
+    let lastFlush = Date.now();
+    const stallTimer = setInterval(() => {
+      if (unsent > 0 && Date.now() - lastFlush >= stallMs) exhaust(`${unsent} bytes of acks unsent and none read for ${stallMs} ms`);
+    }, Math.max(100, Math.min(5_000, Math.floor(stallMs / 4))));
+    stallTimer.unref();
     call.on('drain', () => {
       blocked = false;
       flowControl();
@@ -351,13 +387,14 @@ export class GrpcGateway {
         const bytes = ackBytes(ack);
         if (unsent > 0 && unsent + bytes > maxUnsent) {
           pending--;
-          return exhaust(bytes);
+          return exhaust(`${unsent} bytes of acks are unsent and the next one needs ${bytes} more (limit ${maxUnsent})`);
         }
         unsent += bytes;
         this.addUnsent(bytes);
         if (unsent > this.flow.peakStreamUnsentAckBytes) this.flow.peakStreamUnsentAckBytes = unsent;
         const flushed = () => {
           pending--;
+          lastFlush = Date.now();
           if (!closed) {
             unsent -= bytes;
             this.addUnsent(-bytes);

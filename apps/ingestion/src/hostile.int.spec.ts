@@ -238,6 +238,69 @@ describe('ingestion gateway under hostile and first-use input', () => {
       await waitFor('stream closed', async () => (await metric(INGEST_METRICS.openStreams)) === 0);
     });
 
+    it('many unread streams from one credential: past the per-credential cap a new stream is refused, and a stalled one is ended', async () => {
+      const { gw, c, metric } = await start({ INGEST_MAX_STREAMS_PER_CREDENTIAL: '2', INGEST_STREAM_STALL_TIMEOUT: '1s' });
+      // One connection per stream: the cap is per credential, whatever the connections.
+      const open = () => {
+        const session = http2Connect(`http://127.0.0.1:${gw.grpcPort}`);
+        stops.push(async () => void session.destroy());
+        const st: ClientHttp2Stream = session.request({
+          ':method': 'POST',
+          ':path': '/sluice.gateway.v1.IngestService/Ingest',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          authorization: `Bearer ${DEVICE_TOKEN}`,
+        });
+        // The status comes in trailers, or in the response headers of a trailers-only answer.
+        const trailers = new Promise<[Record<string, string | undefined>]>((resolve) => {
+          st.on('response', (h) => h['grpc-status'] !== undefined && resolve([h as Record<string, string | undefined>]));
+          st.on('trailers', (h) => resolve([h as Record<string, string | undefined>]));
+        });
+        return { st, trailers };
+      };
+      const [a, b] = [open(), open()];
+      // PARTIAL acks of ~3.6 KiB (25 rejections each): 40 of them overflow the client's HTTP/2 window.
+      const heavy = (): EventBatch => ({
+        batchId: uniqueId('s'),
+        events: [telemetry(uniqueId('e'), 'boat-17', 'eu-west'), ...Array.from({ length: 25 }, () => telemetry(uniqueId('x'), 'boat-17', 'ap-south'))],
+      });
+      for (const x of [a, b]) {
+        x.st.pause(); // never read: acks pile up unsent
+        for (let i = 0; i < 40; i++) x.st.write(grpcFrame(heavy()));
+      }
+      await waitFor('two streams open', async () => (await metric(INGEST_METRICS.openStreams)) === 2);
+      await waitFor('acks held unsent', () => gw.grpcFlow().unsentAckBytes > 0);
+      // The third stream of the same credential is refused at once, with a reason.
+      const third = open();
+      third.st.resume();
+      const [t3] = await third.trailers;
+      expect(Number(t3['grpc-status'])).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+      expect(decodeURIComponent(t3['grpc-message'] ?? '')).toMatch(/already has 2 open Ingest streams/);
+      expect(await metric(INGEST_METRICS.streamsRefused)).toBe(1);
+      // Another credential is unaffected.
+      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('cap-o-1', 'boat-42', 'eu-west')] }, GATEWAY_TOKEN);
+      expect(other.ack?.status).toBe(IngestStatus.OK);
+      // The unread streams hold acks under every byte bound; the stall timeout ends them.
+      await waitFor('both stalled streams ended', () => gw.grpcFlow().exhaustedStreams === 2);
+      for (const x of [a, b]) x.st.resume();
+      const ended = await Promise.all([a.trailers, b.trailers]);
+      for (const [t] of ended) {
+        expect(Number(t['grpc-status'])).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+        expect(decodeURIComponent(t['grpc-message'] ?? '')).toMatch(/none read for 1000 ms/);
+      }
+      await waitFor('streams closed', async () => (await metric(INGEST_METRICS.openStreams)) === 0);
+      // Slots are freed: the credential may open a stream again.
+      const again = open();
+      again.st.write(grpcFrame({ batchId: uniqueId('s'), events: [telemetry(uniqueId('e'), 'boat-17', 'eu-west')] }));
+      let buf = Buffer.alloc(0);
+      again.st.on('data', (d: Buffer) => (buf = Buffer.concat([buf, d])));
+      await waitFor('an ack on the new stream', () => readAcks(buf).acks.length === 1);
+      expect(readAcks(buf).acks[0]!.status).toBe(IngestStatus.OK);
+      again.st.end();
+      const [tAgain] = await again.trailers;
+      expect(Number(tAgain['grpc-status'])).toBe(GrpcStatus.OK);
+    });
+
     it('counts rejected events against the device rate limit', async () => {
       const { c } = await start({ INGEST_DEVICE_RATE: '1', INGEST_DEVICE_BURST: '3' });
       const foreign = Array.from({ length: 3 }, (_, i) => telemetry(`f-${i}`, 'boat-17', 'ap-south'));

@@ -10,6 +10,7 @@ export const INGEST_METRICS = {
   authFailures: 'sluice_ingest_auth_failures_total',
   unsentAckBytes: 'sluice_ingest_unsent_ack_bytes',
   streamsExhausted: 'sluice_ingest_streams_exhausted_total',
+  streamsRefused: 'sluice_ingest_streams_refused_total',
   idempotencyConflicts: 'sluice_ingest_idempotency_conflicts_total',
   duplicates: 'sluice_ingest_duplicate_batches_total',
 } as const;
@@ -34,6 +35,7 @@ export function createIngestMetrics(registry: Registry) {
     openStreams: new Gauge({ name: INGEST_METRICS.openStreams, help: 'Open gRPC Ingest streams', registers: [registry] }),
     unsentAckBytes: new Gauge({ name: INGEST_METRICS.unsentAckBytes, help: 'Bytes of gRPC acks written but not yet flushed to the devices (all streams)', registers: [registry] }),
     streamsExhausted: new Counter({ name: INGEST_METRICS.streamsExhausted, help: 'gRPC streams ended with RESOURCE_EXHAUSTED because the device did not read its acks', registers: [registry] }),
+    streamsRefused: new Counter({ name: INGEST_METRICS.streamsRefused, help: 'gRPC Ingest streams refused with RESOURCE_EXHAUSTED: too many open per credential or in all', registers: [registry] }),
     idempotencyConflicts: new Counter({ name: INGEST_METRICS.idempotencyConflicts, help: 'Batches refused because their batch id / Idempotency-Key was used with other content', labelNames: ['transport'], registers: [registry] }),
     duplicates: new Counter({ name: INGEST_METRICS.duplicates, help: 'Batches answered as duplicates of a stored batch', labelNames: ['transport'], registers: [registry] }),
     authFailures: new Counter({ name: INGEST_METRICS.authFailures, help: 'Requests refused for missing or bad credentials', labelNames: ['transport'], registers: [registry] }),
