@@ -164,6 +164,25 @@ describe('ingestion gateway under hostile and first-use input', () => {
     return { gw, c, metric, post, postKeyed, stored };
   }
 
+  /** An `Ingest` call on its own HTTP/2 connection, as a raw client; `trailers` has the grpc-status. */
+  function openRawIngest(port: number, token = DEVICE_TOKEN) {
+    const session = http2Connect(`http://127.0.0.1:${port}`);
+    stops.push(async () => void session.destroy());
+    const st: ClientHttp2Stream = session.request({
+      ':method': 'POST',
+      ':path': '/sluice.gateway.v1.IngestService/Ingest',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      authorization: `Bearer ${token}`,
+    });
+    // The status comes in trailers, or in the response headers of a trailers-only answer.
+    const trailers = new Promise<[Record<string, string | undefined>]>((resolve) => {
+      st.on('response', (h) => h['grpc-status'] !== undefined && resolve([h as Record<string, string | undefined>]));
+      st.on('trailers', (h) => resolve([h as Record<string, string | undefined>]));
+    });
+    return { st, trailers };
+  }
+
   describe('a gRPC Ingest stream whose client never reads its acks', () => {
     it('stops being read, stays within its ack byte bound, ends with RESOURCE_EXHAUSTED, and other devices are served', async () => {
       // Each ack is ~3.6 KiB; 4 pending batches hold more than the 8 KiB bound once the client's
@@ -175,17 +194,8 @@ describe('ingestion gateway under hostile and first-use input', () => {
         INGEST_DEVICE_RATE: '10000000',
         INGEST_DEVICE_BURST: '10000000',
       });
-      const session = http2Connect(`http://127.0.0.1:${gw.grpcPort}`);
-      stops.push(async () => void session.destroy());
-      const stream: ClientHttp2Stream = session.request({
-        ':method': 'POST',
-        ':path': '/sluice.gateway.v1.IngestService/Ingest',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        authorization: `Bearer ${DEVICE_TOKEN}`,
-      });
+      const { st: stream, trailers } = openRawIngest(gw.grpcPort);
       stream.pause(); // the hostile part: acks are never read (until the end of the test)
-      const trailers = once(stream, 'trailers') as Promise<[Record<string, string | undefined>]>;
       // Each batch: one good event and 25 for a region this gateway does not serve, so each ack
       // carries 25 rejections (PARTIAL acks echo every rejection).
       const batch = (n: number): EventBatch => ({
@@ -241,23 +251,7 @@ describe('ingestion gateway under hostile and first-use input', () => {
     it('many unread streams from one credential: past the per-credential cap a new stream is refused, and a stalled one is ended', async () => {
       const { gw, c, metric } = await start({ INGEST_MAX_STREAMS_PER_CREDENTIAL: '2', INGEST_STREAM_STALL_TIMEOUT: '1s' });
       // One connection per stream: the cap is per credential, whatever the connections.
-      const open = () => {
-        const session = http2Connect(`http://127.0.0.1:${gw.grpcPort}`);
-        stops.push(async () => void session.destroy());
-        const st: ClientHttp2Stream = session.request({
-          ':method': 'POST',
-          ':path': '/sluice.gateway.v1.IngestService/Ingest',
-          'content-type': 'application/grpc',
-          te: 'trailers',
-          authorization: `Bearer ${DEVICE_TOKEN}`,
-        });
-        // The status comes in trailers, or in the response headers of a trailers-only answer.
-        const trailers = new Promise<[Record<string, string | undefined>]>((resolve) => {
-          st.on('response', (h) => h['grpc-status'] !== undefined && resolve([h as Record<string, string | undefined>]));
-          st.on('trailers', (h) => resolve([h as Record<string, string | undefined>]));
-        });
-        return { st, trailers };
-      };
+      const open = () => openRawIngest(gw.grpcPort);
       const [a, b] = [open(), open()];
       // PARTIAL acks of ~3.6 KiB (25 rejections each): 40 of them overflow the client's HTTP/2 window.
       const heavy = (): EventBatch => ({
