@@ -22,6 +22,7 @@ import { AuthenticationError, BatchRejectedError, RetryableError } from './error
 import type { IngestMetrics } from './metrics';
 import { rejectedAck, retryAck, type IngestPipeline } from './pipeline';
 import type { TlsFiles } from './tls';
+import { hasReplacementChar, invalidUtf8Field } from './utf8';
 
 /** What the custom deserializer hands the handlers: the decoded batch and its exact bytes. */
 interface DecodedRequest {
@@ -84,7 +85,13 @@ export function decodeRequest(buf: Buffer): DecodedRequest {
     }
     if (raw === undefined) return { error: 'the request has no batch' };
     if (batchFields > 1) return { error: 'the request carries the batch field more than once' };
-    return { batch: decodeBatch(raw), raw };
+    const batch = decodeBatch(raw);
+    // Protobuf strings must be UTF-8, and the raw bytes are what gets stored: refuse, never repair.
+    if (hasReplacementChar(batch)) {
+      const field = invalidUtf8Field(raw);
+      if (field !== undefined) return { error: `${field} is not valid UTF-8 (protobuf strings must be UTF-8)` };
+    }
+    return { batch, raw };
   } catch (err) {
     return { error: `cannot decode the request: ${(err as Error).message}` };
   }
