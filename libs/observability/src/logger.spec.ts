@@ -1,19 +1,10 @@
 import { context, trace } from '@opentelemetry/api';
-import { Writable } from 'node:stream';
 import { createDeviceHasher } from './device-hash';
+import { captureLogLines } from './test-fixtures/log-capture';
 import { createLogger } from './logger';
 import { startMemoryTracing } from './tracing';
 
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(JSON.parse(String(chunk)));
-      cb();
-    },
-  });
-  return { lines, destination };
-}
+const capture = captureLogLines;
 
 describe('logger', () => {
   const hash = createDeviceHasher('a-test-key-of-16+chars');

@@ -1,23 +1,14 @@
 import { trace } from '@opentelemetry/api';
 import { headers } from '@nats-io/nats-core';
-import { Writable } from 'node:stream';
 import { createDeviceHasher } from './device-hash';
+import { captureLogLines } from './test-fixtures/log-capture';
 import { createLogger } from './logger';
 import { injectTraceHeaders } from './propagation';
 import { startTracing, tracer } from './tracing';
 
 const ZERO_TRACE_ID = '0'.repeat(32);
 
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(JSON.parse(String(chunk)));
-      cb();
-    },
-  });
-  return { lines, destination };
-}
+const capture = captureLogLines;
 
 describe('startTracing without an exporter', () => {
   const hash = createDeviceHasher('a-test-key-of-16+chars');
