@@ -6,21 +6,15 @@ import { request as httpRequest } from 'node:http';
 import { connect as http2Connect, type ClientHttp2Stream } from 'node:http2';
 import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { connectNats } from '@sluice/actor';
-import { loadConfig } from '@sluice/config';
-import { decodeBatch, HEADERS, IngestAck, IngestRequest, IngestStatus, topology, type EventBatch } from '@sluice/contracts';
-import { createDeviceHasher, createLogger } from '@sluice/observability';
-import { natsFixture, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
-import { Registry } from 'prom-client';
+import { decodeBatch, HEADERS, IngestAck, IngestRequest, IngestStatus, type EventBatch } from '@sluice/contracts';
+import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { sha256Hex } from './auth';
-import { ingestionConfig } from './config';
-import { buildGateway, type Gateway } from './gateway';
 import { ackBytes } from './grpc-server';
 import { INGEST_METRICS } from './metrics';
 import { MAX_REJECTED_ACK_ENTRIES } from './pipeline';
-import { client, telemetry, unary } from './test-fixtures/client';
+import { telemetry, unary } from './test-fixtures/client';
+import { startTestGateway } from './test-fixtures/gateway';
 
-const log = createLogger({ service: 'ingestion-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 const DEVICE_TOKEN = 'device-token-boat-17';
 const GATEWAY_TOKEN = 'gateway-token-any';
 const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_TOKEN)}=*`;
@@ -125,29 +119,8 @@ describe('ingestion gateway under hostile and first-use input', () => {
   });
 
   async function start(extra: Record<string, string> = {}) {
-    const ns = uniqueId('ing');
-    const config = loadConfig(ingestionConfig, {
-      NATS_URL: testUrls.nats,
-      SLUICE_NAMESPACE: ns,
-      INGEST_GRPC_PORT: '0',
-      INGEST_HTTP_PORT: '0',
-      INGEST_HOST: '127.0.0.1',
-      INGEST_REGIONS: 'eu-west,us-east',
-      INGEST_STREAM_LAYOUT: 'per-region',
-      INGEST_AUTH_TOKENS: TOKENS,
-      INGEST_DRAIN_GRACE: '200ms',
-      ...extra,
-    });
-    const nc = await connectNats({ servers: testUrls.nats, name: 'ingestion-test' });
-    const registry = new Registry();
-    const gw: Gateway = await buildGateway({ config, nc, topology: topology(ns), log, registry });
-    const c = client(gw.grpcPort);
-    for (const r of gw.routes.values()) nats.track(r.stream);
-    stops.push(async () => {
-      c.close();
-      await gw.stoppable.stop();
-      await nc.drain();
-    });
+    const { gw, c, registry, stop } = await startTestGateway(nats, TOKENS, extra);
+    stops.push(stop);
     const metric = async (name: string): Promise<number> => {
       const m = await registry.getSingleMetric(name)?.get();
       return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);

@@ -1,18 +1,13 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { connectNats } from '@sluice/actor';
-import { loadConfig } from '@sluice/config';
 import { decodeBatch, HEADERS, IngestStatus, topology } from '@sluice/contracts';
-import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { freePort, natsFixture, privateNats, spawnService, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
-import { Registry } from 'prom-client';
 import { sha256Hex } from './auth';
-import { ingestionConfig } from './config';
-import { buildGateway, type Gateway } from './gateway';
 import { regionalStreamName } from './routing';
 import { client, StreamDevice, telemetry, unary } from './test-fixtures/client';
+import { startTestGateway } from './test-fixtures/gateway';
 
-const log = createLogger({ service: 'ingestion-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 const DEVICE_TOKEN = 'device-token-boat-17';
 const GATEWAY_TOKEN = 'gateway-token-any';
 const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_TOKEN)}=*`;
@@ -52,23 +47,9 @@ describe('ingestion gateway on real NATS', () => {
   });
 
   async function start(extra: Record<string, string> = {}, natsUrl = testUrls.nats) {
-    const ns = uniqueId('ing');
-    const t = topology(ns);
-    const config = loadConfig(ingestionConfig, { NATS_URL: natsUrl, ...env(ns, extra) });
-    const nc = await connectNats({ servers: natsUrl, name: 'ingestion-test' });
-    const gw: Gateway = await buildGateway({ config, nc, topology: t, log, registry: new Registry() });
-    const c = client(gw.grpcPort);
-    for (const r of gw.routes.values()) if (natsUrl === testUrls.nats) nats.track(r.stream);
-    stops.push(async () => {
-      c.close();
-      await gw.stoppable.stop();
-      if (natsUrl !== testUrls.nats) {
-        const jsm = await jetstreamManager(nc);
-        for (const r of gw.routes.values()) await jsm.streams.delete(r.stream).catch(() => undefined);
-      }
-      await nc.drain();
-    });
-    return { ns, t, gw, c, nc };
+    const g = await startTestGateway(nats, TOKENS, { INGEST_PUBLISH_TIMEOUT: '2s', ...extra }, natsUrl);
+    stops.push(g.stop);
+    return g;
   }
 
   async function count(stream: string, subject?: string): Promise<number> {

@@ -1,18 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { connectNats } from '@sluice/actor';
-import { loadConfig } from '@sluice/config';
-import { HEADERS, IngestStatus, topology, type EventBatch, type IngestAck, type IngestRequest, type IngestServiceClient } from '@sluice/contracts';
-import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
-import { natsFixture, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
-import { Registry } from 'prom-client';
+import { HEADERS, IngestStatus, type EventBatch, type IngestAck, type IngestRequest, type IngestServiceClient } from '@sluice/contracts';
+import { startMemoryTracing, type MemoryTracing } from '@sluice/observability';
+import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { sha256Hex } from './auth';
-import { ingestionConfig } from './config';
-import { buildGateway, type Gateway } from './gateway';
-import { client, telemetry } from './test-fixtures/client';
+import { type Gateway } from './gateway';
+import { telemetry } from './test-fixtures/client';
+import { startTestGateway } from './test-fixtures/gateway';
 
-const log = createLogger({ service: 'ingestion-tracing-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 const DEVICE = 'boat-trace-17';
 const TOKEN = 'device-token-trace-17';
 
@@ -47,27 +43,10 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   beforeAll(async () => {
     tracing = startMemoryTracing();
     nats = await natsFixture();
-    const ns = uniqueId('ingtr');
-    const config = loadConfig(ingestionConfig, {
-      NATS_URL: testUrls.nats,
-      SLUICE_NAMESPACE: ns,
-      INGEST_GRPC_PORT: '0',
-      INGEST_HTTP_PORT: '0',
-      INGEST_HOST: '127.0.0.1',
-      INGEST_REGIONS: 'eu-west',
-      INGEST_STREAM_LAYOUT: 'per-region',
-      INGEST_AUTH_TOKENS: `${sha256Hex(TOKEN)}=${DEVICE}`,
-      INGEST_DRAIN_GRACE: '100ms',
-    });
-    const nc = await connectNats({ servers: testUrls.nats, name: 'ingestion-tracing-test' });
-    gw = await buildGateway({ config, nc, topology: topology(ns), log, registry: new Registry() });
-    for (const r of gw.routes.values()) nats.track(r.stream);
-    c = client(gw.grpcPort);
-    stop = async () => {
-      c.close();
-      await gw.stoppable.stop();
-      await nc.drain();
-    };
+    const g = await startTestGateway(nats, `${sha256Hex(TOKEN)}=${DEVICE}`, { INGEST_REGIONS: 'eu-west', INGEST_DRAIN_GRACE: '100ms' });
+    gw = g.gw;
+    c = g.c;
+    stop = g.stop;
   });
 
   afterAll(async () => {
