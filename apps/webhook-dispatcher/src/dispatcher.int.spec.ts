@@ -1,21 +1,18 @@
-import { loadConfig } from '@sluice/config';
 import { encodeBatch, encodeRollup, Rollup, RollupScope, TelemetryEvent, DetectionEvent, topology, type Event } from '@sluice/contracts';
 import { publishDurable } from '@sluice/actor';
-import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { createTestDatabase, natsFixture, sleep, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
-import { Registry } from 'prom-client';
-import { webhookConfigSchema } from './config';
-import { createDispatcher, type Dispatcher } from './dispatcher';
+import { type Dispatcher } from './dispatcher';
+import { startTestDispatcher, TEST_ADMIN_TOKEN } from './test-fixtures/dispatcher';
 import { startReceiver, verifyStandardWebhook, type Receiver } from './test-fixtures/receiver';
 
-const logger = createLogger({ service: 'webhook-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
-const TOKEN = 'test-admin-token-0123456789';
+const TOKEN = TEST_ADMIN_TOKEN;
 
 describe('webhook dispatcher (in-process, real NATS, PostgreSQL and HTTP)', () => {
   let nats: NatsFixture;
   let db: PgDatabase;
   let d: Dispatcher;
   let base: string;
+  let stopDispatcher: () => Promise<void>;
   const ns = uniqueId('wh');
   const topo = topology(ns);
   const receivers: Receiver[] = [];
@@ -23,31 +20,15 @@ describe('webhook dispatcher (in-process, real NATS, PostgreSQL and HTTP)', () =
   beforeAll(async () => {
     nats = await natsFixture();
     db = await createTestDatabase('webhook');
-    for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${ns.toUpperCase().replace(/-/g, '_')}_WEBHOOK_DELIVERIES`, `${ns.toUpperCase().replace(/-/g, '_')}_WEBHOOK_OPS`]) nats.track(s);
-    const config = loadConfig(webhookConfigSchema, {
-      SLUICE_NAMESPACE: ns,
-      WEBHOOK_DATABASE_URL: db.url,
-      WEBHOOK_ADMIN_PORT: '0',
-      WEBHOOK_ADMIN_HOST: '127.0.0.1',
-      WEBHOOK_ADMIN_TOKEN: TOKEN,
+    ({ d, base, stop: stopDispatcher } = await startTestDispatcher(nats, db, ns, {
       WEBHOOK_RETRY_SCHEDULE: '300ms,300ms,300ms',
-      WEBHOOK_RETRY_JITTER: '0',
-      WEBHOOK_REQUEST_TIMEOUT: '4s',
       WEBHOOK_ACK_WAIT: '15s',
       WEBHOOK_DISABLE_AFTER: '2500ms',
-      WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-      WEBHOOK_SUBSCRIPTION_REFRESH: '500ms',
-    });
-    d = createDispatcher({ config, nc: nats.nc, topology: topo, log: logger, registry: new Registry() });
-    await d.prepare();
-    const api = await d.startAdmin();
-    base = `http://127.0.0.1:${api.port}`;
-    await Promise.all([d.clean.start(), d.rollups.start(), d.sender.start()]);
+    }));
   });
 
   afterAll(async () => {
-    await Promise.all([d.clean.stop(5_000), d.rollups.stop(5_000), d.sender.stop(5_000)]);
-    await d.close();
+    await stopDispatcher();
     await Promise.all(receivers.map((r) => r.close()));
     await nats.cleanup();
     await db.drop();

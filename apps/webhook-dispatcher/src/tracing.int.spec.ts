@@ -1,16 +1,12 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { publishDurable } from '@sluice/actor';
-import { loadConfig } from '@sluice/config';
 import { encodeBatch, TelemetryEvent, topology } from '@sluice/contracts';
-import { createDeviceHasher, createLogger, startMemoryTracing, tracer, type MemoryTracing } from '@sluice/observability';
+import { startMemoryTracing, tracer, type MemoryTracing } from '@sluice/observability';
 import { createTestDatabase, natsFixture, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
-import { Registry } from 'prom-client';
-import { webhookConfigSchema } from './config';
-import { createDispatcher, type Dispatcher } from './dispatcher';
+import { startTestDispatcher, TEST_ADMIN_TOKEN } from './test-fixtures/dispatcher';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
 
-const logger = createLogger({ service: 'webhook-tracing-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
-const TOKEN = 'test-admin-token-0123456789';
+const TOKEN = TEST_ADMIN_TOKEN;
 
 /** `[trace id, parent span id]` of a `traceparent` value. */
 function parse(traceparent: string | undefined): [string, string] {
@@ -23,8 +19,8 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
   let tracing: MemoryTracing;
   let nats: NatsFixture;
   let db: PgDatabase;
-  let d: Dispatcher;
   let base: string;
+  let stopDispatcher: (() => Promise<void>) | undefined;
   let receiver: Receiver;
   /** `traceparent` of each request the receiver got, in order. */
   const seen: string[] = [];
@@ -35,24 +31,7 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
     tracing = startMemoryTracing();
     nats = await natsFixture();
     db = await createTestDatabase('webhook');
-    const prefix = ns.toUpperCase().replace(/-/g, '_');
-    for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
-    const config = loadConfig(webhookConfigSchema, {
-      SLUICE_NAMESPACE: ns,
-      WEBHOOK_DATABASE_URL: db.url,
-      WEBHOOK_ADMIN_PORT: '0',
-      WEBHOOK_ADMIN_HOST: '127.0.0.1',
-      WEBHOOK_ADMIN_TOKEN: TOKEN,
-      WEBHOOK_RETRY_SCHEDULE: '200ms,200ms',
-      WEBHOOK_RETRY_JITTER: '0',
-      WEBHOOK_REQUEST_TIMEOUT: '4s',
-      WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-      WEBHOOK_SUBSCRIPTION_REFRESH: '500ms',
-    });
-    d = createDispatcher({ config, nc: nats.nc, topology: topo, log: logger, registry: new Registry() });
-    await d.prepare();
-    base = `http://127.0.0.1:${(await d.startAdmin()).port}`;
-    await Promise.all([d.clean.start(), d.rollups.start(), d.sender.start()]);
+    ({ base, stop: stopDispatcher } = await startTestDispatcher(nats, db, ns, { WEBHOOK_RETRY_SCHEDULE: '200ms,200ms' }));
     // The first attempt of each delivery fails (500), the second succeeds.
     const perId = new Map<string, number>();
     receiver = await startReceiver((req) => {
@@ -65,8 +44,7 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
   });
 
   afterAll(async () => {
-    await Promise.all([d?.clean.stop(5_000), d?.rollups.stop(5_000), d?.sender.stop(5_000)]);
-    await d?.close();
+    await stopDispatcher?.();
     await receiver?.close();
     await nats?.cleanup();
     await db?.drop();
