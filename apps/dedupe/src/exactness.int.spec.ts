@@ -9,7 +9,7 @@
 // event ids in the clean stream, over-counted roll-ups).
 import { ensureStream } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
-import { createTestDatabase, natsFixture, privateRedis, rng, sleep, testUrls, waitFor, type NatsFixture, type PgDatabase, type PrivateServer } from '@sluice/testing';
+import { createTestDatabase, groupByRollupCell, natsFixture, privateRedis, rng, sleep, testUrls, waitFor, type NatsFixture, type PgDatabase, type PrivateServer } from '@sluice/testing';
 import { Client } from 'pg';
 import {
   AGGREGATOR_MAIN,
@@ -45,24 +45,9 @@ interface Cell {
 function expectedRollups(readings: readonly Reading[]): Map<string, Cell> {
   const distinct = new Map(readings.map((r) => [r.id, r]));
   const out = new Map<string, Cell>();
-  for (const r of distinct.values()) {
-    for (const [res, ms] of Object.entries(RESOLUTIONS)) {
-      const ws = Math.floor(r.t / ms) * ms;
-      for (const [scope, key] of [
-        ['device', r.device],
-        ['region', r.region],
-      ] as const) {
-        const k = `${res}|${scope}|${key}|${r.sensor}|${ws}`;
-        const c = out.get(k);
-        if (!c) out.set(k, { count: 1, sum: r.value, min: r.value, max: r.value });
-        else {
-          c.count++;
-          c.sum += r.value;
-          c.min = Math.min(c.min, r.value);
-          c.max = Math.max(c.max, r.value);
-        }
-      }
-    }
+  for (const [k, rs] of groupByRollupCell(distinct.values(), RESOLUTIONS)) {
+    const values = rs.map((r) => r.value);
+    out.set(k, { count: rs.length, sum: values.reduce((a, b) => a + b, 0), min: Math.min(...values), max: Math.max(...values) });
   }
   return out;
 }

@@ -7,3 +7,4 @@ export * from './postgres';
 export * from './redis';
 export * from './servers';
 export * from './random';
+export * from './rollups';

@@ -8,11 +8,14 @@ import { CONTENT_TYPES, encodeBatch, topology, type Event, type Topology } from 
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import {
   createTestDatabase,
+  groupByRollupCell,
   natsFixture,
   testUrls,
   uniqueId,
   type NatsFixture,
-  type PgDatabase, rng } from '@sluice/testing';
+  type PgDatabase,
+  rng,
+} from '@sluice/testing';
 import { Client } from 'pg';
 import { Registry } from 'prom-client';
 import { Aggregator } from '../aggregator';
@@ -175,21 +178,7 @@ export function reference(
   readings: readonly R[],
   resolutions: readonly string[],
 ): Map<string, Expected> {
-  const groups = new Map<string, R[]>();
-  for (const r of readings) {
-    for (const res of resolutions) {
-      const ms = RES_MS[res]!;
-      const ws = Math.floor(r.t / ms) * ms;
-      for (const [scope, key] of [
-        ['device', r.device],
-        ['region', r.region],
-      ] as const) {
-        const k = `${res}|${scope}|${key}|${r.sensor}|${ws}`;
-        if (!groups.has(k)) groups.set(k, []);
-        groups.get(k)!.push(r);
-      }
-    }
-  }
+  const groups = groupByRollupCell(readings, Object.fromEntries(resolutions.map((res) => [res, RES_MS[res]!])));
   const out = new Map<string, Expected>();
   for (const [k, rs] of groups) {
     const sorted = [...rs].sort((a, b) => a.t - b.t || a.value - b.value);
