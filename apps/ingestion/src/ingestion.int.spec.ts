@@ -6,7 +6,7 @@ import { freePort, natsFixture, privateNats, spawnService, testUrls, uniqueId, w
 import { sha256Hex } from './auth';
 import { regionalStreamName } from './routing';
 import { client, StreamDevice, telemetry, unary } from './test-fixtures/client';
-import { startTestGateway } from './test-fixtures/gateway';
+import { gatewayEnv, startTestGateway } from './test-fixtures/gateway';
 
 const DEVICE_TOKEN = 'device-token-boat-17';
 const GATEWAY_TOKEN = 'gateway-token-any';
@@ -15,21 +15,6 @@ const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_T
 /** The batch id of a stored message: its Nats-Msg-Id without the credential scope (16 hex + `:`). */
 function batchIdOf(msgId: string | undefined): string | undefined {
   return msgId?.replace(/^[0-9a-f]{16}:/, '');
-}
-
-function env(ns: string, extra: Record<string, string> = {}) {
-  return {
-    SLUICE_NAMESPACE: ns,
-    INGEST_GRPC_PORT: '0',
-    INGEST_HTTP_PORT: '0',
-    INGEST_HOST: '127.0.0.1',
-    INGEST_REGIONS: 'eu-west,us-east',
-    INGEST_STREAM_LAYOUT: 'per-region',
-    INGEST_AUTH_TOKENS: TOKENS,
-    INGEST_PUBLISH_TIMEOUT: '2s',
-    INGEST_DRAIN_GRACE: '200ms',
-    ...extra,
-  };
 }
 
 describe('ingestion gateway on real NATS', () => {
@@ -253,7 +238,7 @@ describe('ingestion gateway on real NATS', () => {
       OPS_PORT: '0',
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
-      ...env(ns, { INGEST_GRPC_PORT: String(grpcPort), INGEST_DRAIN_GRACE: '1500ms', INGEST_REGIONS: 'eu-west', INGEST_STREAM_LAYOUT: 'shared' }),
+      ...gatewayEnv(ns, TOKENS, { INGEST_PUBLISH_TIMEOUT: '2s', INGEST_GRPC_PORT: String(grpcPort), INGEST_DRAIN_GRACE: '1500ms', INGEST_REGIONS: 'eu-west', INGEST_STREAM_LAYOUT: 'shared' }),
     });
     stops.push(async () => {
       proc.kill('SIGKILL');

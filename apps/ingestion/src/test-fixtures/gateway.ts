@@ -26,15 +26,11 @@ export interface TestGateway {
 }
 
 /**
- * Starts a gateway serving `eu-west,us-east` with per-region streams, `tokens` as its credentials
- * and `extra` on top of that. Its streams are tracked by `nats` for cleanup when it is the shared
- * test NATS; on any other `natsUrl` they are deleted by `stop()`.
+ * The environment of a test gateway in namespace `ns`: loopback, ports picked by the system,
+ * `eu-west,us-east` on per-region streams, `tokens` as its credentials, `extra` on top.
  */
-export async function startTestGateway(nats: NatsFixture, tokens: string, extra: Record<string, string> = {}, natsUrl = testUrls.nats): Promise<TestGateway> {
-  const ns = uniqueId('ing');
-  const t = topology(ns);
-  const config = loadConfig(ingestionConfig, {
-    NATS_URL: natsUrl,
+export function gatewayEnv(ns: string, tokens: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
     SLUICE_NAMESPACE: ns,
     INGEST_GRPC_PORT: '0',
     INGEST_HTTP_PORT: '0',
@@ -44,7 +40,18 @@ export async function startTestGateway(nats: NatsFixture, tokens: string, extra:
     INGEST_AUTH_TOKENS: tokens,
     INGEST_DRAIN_GRACE: '200ms',
     ...extra,
-  });
+  };
+}
+
+/**
+ * Starts a gateway serving `eu-west,us-east` with per-region streams, `tokens` as its credentials
+ * and `extra` on top of that. Its streams are tracked by `nats` for cleanup when it is the shared
+ * test NATS; on any other `natsUrl` they are deleted by `stop()`.
+ */
+export async function startTestGateway(nats: NatsFixture, tokens: string, extra: Record<string, string> = {}, natsUrl = testUrls.nats): Promise<TestGateway> {
+  const ns = uniqueId('ing');
+  const t = topology(ns);
+  const config = loadConfig(ingestionConfig, { NATS_URL: natsUrl, ...gatewayEnv(ns, tokens, extra) });
   const nc = await connectNats({ servers: natsUrl, name: 'ingestion-test' });
   const registry = new Registry();
   const gw = await buildGateway({ config, nc, topology: t, log, registry });
