@@ -127,7 +127,11 @@ describe('Actor on real JetStream', () => {
     release();
     await stopped;
     expect(actor.state).toBe('stopped');
-    expect(await consumerState(t.stream.name, 'worker')).toEqual({ pending: 0, ackPending: 0 });
+    // The server applies acks asynchronously even after the client's flush.
+    await waitFor('both acks recorded', async () => {
+      const s = await consumerState(t.stream.name, 'worker');
+      return s.pending === 0 && s.ackPending === 0;
+    });
   });
 
   it('redelivers a retried message after the requested delay, then acks it', async () => {

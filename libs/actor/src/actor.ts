@@ -296,6 +296,9 @@ export class Actor<T> {
         'drain deadline passed; unsettled messages will be redelivered',
       );
     }
+    // Acks are fire-and-forget: push them to the server before reporting stopped, so a process that
+    // exits right after stop() does not leave settled messages to be redelivered.
+    await within(this.opts.nc.flush().catch(() => undefined));
     if (!this.lifecycle.terminal) this.lifecycle.transition('stopped');
   }
 
