@@ -6,7 +6,7 @@ import type { Logger } from '@sluice/observability';
 import { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { WindowCloser } from './closer';
-import type { AggregatorConfig } from './config';
+import type { Config } from './config';
 import { parseDerived } from './derived';
 import { isStoreContention, isTransientStoreError, StoreUnavailableError } from './errors';
 import { AggregatorMetrics } from './metrics';
@@ -22,7 +22,7 @@ export const SERVICE = 'aggregator';
 export interface AggregatorDeps {
   nc: NatsConnection;
   topology: Topology;
-  config: AggregatorConfig;
+  config: Config;
   log: Logger;
   registry: Registry;
   /** Wall clock (tests). Default `Date.now`. */

@@ -1,7 +1,7 @@
 import { csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
 
 /** The aggregator's environment: the common variables plus these. */
-export const aggregatorSchema = defineConfig({
+export const config = defineConfig({
   /** PostgreSQL connection string of the roll-up store. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
   AGGREGATOR_PG_URL: z
     .string()
@@ -96,4 +96,4 @@ export const aggregatorSchema = defineConfig({
     .optional(),
 });
 
-export type AggregatorConfig = z.infer<typeof aggregatorSchema>;
+export type Config = z.infer<typeof config>;

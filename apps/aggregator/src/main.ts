@@ -1,10 +1,10 @@
 import { serve, startRuntime } from '@sluice/actor';
 import { Aggregator, SERVICE } from './aggregator';
 import { startApi } from './api';
-import { aggregatorSchema } from './config';
+import { config as configSchema } from './config';
 
 async function main() {
-  const rt = await startRuntime(SERVICE, aggregatorSchema);
+  const rt = await startRuntime(SERVICE, configSchema);
   const { config } = rt;
   const aggregator = new Aggregator({
     nc: rt.nc,

@@ -101,5 +101,5 @@ const schema = defineConfig({
   }
 });
 
-export const dedupeConfig = schema;
-export type DedupeConfig = z.infer<typeof schema>;
+export const config = schema;
+export type Config = z.infer<typeof schema>;

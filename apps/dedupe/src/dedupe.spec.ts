@@ -2,7 +2,7 @@ import { decodeBatch, DecodeError, DetectionEvent, encodeBatch, eventId, eventTi
 import { rng } from '@sluice/testing';
 import { loadConfig } from '@sluice/config';
 import { PoisonMessageError } from '@sluice/actor';
-import { dedupeConfig } from './config';
+import { config } from './config';
 import { batchOfEvents } from './clean-payload';
 import { ClaimBatch, claimOwner, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
 import { decodeRawMessage } from './raw-message';
@@ -182,7 +182,7 @@ describe('decodeRawMessage', () => {
 
 describe('dedupe config', () => {
   it('has safe defaults', () => {
-    const c = loadConfig(dedupeConfig, {});
+    const c = loadConfig(config, {});
     expect(c.DEDUPE_TTL).toBe(7 * 86_400_000);
     expect(c.DEDUPE_CLAIM_BUCKET).toBe(600_000);
     expect(c.DEDUPE_CLAIM_SHARDS).toBe(64);
@@ -194,11 +194,11 @@ describe('dedupe config', () => {
   });
 
   it('names the variable in errors', () => {
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(/DEDUPE_ON_REDIS_DOWN/);
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(/DEDUPE_CLAIM_SHARDS.*4096/);
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_CLAIM_BUCKET: '500ms' })).toThrow(/DEDUPE_CLAIM_BUCKET.*1s/);
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_BACKOFF: '1s,soon' })).toThrow(/DEDUPE_BACKOFF.*soon/);
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_ACK_WAIT: '10m' })).toThrow(/DEDUPE_CLEAN_DUPLICATE_WINDOW/);
-    expect(() => loadConfig(dedupeConfig, { DEDUPE_CRASH_AT: 'after-claim', SLUICE_ENV: 'production', DEVICE_ID_HASH_KEY: 'a-real-secret-key-123' })).toThrow(/DEDUPE_CRASH_AT/);
+    expect(() => loadConfig(config, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(/DEDUPE_ON_REDIS_DOWN/);
+    expect(() => loadConfig(config, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(/DEDUPE_CLAIM_SHARDS.*4096/);
+    expect(() => loadConfig(config, { DEDUPE_CLAIM_BUCKET: '500ms' })).toThrow(/DEDUPE_CLAIM_BUCKET.*1s/);
+    expect(() => loadConfig(config, { DEDUPE_BACKOFF: '1s,soon' })).toThrow(/DEDUPE_BACKOFF.*soon/);
+    expect(() => loadConfig(config, { DEDUPE_ACK_WAIT: '10m' })).toThrow(/DEDUPE_CLEAN_DUPLICATE_WINDOW/);
+    expect(() => loadConfig(config, { DEDUPE_CRASH_AT: 'after-claim', SLUICE_ENV: 'production', DEVICE_ID_HASH_KEY: 'a-real-secret-key-123' })).toThrow(/DEDUPE_CRASH_AT/);
   });
 });

@@ -5,7 +5,7 @@ import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import type { ClaimStore } from './claims';
-import type { CrashPoint, DedupeConfig } from './config';
+import type { CrashPoint, Config } from './config';
 import { crashPoints } from './fault-injection';
 import { ClaimsLostError, RedisUnavailableError } from './errors';
 import { createDedupeHandler } from './handler';
@@ -85,7 +85,7 @@ export interface Dedupe {
   reseed(reason?: string): Promise<ReseedResult | undefined>;
 }
 
-export function dedupeOptions(cfg: DedupeConfig): DedupeOptions {
+export function dedupeOptions(cfg: Config): DedupeOptions {
   return {
     ...(cfg.DEDUPE_STREAMS.length ? { streams: cfg.DEDUPE_STREAMS } : {}),
     durable: cfg.DEDUPE_DURABLE,

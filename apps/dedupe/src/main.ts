@@ -1,11 +1,11 @@
 import { serve, startRuntime } from '@sluice/actor';
 import { RedisClaimStore } from './claims';
-import { dedupeConfig } from './config';
+import { config } from './config';
 import { buildDedupe, dedupeOptions, SERVICE } from './dedupe';
 import { connectRedis } from './redis';
 
 async function main() {
-  const rt = await startRuntime(SERVICE, dedupeConfig);
+  const rt = await startRuntime(SERVICE, config);
   const cfg = rt.config;
   if (cfg.DEDUPE_CRASH_AT) rt.log.warn({ at: cfg.DEDUPE_CRASH_AT }, 'FAULT INJECTION enabled: the process will SIGKILL itself');
   const { redis, stoppable } = connectRedis({

@@ -1,7 +1,7 @@
 import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
 
 /** Configuration of the ingestion gateway (every variable, with its default). */
-export const ingestionConfig = defineConfig({
+export const config = defineConfig({
   /** gRPC listen port (IngestService, health, reflection). Default 50051; 0 picks a free one. */
   INGEST_GRPC_PORT: port(50051),
   /** HTTP listen port of `POST /v1/events`. Default 8080; 0 picks a free one. */
@@ -102,4 +102,4 @@ export const ingestionConfig = defineConfig({
   INGEST_REFLECTION: bool(true),
 });
 
-export type IngestionConfig = z.infer<typeof ingestionConfig>;
+export type Config = z.infer<typeof config>;

@@ -5,7 +5,7 @@ import { createWireParser, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
-import type { IngestionConfig } from './config';
+import type { Config } from './config';
 import { IngestConfigError } from './errors';
 import { GrpcGateway, type GrpcFlowStats } from './grpc-server';
 import { HttpGateway } from './http-server';
@@ -19,7 +19,7 @@ import { EventValidator } from './validator';
 
 /** What {@link buildGateway} needs from the runtime. */
 export interface GatewayDeps {
-  config: IngestionConfig;
+  config: Config;
   nc: NatsConnection;
   topology: Topology;
   log: Logger;

@@ -1,9 +1,9 @@
 import { serve, startRuntime } from '@sluice/actor';
-import { ingestionConfig } from './config';
+import { config } from './config';
 import { buildGateway } from './gateway';
 
 async function main() {
-  const rt = await startRuntime('ingestion', ingestionConfig);
+  const rt = await startRuntime('ingestion', config);
   const gateway = await buildGateway(rt);
   await serve(rt, {
     before: [gateway.stoppable],

@@ -4,12 +4,12 @@ import type { Logger } from '@sluice/observability';
 import { SinkRunner } from '@sluice/sinks-core';
 import { MongoSink } from '@sluice/sinks-mongodb';
 import type { Registry } from 'prom-client';
-import type { MongoCaptureConfig } from './config';
+import type { Config } from './config';
 
 export const SERVICE = 'mongo-capture';
 
 /** The MongoDB sink and its runner on the clean stream, from the parsed config. */
-export function buildCapture(deps: { config: MongoCaptureConfig; nc: NatsConnection; topology: Topology; log: Logger; registry: Registry }): SinkRunner {
+export function buildCapture(deps: { config: Config; nc: NatsConnection; topology: Topology; log: Logger; registry: Registry }): SinkRunner {
   const c = deps.config;
   const sink = new MongoSink({
     name: SERVICE,

@@ -14,7 +14,7 @@ const template = (fallback: string, kind: 'telemetry' | 'detection', name: strin
     });
 
 /** mongo-capture settings (plus the common NATS/ops/logging variables). */
-export const mongoCaptureConfig = defineConfig({
+export const config = defineConfig({
   /** MongoDB connection string of the owner's database. Default `mongodb://127.0.0.1:27017`. */
   MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URL').default('mongodb://127.0.0.1:27017'),
   /** Database. Default `sluice`. */
@@ -60,4 +60,4 @@ export const mongoCaptureConfig = defineConfig({
   MONGO_CAPTURE_RETRY_BUDGET: durationMs('2s'),
 });
 
-export type MongoCaptureConfig = z.infer<typeof mongoCaptureConfig>;
+export type Config = z.infer<typeof config>;

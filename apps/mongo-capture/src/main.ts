@@ -1,9 +1,9 @@
 import { serve, startRuntime } from '@sluice/actor';
 import { buildCapture, SERVICE } from './capture';
-import { mongoCaptureConfig } from './config';
+import { config } from './config';
 
 async function main() {
-  const rt = await startRuntime(SERVICE, mongoCaptureConfig);
+  const rt = await startRuntime(SERVICE, config);
   const capture = buildCapture(rt);
   await capture.prepare();
   const hooks = capture.shutdownHooks();

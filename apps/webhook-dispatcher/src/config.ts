@@ -1,7 +1,7 @@
 import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
 
 /** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
-export const webhookConfigSchema = defineConfig({
+export const config = defineConfig({
   /** PostgreSQL URL holding subscriptions, secrets, the attempt log and the DLQ. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
   WEBHOOK_DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/sluice').refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be postgres://user@host:port/db'),
   /** PostgreSQL pool size. Default 10. */
@@ -69,4 +69,4 @@ export const webhookConfigSchema = defineConfig({
   WEBHOOK_REQUIRE_HTTPS: bool(false),
 });
 
-export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
+export type Config = z.infer<typeof config>;

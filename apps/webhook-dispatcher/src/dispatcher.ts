@@ -8,7 +8,7 @@ import { Pool } from 'pg';
 import { Registry } from 'prom-client';
 import { startAdminApi, type AdminApi } from './admin-api';
 import { AttemptLog } from './attempt-log';
-import type { WebhookConfig } from './config';
+import type { Config } from './config';
 import { EndpointGates } from './endpoint-gate';
 import { WebhookHttpClient } from './http-client';
 import { createMatchers, DeliveryPublisher } from './matcher';
@@ -20,7 +20,7 @@ import { Store } from './store';
 import { SubscriptionCache } from './subscription-cache';
 
 export interface DispatcherDeps {
-  config: WebhookConfig;
+  config: Config;
   nc: NatsConnection;
   topology: Topology;
   log: Logger;

@@ -1,10 +1,10 @@
 import { serve, startRuntime } from '@sluice/actor';
-import { webhookConfigSchema } from './config';
+import { config } from './config';
 import { createDispatcher } from './dispatcher';
 import { SERVICE } from './names';
 
 async function main() {
-  const rt = await startRuntime(SERVICE, webhookConfigSchema);
+  const rt = await startRuntime(SERVICE, config);
   const d = createDispatcher(rt);
   await d.prepare();
   const api = await d.startAdmin();

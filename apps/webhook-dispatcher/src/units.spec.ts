@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { loadConfig } from '@sluice/config';
 import { TelemetryEvent } from '@sluice/contracts';
-import { webhookConfigSchema } from './config';
+import { config } from './config';
 import { decodeDelivery, encodeDelivery } from './delivery';
 import { EndpointGates } from './endpoint-gate';
 import { ConsecutiveState, filterSchema, holds } from './filters';
@@ -87,9 +87,9 @@ describe('endpoint gates', () => {
 describe('config, delivery format, Retry-After', () => {
   it('parses the retry schedule and names bad values', () => {
     const env = { WEBHOOK_ADMIN_TOKEN: 'x'.repeat(16) };
-    expect(loadConfig(webhookConfigSchema, env).WEBHOOK_RETRY_SCHEDULE).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
-    expect(() => loadConfig(webhookConfigSchema, { ...env, WEBHOOK_RETRY_SCHEDULE: '5s,soon' })).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
-    expect(() => loadConfig(webhookConfigSchema, {})).toThrow(/WEBHOOK_ADMIN_TOKEN/);
+    expect(loadConfig(config, env).WEBHOOK_RETRY_SCHEDULE).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
+    expect(() => loadConfig(config, { ...env, WEBHOOK_RETRY_SCHEDULE: '5s,soon' })).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
+    expect(() => loadConfig(config, {})).toThrow(/WEBHOOK_ADMIN_TOKEN/);
   });
 
   it('round-trips deliveries and rejects malformed ones', () => {

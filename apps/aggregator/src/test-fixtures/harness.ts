@@ -19,7 +19,7 @@ import {
 import { Client } from 'pg';
 import { Registry } from 'prom-client';
 import { Aggregator } from '../aggregator';
-import { aggregatorSchema, type AggregatorConfig } from '../config';
+import { config, type Config } from '../config';
 
 export const logger = createLogger({
   service: 'aggregator-test',
@@ -42,7 +42,7 @@ export interface Harness {
   namespace: string;
   topo: Topology;
   env: Record<string, string>;
-  config(overrides?: Record<string, string>): AggregatorConfig;
+  config(overrides?: Record<string, string>): Config;
   /** Starts an in-process aggregator on its own NATS connection. */
   start(overrides?: Record<string, string>): Promise<Aggregator>;
   /** Publishes one clean message (the readings, plus `detections` detection events) with `Nats-Msg-Id` `id`. */
@@ -85,7 +85,7 @@ export async function harness(baseEnv: Record<string, string> = {}): Promise<Har
     topo,
     env,
     config: (overrides = {}) =>
-      loadConfig(aggregatorSchema as never, { ...env, ...overrides }) as AggregatorConfig,
+      loadConfig(config as never, { ...env, ...overrides }) as Config,
     async start(overrides = {}) {
       const nc = await connect({ servers: testUrls.nats, name: 'aggregator-test' });
       conns.push(nc);

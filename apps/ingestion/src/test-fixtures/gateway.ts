@@ -7,7 +7,7 @@ import { topology, type IngestServiceClient, type Topology } from '@sluice/contr
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { testUrls, uniqueId, type NatsFixture } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { ingestionConfig } from '../config';
+import { config as configSchema } from '../config';
 import { buildGateway, type Gateway } from '../gateway';
 import { client } from './client';
 
@@ -51,7 +51,7 @@ export function gatewayEnv(ns: string, tokens: string, extra: Record<string, str
 export async function startTestGateway(nats: NatsFixture, tokens: string, extra: Record<string, string> = {}, natsUrl = testUrls.nats): Promise<TestGateway> {
   const ns = uniqueId('ing');
   const t = topology(ns);
-  const config = loadConfig(ingestionConfig, { NATS_URL: natsUrl, ...gatewayEnv(ns, tokens, extra) });
+  const config = loadConfig(configSchema, { NATS_URL: natsUrl, ...gatewayEnv(ns, tokens, extra) });
   const nc = await connectNats({ servers: natsUrl, name: 'ingestion-test' });
   const registry = new Registry();
   const gw = await buildGateway({ config, nc, topology: t, log, registry });

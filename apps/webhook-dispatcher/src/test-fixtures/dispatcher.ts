@@ -5,7 +5,7 @@ import { topology, type Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import type { NatsFixture, PgDatabase } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { webhookConfigSchema } from '../config';
+import { config as configSchema } from '../config';
 import { createDispatcher, type Dispatcher } from '../dispatcher';
 
 const logger = createLogger({ service: 'webhook-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
@@ -30,7 +30,7 @@ export async function startTestDispatcher(nats: NatsFixture, db: PgDatabase, ns:
   const topo = topology(ns);
   const prefix = ns.toUpperCase().replace(/-/g, '_');
   for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
-  const config = loadConfig(webhookConfigSchema, {
+  const config = loadConfig(configSchema, {
     SLUICE_NAMESPACE: ns,
     WEBHOOK_DATABASE_URL: db.url,
     WEBHOOK_ADMIN_PORT: '0',
