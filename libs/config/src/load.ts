@@ -16,7 +16,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.
   }
   const result = schema.safeParse(cleaned);
   if (result.success) return result.data;
-  throw new ConfigError(
+  throw ConfigError.of(
     result.error.issues.map((issue) => ({
       variable: String(issue.path[0] ?? '(environment)'),
       reason:

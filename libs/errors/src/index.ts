@@ -1,0 +1,2 @@
+export { ConfigError, isRetriable, SluiceError } from './errors';
+export type { ConfigIssue, ErrorTraits } from './errors';
