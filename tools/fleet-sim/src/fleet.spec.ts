@@ -3,7 +3,6 @@ import { Fleet } from './fleet';
 import { TemplatePool } from './load';
 import { LatencyHistogram } from './stats';
 import { toWireJson } from './wire-json';
-import { parseArgs } from './main';
 
 describe('Fleet', () => {
   it('produces events at the configured rates, batched per device', () => {
@@ -57,13 +56,5 @@ describe('LatencyHistogram', () => {
     expect(h.percentile(50)).toBeLessThan(53);
     expect(h.percentile(99)).toBeGreaterThanOrEqual(99);
     expect(h.percentile(100)).toBe(100);
-  });
-});
-
-describe('parseArgs', () => {
-  it('reads flags and refuses bad values', () => {
-    const o = parseArgs(['--devices', '3', '--transport=http', '--malformed', '0.1', '--seconds', '2']);
-    expect(o).toMatchObject({ transport: 'http', target: 'http://127.0.0.1:8080', seconds: 2, fleet: { devices: 3, malformedFraction: 0.1 } });
-    expect(() => parseArgs(['--malformed', '2'])).toThrow(/--malformed/);
   });
 });
