@@ -18,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { parseArgs as parseCli } from 'node:util';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -119,7 +120,7 @@ const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m
 const say = (msg: string) => process.stdout.write(`${paint(1, 'up')} | ${msg}\n`);
 
 function usage(code: number): never {
-  process.stdout.write(
+  (code === 0 ? process.stdout : process.stderr).write(
     [
       'usage: npm start -- [--no-sim] [--only a,b] [--grace 10s] [--ready-timeout 60s]',
       '  --no-sim           do not start the fleet simulator',
@@ -143,39 +144,37 @@ function parseDuration(raw: string | undefined, flag: string): number {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { sim: true, only: undefined, graceMs: 10_000, readyTimeoutMs: 60_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag, inline] = arg.includes('=')
-      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-      : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    switch (flag) {
-      case '--no-sim':
-        opts.sim = false;
-        break;
-      case '--only':
-        opts.only = (value() ?? '')
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        break;
-      case '--grace':
-        opts.graceMs = parseDuration(value(), '--grace');
-        break;
-      case '--ready-timeout':
-        opts.readyTimeoutMs = parseDuration(value(), '--ready-timeout');
-        break;
-      case '-h':
-      case '--help':
-        usage(0);
-        break;
-      default:
-        process.stderr.write(`unknown argument "${arg}"\n`);
-        usage(2);
-    }
+  const parse = () =>
+    parseCli({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'no-sim': { type: 'boolean' },
+        only: { type: 'string' },
+        grace: { type: 'string' },
+        'ready-timeout': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    ({ values } = parse());
+  } catch (err) {
+    // Unknown flag, missing value or stray argument: util.parseArgs names it.
+    process.stderr.write(`${(err as Error).message}\n`);
+    usage(2);
   }
-  return opts;
+  if (values.help) usage(0);
+  return {
+    sim: !values['no-sim'],
+    only: values.only
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    graceMs: values.grace === undefined ? 10_000 : parseDuration(values.grace, '--grace'),
+    readyTimeoutMs: values['ready-timeout'] === undefined ? 60_000 : parseDuration(values['ready-timeout'], '--ready-timeout'),
+  };
 }
 
 function discoverApps(): string[] {
