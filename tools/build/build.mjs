@@ -13,18 +13,25 @@ const outdir = join('dist', root);
 const app = project.projectType === 'application';
 const entry = join(root, 'src', app ? 'main.ts' : 'index.ts');
 if (!existsSync(entry)) throw new Error(`${entry} is missing`);
-await build({
-  entryPoints: [entry],
-  outfile: join(outdir, app ? 'main.js' : 'index.js'),
+const options = {
   bundle: true,
   platform: 'node',
   target: 'node24',
   format: 'cjs',
   sourcemap: true,
+  // Also what lets the instrumentation preload patch pg, ioredis, mongodb and grpc-js: it hooks
+  // `require`, which a package inlined into the bundle never goes through.
   packages: 'external',
   tsconfig: 'tsconfig.base.json',
   logLevel: 'warning',
-});
+};
+await build({ ...options, entryPoints: [entry], outfile: join(outdir, app ? 'main.js' : 'index.js') });
+// Every application ships the OpenTelemetry instrumentation preload beside its main.js:
+// `node --require dist/apps/<app>/preload.js dist/apps/<app>/main.js`.
+if (app) {
+  const preload = join('libs', 'observability', 'src', 'preload.ts');
+  await build({ ...options, entryPoints: [preload], outfile: join(outdir, 'preload.js') });
+}
 // Versioned SQL and other run-time assets travel with the bundle.
 const migrations = join(root, 'migrations');
 if (app && existsSync(migrations)) cpSync(migrations, join(outdir, 'migrations'), { recursive: true });

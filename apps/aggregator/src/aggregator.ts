@@ -1,6 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, AsyncPublisher, ensureStream, Outcomes, StoreGate, type Delivery } from '@sluice/actor';
+import { Actor, Outcomes, StoreGate, type Delivery } from '@sluice/actor';
+import { AsyncPublisher, ensureStream } from '@sluice/jetstream';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Pool } from 'pg';

@@ -1,4 +1,4 @@
-import { listenHttp } from '@sluice/actor';
+import { listenHttp } from '@sluice/runtime';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '@sluice/observability';
 import { BadParameterError, isTransientStoreError } from './errors';

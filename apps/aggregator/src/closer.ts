@@ -1,4 +1,4 @@
-import type { AsyncPublisher } from '@sluice/actor';
+import type { AsyncPublisher } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Pool } from 'pg';

@@ -1,4 +1,4 @@
-import { serve, startRuntime } from '@sluice/actor';
+import { serve, startRuntime } from '@sluice/runtime';
 import { Aggregator, SERVICE } from './aggregator';
 import { startApi } from './api';
 import { config as configSchema } from './config';

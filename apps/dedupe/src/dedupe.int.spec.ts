@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { context, trace } from '@opentelemetry/api';
-import { ensureStream, publishDurable } from '@sluice/actor';
+import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, decodeBatch, encodeBatch, eventId, HEADERS, topology, type Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
 import {

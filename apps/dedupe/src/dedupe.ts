@@ -1,6 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, AsyncPublisher, StoreGate, type ConsumerSpec, type Stoppable } from '@sluice/actor';
+import { Actor, StoreGate } from '@sluice/actor';
+import { AsyncPublisher, type ConsumerSpec } from '@sluice/jetstream';
+import type { Stoppable } from '@sluice/runtime';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';

@@ -7,7 +7,7 @@
 // These tests fail without the re-seed: `EXACTNESS_DEDUPE_RESEED=false` runs dedupe with
 // DEDUPE_RESEED=false (claims trusted, not re-seeded) and both exactness tests then fail (duplicate
 // event ids in the clean stream, over-counted roll-ups).
-import { ensureStream } from '@sluice/actor';
+import { ensureStream } from '@sluice/jetstream';
 import type { Topology } from '@sluice/contracts';
 import { createTestDatabase, groupByRollupCell, natsFixture, privateRedis, rng, sleep, testUrls, waitFor, type NatsFixture, type PgDatabase, type PrivateServer } from '@sluice/testing';
 import { Client } from 'pg';

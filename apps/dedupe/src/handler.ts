@@ -1,5 +1,6 @@
 import { SpanStatusCode, type Span } from '@opentelemetry/api';
-import { Outcomes, type AsyncPublisher, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
+import { Outcomes, type BatchHandler, type Delivery, type Outcome } from '@sluice/actor';
+import type { AsyncPublisher } from '@sluice/jetstream';
 import { CONTENT_TYPES, type Topology } from '@sluice/contracts';
 import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { ClaimResult, ClaimStore } from './claims';

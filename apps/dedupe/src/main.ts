@@ -1,4 +1,4 @@
-import { serve, startRuntime } from '@sluice/actor';
+import { serve, startRuntime } from '@sluice/runtime';
 import { RedisClaimStore } from './claims';
 import { config } from './config';
 import { buildDedupe, dedupeOptions, SERVICE } from './dedupe';

@@ -1,5 +1,5 @@
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
-import { ensureConsumer, ensureStream, type ConsumerSpec, type StreamSpec } from '@sluice/actor';
+import { ensureConsumer, ensureStream, type ConsumerSpec, type StreamSpec } from '@sluice/jetstream';
 import { StreamMissingError } from './errors';
 
 /**

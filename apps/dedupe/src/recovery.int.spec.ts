@@ -6,7 +6,7 @@
 // drains within outage + 10 s after Redis is back (a bound at this machine's rate, not a benchmark:
 // the measured time is printed); every published event reaches the clean stream exactly once; and
 // the outage is logged in a handful of lines, not one per batch.
-import { ensureStream } from '@sluice/actor';
+import { ensureStream } from '@sluice/jetstream';
 import { natsFixture, privateRedis, rng, sleep, waitFor, type NatsFixture, type PrivateServer } from '@sluice/testing';
 import { Children, cleanIds, consumerSettled, DEDUPE_MAIN, dedupeEnv, newTopology, opsPort, publishRaw, repeated, type Reading } from './test-fixtures/processes';
 

@@ -1,4 +1,4 @@
-import type { Stoppable } from '@sluice/actor';
+import type { Stoppable } from '@sluice/runtime';
 import type { Logger } from '@sluice/observability';
 import Redis from 'ioredis';
 import { RedisConfigError } from './errors';

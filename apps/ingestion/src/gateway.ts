@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { ensureStream, type Stoppable } from '@sluice/actor';
+import { ensureStream } from '@sluice/jetstream';
+import type { Stoppable } from '@sluice/runtime';
 import { createWireParser, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';

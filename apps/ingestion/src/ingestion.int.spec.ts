@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { connectNats } from '@sluice/actor';
+import { connectNats } from '@sluice/jetstream';
 import { decodeBatch, HEADERS, IngestStatus, topology } from '@sluice/contracts';
 import { freePort, natsFixture, privateNats, spawnService, testUrls, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { sha256Hex } from './auth';

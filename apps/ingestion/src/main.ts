@@ -1,4 +1,4 @@
-import { serve, startRuntime } from '@sluice/actor';
+import { serve, startRuntime } from '@sluice/runtime';
 import { config } from './config';
 import { buildGateway } from './gateway';
 

@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, HEADERS } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { BudgetTimeoutError, ByteBudget } from './byte-budget';

@@ -1,4 +1,4 @@
-import type { StreamSpec } from '@sluice/actor';
+import type { StreamSpec } from '@sluice/jetstream';
 import { assertNameToken, type Topology } from '@sluice/contracts';
 import { IngestConfigError } from './errors';
 

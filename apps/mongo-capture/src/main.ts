@@ -1,4 +1,4 @@
-import { serve, startRuntime } from '@sluice/actor';
+import { serve, startRuntime } from '@sluice/runtime';
 import { buildCapture, SERVICE } from './capture';
 import { config } from './config';
 

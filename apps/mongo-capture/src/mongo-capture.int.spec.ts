@@ -1,4 +1,4 @@
-import { ensureStream, publishDurable } from '@sluice/actor';
+import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, HEADERS, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { telemetryEvent, detectionEvent } from '@sluice/sinks-core';
 import { createMongoTestDatabase, mongoTestUrl, type MongoTestDatabase } from '@sluice/sinks-mongodb';

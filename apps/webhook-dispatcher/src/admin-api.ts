@@ -1,4 +1,4 @@
-import { listenHttp } from '@sluice/actor';
+import { listenHttp } from '@sluice/runtime';
 // The admin HTTP API: subscriptions, secret rotation, test events, attempt log, DLQ and redrive.
 // Every route but /openapi.json needs `Authorization: Bearer <WEBHOOK_ADMIN_TOKEN>`.
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 import { encodeBatch, encodeRollup, Rollup, RollupScope, TelemetryEvent, DetectionEvent, topology, type Event } from '@sluice/contracts';
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { createTestDatabase, natsFixture, sleep, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
 import { type Dispatcher } from './dispatcher';
 import { startTestDispatcher, TEST_ADMIN_TOKEN } from './test-fixtures/dispatcher';

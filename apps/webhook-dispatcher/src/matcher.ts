@@ -3,7 +3,8 @@
 // acks the source message. A crash in between republishes the same ids, which the stream drops.
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Context } from '@opentelemetry/api';
-import { Actor, AsyncPublisher, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
+import { Actor, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
+import { AsyncPublisher } from '@sluice/jetstream';
 import { decodeBatch, decodeRollup, type EventBatch, type Rollup, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Counter, type Registry } from 'prom-client';

@@ -1,4 +1,4 @@
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { encodeBatch, TelemetryEvent, topology } from '@sluice/contracts';
 import { createTestDatabase, natsFixture, sleep, spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture, type PgDatabase } from '@sluice/testing';
 import { startReceiver, verifyStandardWebhook, type Receiver } from './test-fixtures/receiver';

@@ -13,7 +13,9 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { ensureConsumer, ensureStream, Lifecycle, publishDeadLetter, publishDurable, type StoreGate } from '@sluice/actor';
+import type { StoreGate } from '@sluice/actor';
+import { ensureConsumer, ensureStream, publishDeadLetter, publishDurable } from '@sluice/jetstream';
+import { Lifecycle } from '@sluice/runtime';
 import type { Topology } from '@sluice/contracts';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR, extractTraceContext, type Logger } from '@sluice/observability';

@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { encodeBatch, TelemetryEvent, topology } from '@sluice/contracts';
 import { startMemoryTracing, tracer, type MemoryTracing } from '@sluice/observability';
 import { createTestDatabase, natsFixture, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';

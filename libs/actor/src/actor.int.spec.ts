@@ -4,7 +4,8 @@ import { DeadLetter, HEADERS } from '@sluice/contracts';
 import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
 import { natsFixture, spawnService, uniqueId, uniqueStreamName, waitFor, type NatsFixture } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { Actor, ensureStream, Outcomes, PoisonMessageError, publishDurable, type ActorOptions, type Outcome } from './index';
+import { ensureStream, publishDurable } from '@sluice/jetstream';
+import { Actor, Outcomes, PoisonMessageError, type ActorOptions, type Outcome } from './index';
 
 const logger = createLogger({ service: 'actor-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 

@@ -22,15 +22,13 @@ import {
   tracer,
   type Logger,
 } from '@sluice/observability';
+import { ensureConsumer, ensureStream, publishDeadLetter, type ConsumerSpec, type StreamSpec } from '@sluice/jetstream';
+import { Lifecycle, STATE_CODE, type LifecycleState } from '@sluice/runtime';
 import type { Registry } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from './backoff';
-import { publishDeadLetter } from './dead-letter';
 import { HandlerContractError, PoisonMessageError, RetriesExhaustedError } from './errors';
-import { Lifecycle, STATE_CODE, type LifecycleState } from './lifecycle';
 import { ActorMetrics } from './metrics';
 import type { Outcome } from './outcome';
-import { ensureConsumer, ensureStream } from './provisioning';
-import type { ConsumerSpec, StreamSpec } from './specs';
 import type { StoreGate } from './store-gate';
 
 /** One decoded message handed to a batch handler. */

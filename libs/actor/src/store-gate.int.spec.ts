@@ -8,7 +8,8 @@ import {
   type NatsFixture,
 } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { Actor, isConnectionLoss, Outcomes, publishDurable, StoreGate } from './index';
+import { publishDurable } from '@sluice/jetstream';
+import { Actor, isConnectionLoss, Outcomes, StoreGate } from './index';
 
 /** A logger whose lines are kept, to count what an outage logs. */
 function capturedLogger() {

@@ -1,40 +1,90 @@
-// `npm run bench -- <name> [--seconds N] [--rate N] [--key value ...]`: runs tools/bench/src/benches/<name>.ts
-// and prints its result as one JSON object on the last line of stdout.
-import { existsSync, readdirSync } from 'node:fs';
+// `npm run bench -- <name> [--seconds N] [--rate N] [--<flag> value ...]`: runs tools/bench/src/benches/<name>.ts
+// and prints its result as one JSON object on the last line of stdout. Each bench declares its extra
+// flags (its `flags` export); any other flag is an error (util.parseArgs, strict).
 import { join } from 'node:path';
-import type { Bench, BenchOptions } from './result';
+import { parseArgs as parseCli, type ParseArgsOptionsConfig } from 'node:util';
+import type { BenchModule, BenchOptions } from './result';
 
-function parseArgs(argv: string[]): { name: string | undefined; opts: BenchOptions } {
-  const [name, ...rest] = argv;
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"`);
-    const [k, inline] = a.slice(2).split('=', 2);
-    flags[k!] = inline ?? (rest[i + 1] && !rest[i + 1]!.startsWith('--') ? rest[++i]! : 'true');
+/** The benches: each is benches/<name>.ts, loaded only when it runs. */
+const BENCHES: readonly string[] = [
+  'aggregate',
+  'dedupe',
+  'ingest',
+  'mongo',
+  'webhook',
+];
+
+/** A bad command line; `help` is true for --help (exit 0, not 2). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly help = false,
+  ) {
+    super(message);
   }
-  const seconds = Number(flags['seconds'] ?? 10);
-  const rate = flags['rate'] !== undefined ? Number(flags['rate']) : undefined;
-  if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
-  if (rate !== undefined && !(rate > 0)) throw new Error('--rate must be a positive number');
-  return { name, opts: { seconds, rate, flags } };
+}
+
+const usage = (extra = '') =>
+  `usage: npm run bench -- <${BENCHES.join('|')}> [--seconds N] [--rate N]${extra}\n` +
+  `  npm run bench -- <name> --help lists the bench's own flags`;
+
+/** Parses the arguments after the bench's name, with the flags that bench declares. */
+export function parseBenchArgs(name: string, mod: BenchModule, argv: string[]): BenchOptions {
+  const own = mod.flags ?? {};
+  const options: ParseArgsOptionsConfig = {
+    seconds: { type: 'string' },
+    rate: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const flag of Object.keys(own)) options[flag] = { type: 'string' };
+  const ownUsage = Object.entries(own)
+    .map(([flag, help]) => `\n  --${flag.padEnd(22)} ${help}`)
+    .join('');
+  const benchUsage = `usage: npm run bench -- ${name} [--seconds N] [--rate N]${ownUsage}`;
+  let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  try {
+    ({ values } = parseCli({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${benchUsage}`);
+  }
+  if (values['help']) throw new UsageError(benchUsage, true);
+  const seconds = Number(values['seconds'] ?? 10);
+  const rate = values['rate'] !== undefined ? Number(values['rate']) : undefined;
+  if (!(seconds > 0)) throw new UsageError(`--seconds must be a positive number, got "${String(values['seconds'])}"`);
+  if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate must be a positive number, got "${String(values['rate'])}"`);
+  const flags: Record<string, string> = {};
+  for (const flag of Object.keys(own)) if (typeof values[flag] === 'string') flags[flag] = values[flag];
+  return { seconds, rate, flags };
 }
 
 async function main() {
-  const dir = join(__dirname, 'benches');
-  const available = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)) : [];
-  const { name, opts } = parseArgs(process.argv.slice(2));
-  if (!name || !available.includes(name)) {
-    console.error(`usage: npm run bench -- <${available.join('|')}> [--seconds N] [--rate N]`);
+  const [name, ...rest] = process.argv.slice(2);
+  if (name === '--help' || name === '-h') {
+    console.log(usage());
+    process.exit(0);
+  }
+  if (!name || !BENCHES.includes(name)) {
+    console.error(name ? `unknown bench "${name}"\n${usage()}` : usage());
     process.exit(2);
   }
-  const mod = (await import(join(dir, `${name}.ts`))) as { default: Bench };
+  const mod = (await import(join(__dirname, 'benches', `${name}.ts`))) as BenchModule;
+  let opts: BenchOptions;
+  try {
+    opts = parseBenchArgs(name, mod, rest);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    (err.help ? console.log : console.error)(err.message);
+    process.exit(err.help ? 0 : 2);
+  }
   const result = await mod.default(opts);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

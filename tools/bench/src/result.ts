@@ -15,11 +15,21 @@ export interface BenchOptions {
   seconds: number;
   /** Offered load in events/s; undefined = as fast as possible. */
   rate?: number | undefined;
-  /** Remaining `--key value` flags, as strings. */
+  /** The bench's own `--key value` flags (those it declares in its `flags` export), as strings. */
   flags: Record<string, string>;
 }
 
 export type Bench = (opts: BenchOptions) => Promise<BenchResult>;
+
+/** The extra flags a bench accepts: name (without `--`) to a one-line help. Any other flag is an error. */
+export type BenchFlags = Readonly<Record<string, string>>;
+
+/** What a module under benches/ exports. */
+export interface BenchModule {
+  default: Bench;
+  /** Extra flags; none when absent. */
+  flags?: BenchFlags;
+}
 
 /** Percentile of a sample (nearest rank); 0 for an empty sample. */
 export function percentile(sorted: number[], p: number): number {

@@ -2,7 +2,7 @@
 // database per test file, in-process aggregators on their own NATS connections, a data generator and
 // an independent reference computation of the roll-ups.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { loadConfig } from '@sluice/config';
 import { CONTENT_TYPES, encodeBatch, topology, type Event, type Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';

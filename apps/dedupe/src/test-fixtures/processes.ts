@@ -1,7 +1,7 @@
 // Shared setup of the process-level dedupe tests (exactness.int.spec.ts, recovery.int.spec.ts): a
 // unique namespace, dedupe (and the aggregator) as real child processes, known readings published as
 // raw EventBatch messages, and small readers of the clean stream, consumers and /metrics.
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, decodeBatch, encodeBatch, eventId, TelemetryEvent, topology, type Event, type Topology } from '@sluice/contracts';
 import { spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture } from '@sluice/testing';
 import Redis from 'ioredis';

@@ -1,7 +1,7 @@
 // Test helper: a real gateway on loopback ports, against a real NATS, in its own namespace.
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats } from '@sluice/actor';
+import { connectNats } from '@sluice/jetstream';
 import { loadConfig } from '@sluice/config';
 import { topology, type IngestServiceClient, type Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';

@@ -2,7 +2,9 @@
 // sequence it settles, so the test can count processing across a restart.
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { Registry } from 'prom-client';
-import { Actor, connectNats, Outcomes, runUntilSignal } from '../index';
+import { connectNats } from '@sluice/jetstream';
+import { runUntilSignal } from '@sluice/runtime';
+import { Actor, Outcomes } from '../index';
 
 async function main() {
   const env = process.env;

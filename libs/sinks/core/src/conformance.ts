@@ -4,7 +4,7 @@
 import { HEADERS, decodeBatch, decodeDeadLetter, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
-import { publishDurable } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES } from '@sluice/contracts';
 import { Registry } from 'prom-client';
 import { EVENT_DLQ_HEADERS } from './dead-letter';

@@ -1,5 +1,5 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { originalHeaders, publishDurable } from '@sluice/actor';
+import { originalHeaders, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, DeadLetter, encodeBatch, HEADERS, type EventBatch } from '@sluice/contracts';
 
 /** Extra provenance headers of a per-event dead letter (besides the standard `Sluice-Dlq-*`). */

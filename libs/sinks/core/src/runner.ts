@@ -1,17 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import {
-  Actor,
-  Outcomes,
-  PoisonMessageError,
-  StoreGate,
-  type BackoffOptions,
-  type BatchOptions,
-  type Delivery,
-  type Outcome,
-  type PrefetchOptions,
-  type StreamSpec,
-} from '@sluice/actor';
+import { Actor, Outcomes, PoisonMessageError, StoreGate, type BackoffOptions, type BatchOptions, type Delivery, type Outcome, type PrefetchOptions } from '@sluice/actor';
+import type { StreamSpec } from '@sluice/jetstream';
 import { decodeBatch, dlqSubject, STREAMS, type EventBatch } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';

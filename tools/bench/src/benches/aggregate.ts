@@ -9,16 +9,25 @@
 import type { spawn } from 'node:child_process';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Actor, Outcomes, publishDurable } from '@sluice/actor';
+import { Actor, Outcomes } from '@sluice/actor';
+import { publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, decodeBatch, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { createTestDatabase, freePort, testUrls, uniqueId, waitFor } from '@sluice/testing';
 import { Registry } from 'prom-client';
 import { startBuiltApp } from '../built-app';
 import { cpuPerThousand, cpuSnapshot } from '../cpu';
-import { percentile, round, type Bench } from '../result';
+import { percentile, round, type Bench, type BenchFlags } from '../result';
 
 const SENSORS = ['temp', 'voltage', 'current'];
+
+/** Extra flags of this bench (any other is refused). */
+export const flags: BenchFlags = {
+  'events': 'backlog size in events (default min(2e6, seconds * 40000))',
+  'per-message': 'events per message (default 100)',
+  'devices': 'distinct devices (default 500)',
+  'publish-resolutions': 'AGGREGATOR_PUBLISH_RESOLUTIONS for the service under test',
+};
 
 const bench: Bench = async ({ seconds, rate, flags }) => {
   const perMessage = Number(flags['per-message'] ?? 100);

@@ -12,11 +12,11 @@
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ensureStream, publishDurable } from '@sluice/actor';
+import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeBatch, TelemetryEvent, topology, type Event, type Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { Registry } from 'prom-client';
-import { percentile, round, type Bench, type BenchResult } from '../result';
+import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
 
 // tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
 // pipeline: the module is loaded by path at run time and typed by this minimal local view.
@@ -253,6 +253,15 @@ async function deleteKeys(redis: RedisLike, prefix: string) {
     cursor = next;
   } while (cursor !== '0' && ++rounds < 100_000);
 }
+
+/** Extra flags of this bench (any other is refused). */
+export const flags: BenchFlags = {
+  'events-per-message': 'events per raw message (default 500)',
+  'messages': 'raw messages to pre-fill (default from --seconds)',
+  'batch': 'messages per pull (default 64)',
+  'concurrency': 'batches in flight (default 3, DEDUPE_CONCURRENCY)',
+  'dup-ratio': 'fraction of duplicate events, 0..1 (default 0)',
+};
 
 const bench: Bench = async (opts) => {
   const perMessage = Number(opts.flags['events-per-message'] ?? 500);

@@ -12,7 +12,7 @@ import { encodeBatch, topology } from '@sluice/contracts';
 import { freePort, testUrls, uniqueId } from '@sluice/testing';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- the bench drives the fleet simulator's load core
 import { GrpcStreamSender, RunStats, TemplatePool, generateLoad } from '../../../fleet-sim/src/index';
-import { round, type Bench } from '../result';
+import { round, type Bench, type BenchFlags } from '../result';
 
 const TOKEN = 'bench-token';
 
@@ -67,6 +67,13 @@ function startGateway(env: Record<string, string>) {
     },
   };
 }
+
+/** Extra flags of this bench (any other is refused). */
+export const flags: BenchFlags = {
+  'streams': 'gRPC streams (default 4)',
+  'in-flight': 'batches in flight per stream (default 16)',
+  'batch': 'events per batch (default 500)',
+};
 
 const bench: Bench = async (opts) => {
   const streams = Number(opts.flags['streams'] ?? 4);

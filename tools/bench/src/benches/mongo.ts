@@ -15,7 +15,7 @@ import { recordsOf, SinkRunner, telemetryEvent, type Sink } from '@sluice/sinks-
 import { createMongoTestDatabase, mongoTestUrl, MongoSink, toDocument } from '@sluice/sinks-mongodb';
 import { testUrls, uniqueId } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { percentile, round, type Bench } from '../result';
+import { percentile, round, type Bench, type BenchFlags } from '../result';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -24,6 +24,13 @@ function makeBatch(run: string, n: number, size: number): Event[] {
     telemetryEvent(`${run}-${n}-${i}`, { deviceId: `dev-${(n * size + i) % 500}`, value: i, time: new Date(Date.now() - 1_000) }),
   );
 }
+
+/** Extra flags of this bench (any other is refused). */
+export const flags: BenchFlags = {
+  'batch': 'events per clean batch (default 100)',
+  'poll-ms': 'also poll visibility every N ms (default 0: off)',
+  'batch-messages': 'messages per sink pull (default 64)',
+};
 
 const bench: Bench = async ({ seconds, rate, flags }) => {
   const offered = rate ?? 10_000;

@@ -13,12 +13,12 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { encodeBatch, TelemetryEvent, topology, type Event } from '@sluice/contracts';
 import { createTestDatabase, testUrls, uniqueId } from '@sluice/testing';
 import { startBuiltApp } from '../built-app';
-import { percentile, round, type Bench, type BenchResult } from '../result';
+import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
 
 const TOKEN = 'bench-admin-token-0123456789';
 
@@ -52,7 +52,16 @@ function startDispatcher(env: Record<string, string>) {
         return undefined;
       }
     },
-    kill: (sig: NodeJS.Signals) => void proc.kill(sig),
+    /** SIGTERM, SIGKILL after `graceMs`; resolves once the process has exited. */
+    async stop(graceMs: number): Promise<void> {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+      if ((await Promise.race([exited, timer])) === 'timeout') {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    },
     async waitForLine(re: RegExp, timeoutMs: number): Promise<string> {
       const end = Date.now() + timeoutMs;
       for (;;) {
@@ -122,6 +131,28 @@ async function postLoop(url: string, body: string, concurrency: number, ms: numb
   return done / (ms / 1000);
 }
 
+async function closeReceiver(r: Receiver): Promise<void> {
+  r.server.closeAllConnections();
+  await new Promise<void>((resolve) => r.server.close(() => resolve()));
+}
+
+/** Deletes every stream whose name starts with `prefix` (and so their consumers); bounded by the listing. */
+async function deleteStreams(jsm: JetStreamManager, prefix: string): Promise<void> {
+  const names: string[] = [];
+  for await (const name of jsm.streams.names()) if (name.startsWith(prefix)) names.push(name);
+  for (const name of names) await jsm.streams.delete(name);
+  if (names.length === 0) return;
+  const left: string[] = [];
+  for await (const name of jsm.streams.names()) if (name.startsWith(prefix)) left.push(name);
+  if (left.length > 0) throw new Error(`streams still present after deletion: ${left.join(', ')}`);
+}
+
+/** Extra flags of this bench (any other is refused). */
+export const flags: BenchFlags = {
+  'bulk-rate': 'matching events/s offered in the throughput phase (default 3000)',
+  'concurrency': 'receiver/baseline concurrency (default 32)',
+};
+
 const bench: Bench = async (opts) => {
   const rate = opts.rate ?? 20_000;
   const bulkRate = Number(opts.flags['bulk-rate'] ?? 3_000);
@@ -129,29 +160,39 @@ const bench: Bench = async (opts) => {
   const phaseMs = (opts.seconds * 1000) / 2;
   const ns = uniqueId('benchwh');
   const topo = topology(ns);
-  const db = await createTestDatabase('bench_webhook');
-  const nc = await connect({ servers: testUrls.nats, name: 'bench-webhook' });
-  const jsm = await jetstreamManager(nc);
-  const js = jsm.jetstream();
-  const alerts = await receiver(true);
-  const bulk = await receiver(false);
-  const proc = startDispatcher({
-    NATS_URL: testUrls.nats,
-    SLUICE_NAMESPACE: ns,
-    OPS_PORT: '0',
-    OPS_HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    OTEL_SDK_DISABLED: 'true',
-    WEBHOOK_DATABASE_URL: db.url,
-    WEBHOOK_ADMIN_PORT: '0',
-    WEBHOOK_ADMIN_HOST: '127.0.0.1',
-    WEBHOOK_ADMIN_TOKEN: TOKEN,
-    WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-    WEBHOOK_MAX_IN_FLIGHT: '2048',
-    WEBHOOK_ENDPOINT_QUEUE: '2048',
-  });
-  const streams = [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${ns.toUpperCase()}_WEBHOOK_DELIVERIES`, `${ns.toUpperCase()}_WEBHOOK_OPS`];
+  // Every stream of the run (the dispatcher's own included) carries the namespace's prefix; deleting
+  // those streams deletes their consumers too.
+  const streamPrefix = topo.streams.clean.name.slice(0, -topology().streams.clean.name.length);
+  const cleanup: Array<() => Promise<unknown>> = [];
   try {
+    const db = await createTestDatabase('bench_webhook');
+    cleanup.unshift(() => db.drop());
+    const nc = await connect({ servers: testUrls.nats, name: 'bench-webhook' });
+    cleanup.unshift(() => nc.drain());
+    const jsm = await jetstreamManager(nc);
+    cleanup.unshift(() => deleteStreams(jsm, streamPrefix));
+    const js = jsm.jetstream();
+    const alerts = await receiver(true);
+    cleanup.unshift(() => closeReceiver(alerts));
+    const bulk = await receiver(false);
+    cleanup.unshift(() => closeReceiver(bulk));
+    const proc = startDispatcher({
+      NATS_URL: testUrls.nats,
+      SLUICE_NAMESPACE: ns,
+      OPS_PORT: '0',
+      OPS_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      OTEL_SDK_DISABLED: 'true',
+      WEBHOOK_DATABASE_URL: db.url,
+      WEBHOOK_ADMIN_PORT: '0',
+      WEBHOOK_ADMIN_HOST: '127.0.0.1',
+      WEBHOOK_ADMIN_TOKEN: TOKEN,
+      WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
+      WEBHOOK_MAX_IN_FLIGHT: '2048',
+      WEBHOOK_ENDPOINT_QUEUE: '2048',
+    });
+    // Stopped before its streams are deleted, so it cannot recreate them.
+    cleanup.unshift(() => proc.stop(20_000));
     const line = await proc.waitForLine(/admin API listening/, 60_000);
     await proc.waitForLine(/webhook-dispatcher running/, 60_000);
     const admin = `http://127.0.0.1:${JSON.parse(line).port as number}`;
@@ -252,16 +293,10 @@ const bench: Bench = async (opts) => {
     console.error(`webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`);
     return result;
   } finally {
-    proc.kill('SIGTERM');
-    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 20_000))]);
-    proc.kill('SIGKILL');
-    alerts.server.closeAllConnections();
-    bulk.server.closeAllConnections();
-    alerts.server.close();
-    bulk.server.close();
-    for (const s of streams) await jsm.streams.delete(s).catch(() => undefined);
-    await nc.drain();
-    await db.drop().catch(() => undefined);
+    // Everything the run created goes, also when it failed half-way; one failed step does not stop the rest.
+    for (const step of cleanup) {
+      await step().catch((err: unknown) => console.error(`webhook bench cleanup: ${(err as Error).message}`));
+    }
   }
 };
 
