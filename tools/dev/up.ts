@@ -214,8 +214,10 @@ function startChild(
 
   // `node --import tsx <entry>` is `tsx <entry>` without tsx's wrapper process, so signals reach the
   // service itself. detached: a terminal Ctrl-C reaches only this supervisor, which then stops the
-  // children in order instead of them all racing.
-  const proc = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', entry], {
+  // children in order instead of them all racing. The OpenTelemetry instrumentation preload runs
+  // before the entry (docs/OPERATIONS.md, Tracing).
+  const preload = './libs/observability/src/preload.ts';
+  const proc = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', '--import', preload, entry], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
