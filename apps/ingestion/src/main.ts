@@ -1,17 +1,5 @@
-import { serve, startRuntime } from '@sluice/runtime';
+import { runService } from '@sluice/runtime';
 import { config } from './config';
-import { buildGateway } from './gateway';
+import { createService, SERVICE } from './service';
 
-async function main() {
-  const rt = await startRuntime('ingestion', config);
-  const gateway = await buildGateway(rt);
-  await serve(rt, {
-    before: [gateway.stoppable],
-    ready: { nats_publish: () => gateway.publisher.isConnected },
-  });
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runService(SERVICE, config, createService);

@@ -2,6 +2,7 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Actor, Outcomes, PoisonMessageError, StoreGate, type BackoffOptions, type BatchOptions, type Delivery, type Outcome, type PrefetchOptions } from '@sluice/actor';
 import type { StreamSpec } from '@sluice/jetstream';
+import type { Service } from '@sluice/runtime';
 import { decodeBatch, dlqSubject, STREAMS, type EventBatch } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
@@ -135,7 +136,7 @@ export class SinkRunner {
   /**
    * Connects the sink and starts its health checks. A transient connect failure (store down) is
    * logged and the runner goes on: writes retry until the store is back. A permanent one throws.
-   * `serve()` users call this, then pass {@link actor} to `serve` and {@link shutdownHooks}.
+   * {@link toService} runs it as the service's `prepare`.
    */
   async prepare(): Promise<void> {
     try {
@@ -169,11 +170,19 @@ export class SinkRunner {
     await this.sink.close(Date.now() + deadlineMs);
   }
 
-  /** For `serve()`: `before` stops retries ahead of the actor's drain, `after` closes the sink. */
-  shutdownHooks(): { before: Array<{ name: string; stop(): Promise<void> }>; after: Array<{ name: string; stop(): Promise<void> }> } {
+  /**
+   * The runner as a runtime {@link Service}: `prepare` connects the sink, the actor drains on
+   * shutdown after in-process retries give up, and the sink closes last. Readiness includes the
+   * destination's last health check.
+   */
+  toService(): Service {
     return {
-      before: [{ name: `${this.sink.name}-retries`, stop: async () => this.abortRetries() }],
-      after: [{ name: `${this.sink.name}-sink`, stop: () => this.closeSink() }],
+      prepare: () => this.prepare(),
+      actors: [this.actor],
+      // Stopped before the actor drains, so a batch waiting on a retry hands its messages back.
+      background: [{ name: `${this.sink.name}-retries`, start: () => undefined, stop: async () => this.abortRetries() }],
+      close: [{ name: `${this.sink.name}-sink`, stop: () => this.closeSink() }],
+      ready: { sink: async () => (await this.sink.health()).ok },
     };
   }
 

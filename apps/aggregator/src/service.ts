@@ -1,0 +1,42 @@
+// The aggregator: consumes clean telemetry (`<ns>.telemetry.clean.>`), stores event-time roll-ups
+// in PostgreSQL (one flush transaction per batch, exactly once per clean message), publishes closed
+// windows as Rollup messages (`<ns>.telemetry.rollup.>`) and serves the query API.
+import type { Runtime, Service } from '@sluice/runtime';
+import { Aggregator, SERVICE } from './aggregator';
+import { startApi, type ApiServer } from './api';
+import type { Config } from './config';
+
+export { SERVICE };
+
+export function createService(rt: Runtime<Config>): Service {
+  const { config } = rt;
+  const aggregator = new Aggregator({ nc: rt.nc, topology: rt.topology, config, log: rt.log, registry: rt.registry });
+  let api: ApiServer | undefined;
+  return {
+    prepare: () => aggregator.prepare(),
+    servers: [
+      {
+        name: 'query-api',
+        start: async () => {
+          api = await startApi({
+            port: config.AGGREGATOR_API_PORT,
+            host: config.AGGREGATOR_API_HOST,
+            queries: aggregator.queries,
+            resolutions: aggregator.resolutions,
+            defaultPoints: config.AGGREGATOR_API_DEFAULT_POINTS,
+            maxRangePoints: config.AGGREGATOR_API_MAX_RANGE_POINTS,
+            maxPage: config.AGGREGATOR_API_MAX_PAGE,
+            log: rt.log,
+            metrics: aggregator.metrics,
+          });
+        },
+        stop: async () => api?.close(),
+        describe: () => ({ apiPort: api?.port }),
+      },
+    ],
+    actors: [aggregator.actor],
+    background: [{ name: 'timers', start: () => aggregator.startTimers(), stop: async () => aggregator.stopTimers() }],
+    close: [{ name: 'postgres', stop: () => aggregator.closePool() }],
+    ready: { postgres: async () => (await aggregator.pool.query('SELECT 1')).rowCount === 1 },
+  };
+}
