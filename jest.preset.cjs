@@ -19,7 +19,14 @@ module.exports = (dir, name) => ({
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: path.join(__dirname, 'tsconfig.spec.json') }],
+    // openapi-backend (response validation in API specs) requires this ES-module-only package,
+    // which jest's CommonJS loader cannot load untransformed.
+    '/@apidevtools/json-schema-ref-parser/.+\\.js$': [
+      'ts-jest',
+      { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2022', esModuleInterop: true, isolatedModules: true } },
+    ],
   },
+  transformIgnorePatterns: ['/node_modules/(?!@apidevtools/json-schema-ref-parser/)'],
   moduleNameMapper,
   testTimeout: 60_000,
 });

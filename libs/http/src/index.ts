@@ -1,1 +1,44 @@
-export {};
+export {
+  defineRoute,
+  startHttpApi,
+  type AnyHttpRoute,
+  type HttpApi,
+  type HttpApiDefinition,
+  type HttpApiOptions,
+  type HttpCorsOptions,
+  type HttpMethod,
+  type HttpRoute,
+  type HttpServeOptions,
+  type RouteContext,
+  type SuccessStatus,
+} from './api';
+export { HTTP_METRICS } from './metrics';
+export {
+  badBody,
+  badParameter,
+  conflict,
+  forbidden,
+  HttpProblem,
+  notFound,
+  PROBLEM_CONTENT_TYPE,
+  problemCode,
+  problemSchema,
+  unavailable,
+  unprocessable,
+  type HttpProblemOptions,
+  type Problem,
+  type ProblemIssue,
+} from './problem';
+export {
+  BearerAuthenticator,
+  generateToken,
+  MAX_TOKENS,
+  parseInlineTokens,
+  readTokenFile,
+  scopeAllows,
+  sha256Hex,
+  type HashedToken,
+  type Principal,
+  type TokenScope,
+  type TokenSource,
+} from './tokens';
