@@ -1,8 +1,9 @@
-// Build one project with esbuild: an application's src/main.ts into dist/<root>/main.js, a library's
+// Build one project with esbuild: an application's src/main.ts into dist/<root>/main.js (each
+// src/cli/<name>.ts into <name>.js), a library's
 // src/index.ts into dist/<root>/index.js. npm packages stay external (node_modules); @sluice/* libraries
 // are compiled in, since workspaces consume each other as source. Types are the typecheck target's job.
 import { build } from 'esbuild';
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = process.argv[2];
@@ -31,6 +32,13 @@ await build({ ...options, entryPoints: [entry], outfile: join(outdir, app ? 'mai
 if (app) {
   const preload = join('libs', 'observability', 'src', 'preload.ts');
   await build({ ...options, entryPoints: [preload], outfile: join(outdir, 'preload.js') });
+}
+// An application's commands besides the service, `src/cli/<name>.ts`, become `<name>.js` beside
+// main.js (e.g. `node dist/apps/aggregator/migrate.js`, the migrate Job).
+const cli = join(root, 'src', 'cli');
+if (app && existsSync(cli)) {
+  for (const f of readdirSync(cli).filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts')))
+    await build({ ...options, entryPoints: [join(cli, f)], outfile: join(outdir, f.replace(/\.ts$/, '.js')) });
 }
 // Versioned SQL and other run-time assets travel with the bundle.
 const migrations = join(root, 'migrations');

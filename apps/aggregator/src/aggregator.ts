@@ -4,14 +4,15 @@ import { Actor, Outcomes, StoreGate, type Delivery } from '@sluice/actor';
 import { AsyncPublisher, ensureStream } from '@sluice/jetstream';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
-import { Pool } from 'pg';
+import { createPool } from '@sluice/pg';
+import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { WindowCloser } from './closer';
 import type { Config } from './config';
 import { parseDerived } from './derived';
 import { isStoreContention, isTransientStoreError, StoreUnavailableError } from './errors';
 import { AggregatorMetrics } from './metrics';
-import { migrate, migrationsDir } from './migrate';
+import { checkMigrated, migrate, migrationsDir } from './migrate';
 import { decodeCleanMessage, type CleanMessage } from './partial';
 import { Partitions } from './partitions';
 import { RollupQueries } from './query';
@@ -64,14 +65,7 @@ export class Aggregator {
     this.resolutions = parseResolutions(config.AGGREGATOR_RESOLUTIONS, config.AGGREGATOR_RETENTION);
     const derived = parseDerived(config.AGGREGATOR_DERIVED);
     this.metrics = new AggregatorMetrics(deps.registry);
-    this.pool = new Pool({
-      connectionString: config.AGGREGATOR_PG_URL,
-      max: config.AGGREGATOR_PG_POOL,
-      connectionTimeoutMillis: 5_000,
-      application_name: SERVICE,
-    });
-    // A dropped idle connection must not crash the process; the next query reconnects.
-    this.pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
+    this.pool = createPool({ service: SERVICE, url: config.AGGREGATOR_PG_URL, max: config.AGGREGATOR_PG_POOL, connectionTimeoutMs: 5_000, log });
     this.partitions = new Partitions(this.pool, this.resolutions);
     this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
@@ -138,9 +132,11 @@ export class Aggregator {
     });
   }
 
-  /** Migrations, resolution tables, current partitions and the ROLLUPS stream. */
+  /** Migrations (or, with `AGGREGATOR_MIGRATE_ON_START=false`, the check that they ran), resolution tables, current partitions and the ROLLUPS stream. */
   async prepare(): Promise<void> {
-    await migrate(this.pool, migrationsDir(this.deps.config.AGGREGATOR_MIGRATIONS_DIR), this.log);
+    const dir = migrationsDir(this.deps.config.AGGREGATOR_MIGRATIONS_DIR);
+    if (this.deps.config.AGGREGATOR_MIGRATE_ON_START) await migrate(this.pool, dir, this.log);
+    else await checkMigrated(this.pool, dir);
     await this.partitions.ensureResolutionTables();
     await this.partitions.createAhead(this.now());
     await ensureStream(await jetstreamManager(this.deps.nc), this.deps.topology.streams.rollups);

@@ -1,4 +1,4 @@
-import { csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
 
 /** The aggregator's environment: the common variables plus these. */
 export const config = defineConfig({
@@ -9,6 +9,12 @@ export const config = defineConfig({
     .default('postgres://postgres@127.0.0.1:5432/sluice'),
   /** Folder of the versioned SQL migrations. Default `apps/aggregator/migrations` (found from the sources or the repository root). */
   AGGREGATOR_MIGRATIONS_DIR: z.string().optional(),
+  /**
+   * Apply pending migrations at start (under an advisory lock, so replicas apply each once). `false`
+   * when a migrate Job (`node dist/apps/aggregator/migrate.js`) owns the schema: the service then only
+   * checks that every migration is applied, and fails to start (retriably) until it is. Default `true`.
+   */
+  AGGREGATOR_MIGRATE_ON_START: bool(true),
   /** Most PostgreSQL connections of one replica. Default 8. */
   AGGREGATOR_PG_POOL: positiveInt(8),
   /** Port of the query API (`/v1/...`, `/openapi.json`). Default 9480. */

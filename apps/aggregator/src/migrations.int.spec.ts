@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type PgDatabase } from '@sluice/testing';
@@ -50,5 +51,49 @@ describe('migration 0003 (region watermarks) on a store of the previous version'
     // Applying again changes nothing.
     await migrate(pool, migrationsDir(), logger);
     expect((await pool.query('SELECT count(*)::int AS n FROM region_watermarks')).rows[0].n).toBe(2);
+  });
+});
+
+describe('an installation migrated before libs/pg (schema_migrations)', () => {
+  let db: PgDatabase;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('aggmig_old');
+    pool = new Pool({ connectionString: db.url, max: 2 });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await db.drop();
+  });
+
+  it('is adopted into sluice_aggregator_migrations once: nothing applied again, later files applied', async () => {
+    const dir = migrationsDir();
+    const old = readdirSync(dir).filter((f) => f < '0004');
+    // What the old runner left: its generic table, one row per file with the file's sha256.
+    await pool.query(
+      'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    for (const f of old) {
+      const sql = readFileSync(join(dir, f), 'utf8');
+      await pool.query(sql);
+      await pool.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        Number(f.slice(0, 4)),
+        f.slice(5, -4),
+        createHash('sha256').update(sql).digest('hex'),
+      ]);
+    }
+
+    const report = await migrate(pool, dir, logger);
+    expect(report.table).toBe('sluice_aggregator_migrations');
+    expect(report.adopted).toEqual({ from: 'schema_migrations', versions: [1, 2, 3] });
+    const later = readdirSync(dir).filter((f) => f.endsWith('.sql') && f >= '0004');
+    expect(report.applied.map((a) => a.version)).toEqual(later.map((f) => Number(f.slice(0, 4))));
+    const { rows } = await pool.query<{ version: number; adopted_from: string | null }>(
+      'SELECT version, adopted_from FROM sluice_aggregator_migrations ORDER BY version',
+    );
+    expect(rows.filter((r) => r.adopted_from === 'schema_migrations').map((r) => r.version)).toEqual([1, 2, 3]);
+    expect((await pool.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBe(3);
+    expect((await migrate(pool, dir, logger)).applied).toEqual([]);
   });
 });
