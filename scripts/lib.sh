@@ -1,16 +1,19 @@
 # shellcheck shell=bash
 # Sluice bootstrap helpers, sourced by scripts/run.sh and .ci/run (bash only).
 #
-#   ensure_node      Node >= 22 first on PATH (system Node, else node-linux-<arch>@24 in .tools/node),
+#   ensure_node      Node 24 first on PATH (the system Node when its major is 24, else node-linux-<arch>@24
+#                    in .tools/node; package.json's engines.node says the same, .ci/run checks they agree),
 #                    plus node_modules/.bin
 #   ensure_deps      `npm ci` (see npm_ci) when node_modules is missing or older than package-lock.json
-#   ensure_services  NATS JetStream, Redis, PostgreSQL, RabbitMQ, Mosquitto and FerretDB answering on
-#                    127.0.0.1 (started, installed from Debian's packages or built, as needed), and
-#                    the *_URL variables the tests read exported
+#   ensure_services  NATS JetStream, Redis, PostgreSQL and FerretDB answering on 127.0.0.1 (started,
+#                    installed from Debian's packages or built, as needed), plus RabbitMQ and Mosquitto
+#                    only when a project asks for them (see sluice_services), and the *_URL variables the
+#                    tests read exported
 #
 # Every wait is bounded; every failure names the service, the log file and what to do about it.
 # Knobs (environment): SLUICE_CACHE (default ~/.cache/sluice: FerretDB binary and data, logs),
-# SLUICE_SERVICES (default "nats redis postgres rabbitmq mosquitto ferretdb": the ones to ensure),
+# SLUICE_SERVICES (the ones to ensure; default: see sluice_services, "nats redis postgres ferretdb" plus
+# the on-demand ones some project asks for),
 # SLUICE_SERVICE_TIMEOUT (seconds to wait for one service's port, default 60; RabbitMQ gets 2x).
 
 SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,24 +37,24 @@ _node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || ech
 ensure_node() {
   local major=0
   if command -v node >/dev/null 2>&1; then major="$(_node_major)"; fi
-  if ((major < 22)); then
+  if ((major != SLUICE_NODE_MAJOR)); then
     local os arch
     case "$(uname -s)" in
       Linux) os=linux ;;
       Darwin) os=darwin ;;
-      *) die "no Node >= 22 on PATH and no packaged Node for $(uname -s): install Node $SLUICE_NODE_MAJOR yourself" ;;
+      *) die "no Node $SLUICE_NODE_MAJOR on PATH and no packaged Node for $(uname -s): install Node $SLUICE_NODE_MAJOR yourself" ;;
     esac
     case "$(uname -m)" in
       x86_64 | amd64) arch=x64 ;;
       aarch64 | arm64) arch=arm64 ;;
-      *) die "no Node >= 22 on PATH and no packaged Node for $(uname -m): install Node $SLUICE_NODE_MAJOR yourself" ;;
+      *) die "no Node $SLUICE_NODE_MAJOR on PATH and no packaged Node for $(uname -m): install Node $SLUICE_NODE_MAJOR yourself" ;;
     esac
     local pkg="node-$os-$arch" prefix="$SLUICE_ROOT/.tools/node"
     local bin="$prefix/node_modules/$pkg/bin"
     if [[ ! -x "$bin/node" ]]; then
       command -v npm >/dev/null 2>&1 ||
-        die "Node is missing or older than 22 and npm is missing, so Node $SLUICE_NODE_MAJOR cannot be fetched: install Node $SLUICE_NODE_MAJOR (or npm) first"
-      log "system Node is $(node --version 2>/dev/null || echo missing) (need >= 22): installing $pkg@$SLUICE_NODE_MAJOR into .tools/node (once)"
+        die "Node $SLUICE_NODE_MAJOR is not on PATH and npm is missing, so Node $SLUICE_NODE_MAJOR cannot be fetched: install Node $SLUICE_NODE_MAJOR (or npm) first"
+      log "system Node is $(node --version 2>/dev/null || echo missing) (need $SLUICE_NODE_MAJOR): installing $pkg@$SLUICE_NODE_MAJOR into .tools/node (once)"
       mkdir -p "$prefix"
       timeout 600 npm install --prefix "$prefix" --no-audit --no-fund --no-save --loglevel=error "$pkg@$SLUICE_NODE_MAJOR" >&2 ||
         die "npm install $pkg@$SLUICE_NODE_MAJOR failed (see above); check that the npm registry is reachable, then rerun"
@@ -66,7 +69,15 @@ ensure_node() {
   export PATH
   hash -r
   major="$(_node_major)"
-  ((major >= 22)) || die "node on PATH is still $(node --version 2>/dev/null) after bootstrap; delete .tools/node and rerun"
+  ((major == SLUICE_NODE_MAJOR)) || die "node on PATH is still $(node --version 2>/dev/null) after bootstrap; delete .tools/node and rerun"
+}
+
+# check_engines: package.json's engines.node is the range ensure_node provides (one major).
+check_engines() {
+  local want=">=$SLUICE_NODE_MAJOR <$((SLUICE_NODE_MAJOR + 1))" got
+  got="$(node -p 'require(process.argv[1]).engines?.node ?? ""' "$SLUICE_ROOT/package.json")"
+  [[ "$got" == "$want" ]] ||
+    die "package.json engines.node is '$got' but the bootstrap (scripts/lib.sh SLUICE_NODE_MAJOR) provides Node $SLUICE_NODE_MAJOR: make engines.node '$want' (and the Dockerfile's node image agree), or change SLUICE_NODE_MAJOR"
 }
 
 # npm_ci: `npm ci --no-audit --no-fund`, with one workaround. The registry reachable here does not
@@ -352,10 +363,30 @@ export_service_env() {
   export MQTT_URL="${MQTT_URL:-mqtt://127.0.0.1:1883}"
 }
 
+# The services every project uses; the others start only when asked for.
+SLUICE_CORE_SERVICES="nats redis postgres ferretdb"
+SLUICE_ON_DEMAND_SERVICES="rabbitmq mosquitto"
+
+# sluice_services: the services to ensure. SLUICE_SERVICES when set (empty: none, e.g. when docker
+# compose provides them); else the core ones plus each on-demand service that some project asks for
+# with the tag "needs:<service>" in its project.json (e.g. an exporter to RabbitMQ: "needs:rabbitmq").
+sluice_services() {
+  if [[ -n "${SLUICE_SERVICES+set}" ]]; then
+    printf '%s\n' "${SLUICE_SERVICES//,/ }"
+    return 0
+  fi
+  local services=$SLUICE_CORE_SERVICES svc
+  for svc in $SLUICE_ON_DEMAND_SERVICES; do
+    if grep -qs --include=project.json -r -F "\"needs:$svc\"" "$SLUICE_ROOT/apps" "$SLUICE_ROOT/libs" "$SLUICE_ROOT/tools"; then
+      services+=" $svc"
+    fi
+  done
+  printf '%s\n' "$services"
+}
+
 ensure_services() {
-  # Unset: all of them; set but empty: none (e.g. when docker compose provides them).
-  local services=${SLUICE_SERVICES-nats redis postgres rabbitmq mosquitto ferretdb}
-  services=${services//,/ }
+  local services
+  services="$(sluice_services)"
   local svc port started=() t0=$SECONDS
   mkdir -p "$SLUICE_LOG_DIR"
 
