@@ -2,7 +2,8 @@
 # One image recipe for every Sluice service:
 #   docker build --build-arg APP=ingestion -t sluice/ingestion .
 # The app is bundled by esbuild (tools/build/build.mjs: the @sluice/* libraries are inlined, npm
-# packages stay external), so the runtime image holds dist/apps/$APP/main.js plus production deps.
+# packages stay external), so the runtime image holds dist/apps/$APP/main.js (and the instrumentation
+# preload.js) plus production deps.
 
 ARG NODE_IMAGE=node:24-slim
 
@@ -56,4 +57,6 @@ EXPOSE 9400
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.OPS_PORT || 9400) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # exec: node replaces the shell and receives SIGTERM itself (compose also adds an init process).
-CMD ["sh", "-c", "exec node dist/apps/$APP/main.js"]
+# The OpenTelemetry instrumentation preload (built beside main.js) patches pg, ioredis, mongodb,
+# grpc-js and http before the service loads them; OTEL_SDK_DISABLED=true turns it off.
+CMD ["sh", "-c", "exec node --require ./dist/apps/$APP/preload.js dist/apps/$APP/main.js"]

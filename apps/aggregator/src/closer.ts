@@ -1,12 +1,14 @@
 import type { AsyncPublisher } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Link } from '@opentelemetry/api';
+import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { Pool } from 'pg';
 import { inTransaction, numberArray, textArray } from './pg';
 import type { AggregatorMetrics } from './metrics';
 import { SCOPE_DEVICE } from './partial';
 import { resolutionTable, type Resolution } from './resolutions';
 import { readWatermarks } from './watermark';
+import { TRACE_LINK_BYTES } from './writer';
 
 export interface CloserOptions {
   pool: Pool;
@@ -46,6 +48,8 @@ interface PendingRow {
   last_value: number;
   late_count: number;
   revision: number;
+  /** Links to the clean messages merged since the last publish (see `ROLLUP_TRACE_LINKS`). */
+  trace_links: Buffer | null;
 }
 
 /** One region's share of a closer round: windows with start in [from, upTo] are due. */
@@ -54,6 +58,23 @@ interface DueRegion {
   upTo: number;
   /** Where the region's last completed pass ended; undefined: from the start. */
   from: number | undefined;
+}
+
+/** The span links stored in a row's `trace_links` (whole 25-byte entries only). */
+export function decodeTraceLinks(stored: Buffer | null): Link[] {
+  const links: Link[] = [];
+  if (stored === null) return links;
+  for (let o = 0; o + TRACE_LINK_BYTES <= stored.length; o += TRACE_LINK_BYTES) {
+    links.push({
+      context: {
+        traceId: stored.toString('hex', o, o + 16),
+        spanId: stored.toString('hex', o + 16, o + 24),
+        traceFlags: stored[o + 24]! & TraceFlags.SAMPLED,
+        isRemote: true,
+      },
+    });
+  }
+  return links;
 }
 
 const closedKey = (region: string, r: Resolution) => `${region}\u0001${r.name}`;
@@ -92,6 +113,7 @@ export class WindowCloser {
    */
   private readonly closedBefore = new Map<string, number>();
   private lastFull = Number.NEGATIVE_INFINITY;
+  private readonly tracer = tracer('sluice-aggregator');
 
   constructor(private readonly opts: CloserOptions) {
     this.batchSize = opts.batchSize ?? 1000;
@@ -111,7 +133,8 @@ export class WindowCloser {
       return this.running;
     }
     let full = opts.full === true;
-    this.running = (async () => {
+    // A pass belongs to no flush's trace (a flush triggers it): each Rollup starts its own.
+    this.running = context.with(ROOT_CONTEXT, async () => {
       try {
         do {
           this.again = false;
@@ -124,7 +147,7 @@ export class WindowCloser {
       } finally {
         this.running = undefined;
       }
-    })();
+    });
     return this.running;
   }
 
@@ -187,20 +210,21 @@ export class WindowCloser {
       const table = resolutionTable(r);
       const { rows } = await client.query<PendingRow>(
         `WITH picked AS (
-           SELECT p.scope, p.series_key, p.sensor, p.window_start
+           SELECT p.scope, p.series_key, p.sensor, p.window_start, p.trace_links
            FROM unnest($1::text[], $2::float8[], $3::float8[]) AS w(region, up_to, from_ms)
            CROSS JOIN LATERAL (
-             SELECT scope, series_key, sensor, window_start FROM ${table}
+             SELECT scope, series_key, sensor, window_start, trace_links FROM ${table}
              WHERE region = w.region AND (NOT closed OR dirty)
                AND window_start <= ${TS('w.up_to')}
                AND window_start >= COALESCE(${TS('w.from_ms')}, '-infinity'::timestamptz)
              LIMIT $4 FOR UPDATE SKIP LOCKED) p)
-         UPDATE ${table} t SET closed = true, dirty = false, revision = t.revision + 1
+         UPDATE ${table} t SET closed = true, dirty = false, revision = t.revision + 1, trace_links = NULL
          FROM picked p
          WHERE t.resolution = $5 AND t.scope = p.scope AND t.series_key = p.series_key
            AND t.sensor = p.sensor AND t.window_start = p.window_start
          RETURNING t.resolution, t.scope, t.series_key, t.sensor, ${MS('t.window_start')} AS ws, t.region, t.count::float8 AS count, t.sum, t.min, t.max,
-                   ${MS('t.first_time')} AS ft, t.first_value, ${MS('t.last_time')} AS lt, t.last_value, t.late_count::float8 AS late_count, t.revision - 1 AS revision`,
+                   ${MS('t.first_time')} AS ft, t.first_value, ${MS('t.last_time')} AS lt, t.last_value, t.late_count::float8 AS late_count, t.revision - 1 AS revision,
+                   p.trace_links`,
         [
           textArray(due.map((d) => d.region)),
           numberArray(due.map((d) => d.upTo)),
@@ -249,18 +273,48 @@ export class WindowCloser {
       revision,
       lateCount: row.late_count,
     });
-    await this.opts.publisher.publish(this.opts.topology.rollup(r.name, row.region), payload, {
-      msgId: rollupMsgId({
-        scope: row.scope,
-        key: row.series_key,
-        sensor: row.sensor,
-        resolution: r.name,
-        start: row.ws,
-        revision,
-      }),
-      contentType: CONTENT_TYPES.ROLLUP,
-      expectStream: this.opts.topology.streams.rollups.name,
+    const subject = this.opts.topology.rollup(r.name, row.region);
+    const msgId = rollupMsgId({
+      scope: row.scope,
+      key: row.series_key,
+      sensor: row.sensor,
+      resolution: r.name,
+      start: row.ws,
+      revision,
     });
+    // A new trace per Rollup, linked to the clean messages merged into it; the webhook dispatcher
+    // continues it from the message's traceparent.
+    const span = this.tracer.startSpan(
+      `send ${subject}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          [ATTR.messagingSystem]: 'nats',
+          [ATTR.messagingOperation]: 'send',
+          [ATTR.messagingDestination]: subject,
+          [ATTR.messagingMessageId]: msgId,
+          [ATTR.region]: row.region,
+          [ATTR.rollupResolution]: r.name,
+          [ATTR.rollupRevision]: revision,
+        },
+        links: decodeTraceLinks(row.trace_links),
+      },
+      ROOT_CONTEXT,
+    );
+    try {
+      await this.opts.publisher.publish(subject, payload, {
+        msgId,
+        contentType: CONTENT_TYPES.ROLLUP,
+        expectStream: this.opts.topology.streams.rollups.name,
+        context: trace.setSpan(ROOT_CONTEXT, span),
+      });
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
     this.opts.metrics.rollupsPublished.inc({ resolution: r.name });
   }
 }

@@ -72,6 +72,8 @@ export interface CleanMessage {
   detections: number;
   /** Telemetry events that cannot be windowed (no time, non-finite value, bad ids); counted. */
   invalid: number;
+  /** The W3C `traceparent` the message carries (its producer's span), linked from roll-up spans. */
+  trace?: string | undefined;
 }
 
 /**
@@ -80,7 +82,7 @@ export interface CleanMessage {
  */
 export function decodeCleanMessage(msg: JsMsg): CleanMessage {
   const id = msg.headers?.get(HEADERS.MSG_ID) || `${msg.info.stream}:${msg.seq}`;
-  return { id, ...decodeReadings(msg.data) };
+  return { id, trace: msg.headers?.get('traceparent') || undefined, ...decodeReadings(msg.data) };
 }
 
 /** One roll-up row to merge: a key and its partial. */

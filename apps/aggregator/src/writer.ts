@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
+import { spansExported } from '@sluice/observability';
 import type { Pool, PoolClient } from 'pg';
 import { inTransaction, numberArray, textArray } from './pg';
 import type { DerivedSeries } from './derived';
 import { evaluate } from './expression';
 import {
   accumulate,
+  cellKey,
   SCOPE_DEVICE,
+  SCOPE_REGION,
   type Accumulated,
   type Cell,
   type CleanMessage,
 } from './partial';
 import type { Partitions } from './partitions';
-import { resolutionTable, type Resolution } from './resolutions';
+import { resolutionTable, windowStart, type Resolution } from './resolutions';
 import { readWatermarks, upsertRegionClocks } from './watermark';
 
 /** What one flush did. */
@@ -39,16 +42,37 @@ export interface WriterOptions {
   now?: () => number;
 }
 
+/**
+ * Most clean messages one roll-up row links to per published revision: the Rollup's span links to
+ * the producer spans of the first this many sampled clean messages merged into the row since it was
+ * last published (the others are merged, not linked). Bounded in the row (`trace_links`, migration
+ * 0004) to this many {@link TRACE_LINK_BYTES}-byte entries.
+ */
+export const ROLLUP_TRACE_LINKS = 32;
+/** One stored link: trace id (16 bytes), span id (8), trace flags (1). */
+export const TRACE_LINK_BYTES = 25;
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+
+/** The stored form (50 hex digits) of a sampled W3C `traceparent`; undefined for anything else. */
+export function traceLinkHex(traceparent: string | undefined): string | undefined {
+  const m = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
+  if (!m || m[1] === ZERO_TRACE || m[2] === ZERO_SPAN || (parseInt(m[3]!, 16) & 1) === 0) return undefined;
+  return m[1]! + m[2]! + m[3]!;
+}
+
 const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
 const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 
 // Merges into one resolution's table (rollups_<res>) directly: no list-partition routing per row, and
 // the resolution travels once as a scalar instead of once per row in a text array.
 const upsertFor = (table: string) => `
-INSERT INTO ${table} AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value)
-SELECT $1::text, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv
-FROM unnest($2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[])
-  AS u(s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv)
+INSERT INTO ${table} AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value, trace_links)
+SELECT $1::text, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv, decode(u.tl, 'hex')
+FROM unnest($2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[], $15::text[])
+  AS u(s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv, tl)
 ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
   count = t.count + excluded.count,
   sum = t.sum + excluded.sum,
@@ -60,6 +84,8 @@ ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
   last_time = GREATEST(t.last_time, excluded.last_time),
   late_count = t.late_count + CASE WHEN t.closed THEN excluded.count ELSE 0 END,
   dirty = t.dirty OR t.closed,
+  trace_links = CASE WHEN excluded.trace_links IS NULL THEN t.trace_links
+    ELSE substring(COALESCE(t.trace_links, ''::bytea) || excluded.trace_links FROM 1 FOR ${ROLLUP_TRACE_LINKS * TRACE_LINK_BYTES}) END,
   updated_at = now()`;
 
 // Derived rows are recomputed from their inputs' stored state and overwrite the previous value.
@@ -120,6 +146,8 @@ export class RollupWriter {
     for (const m of messages) if (!byId.has(m.id)) byId.set(m.id, m);
     const now = this.now();
     let acc = accumulate(byId.values(), this.resolutions, now, this.opts.maxFutureSkewMs);
+    const linking = spansExported();
+    let links = linking ? cellLinks(byId.values(), acc.cells, this.resolutions) : undefined;
     const resByName = new Map(this.resolutions.map((r) => [r.name, r]));
     try {
       await this.partitions.ensure(
@@ -143,12 +171,9 @@ export class RollupWriter {
         );
         if (rows.length < ids.length) {
           const fresh = new Set(rows.map((r) => r.msg_id));
-          acc = accumulate(
-            [...byId.values()].filter((m) => fresh.has(m.id)),
-            this.resolutions,
-            now,
-            this.opts.maxFutureSkewMs,
-          );
+          const applied = [...byId.values()].filter((m) => fresh.has(m.id));
+          acc = accumulate(applied, this.resolutions, now, this.opts.maxFutureSkewMs);
+          if (linking) links = cellLinks(applied, acc.cells, this.resolutions);
         }
         const stats: FlushStats = {
           messages: ids.length,
@@ -173,7 +198,7 @@ export class RollupWriter {
             if (end <= (watermarks.get(c.region) ?? -Infinity))
               stats.late.set(c.resolution, (stats.late.get(c.resolution) ?? 0) + c.p.count);
           }
-          await upsertCells(client, cells);
+          await upsertCells(client, cells, links);
           await upsertSeries(client, acc, this.resolutions[0]!.name);
           if (this.derived.length > 0) stats.derived = await this.applyDerived(client, cells);
         }
@@ -302,7 +327,82 @@ export class RollupWriter {
   }
 }
 
-async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<void> {
+/**
+ * Which sampled clean messages went into which cell: per cell, the hex of up to
+ * {@link ROLLUP_TRACE_LINKS} distinct messages' `traceparent`s, concatenated; undefined when no
+ * message carries a sampled one. Readings are attributed at the finest grain (per message, one
+ * lookup per run of readings in one finest window), and a coarser cell takes the links of the finest
+ * windows inside it, as {@link accumulate} merges partials; a resolution that is not a multiple of
+ * the finest is attributed per reading.
+ */
+export function cellLinks(
+  messages: Iterable<CleanMessage>,
+  cells: ReadonlyMap<string, Cell>,
+  resolutions: readonly Resolution[],
+): Map<Cell, string> | undefined {
+  const hex: string[] = [];
+  const grainMs = resolutions[0]!.ms;
+  const aligned = resolutions.map((r) => r.ms % grainMs === 0);
+  const unaligned = aligned.some((a) => !a);
+  /** Finest window (device, sensor, region, start) → indexes into `hex` of its messages (bounded). */
+  const grain = new Map<string, { device: string; sensor: string; region: string; start: number; msgs: number[] }>();
+  const perCell = new Map<Cell, number[]>();
+  const add = (cell: Cell | undefined, msg: number) => {
+    if (cell === undefined) return;
+    let list = perCell.get(cell);
+    if (list === undefined) perCell.set(cell, (list = []));
+    if (list.length < ROLLUP_TRACE_LINKS && !list.includes(msg)) list.push(msg);
+  };
+  for (const m of messages) {
+    const h = traceLinkHex(m.trace);
+    if (h === undefined) continue;
+    const msg = hex.push(h) - 1;
+    let last: { device: string; sensor: string; region: string; start: number } | undefined;
+    for (const r of m.readings) {
+      const start = windowStart(r.t, grainMs);
+      if (unaligned) {
+        for (let i = 1; i < resolutions.length; i++) {
+          if (aligned[i]) continue;
+          const res = resolutions[i]!;
+          const s = windowStart(r.t, res.ms);
+          add(cells.get(cellKey(res.name, SCOPE_DEVICE, r.device, r.sensor, s)), msg);
+          add(cells.get(cellKey(res.name, SCOPE_REGION, r.region, r.sensor, s)), msg);
+        }
+      }
+      if (last !== undefined && last.start === start && last.device === r.device && last.sensor === r.sensor && last.region === r.region) continue;
+      const key = `${r.device}\u0001${r.sensor}\u0001${r.region}\u0001${start}`;
+      let g = grain.get(key);
+      if (g === undefined) grain.set(key, (g = { device: r.device, sensor: r.sensor, region: r.region, start, msgs: [] }));
+      if (g.msgs.length < ROLLUP_TRACE_LINKS && g.msgs[g.msgs.length - 1] !== msg) g.msgs.push(msg);
+      last = g;
+    }
+  }
+  if (hex.length === 0) return undefined;
+  for (const g of grain.values()) {
+    for (let i = 0; i < resolutions.length; i++) {
+      if (!aligned[i]) continue;
+      const res = resolutions[i]!;
+      const s = windowStart(g.start, res.ms);
+      const device = cells.get(cellKey(res.name, SCOPE_DEVICE, g.device, g.sensor, s));
+      const region = cells.get(cellKey(res.name, SCOPE_REGION, g.region, g.sensor, s));
+      for (const msg of g.msgs) {
+        add(device, msg);
+        add(region, msg);
+      }
+    }
+  }
+  const out = new Map<Cell, string>();
+  for (const [cell, list] of perCell) out.set(cell, list.map((i) => hex[i]!).join(''));
+  return out;
+}
+
+/** A `$n::text[]` literal of hex strings (NULL where a cell has no links); `{}` (all NULL) for none. */
+function linkArray(cells: readonly Cell[], links: ReadonlyMap<Cell, string> | undefined): string {
+  if (links === undefined) return '{}';
+  return `{${cells.map((c) => links.get(c) ?? 'NULL').join(',')}}`;
+}
+
+async function upsertCells(client: PoolClient, cells: readonly Cell[], links: ReadonlyMap<Cell, string> | undefined): Promise<void> {
   // Bounded statement size; cells stay in the caller's lock order (resolution first) so concurrent
   // flushes lock rows alike, and each statement holds one resolution's cells.
   const CHUNK = 5_000;
@@ -327,6 +427,7 @@ async function upsertCells(client: PoolClient, cells: readonly Cell[]): Promise<
       numberArray(part.map((c) => c.p.firstValue)),
       numberArray(part.map((c) => c.p.lastTime)),
       numberArray(part.map((c) => c.p.lastValue)),
+      linkArray(part, links),
     ]);
   }
 }

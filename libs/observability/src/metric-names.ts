@@ -42,6 +42,8 @@ export const ATTR = {
   eventCount: 'sluice.event.count',
   webhookId: 'sluice.webhook.id',
   subscriptionId: 'sluice.subscription.id',
+  rollupResolution: 'sluice.rollup.resolution',
+  rollupRevision: 'sluice.rollup.revision',
   httpRequestMethod: 'http.request.method',
   httpResponseStatusCode: 'http.response.status_code',
   httpRoute: 'http.route',

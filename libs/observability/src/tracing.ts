@@ -33,6 +33,18 @@ export const SPAN_LINK_LIMIT = 2048;
 /** Sluice's release, from the root package.json: the default `service.version`. */
 export const SLUICE_VERSION: string = rootVersion;
 
+const EXPORTING = Symbol.for('sluice.observability.exporting');
+const exporting = globalThis as { [EXPORTING]?: boolean };
+
+/**
+ * Whether finished spans go anywhere: an OTLP exporter ({@link startTracing} with an endpoint) or
+ * the in-memory test exporter. Work done only for the sake of spans (e.g. keeping span links in a
+ * store) is skipped when they do not.
+ */
+export function spansExported(): boolean {
+  return exporting[EXPORTING] === true;
+}
+
 export interface TracingOptions {
   /** `service.name` resource attribute. */
   service: string;
@@ -104,8 +116,10 @@ export function startTracing(opts: TracingOptions): Tracing {
     ...(opts.logsExporter === 'otlp' ? {} : { logRecordProcessors: [] }),
   });
   sdk.start();
+  exporting[EXPORTING] = Boolean(opts.otlpEndpoint);
   return {
     shutdown: async () => {
+      exporting[EXPORTING] = false;
       await sdk.shutdown();
       trace.disable();
       propagation.disable();
@@ -130,9 +144,11 @@ export function startMemoryTracing(): MemoryTracing {
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
+  exporting[EXPORTING] = true;
   return {
     exporter,
     shutdown: async () => {
+      exporting[EXPORTING] = false;
       await provider.shutdown();
       trace.disable();
       propagation.disable();
