@@ -6,6 +6,13 @@ export const config = defineConfig({
   WEBHOOK_DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/sluice').refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be postgres://user@host:port/db'),
   /** PostgreSQL pool size. Default 10. */
   WEBHOOK_DATABASE_POOL: positiveInt(10),
+  /**
+   * Apply pending migrations at start (under an advisory lock, so replicas apply each once). `false`
+   * when a migrate Job (`node dist/apps/webhook-dispatcher/migrate.js`) owns the schema: the service
+   * then only checks that every migration is applied, and fails to start (retriably) until it is.
+   * Default `true`.
+   */
+  WEBHOOK_MIGRATE_ON_START: bool(true),
   /** Port of the admin HTTP API (`/v1/...`, `/openapi.json`). Default 8090. */
   WEBHOOK_ADMIN_PORT: port(8090),
   /** Bind address of the admin API. Default `0.0.0.0`. */

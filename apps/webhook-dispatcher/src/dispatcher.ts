@@ -4,7 +4,8 @@ import { isConnectionLoss, StoreGate, type Actor } from '@sluice/actor';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
-import { Pool } from 'pg';
+import { createPool } from '@sluice/pg';
+import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
 import { startAdminApi, type AdminApi } from './admin-api';
 import { AttemptLog } from './attempt-log';
@@ -12,8 +13,8 @@ import type { Config } from './config';
 import { EndpointGates } from './endpoint-gate';
 import { WebhookHttpClient } from './http-client';
 import { createMatchers, DeliveryPublisher } from './matcher';
-import { migrate } from './migrations';
-import { webhookTopology, type WebhookTopology } from './names';
+import { checkMigrated, migrate } from './migrations';
+import { SERVICE, webhookTopology, type WebhookTopology } from './names';
 import { Sender } from './sender';
 import { SsrfPolicy } from './ssrf';
 import { Store } from './store';
@@ -48,8 +49,7 @@ export interface Dispatcher {
 
 export function createDispatcher({ config: c, nc, topology, log, registry }: DispatcherDeps): Dispatcher {
   const webhooks = webhookTopology(topology.namespace);
-  const pool = new Pool({ connectionString: c.WEBHOOK_DATABASE_URL, max: c.WEBHOOK_DATABASE_POOL });
-  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL client failed'));
+  const pool = createPool({ service: SERVICE, url: c.WEBHOOK_DATABASE_URL, max: c.WEBHOOK_DATABASE_POOL, log });
   const store = new Store(pool);
   const storeGate = new StoreGate({
     store: 'postgres',
@@ -114,8 +114,8 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
     http,
     api: undefined,
     async prepare() {
-      const applied = await migrate(pool);
-      if (applied.length) log.info({ applied }, 'database migrated');
+      if (c.WEBHOOK_MIGRATE_ON_START) await migrate(pool, log);
+      else await checkMigrated(pool);
       await cache.start();
       attemptLog.start();
     },

@@ -1,5 +1,6 @@
 // PostgreSQL access: subscriptions and their secrets, the attempt log and the dead letters.
 import { randomUUID } from 'node:crypto';
+import { inTransaction } from '@sluice/pg';
 import type { Pool } from 'pg';
 import type { DeliveryMessage } from './delivery';
 import { filterSchema, type Filter } from './filters';
@@ -102,22 +103,14 @@ export class Store {
 
   async createSubscription(s: NewSubscription): Promise<Subscription> {
     const id = randomUUID();
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO webhook_subscriptions (id, url, description, filter, enabled, rate_limit_per_s, max_concurrency)
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [id, s.url, s.description, JSON.stringify(s.filter), s.enabled, s.rateLimitPerS, s.maxConcurrency],
       );
       await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [id, s.secret]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     return (await this.getSubscription(id))!;
   }
 
@@ -172,14 +165,9 @@ export class Store {
 
   /** Adds `secret` as the newest signing secret; older ones expire after `graceMs` (still signing until then). */
   async rotateSecret(id: string, secret: string, graceMs: number): Promise<boolean> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const r = await client.query('SELECT 1 FROM webhook_subscriptions WHERE id = $1 FOR UPDATE', [id]);
-      if (r.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return false;
-      }
+      if (r.rowCount === 0) return false; // nothing written: the commit only ends the transaction
       await client.query(
         `UPDATE webhook_secrets SET expires_at = now() + make_interval(secs => $2::double precision / 1000)
          WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $2::double precision / 1000))`,
@@ -187,14 +175,8 @@ export class Store {
       );
       await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [id, secret]);
       await client.query(`UPDATE webhook_subscriptions SET updated_at = now() WHERE id = $1`, [id]);
-      await client.query('COMMIT');
       return true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Disables the subscription; true when this call changed it (so one replica reports it). */
