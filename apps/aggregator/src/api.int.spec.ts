@@ -1,4 +1,7 @@
+import { generateToken } from '@sluice/http';
+import { openApiChecker, type OpenApiChecker } from '@sluice/http/testing';
 import { waitFor } from '@sluice/testing';
+import { Registry } from 'prom-client';
 import type { Aggregator } from './aggregator';
 import { startApi, type ApiServer } from './api';
 import {
@@ -14,6 +17,8 @@ describe('query API', () => {
   let h: Harness;
   let agg: Aggregator;
   let api: ApiServer;
+  let checker: OpenApiChecker;
+  const token = generateToken();
   const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
   const readings: R[] = [];
 
@@ -31,9 +36,13 @@ describe('query API', () => {
       defaultPoints: 300,
       maxRangePoints: 10_000,
       maxPage: 500,
+      tokens: [{ name: 'all', sha256: token.sha256, claims: '*' }],
       log: logger,
-      metrics: agg.metrics,
+      registry: new Registry(),
     });
+    checker = await openApiChecker(
+      await (await fetch(`http://127.0.0.1:${api.port}/openapi.json`)).json(),
+    );
     // One reading every 2 s for 20 minutes for dev-a; a few for dev-b.
     for (let i = 0; i < 600; i++)
       readings.push({
@@ -61,11 +70,23 @@ describe('query API', () => {
     await h.cleanup();
   });
 
+  // Every response is also validated against the served OpenAPI document.
   const get = async (path: string) => {
-    const res = await fetch(`http://127.0.0.1:${api.port}${path}`);
+    const res = await fetch(`http://127.0.0.1:${api.port}${path}`, {
+      headers: { authorization: `Bearer ${token.token}` },
+    });
+    const text = await res.text();
+    if (path !== '/openapi.json')
+      checker.check({
+        method: 'GET',
+        url: path,
+        status: res.status,
+        contentType: res.headers.get('content-type'),
+        text,
+      });
     return {
       status: res.status,
-      body: (await res.json()) as Record<string, unknown> & {
+      body: JSON.parse(text) as Record<string, unknown> & {
         points?: Array<Record<string, number | string>>;
         next_cursor?: string | null;
       },
@@ -125,7 +146,8 @@ describe('query API', () => {
     const bad = async (qs: string, parameter: string) => {
       const r = await get(`/v1/series?${qs}`);
       expect(r.status).toBe(400);
-      expect((r.body.error as { parameter: string }).parameter).toBe(parameter);
+      // problem+json (RFC 9457) since the move to @sluice/http: `parameter` is top-level.
+      expect(r.body.parameter).toBe(parameter);
     };
     await bad(`sensor=temp&from=${t0}&to=${t0 + 1000}`, 'device');
     await bad(`device=a&region=eu&sensor=temp&from=${t0}&to=${t0 + 1000}`, 'region');

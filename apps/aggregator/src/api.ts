@@ -1,9 +1,28 @@
-import { listenHttp } from '@sluice/runtime';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The query API dashboards and the SDK call: roll-up series, device and region listings, latest
+// values. Routes, parameters and response bodies are declared once with zod; the OpenAPI document
+// at /openapi.json is generated from them. Every `/v1` route needs a bearer token whose regions
+// cover what it reads.
+import { ConfigError } from '@sluice/errors';
+import {
+  badParameter,
+  defineRoute,
+  forbidden,
+  generateToken,
+  notFound,
+  parseInlineTokens,
+  readTokenFile,
+  scopeAllows,
+  startHttpApi,
+  unavailable,
+  type HashedToken,
+  type HttpApiDefinition,
+  type Principal,
+  type TokenScope,
+} from '@sluice/http';
 import type { Logger } from '@sluice/observability';
+import type { Registry } from 'prom-client';
+import { z } from 'zod';
 import { BadParameterError, isTransientStoreError } from './errors';
-import type { AggregatorMetrics } from './metrics';
-import { openApiDocument } from './openapi';
 import { SCOPE_DEVICE, SCOPE_REGION, type Scope } from './partial';
 import {
   decodeCursor,
@@ -16,7 +35,7 @@ import type { Resolution } from './resolutions';
 
 export interface ApiOptions {
   port: number;
-  /** Default `0.0.0.0`. */
+  /** Default `127.0.0.1`. */
   host?: string;
   queries: RollupQueries;
   resolutions: readonly Resolution[];
@@ -26,8 +45,13 @@ export interface ApiOptions {
   maxRangePoints: number;
   /** Largest `limit`. */
   maxPage: number;
+  /** Accepted bearer tokens (hashed), each with the regions it may read; see {@link apiTokens}. */
+  tokens: readonly HashedToken[];
+  /** Deadline of one request. Default 30 s. */
+  requestTimeoutMs?: number;
   log: Logger;
-  metrics: AggregatorMetrics;
+  /** Request metrics (`sluice_http_*`, `api="aggregator"`) are registered here. */
+  registry: Registry;
 }
 
 export interface ApiServer {
@@ -36,32 +60,6 @@ export interface ApiServer {
 }
 
 const MAX_TEXT = 128;
-
-function text(q: URLSearchParams, name: string, required: true): string;
-function text(q: URLSearchParams, name: string, required: false): string | undefined;
-function text(q: URLSearchParams, name: string, required: boolean): string | undefined {
-  const all = q.getAll(name);
-  if (all.length > 1) throw new BadParameterError(name, `${name} must be given once`);
-  const v = all[0];
-  if (v === undefined || v === '') {
-    if (required) throw new BadParameterError(name, `${name} is required`);
-    return undefined;
-  }
-  if (v.length > MAX_TEXT)
-    throw new BadParameterError(name, `${name} must be at most ${MAX_TEXT} characters`);
-  return v;
-}
-
-function integer(q: URLSearchParams, name: string, dflt: number, min: number, max: number): number {
-  const raw = text(q, name, false);
-  if (raw === undefined) return dflt;
-  if (!/^\d+$/.test(raw))
-    throw new BadParameterError(name, `${name} must be a whole number between ${min} and ${max}`);
-  const n = Number(raw);
-  if (n < min || n > max)
-    throw new BadParameterError(name, `${name} must be between ${min} and ${max}, got ${raw}`);
-  return n;
-}
 
 /** ISO 8601 with a time zone, or epoch milliseconds. */
 export function parseTime(name: string, raw: string): number {
@@ -79,204 +77,314 @@ export function parseTime(name: string, raw: string): number {
   return ms;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(json),
-    'cache-control': 'no-store',
-  });
-  res.end(json);
+const TOKEN_SOURCE = { variable: 'AGGREGATOR_API_TOKENS', field: 'regions' };
+
+/**
+ * The query API's tokens: `AGGREGATOR_API_TOKENS` plus `AGGREGATOR_API_TOKENS_FILE`. With none, a
+ * production service refuses to start ({@link ConfigError}); elsewhere one development token for
+ * every region is generated and logged once, so the API is never served unauthenticated.
+ */
+export function apiTokens(
+  config: {
+    AGGREGATOR_API_TOKENS: string;
+    AGGREGATOR_API_TOKENS_FILE?: string | undefined;
+    SLUICE_ENV: string;
+  },
+  log: Logger,
+): HashedToken[] {
+  const tokens = [
+    ...parseInlineTokens(config.AGGREGATOR_API_TOKENS, TOKEN_SOURCE),
+    ...(config.AGGREGATOR_API_TOKENS_FILE
+      ? readTokenFile(config.AGGREGATOR_API_TOKENS_FILE, {
+          ...TOKEN_SOURCE,
+          variable: 'AGGREGATOR_API_TOKENS_FILE',
+        })
+      : []),
+  ];
+  if (tokens.length > 0) return tokens;
+  if (config.SLUICE_ENV === 'production')
+    throw new ConfigError(
+      'AGGREGATOR_API_TOKENS',
+      'the query API needs at least one token in production (AGGREGATOR_API_TOKENS or AGGREGATOR_API_TOKENS_FILE: <sha256-hex>=<region>|<region> or <sha256-hex>=*)',
+    );
+  const dev = generateToken();
+  log.warn(
+    { token: dev.token },
+    'AGGREGATOR_API_TOKENS is not set: the query API accepts this generated development token for every region',
+  );
+  return [{ name: 'development', sha256: dev.sha256, claims: '*' }];
 }
 
-/** The HTTP query API dashboards and the SDK call. */
-export async function startApi(opts: ApiOptions): Promise<ApiServer> {
-  const names = opts.resolutions.map((r) => r.name);
-  const doc = JSON.stringify(
-    openApiDocument(names, {
-      defaultPoints: opts.defaultPoints,
-      maxRangePoints: opts.maxRangePoints,
-      maxPage: opts.maxPage,
+const iso = z.iso.datetime();
+const text = (name: string) =>
+  z
+    .string()
+    .min(1, `${name} must not be empty`)
+    .max(MAX_TEXT, `${name} must be at most ${MAX_TEXT} characters`);
+const timeParam = (description: string) =>
+  z
+    .string()
+    .max(40)
+    .describe(`${description} ISO 8601 (\`2026-01-01T00:00:00Z\`) or epoch milliseconds.`);
+const cursorParam = z
+  .string()
+  .max(1024)
+  .optional()
+  .describe('Opaque `next_cursor` of the previous page, with otherwise identical parameters.');
+const countParam = (name: string, max: number, dflt: number) =>
+  z.coerce
+    .number()
+    .int(`${name} must be a whole number`)
+    .min(1, `${name} must be between 1 and ${max}`)
+    .max(max, `${name} must be between 1 and ${max}`)
+    .default(dflt);
+
+const pointSchema = z.object({
+  time: iso.describe('Window start'),
+  count: z.number().int(),
+  sum: z.number(),
+  min: z.number(),
+  max: z.number(),
+  avg: z.number(),
+  first: z.number(),
+  last: z.number(),
+  first_time: iso,
+  last_time: iso,
+  revision: z
+    .number()
+    .int()
+    .describe('0 while the window is open; 1 once closed; +1 per late update published'),
+  late_count: z.number().int(),
+});
+const seriesPageSchema = z.object({
+  scope: z.enum(['device', 'region']),
+  device: z.string().optional(),
+  region: z.string().optional(),
+  sensor: z.string(),
+  resolution: z.string(),
+  from: iso,
+  to: iso,
+  points: z.array(pointSchema),
+  next_cursor: z.string().nullable(),
+});
+const keyPageSchema = z.object({
+  items: z.array(z.object({ id: z.string(), region: z.string(), sensors: z.array(z.string()) })),
+  next_cursor: z.string().nullable(),
+});
+const latestSchema = z.object({
+  device: z.string(),
+  sensors: z.array(
+    z.object({
+      sensor: z.string(),
+      region: z.string(),
+      value: z.number(),
+      time: iso,
+      derived: z.boolean(),
     }),
-  );
+  ),
+});
 
-  const series = async (q: URLSearchParams) => {
-    const device = text(q, 'device', false);
-    const region = text(q, 'region', false);
-    if ((device === undefined) === (region === undefined))
-      throw new BadParameterError(
-        device === undefined ? 'device' : 'region',
-        'give exactly one of device or region',
+/** The regions a principal may read, `undefined` for all. */
+function allowedRegions(p: Principal | undefined): readonly string[] | undefined {
+  const claims: TokenScope = p?.claims ?? '*';
+  return claims === '*' ? undefined : [...claims];
+}
+
+/** The query API as routes, for an HTTP API the runtime serves (see {@link startApi}). */
+export function queryApi(
+  opts: Omit<ApiOptions, 'port' | 'host' | 'log' | 'registry' | 'requestTimeoutMs'>,
+): HttpApiDefinition {
+  const names = opts.resolutions.map((r) => r.name);
+  const { queries } = opts;
+
+  /** 403 unless every region the device has data in is one the token may read. */
+  const requireDevice = async (p: Principal | undefined, device: string) => {
+    const allowed = allowedRegions(p);
+    if (!allowed) return;
+    const regions = await queries.regionsOf(SCOPE_DEVICE, device);
+    if (regions.length === 0 || regions.some((r) => !allowed.includes(r)))
+      throw forbidden(
+        `token "${p!.name}" may not read device ${device}: it is not in the token's regions`,
       );
-    const scope: Scope = device !== undefined ? SCOPE_DEVICE : SCOPE_REGION;
-    const sensor = text(q, 'sensor', true);
-    const from = parseTime('from', text(q, 'from', true));
-    const to = parseTime('to', text(q, 'to', true));
-    if (to <= from) throw new BadParameterError('to', 'to must be later than from');
-    const points = integer(q, 'points', opts.defaultPoints, 1, opts.maxRangePoints);
-    const limit = integer(q, 'limit', Math.min(1000, opts.maxPage), 1, opts.maxPage);
-    const resName = text(q, 'resolution', false) ?? 'auto';
-    let resolution: Resolution;
-    if (resName === 'auto') {
-      resolution = pickResolution(opts.resolutions, from, to, points);
-    } else {
-      const r = opts.resolutions.find((x) => x.name === resName);
-      if (!r)
+  };
+  const requireRegion = (p: Principal | undefined, region: string) => {
+    if (p && !scopeAllows(p.claims, region))
+      throw forbidden(`token "${p.name}" may not read region ${region}`);
+  };
+
+  const series = defineRoute({
+    method: 'GET',
+    path: '/v1/series',
+    operationId: 'getSeries',
+    summary: 'Roll-up points of one device or region sensor over a time range',
+    description:
+      'Exactly one of `device` or `region`. Windows whose start lies in [from, to). `resolution=auto` picks the coarsest resolution giving at least `points` windows over the range (the finest when none does). The range divided by the resolution may not exceed the configured maximum. A token reads only the devices and regions of its regions (403 otherwise).',
+    query: z.object({
+      device: text('device').optional(),
+      region: text('region').max(64, 'region must be at most 64 characters').optional(),
+      sensor: text('sensor'),
+      from: timeParam('Range start (inclusive).'),
+      to: timeParam('Range end (exclusive).'),
+      resolution: z
+        .enum(['auto', ...names], {
+          error: `resolution must be auto or one of ${names.join(', ')}`,
+        })
+        .default('auto'),
+      points: countParam('points', opts.maxRangePoints, opts.defaultPoints).describe(
+        'Target number of points for `resolution=auto`.',
+      ),
+      limit: countParam('limit', opts.maxPage, Math.min(1000, opts.maxPage)).describe(
+        `Items per page, 1..${opts.maxPage}.`,
+      ),
+      cursor: cursorParam,
+    }),
+    response: seriesPageSchema,
+    responseDescription: 'One page of points',
+    problems: [403],
+    handler: async ({ query: q, principal }) => {
+      const { device, region, sensor } = q;
+      if ((device === undefined) === (region === undefined))
         throw new BadParameterError(
-          'resolution',
-          `resolution must be auto or one of ${names.join(', ')}`,
+          device === undefined ? 'device' : 'region',
+          'give exactly one of device or region',
         );
-      resolution = r;
-    }
-    const windows = Math.ceil((to - from) / resolution.ms);
-    if (windows > opts.maxRangePoints) {
-      throw new BadParameterError(
-        resName === 'auto' ? 'from' : 'resolution',
-        `the range spans ${windows} windows of ${resolution.name}; at most ${opts.maxRangePoints}: ${resName === 'auto' ? 'shorten the range' : 'choose a coarser resolution or a shorter range'}`,
-      );
-    }
-    const base = { scope, key: (device ?? region)!, sensor, resolution, from, to };
-    const cursor = text(q, 'cursor', false);
-    const sq: SeriesQuery = {
-      ...base,
-      limit,
-      ...(cursor !== undefined ? { after: decodeCursor(base, cursor) } : {}),
-    };
-    const page = await opts.queries.series(sq);
-    return {
-      scope: scope === SCOPE_DEVICE ? 'device' : 'region',
-      ...(device !== undefined ? { device } : { region }),
-      sensor,
-      resolution: resolution.name,
-      from: new Date(from).toISOString(),
-      to: new Date(to).toISOString(),
-      points: page.points,
-      next_cursor: page.next !== undefined ? encodeCursor(sq, page.next) : null,
-    };
-  };
-
-  const keys = async (scope: Scope, q: URLSearchParams) => {
-    const limit = integer(q, 'limit', Math.min(100, opts.maxPage), 1, opts.maxPage);
-    const cursor = text(q, 'cursor', false);
-    let after: string | undefined;
-    if (cursor !== undefined) {
-      try {
-        const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
-          k?: unknown;
-          s?: unknown;
-        };
-        if (typeof c.k !== 'string' || c.s !== scope) throw new Error('bad');
-        after = c.k;
-      } catch {
-        throw new BadParameterError('cursor', 'cursor is not one this API returned');
+      const scope: Scope = device !== undefined ? SCOPE_DEVICE : SCOPE_REGION;
+      const from = parseTime('from', q.from);
+      const to = parseTime('to', q.to);
+      if (to <= from) throw new BadParameterError('to', 'to must be later than from');
+      const resolution =
+        q.resolution === 'auto'
+          ? pickResolution(opts.resolutions, from, to, q.points)
+          : opts.resolutions.find((x) => x.name === q.resolution)!;
+      const windows = Math.ceil((to - from) / resolution.ms);
+      if (windows > opts.maxRangePoints) {
+        throw new BadParameterError(
+          q.resolution === 'auto' ? 'from' : 'resolution',
+          `the range spans ${windows} windows of ${resolution.name}; at most ${opts.maxRangePoints}: ${q.resolution === 'auto' ? 'shorten the range' : 'choose a coarser resolution or a shorter range'}`,
+        );
       }
-    }
-    const page = await opts.queries.keys(scope, limit, after);
-    return {
-      items: page.items.map((i) => ({ id: i.key, region: i.region, sensors: i.sensors })),
-      next_cursor:
-        page.next !== undefined
-          ? Buffer.from(JSON.stringify({ k: page.next, s: scope })).toString('base64url')
-          : null,
-    };
-  };
-
-  const route = async (
-    req: IncomingMessage,
-  ): Promise<{ route: string; status: number; body: unknown }> => {
-    if (req.method !== 'GET')
-      return {
-        route: 'other',
-        status: 405,
-        body: { error: { code: 'method_not_allowed', message: 'only GET is supported' } },
+      const base = { scope, key: (device ?? region)!, sensor, resolution, from, to };
+      const sq: SeriesQuery = {
+        ...base,
+        limit: q.limit,
+        ...(q.cursor !== undefined ? { after: decodeCursor(base, q.cursor) } : {}),
       };
-    const url = new URL(req.url ?? '/', 'http://api');
-    const q = url.searchParams;
-    if (url.pathname === '/openapi.json') return { route: 'openapi', status: 200, body: undefined };
-    if (url.pathname === '/v1/series')
-      return { route: 'series', status: 200, body: await series(q) };
-    if (url.pathname === '/v1/devices')
-      return { route: 'devices', status: 200, body: await keys(SCOPE_DEVICE, q) };
-    if (url.pathname === '/v1/regions')
-      return { route: 'regions', status: 200, body: await keys(SCOPE_REGION, q) };
-    const m = /^\/v1\/devices\/([^/]+)\/latest$/.exec(url.pathname);
-    if (m) {
-      let device: string;
-      try {
-        device = decodeURIComponent(m[1]!);
-      } catch {
-        throw new BadParameterError('device', 'device is not valid percent-encoding');
-      }
-      if (device.length > MAX_TEXT)
-        throw new BadParameterError('device', `device must be at most ${MAX_TEXT} characters`);
-      const sensors = await opts.queries.latest(SCOPE_DEVICE, device);
-      if (sensors.length === 0)
-        return {
-          route: 'latest',
-          status: 404,
-          body: { error: { code: 'not_found', message: 'no data for this device' } },
-        };
-      return { route: 'latest', status: 200, body: { device, sensors } };
-    }
-    return {
-      route: 'other',
-      status: 404,
-      body: { error: { code: 'not_found', message: `no route ${url.pathname}` } },
-    };
-  };
-
-  const server: Server = createServer((req, res) => {
-    const end = Date.now();
-    route(req)
-      .then(
-        (r) => r,
-        (err: unknown) => {
-          if (err instanceof BadParameterError)
-            return {
-              route: 'bad',
-              status: 400,
-              body: {
-                error: {
-                  code: 'invalid_parameter',
-                  parameter: err.parameter,
-                  message: err.message,
-                },
-              },
-            };
-          if (isTransientStoreError(err))
-            return {
-              route: 'error',
-              status: 503,
-              body: {
-                error: {
-                  code: 'unavailable',
-                  message: 'the roll-up store is unreachable; retry later',
-                },
-              },
-            };
-          opts.log.error({ err }, 'query API request failed');
-          return {
-            route: 'error',
-            status: 500,
-            body: { error: { code: 'internal', message: 'internal error' } },
-          };
-        },
-      )
-      .then((r) => {
-        if (r.route === 'openapi') {
-          res.writeHead(200, {
-            'content-type': 'application/json; charset=utf-8',
-            'content-length': Buffer.byteLength(doc),
-          });
-          res.end(doc);
-        } else {
-          send(res, r.status, r.body);
-        }
-        opts.metrics.apiRequests.inc({ route: r.route, status: String(r.status) });
-        opts.metrics.apiDuration.observe({ route: r.route }, (Date.now() - end) / 1000);
-      });
+      if (device !== undefined) await requireDevice(principal, device);
+      else requireRegion(principal, region!);
+      const page = await queries.series(sq);
+      return {
+        scope: scope === SCOPE_DEVICE ? ('device' as const) : ('region' as const),
+        ...(device !== undefined ? { device } : { region: region! }),
+        sensor,
+        resolution: resolution.name,
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        points: page.points,
+        next_cursor: page.next !== undefined ? encodeCursor(sq, page.next) : null,
+      };
+    },
   });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  return listenHttp(server, opts.port, opts.host ?? '0.0.0.0');
+
+  const listing = (scope: Scope, path: string, operationId: string, summary: string) =>
+    defineRoute({
+      method: 'GET',
+      path,
+      operationId,
+      summary,
+      description: 'Only the keys within the token’s regions are listed.',
+      query: z.object({
+        limit: countParam('limit', opts.maxPage, Math.min(100, opts.maxPage)).describe(
+          `Items per page, 1..${opts.maxPage}.`,
+        ),
+        cursor: cursorParam,
+      }),
+      response: keyPageSchema,
+      responseDescription: `One page of ${scope === SCOPE_DEVICE ? 'devices' : 'regions'}`,
+      handler: async ({ query: q, principal }) => {
+        let after: string | undefined;
+        if (q.cursor !== undefined) {
+          try {
+            const c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as {
+              k?: unknown;
+              s?: unknown;
+            };
+            if (typeof c.k !== 'string' || c.s !== scope) throw new Error('bad');
+            after = c.k;
+          } catch {
+            throw new BadParameterError('cursor', 'cursor is not one this API returned');
+          }
+        }
+        const page = await queries.keys(scope, q.limit, after, allowedRegions(principal));
+        return {
+          items: page.items.map((i) => ({ id: i.key, region: i.region, sensors: i.sensors })),
+          next_cursor:
+            page.next !== undefined
+              ? Buffer.from(JSON.stringify({ k: page.next, s: scope })).toString('base64url')
+              : null,
+        };
+      },
+    });
+
+  const latest = defineRoute({
+    method: 'GET',
+    path: '/v1/devices/{device}/latest',
+    operationId: 'getLatest',
+    summary: 'Latest value of every sensor of a device',
+    params: z.object({ device: text('device') }),
+    response: latestSchema,
+    responseDescription: 'Latest values',
+    problems: [403, 404],
+    handler: async ({ params: { device }, principal }) => {
+      await requireDevice(principal, device);
+      const sensors = await queries.latest(SCOPE_DEVICE, device);
+      if (sensors.length === 0) throw notFound('no data for this device');
+      return { device, sensors };
+    },
+  });
+
+  return {
+    title: 'Sluice aggregator query API',
+    version: '1.0.0',
+    description:
+      'Event-time roll-ups (count, sum, min, max, avg, first, last) per device or region and sensor. Every `/v1` route needs `Authorization: Bearer <token>`; a token reads only its regions. Errors are `application/problem+json`.',
+    routes: [
+      series,
+      listing(
+        SCOPE_DEVICE,
+        '/v1/devices',
+        'listDevices',
+        'Devices with their sensors, ordered by device id',
+      ),
+      listing(SCOPE_REGION, '/v1/regions', 'listRegions', 'Regions with their sensors'),
+      latest,
+    ],
+    auth: { tokens: opts.tokens },
+    schemas: {
+      Point: pointSchema,
+      SeriesPage: seriesPageSchema,
+      KeyPage: keyPageSchema,
+      Latest: latestSchema,
+    },
+    mapError: (err) => {
+      if (err instanceof BadParameterError) return badParameter(err.parameter, err.message);
+      if (isTransientStoreError(err))
+        return unavailable('the roll-up store is unreachable; retry later');
+      return undefined;
+    },
+  };
+}
+
+/** Starts the query API on its own port. */
+export async function startApi(opts: ApiOptions): Promise<ApiServer> {
+  const api = await startHttpApi({
+    ...queryApi(opts),
+    service: 'aggregator',
+    port: opts.port,
+    host: opts.host ?? '127.0.0.1',
+    requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+    bodyLimitBytes: 16 * 1024,
+    log: opts.log,
+    registry: opts.registry,
+  });
+  return { port: api.port, close: () => api.close() };
 }

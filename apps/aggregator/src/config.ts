@@ -1,4 +1,6 @@
 import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+import { ConfigError } from '@sluice/errors';
+import { parseInlineTokens } from '@sluice/http';
 
 /** The aggregator's environment: the common variables plus these. */
 export const config = defineConfig({
@@ -19,8 +21,28 @@ export const config = defineConfig({
   AGGREGATOR_PG_POOL: positiveInt(8),
   /** Port of the query API (`/v1/...`, `/openapi.json`). Default 9480. */
   AGGREGATOR_API_PORT: port(9480),
-  /** Bind address of the query API. Default `0.0.0.0`. */
-  AGGREGATOR_API_HOST: z.string().default('0.0.0.0'),
+  /** Bind address of the query API (`0.0.0.0` to serve other hosts). Default `127.0.0.1`. */
+  AGGREGATOR_API_HOST: z.string().default('127.0.0.1'),
+  /**
+   * Query API bearer tokens by their sha256 (never the token), each with the regions it may read:
+   * `<sha256-hex>=<region>|<region>;<sha256-hex>=*`. Combined with AGGREGATOR_API_TOKENS_FILE. Required
+   * in production; elsewhere, with none, a development token for every region is generated and logged.
+   * Default none.
+   */
+  AGGREGATOR_API_TOKENS: z
+    .string()
+    .default('')
+    .superRefine((raw, ctx) => {
+      try {
+        parseInlineTokens(raw, { variable: 'AGGREGATOR_API_TOKENS', field: 'regions' });
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof ConfigError ? err.issues[0]!.reason : String(err) });
+      }
+    }),
+  /** JSON file of query API tokens: `[{"name": "...", "sha256": "<hex>", "regions": ["eu"] | "*"}]`. Default none. */
+  AGGREGATOR_API_TOKENS_FILE: z.string().optional(),
+  /** Deadline of one query API request (receiving and answering it). Default `30s`. */
+  AGGREGATOR_API_REQUEST_TIMEOUT: durationMs('30s'),
   /** Window lengths, finest first or in any order: `<n>s|m|h|d`. Default `1s,5s,1m,1h`. */
   AGGREGATOR_RESOLUTIONS: csv('1s,5s,1m,1h'),
   /**

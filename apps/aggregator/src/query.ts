@@ -158,17 +158,31 @@ export class RollupQueries {
     }));
   }
 
-  /** Series keys of a scope with their sensors, ordered by key, after `after` (exclusive). */
+  /** Regions a series key (device or region) has data in; at most 100. */
+  async regionsOf(scope: Scope, key: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ region: string }>(
+      `SELECT DISTINCT region FROM series WHERE scope = $1 AND series_key = $2 ORDER BY region LIMIT 100`,
+      [scope, key],
+    );
+    return rows.map((r) => r.region);
+  }
+
+  /**
+   * Series keys of a scope with their sensors, ordered by key, after `after` (exclusive). With
+   * `regions`, only keys whose every region is among them.
+   */
   async keys(
     scope: Scope,
     limit: number,
     after?: string,
+    regions?: readonly string[],
   ): Promise<{ items: Array<{ key: string; region: string; sensors: string[] }>; next?: string }> {
     const { rows } = await this.pool.query<{ key: string; region: string; sensors: string[] }>(
       `SELECT series_key AS key, min(region) AS region, array_agg(sensor ORDER BY sensor) AS sensors
        FROM series WHERE scope = $1 AND ($2::text IS NULL OR series_key > $2)
-       GROUP BY series_key ORDER BY series_key LIMIT $3`,
-      [scope, after ?? null, limit + 1],
+       GROUP BY series_key HAVING ($4::text[] IS NULL OR bool_and(region = ANY($4::text[])))
+       ORDER BY series_key LIMIT $3`,
+      [scope, after ?? null, limit + 1, regions ? [...regions] : null],
     );
     const more = rows.length > limit;
     const items = more ? rows.slice(0, limit) : rows;

@@ -3,7 +3,7 @@
 // windows as Rollup messages (`<ns>.telemetry.rollup.>`) and serves the query API.
 import type { Runtime, Service } from '@sluice/runtime';
 import { Aggregator, SERVICE } from './aggregator';
-import { startApi, type ApiServer } from './api';
+import { apiTokens, startApi, type ApiServer } from './api';
 import type { Config } from './config';
 
 export { SERVICE };
@@ -11,6 +11,8 @@ export { SERVICE };
 export function createService(rt: Runtime<Config>): Service {
   const { config } = rt;
   const aggregator = new Aggregator({ nc: rt.nc, topology: rt.topology, config, log: rt.log, registry: rt.registry });
+  // Before anything starts: a production service without query API tokens refuses to start.
+  const tokens = apiTokens(config, rt.log);
   let api: ApiServer | undefined;
   return {
     prepare: () => aggregator.prepare(),
@@ -26,8 +28,10 @@ export function createService(rt: Runtime<Config>): Service {
             defaultPoints: config.AGGREGATOR_API_DEFAULT_POINTS,
             maxRangePoints: config.AGGREGATOR_API_MAX_RANGE_POINTS,
             maxPage: config.AGGREGATOR_API_MAX_PAGE,
+            tokens,
+            requestTimeoutMs: config.AGGREGATOR_API_REQUEST_TIMEOUT,
             log: rt.log,
-            metrics: aggregator.metrics,
+            registry: rt.registry,
           });
         },
         stop: async () => api?.close(),
