@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import {
   Metadata,
@@ -11,12 +10,12 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
-import { decodeBatch, IngestServiceService, IngestStatus, ingestStatusToJSON, type EventBatch, type IngestAck } from '@sluice/contracts';
+import { decodeBatch, FILE_DESCRIPTOR_SET_BASE64, IngestServiceService, IngestStatus, ingestStatusToJSON, type EventBatch, type IngestAck } from '@sluice/contracts';
 import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Authenticator, Principal } from './auth';
 import { AuthenticationError, BatchRejectedError, RetryableError } from './errors';
 import type { IngestMetrics } from './metrics';
@@ -56,10 +55,8 @@ export interface GrpcGatewayOptions {
   /** Back-off advised while draining. */
   retryAfterMs: number;
   tls?: TlsFiles | undefined;
-  /** Serve gRPC reflection from the proto files. Default true. */
+  /** Serve gRPC reflection (from the FileDescriptorSet generated into @sluice/contracts). Default true. */
   reflection?: boolean;
-  /** Folder of the .proto files. Default the repository's `proto/`. */
-  protoDir?: string;
 }
 
 const SERVICE_NAME = 'sluice.gateway.v1.IngestService';
@@ -439,14 +436,14 @@ export class GrpcGateway {
     cb(null, ack);
   }
 
+  /**
+   * Reflection from the descriptor set compiled into the bundle (`npm run generate`), not from .proto
+   * files: the container image has no proto/ folder. The health service's own .proto ships with its
+   * package.
+   */
   private addReflection(): void {
-    const protoDir = this.opts.protoDir ?? join(__dirname, '..', '..', '..', 'proto');
-    try {
-      const pkg = loadSync(['sluice/gateway/v1/gateway.proto', 'sluice/telemetry/v1/telemetry.proto'], { includeDirs: [protoDir] });
-      const health = loadSync('health/v1/health.proto', { includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')] });
-      new ReflectionService({ ...pkg, ...health }).addToServer(this.server);
-    } catch (err) {
-      this.opts.log.warn({ err, protoDir }, 'gRPC reflection disabled: cannot load the proto files');
-    }
+    const pkg = loadFileDescriptorSetFromBuffer(Buffer.from(FILE_DESCRIPTOR_SET_BASE64, 'base64'));
+    const health = loadSync(healthProtoPath);
+    new ReflectionService({ ...pkg, ...health }).addToServer(this.server);
   }
 }

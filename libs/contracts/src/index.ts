@@ -27,6 +27,8 @@ export {
   ingestStatusToJSON,
 } from './gen/sluice/gateway/v1/gateway';
 export type { IngestServiceServer } from './gen/sluice/gateway/v1/gateway';
+/** The FileDescriptorSet of proto/ (base64), for gRPC reflection without the .proto files. */
+export { FILE_DESCRIPTOR_SET_BASE64 } from './gen/descriptor-set';
 
 export * from './subjects';
 export * from './codec';
