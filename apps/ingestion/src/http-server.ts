@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { ingestStatusToJSON, wirePath, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
-import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
+import { ATTR, extractRequestTraceContext, markSelfTraced, tracer, type Logger } from '@sluice/observability';
 import type { Authenticator, Principal } from './auth';
 import { AuthenticationError, BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
 import type { IngestMetrics } from './metrics';
@@ -127,9 +127,12 @@ export class HttpGateway {
       });
     };
     const { tls } = opts;
-    this.server = tls
-      ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.ca), rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert }, handler)
-      : createHttpServer(handler);
+    // handle() opens the request's SERVER span itself: the HTTP instrumentation opens none.
+    this.server = markSelfTraced(
+      tls
+        ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.ca), rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert }, handler)
+        : createHttpServer(handler),
+    );
     // `Expect: 100-continue`: a body declared too large is refused before the client sends it.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       if ((declaredLength(req) ?? 0) > opts.maxBodyBytes) return sendTooLarge(res, opts.maxBodyBytes);

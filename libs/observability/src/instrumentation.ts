@@ -6,6 +6,7 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { MongoDBInstrumentation } from '@opentelemetry/instrumentation-mongodb';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { isSelfTraced } from './self-traced';
 
 /** The libraries the preload instruments, by the names `OTEL_NODE_DISABLED_INSTRUMENTATIONS` takes. */
 export const INSTRUMENTED_LIBRARIES = ['http', 'grpc', 'pg', 'ioredis', 'mongodb'] as const;
@@ -34,18 +35,6 @@ export interface InstrumentationOptions {
   disabled?: readonly string[];
 }
 
-const selfTraced = new WeakSet<Server>();
-
-/**
- * Marks a server whose request handler opens its own SERVER span (continuing the caller's
- * `traceparent`): the HTTP instrumentation then opens none for its requests, so one request is
- * one SERVER span. Returns the server.
- */
-export function markSelfTraced<S extends Server>(server: S): S {
-  selfTraced.add(server);
-  return server;
-}
-
 /** The request's path without the query. */
 function pathOf(url: string | undefined): string {
   const q = (url ?? '/').indexOf('?');
@@ -60,7 +49,7 @@ function headerOf(headers: RequestOptions['headers'], name: string): unknown {
 
 /**
  * The instrumentations of the preload, configured to stay quiet:
- * - http: incoming requests except ops paths and {@link markSelfTraced} servers; outgoing requests
+ * - http: incoming requests except ops paths and servers marked by `markSelfTraced`; outgoing requests
  *   only inside a trace, and never those that already carry a `traceparent` (the caller traced
  *   them, e.g. a webhook POST) nor those to the OTLP endpoint.
  * - pg, ioredis, mongodb: only inside a trace (`requireParentSpan`); statements without values
@@ -77,7 +66,7 @@ export function createInstrumentations(opts: InstrumentationOptions = {}): Instr
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req: IncomingMessage) =>
           OPS_PATHS.has(pathOf(req.url)) ||
-          selfTraced.has((req.socket as { server?: Server }).server as Server),
+          isSelfTraced((req.socket as { server?: Server }).server),
         ignoreOutgoingRequestHook: (req: RequestOptions) =>
           headerOf(req.headers, 'traceparent') !== undefined ||
           (otlp !== undefined &&
@@ -105,6 +94,8 @@ export function createInstrumentations(opts: InstrumentationOptions = {}): Instr
       }),
     );
   if (!off.has('mongodb'))
-    list.push(new MongoDBInstrumentation({ requireParentSpan: true, enhancedDatabaseReporting: false }));
+    list.push(
+      new MongoDBInstrumentation({ requireParentSpan: true, enhancedDatabaseReporting: false }),
+    );
   return list;
 }

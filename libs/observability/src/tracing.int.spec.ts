@@ -1,48 +1,15 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { decodeTraces, startOtlpReceiver, type Received } from './test-fixtures/otlp-receiver';
 import { SPAN_LINK_LIMIT, type TracingOptions } from './tracing';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const ROOT_VERSION = (
   JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
 ).version;
-
-/** One request the receiver got. */
-interface Received {
-  method: string;
-  path: string;
-  contentType: string;
-  body: Buffer;
-}
-
-/** A real OTLP/HTTP receiver on 127.0.0.1: answers every request with 200 and keeps what it got. */
-async function startReceiver() {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({
-        method: req.method ?? '',
-        path: req.url ?? '',
-        contentType: String(req.headers['content-type']),
-        body: Buffer.concat(chunks),
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 /**
  * Runs the fixture process with `opts` and the environment `env` (the test's own OTEL_* variables
@@ -81,52 +48,21 @@ function runFixture(
   });
 }
 
-interface OtlpSpan {
-  name: string;
-  traceId: string;
-  links?: unknown[];
-  droppedLinksCount?: number;
-}
-interface OtlpTraces {
-  resourceSpans: Array<{
-    resource: {
-      attributes: Array<{
-        key: string;
-        value: { stringValue?: string; intValue?: string | number };
-      }>;
-    };
-    scopeSpans: Array<{ spans: OtlpSpan[] }>;
-  }>;
-}
-
-/** Resource attributes (values as strings) and spans of every OTLP/HTTP JSON trace export received. */
-function decodeTraces(received: Received[]) {
-  const resources: Array<Record<string, string>> = [];
-  const spans: OtlpSpan[] = [];
+/** Resource attributes and spans of the exports, each request checked to be OTLP/HTTP JSON. */
+function decodeJsonTraces(received: Received[]) {
   for (const r of received.filter((x) => x.path === '/v1/traces')) {
     expect(r).toMatchObject({
       method: 'POST',
       contentType: expect.stringMatching(/^application\/json/),
     });
-    for (const rs of (JSON.parse(r.body.toString('utf8')) as OtlpTraces).resourceSpans) {
-      resources.push(
-        Object.fromEntries(
-          rs.resource.attributes.map((a) => [
-            a.key,
-            String(a.value.stringValue ?? a.value.intValue),
-          ]),
-        ),
-      );
-      for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-    }
   }
-  return { resources, spans };
+  return decodeTraces(received);
 }
 
 describe('startTracing with an OTLP endpoint (a real process exporting to a real receiver)', () => {
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
   beforeEach(async () => {
-    receiver = await startReceiver();
+    receiver = await startOtlpReceiver();
   });
   afterEach(async () => {
     await receiver.close();
@@ -145,7 +81,7 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
     );
 
     expect(new Set(receiver.received.map((r) => r.path))).toEqual(new Set(['/v1/traces']));
-    const { resources, spans } = decodeTraces(receiver.received);
+    const { resources, spans } = decodeJsonTraces(receiver.received);
     expect(resources.length).toBeGreaterThan(0);
     for (const attrs of resources) {
       expect(attrs).toMatchObject({
@@ -194,7 +130,7 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
     expect(new Set(receiver.received.map((r) => r.path))).toEqual(
       new Set(['/v1/traces', '/v1/metrics', '/v1/logs']),
     );
-    expect(decodeTraces(receiver.received).resources[0]).toMatchObject({
+    expect(decodeJsonTraces(receiver.received).resources[0]).toMatchObject({
       'service.name': 'tracing-int-spec',
       'service.version': '9.9.9-spec',
       'service.instance.id': 'pod-7/1',
