@@ -223,6 +223,21 @@ describe('migration runner on real PostgreSQL', () => {
     }
   });
 
+  it('keeps two services sharing one database apart: each its own table, lock and files', async () => {
+    write(FILES);
+    const other = mkdtempSync(join(tmpdir(), 'pg-migrations-other-'));
+    try {
+      writeFileSync(join(other, '0001_other_things.sql'), 'CREATE TABLE other_things (id int);');
+      const [mine, theirs] = await Promise.all([migrate(pool, opts()), migrate(newPool(), { service: 'other-svc', dir: other, log: quiet })]);
+      expect([mine.version, theirs.version]).toEqual([3, 1]);
+      expect(await rows('SELECT version, name FROM sluice_other_svc_migrations')).toEqual([{ version: 1, name: 'other_things' }]);
+      expect((await recorded()).map((r) => r.version)).toEqual([1, 2, 3]);
+      expect((await migrate(pool, opts())).applied).toEqual([]);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a foreign table under its own table name', async () => {
     write(FILES);
     await pool.query('CREATE TABLE sluice_spec_svc_migrations (id serial PRIMARY KEY, script text)');
