@@ -1,6 +1,6 @@
 // Command-line parsing of fleet-sim: util.parseArgs in strict mode, so a misspelt flag is an error
 // with the usage, never silently ignored.
-import { parseArgs as parseCli } from 'node:util';
+import { parseArgs as parseCli, type ParseArgsOptionsConfig } from 'node:util';
 import { DEFAULT_FLEET } from './fleet';
 import type { FleetRunOptions } from './run';
 
@@ -47,7 +47,7 @@ const OPTIONS = {
   token: { type: 'string' },
   regions: { type: 'string' },
   ...Object.fromEntries(NUMERIC.map((k) => [k, { type: 'string' }])),
-} as const satisfies Parameters<typeof parseCli>[0]['options'];
+} as const satisfies ParseArgsOptionsConfig;
 
 /**
  * Parses fleet-sim's arguments. Throws {@link UsageError} on an unknown flag, a positional argument, a
