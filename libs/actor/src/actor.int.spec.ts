@@ -7,6 +7,9 @@ import { Registry } from 'prom-client';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { Actor, Outcomes, PoisonMessageError, type ActorOptions, type Outcome } from './index';
 
+/** `Omit` over each member of a union (the actor's options are one per mode). */
+type Without<O, K extends PropertyKey> = O extends unknown ? Omit<O, K> : never;
+
 const logger = createLogger({ service: 'actor-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 
 describe('Actor on real JetStream', () => {
@@ -39,7 +42,7 @@ describe('Actor on real JetStream', () => {
     };
   }
 
-  async function startActor<T>(opts: Omit<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>) {
+  async function startActor<T>(opts: Without<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>) {
     const actor = new Actor<T>({ service: 'actor-test', nc: nats.nc, logger, registry: new Registry(), ...opts });
     actors.push(actor as Actor<unknown>);
     await actor.start();

@@ -64,6 +64,27 @@ export interface BatchOptions {
   concurrency?: number;
 }
 
+/**
+ * Handles one message on its own (per-message mode). Throwing retries that message with backoff.
+ * Runs in the context of the message's `process` span.
+ */
+export type MessageHandler<T> = (delivery: Delivery<T>) => Promise<Outcome>;
+
+/** Per-message mode: each message is handed to the handler alone and settled on its own. */
+export interface PerMessageOptions {
+  /**
+   * Messages in the handler at once; each holds only its own slot, so a slow one never delays the
+   * settling of the others. Default 64.
+   */
+  maxInFlight?: number;
+  /**
+   * Send the acks of one event-loop turn together (after the turn, in one socket write) instead of
+   * one write per ack: handlers that finish in separate I/O callbacks (HTTP responses) share the
+   * write. An ack still leaves only after its outcome. Default true.
+   */
+  coalesceAcks?: boolean;
+}
+
 /** How much the client asks the server for ahead of the handler; one of the two bounds applies. */
 export interface PrefetchOptions {
   /** Bound by message count instead of bytes (only when `maxBytes` is not set). Default unset. */
@@ -72,7 +93,26 @@ export interface PrefetchOptions {
   maxBytes?: number;
 }
 
-export interface ActorOptions<T> {
+/** Batch mode (the default): bounded batches handed to `handle`. */
+export interface BatchModeOptions<T> {
+  handle: BatchHandler<T>;
+  batch?: BatchOptions;
+  handleMessage?: undefined;
+  perMessage?: undefined;
+}
+
+/** Per-message mode: every message handed to `handleMessage` alone, up to `perMessage.maxInFlight` at once. */
+export interface MessageModeOptions<T> {
+  handleMessage: MessageHandler<T>;
+  perMessage?: PerMessageOptions;
+  handle?: undefined;
+  batch?: undefined;
+}
+
+/** Options of an {@link Actor}: the common ones plus those of its mode (batch or per-message). */
+export type ActorOptions<T> = ActorCommonOptions<T> & (BatchModeOptions<T> | MessageModeOptions<T>);
+
+export interface ActorCommonOptions<T> {
   /** Service name: metrics label, span and DLQ subject `dlq.<service>`. */
   service: string;
   nc: NatsConnection;
@@ -80,10 +120,11 @@ export interface ActorOptions<T> {
   consumer: ConsumerSpec;
   /** Turns a message into the handler's value. Throwing dead-letters that message (it is malformed). */
   decode: (msg: JsMsg) => T;
-  handle: BatchHandler<T>;
-  batch?: BatchOptions;
   prefetch?: PrefetchOptions;
-  /** Deliveries before a retried message is dead-lettered. Default 10. */
+  /**
+   * Deliveries before a retried message is dead-lettered. `Infinity` when the handler bounds its own
+   * attempts (its retries are then never turned into dead letters by the actor). Default 10.
+   */
   maxDeliver?: number;
   backoff?: BackoffOptions;
   /**
@@ -133,6 +174,13 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/** A decode failure as the error its dead letter carries. */
+function poison(err: unknown): PoisonMessageError {
+  return err instanceof PoisonMessageError
+    ? err
+    : new PoisonMessageError(`cannot decode message: ${asError(err).message}`, { cause: err });
+}
+
 /**
  * A JetStream actor: provisions its stream and durable pull consumer, pulls bounded batches, hands
  * them to the handler and settles every message with the outcome it returned (ack, nak with delay,
@@ -161,12 +209,27 @@ export class Actor<T> {
   /** Messages taken off the client's buffer while a store was down, kept alive until it is back. */
   private readonly parked: JsMsg[] = [];
   private lastLagRead = 0;
+  /** Messages handed to the handler and not yet settled (both modes). */
+  private handedOut = 0;
+  /** Per-message mode: the messages in the handler, kept alive by one shared heartbeat. */
+  private readonly held = new Set<JsMsg>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Per-message mode: wakes the pull loop waiting for a free slot. */
+  private slotWaiter: (() => void) | undefined;
+  /** Per-message mode with `coalesceAcks`: the acks of this event-loop turn. */
+  private acks: JsMsg[] = [];
+  private acksScheduled = false;
+  private readonly coalesceAcks: boolean;
   private wakeStop: () => void = () => undefined;
   private readonly stopped = new Promise<void>((resolve) => (this.wakeStop = resolve));
 
   constructor(private readonly opts: ActorOptions<T>) {
+    if ((opts.handle === undefined) === (opts.handleMessage === undefined)) {
+      throw new HandlerContractError('an actor takes exactly one of handle (batch mode) and handleMessage (per-message mode)');
+    }
     this.js = jetstream(opts.nc);
     this.gates = opts.gates ?? [];
+    this.coalesceAcks = opts.handleMessage !== undefined && opts.perMessage?.coalesceAcks !== false;
     const topo = opts.topology ?? canonicalTopology();
     this.dlq = opts.dlq ?? { stream: topo.streams.dlq, subject: topo.dlq(opts.service) };
     this.metrics = ActorMetrics.for(opts.registry);
@@ -199,6 +262,11 @@ export class Actor<T> {
       this.gates.every((g) => g.isUp()) &&
       !this.catchingUp
     );
+  }
+
+  /** Messages handed to the handler and not yet settled. */
+  get inFlight(): number {
+    return this.handedOut;
   }
 
   /** Whether the actor is still draining the backlog a store outage left (not ready meanwhile). */
@@ -251,18 +319,29 @@ export class Actor<T> {
     if (this.stopping) return;
     this.lifecycle.transition('running');
     this.startLagPolling();
-    this.loop = this.pullLoop(this.messages).then(
+    const perMessage = this.opts.handleMessage !== undefined;
+    if (perMessage) {
+      const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
+      // One timer for every held message: a slow handler or one held through a store outage is not
+      // redelivered meanwhile.
+      this.heartbeat = setInterval(() => {
+        for (const m of this.held) m.working();
+      }, Math.max(500, Math.floor(ackWait / 3)));
+    }
+    this.loop = (perMessage ? this.messageLoop(this.messages) : this.pullLoop(this.messages)).then(
       () => undefined,
       (err) => {
+        clearInterval(this.heartbeat);
         if (!this.lifecycle.terminal) this.lifecycle.transition('failed', err);
       },
     );
   }
 
   /**
-   * Lets the batch in the handler finish and settle (bounded by `deadlineMs`), then stops pulling
-   * and reaches `stopped`. Messages prefetched but never handed to the handler are not touched: the
-   * server redelivers them after ack-wait, so none is processed twice and none is lost.
+   * Lets the batches (per-message mode: the messages) in the handler finish and settle (bounded by
+   * `deadlineMs`), then stops pulling and reaches `stopped`. Messages prefetched but never handed to
+   * the handler are not touched: the server redelivers them after ack-wait, so none is processed
+   * twice and none is lost.
    */
   async stop(deadlineMs = 25_000): Promise<void> {
     if (this.lifecycle.terminal || this.stopping) {
@@ -271,6 +350,7 @@ export class Actor<T> {
     }
     this.stopping = true;
     this.wakeStop();
+    this.slotWaiter?.();
     this.lifecycle.transition('draining');
     clearInterval(this.lagTimer);
     const deadline = Date.now() + deadlineMs;
@@ -287,6 +367,8 @@ export class Actor<T> {
     };
     // Closing first would run the client's queued pull requests while the last batch still settles.
     const settled = await within(Promise.allSettled(this.inBatches));
+    clearInterval(this.heartbeat);
+    this.flushAcks();
     void this.messages?.close().catch(() => undefined);
     if (!settled || !(await within(this.loop ?? Promise.resolve()))) {
       this.log.warn(
@@ -351,9 +433,11 @@ export class Actor<T> {
         // Collected while stopping: left unsettled for ack-wait, like every prefetched message.
         if (this.stopping) return;
         this.inFlightBytes += bytes;
+        this.handedOut += batch.length;
         this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
         const done: Promise<void> = this.processBatch(batch).finally(() => {
           this.inBatches.delete(done);
+          this.handedOut -= batch.length;
           this.inFlightBytes -= bytes;
           this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
         });
@@ -426,20 +510,7 @@ export class Actor<T> {
 
     for (const msg of msgs) {
       const parent = extractTraceContext(msg.headers, context.active());
-      const span = this.tracer.startSpan(
-        `process ${msg.subject}`,
-        {
-          kind: SpanKind.CONSUMER,
-          attributes: {
-            [ATTR.messagingSystem]: 'nats',
-            [ATTR.messagingOperation]: 'process',
-            [ATTR.messagingDestination]: msg.subject,
-            [ATTR.streamSequence]: msg.seq,
-            [ATTR.deliveryCount]: msg.info.deliveryCount,
-          },
-        },
-        parent,
-      );
+      const span = this.processSpan(msg, parent);
       if (msg.info.deliveryCount > maxDeliver) {
         // Crashed on its final attempt(s): never hand it out again.
         settled.push(
@@ -455,13 +526,7 @@ export class Actor<T> {
       try {
         value = this.opts.decode(msg);
       } catch (err) {
-        const e =
-          err instanceof PoisonMessageError
-            ? err
-            : new PoisonMessageError(`cannot decode message: ${asError(err).message}`, {
-                cause: err,
-              });
-        settled.push(this.settle(msg, { type: 'dead', error: e }, span));
+        settled.push(this.settle(msg, { type: 'dead', error: poison(err) }, span));
         continue;
       }
       deliveries.push({
@@ -481,6 +546,181 @@ export class Actor<T> {
     }
     await Promise.all(settled);
   }
+
+  /** The `process <subject>` span of one message, a child of the publisher's context. */
+  private processSpan(msg: JsMsg, parent: Context): Span {
+    return this.tracer.startSpan(
+      `process ${msg.subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          [ATTR.messagingSystem]: 'nats',
+          [ATTR.messagingOperation]: 'process',
+          [ATTR.messagingDestination]: msg.subject,
+          [ATTR.streamSequence]: msg.seq,
+          [ATTR.deliveryCount]: msg.info.deliveryCount,
+        },
+      },
+      parent,
+    );
+  }
+
+  /**
+   * Per-message mode's pull loop: the same prefetch, gates and parking as {@link pullLoop}, but every
+   * message is handed to the handler alone as soon as one of `maxInFlight` slots is free, and settled
+   * on its own.
+   */
+  private async messageLoop(messages: ConsumerMessages): Promise<void> {
+    const it = messages[Symbol.asyncIterator]();
+    let pending: Promise<Next> | undefined;
+    const take = () => (pending ??= it.next());
+    const parked = this.parked;
+    const maxInFlight = Math.max(1, this.opts.perMessage?.maxInFlight ?? 64);
+    try {
+      while (!this.stopping) {
+        for (;;) {
+          if (this.batchFailure !== undefined) throw this.batchFailure;
+          if (this.stopping) return;
+          if (!this.gates.every((g) => g.isUp())) {
+            if ((await this.park(take, () => (pending = undefined), parked)) === 'done') return;
+            continue;
+          }
+          if (this.held.size < maxInFlight) break;
+          // With gates, look again every 200 ms: a message held for an outage settles only after it.
+          await this.slotFreed(this.gates.length > 0 ? 200 : undefined);
+        }
+        let msg: JsMsg;
+        if (parked.length > 0) msg = parked.shift()!;
+        else {
+          const r = await take();
+          pending = undefined;
+          if (this.batchFailure !== undefined) throw this.batchFailure;
+          // Taken while stopping: left unsettled for ack-wait, like every prefetched message (DECISIONS #4).
+          if (r.done || this.stopping) return;
+          msg = r.value;
+        }
+        this.dispatch(msg);
+      }
+    } finally {
+      // Parked when the actor stopped: handed back at once for another replica.
+      for (const m of parked.splice(0)) m.nak();
+    }
+  }
+
+  /** Resolves when a per-message slot frees up, the actor stops, or after `timeoutMs`. */
+  private slotFreed(timeoutMs?: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        this.slotWaiter = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+      this.slotWaiter = wake;
+      if (timeoutMs !== undefined) timer = setTimeout(wake, timeoutMs);
+    });
+  }
+
+  private dispatch(msg: JsMsg): void {
+    const bytes = msg.data.length;
+    this.held.add(msg);
+    this.handedOut++;
+    this.inFlightBytes += bytes;
+    this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
+    const release = () => {
+      this.inBatches.delete(done);
+      this.held.delete(msg);
+      this.handedOut--;
+      this.inFlightBytes -= bytes;
+      this.metrics.inFlightBytes.set(this.labels, this.inFlightBytes);
+      this.slotWaiter?.();
+    };
+    const done: Promise<void> = this.processMessage(msg).then(release, (err: unknown) => {
+      // Settling failed (not the handler): the actor fails rather than lose track of the message.
+      this.batchFailure ??= err;
+      release();
+      void this.messages?.close().catch(() => undefined);
+    });
+    this.inBatches.add(done);
+  }
+
+  private async processMessage(msg: JsMsg): Promise<void> {
+    const maxDeliver = this.opts.maxDeliver ?? 10;
+    const parent = extractTraceContext(msg.headers, context.active());
+    const span = this.processSpan(msg, parent);
+    if (msg.info.deliveryCount > maxDeliver) {
+      // Crashed on its final attempt(s): never hand it out again.
+      const error = new RetriesExhaustedError(msg.info.deliveryCount - 1);
+      return this.settle(msg, { type: 'dead', error }, span);
+    }
+    let value: T;
+    try {
+      value = this.opts.decode(msg);
+    } catch (err) {
+      return this.settle(msg, { type: 'dead', error: poison(err) }, span);
+    }
+    const delivery: Delivery<T> = {
+      value,
+      msg,
+      subject: msg.subject,
+      seq: msg.seq,
+      deliveryCount: msg.info.deliveryCount,
+      context: trace.setSpan(parent, span),
+    };
+    let outcome = await this.callMessageHandler(delivery);
+    if (this.gates.length > 0) {
+      const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
+      // Bounded by the hold deadline (each round waits for the gate's probe); the cap only stops a
+      // pathological loop.
+      for (let round = 0; round < 10_000; round++) {
+        const error = outcome.type === 'retry' ? outcome.error : undefined;
+        if (!error || this.stopping || Date.now() >= holdUntil) break;
+        if (!this.gates.some((g) => g.failure(error))) break;
+        this.catchingUp = true;
+        await this.gatesUp(holdUntil);
+        if (this.stopping || !this.gates.every((g) => g.isUp())) break;
+        outcome = await this.callMessageHandler(delivery);
+      }
+    }
+    await this.settle(msg, outcome, span);
+  }
+
+  private async callMessageHandler(delivery: Delivery<T>): Promise<Outcome> {
+    const end = this.metrics.handlerDuration.startTimer(this.labels);
+    try {
+      const outcome = await context.with(delivery.context, this.opts.handleMessage!, undefined, delivery);
+      if (typeof outcome?.type !== 'string') {
+        throw new HandlerContractError(`message handler returned ${typeof outcome} instead of an outcome`);
+      }
+      return outcome;
+    } catch (err) {
+      const e = asError(err);
+      this.metrics.failed.inc(this.labels);
+      // A store outage is logged once by its gate, not once per message.
+      if (!this.gates.some((g) => g.isOutage(e))) {
+        this.log.warn({ err: e, seq: delivery.seq }, 'message handler failed; retrying the message');
+      }
+      return { type: 'retry', error: e };
+    } finally {
+      end();
+    }
+  }
+
+  /** Queues an ack for the end of this event-loop turn ({@link PerMessageOptions.coalesceAcks}). */
+  private ackSoon(msg: JsMsg): void {
+    this.acks.push(msg);
+    if (this.acksScheduled) return;
+    this.acksScheduled = true;
+    setImmediate(this.flushAcks);
+  }
+
+  private readonly flushAcks = (): void => {
+    this.acksScheduled = false;
+    const acks = this.acks;
+    if (acks.length === 0) return;
+    this.acks = [];
+    for (const m of acks) m.ack();
+  };
 
   private async runHandler(deliveries: Array<Delivery<T>>): Promise<Outcome[]> {
     const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
@@ -541,7 +781,7 @@ export class Actor<T> {
     });
     try {
       const outcomes = await context.with(trace.setSpan(context.active(), batchSpan), () =>
-        this.opts.handle(deliveries),
+        this.opts.handle!(deliveries),
       );
       if (!Array.isArray(outcomes) || outcomes.length !== deliveries.length) {
         throw new HandlerContractError(
@@ -578,7 +818,8 @@ export class Actor<T> {
     try {
       switch (effective.type) {
         case 'ack':
-          msg.ack();
+          if (this.coalesceAcks) this.ackSoon(msg);
+          else msg.ack();
           this.metrics.processed.inc(this.labels);
           break;
         case 'retry': {
