@@ -1,4 +1,5 @@
-import { ExpressionError, InvalidSettingError } from './errors';
+import { ConfigError } from '@sluice/errors';
+import { ExpressionError } from './errors';
 import { parseExpression, references, type Expr } from './expression';
 
 /** A series computed per window from other sensors of the same device. */
@@ -13,7 +14,7 @@ export interface DerivedSeries {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-/** Parses `AGGREGATOR_DERIVED` (`name = expr; name = expr`). Throws {@link InvalidSettingError}. */
+/** Parses `AGGREGATOR_DERIVED` (`name = expr; name = expr`). Throws {@link ConfigError}. */
 export function parseDerived(spec: string): DerivedSeries[] {
   const out: DerivedSeries[] = [];
   for (const part of spec
@@ -23,7 +24,7 @@ export function parseDerived(spec: string): DerivedSeries[] {
     const eq = part.indexOf('=');
     const name = eq > 0 ? part.slice(0, eq).trim() : '';
     if (!NAME.test(name))
-      throw new InvalidSettingError(
+      throw new ConfigError(
         'AGGREGATOR_DERIVED',
         `"${part}" must be <name> = <expression> with a name of letters, digits and _`,
       );
@@ -32,22 +33,22 @@ export function parseDerived(spec: string): DerivedSeries[] {
       expr = parseExpression(part.slice(eq + 1));
     } catch (err) {
       if (err instanceof ExpressionError)
-        throw new InvalidSettingError('AGGREGATOR_DERIVED', `${name}: ${err.message}`);
+        throw new ConfigError('AGGREGATOR_DERIVED', `${name}: ${err.message}`);
       throw err;
     }
     const inputs = references(expr);
     if (inputs.length === 0)
-      throw new InvalidSettingError('AGGREGATOR_DERIVED', `${name}: must read at least one sensor`);
+      throw new ConfigError('AGGREGATOR_DERIVED', `${name}: must read at least one sensor`);
     if (inputs.includes(name))
-      throw new InvalidSettingError('AGGREGATOR_DERIVED', `${name}: must not read itself`);
+      throw new ConfigError('AGGREGATOR_DERIVED', `${name}: must not read itself`);
     if (out.some((d) => d.name === name))
-      throw new InvalidSettingError('AGGREGATOR_DERIVED', `${name}: defined twice`);
+      throw new ConfigError('AGGREGATOR_DERIVED', `${name}: defined twice`);
     out.push({ name, expr, inputs, source: part.slice(eq + 1).trim() });
   }
   for (const d of out) {
     const chained = d.inputs.find((i) => out.some((o) => o.name === i));
     if (chained)
-      throw new InvalidSettingError(
+      throw new ConfigError(
         'AGGREGATOR_DERIVED',
         `${d.name}: reads derived series ${chained}; derive from measured sensors only`,
       );

@@ -1,18 +1,10 @@
 import { isConnectionLoss } from '@sluice/actor';
-/** A setting that parses but cannot be used; names the environment variable. */
-export class InvalidSettingError extends Error {
-  override readonly name = 'InvalidSettingError';
-  constructor(
-    readonly variable: string,
-    readonly reason: string,
-  ) {
-    super(`${variable}: ${reason}`);
-  }
-}
+import { SluiceError } from '@sluice/errors';
 
 /** A derived-series expression that does not parse; `position` is the 0-based character offset. */
-export class ExpressionError extends Error {
+export class ExpressionError extends SluiceError {
   override readonly name = 'ExpressionError';
+  readonly code = 'expression_invalid';
   constructor(
     message: string,
     readonly position: number,
@@ -22,19 +14,24 @@ export class ExpressionError extends Error {
 }
 
 /** A query API parameter the caller must fix; rendered as HTTP 400 naming the parameter. */
-export class BadParameterError extends Error {
+export class BadParameterError extends SluiceError {
   override readonly name = 'BadParameterError';
+  readonly code = 'bad_parameter';
   constructor(
     readonly parameter: string,
     message: string,
   ) {
-    super(message);
+    super(message, { httpStatus: 400 });
   }
 }
 
 /** PostgreSQL cannot take the flush now (unreachable, shutting down, out of resources): the batch is held until it answers. */
-export class StoreUnavailableError extends Error {
+export class StoreUnavailableError extends SluiceError {
   override readonly name = 'StoreUnavailableError';
+  readonly code = 'store_unavailable';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { retriable: true, httpStatus: 503, cause: options?.cause });
+  }
 }
 
 /** Transient errors of two transactions meeting (deadlock, serialization failure, lock timeout): retried at once. */

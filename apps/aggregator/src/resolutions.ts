@@ -1,5 +1,5 @@
 import { parseDurationMs } from '@sluice/config';
-import { InvalidSettingError } from './errors';
+import { ConfigError } from '@sluice/errors';
 
 const DAY_MS = 86_400_000;
 
@@ -33,13 +33,13 @@ export function parseResolutions(
   retention: readonly string[] = [],
 ): Resolution[] {
   if (names.length === 0)
-    throw new InvalidSettingError('AGGREGATOR_RESOLUTIONS', 'must list at least one resolution');
+    throw new ConfigError('AGGREGATOR_RESOLUTIONS', 'must list at least one resolution');
   const overrides = new Map<string, number>();
   for (const item of retention) {
     const [name, value] = item.split('=').map((s) => s.trim());
     const ms = value === undefined ? undefined : parseDurationMs(value);
     if (!name || ms === undefined || ms <= 0) {
-      throw new InvalidSettingError(
+      throw new ConfigError(
         'AGGREGATOR_RETENTION',
         `"${item}" must be <resolution>=<duration>, e.g. 1s=7d`,
       );
@@ -50,20 +50,20 @@ export function parseResolutions(
   const out: Resolution[] = [];
   for (const name of names) {
     if (!RESOLUTION_PATTERN.test(name)) {
-      throw new InvalidSettingError(
+      throw new ConfigError(
         'AGGREGATOR_RESOLUTIONS',
         `"${name}" must be a whole number of s, m, h or d, e.g. 1s, 5s, 1m, 1h`,
       );
     }
     const ms = parseDurationMs(name)!;
     if (ms > DAY_MS || DAY_MS % ms !== 0) {
-      throw new InvalidSettingError(
+      throw new ConfigError(
         'AGGREGATOR_RESOLUTIONS',
         `"${name}" must divide one day evenly (windows align to UTC days)`,
       );
     }
     if (seen.has(ms))
-      throw new InvalidSettingError('AGGREGATOR_RESOLUTIONS', `"${name}" repeats ${seen.get(ms)}`);
+      throw new ConfigError('AGGREGATOR_RESOLUTIONS', `"${name}" repeats ${seen.get(ms)}`);
     seen.set(ms, name);
     out.push({
       name,

@@ -1,14 +1,18 @@
+import { SluiceError } from '@sluice/errors';
+
 /** Redis could not answer a claim round trip (down, timed out, refused the command). Retriable. */
-export class RedisUnavailableError extends Error {
+export class RedisUnavailableError extends SluiceError {
   override readonly name: string = 'RedisUnavailableError';
+  readonly code: string = 'redis_unavailable';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, { retriable: true, httpStatus: 503, cause: options?.cause });
   }
 }
 
 /** A raw stream listed in DEDUPE_STREAMS does not exist. */
-export class StreamMissingError extends Error {
+export class StreamMissingError extends SluiceError {
   override readonly name = 'StreamMissingError';
+  readonly code = 'stream_missing';
   constructor(readonly stream: string) {
     super(`DEDUPE_STREAMS: stream "${stream}" does not exist (create it, or fix the name)`);
   }
@@ -30,6 +34,7 @@ const LOST_CAUSE: Record<Exclude<ClaimsLostReason, 'unverifiable'>, string> = {
 
 export class ClaimsLostError extends RedisUnavailableError {
   override readonly name = 'ClaimsLostError';
+  override readonly code = 'claims_lost';
   constructor(readonly reason: ClaimsLostReason) {
     super(
       reason === 'unverifiable'
@@ -40,8 +45,9 @@ export class ClaimsLostError extends RedisUnavailableError {
 }
 
 /** Redis is configured so that claims could silently disappear (e.g. an evicting `maxmemory-policy`). */
-export class RedisConfigError extends Error {
+export class RedisConfigError extends SluiceError {
   override readonly name = 'RedisConfigError';
+  readonly code = 'redis_misconfigured';
   constructor(message: string) {
     super(message);
   }
@@ -50,12 +56,17 @@ export class RedisConfigError extends Error {
 /** A re-seed's lease is gone (it lapsed, or Redis lost it): its claims stop and the seed starts over. */
 export class SeedAbortedError extends RedisUnavailableError {
   override readonly name = 'SeedAbortedError';
+  override readonly code = 'seed_aborted';
   constructor() {
     super('the re-seed lease was lost (it lapsed, or Redis lost it)');
   }
 }
 
 /** A re-seed read less of the clean stream than it must (a short read): it is not committed. */
-export class SeedIncompleteError extends Error {
+export class SeedIncompleteError extends SluiceError {
   override readonly name = 'SeedIncompleteError';
+  readonly code = 'seed_incomplete';
+  constructor(message: string) {
+    super(message, { retriable: true });
+  }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
-import { AuthenticationError, IngestConfigError } from './errors';
+import { ConfigError } from '@sluice/errors';
+import { AuthenticationError } from './errors';
 import type { DeviceScope } from './validator';
 
 /** An authenticated caller: a device, or a gateway credential publishing for several devices. */
@@ -33,7 +34,7 @@ export function sha256Hex(text: string): string {
 function scope(value: unknown, where: string): DeviceScope {
   if (value === '*') return '*';
   if (Array.isArray(value) && value.length > 0 && value.every((d) => typeof d === 'string' && d.length > 0)) return new Set(value as string[]);
-  throw new IngestConfigError(`${where}: devices must be "*" or a non-empty list of device ids`);
+  throw new ConfigError(where, 'devices must be "*" or a non-empty list of device ids');
 }
 
 /** Parses `INGEST_AUTH_TOKENS`: `<sha256>=<dev>|<dev>;<sha256>=*`. */
@@ -42,7 +43,7 @@ export function parseInlineTokens(raw: string): TokenEntry[] {
   for (const [i, part] of raw.split(';').map((s) => s.trim()).filter(Boolean).entries()) {
     const eq = part.indexOf('=');
     const hash = part.slice(0, eq).trim().toLowerCase();
-    if (eq < 0 || !HEX64.test(hash)) throw new IngestConfigError(`INGEST_AUTH_TOKENS entry ${i + 1}: expected <sha256-hex>=<device>|<device> or <sha256-hex>=*`);
+    if (eq < 0 || !HEX64.test(hash)) throw new ConfigError('INGEST_AUTH_TOKENS', `entry ${i + 1}: expected <sha256-hex>=<device>|<device> or <sha256-hex>=*`);
     const devices = part.slice(eq + 1).trim();
     out.push({ name: `token-${i + 1}`, sha256: hash, devices: scope(devices === '*' ? '*' : devices.split('|').map((d) => d.trim()).filter(Boolean), `INGEST_AUTH_TOKENS entry ${i + 1}`) });
   }
@@ -55,13 +56,13 @@ export function readTokenFile(path: string): TokenEntry[] {
   try {
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new IngestConfigError(`INGEST_AUTH_TOKENS_FILE ${path}: ${(err as Error).message}`);
+    throw new ConfigError('INGEST_AUTH_TOKENS_FILE', `${path}: ${(err as Error).message}`);
   }
-  if (!Array.isArray(data)) throw new IngestConfigError(`INGEST_AUTH_TOKENS_FILE ${path}: must be a JSON array`);
+  if (!Array.isArray(data)) throw new ConfigError('INGEST_AUTH_TOKENS_FILE', `${path}: must be a JSON array`);
   return data.map((e: { name?: unknown; sha256?: unknown; devices?: unknown }, i) => {
     const where = `INGEST_AUTH_TOKENS_FILE ${path} entry ${i}`;
     const hash = typeof e.sha256 === 'string' ? e.sha256.toLowerCase() : '';
-    if (!HEX64.test(hash)) throw new IngestConfigError(`${where}: sha256 must be 64 hex characters`);
+    if (!HEX64.test(hash)) throw new ConfigError(where, 'sha256 must be 64 hex characters');
     return { name: typeof e.name === 'string' && e.name ? e.name : `file-${i}`, sha256: hash, devices: scope(e.devices, where) };
   });
 }

@@ -7,7 +7,7 @@ import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
 import type { Config } from './config';
-import { IngestConfigError } from './errors';
+import { ConfigError } from '@sluice/errors';
 import { GrpcGateway, type GrpcFlowStats } from './grpc-server';
 import { HttpGateway } from './http-server';
 import { createIngestMetrics } from './metrics';
@@ -45,11 +45,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const tokens = [...parseInlineTokens(c.INGEST_AUTH_TOKENS), ...(c.INGEST_AUTH_TOKENS_FILE ? readTokenFile(c.INGEST_AUTH_TOKENS_FILE) : [])];
   const tls = loadTls(c);
   if (tokens.length === 0 && !(tls?.ca && tls.requireClientCert)) {
-    throw new IngestConfigError('no way to authenticate devices: set INGEST_AUTH_TOKENS or INGEST_AUTH_TOKENS_FILE, or INGEST_TLS_CA with INGEST_TLS_REQUIRE_CLIENT_CERT=true');
+    throw new ConfigError('INGEST_AUTH_TOKENS', 'no way to authenticate devices: set INGEST_AUTH_TOKENS or INGEST_AUTH_TOKENS_FILE, or INGEST_TLS_CA with INGEST_TLS_REQUIRE_CLIENT_CERT=true');
   }
   const maxPayload = nc.info?.max_payload;
   if (maxPayload !== undefined && c.INGEST_MAX_BATCH_BYTES + 2048 > maxPayload) {
-    throw new IngestConfigError(`INGEST_MAX_BATCH_BYTES (${c.INGEST_MAX_BATCH_BYTES}) plus headers exceeds the NATS server's max_payload (${maxPayload})`);
+    throw new ConfigError('INGEST_MAX_BATCH_BYTES', `${c.INGEST_MAX_BATCH_BYTES} plus headers exceeds the NATS server's max_payload (${maxPayload})`);
   }
   const { routes, streams } = buildRoutes(deps.topology, {
     regions: c.INGEST_REGIONS,

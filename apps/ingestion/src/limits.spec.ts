@@ -1,6 +1,7 @@
 import { Authenticator, parseInlineTokens, principalFromCertificate, sha256Hex } from './auth';
 import { ByteBudget, BudgetTimeoutError } from './byte-budget';
-import { AuthenticationError, IngestConfigError } from './errors';
+import { ConfigError } from '@sluice/errors';
+import { AuthenticationError } from './errors';
 import { DeviceRateLimiter } from './rate-limiter';
 import { buildRoutes, parsePlacement } from './routing';
 import { topology } from '@sluice/contracts';
@@ -65,7 +66,7 @@ describe('Authenticator', () => {
   });
 
   it('refuses malformed token config with the variable name', () => {
-    expect(() => parseInlineTokens('abc=boat')).toThrow(IngestConfigError);
+    expect(() => parseInlineTokens('abc=boat')).toThrow(ConfigError);
     expect(() => parseInlineTokens(`${sha256Hex('x')}=`)).toThrow(/INGEST_AUTH_TOKENS entry 1/);
   });
 });

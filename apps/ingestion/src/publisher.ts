@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { publishDurable } from '@sluice/jetstream';
+import { classifyNatsError, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, HEADERS } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { BudgetTimeoutError, ByteBudget } from './byte-budget';
@@ -130,21 +130,16 @@ export class BatchPublisher {
   }
 
   private classify(err: unknown): RetryableError {
-    const e = err as Error & { code?: unknown };
-    const text = `${e?.name ?? ''} ${e?.message ?? String(err)}`;
-    let cause = 'error';
+    const e = err as Error | undefined;
+    const cause = classifyNatsError(err);
     let message = `the message store refused the batch (${e?.message ?? String(err)}); nothing was acknowledged, resend this batch`;
-    if (/timeout/i.test(text)) {
-      cause = 'timeout';
+    if (cause === 'timeout') {
       message = `the message store did not confirm within ${this.opts.publishTimeoutMs} ms; resend this batch (a stored copy is dropped as a duplicate)`;
-    } else if (/no responders|503/i.test(text)) {
-      cause = 'no_stream';
+    } else if (cause === 'no_responders') {
       message = 'the message store has no stream for this region right now; resend this batch';
-    } else if (/disconnect|closed|connection/i.test(text)) {
-      cause = 'disconnected';
     }
     this.metrics.publishFailures.inc({ cause });
-    if (cause === 'error') this.log.warn({ err }, 'publish failed');
+    if (cause !== 'timeout' && cause !== 'no_responders' && cause !== 'disconnected') this.log.warn({ err, cause }, 'publish failed');
     return new RetryableError('unavailable', message, this.opts.retryAfterMs, { cause: err });
   }
 }

@@ -1,6 +1,6 @@
 import type { StreamSpec } from '@sluice/jetstream';
 import { assertNameToken, type Topology } from '@sluice/contracts';
-import { IngestConfigError } from './errors';
+import { ConfigError } from '@sluice/errors';
 
 /** Where one served region's events go. */
 export interface RegionRoute {
@@ -31,7 +31,7 @@ export function parsePlacement(raw: string): Map<string, string[]> {
     const eq = part.indexOf('=');
     const region = part.slice(0, eq).trim();
     const tags = part.slice(eq + 1).split('|').map((t) => t.trim()).filter(Boolean);
-    if (eq < 1 || tags.length === 0) throw new IngestConfigError(`INGEST_PLACEMENT: expected region=tag[|tag], got "${part}"`);
+    if (eq < 1 || tags.length === 0) throw new ConfigError('INGEST_PLACEMENT', `expected region=tag[|tag], got "${part}"`);
     out.set(region, tags);
   }
   return out;
@@ -42,20 +42,20 @@ export function regionalStreamName(topology: Topology, region: string): string {
   return `${topology.streams.raw.name}_${region.toUpperCase().replace(/-/g, '_')}`;
 }
 
-/** The route of every served region and the streams to provision. Throws {@link IngestConfigError}. */
+/** The route of every served region and the streams to provision. Throws {@link ConfigError}. */
 export function buildRoutes(topology: Topology, opts: RoutingOptions): { routes: Map<string, RegionRoute>; streams: StreamSpec[] } {
   for (const r of opts.regions) {
     try {
       assertNameToken(r, 'region');
     } catch (err) {
-      throw new IngestConfigError(`INGEST_REGIONS: ${(err as Error).message}`);
+      throw new ConfigError('INGEST_REGIONS', (err as Error).message);
     }
   }
   for (const r of opts.placement.keys()) {
-    if (!opts.regions.includes(r)) throw new IngestConfigError(`INGEST_PLACEMENT names region "${r}" which is not in INGEST_REGIONS`);
+    if (!opts.regions.includes(r)) throw new ConfigError('INGEST_PLACEMENT', `names region "${r}" which is not in INGEST_REGIONS`);
   }
   if (opts.layout === 'shared' && opts.placement.size > 0) {
-    throw new IngestConfigError('INGEST_PLACEMENT needs INGEST_STREAM_LAYOUT=per-region (one shared stream cannot be placed per region)');
+    throw new ConfigError('INGEST_PLACEMENT', 'needs INGEST_STREAM_LAYOUT=per-region (one shared stream cannot be placed per region)');
   }
   const common = { replicas: opts.replicas, maxAgeMs: opts.maxAgeMs, duplicateWindowMs: opts.duplicateWindowMs, maxMsgSize: opts.maxMsgSize };
   const routes = new Map<string, RegionRoute>();

@@ -1,12 +1,14 @@
 // Binary encoding of the messages carried on the streams, and accessors over the Event oneof.
+import { SluiceError } from '@sluice/errors';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { DeadLetter } from './gen/sluice/ops/v1/dead_letter';
 import { Rollup } from './gen/sluice/telemetry/v1/rollup';
 import { EventBatch, type Event } from './gen/sluice/telemetry/v1/telemetry';
 
 /** Bytes that are not a valid encoding of the expected message. */
-export class DecodeError extends Error {
+export class DecodeError extends SluiceError {
   override readonly name = 'DecodeError';
+  readonly code = 'decode_failed';
 
   constructor(
     /** Fully-qualified protobuf type that was expected, e.g. `sluice.telemetry.v1.EventBatch`. */
@@ -16,16 +18,17 @@ export class DecodeError extends Error {
     cause: unknown,
   ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`cannot decode ${messageType} from ${byteLength} bytes: ${reason}`, { cause });
+    super(`cannot decode ${messageType} from ${byteLength} bytes: ${reason}`, { cause, httpStatus: 400 });
   }
 }
 
 /** An Event whose oneof `kind` is not set; every producer must set it. */
-export class MissingEventKindError extends Error {
+export class MissingEventKindError extends SluiceError {
   override readonly name = 'MissingEventKindError';
+  readonly code = 'event_kind_missing';
 
   constructor() {
-    super('event has no kind: exactly one of "telemetry" or "detection" must be set');
+    super('event has no kind: exactly one of "telemetry" or "detection" must be set', { httpStatus: 400 });
   }
 }
 

@@ -2,11 +2,17 @@
 // the generated decoder's objects (apps/aggregator reads readings, apps/dedupe ids and times).
 
 /** Wire types. */
+import { SluiceError } from '@sluice/errors';
+
 export const WIRE = { VARINT: 0, I64: 1, LEN: 2, I32: 5 } as const;
 
 /** The bytes break the protobuf wire format (truncated, overlong, a group or field number 0). */
-export class ProtoFormatError extends Error {
+export class ProtoFormatError extends SluiceError {
   override readonly name = 'ProtoFormatError';
+  readonly code = 'proto_format';
+  constructor(message: string) {
+    super(message, { httpStatus: 400 });
+  }
 }
 
 /** Dates beyond ±8.64e15 ms are invalid (as `new Date` has them). */

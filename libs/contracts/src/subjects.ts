@@ -1,5 +1,6 @@
 // The only place NATS subject, stream and header names are spelled. Everything else builds them
 // through these functions and constants.
+import { SluiceError } from '@sluice/errors';
 import { protobufPackage as opsPackage } from './gen/sluice/ops/v1/dead_letter';
 import { protobufPackage as telemetryPackage } from './gen/sluice/telemetry/v1/telemetry';
 
@@ -13,8 +14,9 @@ export const NAME_TOKEN_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export type SubjectTokenRole = 'region' | 'resolution' | 'service' | 'token';
 
 /** A value that cannot be used as one token of a NATS subject. */
-export class InvalidSubjectTokenError extends Error {
+export class InvalidSubjectTokenError extends SluiceError {
   override readonly name = 'InvalidSubjectTokenError';
+  readonly code = 'subject_token_invalid';
 
   constructor(
     /** The rejected value, as given. */
@@ -23,7 +25,7 @@ export class InvalidSubjectTokenError extends Error {
     /** Why it was rejected, for example `must not contain "."`. */
     readonly reason: string,
   ) {
-    super(`invalid ${role} ${JSON.stringify(token) ?? String(token)}: ${reason}`);
+    super(`invalid ${role} ${JSON.stringify(token) ?? String(token)}: ${reason}`, { httpStatus: 400 });
   }
 }
 

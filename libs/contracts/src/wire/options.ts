@@ -1,3 +1,4 @@
+import { SluiceError } from '@sluice/errors';
 /**
  * Size limits of the JSON wire. Lengths count UTF-16 code units (JavaScript `string.length`),
  * which equals characters for text outside the astral planes. The gateway configures these.
@@ -48,8 +49,9 @@ export interface WireParserOptions {
 }
 
 /** A {@link WireParserOptions} value that cannot be used. */
-export class InvalidWireOptionsError extends Error {
+export class InvalidWireOptionsError extends SluiceError {
   override readonly name = 'InvalidWireOptionsError';
+  readonly code = 'wire_options_invalid';
 }
 
 /** Defaults applied and checked. Throws {@link InvalidWireOptionsError}. */

@@ -1,45 +1,43 @@
-/** A record the destination can never accept; `reason` says what to fix. Goes to the DLQ. */
-export class RecordRejectedError extends Error {
-  override readonly name: string = 'RecordRejectedError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+import { SluiceError } from '@sluice/errors';
 
-/** A sink setting that cannot work; names the setting. Thrown before anything connects. */
-export class SinkConfigError extends Error {
-  override readonly name = 'SinkConfigError';
-  constructor(
-    /** The option (or environment variable) at fault. */
-    readonly setting: string,
-    reason: string,
-  ) {
-    super(`${setting}: ${reason}`);
+/** A record the destination can never accept; `reason` says what to fix. Goes to the DLQ. */
+export class RecordRejectedError extends SluiceError {
+  override readonly name: string = 'RecordRejectedError';
+  readonly code: string = 'record_rejected';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { cause: options?.cause });
   }
 }
 
 /** The destination lacks a feature the configuration asks for (found at `connect()`). */
-export class SinkUnsupportedError extends Error {
+export class SinkUnsupportedError extends SluiceError {
   override readonly name = 'SinkUnsupportedError';
+  readonly code = 'sink_unsupported';
 }
 
 /** A write did not finish within the runner's write timeout; retried like any transient failure. */
-export class SinkWriteTimeoutError extends Error {
+export class SinkWriteTimeoutError extends SluiceError {
   override readonly name = 'SinkWriteTimeoutError';
+  readonly code = 'sink_write_timeout';
   constructor(readonly timeoutMs: number) {
-    super(`sink write did not finish within ${timeoutMs} ms`);
+    super(`sink write did not finish within ${timeoutMs} ms`, { retriable: true });
   }
 }
 
 /** `write()` broke its contract (e.g. a rejected index out of range). */
-export class SinkContractError extends Error {
+export class SinkContractError extends SluiceError {
   override readonly name = 'SinkContractError';
+  readonly code = 'sink_contract';
 }
 
 /** The destination stayed unavailable through the in-process retries: the runner's gate holds the batch until it answers. */
-export class SinkUnavailableError extends Error {
+export class SinkUnavailableError extends SluiceError {
   override readonly name = 'SinkUnavailableError';
+  readonly code = 'sink_unavailable';
   constructor(sink: string, options?: { cause?: unknown }) {
-    super(`sink ${sink} unavailable: ${(options?.cause as Error | undefined)?.message ?? 'health check failed'}`, options);
+    super(`sink ${sink} unavailable: ${(options?.cause as Error | undefined)?.message ?? 'health check failed'}`, {
+      retriable: true,
+      cause: options?.cause,
+    });
   }
 }

@@ -52,6 +52,7 @@ export interface DetectionDocument {
 /** An event that cannot become a document (e.g. no event time); `reason` says which field. */
 export class InvalidDocumentError extends RecordRejectedError {
   override readonly name = 'InvalidDocumentError';
+  override readonly code = 'document_invalid';
 }
 
 function ingest(s: RecordSource, now: Date): IngestMeta {

@@ -1,5 +1,6 @@
 import { MongoParseError } from 'mongodb';
-import { RecordRejectedError, SinkConfigError, SinkUnsupportedError } from '@sluice/sinks-core';
+import { ConfigError, SluiceError } from '@sluice/errors';
+import { RecordRejectedError, SinkUnsupportedError } from '@sluice/sinks-core';
 
 /**
  * Write error codes that mean "this document can never be stored as it is": the record is rejected
@@ -25,19 +26,29 @@ export const DUPLICATE_KEY = 11000;
 /** The server refused one document; the message is the server's reason. */
 export class DocumentRejectedError extends RecordRejectedError {
   override readonly name = 'DocumentRejectedError';
-  constructor(readonly code: number, reason: string) {
-    super(`MongoDB refused the document (code ${code} ${DOCUMENT_ERROR_CODES.get(code) ?? ''}): ${reason}`.replace(' )', ')'));
+  override readonly code = 'document_rejected';
+  constructor(
+    /** MongoDB's error code, e.g. 121 (DocumentValidationFailure). */
+    readonly mongoCode: number,
+    reason: string,
+  ) {
+    super(`MongoDB refused the document (code ${mongoCode} ${DOCUMENT_ERROR_CODES.get(mongoCode) ?? ''}): ${reason}`.replace(' )', ')'));
   }
 }
 
 /** The driver cannot encode a document (too large for the server, invalid key): never sent. */
 export class DocumentEncodingError extends RecordRejectedError {
   override readonly name = 'DocumentEncodingError';
+  override readonly code = 'document_encoding';
 }
 
 /** A write error that is neither a duplicate nor a document problem (e.g. a failover): retry. */
-export class TransientWriteError extends Error {
+export class TransientWriteError extends SluiceError {
   override readonly name = 'TransientWriteError';
+  readonly code = 'mongo_transient_write';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { retriable: true, cause: options?.cause });
+  }
 }
 
 /**
@@ -47,7 +58,7 @@ export class TransientWriteError extends Error {
  */
 export function isRetriableMongoError(error: unknown): boolean {
   if (error instanceof RecordRejectedError) return false;
-  if (error instanceof SinkConfigError || error instanceof SinkUnsupportedError) return false;
+  if (error instanceof ConfigError || error instanceof SinkUnsupportedError) return false;
   if (error instanceof MongoParseError) return false;
   return true;
 }

@@ -1,4 +1,4 @@
-import { SinkConfigError } from '@sluice/sinks-core';
+import { ConfigError } from '@sluice/errors';
 import { InvalidCollectionNameError, parseCollectionTemplate } from './naming';
 import { resolveMongoOptions } from './options';
 
@@ -18,7 +18,7 @@ describe('collection templates', () => {
 
   it('rejects bad templates naming the setting', () => {
     expect(() => parseCollectionTemplate('t_{device}', 'telemetry', 'MONGO_TELEMETRY_COLLECTION')).toThrow(/MONGO_TELEMETRY_COLLECTION: unknown placeholder \{device\}/);
-    expect(() => parseCollectionTemplate('t.{region}', 'telemetry', 'S')).toThrow(SinkConfigError);
+    expect(() => parseCollectionTemplate('t.{region}', 'telemetry', 'S')).toThrow(ConfigError);
     expect(() => parseCollectionTemplate('system_{region}', 'telemetry', 'S')).toThrow(/reserved/);
     expect(() => parseCollectionTemplate('{region}', 'telemetry', 'S')).toThrow(/must start with a letter/);
     expect(() => parseCollectionTemplate('d_{sensor_type}', 'detection', 'S')).toThrow(/unknown placeholder/);

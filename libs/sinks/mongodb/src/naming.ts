@@ -1,4 +1,5 @@
-import { RecordRejectedError, SinkConfigError } from '@sluice/sinks-core';
+import { ConfigError } from '@sluice/errors';
+import { RecordRejectedError } from '@sluice/sinks-core';
 
 /** Placeholders a collection template may use, per event kind. */
 export const TEMPLATE_FIELDS = {
@@ -17,6 +18,7 @@ const MAX_COLLECTION = 120;
 /** A collection name could not be built from an event: the event is rejected (DLQ). */
 export class InvalidCollectionNameError extends RecordRejectedError {
   override readonly name = 'InvalidCollectionNameError';
+  override readonly code = 'collection_name_invalid';
 }
 
 /** A parsed template: literal parts and placeholders, alternating. */
@@ -41,7 +43,7 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
     parts.push({ literal: source.slice(last, m.index) });
     const field = m[1]!;
     if (!allowed.includes(field)) {
-      throw new SinkConfigError(setting, `unknown placeholder {${field}} in "${source}"; use ${allowed.map((f) => `{${f}}`).join(' or ')}`);
+      throw new ConfigError(setting, `unknown placeholder {${field}} in "${source}"; use ${allowed.map((f) => `{${f}}`).join(' or ')}`);
     }
     parts.push({ field });
     last = m.index + m[0].length;
@@ -49,15 +51,15 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
   parts.push({ literal: source.slice(last) });
   for (const p of parts) {
     if ('literal' in p && !SAFE.test(p.literal)) {
-      throw new SinkConfigError(setting, `"${source}" may contain only letters, digits, "_", "-" and placeholders`);
+      throw new ConfigError(setting, `"${source}" may contain only letters, digits, "_", "-" and placeholders`);
     }
   }
   const literal = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
   // A fixed first letter keeps every rendered name predictable and clear of reserved prefixes.
   if (!/^[A-Za-z_]/.test(source)) {
-    throw new SinkConfigError(setting, `"${source}" must start with a letter or "_" (not a placeholder)`);
+    throw new ConfigError(setting, `"${source}" must start with a letter or "_" (not a placeholder)`);
   }
-  if (/^system/i.test(literal)) throw new SinkConfigError(setting, `"${source}" must not start with "system" (reserved by MongoDB)`);
+  if (/^system/i.test(literal)) throw new ConfigError(setting, `"${source}" must not start with "system" (reserved by MongoDB)`);
   const constant = parts.every((p) => 'literal' in p);
   return {
     source,
@@ -87,6 +89,6 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
 /** MongoDB database names: 1..63 of letters, digits, `_` and `-`. */
 export function assertDatabaseName(name: string, setting: string): void {
   if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) {
-    throw new SinkConfigError(setting, `"${name}" must be 1-63 letters, digits, "_" or "-"`);
+    throw new ConfigError(setting, `"${name}" must be 1-63 letters, digits, "_" or "-"`);
   }
 }

@@ -37,7 +37,7 @@ export class MongoSink implements Sink {
   private capabilitiesChecked = false;
   private readonly collections = new Map<string, Promise<void>>();
 
-  /** Validates `options` now; throws SinkConfigError naming the bad option. */
+  /** Validates `options` now; throws ConfigError naming the bad option. */
   constructor(options: MongoSinkOptions) {
     this.options = resolveMongoOptions(options);
     this.name = this.options.name;
