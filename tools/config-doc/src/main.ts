@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { format, resolveConfig } from 'prettier';
 import { commonEnv } from '@sluice/config';
 import type { z } from 'zod';
 import { ConfigDocError, describe, readSourceKeys, table, TYPE_LEGEND } from './describe';
@@ -12,8 +13,8 @@ const ROOT = join(__dirname, '..', '..', '..');
 const OUTPUT = join(ROOT, 'docs', 'CONFIG.md');
 const COMMON_SOURCE = join(ROOT, 'libs', 'config', 'src', 'common.ts');
 
-/** The whole of docs/CONFIG.md. */
-export function render(root = ROOT): string {
+/** The whole of docs/CONFIG.md, formatted as `prettier --check` wants it. */
+export async function render(root = ROOT): Promise<string> {
   const common = readSourceKeys(COMMON_SOURCE, readFileSync(COMMON_SOURCE, 'utf8'), 'commonEnv');
   const commonShape = commonEnv as unknown as Record<string, z.ZodType>;
   const parts = [
@@ -47,12 +48,13 @@ export function render(root = ROOT): string {
     parts.push('', `## ${app}`, '', `\`apps/${app}/src/config.ts\`; also every variable of [Every service](#every-service).`, '');
     parts.push(own.length > 0 ? table(describe(shape, own, source)) : 'No variables of its own.');
   }
-  return `${parts.join('\n')}\n`;
+  const options = (await resolveConfig(OUTPUT)) ?? {};
+  return format(`${parts.join('\n')}\n`, { ...options, filepath: OUTPUT });
 }
 
 const USAGE = 'usage: npm run config-doc [-- --check]   (--check: exit 1 when docs/CONFIG.md is stale, write nothing)';
 
-function main(): void {
+async function main(): Promise<void> {
   let check: boolean | undefined;
   try {
     ({ check } = parseArgs({ options: { check: { type: 'boolean' } }, strict: true, allowPositionals: false }).values);
@@ -60,7 +62,7 @@ function main(): void {
     console.error(`${(err as Error).message}\n${USAGE}`);
     process.exit(2);
   }
-  const text = render();
+  const text = await render();
   const rel = relative(ROOT, OUTPUT);
   if (check) {
     const current = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : '';
@@ -76,10 +78,8 @@ function main(): void {
 }
 
 if (require.main === module) {
-  try {
-    main();
-  } catch (err) {
+  main().catch((err: unknown) => {
     console.error(err instanceof ConfigDocError ? err.message : err);
     process.exit(1);
-  }
+  });
 }
