@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs as parseCli } from 'node:util';
+import { Client } from 'pg';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -297,6 +298,26 @@ async function waitHealthy(child: Child, deadline: number): Promise<boolean> {
 
 const opts = parseArgs(process.argv.slice(2));
 
+/** The dev pipeline's own database on the PostgreSQL server of `PG_URL` (tests make their own there). */
+const DEV_DATABASE = 'sluice';
+
+/** Creates {@link DEV_DATABASE} if it is missing and returns `PG_URL` pointing at it. */
+async function ensureDevDatabase(pgUrl: string): Promise<string> {
+  const url = new URL(pgUrl);
+  const admin = new Client({ connectionString: pgUrl, connectionTimeoutMillis: 5_000 });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DEV_DATABASE]);
+    if (rowCount === 0) await admin.query(`CREATE DATABASE "${DEV_DATABASE}"`).catch((err: { code?: string }) => {
+      if (err.code !== '42P04') throw err; // created meanwhile
+    });
+  } finally {
+    await admin.end();
+  }
+  url.pathname = `/${DEV_DATABASE}`;
+  return url.toString();
+}
+
 async function main(): Promise<void> {
   const available = discoverApps();
   const unknown = (opts.only ?? []).filter((n) => !available.includes(n));
@@ -315,6 +336,10 @@ async function main(): Promise<void> {
       'nothing to start: no apps/<name>/src/main.ts yet (and no fleet simulator)\n',
     );
     process.exit(1);
+  }
+
+  if (apps.includes('aggregator') || apps.includes('webhook-dispatcher')) {
+    process.env['PG_URL'] = await ensureDevDatabase(process.env['PG_URL'] || LOCAL_DEFAULTS['PG_URL']!);
   }
 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

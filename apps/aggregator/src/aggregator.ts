@@ -65,7 +65,7 @@ export class Aggregator {
     this.resolutions = parseResolutions(config.AGGREGATOR_RESOLUTIONS, config.AGGREGATOR_RETENTION);
     const derived = parseDerived(config.AGGREGATOR_DERIVED);
     this.metrics = new AggregatorMetrics(deps.registry);
-    this.pool = createPool({ service: SERVICE, url: config.AGGREGATOR_PG_URL, max: config.AGGREGATOR_PG_POOL, connectionTimeoutMs: 5_000, log });
+    this.pool = createPool({ service: SERVICE, url: config.PG_URL, max: config.AGGREGATOR_PG_POOL, connectionTimeoutMs: 5_000, log });
     this.partitions = new Partitions(this.pool, this.resolutions);
     this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,

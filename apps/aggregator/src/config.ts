@@ -1,14 +1,11 @@
-import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+import { bool, csv, defineConfig, durationMs, pgUrl, port, positiveInt, z } from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import { parseInlineTokens } from '@sluice/http';
 
 /** The aggregator's environment: the common variables plus these. */
 export const config = defineConfig({
-  /** PostgreSQL connection string of the roll-up store. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
-  AGGREGATOR_PG_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .default('postgres://postgres@127.0.0.1:5432/sluice'),
+  /** PostgreSQL of the roll-up store (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  PG_URL: pgUrl(),
   /** Folder of the versioned SQL migrations. Default `apps/aggregator/migrations` (found from the sources or the repository root). */
   AGGREGATOR_MIGRATIONS_DIR: z.string().optional(),
   /**

@@ -85,7 +85,7 @@ describe('failures: process kill between commit and ack, PostgreSQL outage', () 
       const url = new URL(h.db.url);
       url.port = String(proxy.port);
       const agg = await h.start({
-        AGGREGATOR_PG_URL: url.toString(),
+        PG_URL: url.toString(),
         AGGREGATOR_DURABLE: 'outage',
         AGGREGATOR_STORE_RETRY: '2s',
       });

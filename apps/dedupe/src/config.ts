@@ -1,4 +1,4 @@
-import { bool, csv, defineConfig, durationMs, parseDurationMs, positiveInt, z } from '@sluice/config';
+import { bool, csv, defineConfig, durationMs, parseDurationMs, positiveInt, redisUrl, z } from '@sluice/config';
 
 /** Test-only fault injection points; see fault-injection.ts. */
 export const CRASH_POINTS = ['after-claim', 'after-publish'] as const;
@@ -6,7 +6,7 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 const schema = defineConfig({
   /** Redis holding the claims. Default `redis://127.0.0.1:6379`. */
-  REDIS_URL: z.string().default('redis://127.0.0.1:6379').refine((v) => /^rediss?:\/\/\S+$/.test(v), 'must be redis://host:port or rediss://host:port'),
+  REDIS_URL: redisUrl(),
   /**
    * Raw streams to consume, comma-separated (one actor per stream, all sharing DEDUPE_DURABLE).
    * Default: the topology's raw stream (`TELEMETRY_RAW`, or `<NS>_TELEMETRY_RAW` with SLUICE_NAMESPACE).

@@ -141,7 +141,7 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
     const aggregator = children.spawn(AGGREGATOR_MAIN, {
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: t.namespace,
-      AGGREGATOR_PG_URL: db.url,
+      PG_URL: db.url,
       AGGREGATOR_RESOLUTIONS: Object.keys(RESOLUTIONS).join(','),
       AGGREGATOR_RETENTION: '',
       AGGREGATOR_FLUSH_INTERVAL: '100ms',

@@ -1,4 +1,4 @@
-import { bool, defineConfig, durationMs, positiveInt, z } from '@sluice/config';
+import { bool, defineConfig, durationMs, mongoUrl, positiveInt, z } from '@sluice/config';
 import { parseCollectionTemplate } from '@sluice/sinks-mongodb';
 
 const template = (fallback: string, kind: 'telemetry' | 'detection', name: string) =>
@@ -16,7 +16,7 @@ const template = (fallback: string, kind: 'telemetry' | 'detection', name: strin
 /** mongo-capture settings (plus the common NATS/ops/logging variables). */
 export const config = defineConfig({
   /** MongoDB connection string of the owner's database. Default `mongodb://127.0.0.1:27017`. */
-  MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URL').default('mongodb://127.0.0.1:27017'),
+  MONGO_URL: mongoUrl(),
   /** Database. Default `sluice`. */
   MONGO_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('sluice'),
   /** Telemetry collection template (`{region}`, `{sensor_type}`). Default `telemetry_{region}`. */

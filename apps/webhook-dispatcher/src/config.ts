@@ -1,11 +1,11 @@
-import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+import { bool, csv, defineConfig, durationMs, pgUrl, port, positiveInt, z } from '@sluice/config';
 
 /** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
 export const config = defineConfig({
-  /** PostgreSQL URL holding subscriptions, secrets, the attempt log and the DLQ. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
-  WEBHOOK_DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/sluice').refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be postgres://user@host:port/db'),
+  /** PostgreSQL holding subscriptions, secrets, the attempt log and the DLQ (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  PG_URL: pgUrl(),
   /** PostgreSQL pool size. Default 10. */
-  WEBHOOK_DATABASE_POOL: positiveInt(10),
+  WEBHOOK_PG_POOL: positiveInt(10),
   /**
    * Apply pending migrations at start (under an advisory lock, so replicas apply each once). `false`
    * when a migrate Job (`node dist/apps/webhook-dispatcher/migrate.js`) owns the schema: the service
@@ -19,6 +19,10 @@ export const config = defineConfig({
   WEBHOOK_ADMIN_HOST: z.string().default('0.0.0.0'),
   /** Bearer token required on every admin call (at least 16 characters). Required. */
   WEBHOOK_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  /** Deadline of one admin API request: receiving it (408 past it) and answering it (503). Default 30s. */
+  WEBHOOK_ADMIN_REQUEST_TIMEOUT: durationMs('30s'),
+  /** Largest admin API request body in bytes (413 past it). Default 1048576 (1 MiB). */
+  WEBHOOK_ADMIN_BODY_LIMIT: positiveInt(1024 * 1024),
   /** Retry delays after the 1st, 2nd, ... failed attempt; its length is the number of retries. Default `5s,5m,30m,2h,5h,10h,10h`. */
   WEBHOOK_RETRY_SCHEDULE: csv('5s,5m,30m,2h,5h,10h,10h').transform((items, ctx) => {
     const out: number[] = [];

@@ -49,7 +49,7 @@ export interface Dispatcher {
 
 export function createDispatcher({ config: c, nc, topology, log, registry }: DispatcherDeps): Dispatcher {
   const webhooks = webhookTopology(topology.namespace);
-  const pool = createPool({ service: SERVICE, url: c.WEBHOOK_DATABASE_URL, max: c.WEBHOOK_DATABASE_POOL, log });
+  const pool = createPool({ service: SERVICE, url: c.PG_URL, max: c.WEBHOOK_PG_POOL, log });
   const store = new Store(pool);
   const storeGate = new StoreGate({
     store: 'postgres',
@@ -130,6 +130,9 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
         ssrf,
         requireHttps: c.WEBHOOK_REQUIRE_HTTPS,
         logger: log,
+        requestTimeoutMs: c.WEBHOOK_ADMIN_REQUEST_TIMEOUT,
+        bodyLimitBytes: c.WEBHOOK_ADMIN_BODY_LIMIT,
+        registry,
       });
       log.info({ port: d.api.port }, 'admin API listening');
       return d.api;

@@ -36,7 +36,7 @@ describe('webhook dispatcher process: SIGKILL with deliveries pending, then rest
       OPS_HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
-      WEBHOOK_DATABASE_URL: db.url,
+      PG_URL: db.url,
       WEBHOOK_ADMIN_PORT: '0',
       WEBHOOK_ADMIN_HOST: '127.0.0.1',
       WEBHOOK_ADMIN_TOKEN: TOKEN,

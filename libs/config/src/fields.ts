@@ -57,3 +57,27 @@ export function parseDurationMs(raw: string | number): number | undefined {
   if (!m) return undefined;
   return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
 }
+
+// The shared infrastructure URLs: named once (`PG_URL`, `REDIS_URL`, `MONGO_URL`, like `NATS_URL`),
+// read by every service that uses that system, validated the same way everywhere.
+
+/** A PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+export const pgUrl = () =>
+  z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL, e.g. postgres://user@host:5432/db')
+    .default('postgres://postgres@127.0.0.1:5432/sluice');
+
+/** A Redis URL. Default `redis://127.0.0.1:6379`. */
+export const redisUrl = () =>
+  z
+    .string()
+    .regex(/^rediss?:\/\/\S+$/, 'must be redis://host:port or rediss://host:port')
+    .default('redis://127.0.0.1:6379');
+
+/** A MongoDB connection URL. Default `mongodb://127.0.0.1:27017`. */
+export const mongoUrl = () =>
+  z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URL')
+    .default('mongodb://127.0.0.1:27017');

@@ -28,7 +28,7 @@ describe('the aggregator migrate command (the Kubernetes Job)', () => {
   });
 
   const run = async (env: Record<string, string> = {}) => {
-    const child = spawnService(ENTRY, { NATS_URL: testUrls.nats, AGGREGATOR_PG_URL: h.db.url, LOG_LEVEL: 'info', ...env });
+    const child = spawnService(ENTRY, { NATS_URL: testUrls.nats, PG_URL: h.db.url, LOG_LEVEL: 'info', ...env });
     const code = await child.exited;
     return { code, lines: child.lines };
   };
@@ -81,8 +81,8 @@ describe('the aggregator migrate command (the Kubernetes Job)', () => {
   });
 
   it('exits 1 with the variable named when the configuration is invalid', async () => {
-    const { code, lines } = await run({ AGGREGATOR_PG_URL: 'mysql://nope' });
+    const { code, lines } = await run({ PG_URL: 'mysql://nope' });
     expect(code).toBe(1);
-    expect(lines.join('\n')).toContain('AGGREGATOR_PG_URL');
+    expect(lines.join('\n')).toContain('PG_URL');
   });
 });

@@ -16,7 +16,7 @@ async function main(): Promise<number> {
     const dir = migrationsDir(config.AGGREGATOR_MIGRATIONS_DIR);
     const report = await migrateDatabase({
       service: SERVICE,
-      url: config.AGGREGATOR_PG_URL,
+      url: config.PG_URL,
       dir,
       log,
       lockKey: DDL_LOCK,

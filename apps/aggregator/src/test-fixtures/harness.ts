@@ -60,7 +60,7 @@ export async function harness(baseEnv: Record<string, string> = {}): Promise<Har
   const env: Record<string, string> = {
     NATS_URL: testUrls.nats,
     SLUICE_NAMESPACE: namespace,
-    AGGREGATOR_PG_URL: db.url,
+    PG_URL: db.url,
     AGGREGATOR_FLUSH_INTERVAL: '100ms',
     AGGREGATOR_CLOSE_INTERVAL: '200ms',
     AGGREGATOR_PG_POOL: '4',

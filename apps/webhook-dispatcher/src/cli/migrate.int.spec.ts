@@ -23,7 +23,7 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
   });
 
   const run = async () => {
-    const child = spawnService(ENTRY, { WEBHOOK_DATABASE_URL: db.url, WEBHOOK_ADMIN_TOKEN: 'test-admin-token-0123456789', LOG_LEVEL: 'info' });
+    const child = spawnService(ENTRY, { PG_URL: db.url, WEBHOOK_ADMIN_TOKEN: 'test-admin-token-0123456789', LOG_LEVEL: 'info' });
     return { code: await child.exited, lines: child.lines };
   };
   const sql = () => readFileSync(join(migrationsDir(), FILE), 'utf8');

@@ -15,7 +15,7 @@ async function main(): Promise<number> {
     const dir = migrationsDir();
     const report = await migrateDatabase({
       service: SERVICE,
-      url: config.WEBHOOK_DATABASE_URL,
+      url: config.PG_URL,
       dir,
       log,
       lockKey: MIGRATION_LOCK,

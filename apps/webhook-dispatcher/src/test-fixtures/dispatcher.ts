@@ -32,7 +32,7 @@ export async function startTestDispatcher(nats: NatsFixture, db: PgDatabase, ns:
   for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
   const config = loadConfig(configSchema, {
     SLUICE_NAMESPACE: ns,
-    WEBHOOK_DATABASE_URL: db.url,
+    PG_URL: db.url,
     WEBHOOK_ADMIN_PORT: '0',
     WEBHOOK_ADMIN_HOST: '127.0.0.1',
     WEBHOOK_ADMIN_TOKEN: TEST_ADMIN_TOKEN,

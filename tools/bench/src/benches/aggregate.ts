@@ -128,7 +128,7 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       ...process.env,
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: namespace,
-      AGGREGATOR_PG_URL: db.url,
+      PG_URL: db.url,
       AGGREGATOR_API_PORT: String(apiPort),
       OPS_PORT: String(opsPort),
       LOG_LEVEL: 'warn',
