@@ -1,3 +1,4 @@
+export { runMigrateCommand, type MigrateCommandOptions } from './command';
 export { createPool } from './pool';
 export type { PgLog, PoolOptions } from './pool';
 export { inTransaction, withClient } from './client';

@@ -1,42 +1,14 @@
 // `node dist/apps/aggregator/migrate.js`: applies the aggregator's pending migrations and exits, 0 when
-// the schema is current, 1 otherwise (with the reason logged). For a Kubernetes Job run before the
-// rollout; it reads the service's own environment and needs nothing but PostgreSQL.
-import { loadConfig } from '@sluice/config';
-import { createDeviceHasher, createLogger } from '@sluice/observability';
-import { migrateDatabase } from '@sluice/pg';
-import { config as configSchema } from '../config';
+// the schema is current, 1 otherwise. For a Kubernetes Job run before the rollout.
+import { runMigrateCommand } from '@sluice/pg';
+import { config } from '../config';
 import { DDL_LOCK, LEGACY_MIGRATION_TABLE, migrationsDir } from '../migrate';
 
-const SERVICE = 'aggregator';
-
-async function main(): Promise<number> {
-  const config = loadConfig(configSchema);
-  const log = createLogger({ service: `${SERVICE}-migrate`, level: config.LOG_LEVEL, hashDeviceId: createDeviceHasher(config.DEVICE_ID_HASH_KEY) });
-  try {
-    const dir = migrationsDir(config.AGGREGATOR_MIGRATIONS_DIR);
-    const report = await migrateDatabase({
-      service: SERVICE,
-      url: config.PG_URL,
-      dir,
-      log,
-      lockKey: DDL_LOCK,
-      legacy: [LEGACY_MIGRATION_TABLE],
-    });
-    log.info({ ...report, dir }, report.applied.length ? `applied ${report.applied.length} migration(s); at version ${report.version}` : `nothing to apply; at version ${report.version}`);
-    return 0;
-  } catch (err) {
-    log.error({ err }, 'migration failed');
-    return 1;
-  }
-}
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    // Only the configuration can fail before the logger exists.
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  },
-);
+runMigrateCommand({
+  service: 'aggregator',
+  schema: config,
+  url: (c) => c.PG_URL,
+  dir: (c) => migrationsDir(c.AGGREGATOR_MIGRATIONS_DIR),
+  lockKey: DDL_LOCK,
+  legacy: [LEGACY_MIGRATION_TABLE],
+});
