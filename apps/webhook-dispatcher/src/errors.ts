@@ -1,3 +1,5 @@
+import { PoisonMessageError } from '@sluice/actor';
+
 /** A request the admin API refuses; `status` is the HTTP status to answer with. */
 export class ApiError extends Error {
   override readonly name: string = 'ApiError';
@@ -19,7 +21,7 @@ export class InvalidSecretError extends Error {
   override readonly name = 'InvalidSecretError';
 }
 
-/** A delivery message on the deliveries stream that does not follow the delivery format. */
-export class MalformedDeliveryError extends Error {
+/** A delivery message on the deliveries stream that does not follow the delivery format (dead-lettered by the sender's actor). */
+export class MalformedDeliveryError extends PoisonMessageError {
   override readonly name = 'MalformedDeliveryError';
 }

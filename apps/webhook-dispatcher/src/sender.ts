@@ -1,26 +1,18 @@
-// The sender: consumes the deliveries stream and POSTs each delivery. Not a batch actor: every
-// message is dispatched on its own (bounded globally by maxInFlight and per endpoint by the gates)
-// and settled on its own, so a hung endpoint only ever holds its own slots.
-import {
-  jetstream,
-  jetstreamManager,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JsMsg,
-} from '@nats-io/jetstream';
+// The sender: consumes the deliveries stream and POSTs each delivery. An Actor in per-message mode:
+// every message is dispatched on its own (bounded globally by maxInFlight and per endpoint by the
+// gates) and settled on its own, so a hung endpoint only ever holds its own slots. What happens after
+// a POST is decided by the pure `decide()` (decide.ts); this file carries the decisions out.
+import { JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import type { StoreGate } from '@sluice/actor';
-import { ensureConsumer, ensureStream, publishDeadLetter, publishDurable } from '@sluice/jetstream';
-import { Lifecycle } from '@sluice/runtime';
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
+import { Actor, Outcomes, type Delivery, type Outcome, type StoreGate } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
-import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { ensureConsumer, ensureStream, publishDurable } from '@sluice/jetstream';
 import { ATTR, extractTraceContext, type Logger } from '@sluice/observability';
+import type { Lifecycle, LifecycleState } from '@sluice/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AttemptLog } from './attempt-log';
+import { decide, type Decision, type RetryPolicy } from './decide';
 import { decodeDelivery, type DeliveryMessage } from './delivery';
 import type { EndpointGates, GateLimits } from './endpoint-gate';
 import type { PostResult, WebhookHttpClient } from './http-client';
@@ -83,20 +75,12 @@ export async function ensureDeliveriesStream(nc: NatsConnection, webhooks: Webho
 }
 
 export class Sender {
-  readonly lifecycle = new Lifecycle();
+  private readonly actor: Actor<DeliveryMessage>;
   private readonly js: JetStreamClient;
   private readonly log: Logger;
-  private messages: ConsumerMessages | undefined;
-  private loop: Promise<void> | undefined;
-  private readonly held = new Set<JsMsg>();
+  private readonly policy: RetryPolicy;
   /** `webhookId#generation` of held deliveries: a second copy (redelivered while the first is held) waits. */
   private readonly heldKeys = new Set<string>();
-  private slotWaiters: Array<() => void> = [];
-  private heartbeat: NodeJS.Timeout | undefined;
-  private stopping = false;
-  /** Success acks of this event-loop turn, sent together (one socket write instead of one per ack). */
-  private acks: JsMsg[] = [];
-  private acksScheduled = false;
   /** Attempts made per `webhookId#generation` (the PostgreSQL attempt log answers after a restart). */
   private readonly attemptCounts = new Map<string, number>();
   /** In-process view of continuous failure per subscription; null = known healthy. */
@@ -114,6 +98,26 @@ export class Sender {
   constructor(private readonly opts: SenderOptions) {
     this.js = jetstream(opts.nc);
     this.log = opts.logger.child({ component: 'sender' });
+    this.policy = { retryScheduleMs: opts.retryScheduleMs, jitter: opts.jitter ?? 0.1, retryAfterMaxMs: opts.retryAfterMaxMs, disableAfterMs: opts.disableAfterMs };
+    this.actor = new Actor<DeliveryMessage>({
+      service: SERVICE,
+      nc: opts.nc,
+      stream: opts.webhooks.deliveriesStream,
+      consumer: { durable: CONSUMERS.sender, ackWaitMs: opts.ackWaitMs, maxAckPending: Math.max(1000, opts.maxInFlight * 4) },
+      // Provisioned by start(): the deliveries stream is a work queue the actor would not create as such.
+      provision: false,
+      topology: opts.topology,
+      decode: (msg) => decodeDelivery(msg.data),
+      handleMessage: (d) => this.handle(d),
+      perMessage: { maxInFlight: opts.maxInFlight, coalesceAcks: true },
+      // A small prefetch: messages waiting in the client buffer are not kept alive with working().
+      prefetch: { maxMessages: Math.min(opts.maxInFlight, 256) },
+      // Attempts are counted by the sender (deferrals are redeliveries, not attempts) and bounded by the schedule.
+      maxDeliver: Number.POSITIVE_INFINITY,
+      logger: this.log,
+      registry: opts.registry,
+    });
+    const actor = this.actor;
     const registers = [opts.registry];
     this.m = {
       attempts: new Counter({ name: WEBHOOK_METRICS.attempts, help: 'Webhook POST attempts by outcome', labelNames: ['outcome'], registers }),
@@ -128,16 +132,27 @@ export class Sender {
       deferred: new Counter({ name: WEBHOOK_METRICS.deferred, help: 'Deliveries deferred because the endpoint was busy or paused', labelNames: ['reason'], registers }),
       dropped: new Counter({ name: WEBHOOK_METRICS.dropped, help: 'Deliveries dropped (subscription deleted)', labelNames: ['reason'], registers }),
       disabled: new Counter({ name: WEBHOOK_METRICS.disabled, help: 'Endpoints disabled by the dispatcher', labelNames: ['reason'], registers }),
-      inFlight: new Gauge({ name: WEBHOOK_METRICS.inFlight, help: 'Deliveries held by the sender', registers }),
+      inFlight: new Gauge({
+        name: WEBHOOK_METRICS.inFlight,
+        help: 'Deliveries held by the sender',
+        registers,
+        collect() {
+          this.set(actor.inFlight);
+        },
+      }),
     };
   }
 
-  get state() {
-    return this.lifecycle.state;
+  get lifecycle(): Lifecycle {
+    return this.actor.lifecycle;
+  }
+
+  get state(): LifecycleState {
+    return this.actor.state;
   }
 
   isReady(): boolean {
-    return this.lifecycle.state === 'running' && !this.opts.nc.isClosed();
+    return this.actor.isReady();
   }
 
   async start(): Promise<void> {
@@ -148,141 +163,75 @@ export class Sender {
       await ensureStream(jsm, { ...o.webhooks.opsStream, maxAgeMs: 7 * 86_400_000 });
       await ensureStream(jsm, o.topology.streams.dlq);
       await ensureConsumer(jsm, o.webhooks.deliveriesStream.name, { durable: CONSUMERS.sender, ackWaitMs: o.ackWaitMs, maxAckPending: Math.max(1000, o.maxInFlight * 4) });
-      const consumer = await this.js.consumers.get(o.webhooks.deliveriesStream.name, CONSUMERS.sender);
-      // A small prefetch: messages waiting in the client buffer are not kept alive with working().
-      this.messages = await consumer.consume({ max_messages: Math.min(o.maxInFlight, 256) });
     } catch (err) {
-      this.lifecycle.transition('failed', err);
+      this.actor.lifecycle.transition('failed', err);
       throw err;
     }
-    this.lifecycle.transition('running');
-    this.heartbeat = setInterval(() => {
-      for (const msg of this.held) msg.working();
-    }, Math.max(500, Math.floor(o.ackWaitMs / 3)));
-    this.loop = this.pull(this.messages).catch((err) => {
-      if (!this.lifecycle.terminal) this.lifecycle.transition('failed', err);
-    });
-  }
-
-  /** Stops taking deliveries, lets in-flight requests finish (bounded), then stops. */
-  async stop(deadlineMs = 20_000): Promise<void> {
-    if (this.stopping || this.lifecycle.terminal) return;
-    this.stopping = true;
-    this.lifecycle.transition('draining');
-    this.opts.gates.close();
-    const deadline = Date.now() + deadlineMs;
-    while (this.held.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    clearInterval(this.heartbeat);
-    this.flushAcks();
-    this.slotWaiters.splice(0).forEach((w) => w());
-    await this.messages?.close().catch(() => undefined);
-    await this.loop;
-    if (this.held.size > 0) this.log.warn({ held: this.held.size }, 'drain deadline passed; unsettled deliveries will be redelivered');
-    if (!this.lifecycle.terminal) this.lifecycle.transition('stopped');
-  }
-
-  private async pull(messages: ConsumerMessages): Promise<void> {
-    for await (const msg of messages) {
-      if (this.stopping) {
-        msg.nak();
-        continue;
-      }
-      this.held.add(msg);
-      this.m.inFlight.set(this.held.size);
-      void this.handle(msg).finally(() => {
-        this.held.delete(msg);
-        this.m.inFlight.set(this.held.size);
-        this.slotWaiters.shift()?.();
-      });
-      while (this.held.size >= this.opts.maxInFlight && !this.stopping) await new Promise<void>((r) => this.slotWaiters.push(r));
-    }
+    await this.actor.start();
   }
 
   /**
-   * Acks `msg` at the end of this event-loop turn. Each HTTP response arrives in its own I/O
-   * callback, so an immediate ack() would cost one NATS socket write per delivery; batched, every
-   * response read in one poll phase shares one write. The ack is still sent only after the outcome
-   * it settles (and, for fire-and-forget ack(), was never awaited anyway).
+   * Stops taking deliveries, lets in-flight requests finish (bounded), then stops. Deliveries queued
+   * at an endpoint gate are deferred at once; prefetched ones never handed out come back after the
+   * ack wait (docs/DECISIONS.md #4).
    */
-  private ackSoon(msg: JsMsg): void {
-    this.acks.push(msg);
-    if (this.acksScheduled) return;
-    this.acksScheduled = true;
-    setImmediate(() => this.flushAcks());
-  }
-
-  private flushAcks(): void {
-    this.acksScheduled = false;
-    const acks = this.acks;
-    if (acks.length === 0) return;
-    this.acks = [];
-    for (const m of acks) m.ack();
+  async stop(deadlineMs = 20_000): Promise<void> {
+    const stopped = this.actor.stop(deadlineMs);
+    this.opts.gates.close();
+    await stopped;
   }
 
   private limits(sub: Subscription): GateLimits {
     return { maxConcurrency: sub.maxConcurrency ?? this.opts.defaultConcurrency, ratePerS: sub.rateLimitPerS ?? this.opts.defaultRatePerS };
   }
 
-  private async handle(msg: JsMsg): Promise<void> {
-    let d: DeliveryMessage;
-    try {
-      d = decodeDelivery(msg.data);
-    } catch (err) {
-      try {
-        await publishDeadLetter(this.js, msg, { service: SERVICE, subject: this.opts.topology.dlq(SERVICE), error: err as Error });
-        msg.term();
-        this.log.warn({ err, seq: msg.seq }, 'malformed delivery dead-lettered');
-      } catch (dlqErr) {
-        this.log.error({ err: dlqErr }, 'dead-letter publish failed; delivery will be redelivered');
-        msg.nak(5_000);
-      }
-      return;
-    }
+  /**
+   * One delivery, run outside the actor's `process` span: the trace of a delivery holds the POSTs as
+   * CLIENT spans of the matcher's context it carries, not the sender's PostgreSQL queries.
+   */
+  private handle(delivery: Delivery<DeliveryMessage>): Promise<Outcome> {
+    return context.with(ROOT_CONTEXT, () => this.handleDelivery(delivery.msg, delivery.value));
+  }
+
+  private async handleDelivery(msg: JsMsg, d: DeliveryMessage): Promise<Outcome> {
     const key = `${d.webhookId}#${d.generation}`;
-    if (this.heldKeys.has(key)) {
-      msg.nak(Math.floor(this.opts.ackWaitMs / 2));
-      return;
-    }
+    if (this.heldKeys.has(key)) return Outcomes.retry(undefined, Math.floor(this.opts.ackWaitMs / 2));
     this.heldKeys.add(key);
     try {
-      await this.deliver(msg, d);
+      return await this.deliver(msg, d, key);
     } catch (err) {
       // PostgreSQL or NATS trouble while settling: nothing is acked, the delivery comes back.
       const gate = this.opts.storeGate;
       if (gate) gate.warnUnlessOutage(this.log, err, 'delivery handling failed; retrying later', { webhookId: d.webhookId });
       else this.log.warn({ err, webhookId: d.webhookId }, 'delivery handling failed; retrying later');
       // While PostgreSQL is down, come back about when its probe would notice it is up again.
-      msg.nak(gate && !gate.isUp() ? 1_000 : 5_000);
+      return Outcomes.retry(err instanceof Error ? err : undefined, gate && !gate.isUp() ? 1_000 : 5_000);
     } finally {
       this.heldKeys.delete(key);
     }
   }
 
-  private async deliver(msg: JsMsg, d: DeliveryMessage): Promise<void> {
+  private async deliver(msg: JsMsg, d: DeliveryMessage, key: string): Promise<Outcome> {
     const sub = await this.opts.cache.get(d.subscriptionId);
     if (!sub) {
       this.m.dropped.inc({ reason: 'subscription_deleted' });
       this.log.info({ webhookId: d.webhookId, subscriptionId: d.subscriptionId }, 'subscription deleted; delivery dropped');
-      msg.ack();
-      return;
+      return Outcomes.ack();
     }
-    const key = `${d.webhookId}#${d.generation}`;
     if (!sub.enabled) {
       await this.deadLetter(d, await this.attemptsSoFar(key, d, msg), 'subscription_disabled', null, sub.disabledReason ?? 'subscription disabled');
-      msg.ack();
-      return;
+      return Outcomes.ack();
     }
     if (sub.secrets.length === 0) {
       await this.deadLetter(d, 0, 'no_active_secret', null, 'the subscription has no unexpired secret');
-      msg.ack();
-      return;
+      return Outcomes.ack();
     }
     const limits = this.limits(sub);
     const admission = await this.opts.gates.acquire(sub.id, limits);
     if (admission.type === 'defer') {
+      // Not an attempt: the endpoint is busy or paused.
       this.m.deferred.inc({ reason: admission.reason });
-      msg.nak(admission.delayMs);
-      return;
+      return Outcomes.retry(undefined, admission.delayMs);
     }
     let attempt: number;
     let r: PostResult;
@@ -303,7 +252,8 @@ export class Sender {
     } finally {
       this.opts.gates.release(sub.id);
     }
-    await this.conclude(msg, d, sub, limits, key, attempt, r);
+    const decision = decide(r, attempt, { failingSince: this.failingSince(sub) }, this.policy);
+    return this.carryOut(decision, d, sub, limits, key, attempt, r);
   }
 
   private async attemptsSoFar(key: string, d: DeliveryMessage, msg: JsMsg): Promise<number> {
@@ -319,7 +269,8 @@ export class Sender {
     while (this.attemptCounts.size > 100_000) this.attemptCounts.delete(this.attemptCounts.keys().next().value!);
   }
 
-  private async conclude(msg: JsMsg, d: DeliveryMessage, sub: Subscription, limits: GateLimits, key: string, attempt: number, r: PostResult): Promise<void> {
+  /** Records the attempt (metrics, attempt log, logs, endpoint state) and turns the decision into the message's outcome. */
+  private async carryOut(decision: Decision, d: DeliveryMessage, sub: Subscription, limits: GateLimits, key: string, attempt: number, r: PostResult): Promise<Outcome> {
     const o = this.opts;
     const status = r.status ?? null;
     const error = r.error ? `${r.error.name}: ${r.error.message}` : status !== null && (status < 200 || status >= 300) ? `HTTP ${status}` : null;
@@ -340,61 +291,59 @@ export class Sender {
       this.m.duration.observe({ outcome }, r.latencyMs / 1000);
     };
 
-    if (status !== null && status >= 200 && status < 300) {
-      this.ackSoon(msg);
+    if (decision.type === 'ack') {
       observe('success');
       this.attemptCounts.delete(key);
       o.attemptLog.add(row('success'));
       this.markHealthy(sub);
-      return;
+      return Outcomes.ack();
     }
 
     this.log.info(
       { webhookId: d.webhookId, subscriptionId: sub.id, attempt, status, err: r.error?.message, body: truncate(r.bodyPrefix || undefined, o.logBodyBytes) },
       'webhook attempt failed',
     );
-    if (status === 410) {
+    if (decision.type === 'disable' && decision.reason === 'gone') {
       observe('gone');
       await o.attemptLog.write(row('gone'));
       await this.disable(sub, 'endpoint answered 410 Gone');
       await this.deadLetter(d, attempt, 'gone', status, error);
       this.attemptCounts.delete(key);
-      msg.ack();
-      return;
+      return Outcomes.ack();
     }
 
-    const since = this.markFailing(sub);
-    if (Date.now() - since.getTime() >= o.disableAfterMs) {
-      observe('disabled');
-      await o.attemptLog.write(row('disabled'));
-      await this.disable(sub, `failing continuously since ${since.toISOString()}`);
-      await this.deadLetter(d, attempt, 'endpoint_disabled', status, error);
-      this.attemptCounts.delete(key);
-      msg.ack();
-      return;
+    // Any other failure continues (or starts) the endpoint's run of failures.
+    this.markFailing(sub);
+    switch (decision.type) {
+      case 'disable':
+        observe('disabled');
+        await o.attemptLog.write(row('disabled'));
+        await this.disable(sub, `failing continuously since ${decision.since!.toISOString()}`);
+        await this.deadLetter(d, attempt, 'endpoint_disabled', status, error);
+        this.attemptCounts.delete(key);
+        return Outcomes.ack();
+      case 'dead':
+        observe('dead');
+        await o.attemptLog.write(row('dead'));
+        await this.deadLetter(d, attempt, 'exhausted', status, error);
+        this.attemptCounts.delete(key);
+        return Outcomes.ack();
+      case 'retry':
+        observe('retry');
+        if (decision.pauseUntilMs !== undefined) o.gates.pause(sub.id, limits, decision.pauseUntilMs);
+        await o.attemptLog.write(row('retry')).catch((err) =>
+          o.storeGate ? o.storeGate.warnUnlessOutage(this.log, err, 'attempt log write failed; retry count may restart after a crash') : this.log.warn({ err }, 'attempt log write failed; retry count may restart after a crash'),
+        );
+        this.rememberAttempts(key, attempt);
+        return Outcomes.retry(undefined, decision.delayMs);
     }
-    if (attempt > o.retryScheduleMs.length) {
-      observe('dead');
-      await o.attemptLog.write(row('dead'));
-      await this.deadLetter(d, attempt, 'exhausted', status, error);
-      this.attemptCounts.delete(key);
-      msg.ack();
-      return;
-    }
-    observe('retry');
-    const base = o.retryScheduleMs[attempt - 1]!;
-    const jitter = o.jitter ?? 0.1;
-    let delay = Math.round(base * (1 - jitter + 2 * jitter * Math.random()));
-    if ((status === 429 || status === 503) && r.retryAfterMs !== undefined) {
-      const ra = Math.min(r.retryAfterMs, o.retryAfterMaxMs);
-      delay = Math.max(delay, ra);
-      o.gates.pause(sub.id, limits, Date.now() + ra);
-    }
-    await o.attemptLog.write(row('retry')).catch((err) =>
-      o.storeGate ? o.storeGate.warnUnlessOutage(this.log, err, 'attempt log write failed; retry count may restart after a crash') : this.log.warn({ err }, 'attempt log write failed; retry count may restart after a crash'),
-    );
-    this.rememberAttempts(key, attempt);
-    msg.nak(delay);
+  }
+
+  /** When the endpoint's current run of failures began, as known before this attempt (null: healthy). */
+  private failingSince(sub: Subscription): Date | null {
+    const cur = this.failing.get(sub.id);
+    if (cur !== undefined) return cur;
+    return sub.failingSince ?? null;
   }
 
   private markHealthy(sub: Subscription): void {
