@@ -1,7 +1,7 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { decodeBatch, encodeBatch } from '@sluice/contracts';
 import { rebatchRaw } from './clean-payload';
-import { telemetryEvent } from './test-helpers';
+import { telemetryEvent } from './test-fixtures/events';
 
 describe('rebatchRaw', () => {
   const events = ['a', 'b', 'c'].map((id) => telemetryEvent(id));

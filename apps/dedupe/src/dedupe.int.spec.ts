@@ -20,7 +20,7 @@ import { Registry } from 'prom-client';
 import { RedisClaimStore } from './claims';
 import { buildDedupe, type DedupeOptions } from './dedupe';
 import { connectRedis } from './redis';
-import { telemetryEvent } from './test-helpers';
+import { telemetryEvent } from './test-fixtures/events';
 
 const log = createLogger({ service: 'dedupe-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
 const MAIN = 'apps/dedupe/src/main.ts';

@@ -6,7 +6,7 @@ import { config } from './config';
 import { batchOfEvents } from './clean-payload';
 import { ClaimBatch, claimOwner, cleanMessageId, MAX_PLAIN_ID_BYTES } from './keys';
 import { decodeRawMessage } from './raw-message';
-import { telemetryEvent } from './test-helpers';
+import { telemetryEvent } from './test-fixtures/events';
 
 const topo = topology('');
 

@@ -1,7 +1,7 @@
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, HEADERS, encodeBatch, topology, type Event } from '@sluice/contracts';
-import { telemetryEvent, detectionEvent } from '@sluice/sinks-core';
-import { createMongoTestDatabase, mongoTestUrl, type MongoTestDatabase } from '@sluice/sinks-mongodb';
+import { telemetryEvent, detectionEvent } from '@sluice/sinks-core/testing';
+import { createMongoTestDatabase, mongoTestUrl, type MongoTestDatabase } from '@sluice/sinks-mongodb/testing';
 import { natsFixture, spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture } from '@sluice/testing';
 
 const MAIN = 'apps/mongo-capture/src/main.ts';

@@ -1,9 +1,9 @@
-export * from './sink';
-export * from './errors';
-export * from './records';
-export * from './dead-letter';
-export * from './metrics';
-export * from './retry';
-export * from './runner';
-export * from './test-events';
-export * from './conformance';
+// Public API of @sluice/sinks-core. Test-only code (the conformance suite, event builders) is behind
+// the `@sluice/sinks-core/testing` entry point.
+export type { RecordSource, RejectedRecord, Sink, SinkHealth, SinkRecord, WriteResult } from './sink';
+export { RecordRejectedError, SinkContractError, SinkUnavailableError, SinkUnsupportedError, SinkWriteTimeoutError } from './errors';
+export { flatten, type Flattened } from './records';
+export { EVENT_DLQ_HEADERS, publishEventDeadLetter, type EventDeadLetter } from './dead-letter';
+export { SINK_METRICS, SinkMetrics } from './metrics';
+export { retryDelay, sleepUnlessAborted, withTimeout, type RetryOptions } from './retry';
+export { SinkRunner, type SinkRunnerOptions } from './runner';

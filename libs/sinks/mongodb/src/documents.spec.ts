@@ -1,4 +1,5 @@
-import { detectionEvent, RecordRejectedError, telemetryEvent } from '@sluice/sinks-core';
+import { RecordRejectedError } from '@sluice/sinks-core';
+import { detectionEvent, telemetryEvent } from '@sluice/sinks-core/testing';
 import { toDocument } from './documents';
 import { isRetriableMongoError, DocumentRejectedError } from './errors';
 

@@ -1,4 +1,5 @@
-import { describeSinkConformance, detectionEvent, recordsOf, SinkUnsupportedError, telemetryEvent } from '@sluice/sinks-core';
+import { SinkUnsupportedError } from '@sluice/sinks-core';
+import { describeSinkConformance, detectionEvent, recordsOf, telemetryEvent } from '@sluice/sinks-core/testing';
 import { tcpProxy, waitFor } from '@sluice/testing';
 import { MongoServerError } from 'mongodb';
 import { createMongoTestDatabase, mongoTestUrl } from './test-support';

@@ -1,4 +1,4 @@
-// Test builders shared by the dedupe specs and the benchmark (no network).
+// Test builders shared by the dedupe specs (no network).
 import { TelemetryEvent, type Event } from '@sluice/contracts';
 
 /** A telemetry event with the given id (event time 2023-11-14T22:13:20Z unless given). */
