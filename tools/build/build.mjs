@@ -7,9 +7,10 @@ import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = process.argv[2];
-if (!root) throw new Error('usage: node tools/build/build.mjs <projectRoot>');
+if (!root) throw new Error('usage: node tools/build/build.mjs <projectRoot> [outdir]');
 const project = JSON.parse(readFileSync(join(root, 'project.json'), 'utf8'));
-const outdir = join('dist', root);
+// Default dist/<root>; another folder inside the repository (tests) still resolves node_modules.
+const outdir = process.argv[3] ?? join('dist', root);
 
 const app = project.projectType === 'application';
 const entry = join(root, 'src', app ? 'main.ts' : 'index.ts');

@@ -1,6 +1,14 @@
 import type { AsyncPublisher } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Link } from '@opentelemetry/api';
+import {
+  context,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Link,
+} from '@opentelemetry/api';
 import { ATTR, tracer, type Logger } from '@sluice/observability';
 import type { Pool } from 'pg';
 import { inTransaction, numberArray, textArray } from './pg';

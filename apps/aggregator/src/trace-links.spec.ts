@@ -25,7 +25,9 @@ describe('roll-up span links', () => {
     expect(stored.length).toBe(2 * TRACE_LINK_BYTES + 1);
     expect(decodeTraceLinks(stored)).toEqual([
       { context: { traceId: t, spanId: s, traceFlags: 1, isRemote: true } },
-      { context: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1, isRemote: true } },
+      {
+        context: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1, isRemote: true },
+      },
     ]);
     expect(decodeTraceLinks(null)).toEqual([]);
   });
@@ -41,7 +43,12 @@ describe('roll-up span links', () => {
       detections: 0,
       invalid: 0,
       // Every fifth message has no (sampled) trace.
-      trace: i % 5 === 4 ? (i % 10 === 4 ? undefined : `00-${hex(32, random)}-${hex(16, random)}-00`) : `00-${hex(32, random)}-${hex(16, random)}-01`,
+      trace:
+        i % 5 === 4
+          ? i % 10 === 4
+            ? undefined
+            : `00-${hex(32, random)}-${hex(16, random)}-00`
+          : `00-${hex(32, random)}-${hex(16, random)}-01`,
       readings: Array.from({ length: 1 + Math.floor(random() * 6) }, () => ({
         device: devices[Math.floor(random() * devices.length)]!,
         region: random() < 0.7 ? 'eu' : 'us',
@@ -61,7 +68,10 @@ describe('roll-up span links', () => {
       for (const r of m.readings)
         for (const res of resolutions) {
           const s = windowStart(r.t, res.ms);
-          for (const key of [cellKey(res.name, SCOPE_DEVICE, r.device, r.sensor, s), cellKey(res.name, SCOPE_REGION, r.region, r.sensor, s)]) {
+          for (const key of [
+            cellKey(res.name, SCOPE_DEVICE, r.device, r.sensor, s),
+            cellKey(res.name, SCOPE_REGION, r.region, r.sensor, s),
+          ]) {
             let set = expected.get(key);
             if (!set) expected.set(key, (set = new Set()));
             set.add(h);
@@ -89,7 +99,12 @@ describe('roll-up span links', () => {
   it('is undefined when no message carries a sampled traceparent', () => {
     const resolutions = parseResolutions(['1s'], []);
     const now = Date.UTC(2026, 0, 10, 12);
-    const m: CleanMessage = { id: 'x', detections: 0, invalid: 0, readings: [{ device: 'd', region: 'eu', sensor: 's', t: now, value: 1 }] };
+    const m: CleanMessage = {
+      id: 'x',
+      detections: 0,
+      invalid: 0,
+      readings: [{ device: 'd', region: 'eu', sensor: 's', t: now, value: 1 }],
+    };
     expect(cellLinks([m], accumulate([m], resolutions, now, 0).cells, resolutions)).toBeUndefined();
   });
 });

@@ -59,7 +59,8 @@ const ZERO_SPAN = '0'.repeat(16);
 /** The stored form (50 hex digits) of a sampled W3C `traceparent`; undefined for anything else. */
 export function traceLinkHex(traceparent: string | undefined): string | undefined {
   const m = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
-  if (!m || m[1] === ZERO_TRACE || m[2] === ZERO_SPAN || (parseInt(m[3]!, 16) & 1) === 0) return undefined;
+  if (!m || m[1] === ZERO_TRACE || m[2] === ZERO_SPAN || (parseInt(m[3]!, 16) & 1) === 0)
+    return undefined;
   return m[1]! + m[2]! + m[3]!;
 }
 
@@ -190,7 +191,11 @@ export class RollupWriter {
           // coarse windows and region cells, which consecutive flushes share, come last: a flush
           // running beside another waits for its commit only at the end of its own transaction.
           const cells = [...acc.cells.entries()]
-            .sort((a, b) => this.rank.get(a[1].resolution)! - this.rank.get(b[1].resolution)! || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+            .sort(
+              (a, b) =>
+                this.rank.get(a[1].resolution)! - this.rank.get(b[1].resolution)! ||
+                (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
+            )
             .map(([, c]) => c);
           for (const c of cells) {
             if (c.scope !== SCOPE_DEVICE) continue;
@@ -345,7 +350,10 @@ export function cellLinks(
   const aligned = resolutions.map((r) => r.ms % grainMs === 0);
   const unaligned = aligned.some((a) => !a);
   /** Finest window (device, sensor, region, start) → indexes into `hex` of its messages (bounded). */
-  const grain = new Map<string, { device: string; sensor: string; region: string; start: number; msgs: number[] }>();
+  const grain = new Map<
+    string,
+    { device: string; sensor: string; region: string; start: number; msgs: number[] }
+  >();
   const perCell = new Map<Cell, number[]>();
   const add = (cell: Cell | undefined, msg: number) => {
     if (cell === undefined) return;
@@ -369,10 +377,21 @@ export function cellLinks(
           add(cells.get(cellKey(res.name, SCOPE_REGION, r.region, r.sensor, s)), msg);
         }
       }
-      if (last !== undefined && last.start === start && last.device === r.device && last.sensor === r.sensor && last.region === r.region) continue;
+      if (
+        last !== undefined &&
+        last.start === start &&
+        last.device === r.device &&
+        last.sensor === r.sensor &&
+        last.region === r.region
+      )
+        continue;
       const key = `${r.device}\u0001${r.sensor}\u0001${r.region}\u0001${start}`;
       let g = grain.get(key);
-      if (g === undefined) grain.set(key, (g = { device: r.device, sensor: r.sensor, region: r.region, start, msgs: [] }));
+      if (g === undefined)
+        grain.set(
+          key,
+          (g = { device: r.device, sensor: r.sensor, region: r.region, start, msgs: [] }),
+        );
       if (g.msgs.length < ROLLUP_TRACE_LINKS && g.msgs[g.msgs.length - 1] !== msg) g.msgs.push(msg);
       last = g;
     }
@@ -402,7 +421,11 @@ function linkArray(cells: readonly Cell[], links: ReadonlyMap<Cell, string> | un
   return `{${cells.map((c) => links.get(c) ?? 'NULL').join(',')}}`;
 }
 
-async function upsertCells(client: PoolClient, cells: readonly Cell[], links: ReadonlyMap<Cell, string> | undefined): Promise<void> {
+async function upsertCells(
+  client: PoolClient,
+  cells: readonly Cell[],
+  links: ReadonlyMap<Cell, string> | undefined,
+): Promise<void> {
   // Bounded statement size; cells stay in the caller's lock order (resolution first) so concurrent
   // flushes lock rows alike, and each statement holds one resolution's cells.
   const CHUNK = 5_000;

@@ -3,8 +3,26 @@
 // trace must reach the webhook receiver, and the instrumented libraries must show up in it.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { topology, type Topology } from '@sluice/contracts';
-import { createTestDatabase, natsFixture, sleep, testUrls, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
-import { KIND, spansOf, startReceiver, startService, type Hook, type Receiver, type Service, type Span } from './processes';
+import {
+  createTestDatabase,
+  natsFixture,
+  sleep,
+  testUrls,
+  uniqueId,
+  waitFor,
+  type NatsFixture,
+  type PgDatabase,
+} from '@sluice/testing';
+import {
+  KIND,
+  spansOf,
+  startReceiver,
+  startService,
+  type Hook,
+  type Receiver,
+  type Service,
+  type Span,
+} from './processes';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEVICE_TOKEN = randomBytes(24).toString('hex');
@@ -35,8 +53,17 @@ describe('one trace from a device batch to the webhook receiver (real processes,
     const ns = uniqueId('e2etr');
     topo = topology(ns);
     const prefix = ns.toUpperCase().replace(/-/g, '_');
-    for (const s of [...Object.values(topo.streams).map((x) => x.name), `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
-    [aggDb, hookDb, receiver] = await Promise.all([createTestDatabase('e2eagg'), createTestDatabase('e2ehook'), startReceiver()]);
+    for (const s of [
+      ...Object.values(topo.streams).map((x) => x.name),
+      `${prefix}_WEBHOOK_DELIVERIES`,
+      `${prefix}_WEBHOOK_OPS`,
+    ])
+      nats.track(s);
+    [aggDb, hookDb, receiver] = await Promise.all([
+      createTestDatabase('e2eagg'),
+      createTestDatabase('e2ehook'),
+      startReceiver(),
+    ]);
     const common = {
       SLUICE_NAMESPACE: ns,
       SLUICE_ENV: 'test',
@@ -56,10 +83,14 @@ describe('one trace from a device batch to the webhook receiver (real processes,
       INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEVICE_TOKEN).digest('hex')}=*`,
       INGEST_DRAIN_GRACE: '200ms',
     });
-    const dedupe = startService('dedupe', { ...common, REDIS_URL: testUrls.redis, DEDUPE_KEY_PREFIX: `${ns}:` });
+    const dedupe = startService('dedupe', {
+      ...common,
+      REDIS_URL: testUrls.redis,
+      DEDUPE_KEY_PREFIX: `${ns}:`,
+    });
     const aggregator = startService('aggregator', {
       ...common,
-      AGGREGATOR_PG_URL: aggDb.url,
+      PG_URL: aggDb.url,
       AGGREGATOR_API_HOST: '127.0.0.1',
       AGGREGATOR_API_PORT: '0',
       AGGREGATOR_PUBLISH_RESOLUTIONS: '1s',
@@ -68,7 +99,7 @@ describe('one trace from a device batch to the webhook receiver (real processes,
     });
     const dispatcher = startService('webhook-dispatcher', {
       ...common,
-      WEBHOOK_DATABASE_URL: hookDb.url,
+      PG_URL: hookDb.url,
       WEBHOOK_ADMIN_HOST: '127.0.0.1',
       WEBHOOK_ADMIN_PORT: '0',
       WEBHOOK_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -100,8 +131,17 @@ describe('one trace from a device batch to the webhook receiver (real processes,
       });
       expect(res.status).toBe(201);
     };
-    await subscribe('/hook/telemetry', { type: 'telemetry', sensorTypes: [sensor], value: { gt: 100 } });
-    await subscribe('/hook/rollup', { type: 'rollup', resolutions: ['1s'], sensorTypes: [sensor], deviceIds: [device] });
+    await subscribe('/hook/telemetry', {
+      type: 'telemetry',
+      sensorTypes: [sensor],
+      value: { gt: 100 },
+    });
+    await subscribe('/hook/rollup', {
+      type: 'rollup',
+      resolutions: ['1s'],
+      sensorTypes: [sensor],
+      deviceIds: [device],
+    });
     // The matchers reload subscriptions every WEBHOOK_SUBSCRIPTION_REFRESH (300 ms).
     await sleep(1_500);
 
@@ -123,16 +163,28 @@ describe('one trace from a device batch to the webhook receiver (real processes,
     }));
     const res = await fetch(`${ingestUrl}/v1/events`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${DEVICE_TOKEN}`, 'content-type': 'application/json', traceparent: `00-${traceId}-${deviceSpanId}-01` },
+      headers: {
+        authorization: `Bearer ${DEVICE_TOKEN}`,
+        'content-type': 'application/json',
+        traceparent: `00-${traceId}-${deviceSpanId}-01`,
+      },
       body: JSON.stringify(body),
     });
     expect(res.status).toBe(200);
 
-    const telemetryHooks = await waitFor('two telemetry webhooks', () => {
-      const h = receiver.hooks.filter((x) => x.path === '/hook/telemetry');
-      return h.length >= 2 ? h : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 100 });
-    const rollupHook = await waitFor('a rollup webhook', () => receiver.hooks.find((x) => x.path === '/hook/rollup'), { timeoutMs: 60_000, intervalMs: 100 });
+    const telemetryHooks = await waitFor(
+      'two telemetry webhooks',
+      () => {
+        const h = receiver.hooks.filter((x) => x.path === '/hook/telemetry');
+        return h.length >= 2 ? h : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const rollupHook = await waitFor(
+      'a rollup webhook',
+      () => receiver.hooks.find((x) => x.path === '/hook/rollup'),
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
 
     // The webhook receiver sees the device's trace id on every telemetry POST.
     for (const h of telemetryHooks) expect(parseTraceparent(h)[0]).toBe(traceId);
@@ -141,7 +193,8 @@ describe('one trace from a device batch to the webhook receiver (real processes,
     const rawSubject = topo.raw(REGION);
     const cleanSubject = topo.clean(REGION);
     const rollupSubject = topo.rollup('1s', REGION);
-    const find = (spans: Span[], service: string, pred: (s: Span) => boolean) => spans.find((s) => s.service === service && pred(s));
+    const find = (spans: Span[], service: string, pred: (s: Span) => boolean) =>
+      spans.find((s) => s.service === service && pred(s));
     const spans = await waitFor(
       'the spans of every hop',
       () => {
@@ -152,9 +205,14 @@ describe('one trace from a device batch to the webhook receiver (real processes,
           find(t, 'dedupe', (s) => s.name === `process ${rawSubject}`) &&
           find(t, 'aggregator', (s) => s.name === `process ${cleanSubject}`) &&
           find(t, 'webhook-dispatcher', (s) => s.name === `process ${cleanSubject}`) &&
-          t.filter((s) => s.service === 'webhook-dispatcher' && s.kind === KIND.CLIENT).length >= 2 &&
+          t.filter((s) => s.service === 'webhook-dispatcher' && s.kind === KIND.CLIENT).length >=
+            2 &&
           find(all, 'aggregator', (s) => s.kind === KIND.PRODUCER && s.traceId === rollupTrace) &&
-          find(all, 'webhook-dispatcher', (s) => s.kind === KIND.CLIENT && s.traceId === rollupTrace) &&
+          find(
+            all,
+            'webhook-dispatcher',
+            (s) => s.kind === KIND.CLIENT && s.traceId === rollupTrace,
+          ) &&
           all.some((s) => s.scope === PG && s.service === 'aggregator') &&
           all.some((s) => s.scope === IOREDIS && s.service === 'dedupe') &&
           all.some((s) => s.scope === HTTP && s.service === 'webhook-dispatcher');
@@ -167,47 +225,95 @@ describe('one trace from a device batch to the webhook receiver (real processes,
     // Gateway: ONE server span for the request, continuing the device's span.
     const gatewayServers = spans.filter((s) => s.service === 'ingestion' && s.kind === KIND.SERVER);
     expect(gatewayServers).toHaveLength(1);
-    expect(gatewayServers[0]).toMatchObject({ name: 'POST /v1/events', traceId, parentSpanId: deviceSpanId });
+    expect(gatewayServers[0]).toMatchObject({
+      name: 'POST /v1/events',
+      traceId,
+      parentSpanId: deviceSpanId,
+    });
 
     // Dedupe continues it; its Redis claims are ioredis spans of the batch that links to it.
     const dedupeProcess = find(inTrace, 'dedupe', (s) => s.name === `process ${rawSubject}`)!;
-    const dedupeBatch = find(spans, 'dedupe', (s) => s.name.startsWith('handle batch') && s.links.some((l) => l.spanId === dedupeProcess.spanId))!;
+    const dedupeBatch = find(
+      spans,
+      'dedupe',
+      (s) =>
+        s.name.startsWith('handle batch') && s.links.some((l) => l.spanId === dedupeProcess.spanId),
+    )!;
     expect(dedupeBatch).toBeDefined();
-    expect(spans.filter((s) => s.scope === IOREDIS && s.parentSpanId === dedupeBatch.spanId).length).toBeGreaterThan(0);
+    expect(
+      spans.filter((s) => s.scope === IOREDIS && s.parentSpanId === dedupeBatch.spanId).length,
+    ).toBeGreaterThan(0);
 
     // Aggregator: the clean message continues the trace; the flush (its batch span, linked to it)
     // runs its SQL as pg spans, among them the exactly-once insert of the message id.
     const aggProcess = find(inTrace, 'aggregator', (s) => s.name === `process ${cleanSubject}`)!;
     expect(aggProcess.kind).toBe(KIND.CONSUMER);
-    const flush = find(spans, 'aggregator', (s) => s.name.startsWith('handle batch') && s.links.some((l) => l.traceId === traceId && l.spanId === aggProcess.spanId))!;
+    const flush = find(
+      spans,
+      'aggregator',
+      (s) =>
+        s.name.startsWith('handle batch') &&
+        s.links.some((l) => l.traceId === traceId && l.spanId === aggProcess.spanId),
+    )!;
     expect(flush).toBeDefined();
-    const flushSql = spans.filter((s) => s.scope === PG && s.parentSpanId === flush.spanId).map((s) => s.attributes['db.query.text'] ?? '');
+    const flushSql = spans
+      .filter((s) => s.scope === PG && s.parentSpanId === flush.spanId)
+      .map((s) => s.attributes['db.query.text'] ?? '');
     expect(flushSql.some((q) => q.includes('INSERT INTO applied_messages'))).toBe(true);
 
     // Dispatcher: the matcher continues the trace, each POST is a CLIENT span of it whose id the
     // receiver got as the traceparent's parent.
-    const posts = inTrace.filter((s) => s.service === 'webhook-dispatcher' && s.kind === KIND.CLIENT);
-    expect(posts.map((s) => s.spanId).sort()).toEqual(telemetryHooks.map((h) => parseTraceparent(h)[1]).sort());
+    const posts = inTrace.filter(
+      (s) => s.service === 'webhook-dispatcher' && s.kind === KIND.CLIENT,
+    );
+    expect(posts.map((s) => s.spanId).sort()).toEqual(
+      telemetryHooks.map((h) => parseTraceparent(h)[1]).sort(),
+    );
     expect(posts.every((s) => s.scope !== HTTP)).toBe(true);
 
     // The Rollup: its own trace, started by the closer's PRODUCER span, which links to the clean
     // message (the context dedupe published it with), continued by the dispatcher to the POST.
-    const producer = find(spans, 'aggregator', (s) => s.kind === KIND.PRODUCER && s.traceId === rollupTrace)!;
+    const producer = find(
+      spans,
+      'aggregator',
+      (s) => s.kind === KIND.PRODUCER && s.traceId === rollupTrace,
+    )!;
     expect(producer.name).toBe(`send ${rollupSubject}`);
     expect(producer.parentSpanId ?? '').toBe('');
-    expect(producer.links).toEqual([expect.objectContaining({ traceId, spanId: dedupeProcess.spanId })]);
-    expect(find(spans, 'webhook-dispatcher', (s) => s.traceId === rollupTrace && s.name === `process ${rollupSubject}`)).toBeDefined();
-    expect(find(spans, 'webhook-dispatcher', (s) => s.kind === KIND.CLIENT && s.traceId === rollupTrace)!.spanId).toBe(rollupParent);
+    expect(producer.links).toEqual([
+      expect.objectContaining({ traceId, spanId: dedupeProcess.spanId }),
+    ]);
+    expect(
+      find(
+        spans,
+        'webhook-dispatcher',
+        (s) => s.traceId === rollupTrace && s.name === `process ${rollupSubject}`,
+      ),
+    ).toBeDefined();
+    expect(
+      find(spans, 'webhook-dispatcher', (s) => s.kind === KIND.CLIENT && s.traceId === rollupTrace)!
+        .spanId,
+    ).toBe(rollupParent);
 
     // The preload at work beyond the pipeline: the admin API's requests are http SERVER spans with
     // their SQL as children; the instrumentation stays off the gateway's and the ops servers.
-    const adminServer = spans.filter((s) => s.scope === HTTP && s.service === 'webhook-dispatcher' && s.kind === KIND.SERVER);
+    const adminServer = spans.filter(
+      (s) => s.scope === HTTP && s.service === 'webhook-dispatcher' && s.kind === KIND.SERVER,
+    );
     expect(adminServer.length).toBeGreaterThanOrEqual(2);
-    const adminSql = spans.filter((s) => s.scope === PG && adminServer.some((a) => a.spanId === s.parentSpanId));
+    const adminSql = spans.filter(
+      (s) => s.scope === PG && adminServer.some((a) => a.spanId === s.parentSpanId),
+    );
     expect(adminSql.length).toBeGreaterThan(0);
     const httpSpans = spans.filter((s) => s.scope === HTTP);
     expect(httpSpans.filter((s) => s.service === 'ingestion')).toEqual([]);
-    expect(httpSpans.filter((s) => /\/(healthz|readyz|metrics)$/.test(s.attributes['url.path'] ?? s.attributes['url.full'] ?? ''))).toEqual([]);
+    expect(
+      httpSpans.filter((s) =>
+        /\/(healthz|readyz|metrics)$/.test(
+          s.attributes['url.path'] ?? s.attributes['url.full'] ?? '',
+        ),
+      ),
+    ).toEqual([]);
     expect(httpSpans.filter((s) => s.kind === KIND.CLIENT)).toEqual([]);
   }, 180_000);
 });

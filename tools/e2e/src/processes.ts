@@ -26,7 +26,9 @@ const MAX_LINES = 20_000;
 
 /** Starts `apps/<name>/src/main.ts` with the preload, the caller's env without OTEL_*, then `env`. */
 export function startService(name: string, env: Record<string, string>): Service {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')),
+  );
   const proc = spawn(
     process.execPath,
     ['--enable-source-maps', '--import', 'tsx', '--import', PRELOAD, `apps/${name}/src/main.ts`],
@@ -74,13 +76,22 @@ export function startService(name: string, env: Record<string, string>): Service
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const t = setTimeout(
-          () => reject(new Error(`${name}: no "${msg}" within ${timeoutMs} ms; last lines:\n${lines.slice(-20).join('\n')}`)),
+          () =>
+            reject(
+              new Error(
+                `${name}: no "${msg}" within ${timeoutMs} ms; last lines:\n${lines.slice(-20).join('\n')}`,
+              ),
+            ),
           timeoutMs,
         );
         waiters.push({ msg, resolve: (r) => (clearTimeout(t), resolve(r)) });
         void exited.then(() => {
           clearTimeout(t);
-          reject(new Error(`${name} exited before "${msg}"; last lines:\n${lines.slice(-20).join('\n')}`));
+          reject(
+            new Error(
+              `${name} exited before "${msg}"; last lines:\n${lines.slice(-20).join('\n')}`,
+            ),
+          );
         });
       });
     },
@@ -158,8 +169,15 @@ export interface Span {
 
 export const KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
 
-const values = (list: Array<{ key: string; value: AnyValue }> | undefined): Record<string, string> =>
-  Object.fromEntries((list ?? []).map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue ?? a.value.boolValue)]));
+const values = (
+  list: Array<{ key: string; value: AnyValue }> | undefined,
+): Record<string, string> =>
+  Object.fromEntries(
+    (list ?? []).map((a) => [
+      a.key,
+      String(a.value.stringValue ?? a.value.intValue ?? a.value.boolValue),
+    ]),
+  );
 
 /** Every span received so far. */
 export function spansOf(receiver: Receiver): Span[] {
@@ -169,7 +187,12 @@ export function spansOf(receiver: Receiver): Span[] {
       resource: { attributes: Array<{ key: string; value: AnyValue }> };
       scopeSpans: Array<{
         scope?: { name: string };
-        spans: Array<Omit<Span, 'service' | 'scope' | 'attributes' | 'links'> & { attributes?: Array<{ key: string; value: AnyValue }>; links?: Span['links'] }>;
+        spans: Array<
+          Omit<Span, 'service' | 'scope' | 'attributes' | 'links'> & {
+            attributes?: Array<{ key: string; value: AnyValue }>;
+            links?: Span['links'];
+          }
+        >;
       }>;
     }>;
   }>) {
@@ -177,7 +200,13 @@ export function spansOf(receiver: Receiver): Span[] {
       const service = values(rs.resource.attributes)['service.name'] ?? '';
       for (const ss of rs.scopeSpans)
         for (const s of ss.spans)
-          out.push({ ...s, service, scope: ss.scope?.name ?? '', attributes: values(s.attributes), links: s.links ?? [] });
+          out.push({
+            ...s,
+            service,
+            scope: ss.scope?.name ?? '',
+            attributes: values(s.attributes),
+            links: s.links ?? [],
+          });
     }
   }
   return out;
