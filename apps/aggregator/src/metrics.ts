@@ -1,19 +1,7 @@
+import { AGGREGATOR_METRICS } from '@sluice/observability';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-/** Metric names of the aggregator (the `sluice_` registry lives in @sluice/observability). */
-export const AGGREGATOR_METRICS = {
-  events: 'sluice_aggregator_events_total',
-  lateEvents: 'sluice_aggregator_late_events_total',
-  messages: 'sluice_aggregator_messages_total',
-  flushDuration: 'sluice_aggregator_flush_duration_seconds',
-  flushRetries: 'sluice_aggregator_flush_retries_total',
-  windowsClosed: 'sluice_aggregator_windows_closed_total',
-  rollupsPublished: 'sluice_aggregator_rollups_published_total',
-  closerPasses: 'sluice_aggregator_closer_passes_total',
-  partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
-  apiRequests: 'sluice_aggregator_api_requests_total',
-  apiDuration: 'sluice_aggregator_api_duration_seconds',
-} as const;
+export { AGGREGATOR_METRICS };
 
 export class AggregatorMetrics {
   /** kind: aggregated | detection | invalid | expired */

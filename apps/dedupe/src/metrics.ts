@@ -1,15 +1,7 @@
-import { METRICS } from '@sluice/observability';
+import { DEDUPE_METRICS, METRICS } from '@sluice/observability';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-/** Names not (yet) in the shared registry of libs/observability. */
-export const DEDUPE_METRICS = {
-  batchEvents: 'sluice_dedupe_message_events',
-  cleanMessages: 'sluice_dedupe_clean_messages_published_total',
-  reseeds: 'sluice_dedupe_reseeds_total',
-  reseedClaims: 'sluice_dedupe_reseed_claims_total',
-  reseedMessages: 'sluice_dedupe_reseed_messages_total',
-  reseedSeconds: 'sluice_dedupe_reseed_seconds_total',
-} as const;
+export { DEDUPE_METRICS };
 
 /** What dedupe exports besides the actor metrics. */
 export class DedupeMetrics {

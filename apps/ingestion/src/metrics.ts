@@ -1,19 +1,7 @@
-import { METRICS } from '@sluice/observability';
+import { INGEST_METRICS, METRICS } from '@sluice/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** Gateway metric names not (yet) in the shared registry. */
-export const INGEST_METRICS = {
-  batches: 'sluice_ingest_batches_total',
-  rateLimited: 'sluice_ingest_rate_limited_total',
-  publishFailures: 'sluice_ingest_publish_failures_total',
-  openStreams: 'sluice_ingest_open_streams',
-  authFailures: 'sluice_ingest_auth_failures_total',
-  unsentAckBytes: 'sluice_ingest_unsent_ack_bytes',
-  streamsExhausted: 'sluice_ingest_streams_exhausted_total',
-  streamsRefused: 'sluice_ingest_streams_refused_total',
-  idempotencyConflicts: 'sluice_ingest_idempotency_conflicts_total',
-  duplicates: 'sluice_ingest_duplicate_batches_total',
-} as const;
+export { INGEST_METRICS };
 
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
 

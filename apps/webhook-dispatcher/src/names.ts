@@ -1,6 +1,9 @@
 // Webhook subjects, streams, consumers and metric names. The contracts lib has no webhook subjects,
 // so they are spelled here, once, following the namespace rules of `topology()` in @sluice/contracts.
 import { assertNameToken, assertSubjectToken } from '@sluice/contracts';
+import { WEBHOOK_METRICS } from '@sluice/observability';
+
+export { WEBHOOK_METRICS };
 
 export const SERVICE = 'webhook-dispatcher';
 
@@ -50,15 +53,3 @@ export const EVENT_TYPES = {
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 
-/** Metric names (not in the shared registry yet; same `sluice_` prefix). */
-export const WEBHOOK_METRICS = {
-  matched: 'sluice_webhook_matched_total',
-  attempts: 'sluice_webhook_attempts_total',
-  attemptDuration: 'sluice_webhook_attempt_duration_seconds',
-  deadLettered: 'sluice_webhook_dead_lettered_total',
-  deferred: 'sluice_webhook_deferred_total',
-  dropped: 'sluice_webhook_dropped_total',
-  disabled: 'sluice_webhook_endpoints_disabled_total',
-  inFlight: 'sluice_webhook_in_flight',
-  ssrfRefused: 'sluice_webhook_ssrf_refused_total',
-} as const;

@@ -1,4 +1,4 @@
-import type { Logger } from '@sluice/observability';
+import { STORE_METRICS, type Logger } from '@sluice/observability';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /** Options of a {@link StoreGate}. */
@@ -38,25 +38,25 @@ function gateMetrics(registry: Registry): GateMetrics {
     const labelNames = ['store'] as const;
     m = {
       up: new Gauge({
-        name: 'sluice_store_up',
+        name: STORE_METRICS.up,
         help: '1 while the store answers, 0 during an outage',
         labelNames,
         registers,
       }),
       errors: new Counter({
-        name: 'sluice_store_errors_total',
+        name: STORE_METRICS.errors,
         help: 'Store operations that failed because the store was unavailable',
         labelNames,
         registers,
       }),
       outages: new Counter({
-        name: 'sluice_store_outages_total',
+        name: STORE_METRICS.outages,
         help: 'Transitions of the store from up to down',
         labelNames,
         registers,
       }),
       downSeconds: new Counter({
-        name: 'sluice_store_down_seconds_total',
+        name: STORE_METRICS.downSeconds,
         help: 'Time the store spent down',
         labelNames,
         registers,

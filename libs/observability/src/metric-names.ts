@@ -23,6 +23,78 @@ export const METRICS = {
   dedupePassThrough: 'sluice_dedupe_pass_through_total',
 } as const;
 
+/** Metrics of the aggregator. */
+export const AGGREGATOR_METRICS = {
+  events: 'sluice_aggregator_events_total',
+  lateEvents: 'sluice_aggregator_late_events_total',
+  messages: 'sluice_aggregator_messages_total',
+  flushDuration: 'sluice_aggregator_flush_duration_seconds',
+  flushRetries: 'sluice_aggregator_flush_retries_total',
+  windowsClosed: 'sluice_aggregator_windows_closed_total',
+  rollupsPublished: 'sluice_aggregator_rollups_published_total',
+  closerPasses: 'sluice_aggregator_closer_passes_total',
+  partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
+  apiRequests: 'sluice_aggregator_api_requests_total',
+  apiDuration: 'sluice_aggregator_api_duration_seconds',
+} as const;
+
+/** Metrics of the dedupe. */
+export const DEDUPE_METRICS = {
+  batchEvents: 'sluice_dedupe_message_events',
+  cleanMessages: 'sluice_dedupe_clean_messages_published_total',
+  reseeds: 'sluice_dedupe_reseeds_total',
+  reseedClaims: 'sluice_dedupe_reseed_claims_total',
+  reseedMessages: 'sluice_dedupe_reseed_messages_total',
+  reseedSeconds: 'sluice_dedupe_reseed_seconds_total',
+} as const;
+
+/** Metrics of the gateway. */
+export const INGEST_METRICS = {
+  batches: 'sluice_ingest_batches_total',
+  rateLimited: 'sluice_ingest_rate_limited_total',
+  publishFailures: 'sluice_ingest_publish_failures_total',
+  openStreams: 'sluice_ingest_open_streams',
+  authFailures: 'sluice_ingest_auth_failures_total',
+  unsentAckBytes: 'sluice_ingest_unsent_ack_bytes',
+  streamsExhausted: 'sluice_ingest_streams_exhausted_total',
+  streamsRefused: 'sluice_ingest_streams_refused_total',
+  idempotencyConflicts: 'sluice_ingest_idempotency_conflicts_total',
+  duplicates: 'sluice_ingest_duplicate_batches_total',
+} as const;
+
+/** Metrics of the webhook dispatcher. */
+export const WEBHOOK_METRICS = {
+  matched: 'sluice_webhook_matched_total',
+  attempts: 'sluice_webhook_attempts_total',
+  attemptDuration: 'sluice_webhook_attempt_duration_seconds',
+  deadLettered: 'sluice_webhook_dead_lettered_total',
+  deferred: 'sluice_webhook_deferred_total',
+  dropped: 'sluice_webhook_dropped_total',
+  disabled: 'sluice_webhook_endpoints_disabled_total',
+  inFlight: 'sluice_webhook_in_flight',
+  ssrfRefused: 'sluice_webhook_ssrf_refused_total',
+} as const;
+
+/** Metrics of the sink runners. */
+export const SINK_METRICS = {
+  writeDuration: 'sluice_sink_write_duration_seconds',
+  recordsWritten: 'sluice_sink_records_written_total',
+  recordsRejected: 'sluice_sink_records_rejected_total',
+  writeErrors: 'sluice_sink_write_errors_total',
+  bufferRecords: 'sluice_sink_buffer_records',
+  bufferFill: 'sluice_sink_buffer_fill_ratio',
+  eventLag: 'sluice_sink_publish_to_store_seconds',
+  healthy: 'sluice_sink_healthy',
+} as const;
+
+/** Metrics of a store behind a StoreGate (labelled by `store`). */
+export const STORE_METRICS = {
+  up: 'sluice_store_up',
+  errors: 'sluice_store_errors_total',
+  outages: 'sluice_store_outages_total',
+  downSeconds: 'sluice_store_down_seconds_total',
+} as const;
+
 /**
  * Span and log attribute names (OpenTelemetry messaging, HTTP and RPC semantic conventions where they
  * exist). Never a raw device id: `deviceHash` only.

@@ -1,16 +1,7 @@
+import { SINK_METRICS } from '@sluice/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** Metric names of the sink runner (the `sluice_` registry lives in @sluice/observability). */
-export const SINK_METRICS = {
-  writeDuration: 'sluice_sink_write_duration_seconds',
-  recordsWritten: 'sluice_sink_records_written_total',
-  recordsRejected: 'sluice_sink_records_rejected_total',
-  writeErrors: 'sluice_sink_write_errors_total',
-  bufferRecords: 'sluice_sink_buffer_records',
-  bufferFill: 'sluice_sink_buffer_fill_ratio',
-  eventLag: 'sluice_sink_publish_to_store_seconds',
-  healthy: 'sluice_sink_healthy',
-} as const;
+export { SINK_METRICS };
 
 type L = 'sink';
 
