@@ -184,8 +184,9 @@ function poison(err: unknown): PoisonMessageError {
 /**
  * A JetStream actor: provisions its stream and durable pull consumer, pulls bounded batches, hands
  * them to the handler and settles every message with the outcome it returned (ack, nak with delay,
- * or DLQ then term). Replicas share the consumer. Lifecycle: starting → running → draining →
- * stopped | failed.
+ * or DLQ then term). In per-message mode (`handleMessage`) the same loop hands out one message at a
+ * time, up to `perMessage.maxInFlight` at once, each settled on its own. Replicas share the consumer.
+ * Lifecycle: starting → running → draining → stopped | failed.
  */
 export class Actor<T> {
   readonly lifecycle = new Lifecycle();
