@@ -22,7 +22,7 @@ export function createService(rt: Runtime<Config>): Service {
         describe: () => ({ adminPort: d.api?.port }),
       },
     ],
-    // The sender dispatches per message but has the actor surface the runtime drives.
+    // The matchers batch; the sender is the actor in per-message mode (one delivery, one slot).
     actors: [d.clean, d.rollups, d.sender],
     close: [{ name: 'stores', stop: () => d.close() }],
     ready: { postgres: async () => (await d.pool.query('SELECT 1')).rowCount === 1 },
