@@ -1,4 +1,5 @@
-// Request bodies of the admin API (validated with zod; the OpenAPI document is generated from these).
+// Request and response bodies of the admin API (validated with zod; the OpenAPI document is
+// generated from these by @sluice/http).
 import { z } from 'zod';
 import { filterSchema } from './filters';
 
@@ -44,3 +45,52 @@ export const redriveSchema = z
     since: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
+
+const time = z.iso.datetime();
+
+export const subscriptionViewSchema = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  description: z.string(),
+  filter: filterSchema,
+  enabled: z.boolean(),
+  disabledReason: z.string().nullable(),
+  rateLimitPerS: z.number().nullable(),
+  maxConcurrency: z.number().int().nullable(),
+  failingSince: time.nullable(),
+  secretCount: z.number().int().describe('Active signing secrets (the secrets themselves are never returned after creation)'),
+  createdAt: time,
+  updatedAt: time,
+});
+
+export const createdSubscriptionSchema = subscriptionViewSchema.extend({
+  secret: z.string().describe('The signing secret, shown once'),
+});
+
+export const attemptSchema = z.object({
+  id: z.string(),
+  subscriptionId: z.uuid(),
+  webhookId: z.string(),
+  generation: z.number().int(),
+  attempt: z.number().int(),
+  eventType: z.string(),
+  outcome: z.enum(['success', 'retry', 'dead', 'gone', 'disabled']),
+  status: z.number().int().nullable(),
+  latencyMs: z.number().nullable(),
+  error: z.string().nullable(),
+  responseBody: z.string().nullable(),
+  attemptedAt: time,
+});
+
+export const deadLetterSchema = z.object({
+  webhookId: z.string(),
+  eventType: z.string(),
+  generation: z.number().int(),
+  attempts: z.number().int(),
+  reason: z.enum(['exhausted', 'gone', 'endpoint_disabled', 'subscription_disabled', 'no_active_secret']),
+  lastStatus: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  deadAt: time,
+  redrivenAt: time.nullable(),
+  body: z.string().describe('The webhook body as it was (and will be) sent'),
+});

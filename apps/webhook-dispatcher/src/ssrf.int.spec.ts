@@ -70,7 +70,8 @@ describe('SSRF protection without an allow-list', () => {
       body: JSON.stringify({ url, filter: { type: 'telemetry' } }),
     });
     expect(res.status).toBe(422);
-    expect(((await res.json()) as { error: string }).error).toMatch(/refusing to call/);
+    // problem+json (RFC 9457) since the move to @sluice/http: the reason is `detail`.
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/refusing to call/);
   });
 
   it('refuses at send time: nothing reaches a loopback receiver unless allow-listed', async () => {

@@ -519,7 +519,7 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
   await app.listen({
     port: opts.port,
     host: opts.host ?? '127.0.0.1',
-    listenTextResolver: (address) => `${opts.service} API listening at ${address}`,
+    listenTextResolver: (address) => `HTTP API ${opts.service} bound to ${address}`,
   });
   const port = (server.address() as AddressInfo).port;
 

@@ -3,6 +3,12 @@
 import OpenAPIBackend from 'openapi-backend';
 import type { OpenAPIV3_1 } from 'openapi-types';
 
+// The string formats zod emits (openapi-backend's Ajv knows only the OpenAPI number formats).
+const FORMATS: Record<string, RegExp> = {
+  'date-time': /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/,
+  uuid: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+};
+
 /** One real response as a spec saw it. */
 export interface SeenResponse {
   method: string;
@@ -66,6 +72,10 @@ export async function openApiChecker(document: unknown): Promise<OpenApiChecker>
     definition: copy as unknown as OpenAPIV3_1.Document,
     validate: true,
     quick: true,
+    customizeAjv: (ajv) => {
+      for (const [name, re] of Object.entries(FORMATS)) ajv.addFormat(name, re);
+      return ajv;
+    },
   });
   await backend.init();
   const seen = new Set<string>();
