@@ -410,10 +410,18 @@ export class GrpcGateway {
       });
     });
     call.on('end', () => {
-      chain.then(() => {
-        finish();
-        close();
-      });
+      chain.then(
+        () => {
+          finish();
+          close();
+        },
+        (err: unknown) => {
+          // Answers never reject by design; should one, end the stream rather than crash the gateway.
+          this.opts.log.error({ err }, 'grpc stream failed while answering its batches');
+          call.emit('error', { code: GrpcStatus.INTERNAL, details: 'internal error; resend the batches that got no ack' });
+          close();
+        },
+      );
     });
     call.on('cancelled', close);
     call.on('error', close);

@@ -165,7 +165,8 @@ export class HttpSender implements Sender {
     this.stats.batchesSent++;
     this.stats.eventsSent += b.events;
     this.active++;
-    this.post(b).finally(() => this.active--);
+    // post() never rejects: every failure is counted in stats.
+    void this.post(b).finally(() => this.active--);
     return true;
   }
 
