@@ -61,24 +61,52 @@ const DEVICE_TOKEN_FILE = join(ROOT, 'tmp', 'dev-device-token');
 const DEVICE_TOKEN = loadDeviceToken();
 // Likewise the webhook admin API's bearer token (printed at start so the API can be tried).
 const DEV_ADMIN_TOKEN = randomBytes(24).toString('hex');
+// A query API token for the dev pipeline's regions (the gateway's INGEST_REGIONS), kept like the
+// device token so pasted curl lines survive a restart; the aggregator knows only its hash.
+const DEV_REGIONS = (process.env['INGEST_REGIONS'] || 'eu-west')
+  .split(',')
+  .map((r) => r.trim())
+  .filter(Boolean);
+const QUERY_TOKEN_FILE = join(ROOT, 'tmp', 'dev-query-token');
+const QUERY_TOKEN = loadToken(QUERY_TOKEN_FILE);
 const DEV_AUTH: Record<string, string> = {
   INGEST_AUTH_TOKENS: `${sha256(DEV_TOKEN)}=*;${sha256(DEVICE_TOKEN)}=${DEMO_DEVICE}`,
   FLEET_SIM_TOKEN: DEV_TOKEN,
   WEBHOOK_ADMIN_TOKEN: DEV_ADMIN_TOKEN,
+  AGGREGATOR_API_TOKENS: `${sha256(QUERY_TOKEN)}=${DEV_REGIONS.join('|')}`,
 };
 
 /** The device token of the last run (tmp/ is git-ignored), or a new one written there (mode 0600). */
 function loadDeviceToken(): string {
+  return loadToken(DEVICE_TOKEN_FILE);
+}
+
+/** The token saved in `file` by the last run, or a new one written there (mode 0600). */
+function loadToken(file: string): string {
   try {
-    const saved = readFileSync(DEVICE_TOKEN_FILE, 'utf8').trim();
+    const saved = readFileSync(file, 'utf8').trim();
     if (/^[0-9a-f]{48}$/.test(saved)) return saved;
   } catch {
     // first run
   }
   const token = randomBytes(24).toString('hex');
   mkdirSync(join(ROOT, 'tmp'), { recursive: true });
-  writeFileSync(DEVICE_TOKEN_FILE, `${token}\n`, { mode: 0o600 });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return token;
+}
+
+/** How to query the aggregator's API with the dev token (its regions: the dev pipeline's). */
+function printQueryExamples(): void {
+  const port = process.env['AGGREGATOR_API_PORT'] || '9480';
+  const file = relative(process.cwd(), QUERY_TOKEN_FILE) || QUERY_TOKEN_FILE;
+  say(`  query API token (regions ${DEV_REGIONS.join(', ')}): ${QUERY_TOKEN}  (also in ${file})`);
+  say('  try it:');
+  process.stdout.write(
+    `curl -sS -H "authorization: Bearer ${QUERY_TOKEN}" 'http://127.0.0.1:${port}/v1/devices?limit=5'\n`,
+  );
+  process.stdout.write(
+    `curl -sS -H "authorization: Bearer ${QUERY_TOKEN}" "http://127.0.0.1:${port}/v1/series?region=${DEV_REGIONS[0]}&sensor=engine_temp&from=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)&to=$(date -u +%Y-%m-%dT%H:%M:%SZ)"\n`,
+  );
 }
 
 /** How to send one event by hand, for the ingestion gateway started with the dev credentials. */
@@ -360,6 +388,7 @@ async function main(): Promise<void> {
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say('  query API  http://127.0.0.1:9480/openapi.json');
+  if (apps.includes('aggregator') && !process.env['AGGREGATOR_API_TOKENS']) printQueryExamples();
   if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
     say(`  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`);

@@ -9,6 +9,7 @@ import type { BenchModule, BenchOptions } from './result';
 const BENCHES: readonly string[] = [
   'aggregate',
   'dedupe',
+  'http',
   'ingest',
   'mongo',
   'webhook',
