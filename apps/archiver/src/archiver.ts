@@ -1,0 +1,439 @@
+import { createHash } from 'node:crypto';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Outcomes, type Delivery, type Outcome, type StoreGate } from '@sluice/actor';
+import type { EventBatch } from '@sluice/contracts';
+import { isRetriable } from '@sluice/errors';
+import { tracer, type Logger } from '@sluice/observability';
+import { publishEventDeadLetter } from '@sluice/sinks-core';
+import { ArchiveCommitAbandonedError, ArchiveRecordError } from './errors';
+import type { Journal, PendingSegment } from './journal';
+import { eventDate, partitionKey, regionSegment, segmentFileName, type FileFormat, type PartitionRef } from './layout';
+import { updateManifest, type ManifestFile } from './manifest';
+import type { ArchiverMetrics } from './metrics';
+import { compareRows, datasetOf, encodeJsonlGz, encodeParquet, eventTimeMs, rowTime, toRow, type Row, type Rows } from './schema';
+import { rangesOf } from './seqset';
+import type { ObjectStore } from './store/types';
+
+/** Crash points for the crash tests (`ARCHIVER_FAILPOINT`): where a commit halts until killed. */
+export const FAILPOINTS = ['before-upload', 'during-upload', 'after-upload', 'before-ack'] as const;
+export type Failpoint = (typeof FAILPOINTS)[number];
+
+export interface ArchiverOptions {
+  store: ObjectStore;
+  journal: Journal;
+  /** Tag of the stream incarnation in file names (see `streamTag`). */
+  tag: string;
+  /** File formats written per partition; the first is the primary. Default `['parquet']`. */
+  formats?: FileFormat[];
+  /** A partition's rows in the open segment that close it. Default 500 000. */
+  maxRows?: number;
+  /** Payload bytes of the open segment that close it. Default 64 MiB. */
+  maxBytes?: number;
+  /** Age of the open segment's first message that closes it. Default 60 s. */
+  maxAgeMs?: number;
+  /**
+   * Handler calls the actor can have outstanding (its batch concurrency): once that many wait on
+   * commits, nothing more can arrive, so the open segment closes. Required.
+   */
+  maxWaitingBatches: number;
+  /** Rows per Parquet row group. Default 131 072. */
+  rowGroupRows?: number;
+  /** Longest a commit is retried through a store outage before its messages are nak'ed. Default 10 min. */
+  holdOnOutageMs?: number;
+  /** The store as the actor sees it: down while commits fail for an outage. */
+  gate: StoreGate;
+  /** Acknowledged floor of the consumer (stream sequence), folded into the journal. Best effort. */
+  ackFloor: () => Promise<number | undefined>;
+  /** Where events the archive cannot hold go. */
+  dlq: { js: JetStreamClient; service: string; subject: string };
+  /** Test-only crash point (see {@link FAILPOINTS}). */
+  failpoint?: Failpoint;
+  log: Logger;
+  metrics: ArchiverMetrics;
+}
+
+interface Partition {
+  ref: PartitionRef;
+  rows: Row[];
+  seqs: Set<number>;
+}
+
+class Deferred {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  constructor() {
+    this.promise = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    this.promise.catch(() => undefined);
+  }
+}
+
+/** The messages gathered since the last cut; committed together, acknowledged together. */
+class Segment {
+  readonly partitions = new Map<string, Partition>();
+  readonly seqs = new Set<number>();
+  rows = 0;
+  bytes = 0;
+  maxPartitionRows = 0;
+  oldestStoredAt = Number.POSITIVE_INFINITY;
+  openedAt = 0;
+  readonly done = new Deferred();
+
+  get empty(): boolean {
+    return this.seqs.size === 0;
+  }
+}
+
+interface EncodedFile {
+  partition: PartitionRef;
+  key: string;
+  body: Uint8Array;
+  entry: ManifestFile;
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function storedAt(d: Delivery<EventBatch>): number {
+  return Math.floor(d.msg.info.timestampNanos / 1e6);
+}
+
+/**
+ * Buffers clean events into segments and commits each segment as one file per partition and format.
+ * A message is acknowledged only once the segment holding its events is committed: files durable,
+ * manifests updated, and its sequence recorded in the journal. See docs/services/archiver.md.
+ */
+export class Archiver {
+  private segment = new Segment();
+  /** Segments cut and not yet committed, by the sequences they hold (a redelivery joins its wait). */
+  private readonly inCommit = new Map<number, Segment>();
+  private commitChain: Promise<void> = Promise.resolve();
+  private waitingCalls = 0;
+  private closing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly tracer = tracer('@sluice/archiver');
+  private readonly formats: FileFormat[];
+  private readonly log: Logger;
+  private readonly m: ArchiverMetrics;
+  private readonly limits: { rows: number; bytes: number; ageMs: number };
+
+  constructor(private readonly opts: ArchiverOptions) {
+    this.formats = opts.formats?.length ? opts.formats : ['parquet'];
+    this.log = opts.log;
+    this.m = opts.metrics;
+    this.limits = { rows: opts.maxRows ?? 500_000, bytes: opts.maxBytes ?? 64 * 1024 * 1024, ageMs: opts.maxAgeMs ?? 60_000 };
+  }
+
+  /** Starts the age check (and the buffer gauges). */
+  start(): void {
+    clearInterval(this.timer);
+    this.closing = false;
+    this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1_000, Math.floor(this.limits.ageMs / 4))));
+    this.timer.unref();
+  }
+
+  /**
+   * Closes the open segment and waits (bounded) for every commit; afterwards each new batch commits
+   * at once. Run before the actor drains, so the batches it waits for can settle.
+   */
+  async flushAndClose(deadlineMs = 20_000): Promise<void> {
+    this.closing = true;
+    clearInterval(this.timer);
+    this.cut();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.commitChain, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** The actor's batch handler. */
+  async handle(deliveries: ReadonlyArray<Delivery<EventBatch>>): Promise<Outcome[]> {
+    const outcomes: Array<Outcome | undefined> = new Array(deliveries.length);
+    const waits = new Map<Segment, number[]>();
+    const seg = this.segment;
+    for (let i = 0; i < deliveries.length; i++) {
+      const d = deliveries[i]!;
+      if (this.opts.journal.isCommitted(d.seq)) {
+        // Archived before a crash (or a lost ack): acknowledge without writing it again.
+        this.m.duplicatesSkipped.inc();
+        outcomes[i] = Outcomes.ack();
+        continue;
+      }
+      const already = seg.seqs.has(d.seq) ? seg : this.inCommit.get(d.seq);
+      if (already) {
+        // Redelivered while its first delivery is still buffered or committing: settle with it.
+        (waits.get(already) ?? waits.set(already, []).get(already)!).push(i);
+        continue;
+      }
+      const { rows, invalid } = this.rowsOf(d);
+      if (invalid.length > 0) {
+        try {
+          await Promise.all(invalid.map((r) => publishEventDeadLetter(this.opts.dlq.js, { service: this.opts.dlq.service, subject: this.opts.dlq.subject, msg: d.msg, batch: d.value, index: r.index, eventId: r.eventId, error: r.error })));
+        } catch (err) {
+          // Nothing of this message joins the segment: its dead letters must exist before its ack.
+          this.log.error({ err, seq: d.seq }, 'dead-letter publish failed; the message will be redelivered');
+          outcomes[i] = Outcomes.retry(asError(err));
+          continue;
+        }
+        for (const r of invalid) {
+          this.m.eventsRejected.inc({ error_class: r.error.name });
+          this.log.warn({ seq: d.seq, index: r.index, err: r.error }, 'event dead-lettered');
+        }
+      }
+      if (rows.length === 0) {
+        outcomes[i] = Outcomes.ack();
+        continue;
+      }
+      this.add(seg, d, rows);
+      (waits.get(seg) ?? waits.set(seg, []).get(seg)!).push(i);
+    }
+    if (waits.size === 0) return outcomes as Outcome[];
+    this.waitingCalls++;
+    try {
+      if (this.closing || this.full(seg)) this.cut();
+      await Promise.all(
+        [...waits].map(async ([s, idx]) => {
+          try {
+            await s.done.promise;
+            for (const i of idx) outcomes[i] = Outcomes.ack();
+          } catch (err) {
+            for (const i of idx) outcomes[i] = Outcomes.retry(asError(err));
+          }
+        }),
+      );
+    } finally {
+      this.waitingCalls--;
+    }
+    return outcomes as Outcome[];
+  }
+
+  private rowsOf(d: Delivery<EventBatch>): { rows: Array<{ key: string; ref: PartitionRef; row: Row }>; invalid: Array<{ index: number; eventId: string; error: Error }> } {
+    const rows: Array<{ key: string; ref: PartitionRef; row: Row }> = [];
+    const invalid: Array<{ index: number; eventId: string; error: Error }> = [];
+    const subjectRegion = d.subject.split('.').pop() ?? '';
+    const at = storedAt(d);
+    d.value.events.forEach((event, index) => {
+      const k = event.kind;
+      const reject = (why: string) => invalid.push({ index, eventId: k?.value.eventId ?? '', error: new ArchiveRecordError(why) });
+      if (!k) return reject('event has no kind: exactly one of "telemetry" or "detection" must be set');
+      if (!k.value.eventId) return reject('event has an empty event_id');
+      if (!k.value.deviceId) return reject(`event ${k.value.eventId} has an empty device_id`);
+      const ms = eventTimeMs(event);
+      if (ms === undefined) return reject(`event ${k.value.eventId} has no ${k.$case === 'telemetry' ? 'event_time' : 'frame_time'}`);
+      if (ms < Date.UTC(1970, 0, 1) || ms >= Date.UTC(10000, 0, 1)) return reject(`event ${k.value.eventId} has a time outside years 1970-9999`);
+      const ref: PartitionRef = { dataset: datasetOf(event), region: regionSegment(k.value.region || subjectRegion), eventDate: eventDate(ms) };
+      rows.push({ key: partitionKey(ref), ref, row: toRow(event, { stream_seq: d.seq, batch_id: d.value.batchId, stored_at: at }) });
+    });
+    return { rows, invalid };
+  }
+
+  private add(seg: Segment, d: Delivery<EventBatch>, rows: Array<{ key: string; ref: PartitionRef; row: Row }>): void {
+    if (seg.empty) seg.openedAt = Date.now();
+    seg.seqs.add(d.seq);
+    seg.bytes += d.msg.data.length;
+    seg.oldestStoredAt = Math.min(seg.oldestStoredAt, storedAt(d));
+    for (const r of rows) {
+      let p = seg.partitions.get(r.key);
+      if (!p) seg.partitions.set(r.key, (p = { ref: r.ref, rows: [], seqs: new Set() }));
+      p.rows.push(r.row);
+      p.seqs.add(d.seq);
+      seg.maxPartitionRows = Math.max(seg.maxPartitionRows, p.rows.length);
+    }
+    seg.rows += rows.length;
+    this.gauges();
+  }
+
+  private fill(seg: Segment): number {
+    if (seg.empty) return 0;
+    return Math.min(1, Math.max(seg.maxPartitionRows / this.limits.rows, seg.bytes / this.limits.bytes, (Date.now() - seg.openedAt) / this.limits.ageMs));
+  }
+
+  private full(seg: Segment): boolean {
+    // Every handler slot of the actor waits on a commit: nothing more can arrive before one settles.
+    return this.fill(seg) >= 1 || this.waitingCalls >= this.opts.maxWaitingBatches;
+  }
+
+  private tick(): void {
+    if (!this.segment.empty && this.full(this.segment)) this.cut();
+    this.gauges();
+  }
+
+  private gauges(): void {
+    const seg = this.segment;
+    this.m.bufferRows.set(seg.rows);
+    this.m.bufferBytes.set(seg.bytes);
+    this.m.bufferFill.set(this.fill(seg));
+    let oldest = seg.oldestStoredAt;
+    for (const s of this.inCommit.values()) oldest = Math.min(oldest, s.oldestStoredAt);
+    this.m.oldestUnflushedAge.set(Number.isFinite(oldest) ? Math.max(0, (Date.now() - oldest) / 1000) : 0);
+  }
+
+  /** Closes the open segment and queues its commit (commits run one at a time, in order). */
+  private cut(): void {
+    const seg = this.segment;
+    if (seg.empty) return;
+    this.segment = new Segment();
+    for (const s of seg.seqs) this.inCommit.set(s, seg);
+    this.commitChain = this.commitChain.then(async () => {
+      try {
+        await this.commitWithRetry(seg);
+        seg.done.resolve();
+      } catch (err) {
+        seg.done.reject(asError(err));
+      } finally {
+        for (const s of seg.seqs) if (this.inCommit.get(s) === seg) this.inCommit.delete(s);
+        this.gauges();
+      }
+    });
+    this.gauges();
+  }
+
+  private async commitWithRetry(seg: Segment): Promise<void> {
+    const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
+    // Encoded once: a retry after an outage writes the very same bytes under the very same names.
+    const files = this.encode(seg);
+    // Bounded by the hold deadline (each round waits for the gate's probe); the cap stops a pathological loop.
+    for (let attempt = 1; attempt <= 100_000; attempt++) {
+      try {
+        await this.commit(seg, files);
+        return;
+      } catch (err) {
+        const retriable = isRetriable(err);
+        this.m.commitFailures.inc({ retriable: String(retriable) });
+        if (!retriable || this.closing || Date.now() >= holdUntil) {
+          this.log.error({ err, messages: seg.seqs.size, attempt }, 'archive commit failed; its messages will be redelivered');
+          throw retriable ? new ArchiveCommitAbandonedError(this.closing ? 'shutting down' : 'store outage outlasted ARCHIVER_HOLD_ON_OUTAGE', { cause: err }) : asError(err);
+        }
+        if (this.opts.gate.failure(err)) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([this.opts.gate.whenUp(), new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, holdUntil - Date.now()))))]);
+          clearTimeout(timer);
+        } else {
+          this.log.warn({ err, attempt }, 'archive commit failed; retrying');
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))));
+        }
+      }
+    }
+    throw new ArchiveCommitAbandonedError('too many attempts');
+  }
+
+  /** One file per partition and format; rows sorted by (device_id, event time, event_id). */
+  private encode(seg: Segment): EncodedFile[] {
+    const out: EncodedFile[] = [];
+    const now = new Date().toISOString();
+    for (const [pkey, p] of [...seg.partitions].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      p.rows.sort(compareRows);
+      const seqs = [...p.seqs];
+      const first = Math.min(...seqs);
+      const last = Math.max(...seqs);
+      let minT = Number.POSITIVE_INFINITY;
+      let maxT = Number.NEGATIVE_INFINITY;
+      for (const r of p.rows) {
+        const t = rowTime(r);
+        if (t < minT) minT = t;
+        if (t > maxT) maxT = t;
+      }
+      const data = { dataset: p.ref.dataset, rows: p.rows } as Rows;
+      for (const format of this.formats) {
+        const body =
+          format === 'parquet'
+            ? encodeParquet(data, { rowGroupRows: this.opts.rowGroupRows, metadata: { 'sluice.first_seq': String(first), 'sluice.last_seq': String(last), 'sluice.stream_tag': this.opts.tag } })
+            : encodeJsonlGz(data);
+        const name = segmentFileName(this.opts.tag, first, last, format);
+        out.push({
+          partition: p.ref,
+          key: `${pkey}/${name}`,
+          body,
+          entry: {
+            name,
+            format,
+            rows: p.rows.length,
+            bytes: body.length,
+            sha256: createHash('sha256').update(body).digest('hex'),
+            minEventTime: new Date(minT).toISOString(),
+            maxEventTime: new Date(maxT).toISOString(),
+            firstSeq: first,
+            lastSeq: last,
+            writtenAt: now,
+            origin: 'segment',
+          },
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The commit protocol: (1) journal intent naming every object, (2) the objects, (3) the partition
+   * manifests, (4) the journal marks the sequences archived. The caller acknowledges afterwards. A
+   * crash before (4) leaves an intent that the next commit (or start) undoes; a crash after (4)
+   * leaves only unacknowledged messages the journal already knows.
+   */
+  private async commit(seg: Segment, files: EncodedFile[]): Promise<void> {
+    const span = this.tracer.startSpan('archive commit', { kind: SpanKind.INTERNAL, attributes: { 'sluice.archive.messages': seg.seqs.size, 'sluice.archive.rows': seg.rows, 'sluice.archive.files': files.length } });
+    const end = this.m.commitDuration.startTimer();
+    try {
+      if (this.opts.journal.hasPending) {
+        const removed = await this.opts.journal.recover();
+        this.m.segmentsRecovered.inc();
+        this.log.warn({ objects: removed }, 'undid an interrupted segment commit');
+      }
+      const seqs = rangesOf(seg.seqs);
+      const pending: PendingSegment = { seqs, objects: files.map((f) => ({ partition: f.partition, key: f.key, name: f.entry.name })), startedAt: new Date().toISOString() };
+      await this.opts.journal.begin(pending);
+      await this.halt('before-upload');
+      let i = 0;
+      for (const f of files) {
+        // The second file (or the only one, half-written) is where "killed during the upload" halts.
+        if (this.opts.failpoint === 'during-upload' && (i === 1 || files.length === 1)) this.armed = true;
+        await this.opts.store.put(f.key, f.body);
+        this.armed = false;
+        i++;
+      }
+      await this.halt('after-upload');
+      const byPartition = new Map<string, EncodedFile[]>();
+      for (const f of files) {
+        const k = partitionKey(f.partition);
+        (byPartition.get(k) ?? byPartition.set(k, []).get(k)!).push(f);
+      }
+      for (const group of byPartition.values()) {
+        const names = new Set(group.map((f) => f.entry.name));
+        await updateManifest(this.opts.store, group[0]!.partition, (m) => [...m.files.filter((x) => !names.has(x.name)), ...group.map((f) => f.entry)]);
+      }
+      await this.opts.journal.commit(seqs, await this.opts.ackFloor().catch(() => undefined));
+      for (const f of files) {
+        this.m.filesWritten.inc({ dataset: f.partition.dataset, format: f.entry.format });
+        this.m.bytesWritten.inc({ dataset: f.partition.dataset, format: f.entry.format }, f.body.length);
+        if (f.entry.format === this.formats[0]) this.m.rowsWritten.inc({ dataset: f.partition.dataset }, f.entry.rows);
+      }
+      this.log.debug({ messages: seg.seqs.size, rows: seg.rows, files: files.length }, 'segment committed');
+      await this.halt('before-ack');
+    } catch (err) {
+      const e = asError(err);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      throw err;
+    } finally {
+      end();
+      span.end();
+    }
+  }
+
+  private armed = false;
+
+  /** The store's hook: halts inside a data upload when `during-upload` is armed. */
+  readonly storeFailpoint = async (point: string): Promise<void> => {
+    if (this.armed && point === 'during-put') await this.halt('during-upload');
+  };
+
+  private async halt(point: Failpoint): Promise<void> {
+    if (this.opts.failpoint !== point) return;
+    this.log.warn({ failpoint: point }, `failpoint ${point} reached: halting until killed`);
+    this.log.flush?.();
+    await new Promise<never>(() => undefined);
+  }
+}
