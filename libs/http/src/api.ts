@@ -140,7 +140,7 @@ export interface HttpServeOptions {
   headersTimeoutMs?: number;
   /** Idle keep-alive connections are closed after this. Default 5 s. */
   keepAliveTimeoutMs?: number;
-  /** Most open connections; more are refused by the kernel backlog. Default 1024. */
+  /** Most open connections; further ones are closed at once. Default 1024. */
   maxConnections?: number;
   /** Cross-origin access from these origins. Default none. */
   cors?: HttpCorsOptions;
