@@ -1,7 +1,7 @@
 // node:http against Fastify for the ingest-shaped hot path, in one run: the same POST handler (a
 // JSON body of ~16 KiB with a bearer token, parsed, answered 202) served three ways, each driven in
 // turn by the same closed-loop load from a worker thread over loopback keep-alive connections:
-//   node_http     node:http with a hand-written body reader (as apps/ingestion/src/http-server.ts)
+//   node_http     node:http with the gateway's body reader (apps/ingestion/src/http-server.ts)
 //   fastify       Fastify 5, its JSON parser, no schemas
 //   sluice_http   @sluice/http (Fastify + zod body/response schemas, hashed bearer auth, metrics)
 // It decides whether the ingest HTTP path and the ops endpoints stay on node:http.
@@ -57,16 +57,19 @@ async function listen(server: Server): Promise<number> {
 }
 
 async function nodeHttp(): Promise<{ port: number; close(): Promise<void> }> {
-  const readBody = async (req: IncomingMessage): Promise<string> => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      n += c.length;
-      if (n > MAX_BODY) throw new Error('too large');
-      chunks.push(c);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  };
+  // The gateway's reader (apps/ingestion/src/http-server.ts): 'data' events, bounded, one concat.
+  const readBody = (req: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > MAX_BODY) reject(new Error('too large'));
+        else chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks, n).toString('utf8')));
+      req.on('error', reject);
+    });
   const server = createServer((req, res) => {
     if (req.method !== 'POST' || req.url !== '/v1/events') return void res.writeHead(404).end();
     if (!authorized(req.headers.authorization)) return void res.writeHead(401).end();
