@@ -288,13 +288,21 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
     if (err instanceof HttpProblem) return err;
     const mapped = opts.mapError?.(err);
     if (mapped) return mapped;
-    if (
-      err instanceof SluiceError &&
-      err.httpStatus !== undefined &&
-      err.httpStatus >= 400 &&
-      err.httpStatus < 500
-    )
-      return new HttpProblem(err.httpStatus, err.message, { code: err.code });
+    if (err instanceof SluiceError && err.httpStatus !== undefined) {
+      if (err.httpStatus >= 400 && err.httpStatus < 500)
+        return new HttpProblem(err.httpStatus, err.message, { code: err.code });
+      // A retriable dependency outage: its message may name internals, so only the code is passed on.
+      if (err.httpStatus === 503) {
+        req.log.warn(
+          { err, route: req.routeOptions.url },
+          'request failed: dependency unavailable',
+        );
+        return new HttpProblem(503, 'a dependency is unavailable; retry later', {
+          code: err.code,
+          headers: { 'retry-after': '1' },
+        });
+      }
+    }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const where = (err as { validationContext?: string }).validationContext;
       const errors = issuesOf(err);

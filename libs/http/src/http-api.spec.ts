@@ -1,4 +1,4 @@
-import { ConfigError } from '@sluice/errors';
+import { ConfigError, SluiceError } from '@sluice/errors';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,18 @@ import {
 import { fetchChecked, openApiChecker, type OpenApiChecker } from './testing';
 
 class DomainMissing extends Error {}
+class StoreDown extends SluiceError {
+  readonly code = 'store_down';
+  constructor() {
+    super('pg at 10.0.0.7:5432 refused', { retriable: true, httpStatus: 503 });
+  }
+}
+class Quota extends SluiceError {
+  readonly code = 'quota_exceeded';
+  constructor() {
+    super('quota exceeded for this token', { httpStatus: 429 });
+  }
+}
 
 const item = z.object({ id: z.string(), n: z.number().int(), tags: z.array(z.string()) });
 
@@ -67,13 +79,15 @@ describe('startHttpApi', () => {
           params: z.object({ id: z.string().max(8) }),
           query: z.object({ n: z.coerce.number().int().min(1).max(10).default(1) }),
           response: item,
-          problems: [403, 404],
+          problems: [403, 404, 429],
           handler: async ({ params, query, principal }) => {
             if (params.id === 'missing') throw new DomainMissing(`no item ${params.id}`);
             if (params.id === 'eu-only' && principal?.claims !== '*')
               throw new HttpProblem(403, 'not yours');
             if (params.id === 'boom') throw new Error('password=hunter2 leaked');
             if (params.id === 'badshape') return { id: 'x', n: 1.5, tags: [] };
+            if (params.id === 'down') throw new StoreDown();
+            if (params.id === 'quota') throw new Quota();
             return { id: params.id, n: query.n, tags: [principal!.name] };
           },
         }),
@@ -238,6 +252,19 @@ describe('startHttpApi', () => {
     ).toBe(true);
     const shape = await call('/v1/items/badshape', { headers: auth() });
     expect(shape.body).toMatchObject({ status: 500, code: 'internal' });
+  });
+
+  it('renders SluiceErrors by their httpStatus and code, hiding the message of a 503', async () => {
+    const down = await call('/v1/items/down', { headers: auth() });
+    expect(down.body).toMatchObject({ status: 503, code: 'store_down' });
+    expect(down.headers.get('retry-after')).toBe('1');
+    expect(JSON.stringify(down.body)).not.toContain('10.0.0.7');
+    const quota = await call('/v1/items/quota', { headers: auth() });
+    expect(quota.body).toMatchObject({
+      status: 429,
+      code: 'quota_exceeded',
+      detail: 'quota exceeded for this token',
+    });
   });
 
   it('answers 401 without, with a malformed or with an unknown token', async () => {
