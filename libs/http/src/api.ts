@@ -524,11 +524,16 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
     if (r.bodyOptional && op?.requestBody) op.requestBody.required = false;
   }
   document = JSON.stringify(openapi);
-  await app.listen({
-    port: opts.port,
-    host: opts.host ?? '127.0.0.1',
-    listenTextResolver: (address) => `HTTP API ${opts.service} bound to ${address}`,
-  });
+  try {
+    await app.listen({
+      port: opts.port,
+      host: opts.host ?? '127.0.0.1',
+      listenTextResolver: (address) => `HTTP API ${opts.service} bound to ${address}`,
+    });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
 
   let closing: Promise<void> | undefined;

@@ -394,6 +394,20 @@ describe('startHttpApi', () => {
     );
   });
 
+  it('rejects when the port is taken', async () => {
+    await expect(
+      startHttpApi({
+        service: 'dup',
+        title: 't',
+        version: '1',
+        port: api.port,
+        log,
+        registry,
+        routes: [],
+      }),
+    ).rejects.toThrow(/EADDRINUSE/);
+  });
+
   it('lets a request in progress finish on close, then refuses new connections', async () => {
     const second = await startHttpApi({
       service: 'close',
