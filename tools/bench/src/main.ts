@@ -8,6 +8,7 @@ import type { BenchModule, BenchOptions } from './result';
 /** The benches: each is benches/<name>.ts, loaded only when it runs. */
 const BENCHES: readonly string[] = [
   'aggregate',
+  'archive',
   'dedupe',
   'http',
   'ingest',
