@@ -17,8 +17,6 @@ export class AggregatorMetrics {
   /** kind: full (from the partition start) | bounded (from where the last pass finished) */
   readonly closerPasses: Counter<'kind'>;
   readonly partitionsDropped: Counter;
-  readonly apiRequests: Counter<'route' | 'status'>;
-  readonly apiDuration: Histogram<'route'>;
 
   constructor(registry: Registry) {
     const M = AGGREGATOR_METRICS;
@@ -72,19 +70,6 @@ export class AggregatorMetrics {
     this.partitionsDropped = new Counter({
       name: M.partitionsDropped,
       help: 'Roll-up partitions dropped by retention',
-      registers: [registry],
-    });
-    this.apiRequests = new Counter({
-      name: M.apiRequests,
-      help: 'Query API requests',
-      labelNames: ['route', 'status'],
-      registers: [registry],
-    });
-    this.apiDuration = new Histogram({
-      name: M.apiDuration,
-      help: 'Query API latency',
-      labelNames: ['route'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers: [registry],
     });
   }

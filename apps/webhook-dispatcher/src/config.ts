@@ -15,8 +15,8 @@ export const config = defineConfig({
   WEBHOOK_MIGRATE_ON_START: bool(true),
   /** Port of the admin HTTP API (`/v1/...`, `/openapi.json`). Default 8090. */
   WEBHOOK_ADMIN_PORT: port(8090),
-  /** Bind address of the admin API. Default `0.0.0.0`. */
-  WEBHOOK_ADMIN_HOST: z.string().default('0.0.0.0'),
+  /** Bind address of the admin API (`0.0.0.0` to serve other hosts, e.g. in a container). Default `127.0.0.1`. */
+  WEBHOOK_ADMIN_HOST: z.string().default('127.0.0.1'),
   /** Bearer token required on every admin call (at least 16 characters). Required. */
   WEBHOOK_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
   /** Deadline of one admin API request: receiving it (408 past it) and answering it (503). Default 30s. */

@@ -1,11 +1,7 @@
+import { HTTP_METRICS } from '@sluice/observability';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-/** Metric names of every HTTP API (labels: `api`, `method`, `route` template, `status`). */
-export const HTTP_METRICS = {
-  requests: 'sluice_http_requests_total',
-  duration: 'sluice_http_request_duration_seconds',
-  clientErrors: 'sluice_http_client_errors_total',
-} as const;
+export { HTTP_METRICS };
 
 export interface HttpMetrics {
   requests: Counter<'api' | 'method' | 'route' | 'status'>;

@@ -1,5 +1,6 @@
 // Spec-only helper (`@sluice/http/testing`): validates real responses against a served OpenAPI
 // document with openapi-backend (a dev dependency; never import this from service code).
+import { spawnSync } from 'node:child_process';
 import OpenAPIBackend from 'openapi-backend';
 import type { OpenAPIV3_1 } from 'openapi-types';
 
@@ -41,6 +42,32 @@ type Doc = {
   >;
 };
 
+// @seriousme/openapi-schema-validator is ES-module-only and reads its schemas via import.meta, which
+// jest's CommonJS loader cannot run: it is run by plain node in a child process.
+const VALIDATE_SCRIPT = `
+import { Validator } from '@seriousme/openapi-schema-validator';
+let text = '';
+for await (const chunk of process.stdin) text += chunk;
+const result = await new Validator().validate(JSON.parse(text));
+process.stdout.write(JSON.stringify(result));
+`;
+
+/**
+ * Throws unless `document` is valid against the official OpenAPI 3.1 JSON schema (checked by
+ * @seriousme/openapi-schema-validator, which knows 3.1; openapi-backend checks only 3.0 documents).
+ */
+export function assertValidOpenApiDocument(document: unknown): void {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', VALIDATE_SCRIPT], {
+    input: JSON.stringify(document),
+    encoding: 'utf8',
+    timeout: 30_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (r.status !== 0) throw new Error(`OpenAPI validator did not run: ${r.error?.message ?? r.stderr}`);
+  const result = JSON.parse(r.stdout) as { valid: boolean; errors?: unknown };
+  if (!result.valid) throw new Error(`the OpenAPI document is invalid: ${JSON.stringify(result.errors, null, 2).slice(0, 4000)}`);
+}
+
 /**
  * Builds a checker for `document`. openapi-backend validates only `application/json` bodies, so
  * its copy of the document lists every JSON-suffixed media type (`application/problem+json`) as
@@ -50,6 +77,7 @@ export async function openApiChecker(document: unknown): Promise<OpenApiChecker>
   const original = document as Doc;
   if (!original.openapi?.startsWith('3.1'))
     throw new Error(`expected an OpenAPI 3.1 document, got ${original.openapi}`);
+  assertValidOpenApiDocument(document);
   const copy = JSON.parse(JSON.stringify(document)) as Doc;
   const operations: string[] = [];
   for (const [path, item] of Object.entries(copy.paths)) {

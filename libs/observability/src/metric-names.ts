@@ -34,8 +34,6 @@ export const AGGREGATOR_METRICS = {
   rollupsPublished: 'sluice_aggregator_rollups_published_total',
   closerPasses: 'sluice_aggregator_closer_passes_total',
   partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
-  apiRequests: 'sluice_aggregator_api_requests_total',
-  apiDuration: 'sluice_aggregator_api_duration_seconds',
 } as const;
 
 /** Metrics of the dedupe. */
@@ -85,6 +83,13 @@ export const SINK_METRICS = {
   bufferFill: 'sluice_sink_buffer_fill_ratio',
   eventLag: 'sluice_sink_publish_to_store_seconds',
   healthy: 'sluice_sink_healthy',
+} as const;
+
+/** Metrics of every HTTP API (labels: `api`, `method`, `route` template, `status`). */
+export const HTTP_METRICS = {
+  requests: 'sluice_http_requests_total',
+  duration: 'sluice_http_request_duration_seconds',
+  clientErrors: 'sluice_http_client_errors_total',
 } as const;
 
 /** Metrics of a store behind a StoreGate (labelled by `store`). */
