@@ -8,10 +8,27 @@ import { tracer, type Logger } from '@sluice/observability';
 import { publishEventDeadLetter } from '@sluice/sinks-core';
 import { ArchiveCommitAbandonedError, ArchiveRecordError } from './errors';
 import type { Journal, PendingSegment } from './journal';
-import { eventDate, partitionKey, regionSegment, segmentFileName, type FileFormat, type PartitionRef } from './layout';
+import {
+  eventDate,
+  partitionKey,
+  regionSegment,
+  segmentFileName,
+  type FileFormat,
+  type PartitionRef,
+} from './layout';
 import { updateManifest, type ManifestFile } from './manifest';
 import type { ArchiverMetrics } from './metrics';
-import { compareRows, datasetOf, encodeJsonlGz, encodeParquet, eventTimeMs, rowTime, toRow, type Row, type Rows } from './schema';
+import {
+  compareRows,
+  datasetOf,
+  encodeJsonlGz,
+  encodeParquet,
+  eventTimeMs,
+  rowTime,
+  toRow,
+  type Row,
+  type Rows,
+} from './schema';
 import { rangesOf } from './seqset';
 import type { ObjectStore } from './store/types';
 
@@ -126,14 +143,21 @@ export class Archiver {
     this.formats = opts.formats?.length ? opts.formats : ['parquet'];
     this.log = opts.log;
     this.m = opts.metrics;
-    this.limits = { rows: opts.maxRows ?? 500_000, bytes: opts.maxBytes ?? 64 * 1024 * 1024, ageMs: opts.maxAgeMs ?? 60_000 };
+    this.limits = {
+      rows: opts.maxRows ?? 500_000,
+      bytes: opts.maxBytes ?? 64 * 1024 * 1024,
+      ageMs: opts.maxAgeMs ?? 60_000,
+    };
   }
 
   /** Starts the age check (and the buffer gauges). */
   start(): void {
     clearInterval(this.timer);
     this.closing = false;
-    this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1_000, Math.floor(this.limits.ageMs / 4))));
+    this.timer = setInterval(
+      () => this.tick(),
+      Math.max(50, Math.min(1_000, Math.floor(this.limits.ageMs / 4))),
+    );
     this.timer.unref();
   }
 
@@ -146,7 +170,10 @@ export class Archiver {
     clearInterval(this.timer);
     this.cut();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.commitChain, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    await Promise.race([
+      this.commitChain,
+      new Promise<void>((r) => (timer = setTimeout(r, deadlineMs))),
+    ]);
     clearTimeout(timer);
   }
 
@@ -172,10 +199,25 @@ export class Archiver {
       const { rows, invalid } = this.rowsOf(d);
       if (invalid.length > 0) {
         try {
-          await Promise.all(invalid.map((r) => publishEventDeadLetter(this.opts.dlq.js, { service: this.opts.dlq.service, subject: this.opts.dlq.subject, msg: d.msg, batch: d.value, index: r.index, eventId: r.eventId, error: r.error })));
+          await Promise.all(
+            invalid.map((r) =>
+              publishEventDeadLetter(this.opts.dlq.js, {
+                service: this.opts.dlq.service,
+                subject: this.opts.dlq.subject,
+                msg: d.msg,
+                batch: d.value,
+                index: r.index,
+                eventId: r.eventId,
+                error: r.error,
+              }),
+            ),
+          );
         } catch (err) {
           // Nothing of this message joins the segment: its dead letters must exist before its ack.
-          this.log.error({ err, seq: d.seq }, 'dead-letter publish failed; the message will be redelivered');
+          this.log.error(
+            { err, seq: d.seq },
+            'dead-letter publish failed; the message will be redelivered',
+          );
           outcomes[i] = Outcomes.retry(asError(err));
           continue;
         }
@@ -211,27 +253,52 @@ export class Archiver {
     return outcomes as Outcome[];
   }
 
-  private rowsOf(d: Delivery<EventBatch>): { rows: Array<{ key: string; ref: PartitionRef; row: Row }>; invalid: Array<{ index: number; eventId: string; error: Error }> } {
+  private rowsOf(d: Delivery<EventBatch>): {
+    rows: Array<{ key: string; ref: PartitionRef; row: Row }>;
+    invalid: Array<{ index: number; eventId: string; error: Error }>;
+  } {
     const rows: Array<{ key: string; ref: PartitionRef; row: Row }> = [];
     const invalid: Array<{ index: number; eventId: string; error: Error }> = [];
     const subjectRegion = d.subject.split('.').pop() ?? '';
     const at = storedAt(d);
     d.value.events.forEach((event, index) => {
       const k = event.kind;
-      const reject = (why: string) => invalid.push({ index, eventId: k?.value.eventId ?? '', error: new ArchiveRecordError(why) });
-      if (!k) return reject('event has no kind: exactly one of "telemetry" or "detection" must be set');
+      const reject = (why: string) =>
+        invalid.push({
+          index,
+          eventId: k?.value.eventId ?? '',
+          error: new ArchiveRecordError(why),
+        });
+      if (!k)
+        return reject('event has no kind: exactly one of "telemetry" or "detection" must be set');
       if (!k.value.eventId) return reject('event has an empty event_id');
       if (!k.value.deviceId) return reject(`event ${k.value.eventId} has an empty device_id`);
       const ms = eventTimeMs(event);
-      if (ms === undefined) return reject(`event ${k.value.eventId} has no ${k.$case === 'telemetry' ? 'event_time' : 'frame_time'}`);
-      if (ms < Date.UTC(1970, 0, 1) || ms >= Date.UTC(10000, 0, 1)) return reject(`event ${k.value.eventId} has a time outside years 1970-9999`);
-      const ref: PartitionRef = { dataset: datasetOf(event), region: regionSegment(k.value.region || subjectRegion), eventDate: eventDate(ms) };
-      rows.push({ key: partitionKey(ref), ref, row: toRow(event, { stream_seq: d.seq, batch_id: d.value.batchId, stored_at: at }) });
+      if (ms === undefined)
+        return reject(
+          `event ${k.value.eventId} has no ${k.$case === 'telemetry' ? 'event_time' : 'frame_time'}`,
+        );
+      if (ms < Date.UTC(1970, 0, 1) || ms >= Date.UTC(10000, 0, 1))
+        return reject(`event ${k.value.eventId} has a time outside years 1970-9999`);
+      const ref: PartitionRef = {
+        dataset: datasetOf(event),
+        region: regionSegment(k.value.region || subjectRegion),
+        eventDate: eventDate(ms),
+      };
+      rows.push({
+        key: partitionKey(ref),
+        ref,
+        row: toRow(event, { stream_seq: d.seq, batch_id: d.value.batchId, stored_at: at }),
+      });
     });
     return { rows, invalid };
   }
 
-  private add(seg: Segment, d: Delivery<EventBatch>, rows: Array<{ key: string; ref: PartitionRef; row: Row }>): void {
+  private add(
+    seg: Segment,
+    d: Delivery<EventBatch>,
+    rows: Array<{ key: string; ref: PartitionRef; row: Row }>,
+  ): void {
     if (seg.empty) seg.openedAt = Date.now();
     seg.seqs.add(d.seq);
     seg.bytes += d.msg.data.length;
@@ -249,7 +316,14 @@ export class Archiver {
 
   private fill(seg: Segment): number {
     if (seg.empty) return 0;
-    return Math.min(1, Math.max(seg.maxPartitionRows / this.limits.rows, seg.bytes / this.limits.bytes, (Date.now() - seg.openedAt) / this.limits.ageMs));
+    return Math.min(
+      1,
+      Math.max(
+        seg.maxPartitionRows / this.limits.rows,
+        seg.bytes / this.limits.bytes,
+        (Date.now() - seg.openedAt) / this.limits.ageMs,
+      ),
+    );
   }
 
   private full(seg: Segment): boolean {
@@ -269,7 +343,9 @@ export class Archiver {
     this.m.bufferFill.set(this.fill(seg));
     let oldest = seg.oldestStoredAt;
     for (const s of this.inCommit.values()) oldest = Math.min(oldest, s.oldestStoredAt);
-    this.m.oldestUnflushedAge.set(Number.isFinite(oldest) ? Math.max(0, (Date.now() - oldest) / 1000) : 0);
+    this.m.oldestUnflushedAge.set(
+      Number.isFinite(oldest) ? Math.max(0, (Date.now() - oldest) / 1000) : 0,
+    );
   }
 
   /** Closes the open segment and queues its commit (commits run one at a time, in order). */
@@ -305,12 +381,23 @@ export class Archiver {
         const retriable = isRetriable(err);
         this.m.commitFailures.inc({ retriable: String(retriable) });
         if (!retriable || this.closing || Date.now() >= holdUntil) {
-          this.log.error({ err, messages: seg.seqs.size, attempt }, 'archive commit failed; its messages will be redelivered');
-          throw retriable ? new ArchiveCommitAbandonedError(this.closing ? 'shutting down' : 'store outage outlasted ARCHIVER_HOLD_ON_OUTAGE', { cause: err }) : asError(err);
+          this.log.error(
+            { err, messages: seg.seqs.size, attempt },
+            'archive commit failed; its messages will be redelivered',
+          );
+          throw retriable
+            ? new ArchiveCommitAbandonedError(
+                this.closing ? 'shutting down' : 'store outage outlasted ARCHIVER_HOLD_ON_OUTAGE',
+                { cause: err },
+              )
+            : asError(err);
         }
         if (this.opts.gate.failure(err)) {
           let timer: NodeJS.Timeout | undefined;
-          await Promise.race([this.opts.gate.whenUp(), new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, holdUntil - Date.now()))))]);
+          await Promise.race([
+            this.opts.gate.whenUp(),
+            new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, holdUntil - Date.now())))),
+          ]);
           clearTimeout(timer);
         } else {
           this.log.warn({ err, attempt }, 'archive commit failed; retrying');
@@ -341,7 +428,14 @@ export class Archiver {
       for (const format of this.formats) {
         const body =
           format === 'parquet'
-            ? encodeParquet(data, { rowGroupRows: this.opts.rowGroupRows, metadata: { 'sluice.first_seq': String(first), 'sluice.last_seq': String(last), 'sluice.stream_tag': this.opts.tag } })
+            ? encodeParquet(data, {
+                rowGroupRows: this.opts.rowGroupRows,
+                metadata: {
+                  'sluice.first_seq': String(first),
+                  'sluice.last_seq': String(last),
+                  'sluice.stream_tag': this.opts.tag,
+                },
+              })
             : encodeJsonlGz(data);
         const name = segmentFileName(this.opts.tag, first, last, format);
         out.push({
@@ -374,7 +468,14 @@ export class Archiver {
    * leaves only unacknowledged messages the journal already knows.
    */
   private async commit(seg: Segment, files: EncodedFile[]): Promise<void> {
-    const span = this.tracer.startSpan('archive commit', { kind: SpanKind.INTERNAL, attributes: { 'sluice.archive.messages': seg.seqs.size, 'sluice.archive.rows': seg.rows, 'sluice.archive.files': files.length } });
+    const span = this.tracer.startSpan('archive commit', {
+      kind: SpanKind.INTERNAL,
+      attributes: {
+        'sluice.archive.messages': seg.seqs.size,
+        'sluice.archive.rows': seg.rows,
+        'sluice.archive.files': files.length,
+      },
+    });
     const end = this.m.commitDuration.startTimer();
     try {
       if (this.opts.journal.hasPending) {
@@ -383,13 +484,18 @@ export class Archiver {
         this.log.warn({ objects: removed }, 'undid an interrupted segment commit');
       }
       const seqs = rangesOf(seg.seqs);
-      const pending: PendingSegment = { seqs, objects: files.map((f) => ({ partition: f.partition, key: f.key, name: f.entry.name })), startedAt: new Date().toISOString() };
+      const pending: PendingSegment = {
+        seqs,
+        objects: files.map((f) => ({ partition: f.partition, key: f.key, name: f.entry.name })),
+        startedAt: new Date().toISOString(),
+      };
       await this.opts.journal.begin(pending);
       await this.halt('before-upload');
       let i = 0;
       for (const f of files) {
         // The second file (or the only one, half-written) is where "killed during the upload" halts.
-        if (this.opts.failpoint === 'during-upload' && (i === 1 || files.length === 1)) this.armed = true;
+        if (this.opts.failpoint === 'during-upload' && (i === 1 || files.length === 1))
+          this.armed = true;
         await this.opts.store.put(f.key, f.body);
         this.armed = false;
         i++;
@@ -402,15 +508,25 @@ export class Archiver {
       }
       for (const group of byPartition.values()) {
         const names = new Set(group.map((f) => f.entry.name));
-        await updateManifest(this.opts.store, group[0]!.partition, (m) => [...m.files.filter((x) => !names.has(x.name)), ...group.map((f) => f.entry)]);
+        await updateManifest(this.opts.store, group[0]!.partition, (m) => [
+          ...m.files.filter((x) => !names.has(x.name)),
+          ...group.map((f) => f.entry),
+        ]);
       }
       await this.opts.journal.commit(seqs, await this.opts.ackFloor().catch(() => undefined));
       for (const f of files) {
         this.m.filesWritten.inc({ dataset: f.partition.dataset, format: f.entry.format });
-        this.m.bytesWritten.inc({ dataset: f.partition.dataset, format: f.entry.format }, f.body.length);
-        if (f.entry.format === this.formats[0]) this.m.rowsWritten.inc({ dataset: f.partition.dataset }, f.entry.rows);
+        this.m.bytesWritten.inc(
+          { dataset: f.partition.dataset, format: f.entry.format },
+          f.body.length,
+        );
+        if (f.entry.format === this.formats[0])
+          this.m.rowsWritten.inc({ dataset: f.partition.dataset }, f.entry.rows);
       }
-      this.log.debug({ messages: seg.seqs.size, rows: seg.rows, files: files.length }, 'segment committed');
+      this.log.debug(
+        { messages: seg.seqs.size, rows: seg.rows, files: files.length },
+        'segment committed',
+      );
       await this.halt('before-ack');
     } catch (err) {
       const e = asError(err);

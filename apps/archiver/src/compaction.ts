@@ -63,18 +63,40 @@ function plan(files: ManifestFile[], small: number, target: number): ManifestFil
  * writing into the same partition (its files are added by the same compare-and-swap), and the row set
  * is unchanged.
  */
-export async function compactPartition(store: ObjectStore, ref: PartitionRef, opts: CompactionOptions): Promise<CompactionResult> {
-  const result: CompactionResult = { partition: partitionKey(ref), merged: [], outputs: [], orphansRemoved: [] };
-  const span = tracer('@sluice/archiver').startSpan('archive compaction', { kind: SpanKind.INTERNAL, attributes: { 'sluice.archive.partition': result.partition } });
+export async function compactPartition(
+  store: ObjectStore,
+  ref: PartitionRef,
+  opts: CompactionOptions,
+): Promise<CompactionResult> {
+  const result: CompactionResult = {
+    partition: partitionKey(ref),
+    merged: [],
+    outputs: [],
+    orphansRemoved: [],
+  };
+  const span = tracer('@sluice/archiver').startSpan('archive compaction', {
+    kind: SpanKind.INTERNAL,
+    attributes: { 'sluice.archive.partition': result.partition },
+  });
   try {
     const { manifest } = await readManifest(store, ref);
-    for (const group of plan(manifest.files, opts.smallFileBytes ?? 32 * 1024 * 1024, opts.targetBytes ?? 128 * 1024 * 1024)) {
+    for (const group of plan(
+      manifest.files,
+      opts.smallFileBytes ?? 32 * 1024 * 1024,
+      opts.targetBytes ?? 128 * 1024 * 1024,
+    )) {
       const rows: Row[] = [];
       let dataset = ref.dataset;
       for (const f of group) {
         const body = await store.get(`${result.partition}/${f.name}`);
-        if (!body) throw new ArchiveStateError(`${result.partition}/${f.name} is listed in the manifest but missing`);
-        if (sha256(body) !== f.sha256) throw new ArchiveStateError(`${result.partition}/${f.name} does not match its manifest checksum`);
+        if (!body)
+          throw new ArchiveStateError(
+            `${result.partition}/${f.name} is listed in the manifest but missing`,
+          );
+        if (sha256(body) !== f.sha256)
+          throw new ArchiveStateError(
+            `${result.partition}/${f.name} does not match its manifest checksum`,
+          );
         const decoded = decodeParquet(body);
         dataset = decoded.dataset;
         for (const r of decoded.rows as Row[]) rows.push(r);
@@ -84,7 +106,14 @@ export async function compactPartition(store: ObjectStore, ref: PartitionRef, op
       const last = Math.max(...group.map((f) => f.lastSeq));
       const inputs = group.map((f) => f.name);
       const name = compactedFileName(first, last, inputs);
-      const body = encodeParquet({ dataset, rows } as Rows, { rowGroupRows: opts.rowGroupRows, metadata: { 'sluice.first_seq': String(first), 'sluice.last_seq': String(last), 'sluice.compacted_from': inputs.join(',') } });
+      const body = encodeParquet({ dataset, rows } as Rows, {
+        rowGroupRows: opts.rowGroupRows,
+        metadata: {
+          'sluice.first_seq': String(first),
+          'sluice.last_seq': String(last),
+          'sluice.compacted_from': inputs.join(','),
+        },
+      });
       const times = rows.map(rowTime);
       const entry: ManifestFile = {
         name,
@@ -109,7 +138,8 @@ export async function compactPartition(store: ObjectStore, ref: PartitionRef, op
       });
       if (!swapped) {
         // Another pass merged (or retention removed) some input first: leave its result alone.
-        if (!after.files.some((f) => f.name === name)) await store.delete(`${result.partition}/${name}`);
+        if (!after.files.some((f) => f.name === name))
+          await store.delete(`${result.partition}/${name}`);
         continue;
       }
       for (const n of inputs) await store.delete(`${result.partition}/${n}`);
@@ -118,7 +148,10 @@ export async function compactPartition(store: ObjectStore, ref: PartitionRef, op
       opts.metrics?.filesCompacted.inc({ dataset: ref.dataset }, inputs.length);
       opts.metrics?.filesWritten.inc({ dataset: ref.dataset, format: 'parquet' });
       opts.metrics?.bytesWritten.inc({ dataset: ref.dataset, format: 'parquet' }, body.length);
-      opts.log.info({ partition: result.partition, inputs: inputs.length, output: name, rows: rows.length }, 'archive files compacted');
+      opts.log.info(
+        { partition: result.partition, inputs: inputs.length, output: name, rows: rows.length },
+        'archive files compacted',
+      );
     }
     // Leftovers of crashed passes (an output never swapped in, inputs never deleted), old enough that
     // no running commit can still be about to list them.
@@ -127,7 +160,13 @@ export async function compactPartition(store: ObjectStore, ref: PartitionRef, op
     const cutoff = (opts.now ?? Date.now()) - (opts.orphanAgeMs ?? 3_600_000);
     for (const o of await store.list(`${result.partition}/`)) {
       const name = o.key.slice(result.partition.length + 1);
-      if (o.key === manifestKey(ref) || name.includes('/') || listed.has(name) || o.modifiedMs > cutoff) continue;
+      if (
+        o.key === manifestKey(ref) ||
+        name.includes('/') ||
+        listed.has(name) ||
+        o.modifiedMs > cutoff
+      )
+        continue;
       await store.delete(o.key);
       result.orphansRemoved.push(name);
     }
@@ -139,13 +178,19 @@ export async function compactPartition(store: ObjectStore, ref: PartitionRef, op
 }
 
 /** Compacts every partition (bounded by the listing); errors of one partition are logged, not fatal. */
-export async function compactAll(store: ObjectStore, opts: CompactionOptions): Promise<CompactionResult[]> {
+export async function compactAll(
+  store: ObjectStore,
+  opts: CompactionOptions,
+): Promise<CompactionResult[]> {
   const out: CompactionResult[] = [];
   for (const ref of await listPartitions(store)) {
     try {
       out.push(await compactPartition(store, ref, opts));
     } catch (err) {
-      opts.log.error({ err, partition: partitionKey(ref) }, 'compaction of a partition failed; next pass retries');
+      opts.log.error(
+        { err, partition: partitionKey(ref) },
+        'compaction of a partition failed; next pass retries',
+      );
     }
   }
   return out;

@@ -13,12 +13,18 @@ export const config = defineConfig({
   /** Bucket when `ARCHIVER_STORE=s3`. Required then. */
   ARCHIVER_S3_BUCKET: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens')
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      'must be an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens',
+    )
     .optional(),
   /** Key prefix inside the bucket (no leading or trailing `/`). Default none. */
   ARCHIVER_S3_PREFIX: z
     .string()
-    .regex(/^([A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*)?$/, 'must be path segments of safe characters separated by /, without leading or trailing /')
+    .regex(
+      /^([A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*)?$/,
+      'must be path segments of safe characters separated by /, without leading or trailing /',
+    )
     .default(''),
   /** Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:8333`. Unset for AWS S3. */
   ARCHIVER_S3_ENDPOINT: z.url('must be a URL like http://127.0.0.1:8333').optional(),
@@ -31,7 +37,10 @@ export const config = defineConfig({
   /** Files larger than this are uploaded in parts. Default 16777216 (16 MiB). */
   ARCHIVER_S3_MULTIPART_THRESHOLD: positiveInt(16 * MiB),
   /** Size of one multipart part, at least 5 MiB. Default 8388608 (8 MiB). */
-  ARCHIVER_S3_PART_SIZE: positiveInt(8 * MiB).refine((v) => v >= 5 * MiB, 'must be at least 5242880 (5 MiB), the S3 minimum part size'),
+  ARCHIVER_S3_PART_SIZE: positiveInt(8 * MiB).refine(
+    (v) => v >= 5 * MiB,
+    'must be at least 5242880 (5 MiB), the S3 minimum part size',
+  ),
   /** Bound on one S3 request. Default `30s`. */
   ARCHIVER_S3_REQUEST_TIMEOUT: durationMs('30s'),
   /** File formats written per partition, comma-separated: `parquet`, `jsonl.gz`. Default `parquet`. */
@@ -42,7 +51,10 @@ export const config = defineConfig({
       .refine((v) => new Set(v).size === v.length, 'must not repeat a format'),
   ),
   /** Durable consumer name; also names the journal (`_sluice/archiver/<durable>/journal.json`). Default `archiver`. */
-  ARCHIVER_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -').default('archiver'),
+  ARCHIVER_DURABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -')
+    .default('archiver'),
   /** A partition's rows that close the open segment (the largest file). Default 500000. */
   ARCHIVER_FILE_MAX_ROWS: positiveInt(500_000),
   /** Payload bytes of the open segment that close it. Default 67108864 (64 MiB). */

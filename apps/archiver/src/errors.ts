@@ -8,7 +8,10 @@ export class ArchiveStoreUnavailableError extends SluiceError {
   override readonly name = 'ArchiveStoreUnavailableError';
   readonly code = 'archive_store_unavailable';
   constructor(operation: string, key: string, options: { cause?: unknown } = {}) {
-    super(`archive store unavailable: ${operation} ${key}: ${(options.cause as Error | undefined)?.message ?? 'no answer'}`, { retriable: true, cause: options.cause });
+    super(
+      `archive store unavailable: ${operation} ${key}: ${(options.cause as Error | undefined)?.message ?? 'no answer'}`,
+      { retriable: true, cause: options.cause },
+    );
   }
 }
 
@@ -17,7 +20,10 @@ export class ArchiveStoreError extends SluiceError {
   override readonly name = 'ArchiveStoreError';
   readonly code = 'archive_store_error';
   constructor(operation: string, key: string, options: { cause?: unknown } = {}) {
-    super(`archive store refused ${operation} ${key}: ${(options.cause as Error | undefined)?.message ?? 'unknown error'}`, { cause: options.cause });
+    super(
+      `archive store refused ${operation} ${key}: ${(options.cause as Error | undefined)?.message ?? 'unknown error'}`,
+      { cause: options.cause },
+    );
   }
 }
 
@@ -41,7 +47,9 @@ export class ArchiveConflictError extends SluiceError {
   override readonly name = 'ArchiveConflictError';
   readonly code = 'archive_conflict';
   constructor(key: string, attempts: number) {
-    super(`manifest ${key} changed under ${attempts} attempts in a row; giving up for now`, { retriable: true });
+    super(`manifest ${key} changed under ${attempts} attempts in a row; giving up for now`, {
+      retriable: true,
+    });
   }
 }
 

@@ -45,22 +45,45 @@ export class Journal {
    * stream (deleted and created again: sequences start over) is set aside as `journal.<created>.json`
    * after its pending segment is recovered.
    */
-  static async load(store: ObjectStore, durable: string, stream: string, streamCreated: string, onReset?: (old: JournalState) => void): Promise<Journal> {
+  static async load(
+    store: ObjectStore,
+    durable: string,
+    stream: string,
+    streamCreated: string,
+    onReset?: (old: JournalState) => void,
+  ): Promise<Journal> {
     const key = journalKey(durable);
     const body = await store.get(key);
-    const fresh: JournalState = { format: JOURNAL_FORMAT, stream, streamCreated, floor: 0, committed: [], pending: null, updatedAt: new Date().toISOString() };
+    const fresh: JournalState = {
+      format: JOURNAL_FORMAT,
+      stream,
+      streamCreated,
+      floor: 0,
+      committed: [],
+      pending: null,
+      updatedAt: new Date().toISOString(),
+    };
     if (!body) return new Journal(store, key, fresh);
     let state: JournalState;
     try {
       state = JSON.parse(Buffer.from(body).toString('utf8')) as JournalState;
     } catch (err) {
-      throw new ArchiveStateError(`journal ${key} is not JSON; move it away to start over (the archive may then get duplicates of unacknowledged messages)`, { cause: err });
+      throw new ArchiveStateError(
+        `journal ${key} is not JSON; move it away to start over (the archive may then get duplicates of unacknowledged messages)`,
+        { cause: err },
+      );
     }
-    if (state.format !== JOURNAL_FORMAT) throw new ArchiveStateError(`journal ${key} has format ${String(state.format)}, expected ${JOURNAL_FORMAT}`);
+    if (state.format !== JOURNAL_FORMAT)
+      throw new ArchiveStateError(
+        `journal ${key} has format ${String(state.format)}, expected ${JOURNAL_FORMAT}`,
+      );
     const journal = new Journal(store, key, state);
     if (state.stream !== stream || state.streamCreated !== streamCreated) {
       await journal.recover();
-      await store.put(key.replace(/\.json$/, `.${state.streamCreated.replace(/[^0-9A-Za-z]/g, '')}.json`), body);
+      await store.put(
+        key.replace(/\.json$/, `.${state.streamCreated.replace(/[^0-9A-Za-z]/g, '')}.json`),
+        body,
+      );
       onReset?.(state);
       journal.state = fresh;
       await journal.save();
@@ -91,7 +114,10 @@ export class Journal {
    * never delivered again) into the floor.
    */
   async commit(seqs: SeqRanges, ackFloor: number | undefined): Promise<void> {
-    const merged = fold(Math.max(this.state.floor, ackFloor ?? 0), union(this.state.committed, seqs));
+    const merged = fold(
+      Math.max(this.state.floor, ackFloor ?? 0),
+      union(this.state.committed, seqs),
+    );
     this.state = { ...this.state, floor: merged.floor, committed: merged.ranges, pending: null };
     await this.save();
   }
@@ -105,7 +131,11 @@ export class Journal {
     const pending = this.state.pending;
     if (!pending) return 0;
     for (const o of pending.objects) {
-      await updateManifest(this.store, o.partition, (m) => (m.files.some((f) => f.name === o.name) ? m.files.filter((f) => f.name !== o.name) : undefined));
+      await updateManifest(this.store, o.partition, (m) =>
+        m.files.some((f) => f.name === o.name)
+          ? m.files.filter((f) => f.name !== o.name)
+          : undefined,
+      );
       await this.store.delete(o.key);
     }
     this.state = { ...this.state, pending: null };

@@ -19,7 +19,10 @@ const SEQ_WIDTH = 12;
 
 /** A region as a safe path segment: letters, digits, `_`, `-`, `.`; anything else becomes `_`; empty is `unknown`. */
 export function regionSegment(region: string): string {
-  const r = region.trim().replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
+  const r = region
+    .trim()
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 64);
   return r === '' || r === '.' || r === '..' ? 'unknown' : r;
 }
 
@@ -38,7 +41,9 @@ export function manifestKey(p: PartitionRef): string {
 
 /** Parses `<dataset>/region=<r>/event_date=<d>[/...]`; undefined for anything else. */
 export function parsePartition(key: string): PartitionRef | undefined {
-  const m = /^(telemetry|detections)\/region=([^/]+)\/event_date=(\d{4}-\d{2}-\d{2})(\/|$)/.exec(key);
+  const m = /^(telemetry|detections)\/region=([^/]+)\/event_date=(\d{4}-\d{2}-\d{2})(\/|$)/.exec(
+    key,
+  );
   return m ? { dataset: m[1] as Dataset, region: m[2]!, eventDate: m[3]! } : undefined;
 }
 
@@ -58,13 +63,25 @@ function pad(n: number): string {
  * The deterministic name of a segment's file in one partition: the stream tag and the first and last
  * stream sequence of the messages whose events it holds. The same messages always give the same name.
  */
-export function segmentFileName(tag: string, firstSeq: number, lastSeq: number, format: FileFormat): string {
+export function segmentFileName(
+  tag: string,
+  firstSeq: number,
+  lastSeq: number,
+  format: FileFormat,
+): string {
   return `part-${tag}-${pad(firstSeq)}-${pad(lastSeq)}.${format}`;
 }
 
 /** The name of a compaction's output: its inputs' sequence span plus a hash of their names. */
-export function compactedFileName(firstSeq: number, lastSeq: number, inputs: readonly string[]): string {
-  const h = createHash('sha256').update([...inputs].sort().join('\n')).digest('hex').slice(0, 10);
+export function compactedFileName(
+  firstSeq: number,
+  lastSeq: number,
+  inputs: readonly string[],
+): string {
+  const h = createHash('sha256')
+    .update([...inputs].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 10);
   return `compact-${pad(firstSeq)}-${pad(lastSeq)}-${h}.parquet`;
 }
 

@@ -44,7 +44,18 @@ export interface Manifest {
 }
 
 export function emptyManifest(p: PartitionRef): Manifest {
-  return { format: MANIFEST_FORMAT, dataset: p.dataset, region: p.region, eventDate: p.eventDate, version: 0, files: [], rows: 0, minEventTime: null, maxEventTime: null, updatedAt: new Date(0).toISOString() };
+  return {
+    format: MANIFEST_FORMAT,
+    dataset: p.dataset,
+    region: p.region,
+    eventDate: p.eventDate,
+    version: 0,
+    files: [],
+    rows: 0,
+    minEventTime: null,
+    maxEventTime: null,
+    updatedAt: new Date(0).toISOString(),
+  };
 }
 
 function parse(p: PartitionRef, body: Uint8Array): Manifest {
@@ -54,20 +65,33 @@ function parse(p: PartitionRef, body: Uint8Array): Manifest {
   } catch (err) {
     throw new ArchiveStateError(`manifest ${manifestKey(p)} is not JSON`, { cause: err });
   }
-  if (m.format !== MANIFEST_FORMAT || !Array.isArray(m.files)) throw new ArchiveStateError(`manifest ${manifestKey(p)} has format ${String(m.format)}, expected ${MANIFEST_FORMAT}`);
+  if (m.format !== MANIFEST_FORMAT || !Array.isArray(m.files))
+    throw new ArchiveStateError(
+      `manifest ${manifestKey(p)} has format ${String(m.format)}, expected ${MANIFEST_FORMAT}`,
+    );
   return m;
 }
 
-export async function readManifest(store: ObjectStore, p: PartitionRef): Promise<{ manifest: Manifest; version: string | null }> {
+export async function readManifest(
+  store: ObjectStore,
+  p: PartitionRef,
+): Promise<{ manifest: Manifest; version: string | null }> {
   const got = await store.getVersioned(manifestKey(p));
-  return got ? { manifest: parse(p, got.body), version: got.version } : { manifest: emptyManifest(p), version: null };
+  return got
+    ? { manifest: parse(p, got.body), version: got.version }
+    : { manifest: emptyManifest(p), version: null };
 }
 
 function totals(m: Manifest): Manifest {
   const primary = m.files.some((f) => f.format === 'parquet') ? 'parquet' : 'jsonl.gz';
   const parquet = m.files.filter((f) => f.format === primary);
   const times = m.files.flatMap((f) => [f.minEventTime, f.maxEventTime]).sort();
-  return { ...m, rows: parquet.reduce((n, f) => n + f.rows, 0), minEventTime: times[0] ?? null, maxEventTime: times[times.length - 1] ?? null };
+  return {
+    ...m,
+    rows: parquet.reduce((n, f) => n + f.rows, 0),
+    minEventTime: times[0] ?? null,
+    maxEventTime: times[times.length - 1] ?? null,
+  };
 }
 
 /**
@@ -85,8 +109,20 @@ export async function updateManifest(
     const { manifest, version } = await readManifest(store, p);
     const files = change(manifest);
     if (files === undefined) return manifest;
-    const next = totals({ ...manifest, version: manifest.version + 1, files: [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), updatedAt: new Date().toISOString() });
-    if (await store.putIfVersion(manifestKey(p), Buffer.from(JSON.stringify(next, null, 2) + '\n', 'utf8'), version)) return next;
+    const next = totals({
+      ...manifest,
+      version: manifest.version + 1,
+      files: [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      updatedAt: new Date().toISOString(),
+    });
+    if (
+      await store.putIfVersion(
+        manifestKey(p),
+        Buffer.from(JSON.stringify(next, null, 2) + '\n', 'utf8'),
+        version,
+      )
+    )
+      return next;
     await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
   }
   throw new ArchiveConflictError(manifestKey(p), maxAttempts);

@@ -37,19 +37,83 @@ export class ArchiverMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const m = ARCHIVER_METRICS;
-    this.filesWritten = new Counter({ name: m.filesWritten, help: 'Archive files written (segment files and compaction outputs)', labelNames: ['dataset', 'format'], registers });
-    this.bytesWritten = new Counter({ name: m.bytesWritten, help: 'Bytes of archive files written', labelNames: ['dataset', 'format'], registers });
-    this.rowsWritten = new Counter({ name: m.rowsWritten, help: 'Events archived (committed segments)', labelNames: ['dataset'], registers });
-    this.commitDuration = new Histogram({ name: m.commitDuration, help: 'Duration of one segment commit: encode, upload, manifests, journal', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers });
-    this.commitFailures = new Counter({ name: m.commitFailures, help: 'Failed segment commit attempts', labelNames: ['retriable'], registers });
-    this.bufferRows = new Gauge({ name: m.bufferRows, help: 'Events buffered in the open segment', registers });
-    this.bufferBytes = new Gauge({ name: m.bufferBytes, help: 'Payload bytes buffered in the open segment', registers });
-    this.bufferFill = new Gauge({ name: m.bufferFill, help: 'Fill of the open segment against its closest limit (rows, bytes, age): 0..1', registers });
-    this.oldestUnflushedAge = new Gauge({ name: m.oldestUnflushedAge, help: 'Age of the oldest event not yet durable in the archive (since JetStream stored it)', registers });
-    this.duplicatesSkipped = new Counter({ name: m.duplicatesSkipped, help: 'Redelivered messages already in the archive (acknowledged without writing)', registers });
-    this.eventsRejected = new Counter({ name: m.eventsRejected, help: 'Events the archive cannot hold, dead-lettered', labelNames: ['error_class'], registers });
-    this.segmentsRecovered = new Counter({ name: m.segmentsRecovered, help: 'Interrupted segment commits undone at start or before the next commit', registers });
-    this.partitionsExpired = new Counter({ name: m.partitionsExpired, help: 'Partitions removed by retention', labelNames: ['dataset'], registers });
-    this.filesCompacted = new Counter({ name: m.filesCompacted, help: 'Small files merged away by compaction', labelNames: ['dataset'], registers });
+    this.filesWritten = new Counter({
+      name: m.filesWritten,
+      help: 'Archive files written (segment files and compaction outputs)',
+      labelNames: ['dataset', 'format'],
+      registers,
+    });
+    this.bytesWritten = new Counter({
+      name: m.bytesWritten,
+      help: 'Bytes of archive files written',
+      labelNames: ['dataset', 'format'],
+      registers,
+    });
+    this.rowsWritten = new Counter({
+      name: m.rowsWritten,
+      help: 'Events archived (committed segments)',
+      labelNames: ['dataset'],
+      registers,
+    });
+    this.commitDuration = new Histogram({
+      name: m.commitDuration,
+      help: 'Duration of one segment commit: encode, upload, manifests, journal',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.commitFailures = new Counter({
+      name: m.commitFailures,
+      help: 'Failed segment commit attempts',
+      labelNames: ['retriable'],
+      registers,
+    });
+    this.bufferRows = new Gauge({
+      name: m.bufferRows,
+      help: 'Events buffered in the open segment',
+      registers,
+    });
+    this.bufferBytes = new Gauge({
+      name: m.bufferBytes,
+      help: 'Payload bytes buffered in the open segment',
+      registers,
+    });
+    this.bufferFill = new Gauge({
+      name: m.bufferFill,
+      help: 'Fill of the open segment against its closest limit (rows, bytes, age): 0..1',
+      registers,
+    });
+    this.oldestUnflushedAge = new Gauge({
+      name: m.oldestUnflushedAge,
+      help: 'Age of the oldest event not yet durable in the archive (since JetStream stored it)',
+      registers,
+    });
+    this.duplicatesSkipped = new Counter({
+      name: m.duplicatesSkipped,
+      help: 'Redelivered messages already in the archive (acknowledged without writing)',
+      registers,
+    });
+    this.eventsRejected = new Counter({
+      name: m.eventsRejected,
+      help: 'Events the archive cannot hold, dead-lettered',
+      labelNames: ['error_class'],
+      registers,
+    });
+    this.segmentsRecovered = new Counter({
+      name: m.segmentsRecovered,
+      help: 'Interrupted segment commits undone at start or before the next commit',
+      registers,
+    });
+    this.partitionsExpired = new Counter({
+      name: m.partitionsExpired,
+      help: 'Partitions removed by retention',
+      labelNames: ['dataset'],
+      registers,
+    });
+    this.filesCompacted = new Counter({
+      name: m.filesCompacted,
+      help: 'Small files merged away by compaction',
+      labelNames: ['dataset'],
+      registers,
+    });
   }
 }

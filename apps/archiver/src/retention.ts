@@ -7,14 +7,15 @@ import type { ObjectStore } from './store/types';
 
 const DAY_MS = 86_400_000;
 
-/** Every partition in the archive, read from the folder layout. */
+/** Every partition in the archive that holds at least one object, read from the folder layout. */
 export async function listPartitions(store: ObjectStore): Promise<PartitionRef[]> {
   const out: PartitionRef[] = [];
   for (const dataset of DATASETS) {
     for (const region of await store.listPrefixes(`${dataset}/`)) {
       for (const date of await store.listPrefixes(region)) {
         const ref = parsePartition(date);
-        if (ref) out.push(ref);
+        // Some S3-compatible servers keep an emptied "folder" listed (SeaweedFS's filer does).
+        if (ref && (await store.list(date, 1)).length > 0) out.push(ref);
       }
     }
   }
@@ -31,9 +32,14 @@ export function isExpired(ref: PartitionRef, retentionMs: number, now: number): 
  * manifest last (a pass interrupted half-way is finished by the next one). Never touches a partition
  * still in the window, nor anything outside the dataset folders (the journal).
  */
-export async function expirePartitions(store: ObjectStore, opts: { retentionMs: number; now?: number; log: Logger; metrics?: ArchiverMetrics }): Promise<PartitionRef[]> {
+export async function expirePartitions(
+  store: ObjectStore,
+  opts: { retentionMs: number; now?: number; log: Logger; metrics?: ArchiverMetrics },
+): Promise<PartitionRef[]> {
   const now = opts.now ?? Date.now();
-  const span = tracer('@sluice/archiver').startSpan('archive retention', { kind: SpanKind.INTERNAL });
+  const span = tracer('@sluice/archiver').startSpan('archive retention', {
+    kind: SpanKind.INTERNAL,
+  });
   const removed: PartitionRef[] = [];
   try {
     for (const ref of await listPartitions(store)) {
@@ -43,10 +49,16 @@ export async function expirePartitions(store: ObjectStore, opts: { retentionMs: 
       const objects = await store.list(prefix);
       for (const o of objects) if (o.key !== manifest) await store.delete(o.key);
       await store.delete(manifest);
-      if ('removeEmptyDirs' in store) await (store as unknown as { removeEmptyDirs(p: string): Promise<void> }).removeEmptyDirs(`${ref.dataset}/region=${ref.region}`);
+      if ('removeEmptyDirs' in store)
+        await (store as unknown as { removeEmptyDirs(p: string): Promise<void> }).removeEmptyDirs(
+          `${ref.dataset}/region=${ref.region}`,
+        );
       removed.push(ref);
       opts.metrics?.partitionsExpired.inc({ dataset: ref.dataset });
-      opts.log.info({ partition: partitionKey(ref), objects: objects.length }, 'expired archive partition removed');
+      opts.log.info(
+        { partition: partitionKey(ref), objects: objects.length },
+        'expired archive partition removed',
+      );
     }
     span.setAttribute('sluice.archive.partitions_removed', removed.length);
     return removed;
@@ -62,8 +74,17 @@ export async function expirePartitions(store: ObjectStore, opts: { retentionMs: 
  * multipart uploads are aborted after a day. Only the dataset folders are covered: the journal under
  * `_sluice/` must never expire.
  */
-export function lifecycleConfiguration(prefix: string, retentionMs: number): {
-  Rules: Array<{ ID: string; Status: 'Enabled'; Filter: { Prefix: string }; Expiration: { Days: number }; AbortIncompleteMultipartUpload: { DaysAfterInitiation: number } }>;
+export function lifecycleConfiguration(
+  prefix: string,
+  retentionMs: number,
+): {
+  Rules: Array<{
+    ID: string;
+    Status: 'Enabled';
+    Filter: { Prefix: string };
+    Expiration: { Days: number };
+    AbortIncompleteMultipartUpload: { DaysAfterInitiation: number };
+  }>;
 } {
   const base = prefix.replace(/^\/+|\/+$/g, '');
   const days = Math.max(1, Math.ceil(retentionMs / DAY_MS)) + 1;

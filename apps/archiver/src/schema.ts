@@ -76,11 +76,26 @@ export interface DetectionRow extends Provenance {
 export type Row = TelemetryRow | DetectionRow;
 
 /** Every row of one file: the dataset says which shape. */
-export type Rows = { dataset: 'telemetry'; rows: TelemetryRow[] } | { dataset: 'detections'; rows: DetectionRow[] };
+export type Rows =
+  { dataset: 'telemetry'; rows: TelemetryRow[] } | { dataset: 'detections'; rows: DetectionRow[] };
 
 const ts = () => new TimestampMillisecond('UTC');
-const mapType = () => new Map_<Utf8, Utf8>(new Field('entries', new Struct([new Field('key', new Utf8(), false), new Field('value', new Utf8(), true)]), false), false);
-const bboxType = () => new Struct([new Field('left', new Float32(), false), new Field('top', new Float32(), false), new Field('width', new Float32(), false), new Field('height', new Float32(), false)]);
+const mapType = () =>
+  new Map_<Utf8, Utf8>(
+    new Field(
+      'entries',
+      new Struct([new Field('key', new Utf8(), false), new Field('value', new Utf8(), true)]),
+      false,
+    ),
+    false,
+  );
+const bboxType = () =>
+  new Struct([
+    new Field('left', new Float32(), false),
+    new Field('top', new Float32(), false),
+    new Field('width', new Float32(), false),
+    new Field('height', new Float32(), false),
+  ]);
 const detectionType = () =>
   new Struct([
     new Field('object_id', new Utf8(), false),
@@ -91,7 +106,11 @@ const detectionType = () =>
     new Field('bbox', bboxType(), true),
   ]);
 
-const provenanceFields = () => [new Field('stream_seq', new Int64(), false), new Field('batch_id', new Utf8(), false), new Field('stored_at', ts(), false)];
+const provenanceFields = () => [
+  new Field('stream_seq', new Int64(), false),
+  new Field('batch_id', new Utf8(), false),
+  new Field('stored_at', ts(), false),
+];
 
 /** The Arrow schema of each dataset (Parquet logical types follow from it). */
 export const ARROW_SCHEMAS: Record<Dataset, Schema> = {
@@ -167,7 +186,9 @@ export function toRow(event: Event, prov: Provenance): Row {
       label: d.label,
       confidence: d.confidence,
       tracker_id: d.trackerId,
-      bbox: d.bbox ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height } : null,
+      bbox: d.bbox
+        ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height }
+        : null,
     })),
     ...prov,
   };
@@ -203,19 +224,40 @@ function utf8(values: readonly string[]): AnyData {
   }
   const buf = Buffer.allocUnsafe(total);
   for (let i = 0; i < values.length; i++) buf.write(values[i]!, offsets[i]!, 'utf8');
-  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data: new Uint8Array(buf.buffer, buf.byteOffset, total) }) as AnyData;
+  return makeData({
+    type: new Utf8(),
+    length: values.length,
+    nullCount: 0,
+    valueOffsets: offsets,
+    data: new Uint8Array(buf.buffer, buf.byteOffset, total),
+  }) as AnyData;
 }
 
 function f64(values: readonly number[]): AnyData {
-  return makeData({ type: new Float64(), length: values.length, nullCount: 0, data: Float64Array.from(values) }) as AnyData;
+  return makeData({
+    type: new Float64(),
+    length: values.length,
+    nullCount: 0,
+    data: Float64Array.from(values),
+  }) as AnyData;
 }
 
 function f32(values: readonly number[]): AnyData {
-  return makeData({ type: new Float32(), length: values.length, nullCount: 0, data: Float32Array.from(values) }) as AnyData;
+  return makeData({
+    type: new Float32(),
+    length: values.length,
+    nullCount: 0,
+    data: Float32Array.from(values),
+  }) as AnyData;
 }
 
 function u32(values: readonly number[]): AnyData {
-  return makeData({ type: new Uint32(), length: values.length, nullCount: 0, data: Uint32Array.from(values) }) as AnyData;
+  return makeData({
+    type: new Uint32(),
+    length: values.length,
+    nullCount: 0,
+    data: Uint32Array.from(values),
+  }) as AnyData;
 }
 
 function i64(values: readonly number[]): AnyData {
@@ -242,8 +284,19 @@ function stringMap(values: ReadonlyArray<Record<string, string>>): AnyData {
     offsets[i + 1] = keys.length;
   }
   const type = mapType();
-  const entries = makeData({ type: type.children[0]!.type as Struct, length: keys.length, nullCount: 0, children: [utf8(keys), utf8(vals)] });
-  return makeData({ type, length: values.length, nullCount: 0, valueOffsets: offsets, child: entries }) as AnyData;
+  const entries = makeData({
+    type: type.children[0]!.type as Struct,
+    length: keys.length,
+    nullCount: 0,
+    children: [utf8(keys), utf8(vals)],
+  });
+  return makeData({
+    type,
+    length: values.length,
+    nullCount: 0,
+    valueOffsets: offsets,
+    child: entries,
+  }) as AnyData;
 }
 
 function detectionList(values: ReadonlyArray<DetectionRow['detections']>): AnyData {
@@ -260,14 +313,33 @@ function detectionList(values: ReadonlyArray<DetectionRow['detections']>): AnyDa
     else nulls++;
   });
   const box = (k: 'left' | 'top' | 'width' | 'height') => f32(flat.map((d) => d.bbox?.[k] ?? 0));
-  const bbox = makeData({ type: bboxType(), length: flat.length, nullCount: nulls, nullBitmap: nulls ? bitmap : null, children: [box('left'), box('top'), box('width'), box('height')] });
+  const bbox = makeData({
+    type: bboxType(),
+    length: flat.length,
+    nullCount: nulls,
+    nullBitmap: nulls ? bitmap : null,
+    children: [box('left'), box('top'), box('width'), box('height')],
+  });
   const item = makeData({
     type: detectionType(),
     length: flat.length,
     nullCount: 0,
-    children: [utf8(flat.map((d) => d.object_id)), u32(flat.map((d) => d.class_id)), utf8(flat.map((d) => d.label)), f32(flat.map((d) => d.confidence)), utf8(flat.map((d) => d.tracker_id)), bbox as AnyData],
+    children: [
+      utf8(flat.map((d) => d.object_id)),
+      u32(flat.map((d) => d.class_id)),
+      utf8(flat.map((d) => d.label)),
+      f32(flat.map((d) => d.confidence)),
+      utf8(flat.map((d) => d.tracker_id)),
+      bbox as AnyData,
+    ],
   });
-  return makeData({ type: new List(new Field('item', detectionType(), false)), length: values.length, nullCount: 0, valueOffsets: offsets, child: item }) as AnyData;
+  return makeData({
+    type: new List(new Field('item', detectionType(), false)),
+    length: values.length,
+    nullCount: 0,
+    valueOffsets: offsets,
+    child: item,
+  }) as AnyData;
 }
 
 function buildColumn(field: Field, values: unknown[]): AnyData {
@@ -295,8 +367,18 @@ function buildColumn(field: Field, values: unknown[]): AnyData {
 export function toArrow(data: Rows): Table {
   const schema = ARROW_SCHEMAS[data.dataset];
   const rows = data.rows as Row[];
-  const children = schema.fields.map((f) => buildColumn(f, rows.map((r) => (r as unknown as Record<string, unknown>)[f.name])));
-  const struct = makeData({ type: new Struct(schema.fields), length: rows.length, nullCount: 0, children });
+  const children = schema.fields.map((f) =>
+    buildColumn(
+      f,
+      rows.map((r) => (r as unknown as Record<string, unknown>)[f.name]),
+    ),
+  );
+  const struct = makeData({
+    type: new Struct(schema.fields),
+    length: rows.length,
+    nullCount: 0,
+    children,
+  });
   return new Table(schema, new RecordBatch(schema, struct));
 }
 
@@ -319,7 +401,10 @@ export function encodeParquet(data: Rows, opts: ParquetOptions = {}): Uint8Array
   const meta = new Map<string, string>([
     ['sluice.archive_schema_version', String(ARCHIVE_SCHEMA_VERSION)],
     ['sluice.dataset', data.dataset],
-    ['sluice.sort_order', 'device_id,' + (data.dataset === 'telemetry' ? 'event_time' : 'frame_time') + ',event_id'],
+    [
+      'sluice.sort_order',
+      'device_id,' + (data.dataset === 'telemetry' ? 'event_time' : 'frame_time') + ',event_id',
+    ],
     ...Object.entries(opts.metadata ?? {}),
   ]);
   const props = new pq.WriterPropertiesBuilder()
@@ -337,7 +422,8 @@ function readUtf8(d: AnyData): string[] {
   const offs = d.valueOffsets as Int32Array;
   const bytes = d.values as Uint8Array;
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < d.length; i++) out[i] = buf.toString('utf8', offs[d.offset + i]!, offs[d.offset + i + 1]!);
+  for (let i = 0; i < d.length; i++)
+    out[i] = buf.toString('utf8', offs[d.offset + i]!, offs[d.offset + i + 1]!);
   return out;
 }
 
@@ -345,8 +431,13 @@ function readNumbers(d: AnyData): number[] {
   const v = d.values as ArrayLike<number | bigint>;
   const out = new Array<number>(d.length);
   // Timestamps and int64 may come as pairs of int32 in older Arrow JS layouts.
-  if (v instanceof Int32Array && d.type.typeId !== new Uint32().typeId && (d.type instanceof Int64 || d.type instanceof TimestampMillisecond || 'unit' in d.type)) {
-    for (let i = 0; i < d.length; i++) out[i] = v[2 * (d.offset + i)]! + v[2 * (d.offset + i) + 1]! * 2 ** 32;
+  if (
+    v instanceof Int32Array &&
+    d.type.typeId !== new Uint32().typeId &&
+    (d.type instanceof Int64 || d.type instanceof TimestampMillisecond || 'unit' in d.type)
+  ) {
+    for (let i = 0; i < d.length; i++)
+      out[i] = v[2 * (d.offset + i)]! + v[2 * (d.offset + i) + 1]! * 2 ** 32;
     return out;
   }
   for (let i = 0; i < d.length; i++) out[i] = Number(v[d.offset + i]!);
@@ -362,7 +453,8 @@ function readColumn(name: string, d: AnyData): unknown[] {
     const out: Array<Record<string, string>> = [];
     for (let i = 0; i < d.length; i++) {
       const o: Record<string, string> = {};
-      for (let j = offs[d.offset + i]!; j < offs[d.offset + i + 1]!; j++) o[keys[j - entries.offset]!] = vals[j - entries.offset]!;
+      for (let j = offs[d.offset + i]!; j < offs[d.offset + i + 1]!; j++)
+        o[keys[j - entries.offset]!] = vals[j - entries.offset]!;
       out.push(o);
     }
     return out;
@@ -380,8 +472,21 @@ function readColumn(name: string, d: AnyData): unknown[] {
     const out: Array<DetectionRow['detections']> = [];
     for (let i = 0; i < d.length; i++) {
       const list: DetectionRow['detections'] = [];
-      for (let j = offs[d.offset + i]! - item.offset; j < offs[d.offset + i + 1]! - item.offset; j++) {
-        list.push({ object_id: oids[j]!, class_id: classes[j]!, label: labels[j]!, confidence: confs[j]!, tracker_id: tids[j]!, bbox: bbox!.getValid(j) ? { left: l![j]!, top: t![j]!, width: w![j]!, height: h![j]! } : null });
+      for (
+        let j = offs[d.offset + i]! - item.offset;
+        j < offs[d.offset + i + 1]! - item.offset;
+        j++
+      ) {
+        list.push({
+          object_id: oids[j]!,
+          class_id: classes[j]!,
+          label: labels[j]!,
+          confidence: confs[j]!,
+          tracker_id: tids[j]!,
+          bbox: bbox!.getValid(j)
+            ? { left: l![j]!, top: t![j]!, width: w![j]!, height: h![j]! }
+            : null,
+        });
       }
       out.push(list);
     }
@@ -395,7 +500,10 @@ function readColumn(name: string, d: AnyData): unknown[] {
 export function decodeParquet(bytes: Uint8Array): Rows {
   const wasm = pq.readParquet(bytes);
   const table = tableFromIPC(wasm.intoIPCStream());
-  const dataset = (table.schema.metadata.get('sluice.dataset') ?? (table.schema.fields.some((f) => f.name === 'frame_time') ? 'detections' : 'telemetry')) as Dataset;
+  const dataset = (table.schema.metadata.get('sluice.dataset') ??
+    (table.schema.fields.some((f) => f.name === 'frame_time')
+      ? 'detections'
+      : 'telemetry')) as Dataset;
   const names = table.schema.fields.map((f) => f.name);
   const rows: Row[] = [];
   for (const batch of table.batches) {
@@ -413,7 +521,8 @@ export function decodeParquet(bytes: Uint8Array): Rows {
 export function encodeJsonlGz(data: Rows): Uint8Array {
   const lines = (data.rows as Row[]).map((r) => {
     const o: Record<string, unknown> = { ...r };
-    for (const k of ['event_time', 'frame_time', 'stored_at']) if (k in o) o[k] = new Date(o[k] as number).toISOString();
+    for (const k of ['event_time', 'frame_time', 'stored_at'])
+      if (k in o) o[k] = new Date(o[k] as number).toISOString();
     return JSON.stringify(o);
   });
   return gzipSync(Buffer.from(lines.join('\n') + (lines.length ? '\n' : ''), 'utf8'));

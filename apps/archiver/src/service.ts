@@ -20,7 +20,12 @@ import { createStore, type FailpointHook } from './store';
 export const SERVICE = 'archiver';
 
 /** A periodic pass (retention, compaction): one at a time, errors logged, stopped with the service. */
-function periodic(name: string, intervalMs: number, run: () => Promise<unknown>, log: Runtime<Config>['log']) {
+function periodic(
+  name: string,
+  intervalMs: number,
+  run: () => Promise<unknown>,
+  log: Runtime<Config>['log'],
+) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   return {
@@ -28,7 +33,9 @@ function periodic(name: string, intervalMs: number, run: () => Promise<unknown>,
     start() {
       if (intervalMs <= 0) return;
       const tick = () => {
-        running = run().catch((err: unknown) => log.error({ err }, `${name} pass failed; the next one retries`));
+        running = run().catch((err: unknown) =>
+          log.error({ err }, `${name} pass failed; the next one retries`),
+        );
       };
       tick();
       timer = setInterval(() => void running.then(tick), intervalMs);
@@ -45,15 +52,27 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
   const c = rt.config;
   const log = rt.log;
   if (c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES > 100_000) {
-    throw new ConfigError('ARCHIVER_BATCH_CONCURRENCY', `times ARCHIVER_BATCH_MESSAGES is ${c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES} unacknowledged messages; keep it at most 100000`);
+    throw new ConfigError(
+      'ARCHIVER_BATCH_CONCURRENCY',
+      `times ARCHIVER_BATCH_MESSAGES is ${c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES} unacknowledged messages; keep it at most 100000`,
+    );
   }
   let hook: FailpointHook | undefined;
-  const store = createStore(c, c.ARCHIVER_FAILPOINT ? (p) => hook?.(p) ?? Promise.resolve() : undefined);
+  const store = createStore(
+    c,
+    c.ARCHIVER_FAILPOINT ? (p) => hook?.(p) ?? Promise.resolve() : undefined,
+  );
   const metrics = new ArchiverMetrics(rt.registry);
   const stream = rt.topology.streams.clean;
   const durable = c.ARCHIVER_DURABLE;
   const js = jetstream(rt.nc);
-  const gate = new StoreGate({ store: `archive-${store.kind}`, probe: () => store.probe(), isOutage: (err) => err instanceof ArchiveStoreUnavailableError, log, registry: rt.registry });
+  const gate = new StoreGate({
+    store: `archive-${store.kind}`,
+    probe: () => store.probe(),
+    isOutage: (err) => err instanceof ArchiveStoreUnavailableError,
+    log,
+    registry: rt.registry,
+  });
   let archiver: Archiver | undefined;
 
   const actor = new Actor<EventBatch>({
@@ -72,11 +91,17 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       try {
         return decodeBatch(m.data);
       } catch (err) {
-        throw new PoisonMessageError(`not an EventBatch: ${(err as Error).message}`, { cause: err });
+        throw new PoisonMessageError(`not an EventBatch: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     },
     handle: (deliveries) => archiver!.handle(deliveries),
-    batch: { maxMessages: c.ARCHIVER_BATCH_MESSAGES, maxBytes: c.ARCHIVER_BATCH_BYTES, concurrency: c.ARCHIVER_BATCH_CONCURRENCY },
+    batch: {
+      maxMessages: c.ARCHIVER_BATCH_MESSAGES,
+      maxBytes: c.ARCHIVER_BATCH_BYTES,
+      concurrency: c.ARCHIVER_BATCH_CONCURRENCY,
+    },
     prefetch: { maxBytes: c.ARCHIVER_PREFETCH_BYTES },
     maxDeliver: c.ARCHIVER_MAX_DELIVER,
     gates: [gate],
@@ -92,12 +117,18 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       await ensureStream(jsm, stream, { update: false });
       const info = await jsm.streams.info(stream.name);
       const journal = await Journal.load(store, durable, stream.name, info.created, (old) =>
-        log.warn({ stream: stream.name, previous: old.streamCreated, now: info.created }, 'the stream was created again since the journal was written; starting a new journal (the old one is kept beside it)'),
+        log.warn(
+          { stream: stream.name, previous: old.streamCreated, now: info.created },
+          'the stream was created again since the journal was written; starting a new journal (the old one is kept beside it)',
+        ),
       );
       if (journal.hasPending) {
         const removed = await journal.recover();
         metrics.segmentsRecovered.inc();
-        log.warn({ objects: removed }, 'undid a segment commit interrupted by a crash; its messages will be archived again');
+        log.warn(
+          { objects: removed },
+          'undid a segment commit interrupted by a crash; its messages will be archived again',
+        );
       }
       archiver = new Archiver({
         store,
@@ -119,18 +150,38 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       });
       hook = archiver.storeFailpoint;
       archiver.start();
-      log.info({ archive: store.location, formats: c.ARCHIVER_FORMATS, retentionMs: c.ARCHIVER_RETENTION }, `archiving ${stream.name} to ${store.location}`);
+      log.info(
+        { archive: store.location, formats: c.ARCHIVER_FORMATS, retentionMs: c.ARCHIVER_RETENTION },
+        `archiving ${stream.name} to ${store.location}`,
+      );
     },
     actors: [actor],
     ready: { archive_store: () => gate.isUp() },
     background: [
       // Stopped before the actor drains: the open segment is committed so its batches can settle.
-      { name: 'archive-flush', start: () => undefined, stop: async () => archiver?.flushAndClose() },
-      periodic('archive-retention', c.ARCHIVER_RETENTION_INTERVAL, () => expirePartitions(store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics }), log),
+      {
+        name: 'archive-flush',
+        start: () => undefined,
+        stop: async () => archiver?.flushAndClose(),
+      },
+      periodic(
+        'archive-retention',
+        c.ARCHIVER_RETENTION_INTERVAL,
+        () => expirePartitions(store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics }),
+        log,
+      ),
       periodic(
         'archive-compaction',
         c.ARCHIVER_COMPACTION_INTERVAL,
-        () => compactAll(store, { smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES, targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES, orphanAgeMs: c.ARCHIVER_ORPHAN_AGE, rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS, log, metrics }),
+        () =>
+          compactAll(store, {
+            smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES,
+            targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES,
+            orphanAgeMs: c.ARCHIVER_ORPHAN_AGE,
+            rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
+            log,
+            metrics,
+          }),
         log,
       ),
     ],

@@ -27,7 +27,15 @@ function isTmp(name: string): boolean {
 /** Errors of the disk that may pass (full, busy, too many open files) versus refusals for good. */
 function classify(op: string, key: string, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE' || code === 'EBUSY' || code === 'EAGAIN' || code === 'EIO' || code === 'ESTALE') {
+  if (
+    code === 'ENOSPC' ||
+    code === 'EMFILE' ||
+    code === 'ENFILE' ||
+    code === 'EBUSY' ||
+    code === 'EAGAIN' ||
+    code === 'EIO' ||
+    code === 'ESTALE'
+  ) {
     return new ArchiveStoreUnavailableError(op, key, { cause: err });
   }
   return new ArchiveStoreError(op, key, { cause: err });
@@ -56,14 +64,20 @@ export class FsStore implements ObjectStore {
   }
 
   private path(key: string): string {
-    if (key.split('/').some((p) => p === '..' || p === '')) throw new ArchiveStoreError('resolve', key, { cause: new Error('keys are relative paths without empty or ".." parts') });
+    if (key.split('/').some((p) => p === '..' || p === ''))
+      throw new ArchiveStoreError('resolve', key, {
+        cause: new Error('keys are relative paths without empty or ".." parts'),
+      });
     return join(this.opts.root, ...key.split('/'));
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
     const target = this.path(key);
     const dir = dirname(target);
-    const tmp = join(dir, `.${target.slice(dir.length + 1)}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = join(
+      dir,
+      `.${target.slice(dir.length + 1)}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`,
+    );
     try {
       const created = await fs.mkdir(dir, { recursive: true });
       const h = await fs.open(tmp, 'w');
@@ -86,7 +100,12 @@ export class FsStore implements ObjectStore {
       await fsyncDir(dir);
       // A folder made for this write must itself survive a crash: fsync the parents it was made in.
       if (created) {
-        for (let d = dir; d.length > this.opts.root.length && d.startsWith(this.opts.root); d = dirname(d)) await fsyncDir(dirname(d));
+        for (
+          let d = dir;
+          d.length > this.opts.root.length && d.startsWith(this.opts.root);
+          d = dirname(d)
+        )
+          await fsyncDir(dirname(d));
       }
     } catch (err) {
       await fs.rm(tmp, { force: true }).catch(() => undefined);
@@ -130,7 +149,12 @@ export class FsStore implements ObjectStore {
           await fs.rm(lock, { force: true });
           continue;
         }
-        if (Date.now() > waitUntil) throw new ArchiveStoreUnavailableError('lock', key, { cause: new Error(`lock ${lock} held for more than ${this.opts.lockWaitMs ?? 10_000} ms`) });
+        if (Date.now() > waitUntil)
+          throw new ArchiveStoreUnavailableError('lock', key, {
+            cause: new Error(
+              `lock ${lock} held for more than ${this.opts.lockWaitMs ?? 10_000} ms`,
+            ),
+          });
         await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 5))));
       }
     }
@@ -161,7 +185,11 @@ export class FsStore implements ObjectStore {
       try {
         entries = await fs.readdir(dir, { withFileTypes: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        if (
+          (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+          (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+        )
+          return;
         throw classify('list', prefix, err);
       }
       for (const e of entries) {
@@ -170,7 +198,12 @@ export class FsStore implements ObjectStore {
         if (e.isDirectory()) await walk(p);
         else if (!isTmp(e.name) && !e.name.endsWith('.lock')) {
           const st = await fs.stat(p).catch(() => undefined);
-          if (st) out.push({ key: relative(this.opts.root, p).split(sep).join('/'), size: st.size, modifiedMs: st.mtimeMs });
+          if (st)
+            out.push({
+              key: relative(this.opts.root, p).split(sep).join('/'),
+              size: st.size,
+              modifiedMs: st.mtimeMs,
+            });
         }
       }
     };
@@ -181,7 +214,9 @@ export class FsStore implements ObjectStore {
   async listPrefixes(prefix: string): Promise<string[]> {
     const base = prefix.replace(/\/+$/, '');
     try {
-      const entries = await fs.readdir(base ? this.path(base) : this.opts.root, { withFileTypes: true });
+      const entries = await fs.readdir(base ? this.path(base) : this.opts.root, {
+        withFileTypes: true,
+      });
       return entries
         .filter((e) => e.isDirectory())
         .map((e) => `${base ? `${base}/` : ''}${e.name}/`)
@@ -243,5 +278,7 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    // Nothing held open: every operation opens and closes its own file handles.
+  }
 }

@@ -11,8 +11,10 @@ export type { FailpointHook, ObjectInfo, ObjectStore, Versioned } from './types'
 
 /** The store the settings describe. Throws {@link ConfigError} when `s3` lacks a bucket. */
 export function createStore(c: Config, failpoint?: FailpointHook): ObjectStore {
-  if (c.ARCHIVER_STORE === 'fs') return new FsStore({ root: resolve(c.ARCHIVER_DIR), ...(failpoint ? { failpoint } : {}) });
-  if (!c.ARCHIVER_S3_BUCKET) throw new ConfigError('ARCHIVER_S3_BUCKET', 'is required when ARCHIVER_STORE=s3');
+  if (c.ARCHIVER_STORE === 'fs')
+    return new FsStore({ root: resolve(c.ARCHIVER_DIR), ...(failpoint ? { failpoint } : {}) });
+  if (!c.ARCHIVER_S3_BUCKET)
+    throw new ConfigError('ARCHIVER_S3_BUCKET', 'is required when ARCHIVER_STORE=s3');
   return new S3Store({
     bucket: c.ARCHIVER_S3_BUCKET,
     prefix: c.ARCHIVER_S3_PREFIX,

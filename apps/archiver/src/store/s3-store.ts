@@ -36,23 +36,40 @@ export interface S3StoreOptions {
   failpoint?: FailpointHook;
 }
 
-const TRANSIENT_CODES = new Set(['SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed', 'ThrottlingException', 'TooManyRequests']);
+const TRANSIENT_CODES = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'ThrottlingException',
+  'TooManyRequests',
+]);
 
 function isPreconditionFailure(err: unknown): boolean {
   if (!(err instanceof S3ServiceException)) return false;
   const status = err.$metadata?.httpStatusCode;
-  return status === 412 || status === 409 || err.name === 'PreconditionFailed' || err.name === 'ConditionalRequestConflict';
+  return (
+    status === 412 ||
+    status === 409 ||
+    err.name === 'PreconditionFailed' ||
+    err.name === 'ConditionalRequestConflict'
+  );
 }
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404);
+  return (
+    err instanceof S3ServiceException &&
+    (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404)
+  );
 }
 
 /** S3 errors: 5xx, throttling and network failures pass; 4xx refusals (auth, no bucket) do not. */
 function classify(op: string, key: string, err: unknown): Error {
   if (err instanceof S3ServiceException) {
     const status = err.$metadata?.httpStatusCode ?? 0;
-    if (status >= 500 || status === 429 || TRANSIENT_CODES.has(err.name)) return new ArchiveStoreUnavailableError(op, key, { cause: err });
+    if (status >= 500 || status === 429 || TRANSIENT_CODES.has(err.name))
+      return new ArchiveStoreUnavailableError(op, key, { cause: err });
     return new ArchiveStoreError(op, key, { cause: err });
   }
   // No S3 answer at all: connection refused or reset, timeout, DNS.
@@ -83,7 +100,10 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 2,
-      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 30_000, connectionTimeout: Math.min(5_000, opts.requestTimeoutMs ?? 30_000) },
+      requestHandler: {
+        requestTimeout: opts.requestTimeoutMs ?? 30_000,
+        connectionTimeout: Math.min(5_000, opts.requestTimeoutMs ?? 30_000),
+      },
     });
   }
 
@@ -105,7 +125,11 @@ export class S3Store implements ObjectStore {
       try {
         await this.client.send(new CreateBucketCommand({ Bucket: this.opts.bucket }));
       } catch (e) {
-        if (!(e instanceof S3ServiceException && (e.name === 'BucketAlreadyOwnedByYou' || e.name === 'BucketAlreadyExists'))) throw classify('create-bucket', this.opts.bucket, e);
+        if (!(
+          e instanceof S3ServiceException &&
+          (e.name === 'BucketAlreadyOwnedByYou' || e.name === 'BucketAlreadyExists')
+        ))
+          throw classify('create-bucket', this.opts.bucket, e);
       }
     }
     this.bucketChecked = true;
@@ -113,9 +137,17 @@ export class S3Store implements ObjectStore {
 
   async put(key: string, body: Uint8Array): Promise<void> {
     await this.ensureBucket();
-    if (body.length > (this.opts.multipartThresholdBytes ?? 16 * 1024 * 1024)) return this.putMultipart(key, body);
+    if (body.length > (this.opts.multipartThresholdBytes ?? 16 * 1024 * 1024))
+      return this.putMultipart(key, body);
     try {
-      const sending = this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length }));
+      const sending = this.client.send(
+        new PutObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: this.key(key),
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
       sending.catch(() => undefined);
       // "Killed during the upload": the request is in flight, its answer never read.
       if (this.opts.failpoint) await this.opts.failpoint('during-put');
@@ -130,20 +162,49 @@ export class S3Store implements ObjectStore {
     const partSize = Math.max(5 * 1024 * 1024, this.opts.partSizeBytes ?? 8 * 1024 * 1024);
     let uploadId: string | undefined;
     try {
-      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.opts.bucket, Key: this.key(key) }),
+      );
       uploadId = created.UploadId;
       const parts: Array<{ ETag: string; PartNumber: number }> = [];
       for (let off = 0, n = 1; off < body.length; off += partSize, n++) {
         const chunk = body.subarray(off, Math.min(body.length, off + partSize));
-        const res = await this.client.send(new UploadPartCommand({ Bucket: this.opts.bucket, Key: this.key(key), UploadId: uploadId, PartNumber: n, Body: chunk, ContentLength: chunk.length }));
+        const res = await this.client.send(
+          new UploadPartCommand({
+            Bucket: this.opts.bucket,
+            Key: this.key(key),
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: chunk,
+            ContentLength: chunk.length,
+          }),
+        );
         parts.push({ ETag: res.ETag!, PartNumber: n });
         // "Killed during the upload": some parts stored, the object not yet there.
         if (n === 1 && this.opts.failpoint) await this.opts.failpoint('during-put');
       }
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.opts.bucket, Key: this.key(key), UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.opts.bucket,
+          Key: this.key(key),
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
     } catch (err) {
-      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.opts.bucket, Key: this.key(key), UploadId: uploadId })).catch(() => undefined);
-      throw err instanceof ArchiveStoreError || err instanceof ArchiveStoreUnavailableError ? err : classify('put', key, err);
+      if (uploadId)
+        await this.client
+          .send(
+            new AbortMultipartUploadCommand({
+              Bucket: this.opts.bucket,
+              Key: this.key(key),
+              UploadId: uploadId,
+            }),
+          )
+          .catch(() => undefined);
+      throw err instanceof ArchiveStoreError || err instanceof ArchiveStoreUnavailableError
+        ? err
+        : classify('put', key, err);
     }
   }
 
@@ -154,7 +215,9 @@ export class S3Store implements ObjectStore {
   async getVersioned(key: string): Promise<Versioned | undefined> {
     await this.ensureBucket();
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }),
+      );
       const body = await res.Body!.transformToByteArray();
       return { body, version: res.ETag ?? '' };
     } catch (err) {
@@ -187,7 +250,9 @@ export class S3Store implements ObjectStore {
   async delete(key: string): Promise<void> {
     await this.ensureBucket();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }),
+      );
     } catch (err) {
       if (isNotFound(err)) return;
       throw classify('delete', key, err);
@@ -201,8 +266,20 @@ export class S3Store implements ObjectStore {
     try {
       // Bounded by `limit`: each page is at most 1000 keys.
       for (let page = 0; page < Math.ceil(limit / 1000) + 1; page++) {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: this.key(prefix), ContinuationToken: token }));
-        for (const o of res.Contents ?? []) if (o.Key && out.length < limit) out.push({ key: this.unkey(o.Key), size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 });
+        const res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.opts.bucket,
+            Prefix: this.key(prefix),
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of res.Contents ?? [])
+          if (o.Key && out.length < limit)
+            out.push({
+              key: this.unkey(o.Key),
+              size: o.Size ?? 0,
+              modifiedMs: o.LastModified?.getTime() ?? 0,
+            });
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
         if (!token || out.length >= limit) break;
       }
@@ -219,7 +296,14 @@ export class S3Store implements ObjectStore {
     const p = prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix;
     try {
       for (let page = 0; page < 1000; page++) {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: this.key(p), Delimiter: '/', ContinuationToken: token }));
+        const res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.opts.bucket,
+            Prefix: this.key(p),
+            Delimiter: '/',
+            ContinuationToken: token,
+          }),
+        );
         for (const c of res.CommonPrefixes ?? []) if (c.Prefix) out.push(this.unkey(c.Prefix));
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
         if (!token) break;
@@ -239,7 +323,9 @@ export class S3Store implements ObjectStore {
         await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
       }
     } catch (err) {
-      throw err instanceof ArchiveStoreError || err instanceof ArchiveStoreUnavailableError ? err : classify('probe', this.opts.bucket, err);
+      throw err instanceof ArchiveStoreError || err instanceof ArchiveStoreUnavailableError
+        ? err
+        : classify('probe', this.opts.bucket, err);
     }
   }
 

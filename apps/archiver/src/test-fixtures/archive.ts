@@ -6,7 +6,13 @@ import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { CONTENT_TYPES, encodeBatch, topology, type Event, type Topology } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
-import { spawnService, uniqueId, waitFor, type ChildService, type NatsFixture } from '@sluice/testing';
+import {
+  spawnService,
+  uniqueId,
+  waitFor,
+  type ChildService,
+  type NatsFixture,
+} from '@sluice/testing';
 import type { ObjectStore } from '../store';
 
 export const ARCHIVER_MAIN = 'apps/archiver/src/main.ts';
@@ -18,17 +24,36 @@ export function newTopology(nats: NatsFixture, prefix: string): Topology {
 }
 
 /** Publishes one clean EventBatch to `<ns>.telemetry.clean.<region>`. */
-export async function publishClean(nats: NatsFixture, t: Topology, region: string, events: Event[], batchId = uniqueId('b')): Promise<void> {
-  await publishDurable(nats.js, t.clean(region), encodeBatch({ batchId, events }), { msgId: batchId, contentType: CONTENT_TYPES.EVENT_BATCH });
+export async function publishClean(
+  nats: NatsFixture,
+  t: Topology,
+  region: string,
+  events: Event[],
+  batchId = uniqueId('b'),
+): Promise<void> {
+  await publishDurable(nats.js, t.clean(region), encodeBatch({ batchId, events }), {
+    msgId: batchId,
+    contentType: CONTENT_TYPES.EVENT_BATCH,
+  });
 }
 
 /** Waits until the durable has delivered and settled everything the stream holds. */
-export async function settled(nats: NatsFixture, t: Topology, durable = 'archiver', timeoutMs = 90_000): Promise<void> {
+export async function settled(
+  nats: NatsFixture,
+  t: Topology,
+  durable = 'archiver',
+  timeoutMs = 90_000,
+): Promise<void> {
   await waitFor(
     `${durable} settled`,
     async () => {
-      const [c, s] = await Promise.all([nats.jsm.consumers.info(t.streams.clean.name, durable), nats.jsm.streams.info(t.streams.clean.name)]);
-      return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= s.state.last_seq;
+      const [c, s] = await Promise.all([
+        nats.jsm.consumers.info(t.streams.clean.name, durable),
+        nats.jsm.streams.info(t.streams.clean.name),
+      ]);
+      return (
+        c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= s.state.last_seq
+      );
     },
     { timeoutMs, intervalMs: 200 },
   );
@@ -39,7 +64,13 @@ export class Children {
   private readonly list: ChildService[] = [];
 
   async start(env: Record<string, string>): Promise<ChildService> {
-    const c = spawnService(ARCHIVER_MAIN, { OTEL_SDK_DISABLED: 'true', OPS_PORT: '0', OPS_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+    const c = spawnService(ARCHIVER_MAIN, {
+      OTEL_SDK_DISABLED: 'true',
+      OPS_PORT: '0',
+      OPS_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
+    });
     this.list.push(c);
     await c.waitForLine(/archiver running/, 60_000);
     return c;
@@ -78,12 +109,21 @@ function normalize(v: unknown): unknown {
   if (typeof v === 'bigint') return Number(v);
   if (Array.isArray(v)) {
     // DuckDB gives a MAP as [{key, value}, ...].
-    if (v.length > 0 && v.every((x) => x && typeof x === 'object' && Object.keys(x).length === 2 && 'key' in x && 'value' in x)) {
-      return Object.fromEntries((v as Array<{ key: string; value: unknown }>).map((e) => [e.key, normalize(e.value)]));
+    if (
+      v.length > 0 &&
+      v.every(
+        (x) =>
+          x && typeof x === 'object' && Object.keys(x).length === 2 && 'key' in x && 'value' in x,
+      )
+    ) {
+      return Object.fromEntries(
+        (v as Array<{ key: string; value: unknown }>).map((e) => [e.key, normalize(e.value)]),
+      );
     }
     return v.map(normalize);
   }
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalize(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalize(x)]));
   return v;
 }
 
@@ -101,9 +141,14 @@ export async function duck(sql: string): Promise<Plain[]> {
 }
 
 /** Every row of a dataset under `root`, through DuckDB's Hive partitioning, with the file each came from. */
-export async function readDataset(root: string, dataset: 'telemetry' | 'detections'): Promise<Plain[]> {
+export async function readDataset(
+  root: string,
+  dataset: 'telemetry' | 'detections',
+): Promise<Plain[]> {
   const glob = join(root, dataset, '**', '*.parquet');
-  const rows = await duck(`SELECT *, filename FROM read_parquet('${glob}', hive_partitioning = true, hive_types_autocast = false, filename = true) ORDER BY event_id`);
+  const rows = await duck(
+    `SELECT *, filename FROM read_parquet('${glob}', hive_partitioning = true, hive_types_autocast = false, filename = true) ORDER BY event_id`,
+  );
   // An empty MAP comes back as an empty list.
   for (const r of rows) if (Array.isArray(r.attributes)) r.attributes = {};
   return rows;
@@ -146,7 +191,14 @@ export function expectedDetection(e: Event): Plain {
       label: d.label,
       confidence: Math.fround(d.confidence),
       tracker_id: d.trackerId,
-      bbox: d.bbox ? { left: Math.fround(d.bbox.left), top: Math.fround(d.bbox.top), width: Math.fround(d.bbox.width), height: Math.fround(d.bbox.height) } : null,
+      bbox: d.bbox
+        ? {
+            left: Math.fround(d.bbox.left),
+            top: Math.fround(d.bbox.top),
+            width: Math.fround(d.bbox.width),
+            height: Math.fround(d.bbox.height),
+          }
+        : null,
     })),
     region: v.region,
     event_date: v.frameTime!.toISOString().slice(0, 10),

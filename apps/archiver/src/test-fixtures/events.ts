@@ -7,7 +7,12 @@ const DAY = 86_400_000;
  * with attributes; deterministic from `prefix`. Events of one batch share a region (as the gateway
  * publishes them).
  */
-export function sampleBatches(prefix: string, batches: number, perBatch: number, base = Date.UTC(2026, 10, 1, 6)): Array<{ region: string; events: Event[] }> {
+export function sampleBatches(
+  prefix: string,
+  batches: number,
+  perBatch: number,
+  base = Date.UTC(2026, 10, 1, 6),
+): Array<{ region: string; events: Event[] }> {
   const out: Array<{ region: string; events: Event[] }> = [];
   for (let b = 0; b < batches; b++) {
     const region = b % 3 === 0 ? 'us-east' : 'eu-west';
@@ -28,7 +33,19 @@ export function sampleBatches(prefix: string, batches: number, perBatch: number,
               frameTime: t,
               region,
               schemaVersion: 2,
-              detections: n % 2 ? [] : [{ objectId: `o${n}`, classId: n % 5, label: 'person', confidence: 0.5 + (n % 50) / 100, trackerId: String(1844674407370955 + n), bbox: n % 4 ? { left: 0.1, top: 0.2, width: 0.3, height: 0.25 } : undefined }],
+              detections:
+                n % 2
+                  ? []
+                  : [
+                      {
+                        objectId: `o${n}`,
+                        classId: n % 5,
+                        label: 'person',
+                        confidence: 0.5 + (n % 50) / 100,
+                        trackerId: String(1844674407370955 + n),
+                        bbox: n % 4 ? { left: 0.1, top: 0.2, width: 0.3, height: 0.25 } : undefined,
+                      },
+                    ],
               attributes: n % 3 ? { lens: 'wide' } : {},
               firmwareVersion: n % 2 ? '' : '4.0.1',
             },

@@ -19,7 +19,12 @@ export interface S3Env {
 
 function parseEnv(out: string): S3Env {
   const v = (k: string) => new RegExp(`^export ${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
-  return { endpoint: v('S3_ENDPOINT'), accessKeyId: v('AWS_ACCESS_KEY_ID'), secretAccessKey: v('AWS_SECRET_ACCESS_KEY'), region: v('AWS_REGION') };
+  return {
+    endpoint: v('S3_ENDPOINT'),
+    accessKeyId: v('AWS_ACCESS_KEY_ID'),
+    secretAccessKey: v('AWS_SECRET_ACCESS_KEY'),
+    region: v('AWS_REGION'),
+  };
 }
 
 /**
@@ -27,7 +32,10 @@ function parseEnv(out: string): S3Env {
  * this process's environment, where the AWS SDK's default chain finds them.
  */
 export function seaweedfs(): S3Env {
-  execFileSync('bash', [SCRIPT, 'start'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 45 * 60_000 });
+  execFileSync('bash', [SCRIPT, 'start'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 45 * 60_000,
+  });
   const env = parseEnv(execFileSync('bash', [SCRIPT, 'env'], { encoding: 'utf8' }));
   process.env.AWS_ACCESS_KEY_ID = env.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = env.secretAccessKey;
@@ -83,7 +91,11 @@ export async function privateSeaweedfs(): Promise<PrivateSeaweedfs> {
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
-    await waitFor('private SeaweedFS ports closed', async () => !(await portOpen(s3)) && !(await portOpen(master)), { timeoutMs: 20_000 });
+    await waitFor(
+      'private SeaweedFS ports closed',
+      async () => !(await portOpen(s3)) && !(await portOpen(master)),
+      { timeoutMs: 20_000 },
+    );
   };
   const conf = join(dir, 's3.json');
   execFileSync('bash', ['-c', `cp "$(dirname "$1")/../seaweedfs-s3.json" "$2"`, '_', bin, conf]);
@@ -91,12 +103,32 @@ export async function privateSeaweedfs(): Promise<PrivateSeaweedfs> {
     endpoint: `http://127.0.0.1:${s3}`,
     async start() {
       if (proc) return;
-      proc = spawn(bin, ['server', '-ip=127.0.0.1', '-ip.bind=127.0.0.1', `-dir=${dir}`, `-master.port=${master}`, `-volume.port=${volume}`, `-filer.port=${filer}`, '-s3', `-s3.port=${s3}`, `-s3.config=${conf}`, '-volume.max=0', '-master.volumeSizeLimitMB=64'], { stdio: 'ignore' });
+      proc = spawn(
+        bin,
+        [
+          'server',
+          '-ip=127.0.0.1',
+          '-ip.bind=127.0.0.1',
+          `-dir=${dir}`,
+          `-master.port=${master}`,
+          `-volume.port=${volume}`,
+          `-filer.port=${filer}`,
+          '-s3',
+          `-s3.port=${s3}`,
+          `-s3.config=${conf}`,
+          '-volume.max=0',
+          '-master.volumeSizeLimitMB=64',
+        ],
+        { stdio: 'ignore' },
+      );
       const p = proc;
       p.once('exit', () => {
         if (proc === p) proc = undefined;
       });
-      await waitFor(`private SeaweedFS S3 on ${s3}`, () => portOpen(s3), { timeoutMs: 60_000, intervalMs: 200 });
+      await waitFor(`private SeaweedFS S3 on ${s3}`, () => portOpen(s3), {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+      });
     },
     stop,
     async destroy() {

@@ -15,7 +15,14 @@ import { telemetryEvent } from '@sluice/sinks-core/testing';
 import { spawnService, testUrls, uniqueId } from '@sluice/testing';
 // The encoder under test, by path: the bench measures the archiver's own code (no app barrel exists).
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { compareRows, encodeJsonlGz, encodeParquet, toRow, type Row, type Rows } from '../../../../apps/archiver/src/schema';
+import {
+  compareRows,
+  encodeJsonlGz,
+  encodeParquet,
+  toRow,
+  type Row,
+  type Rows,
+} from '../../../../apps/archiver/src/schema';
 import { round, type Bench, type BenchFlags } from '../result';
 
 export const flags: BenchFlags = {
@@ -24,7 +31,9 @@ export const flags: BenchFlags = {
 };
 
 function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+  );
 }
 
 const bench: Bench = async ({ flags }) => {
@@ -41,33 +50,50 @@ const bench: Bench = async ({ flags }) => {
     await ensureStream(jsm, topo.streams.clean);
     const batches: Event[][] = [];
     for (let b = 0; b * batchSize < total; b++) {
-      batches.push(Array.from({ length: Math.min(batchSize, total - b * batchSize) }, (_, i) => {
-        const n = b * batchSize + i;
-        return telemetryEvent(`${run}-${n}`, { deviceId: `dev-${n % 1000}`, region: 'eu-west', value: (n % 997) / 10, time: new Date(base + n * 50), attributes: { site: `plant-${n % 7}` } });
-      }));
+      batches.push(
+        Array.from({ length: Math.min(batchSize, total - b * batchSize) }, (_, i) => {
+          const n = b * batchSize + i;
+          return telemetryEvent(`${run}-${n}`, {
+            deviceId: `dev-${n % 1000}`,
+            region: 'eu-west',
+            value: (n % 997) / 10,
+            time: new Date(base + n * 50),
+            attributes: { site: `plant-${n % 7}` },
+          });
+        }),
+      );
     }
     let protoBytes = 0;
     const pending: Array<Promise<unknown>> = [];
     for (let b = 0; b < batches.length; b++) {
       const payload = encodeBatch({ batchId: `${run}-${b}`, events: batches[b]! });
       protoBytes += payload.length;
-      pending.push(publishDurable(js, topo.clean('eu-west'), payload, { msgId: `${run}-${b}`, contentType: CONTENT_TYPES.EVENT_BATCH }));
+      pending.push(
+        publishDurable(js, topo.clean('eu-west'), payload, {
+          msgId: `${run}-${b}`,
+          contentType: CONTENT_TYPES.EVENT_BATCH,
+        }),
+      );
       if (pending.length >= 256) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
 
     // Ceiling: the same events through the archiver's encode path, in this process.
     const t0 = performance.now();
-    const rows = batches.flatMap((events, b) => events.map((e) => toRow(e, { stream_seq: b + 1, batch_id: `${run}-${b}`, stored_at: base }))) as Row[];
+    const rows = batches.flatMap((events, b) =>
+      events.map((e) => toRow(e, { stream_seq: b + 1, batch_id: `${run}-${b}`, stored_at: base })),
+    ) as Row[];
     const byDate = new Map<string, Row[]>();
     for (const r of rows) {
       const d = new Date((r as { event_time: number }).event_time).toISOString().slice(0, 10);
       (byDate.get(d) ?? byDate.set(d, []).get(d)!).push(r);
     }
-    for (const part of byDate.values()) encodeParquet({ dataset: 'telemetry', rows: part.sort(compareRows) } as Rows);
+    for (const part of byDate.values())
+      encodeParquet({ dataset: 'telemetry', rows: part.sort(compareRows) } as Rows);
     const baselineSeconds = (performance.now() - t0) / 1000;
     let jsonlBytes = 0;
-    for (const part of byDate.values()) jsonlBytes += encodeJsonlGz({ dataset: 'telemetry', rows: part } as Rows).length;
+    for (const part of byDate.values())
+      jsonlBytes += encodeJsonlGz({ dataset: 'telemetry', rows: part } as Rows).length;
 
     const svc = spawnService('apps/archiver/src/main.ts', {
       NATS_URL: testUrls.nats,
@@ -86,12 +112,16 @@ const bench: Bench = async ({ flags }) => {
       const started = performance.now();
       const last = (await jsm.streams.info(topo.streams.clean.name)).state.last_seq;
       for (let i = 0; i < 6_000; i++) {
-        const info = await jsm.consumers.info(topo.streams.clean.name, 'archiver').catch(() => undefined);
+        const info = await jsm.consumers
+          .info(topo.streams.clean.name, 'archiver')
+          .catch(() => undefined);
         if (info && info.ack_floor.stream_seq >= last) break;
         await new Promise((r) => setTimeout(r, 50));
       }
       const seconds = (performance.now() - started) / 1000;
-      const parquetBytes = walk(dir).filter((p) => p.endsWith('.parquet')).reduce((n, p) => n + statSync(p).size, 0);
+      const parquetBytes = walk(dir)
+        .filter((p) => p.endsWith('.parquet'))
+        .reduce((n, p) => n + statSync(p).size, 0);
       return {
         name: 'archive',
         events: total,
