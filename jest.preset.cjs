@@ -23,7 +23,15 @@ module.exports = (dir, name) => ({
     // which jest's CommonJS loader cannot load untransformed.
     '/@apidevtools/json-schema-ref-parser/.+\\.js$': [
       'ts-jest',
-      { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2022', esModuleInterop: true, isolatedModules: true } },
+      {
+        tsconfig: {
+          allowJs: true,
+          module: 'commonjs',
+          target: 'es2022',
+          esModuleInterop: true,
+          isolatedModules: true,
+        },
+      },
     ],
   },
   transformIgnorePatterns: ['/node_modules/(?!@apidevtools/json-schema-ref-parser/)'],

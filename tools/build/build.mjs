@@ -27,7 +27,11 @@ const options = {
   tsconfig: 'tsconfig.base.json',
   logLevel: 'warning',
 };
-await build({ ...options, entryPoints: [entry], outfile: join(outdir, app ? 'main.js' : 'index.js') });
+await build({
+  ...options,
+  entryPoints: [entry],
+  outfile: join(outdir, app ? 'main.js' : 'index.js'),
+});
 // Every application ships the OpenTelemetry instrumentation preload beside its main.js:
 // `node --require dist/apps/<app>/preload.js dist/apps/<app>/main.js`.
 if (app) {
@@ -39,8 +43,13 @@ if (app) {
 const cli = join(root, 'src', 'cli');
 if (app && existsSync(cli)) {
   for (const f of readdirSync(cli).filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts')))
-    await build({ ...options, entryPoints: [join(cli, f)], outfile: join(outdir, f.replace(/\.ts$/, '.js')) });
+    await build({
+      ...options,
+      entryPoints: [join(cli, f)],
+      outfile: join(outdir, f.replace(/\.ts$/, '.js')),
+    });
 }
 // Versioned SQL and other run-time assets travel with the bundle.
 const migrations = join(root, 'migrations');
-if (app && existsSync(migrations)) cpSync(migrations, join(outdir, 'migrations'), { recursive: true });
+if (app && existsSync(migrations))
+  cpSync(migrations, join(outdir, 'migrations'), { recursive: true });

@@ -202,7 +202,10 @@ function parseArgs(argv: string[]): Options {
       .map((s) => s.trim())
       .filter(Boolean),
     graceMs: values.grace === undefined ? 10_000 : parseDuration(values.grace, '--grace'),
-    readyTimeoutMs: values['ready-timeout'] === undefined ? 60_000 : parseDuration(values['ready-timeout'], '--ready-timeout'),
+    readyTimeoutMs:
+      values['ready-timeout'] === undefined
+        ? 60_000
+        : parseDuration(values['ready-timeout'], '--ready-timeout'),
   };
 }
 
@@ -246,12 +249,16 @@ function startChild(
   // children in order instead of them all racing. The OpenTelemetry instrumentation preload runs
   // before the entry (docs/OPERATIONS.md, Tracing).
   const preload = './libs/observability/src/preload.ts';
-  const proc = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', '--import', preload, entry], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const proc = spawn(
+    process.execPath,
+    ['--enable-source-maps', '--import', 'tsx', '--import', preload, entry],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   const prefix = paint(color, name.padEnd(width)) + ' | ';
   const pipes = [
     [proc.stdout, process.stdout],
@@ -335,10 +342,13 @@ async function ensureDevDatabase(pgUrl: string): Promise<string> {
   const admin = new Client({ connectionString: pgUrl, connectionTimeoutMillis: 5_000 });
   await admin.connect();
   try {
-    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DEV_DATABASE]);
-    if (rowCount === 0) await admin.query(`CREATE DATABASE "${DEV_DATABASE}"`).catch((err: { code?: string }) => {
-      if (err.code !== '42P04') throw err; // created meanwhile
-    });
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      DEV_DATABASE,
+    ]);
+    if (rowCount === 0)
+      await admin.query(`CREATE DATABASE "${DEV_DATABASE}"`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created meanwhile
+      });
   } finally {
     await admin.end();
   }
@@ -367,7 +377,9 @@ async function main(): Promise<void> {
   }
 
   if (apps.includes('aggregator') || apps.includes('webhook-dispatcher')) {
-    process.env['PG_URL'] = await ensureDevDatabase(process.env['PG_URL'] || LOCAL_DEFAULTS['PG_URL']!);
+    process.env['PG_URL'] = await ensureDevDatabase(
+      process.env['PG_URL'] || LOCAL_DEFAULTS['PG_URL']!,
+    );
   }
 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -388,10 +400,18 @@ async function main(): Promise<void> {
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say('  query API  http://127.0.0.1:9480/openapi.json');
+  if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs') {
+    const dir = resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'));
+    say(
+      `  archive    ${dir}  (Parquet, region=<r>/event_date=<day>/; try: duckdb -c "SELECT count(*) FROM '${dir}/telemetry/**/*.parquet'")`,
+    );
+  }
   if (apps.includes('aggregator') && !process.env['AGGREGATOR_API_TOKENS']) printQueryExamples();
   if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
-    say(`  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`);
+    say(
+      `  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
+    );
 
   const started = apps.map((app, i) =>
     startChild(

@@ -65,7 +65,13 @@ export class Aggregator {
     this.resolutions = parseResolutions(config.AGGREGATOR_RESOLUTIONS, config.AGGREGATOR_RETENTION);
     const derived = parseDerived(config.AGGREGATOR_DERIVED);
     this.metrics = new AggregatorMetrics(deps.registry);
-    this.pool = createPool({ service: SERVICE, url: config.PG_URL, max: config.AGGREGATOR_PG_POOL, connectionTimeoutMs: 5_000, log });
+    this.pool = createPool({
+      service: SERVICE,
+      url: config.PG_URL,
+      max: config.AGGREGATOR_PG_POOL,
+      connectionTimeoutMs: 5_000,
+      log,
+    });
     this.partitions = new Partitions(this.pool, this.resolutions);
     this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
@@ -244,7 +250,9 @@ export class Aggregator {
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
         if (!isStoreContention(err) || attempt >= 9 || this.stopping) {
-          throw new StoreUnavailableError(`PostgreSQL unavailable: ${(err as Error).message}`, { cause: err });
+          throw new StoreUnavailableError(`PostgreSQL unavailable: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         this.metrics.flushRetries.inc();
         await sleep(Math.min(1_000, 20 * 2 ** attempt));

@@ -33,7 +33,10 @@ export const config = defineConfig({
       try {
         parseInlineTokens(raw, { variable: 'AGGREGATOR_API_TOKENS', field: 'regions' });
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof ConfigError ? err.issues[0]!.reason : String(err) });
+        ctx.addIssue({
+          code: 'custom',
+          message: err instanceof ConfigError ? err.issues[0]!.reason : String(err),
+        });
       }
     }),
   /** JSON file of query API tokens: `[{"name": "...", "sha256": "<hex>", "regions": ["eu"] | "*"}]`. Default none. */

@@ -42,7 +42,13 @@ describe('idle regions', () => {
     const quiet: R[] = [];
     for (let i = 0; i < 12; i++)
       for (const device of ['dev-q0', 'dev-q1'])
-        quiet.push({ device, region: 'quiet', sensor: 'temp', t: tB + i * 250, value: i + (device === 'dev-q1' ? 100 : 0) });
+        quiet.push({
+          device,
+          region: 'quiet',
+          sensor: 'temp',
+          t: tB + i * 250,
+          value: i + (device === 'dev-q1' ? 100 : 0),
+        });
     const expected = reference(quiet, ['1s', '5s']);
 
     // The busy region keeps arriving, with event times a minute behind the quiet one's: neither a
@@ -51,20 +57,26 @@ describe('idle regions', () => {
     let lastEnd = 0;
     const busy = (async () => {
       for (let i = 0; !stop; i++) {
-        await h.publish(`raw:busy:${i}`, [{ device: 'dev-b', region: 'busy', sensor: 'temp', t: tB - 60_000 + i * 50, value: i }]);
+        await h.publish(`raw:busy:${i}`, [
+          { device: 'dev-b', region: 'busy', sensor: 'temp', t: tB - 60_000 + i * 50, value: i },
+        ]);
         await sleep(100);
       }
     })();
     try {
       for (let m = 0; m < 3; m++) await h.publish(`raw:quiet:${m}`, quiet.slice(m * 8, m * 8 + 8));
       await waitFor('quiet readings applied', async () => {
-        const rows = await h.sql<{ n: string }>(`SELECT coalesce(sum(count), 0) AS n FROM rollups WHERE resolution = '1s' AND scope = 1 AND region = 'quiet'`);
+        const rows = await h.sql<{ n: string }>(
+          `SELECT coalesce(sum(count), 0) AS n FROM rollups WHERE resolution = '1s' AND scope = 1 AND region = 'quiet'`,
+        );
         return Number(rows[0]!.n) === quiet.length;
       });
-      lastEnd = Math.max(...[...expected.keys()].map((k) => {
-        const [res, , , , ws] = k.split('|');
-        return Number(ws) + RES_MS[res!]!;
-      }));
+      lastEnd = Math.max(
+        ...[...expected.keys()].map((k) => {
+          const [res, , , , ws] = k.split('|');
+          return Number(ws) + RES_MS[res!]!;
+        }),
+      );
       // Deadline: the last window's end + idle + lateness, plus the closer interval and polling slack.
       const deadline = Math.max(0, lastEnd - Date.now()) + IDLE_MS + LATENESS_MS + 2_000;
       const published = await waitFor(
@@ -78,12 +90,30 @@ describe('idle regions', () => {
       expect(published.map(keyOf).sort()).toEqual([...expected.keys()].sort());
       for (const x of published) {
         const e = expected.get(keyOf(x))!;
-        expect({ k: keyOf(x), revision: x.revision, lateCount: x.lateCount, count: x.count, min: x.min, max: x.max, first: x.firstValue, last: x.lastValue }).toEqual({
-          k: keyOf(x), revision: 1, lateCount: 0, count: e.count, min: e.min, max: e.max, first: e.first, last: e.last,
+        expect({
+          k: keyOf(x),
+          revision: x.revision,
+          lateCount: x.lateCount,
+          count: x.count,
+          min: x.min,
+          max: x.max,
+          first: x.firstValue,
+          last: x.lastValue,
+        }).toEqual({
+          k: keyOf(x),
+          revision: 1,
+          lateCount: 0,
+          count: e.count,
+          min: e.min,
+          max: e.max,
+          first: e.first,
+          last: e.last,
         });
       }
       // The busy region is still sending: its latest window is open (its own watermark holds it).
-      const openBusy = await h.sql<{ n: string }>(`SELECT count(*) AS n FROM rollups WHERE region = 'busy' AND NOT closed`);
+      const openBusy = await h.sql<{ n: string }>(
+        `SELECT count(*) AS n FROM rollups WHERE region = 'busy' AND NOT closed`,
+      );
       expect(Number(openBusy[0]!.n)).toBeGreaterThan(0);
     } finally {
       stop = true;
@@ -95,19 +125,38 @@ describe('idle regions', () => {
     const before = (await readWatermarks(agg.pool, opts, ['quiet'])).get('quiet')!;
     const w0 = Math.floor(tB / 1_000) * 1_000;
     const first = expected.get(`1s|device|dev-q0|temp|${w0}`)!;
-    await h.publish('raw:quiet:late', [{ device: 'dev-q0', region: 'quiet', sensor: 'temp', t: w0 + 1, value: -7 }]);
+    await h.publish('raw:quiet:late', [
+      { device: 'dev-q0', region: 'quiet', sensor: 'temp', t: w0 + 1, value: -7 },
+    ]);
     const isW0 = (scope: RollupScope) => (x: Rollup) =>
-      x.scope === scope && x.region === 'quiet' && x.resolution === '1s' && x.windowStart!.getTime() === w0 && (scope === RollupScope.REGION || x.deviceId === 'dev-q0');
+      x.scope === scope &&
+      x.region === 'quiet' &&
+      x.resolution === '1s' &&
+      x.windowStart!.getTime() === w0 &&
+      (scope === RollupScope.REGION || x.deviceId === 'dev-q0');
     const revised = await waitFor('revision of the closed window', async () => {
       const x = await rollups(h, isW0(RollupScope.DEVICE));
       return x.length === 2 ? x : undefined;
     });
     expect(revised.map((x) => x.revision)).toEqual([1, 2]);
-    expect(revised[1]).toMatchObject({ count: first.count + 1, min: -7, firstValue: -7, lateCount: 1 });
-    await waitFor('revision of the region window', async () => (await rollups(h, isW0(RollupScope.REGION))).length === 2);
+    expect(revised[1]).toMatchObject({
+      count: first.count + 1,
+      min: -7,
+      firstValue: -7,
+      lateCount: 1,
+    });
+    await waitFor(
+      'revision of the region window',
+      async () => (await rollups(h, isW0(RollupScope.REGION))).length === 2,
+    );
     // The marks commit after the publishes are acknowledged.
     const stored = await waitFor('revisions committed', async () => {
-      const rows = await h.sql<{ scope: number; revision: number; late_count: string; dirty: boolean }>(
+      const rows = await h.sql<{
+        scope: number;
+        revision: number;
+        late_count: string;
+        dirty: boolean;
+      }>(
         `SELECT scope, revision, late_count, dirty FROM rollups WHERE resolution = '1s' AND region = 'quiet' AND window_start = to_timestamp($1::float8 / 1000) AND (scope = 2 OR series_key = 'dev-q0') ORDER BY scope`,
         [w0],
       );
@@ -117,7 +166,9 @@ describe('idle regions', () => {
       { scope: 1, revision: 2, late_count: '1', dirty: false },
       { scope: 2, revision: 2, late_count: '1', dirty: false },
     ]);
-    const late = (await agg.metrics.lateEvents.get()).values.find((v) => v.labels.resolution === '1s');
+    const late = (await agg.metrics.lateEvents.get()).values.find(
+      (v) => v.labels.resolution === '1s',
+    );
     expect(late?.value).toBeGreaterThanOrEqual(1);
     // The region is active again, but its watermark does not fall back to its max event time: the
     // windows the idle advance passed stay closed behind it.
@@ -174,7 +225,10 @@ describe('per-region watermarks', () => {
     // Exactly the windows its own watermark passed, each once, complete: none was closed early by the
     // leading region's watermark (which would have made its later readings late revisions).
     expect(published.map(keyOf).sort()).toEqual(due.sort());
-    for (const x of published) expect({ k: keyOf(x), revision: x.revision, lateCount: x.lateCount, count: x.count }).toEqual({ k: keyOf(x), revision: 1, lateCount: 0, count: expected.get(keyOf(x))!.count });
+    for (const x of published)
+      expect({ k: keyOf(x), revision: x.revision, lateCount: x.lateCount, count: x.count }).toEqual(
+        { k: keyOf(x), revision: 1, lateCount: 0, count: expected.get(keyOf(x))!.count },
+      );
     // The marks commit after the publishes are acknowledged.
     const rows = await waitFor('the closed marks committed', async () => {
       const x = await h.sql<{ late: string; open: string; max_revision: number }>(
@@ -182,6 +236,10 @@ describe('per-region watermarks', () => {
       );
       return Number(x[0]!.open) === expected.size - due.length ? x : undefined;
     });
-    expect(rows[0]).toEqual({ late: '0', open: String(expected.size - due.length), max_revision: 1 });
+    expect(rows[0]).toEqual({
+      late: '0',
+      open: String(expected.size - due.length),
+      max_revision: 1,
+    });
   });
 });

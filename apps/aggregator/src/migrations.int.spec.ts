@@ -17,7 +17,8 @@ describe('migration 0003 (region watermarks) on a store of the previous version'
     pool = new Pool({ connectionString: db.url, max: 2 });
     const dir = migrationsDir();
     oldDir = mkdtempSync(join(tmpdir(), 'agg-migrations-'));
-    for (const f of readdirSync(dir).filter((f) => f < '0003')) copyFileSync(join(dir, f), join(oldDir, f));
+    for (const f of readdirSync(dir).filter((f) => f < '0003'))
+      copyFileSync(join(dir, f), join(oldDir, f));
   });
   afterAll(async () => {
     await pool.end();
@@ -36,21 +37,40 @@ describe('migration 0003 (region watermarks) on a store of the previous version'
 
     await migrate(pool, migrationsDir(), logger);
 
-    const { rows } = await pool.query<{ region: string; max_event_time: Date; idle_floor: Date; recent: boolean }>(
+    const { rows } = await pool.query<{
+      region: string;
+      max_event_time: Date;
+      idle_floor: Date;
+      recent: boolean;
+    }>(
       `SELECT region, max_event_time, idle_floor, last_arrival > now() - interval '1 minute' AS recent FROM region_watermarks ORDER BY region`,
     );
     expect(rows).toEqual([
-      { region: 'eu', max_event_time: new Date('2026-01-10T12:00:00Z'), idle_floor: new Date(0), recent: true },
-      { region: 'us', max_event_time: new Date('2026-01-10T12:00:00Z'), idle_floor: new Date(0), recent: true },
+      {
+        region: 'eu',
+        max_event_time: new Date('2026-01-10T12:00:00Z'),
+        idle_floor: new Date(0),
+        recent: true,
+      },
+      {
+        region: 'us',
+        max_event_time: new Date('2026-01-10T12:00:00Z'),
+        idle_floor: new Date(0),
+        recent: true,
+      },
     ]);
     const idx = await pool.query<{ indexname: string; indexdef: string }>(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'rollups' ORDER BY indexname`,
     );
     expect(idx.rows.map((r) => r.indexname)).toEqual(['rollups_pending_region', 'rollups_pkey']);
-    expect(idx.rows[0]!.indexdef).toMatch(/\(region, window_start\) WHERE \(\(NOT closed\) OR dirty\)/);
+    expect(idx.rows[0]!.indexdef).toMatch(
+      /\(region, window_start\) WHERE \(\(NOT closed\) OR dirty\)/,
+    );
     // Applying again changes nothing.
     await migrate(pool, migrationsDir(), logger);
-    expect((await pool.query('SELECT count(*)::int AS n FROM region_watermarks')).rows[0].n).toBe(2);
+    expect((await pool.query('SELECT count(*)::int AS n FROM region_watermarks')).rows[0].n).toBe(
+      2,
+    );
   });
 });
 
@@ -77,11 +97,10 @@ describe('an installation migrated before libs/pg (schema_migrations)', () => {
     for (const f of old) {
       const sql = readFileSync(join(dir, f), 'utf8');
       await pool.query(sql);
-      await pool.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-        Number(f.slice(0, 4)),
-        f.slice(5, -4),
-        createHash('sha256').update(sql).digest('hex'),
-      ]);
+      await pool.query(
+        'INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)',
+        [Number(f.slice(0, 4)), f.slice(5, -4), createHash('sha256').update(sql).digest('hex')],
+      );
     }
 
     const report = await migrate(pool, dir, logger);
@@ -92,8 +111,12 @@ describe('an installation migrated before libs/pg (schema_migrations)', () => {
     const { rows } = await pool.query<{ version: number; adopted_from: string | null }>(
       'SELECT version, adopted_from FROM sluice_aggregator_migrations ORDER BY version',
     );
-    expect(rows.filter((r) => r.adopted_from === 'schema_migrations').map((r) => r.version)).toEqual([1, 2, 3]);
-    expect((await pool.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBe(3);
+    expect(
+      rows.filter((r) => r.adopted_from === 'schema_migrations').map((r) => r.version),
+    ).toEqual([1, 2, 3]);
+    expect((await pool.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBe(
+      3,
+    );
     expect((await migrate(pool, dir, logger)).applied).toEqual([]);
   });
 });

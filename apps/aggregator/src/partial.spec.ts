@@ -67,7 +67,12 @@ describe('accumulate: max event time per region', () => {
   it('keeps each region its own latest time within now + skew, and -Infinity for a region with none', () => {
     const res = parseResolutions(['1s', '5s'], []);
     const now = Date.UTC(2026, 0, 10, 12);
-    const m = (id: string, readings: CleanMessage['readings']): CleanMessage => ({ id, detections: 0, invalid: 0, readings });
+    const m = (id: string, readings: CleanMessage['readings']): CleanMessage => ({
+      id,
+      detections: 0,
+      invalid: 0,
+      readings,
+    });
     const acc = accumulate(
       [
         m('a', [
@@ -104,7 +109,10 @@ describe('accumulate against a per-reading computation', () => {
       for (const r of m.readings) {
         const start = windowStart(r.t, res.ms);
         if (start < keep) continue;
-        for (const [scope, key] of [[1, r.device], [2, r.region]] as const) {
+        for (const [scope, key] of [
+          [1, r.device],
+          [2, r.region],
+        ] as const) {
           const id = `${res.name}/${scope}/${key}/${r.sensor}/${start}`;
           const p = out.get(id);
           if (p) mergeInto(p, single(r.t, r.value));
@@ -133,7 +141,12 @@ describe('accumulate against a per-reading computation', () => {
     const m: CleanMessage = { id: 'x', detections: 0, invalid: 0, readings };
     const acc = accumulate([m], resolutions, now, 60_000);
     const want = naive(m, resolutions, now);
-    const got = new Map([...acc.cells.values()].map((c) => [`${c.resolution}/${c.scope}/${c.key}/${c.sensor}/${c.start}`, c.p]));
+    const got = new Map(
+      [...acc.cells.values()].map((c) => [
+        `${c.resolution}/${c.scope}/${c.key}/${c.sensor}/${c.start}`,
+        c.p,
+      ]),
+    );
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [id, p] of want) {
       const g = got.get(id)!;

@@ -167,16 +167,36 @@ export function accumulate(
   const horizon = now + maxFutureSkewMs;
   const grainMs = resolutions[0]!.ms;
   // Windows starting before this are in a partition that retention has dropped (see isExpired).
-  const keepFrom = resolutions.map((res) => partitionSpan(now - res.retentionMs, res.partition).start);
+  const keepFrom = resolutions.map(
+    (res) => partitionSpan(now - res.retentionMs, res.partition).start,
+  );
   const derived = resolutions.map((res) => res.ms % grainMs === 0);
   // Per resolution: series (scope, key, sensor) → window start → cell.
   const bySeries = resolutions.map(() => new Map<string, Map<number, Cell>>());
-  const cellFor = (i: number, scope: Scope, key: string, series: string, sensor: string, region: string, start: number, seed: Partial): void => {
+  const cellFor = (
+    i: number,
+    scope: Scope,
+    key: string,
+    series: string,
+    sensor: string,
+    region: string,
+    start: number,
+    seed: Partial,
+  ): void => {
     const perSeries = bySeries[i]!;
     let windows = perSeries.get(series);
     if (windows === undefined) perSeries.set(series, (windows = new Map()));
     const c = windows.get(start);
-    if (c === undefined) windows.set(start, { resolution: resolutions[i]!.name, scope, key, sensor, start, region, p: { ...seed } });
+    if (c === undefined)
+      windows.set(start, {
+        resolution: resolutions[i]!.name,
+        scope,
+        key,
+        sensor,
+        start,
+        region,
+        p: { ...seed },
+      });
     else mergeInto(c.p, seed);
   };
 
@@ -193,7 +213,16 @@ export function accumulate(
       if (byRegion === undefined) bySensor.set(r.sensor, (byRegion = new Map()));
       let g = byRegion.get(r.region);
       if (g === undefined) {
-        byRegion.set(r.region, (g = { device: r.device, sensor: r.sensor, region: r.region, windows: new Map(), maxT: -Infinity }));
+        byRegion.set(
+          r.region,
+          (g = {
+            device: r.device,
+            sensor: r.sensor,
+            region: r.region,
+            windows: new Map(),
+            maxT: -Infinity,
+          }),
+        );
         series.push(g);
       }
       if (r.t > g.maxT && r.t <= horizon) g.maxT = r.t;
@@ -209,8 +238,26 @@ export function accumulate(
           continue;
         }
         const one = single(r.t, r.value);
-        cellFor(i, SCOPE_DEVICE, r.device, `1\u0001${r.device}\u0001${r.sensor}`, r.sensor, r.region, s, one);
-        cellFor(i, SCOPE_REGION, r.region, `2\u0001${r.region}\u0001${r.sensor}`, r.sensor, r.region, s, one);
+        cellFor(
+          i,
+          SCOPE_DEVICE,
+          r.device,
+          `1\u0001${r.device}\u0001${r.sensor}`,
+          r.sensor,
+          r.region,
+          s,
+          one,
+        );
+        cellFor(
+          i,
+          SCOPE_REGION,
+          r.region,
+          `2\u0001${r.region}\u0001${r.sensor}`,
+          r.sensor,
+          r.region,
+          s,
+          one,
+        );
       }
     }
   }
@@ -238,7 +285,8 @@ export function accumulate(
   const cells = new Map<string, Cell>();
   for (const perSeries of bySeries) {
     for (const windows of perSeries.values()) {
-      for (const c of windows.values()) cells.set(cellKey(c.resolution, c.scope, c.key, c.sensor, c.start), c);
+      for (const c of windows.values())
+        cells.set(cellKey(c.resolution, c.scope, c.key, c.sensor, c.start), c);
     }
   }
   return { cells, maxEventTimes, readings, expired };

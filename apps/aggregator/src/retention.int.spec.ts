@@ -105,17 +105,25 @@ describe('retention by dropping partitions', () => {
 
   it('creates partitions with room for HOT updates, and migration 0002 gives it to older ones', async () => {
     const fillfactor = async (like: string) =>
-      (await h.sql<{ name: string; opts: string[] | null }>(`SELECT relname AS name, reloptions AS opts FROM pg_class WHERE relname LIKE $1 AND relkind = 'r'`, [like])).map((r) => [r.name, r.opts]);
+      (
+        await h.sql<{ name: string; opts: string[] | null }>(
+          `SELECT relname AS name, reloptions AS opts FROM pg_class WHERE relname LIKE $1 AND relkind = 'r'`,
+          [like],
+        )
+      ).map((r) => [r.name, r.opts]);
     const created = await fillfactor('rollups\\_1s\\_p%');
     expect(created.length).toBeGreaterThan(0);
     for (const [, opts] of created) expect(opts).toContain(`fillfactor=${ROLLUP_FILLFACTOR}`);
 
     // A partition as the first migration's code made them (no storage option), then the migration.
-    await h.sql(`CREATE TABLE rollups_1m_p209901 PARTITION OF rollups_1m FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')`);
+    await h.sql(
+      `CREATE TABLE rollups_1m_p209901 PARTITION OF rollups_1m FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')`,
+    );
     expect(await fillfactor('rollups_1m_p209901')).toEqual([['rollups_1m_p209901', null]]);
     await h.sql(readFileSync(join(migrationsDir(), '0002_rollup_fillfactor.sql'), 'utf8'));
-    expect(await fillfactor('rollups_1m_p209901')).toEqual([['rollups_1m_p209901', ['fillfactor=70']]]);
+    expect(await fillfactor('rollups_1m_p209901')).toEqual([
+      ['rollups_1m_p209901', ['fillfactor=70']],
+    ]);
     await h.sql('DROP TABLE rollups_1m_p209901');
   });
 });
-

@@ -10,7 +10,13 @@ export { SERVICE };
 
 export function createService(rt: Runtime<Config>): Service {
   const { config } = rt;
-  const aggregator = new Aggregator({ nc: rt.nc, topology: rt.topology, config, log: rt.log, registry: rt.registry });
+  const aggregator = new Aggregator({
+    nc: rt.nc,
+    topology: rt.topology,
+    config,
+    log: rt.log,
+    registry: rt.registry,
+  });
   // Before anything starts: a production service without query API tokens refuses to start.
   const tokens = apiTokens(config, rt.log);
   let api: ApiServer | undefined;
@@ -39,7 +45,13 @@ export function createService(rt: Runtime<Config>): Service {
       },
     ],
     actors: [aggregator.actor],
-    background: [{ name: 'timers', start: () => aggregator.startTimers(), stop: async () => aggregator.stopTimers() }],
+    background: [
+      {
+        name: 'timers',
+        start: () => aggregator.startTimers(),
+        stop: async () => aggregator.stopTimers(),
+      },
+    ],
     close: [{ name: 'postgres', stop: () => aggregator.closePool() }],
     ready: { postgres: async () => (await aggregator.pool.query('SELECT 1')).rowCount === 1 },
   };

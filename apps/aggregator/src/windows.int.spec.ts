@@ -109,10 +109,20 @@ describe('window closing and revisions', () => {
 
   it('publishes a late reading in a window below where bounded closer passes look, through the full pass it triggers', async () => {
     const t1 = Math.floor(Date.now() / 5_000) * 5_000 - 30_000;
-    const r = (t: number, value: number, device: string) => ({ device, region: 'eu', sensor: 'temp', t, value });
+    const r = (t: number, value: number, device: string) => ({
+      device,
+      region: 'eu',
+      sensor: 'temp',
+      t,
+      value,
+    });
     const at = (device: string, start: number) => (x: Rollup) =>
-      x.scope === RollupScope.DEVICE && x.deviceId === device && x.resolution === '1s' && x.windowStart?.getTime() === start;
-    const passes = async (kind: string) => (await agg.metrics.closerPasses.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
+      x.scope === RollupScope.DEVICE &&
+      x.deviceId === device &&
+      x.resolution === '1s' &&
+      x.windowStart?.getTime() === start;
+    const passes = async (kind: string) =>
+      (await agg.metrics.closerPasses.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
 
     await h.publish('raw:L:1', [r(t1 + 100, 1, 'dev-a'), r(t1 + 10_000, 2, 'dev-a')]);
     await waitFor('dev-a window closed', async () => (await rollups(at('dev-a', t1))).length === 1);
@@ -130,4 +140,3 @@ describe('window closing and revisions', () => {
     await waitFor('the full pass metered', async () => (await passes('full')) > fullBefore);
   });
 });
-

@@ -1,4 +1,12 @@
-import { DecodeError, decodeBatch, DetectionEvent, encodeBatch, NAME_TOKEN_PATTERN, TelemetryEvent, type Event } from '@sluice/contracts';
+import {
+  DecodeError,
+  decodeBatch,
+  DetectionEvent,
+  encodeBatch,
+  NAME_TOKEN_PATTERN,
+  TelemetryEvent,
+  type Event,
+} from '@sluice/contracts';
 import { rng } from '@sluice/testing';
 import { decodeReadings, type DecodedReadings } from './wire';
 
@@ -18,8 +26,24 @@ function reference(bytes: Uint8Array): DecodedReadings {
     const v = e.kind.value;
     const t = v.eventTime?.getTime();
     const ok =
-      t !== undefined && Number.isFinite(t) && Number.isFinite(v.value) && !!v.deviceId && v.deviceId.length <= 128 && !control(v.deviceId) && !!v.sensorType && v.sensorType.length <= 128 && !control(v.sensorType) && NAME_TOKEN_PATTERN.test(v.region);
-    if (ok) out.readings.push({ device: v.deviceId, region: v.region, sensor: v.sensorType, t: t!, value: v.value });
+      t !== undefined &&
+      Number.isFinite(t) &&
+      Number.isFinite(v.value) &&
+      !!v.deviceId &&
+      v.deviceId.length <= 128 &&
+      !control(v.deviceId) &&
+      !!v.sensorType &&
+      v.sensorType.length <= 128 &&
+      !control(v.sensorType) &&
+      NAME_TOKEN_PATTERN.test(v.region);
+    if (ok)
+      out.readings.push({
+        device: v.deviceId,
+        region: v.region,
+        sensor: v.sensorType,
+        t: t!,
+        value: v.value,
+      });
     else out.invalid++;
   }
   return out;
@@ -28,14 +52,41 @@ function reference(bytes: Uint8Array): DecodedReadings {
 function randomEvents(seed: number, n: number): Event[] {
   const random = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
-  const devices = ['dev-1', 'boat-⛵-7', 'd'.repeat(40), 'x'.repeat(129), '', 'bad\u0001id', 'ünïcødé-device-name-longer-than-32'];
+  const devices = [
+    'dev-1',
+    'boat-⛵-7',
+    'd'.repeat(40),
+    'x'.repeat(129),
+    '',
+    'bad\u0001id',
+    'ünïcødé-device-name-longer-than-32',
+  ];
   const regions = ['eu', 'us-east', 'EU', '', 'ap_south-1'];
   const sensors = ['engine_temp', 'rpm', '', 's'.repeat(130), 'température'];
-  const times = [new Date(1_700_000_000_123), new Date(-86_400_000 - 7), new Date(0), undefined, new Date(1_700_000_000_000 + 0.5)];
+  const times = [
+    new Date(1_700_000_000_123),
+    new Date(-86_400_000 - 7),
+    new Date(0),
+    undefined,
+    new Date(1_700_000_000_000 + 0.5),
+  ];
   const values = [71.5, -0, 1e308, Number.NaN, Number.POSITIVE_INFINITY, 0, -273.15];
   return Array.from({ length: n }, (): Event => {
     const roll = random();
-    if (roll < 0.1) return { kind: { $case: 'detection', value: DetectionEvent.fromPartial({ eventId: 'det', deviceId: 'cam', frameTime: new Date(), detections: [{ label: 'boat', confidence: 0.9, bbox: { left: 1, top: 2, width: 3, height: 4 } }] }) } };
+    if (roll < 0.1)
+      return {
+        kind: {
+          $case: 'detection',
+          value: DetectionEvent.fromPartial({
+            eventId: 'det',
+            deviceId: 'cam',
+            frameTime: new Date(),
+            detections: [
+              { label: 'boat', confidence: 0.9, bbox: { left: 1, top: 2, width: 3, height: 4 } },
+            ],
+          }),
+        },
+      };
     if (roll < 0.15) return {};
     return {
       kind: {
@@ -68,10 +119,27 @@ describe('decodeReadings', () => {
     const b = encodeBatch({ batchId: 'b', events: randomEvents(10, 3) });
     const joined = new Uint8Array([...a, ...b]);
     expect(decodeReadings(joined)).toEqual(reference(joined));
-    const telemetry = TelemetryEvent.encode(TelemetryEvent.fromPartial({ deviceId: 'd1', sensorType: 's', region: 'eu', eventTime: new Date(5), value: 1 })).finish();
-    const again = TelemetryEvent.encode(TelemetryEvent.fromPartial({ deviceId: 'd2', value: 2 })).finish();
+    const telemetry = TelemetryEvent.encode(
+      TelemetryEvent.fromPartial({
+        deviceId: 'd1',
+        sensorType: 's',
+        region: 'eu',
+        eventTime: new Date(5),
+        value: 1,
+      }),
+    ).finish();
+    const again = TelemetryEvent.encode(
+      TelemetryEvent.fromPartial({ deviceId: 'd2', value: 2 }),
+    ).finish();
     // Event{telemetry, telemetry}: the second telemetry replaces the first.
-    const event = new Uint8Array([0x0a, telemetry.length, ...telemetry, 0x0a, again.length, ...again]);
+    const event = new Uint8Array([
+      0x0a,
+      telemetry.length,
+      ...telemetry,
+      0x0a,
+      again.length,
+      ...again,
+    ]);
     const batch = new Uint8Array([0x12, event.length, ...event]);
     expect(decodeReadings(batch)).toEqual(reference(batch));
   });
@@ -94,7 +162,9 @@ describe('decodeReadings', () => {
       }
     }
     expect(rejected).toBeGreaterThan(10);
-    expect(() => decodeReadings(new TextEncoder().encode('{"event_id":"x"}'))).toThrow(/cannot decode sluice.telemetry.v1.EventBatch/);
+    expect(() => decodeReadings(new TextEncoder().encode('{"event_id":"x"}'))).toThrow(
+      /cannot decode sluice.telemetry.v1.EventBatch/,
+    );
     expect(() => decodeReadings(new Uint8Array([0x12, 0x05, 0x0a]))).toThrow(DecodeError);
     expect(() => decodeReadings(new Uint8Array([0x0b, 0x0c]))).toThrow(/wire type 3/); // a group
   });

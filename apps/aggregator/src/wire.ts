@@ -1,4 +1,10 @@
-import { DecodeError, NAME_TOKEN_PATTERN, ProtoFormatError, ProtoReader, WIRE } from '@sluice/contracts';
+import {
+  DecodeError,
+  NAME_TOKEN_PATTERN,
+  ProtoFormatError,
+  ProtoReader,
+  WIRE,
+} from '@sluice/contracts';
 import type { Reading } from './partial';
 
 /** What {@link decodeReadings} found in one EventBatch. */
@@ -66,7 +72,14 @@ function telemetry(r: ProtoReader, end: number): Reading | undefined {
         r.skip(tag & 7, end);
     }
   }
-  if (t === undefined || !Number.isFinite(t) || !Number.isFinite(value) || !validId(device) || !validId(sensor) || !validRegion(region)) {
+  if (
+    t === undefined ||
+    !Number.isFinite(t) ||
+    !Number.isFinite(value) ||
+    !validId(device) ||
+    !validId(sensor) ||
+    !validRegion(region)
+  ) {
     return undefined;
   }
   return { device, region, sensor, t, value };

@@ -1,5 +1,10 @@
 import type Redis from 'ioredis';
-import { ClaimsLostError, RedisUnavailableError, SeedAbortedError, type ClaimsLostReason } from './errors';
+import {
+  ClaimsLostError,
+  RedisUnavailableError,
+  SeedAbortedError,
+  type ClaimsLostReason,
+} from './errors';
 import { guardKeys, type ClaimBatch } from './keys';
 
 /** `new`: claimed now; `ours`: already claimed by the same owner (a redelivery); `theirs`: a duplicate. */
@@ -68,7 +73,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisUnavailableError(`redis round trip exceeded ${ms} ms`)), ms);
+      timer = setTimeout(
+        () => reject(new RedisUnavailableError(`redis round trip exceeded ${ms} ms`)),
+        ms,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -186,7 +194,14 @@ interface ScriptCall {
  * The script call for claims [from, to): grouped by hash (stable, so a field's claims keep their
  * order) and, inside a hash, by runs of one owner.
  */
-function scriptCall(batch: ClaimBatch, from: number, to: number, ttlMs: number, nowMs: number, guard: { key: string; mode: string }): ScriptCall {
+function scriptCall(
+  batch: ClaimBatch,
+  from: number,
+  to: number,
+  ttlMs: number,
+  nowMs: number,
+  guard: { key: string; mode: string },
+): ScriptCall {
   const { slots, ownerOf, owners, fields } = batch;
   const bySlot = new Map<number, number[]>();
   for (let i = from; i < to; i++) {
@@ -277,13 +292,17 @@ export class RedisClaimStore implements ClaimStore {
 
   /** One bounded round trip of a control command, its failures as typed errors. */
   private async control<T>(what: string, run: () => Promise<T>): Promise<T> {
-    if (this.redis.status !== 'ready') throw new RedisUnavailableError(`redis connection is ${this.redis.status}`);
+    if (this.redis.status !== 'ready')
+      throw new RedisUnavailableError(`redis connection is ${this.redis.status}`);
     try {
       return await withTimeout(run(), this.opts.timeoutMs);
     } catch (err) {
       if (err instanceof RedisUnavailableError) throw err;
-      if (err instanceof Error && (LOST.test(err.message) || err.message.startsWith('SLUICE_'))) throw scriptError(err);
-      throw new RedisUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
+      if (err instanceof Error && (LOST.test(err.message) || err.message.startsWith('SLUICE_')))
+        throw scriptError(err);
+      throw new RedisUnavailableError(`redis ${what} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -295,18 +314,26 @@ export class RedisClaimStore implements ClaimStore {
 
   async beginSeed(prefix: string, token: string, ttlMs: number): Promise<SeedStart> {
     const { guard, lease } = guardKeys(prefix);
-    const r = await this.control('seed begin', () => this.redis.sluiceSeedBegin(2, guard, lease, token, String(ttlMs)));
+    const r = await this.control('seed begin', () =>
+      this.redis.sluiceSeedBegin(2, guard, lease, token, String(ttlMs)),
+    );
     return r === 1 ? 'started' : r === 2 ? 'valid' : 'busy';
   }
 
   async refreshSeed(prefix: string, token: string, ttlMs: number): Promise<boolean> {
     const { lease } = guardKeys(prefix);
-    return (await this.control('seed refresh', () => this.redis.sluiceSeedRefresh(1, lease, token, String(ttlMs)))) === 1;
+    return (
+      (await this.control('seed refresh', () =>
+        this.redis.sluiceSeedRefresh(1, lease, token, String(ttlMs)),
+      )) === 1
+    );
   }
 
   async commitSeed(prefix: string, token: string): Promise<SeedCommit> {
     const { guard, lease } = guardKeys(prefix);
-    const r = await this.control('seed commit', () => this.redis.sluiceSeedCommit(2, guard, lease, token, String(Date.now())));
+    const r = await this.control('seed commit', () =>
+      this.redis.sluiceSeedCommit(2, guard, lease, token, String(Date.now())),
+    );
     return r === 1 ? 'committed' : r === -1 ? 'changed' : 'aborted';
   }
 
@@ -322,14 +349,28 @@ export class RedisClaimStore implements ClaimStore {
     const { redis, ttlMs, timeoutMs } = this.opts;
     // Without an offline queue a command sent while disconnected fails at once; checking first keeps
     // the error message clear and skips building a pipeline that cannot be sent.
-    if (redis.status !== 'ready') throw new RedisUnavailableError(`redis connection is ${redis.status}`);
-    const pipeline = redis.pipeline() as unknown as { sluiceClaim(n: number, ...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
+    if (redis.status !== 'ready')
+      throw new RedisUnavailableError(`redis connection is ${redis.status}`);
+    const pipeline = redis.pipeline() as unknown as {
+      sluiceClaim(n: number, ...args: string[]): void;
+      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    };
     const now = opts.claimedAtMs ?? Date.now();
     const keys = guardKeys(batch.layout.prefix);
-    const guard = seedToken !== undefined ? { key: keys.lease, mode: seedToken } : { key: keys.guard, mode: this.guarded ? 'g' : 'n' };
+    const guard =
+      seedToken !== undefined
+        ? { key: keys.lease, mode: seedToken }
+        : { key: keys.guard, mode: this.guarded ? 'g' : 'n' };
     const orders: number[][] = [];
     for (let start = 0; start < total; start += MAX_CLAIMS_PER_CALL) {
-      const call = scriptCall(batch, start, Math.min(start + MAX_CLAIMS_PER_CALL, total), ttlMs, now, guard);
+      const call = scriptCall(
+        batch,
+        start,
+        Math.min(start + MAX_CLAIMS_PER_CALL, total),
+        ttlMs,
+        now,
+        guard,
+      );
       pipeline.sluiceClaim(call.keys.length, ...call.keys, ...call.argv);
       orders.push(call.order);
     }
@@ -338,9 +379,14 @@ export class RedisClaimStore implements ClaimStore {
       replies = await withTimeout(pipeline.exec(), timeoutMs);
     } catch (err) {
       if (err instanceof RedisUnavailableError) throw err;
-      throw new RedisUnavailableError(`redis round trip failed: ${(err as Error).message}`, { cause: err });
+      throw new RedisUnavailableError(`redis round trip failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
-    if (!replies || replies.length !== orders.length) throw new RedisUnavailableError(`redis answered ${replies?.length ?? 0} of ${orders.length} claim calls`);
+    if (!replies || replies.length !== orders.length)
+      throw new RedisUnavailableError(
+        `redis answered ${replies?.length ?? 0} of ${orders.length} claim calls`,
+      );
     const out = new Array<ClaimResult>(total);
     let answered = 0;
     for (let c = 0; c < replies.length; c++) {
@@ -348,15 +394,22 @@ export class RedisClaimStore implements ClaimStore {
       if (err) throw scriptError(err);
       const order = orders[c]!;
       const digits = String(value);
-      if (digits.length !== order.length) throw new RedisUnavailableError(`redis returned ${digits.length} claim results for ${order.length} claims`);
+      if (digits.length !== order.length)
+        throw new RedisUnavailableError(
+          `redis returned ${digits.length} claim results for ${order.length} claims`,
+        );
       for (let j = 0; j < digits.length; j++) {
         const result = RESULTS[digits.charCodeAt(j) - 48];
-        if (result === undefined) throw new RedisUnavailableError(`redis returned an unknown claim result ${digits[j]}`);
+        if (result === undefined)
+          throw new RedisUnavailableError(`redis returned an unknown claim result ${digits[j]}`);
         out[order[j]!] = result;
       }
       answered += digits.length;
     }
-    if (answered !== total) throw new RedisUnavailableError(`redis returned ${answered} claim results for ${total} claims`);
+    if (answered !== total)
+      throw new RedisUnavailableError(
+        `redis returned ${answered} claim results for ${total} claims`,
+      );
     return out;
   }
 }

@@ -14,7 +14,8 @@ function varint(buf: Uint8Array, at: number): [number, number] | undefined {
     scale *= 128;
   }
   // 64-bit varints longer than 8 bytes (e.g. negative int64) only occur in fields we skip as a whole.
-  for (let i = at + 8; i < buf.length && i < at + 10; i++) if (buf[i]! < 0x80) return [value, i + 1];
+  for (let i = at + 8; i < buf.length && i < at + 10; i++)
+    if (buf[i]! < 0x80) return [value, i + 1];
   return undefined;
 }
 
@@ -71,7 +72,11 @@ export function rebatchRaw(raw: Uint8Array, batchId: string): Uint8Array | undef
  * top-level fields): for a partly duplicate message, the kept events' fields from
  * `decodeRawMessage`. No event is decoded or re-encoded.
  */
-export function batchOfEvents(raw: Uint8Array, batchId: string, ranges: readonly number[]): Uint8Array {
+export function batchOfEvents(
+  raw: Uint8Array,
+  batchId: string,
+  ranges: readonly number[],
+): Uint8Array {
   const header = new BinaryWriter().uint32(BATCH_ID_TAG).string(batchId).finish();
   let size = header.length;
   for (let i = 0; i < ranges.length; i += 2) size += ranges[i + 1]! - ranges[i]!;

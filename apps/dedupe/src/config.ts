@@ -1,4 +1,13 @@
-import { bool, csv, defineConfig, durationMs, parseDurationMs, positiveInt, redisUrl, z } from '@sluice/config';
+import {
+  bool,
+  csv,
+  defineConfig,
+  durationMs,
+  parseDurationMs,
+  positiveInt,
+  redisUrl,
+  z,
+} from '@sluice/config';
 
 /** Test-only fault injection points; see fault-injection.ts. */
 export const CRASH_POINTS = ['after-claim', 'after-publish'] as const;
@@ -14,7 +23,10 @@ const schema = defineConfig({
    */
   DEDUPE_STREAMS: csv(''),
   /** Durable consumer name shared by every replica. Default `dedupe`. */
-  DEDUPE_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or - (at most 64)').default('dedupe'),
+  DEDUPE_DURABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or - (at most 64)')
+    .default('dedupe'),
   /** Prefix of every claim key (`<prefix>claims:<bucket>:<shard>`). Default none. */
   DEDUPE_KEY_PREFIX: z.string().max(128, 'must be at most 128 characters').default(''),
   /**
@@ -56,7 +68,11 @@ const schema = defineConfig({
   DEDUPE_BACKOFF: csv('250ms,1s,5s,15s,60s').transform((items, ctx) =>
     items.map((item) => {
       const ms = parseDurationMs(item);
-      if (ms === undefined) ctx.addIssue({ code: 'custom', message: `must be durations like 250ms,1s,5s, got "${item}"` });
+      if (ms === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be durations like 250ms,1s,5s, got "${item}"`,
+        });
       return ms ?? 0;
     }),
   ),
@@ -94,10 +110,19 @@ const schema = defineConfig({
   DEDUPE_CRASH_AT: z.enum(CRASH_POINTS).optional(),
 }).superRefine((cfg, ctx) => {
   if (cfg.SLUICE_ENV === 'production' && cfg.DEDUPE_CRASH_AT !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['DEDUPE_CRASH_AT'], message: 'is fault injection for tests and must not be set in production' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DEDUPE_CRASH_AT'],
+      message: 'is fault injection for tests and must not be set in production',
+    });
   }
   if (cfg.DEDUPE_CLEAN_DUPLICATE_WINDOW <= cfg.DEDUPE_ACK_WAIT * 2) {
-    ctx.addIssue({ code: 'custom', path: ['DEDUPE_CLEAN_DUPLICATE_WINDOW'], message: 'must be more than twice DEDUPE_ACK_WAIT, or a republish after a crash could duplicate a clean batch' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DEDUPE_CLEAN_DUPLICATE_WINDOW'],
+      message:
+        'must be more than twice DEDUPE_ACK_WAIT, or a republish after a crash could duplicate a clean batch',
+    });
   }
 });
 

@@ -1,8 +1,21 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { context, trace } from '@opentelemetry/api';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
-import { CONTENT_TYPES, decodeBatch, encodeBatch, eventId, HEADERS, topology, type Topology } from '@sluice/contracts';
-import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
+import {
+  CONTENT_TYPES,
+  decodeBatch,
+  encodeBatch,
+  eventId,
+  HEADERS,
+  topology,
+  type Topology,
+} from '@sluice/contracts';
+import {
+  createDeviceHasher,
+  createLogger,
+  startMemoryTracing,
+  type MemoryTracing,
+} from '@sluice/observability';
 import {
   natsFixture,
   privateRedis,
@@ -22,7 +35,11 @@ import { buildDedupe, type DedupeOptions } from './dedupe';
 import { connectRedis } from './redis';
 import { telemetryEvent } from './test-fixtures/events';
 
-const log = createLogger({ service: 'dedupe-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const log = createLogger({
+  service: 'dedupe-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 const MAIN = 'apps/dedupe/src/main.ts';
 
 describe('dedupe on real NATS and Redis', () => {
@@ -54,7 +71,10 @@ describe('dedupe on real NATS and Redis', () => {
 
   async function publishRaw(t: Topology, region: string, ids: string[], batchId = uniqueId('b')) {
     const events = ids.map((id) => telemetryEvent(id, region));
-    return publishDurable(nats.js, t.raw(region), encodeBatch({ batchId, events }), { msgId: batchId, contentType: CONTENT_TYPES.EVENT_BATCH });
+    return publishDurable(nats.js, t.raw(region), encodeBatch({ batchId, events }), {
+      msgId: batchId,
+      contentType: CONTENT_TYPES.EVENT_BATCH,
+    });
   }
 
   interface CleanMessage {
@@ -69,12 +89,22 @@ describe('dedupe on real NATS and Redis', () => {
     const msgs = await nats.readAll(t.streams.clean.name).catch(() => [] as JsMsg[]);
     return msgs.map((msg) => {
       const b = decodeBatch(msg.data);
-      return { msgId: msg.headers!.get(HEADERS.MSG_ID), batchId: b.batchId, subject: msg.subject, ids: b.events.map(eventId), msg };
+      return {
+        msgId: msg.headers!.get(HEADERS.MSG_ID),
+        batchId: b.batchId,
+        subject: msg.subject,
+        ids: b.events.map(eventId),
+        msg,
+      };
     });
   }
 
   /** Waits until the clean stream holds exactly `expected` ids (each once), and checks the msg ids. */
-  async function expectExactlyOnce(t: Topology, expected: string[], timeoutMs = 30_000): Promise<CleanMessage[]> {
+  async function expectExactlyOnce(
+    t: Topology,
+    expected: string[],
+    timeoutMs = 30_000,
+  ): Promise<CleanMessage[]> {
     const want = [...new Set(expected)].sort();
     await waitFor(
       `clean stream to hold ${want.length} events`,
@@ -94,17 +124,34 @@ describe('dedupe on real NATS and Redis', () => {
   }
 
   async function consumerSettled(t: Topology, durable = 'dedupe') {
-    await waitFor('raw consumer settled', async () => {
-      const i = await nats.jsm.consumers.info(t.streams.raw.name, durable);
-      return i.num_pending === 0 && i.num_ack_pending === 0;
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'raw consumer settled',
+      async () => {
+        const i = await nats.jsm.consumers.info(t.streams.raw.name, durable);
+        return i.num_pending === 0 && i.num_ack_pending === 0;
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 
   async function startInProcess(t: Topology, opts: DedupeOptions & { redisUrl?: string } = {}) {
-    const { redis, stoppable } = connectRedis({ url: opts.redisUrl ?? testUrls.redis, commandTimeoutMs: 1_000, log });
+    const { redis, stoppable } = connectRedis({
+      url: opts.redisUrl ?? testUrls.redis,
+      commandTimeoutMs: 1_000,
+      log,
+    });
     const claims = new RedisClaimStore({ redis, ttlMs: 60_000, timeoutMs: 1_000 });
     const registry = new Registry();
-    const d = await buildDedupe({ nc: nats.nc, topology: t, claims, log, registry }, { keyPrefix: `${redisFx.prefix}${t.namespace}:`, ackWaitMs: 3_000, backoffMs: [100, 200, 400, 800], reseedFenceMs: 1_000, ...opts });
+    const d = await buildDedupe(
+      { nc: nats.nc, topology: t, claims, log, registry },
+      {
+        keyPrefix: `${redisFx.prefix}${t.namespace}:`,
+        ackWaitMs: 3_000,
+        backoffMs: [100, 200, 400, 800],
+        reseedFenceMs: 1_000,
+        ...opts,
+      },
+    );
     cleanups.push(() => stoppable.stop());
     cleanups.push(() => d.publisher.stop());
     cleanups.push(() => d.recovery.stop());
@@ -116,7 +163,11 @@ describe('dedupe on real NATS and Redis', () => {
     const metric = async (name: string, labels: Record<string, string> = {}) => {
       const m = await registry.getSingleMetric(name)?.get();
       return (m?.values ?? [])
-        .filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))
+        .filter((v) =>
+          Object.entries(labels).every(
+            ([k, val]) => (v.labels as Record<string, unknown>)[k] === val,
+          ),
+        )
         .reduce((sum, v) => sum + v.value, 0);
     };
     return { ...d, redis, claims, registry, metric };
@@ -147,11 +198,24 @@ describe('dedupe on real NATS and Redis', () => {
     const dd = await startInProcess(t, { claimBucketMs: 60_000, claimShards: 4 });
     const future = new Date(Math.ceil(Date.now() / 60_000) * 60_000 + 3_600_000); // a bucket 1 h ahead
     const long = `long-${'x'.repeat(300)}`;
-    const events = [telemetryEvent('past-1'), telemetryEvent('a\nb'), telemetryEvent(long), telemetryEvent('future-1', 'eu', 'dev-1', future)];
+    const events = [
+      telemetryEvent('past-1'),
+      telemetryEvent('a\nb'),
+      telemetryEvent(long),
+      telemetryEvent('future-1', 'eu', 'dev-1', future),
+    ];
     const before = Date.now();
-    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
+    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events }), {
+      msgId: uniqueId('b'),
+      contentType: CONTENT_TYPES.EVENT_BATCH,
+    });
     // The same readings again in another batch: every one a duplicate, the newline and long ids too.
-    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events: [...events].reverse() }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
+    await publishDurable(
+      nats.js,
+      t.raw('eu'),
+      encodeBatch({ batchId: uniqueId('b'), events: [...events].reverse() }),
+      { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH },
+    );
     await expectExactlyOnce(t, ['past-1', 'a\nb', long, 'future-1']);
     await consumerSettled(t);
     const after = Date.now();
@@ -161,25 +225,46 @@ describe('dedupe on real NATS and Redis', () => {
     expect(all).toContain(`${prefix}claims-epoch`); // the guard the claims were seeded under
     const keys = all.filter((k) => k !== `${prefix}claims-epoch`);
     const pastBucket = Math.floor(1_700_000_000_000 / 60_000) * 60_000;
-    expect(keys.every((k) => new RegExp(`^${prefix}claims(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k))).toBe(true);
+    expect(
+      keys.every((k) =>
+        new RegExp(`^${prefix}claims(-h)?:(${pastBucket}|${future.getTime()}):[0-3]$`).test(k),
+      ),
+    ).toBe(true);
     expect(keys.filter((k) => k.includes('claims-h:'))).toHaveLength(2); // the long id and the newline id
     for (const key of keys) {
       const expireAt = await redisFx.redis.pexpiretime(key);
-      if (key.includes(`:${future.getTime()}:`)) expect(expireAt).toBe(future.getTime() + 60_000 + 60_000); // bucket end + TTL
+      if (key.includes(`:${future.getTime()}:`))
+        expect(expireAt).toBe(future.getTime() + 60_000 + 60_000); // bucket end + TTL
       else {
         expect(expireAt).toBeGreaterThanOrEqual(before + 60_000); // claim time + TTL: the bucket ended long ago
         expect(expireAt).toBeLessThanOrEqual(after + 60_000);
       }
     }
     // A reading with the same id but an event time in another bucket is another reading: kept.
-    await publishDurable(nats.js, t.raw('eu'), encodeBatch({ batchId: uniqueId('b'), events: [telemetryEvent('past-1', 'eu', 'dev-1', new Date(1_700_000_000_000 + 60_000))] }), { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH });
-    await waitFor('the re-timed reading', async () => (await readClean(t)).flatMap((m) => m.ids).filter((id) => id === 'past-1').length === 2);
+    await publishDurable(
+      nats.js,
+      t.raw('eu'),
+      encodeBatch({
+        batchId: uniqueId('b'),
+        events: [telemetryEvent('past-1', 'eu', 'dev-1', new Date(1_700_000_000_000 + 60_000))],
+      }),
+      { msgId: uniqueId('b'), contentType: CONTENT_TYPES.EVENT_BATCH },
+    );
+    await waitFor(
+      'the re-timed reading',
+      async () =>
+        (await readClean(t)).flatMap((m) => m.ids).filter((id) => id === 'past-1').length === 2,
+    );
   });
 
   it('re-seeds lost claims with the expiry the originals had, so resends stay duplicates', async () => {
     const t = newTopology();
     const prefix = `${redisFx.prefix}${t.namespace}:`;
-    const dd = await startInProcess(t, { claimBucketMs: 60_000, claimShards: 2, probeIntervalMs: 100 });
+    const dd = await startInProcess(t, {
+      claimBucketMs: 60_000,
+      claimShards: 2,
+      probeIntervalMs: 100,
+    });
     await publishRaw(t, 'eu', ['rs1', 'rs2', 'rs3']);
     await expectExactlyOnce(t, ['rs1', 'rs2', 'rs3']);
     const publishedBy = Date.now();
@@ -190,9 +275,13 @@ describe('dedupe on real NATS and Redis', () => {
     await publishRaw(t, 'us', ['rs2', 'rs4']); // a resend of rs2 and a new event
     await expectExactlyOnce(t, ['rs1', 'rs2', 'rs3', 'rs4']);
     await consumerSettled(t);
-    expect(await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' })).toBeGreaterThanOrEqual(2);
+    expect(
+      await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' }),
+    ).toBeGreaterThanOrEqual(2);
     // The re-seeded hash of the old bucket expires TTL (60 s here) after the publish, not after the seed.
-    const claimHashes = (await redisFx.redis.keys(`${prefix}claims:*`)).filter((k) => (k.split(':').at(-2) ?? '') !== String(Math.floor(Date.now() / 60_000) * 60_000));
+    const claimHashes = (await redisFx.redis.keys(`${prefix}claims:*`)).filter(
+      (k) => (k.split(':').at(-2) ?? '') !== String(Math.floor(Date.now() / 60_000) * 60_000),
+    );
     expect(claimHashes.length).toBeGreaterThan(0);
     for (const key of claimHashes) {
       const fields = await redisFx.redis.hkeys(key);
@@ -207,11 +296,16 @@ describe('dedupe on real NATS and Redis', () => {
     // No clean stream: the publish fails after the claims are made, so the raw message is redelivered.
     await nats.jsm.streams.delete(t.streams.clean.name);
     await publishRaw(t, 'eu', ['r1', 'r2']);
-    await waitFor('a failed attempt', async () => (await dd.metric('sluice_messages_retried_total')) >= 1);
+    await waitFor(
+      'a failed attempt',
+      async () => (await dd.metric('sluice_messages_retried_total')) >= 1,
+    );
     expect(await dd.metric('sluice_dedupe_claims_total', { result: 'new' })).toBe(2);
     await ensureStream(nats.jsm, { ...t.streams.clean, duplicateWindowMs: 600_000 });
     await expectExactlyOnce(t, ['r1', 'r2']);
-    expect(await dd.metric('sluice_dedupe_claims_total', { result: 'ours' })).toBeGreaterThanOrEqual(2);
+    expect(
+      await dd.metric('sluice_dedupe_claims_total', { result: 'ours' }),
+    ).toBeGreaterThanOrEqual(2);
     expect(await dd.metric('sluice_dedupe_duplicates_total', { reason: 'claimed' })).toBe(0);
   });
 
@@ -219,7 +313,10 @@ describe('dedupe on real NATS and Redis', () => {
     const t = newTopology();
     await startInProcess(t);
     await publishRaw(t, 'eu', ['m1']);
-    await publishDurable(nats.js, t.raw('eu'), new TextEncoder().encode('{"event_id":"x"}'), { msgId: uniqueId('bad'), contentType: 'application/json' });
+    await publishDurable(nats.js, t.raw('eu'), new TextEncoder().encode('{"event_id":"x"}'), {
+      msgId: uniqueId('bad'),
+      contentType: 'application/json',
+    });
     await publishRaw(t, 'eu', ['m2']);
     await expectExactlyOnce(t, ['m1', 'm2']);
     const [letter] = await waitFor('dead letter', async () => {
@@ -228,7 +325,9 @@ describe('dedupe on real NATS and Redis', () => {
     });
     expect(letter!.subject).toBe(t.dlq('dedupe'));
     expect(letter!.headers!.get(HEADERS.DLQ_ERROR_CLASS)).toBe('PoisonMessageError');
-    expect(letter!.headers!.get(HEADERS.DLQ_ERROR)).toMatch(/cannot decode sluice.telemetry.v1.EventBatch/);
+    expect(letter!.headers!.get(HEADERS.DLQ_ERROR)).toMatch(
+      /cannot decode sluice.telemetry.v1.EventBatch/,
+    );
     await consumerSettled(t);
   });
 
@@ -241,7 +340,13 @@ describe('dedupe on real NATS and Redis', () => {
     const [clean] = await expectExactlyOnce(t, ['t1']);
     expect(clean!.msg.headers!.get(HEADERS.TRACEPARENT)).toContain(span.spanContext().traceId);
     const names = await waitFor('dedupe spans', () => {
-      const n = tracing.exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === span.spanContext().traceId || s.name.startsWith('dedupe ')).map((s) => s.name);
+      const n = tracing.exporter
+        .getFinishedSpans()
+        .filter(
+          (s) =>
+            s.spanContext().traceId === span.spanContext().traceId || s.name.startsWith('dedupe '),
+        )
+        .map((s) => s.name);
       return n.includes('dedupe claim') && n.includes('dedupe publish') ? n : undefined;
     });
     expect(names).toContain(`process ${t.raw('eu')}`);
@@ -266,7 +371,12 @@ describe('dedupe on real NATS and Redis', () => {
       await publishRaw(t, 'eu', ['o3', 'o4']);
       await publishRaw(t, 'eu', ['o4', 'o5']); // overlaps the previous message: o4 must still come once
       await publishRaw(t, 'us', ['o6']);
-      await waitFor('the gate down', async () => (await dd.metric('sluice_store_up', { store: 'redis' })) === 0 && (await dd.metric('sluice_store_errors_total')) >= 1);
+      await waitFor(
+        'the gate down',
+        async () =>
+          (await dd.metric('sluice_store_up', { store: 'redis' })) === 0 &&
+          (await dd.metric('sluice_store_errors_total')) >= 1,
+      );
       expect(dd.actors.every((a) => !a.isReady())).toBe(true);
       expect((await readClean(t)).flatMap((m) => m.ids).sort()).toEqual(['o1', 'o2']);
       // Held, not nak'ed into the backoff schedule: nothing counts as retried.
@@ -279,7 +389,9 @@ describe('dedupe on real NATS and Redis', () => {
       await expectExactlyOnce(t, ['o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7']);
       await consumerSettled(t);
       expect(await dd.metric('sluice_dedupe_pass_through_total')).toBe(0);
-      expect(await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' })).toBeGreaterThanOrEqual(2); // at start, and after the restart
+      expect(
+        await dd.metric('sluice_dedupe_reseeds_total', { outcome: 'committed' }),
+      ).toBeGreaterThanOrEqual(2); // at start, and after the restart
       expect(await dd.metric('sluice_dedupe_reseed_claims_total')).toBeGreaterThanOrEqual(2);
       await waitFor('ready again', () => dd.actors.every((a) => a.isReady()));
     });
@@ -365,7 +477,9 @@ describe('dedupe on real NATS and Redis', () => {
       await Promise.all([a.waitForLine(/dedupe running/), b.waitForLine(/dedupe running/)]);
       const ids = await publishOverlapping(t, 40);
       await expectExactlyOnce(t, ids).catch((err) => {
-        throw new Error(`${(err as Error).message}\nreplica a:\n${a.lines.slice(-15).join('\n')}\nreplica b:\n${b.lines.slice(-15).join('\n')}`);
+        throw new Error(
+          `${(err as Error).message}\nreplica a:\n${a.lines.slice(-15).join('\n')}\nreplica b:\n${b.lines.slice(-15).join('\n')}`,
+        );
       });
       await consumerSettled(t);
     });

@@ -1,4 +1,14 @@
-import { decodeBatch, DecodeError, DetectionEvent, encodeBatch, eventId, eventTime, TelemetryEvent, topology, type Event } from '@sluice/contracts';
+import {
+  decodeBatch,
+  DecodeError,
+  DetectionEvent,
+  encodeBatch,
+  eventId,
+  eventTime,
+  TelemetryEvent,
+  topology,
+  type Event,
+} from '@sluice/contracts';
 import { rng } from '@sluice/testing';
 import { loadConfig } from '@sluice/config';
 import { PoisonMessageError } from '@sluice/actor';
@@ -11,7 +21,10 @@ import { telemetryEvent } from './test-fixtures/events';
 const topo = topology('');
 
 function raw(subject: string, ids: string[], region = 'eu') {
-  return { subject, data: encodeBatch({ batchId: 'b1', events: ids.map((id) => telemetryEvent(id, region)) }) };
+  return {
+    subject,
+    data: encodeBatch({ batchId: 'b1', events: ids.map((id) => telemetryEvent(id, region)) }),
+  };
 }
 
 describe('claim slots', () => {
@@ -109,24 +122,55 @@ function randomBatch(seed: number, n: number): Uint8Array {
     const id = pick([`e-${i}`, `e-${i}`, 'dup', 'ünï-⛵', 'x'.repeat(300)]);
     const time = pick([new Date(1_700_000_000_123), new Date(-5), undefined]);
     if (random() < 0.2) {
-      return { kind: { $case: 'detection', value: DetectionEvent.fromPartial({ eventId: id, deviceId: 'cam', region: 'eu', ...(time ? { frameTime: time } : {}), detections: [{ label: 'boat', bbox: { left: 1, top: 2, width: 3, height: 4 } }], attributes: { k: 'v' } }) } };
+      return {
+        kind: {
+          $case: 'detection',
+          value: DetectionEvent.fromPartial({
+            eventId: id,
+            deviceId: 'cam',
+            region: 'eu',
+            ...(time ? { frameTime: time } : {}),
+            detections: [{ label: 'boat', bbox: { left: 1, top: 2, width: 3, height: 4 } }],
+            attributes: { k: 'v' },
+          }),
+        },
+      };
     }
-    return { kind: { $case: 'telemetry', value: TelemetryEvent.fromPartial({ eventId: id, deviceId: 'd', region: 'eu', sensorType: 's', value: 1.5, ...(time ? { eventTime: time } : {}), attributes: random() < 0.5 ? { a: 'b' } : {} }) } };
+    return {
+      kind: {
+        $case: 'telemetry',
+        value: TelemetryEvent.fromPartial({
+          eventId: id,
+          deviceId: 'd',
+          region: 'eu',
+          sensorType: 's',
+          value: 1.5,
+          ...(time ? { eventTime: time } : {}),
+          attributes: random() < 0.5 ? { a: 'b' } : {},
+        }),
+      },
+    };
   });
   return encodeBatch({ batchId: `b-${seed}`, events });
 }
 
 describe('decodeRawMessage', () => {
-  it.each([1, 2, 3])('scans what the generated decoder decodes, nested messages checked (seed %i)', (seed) => {
-    const data = randomBatch(seed, 200);
-    const want = reference(data);
-    const got = decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo);
-    expect(want).not.toBe('decode');
-    expect({ ids: got.ids, times: got.times }).toEqual({ ids: (want as { ids: string[] }).ids, times: (want as { times: number[] }).times });
-    // The spans are the events' own bytes: concatenated under a batch id they decode to the same events.
-    const rebuilt = decodeBatch(batchOfEvents(data, 'x', got.spans));
-    expect(rebuilt.events.map(eventId)).toEqual(got.ids);
-  });
+  it.each([1, 2, 3])(
+    'scans what the generated decoder decodes, nested messages checked (seed %i)',
+    (seed) => {
+      const data = randomBatch(seed, 200);
+      const want = reference(data);
+      const got = decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo);
+      expect(want).not.toBe('decode');
+      expect({ ids: got.ids, times: got.times }).toEqual({
+        ids: (want as { ids: string[] }).ids,
+        times: (want as { times: number[] }).times,
+      });
+      // The spans are the events' own bytes: concatenated under a batch id they decode to the same events.
+      const rebuilt = decodeBatch(batchOfEvents(data, 'x', got.spans));
+      expect(rebuilt.events.map(eventId)).toEqual(got.ids);
+    },
+  );
 
   it('rejects with a DecodeError whatever the generated decoder rejects, wherever the bytes are cut', () => {
     const data = randomBatch(4, 30);
@@ -151,7 +195,9 @@ describe('decodeRawMessage', () => {
     const wrapped = new Uint8Array([0x12, event.length, ...event]); // Event.detection
     const data = new Uint8Array([0x12, wrapped.length, ...wrapped]); // EventBatch.events
     expect(reference(data)).toBe('decode');
-    expect(() => decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo)).toThrow(DecodeError);
+    expect(() => decodeRawMessage({ subject: 'telemetry.raw.eu', data }, topo)).toThrow(
+      DecodeError,
+    );
   });
 
   it('keeps the first occurrence of an id repeated in one message', () => {
@@ -163,19 +209,37 @@ describe('decodeRawMessage', () => {
   });
 
   it('takes the region from the subject, or from the events outside the topology', () => {
-    expect(decodeRawMessage(raw('telemetry.raw.us-east', ['a'], 'eu'), topo).region).toBe('us-east');
+    expect(decodeRawMessage(raw('telemetry.raw.us-east', ['a'], 'eu'), topo).region).toBe(
+      'us-east',
+    );
     expect(decodeRawMessage(raw('edge.eu.raw', ['a', 'b'], 'ap'), topo).region).toBe('ap');
-    const mixed = { subject: 'edge.raw', data: encodeBatch({ batchId: 'b', events: [telemetryEvent('a', 'eu'), telemetryEvent('b', 'us')] }) };
+    const mixed = {
+      subject: 'edge.raw',
+      data: encodeBatch({
+        batchId: 'b',
+        events: [telemetryEvent('a', 'eu'), telemetryEvent('b', 'us')],
+      }),
+    };
     expect(() => decodeRawMessage(mixed, topo)).toThrow(PoisonMessageError);
   });
 
   it('rejects bytes that are not an EventBatch with a DecodeError', () => {
-    expect(() => decodeRawMessage({ subject: 'telemetry.raw.eu', data: new TextEncoder().encode('{"not":"protobuf"}') }, topo)).toThrow(DecodeError);
+    expect(() =>
+      decodeRawMessage(
+        { subject: 'telemetry.raw.eu', data: new TextEncoder().encode('{"not":"protobuf"}') },
+        topo,
+      ),
+    ).toThrow(DecodeError);
   });
 
   it('rejects events without an id or a kind', () => {
-    expect(() => decodeRawMessage(raw('telemetry.raw.eu', ['a', '']), topo)).toThrow(/event 1 has an empty event_id/);
-    const noKind = { subject: 'telemetry.raw.eu', data: encodeBatch({ batchId: 'b', events: [{}] }) };
+    expect(() => decodeRawMessage(raw('telemetry.raw.eu', ['a', '']), topo)).toThrow(
+      /event 1 has an empty event_id/,
+    );
+    const noKind = {
+      subject: 'telemetry.raw.eu',
+      data: encodeBatch({ batchId: 'b', events: [{}] }),
+    };
     expect(() => decodeRawMessage(noKind, topo)).toThrow(/event 0 has no kind/);
   });
 });
@@ -194,11 +258,25 @@ describe('dedupe config', () => {
   });
 
   it('names the variable in errors', () => {
-    expect(() => loadConfig(config, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(/DEDUPE_ON_REDIS_DOWN/);
-    expect(() => loadConfig(config, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(/DEDUPE_CLAIM_SHARDS.*4096/);
-    expect(() => loadConfig(config, { DEDUPE_CLAIM_BUCKET: '500ms' })).toThrow(/DEDUPE_CLAIM_BUCKET.*1s/);
+    expect(() => loadConfig(config, { DEDUPE_ON_REDIS_DOWN: 'drop' })).toThrow(
+      /DEDUPE_ON_REDIS_DOWN/,
+    );
+    expect(() => loadConfig(config, { DEDUPE_CLAIM_SHARDS: '5000' })).toThrow(
+      /DEDUPE_CLAIM_SHARDS.*4096/,
+    );
+    expect(() => loadConfig(config, { DEDUPE_CLAIM_BUCKET: '500ms' })).toThrow(
+      /DEDUPE_CLAIM_BUCKET.*1s/,
+    );
     expect(() => loadConfig(config, { DEDUPE_BACKOFF: '1s,soon' })).toThrow(/DEDUPE_BACKOFF.*soon/);
-    expect(() => loadConfig(config, { DEDUPE_ACK_WAIT: '10m' })).toThrow(/DEDUPE_CLEAN_DUPLICATE_WINDOW/);
-    expect(() => loadConfig(config, { DEDUPE_CRASH_AT: 'after-claim', SLUICE_ENV: 'production', DEVICE_ID_HASH_KEY: 'a-real-secret-key-123' })).toThrow(/DEDUPE_CRASH_AT/);
+    expect(() => loadConfig(config, { DEDUPE_ACK_WAIT: '10m' })).toThrow(
+      /DEDUPE_CLEAN_DUPLICATE_WINDOW/,
+    );
+    expect(() =>
+      loadConfig(config, {
+        DEDUPE_CRASH_AT: 'after-claim',
+        SLUICE_ENV: 'production',
+        DEVICE_ID_HASH_KEY: 'a-real-secret-key-123',
+      }),
+    ).toThrow(/DEDUPE_CRASH_AT/);
   });
 });

@@ -123,18 +123,40 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
     ackWaitMs,
     description: 'dedupe: claims event ids in Redis, publishes unique events to the clean stream',
   };
-  const clean = { ...topology.streams.clean, duplicateWindowMs: opts.cleanDuplicateWindowMs ?? 600_000 };
+  const clean = {
+    ...topology.streams.clean,
+    duplicateWindowMs: opts.cleanDuplicateWindowMs ?? 600_000,
+  };
   if (opts.provision !== false) {
-    await provisionDedupe(await jetstreamManager(deps.nc), { rawStreams: streams, defaultRaw: topology.streams.raw, clean, dlq: topology.streams.dlq, consumer });
+    await provisionDedupe(await jetstreamManager(deps.nc), {
+      rawStreams: streams,
+      defaultRaw: topology.streams.raw,
+      clean,
+      dlq: topology.streams.dlq,
+      consumer,
+    });
   }
   const metrics = new DedupeMetrics(deps.registry);
   const publisher = new AsyncPublisher(deps.nc);
   const crashPoint = crashPoints(opts.crashAt);
-  const layout: ClaimLayout = { prefix: opts.keyPrefix ?? '', bucketMs: opts.claimBucketMs ?? 600_000, shards: opts.claimShards ?? 64 };
+  const layout: ClaimLayout = {
+    prefix: opts.keyPrefix ?? '',
+    bucketMs: opts.claimBucketMs ?? 600_000,
+    shards: opts.claimShards ?? 64,
+  };
   const fenceMs = opts.reseedFenceMs ?? 3_000;
   const log = deps.log;
   const reseeder = deps.claims.guarded
-    ? new ClaimReseeder({ nc: deps.nc, topology, claims: deps.claims, layout, horizonMs: opts.reseedHorizonMs ?? 7 * 86_400_000, fenceMs, metrics, log })
+    ? new ClaimReseeder({
+        nc: deps.nc,
+        topology,
+        claims: deps.claims,
+        layout,
+        horizonMs: opts.reseedHorizonMs ?? 7 * 86_400_000,
+        fenceMs,
+        metrics,
+        log,
+      })
     : undefined;
   const onClaimsLost = (err: ClaimsLostError) => reseeder?.ensure(err.reason);
   const gate = new StoreGate({

@@ -9,7 +9,19 @@
 // event ids in the clean stream, over-counted roll-ups).
 import { ensureStream } from '@sluice/jetstream';
 import type { Topology } from '@sluice/contracts';
-import { createTestDatabase, groupByRollupCell, natsFixture, privateRedis, rng, sleep, testUrls, waitFor, type NatsFixture, type PgDatabase, type PrivateServer } from '@sluice/testing';
+import {
+  createTestDatabase,
+  groupByRollupCell,
+  natsFixture,
+  privateRedis,
+  rng,
+  sleep,
+  testUrls,
+  waitFor,
+  type NatsFixture,
+  type PgDatabase,
+  type PrivateServer,
+} from '@sluice/testing';
 import { Client } from 'pg';
 import {
   AGGREGATOR_MAIN,
@@ -47,16 +59,36 @@ function expectedRollups(readings: readonly Reading[]): Map<string, Cell> {
   const out = new Map<string, Cell>();
   for (const [k, rs] of groupByRollupCell(distinct.values(), RESOLUTIONS)) {
     const values = rs.map((r) => r.value);
-    out.set(k, { count: rs.length, sum: values.reduce((a, b) => a + b, 0), min: Math.min(...values), max: Math.max(...values) });
+    out.set(k, {
+      count: rs.length,
+      sum: values.reduce((a, b) => a + b, 0),
+      min: Math.min(...values),
+      max: Math.max(...values),
+    });
   }
   return out;
 }
 
 async function storedRollups(pg: Client): Promise<Map<string, Cell>> {
-  const { rows } = await pg.query<{ resolution: string; scope: number; series_key: string; sensor: string; ws: number; count: string; sum: number; min: number; max: number }>(
+  const { rows } = await pg.query<{
+    resolution: string;
+    scope: number;
+    series_key: string;
+    sensor: string;
+    ws: number;
+    count: string;
+    sum: number;
+    min: number;
+    max: number;
+  }>(
     `SELECT resolution, scope, series_key, sensor, (extract(epoch from window_start)*1000)::float8 AS ws, count, sum, min, max FROM rollups WHERE NOT derived`,
   );
-  return new Map(rows.map((r) => [`${r.resolution}|${r.scope === 1 ? 'device' : 'region'}|${r.series_key}|${r.sensor}|${r.ws}`, { count: Number(r.count), sum: r.sum, min: r.min, max: r.max }]));
+  return new Map(
+    rows.map((r) => [
+      `${r.resolution}|${r.scope === 1 ? 'device' : 'region'}|${r.series_key}|${r.sensor}|${r.ws}`,
+      { count: Number(r.count), sum: r.sum, min: r.min, max: r.max },
+    ]),
+  );
 }
 
 /** Rows that differ (sums to 1e-9 relative: float addition order differs); empty when equal. */
@@ -65,7 +97,12 @@ function differences(actual: Map<string, Cell>, expected: Map<string, Cell>): st
   for (const [k, e] of expected) {
     const a = actual.get(k);
     if (!a) out.push(`${k}: missing, want ${JSON.stringify(e)}`);
-    else if (a.count !== e.count || a.min !== e.min || a.max !== e.max || Math.abs(a.sum - e.sum) > 1e-9 * Math.max(1, Math.abs(e.sum))) {
+    else if (
+      a.count !== e.count ||
+      a.min !== e.min ||
+      a.max !== e.max ||
+      Math.abs(a.sum - e.sum) > 1e-9 * Math.max(1, Math.abs(e.sum))
+    ) {
       out.push(`${k}: ${JSON.stringify(a)}, want ${JSON.stringify(e)}`);
     }
   }
@@ -80,10 +117,18 @@ function dataSet(seed: number) {
   let n = 0;
   const reading = (): Reading => {
     const d = Math.floor(rand() * 6);
-    return { id: `ev-${n++}`, device: `dev-${d}`, region: d < 3 ? 'eu' : 'us', sensor: rand() < 0.5 ? 'temp' : 'volt', t: t0 + Math.floor(rand() * 15_000), value: Math.round(rand() * 10_000) / 100 };
+    return {
+      id: `ev-${n++}`,
+      device: `dev-${d}`,
+      region: d < 3 ? 'eu' : 'us',
+      sensor: rand() < 0.5 ? 'temp' : 'volt',
+      t: t0 + Math.floor(rand() * 15_000),
+      value: Math.round(rand() * 10_000) / 100,
+    };
   };
   const readings = (count: number) => Array.from({ length: count }, reading);
-  const pick = <T>(xs: readonly T[], count: number): T[] => Array.from({ length: count }, () => xs[Math.floor(rand() * xs.length)]!);
+  const pick = <T>(xs: readonly T[], count: number): T[] =>
+    Array.from({ length: count }, () => xs[Math.floor(rand() * xs.length)]!);
   return { readings, pick };
 }
 
@@ -92,15 +137,23 @@ function batches(readings: readonly Reading[], size: number, overlap: number): R
   const out: Reading[][] = [];
   for (const region of ['eu', 'us']) {
     const mine = readings.filter((r) => r.region === region);
-    for (let i = 0; i < mine.length; i += size) out.push([...mine.slice(Math.max(0, i - overlap), i), ...mine.slice(i, i + size)]);
+    for (let i = 0; i < mine.length; i += size)
+      out.push([...mine.slice(Math.max(0, i - overlap), i), ...mine.slice(i, i + size)]);
   }
   return out;
 }
 
 /** Publishes readings in batches of one region each, under new batch ids. */
-async function publishAll(nats: NatsFixture, t: Topology, readings: readonly Reading[], size = 20, overlap = 0): Promise<Array<{ id: string; readings: Reading[] }>> {
+async function publishAll(
+  nats: NatsFixture,
+  t: Topology,
+  readings: readonly Reading[],
+  size = 20,
+  overlap = 0,
+): Promise<Array<{ id: string; readings: Reading[] }>> {
   const sent: Array<{ id: string; readings: Reading[] }> = [];
-  for (const b of batches(readings, size, overlap)) sent.push({ id: await publishRaw(nats, t, b), readings: b });
+  for (const b of batches(readings, size, overlap))
+    sent.push({ id: await publishRaw(nats, t, b), readings: b });
   return sent;
 }
 
@@ -136,7 +189,16 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
     const t = newTopology(nats, prefix);
     // Created before dedupe (which never updates an existing raw stream) with a short duplicate window.
     await ensureStream(nats.jsm, { ...t.streams.raw, duplicateWindowMs: RAW_DUPLICATE_WINDOW_MS });
-    const dedupe = children.spawn(DEDUPE_MAIN, dedupeEnv(t, redis.url, process.env['EXACTNESS_DEDUPE_RESEED'] ? { DEDUPE_RESEED: process.env['EXACTNESS_DEDUPE_RESEED'] } : {}));
+    const dedupe = children.spawn(
+      DEDUPE_MAIN,
+      dedupeEnv(
+        t,
+        redis.url,
+        process.env['EXACTNESS_DEDUPE_RESEED']
+          ? { DEDUPE_RESEED: process.env['EXACTNESS_DEDUPE_RESEED'] }
+          : {},
+      ),
+    );
     const dedupePort = await opsPort(dedupe, 'dedupe');
     const aggregator = children.spawn(AGGREGATOR_MAIN, {
       NATS_URL: testUrls.nats,
@@ -154,9 +216,18 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
   }
 
   /** Waits for dedupe and the aggregator to settle, then asserts exactness of the clean stream and the roll-ups. */
-  async function expectExact(t: Topology, client: Client, all: readonly Reading[], log: () => string) {
+  async function expectExact(
+    t: Topology,
+    client: Client,
+    all: readonly Reading[],
+    log: () => string,
+  ) {
     const want = [...new Set(all.map((r) => r.id))].sort();
-    await waitFor(`clean stream to hold ${want.length} distinct events`, async () => new Set(await cleanIds(nats, t)).size >= want.length, { timeoutMs: 60_000, intervalMs: 250 }).catch((err) => {
+    await waitFor(
+      `clean stream to hold ${want.length} distinct events`,
+      async () => new Set(await cleanIds(nats, t)).size >= want.length,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\ndedupe:\n${log()}`);
     });
     await consumerSettled(nats, t.streams.raw.name, 'dedupe');
@@ -171,7 +242,12 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
       missingFromClean: want.filter((id) => !ids.includes(id)),
       rollupCellsWrong: diff.length,
       firstWrongCells: diff.slice(0, 10),
-    }).toEqual({ repeatedInClean: [], missingFromClean: [], rollupCellsWrong: 0, firstWrongCells: [] });
+    }).toEqual({
+      repeatedInClean: [],
+      missingFromClean: [],
+      rollupCellsWrong: 0,
+      firstWrongCells: [],
+    });
     expect(new Set(ids).size).toBe(want.length);
     return expected;
   }
@@ -185,7 +261,9 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
     const first = data.readings(300);
     const firstBatches = await publishAll(nats, t, first, 20, 4);
     await expectExact(t, client, first, log);
-    const reseedsBefore = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', { outcome: 'committed' });
+    const reseedsBefore = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', {
+      outcome: 'committed',
+    });
 
     // Redis restarts empty. While it is down: re-sends of earlier readings and new ones (held).
     await shutdownNosave(redisUrl);
@@ -200,16 +278,21 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
     await sleep(RAW_DUPLICATE_WINDOW_MS + 200);
     const after = [...data.pick(first, 60), ...data.pick(during, 10), ...data.readings(40)];
     await publishAll(nats, t, after, 25);
-    for (const b of [firstBatches[0]!, firstBatches[firstBatches.length - 1]!]) await publishRaw(nats, t, b.readings, b.id);
+    for (const b of [firstBatches[0]!, firstBatches[firstBatches.length - 1]!])
+      await publishRaw(nats, t, b.readings, b.id);
 
     const all = [...first, ...during, ...after];
     const expected = await expectExact(t, client, all, log);
     // (c) the claims were re-seeded from the clean stream: once for the empty Redis at start, and
     // again after the restart.
-    const reseedsAfter = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', { outcome: 'committed' });
+    const reseedsAfter = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', {
+      outcome: 'committed',
+    });
     expect(reseedsBefore).toBeGreaterThanOrEqual(1);
     expect(reseedsAfter).toBeGreaterThan(reseedsBefore);
-    expect(await metricSum(dedupePort, 'sluice_dedupe_reseed_claims_total')).toBeGreaterThanOrEqual(first.length);
+    expect(await metricSum(dedupePort, 'sluice_dedupe_reseed_claims_total')).toBeGreaterThanOrEqual(
+      first.length,
+    );
     console.log(
       `exactness (restart): ${new Set(all.map((r) => r.id)).size} distinct of ${all.length} sent readings; ${expected.size} roll-up cells equal; ` +
         `re-seeds committed ${reseedsBefore} -> ${reseedsAfter}, re-seeded claims ${await metricSum(dedupePort, 'sluice_dedupe_reseed_claims_total')}`,
@@ -225,18 +308,28 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
       const first = data.readings(300);
       await publishAll(nats, t, first, 20, 4);
       await expectExact(t, client, first, log);
-      const reseedsBefore = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', { outcome: 'committed' });
+      const reseedsBefore = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', {
+        outcome: 'committed',
+      });
 
       // Redis turns evicting while data flows: fillers written by the test push it past maxmemory, so
       // the least recently used keys (the claims, the guard) are evicted.
       await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
-      await admin.config('SET', 'maxmemory', String((await redisInfo(admin, 'memory', 'used_memory')) + 200_000));
+      await admin.config(
+        'SET',
+        'maxmemory',
+        String((await redisInfo(admin, 'memory', 'used_memory')) + 200_000),
+      );
       const during = [...data.pick(first, 40), ...data.readings(30)];
       const publishing = publishAll(nats, t, during, 10);
       const filler = 'x'.repeat(10_000);
       for (let i = 0; i < 60; i++) await admin.set(`filler:${i}`, filler).catch(() => undefined);
       await publishing;
-      const evicted = await waitFor('keys evicted', async () => (await redisInfo(admin, 'stats', 'evicted_keys')) || undefined, { timeoutMs: 10_000 });
+      const evicted = await waitFor(
+        'keys evicted',
+        async () => (await redisInfo(admin, 'stats', 'evicted_keys')) || undefined,
+        { timeoutMs: 10_000 },
+      );
       expect(evicted).toBeGreaterThan(0);
       await sleep(1_000); // dedupe meets the evictions while the data flows
 
@@ -248,7 +341,9 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
 
       const all = [...first, ...during, ...after];
       const expected = await expectExact(t, client, all, log);
-      const reseedsAfter = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', { outcome: 'committed' });
+      const reseedsAfter = await metricSum(dedupePort, 'sluice_dedupe_reseeds_total', {
+        outcome: 'committed',
+      });
       expect(reseedsAfter).toBeGreaterThan(reseedsBefore);
       console.log(
         `exactness (eviction): evicted_keys ${await redisInfo(admin, 'stats', 'evicted_keys')}; ${new Set(all.map((r) => r.id)).size} distinct of ${all.length} sent readings; ` +
@@ -267,6 +362,8 @@ describe('exactly-once roll-ups when Redis loses its claims (dedupe + aggregator
     const code = await dedupe.exited;
     expect(code).not.toBe(0);
     expect(typeof code === 'number' ? code : -1).toBeGreaterThan(0); // an exit, not a signal
-    expect(dedupe.lines.some((l) => /maxmemory-policy/.test(l) && /allkeys-lru/.test(l))).toBe(true);
+    expect(dedupe.lines.some((l) => /maxmemory-policy/.test(l) && /allkeys-lru/.test(l))).toBe(
+      true,
+    );
   });
 });

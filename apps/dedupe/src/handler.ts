@@ -38,7 +38,11 @@ export interface DedupeHandlerOptions {
 
 const tr = tracer('@sluice/dedupe');
 
-async function inSpan<T>(name: string, attributes: Record<string, string | number>, fn: (span: Span) => Promise<T>): Promise<T> {
+async function inSpan<T>(
+  name: string,
+  attributes: Record<string, string | number>,
+  fn: (span: Span) => Promise<T>,
+): Promise<T> {
   return tr.startActiveSpan(name, { attributes }, async (span) => {
     try {
       return await fn(span);
@@ -79,7 +83,11 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     const claimedAt = Date.now();
     const end = metrics.redisDuration.startTimer();
     try {
-      results = await inSpan('dedupe claim', { [ATTR.eventCount]: claims.length, [ATTR.messagingBatchCount]: batch.length }, () => opts.claims.claim(claims));
+      results = await inSpan(
+        'dedupe claim',
+        { [ATTR.eventCount]: claims.length, [ATTR.messagingBatchCount]: batch.length },
+        () => opts.claims.claim(claims),
+      );
       end({ outcome: 'ok' });
     } catch (err) {
       if (claims.length > 0) end({ outcome: 'error' });
@@ -90,7 +98,10 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
       metrics.passThrough.inc(claims.length);
       if (Date.now() - lastPassWarning > 10_000) {
         lastPassWarning = Date.now();
-        log.warn({ err, events: claims.length }, 'redis unavailable; DEDUPE_ON_REDIS_DOWN=pass: publishing events WITHOUT deduplication');
+        log.warn(
+          { err, events: claims.length },
+          'redis unavailable; DEDUPE_ON_REDIS_DOWN=pass: publishing events WITHOUT deduplication',
+        );
       }
     }
 
@@ -98,7 +109,8 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     // Counted once the batch is past the claim (a held batch runs the handler again).
     for (const d of batch) {
       metrics.messageEvents.observe(d.value.ids.length);
-      if (d.value.repeatedInMessage > 0) metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
+      if (d.value.repeatedInMessage > 0)
+        metrics.duplicates.inc({ reason: 'in_message' }, d.value.repeatedInMessage);
     }
 
     const kept: number[][] = [];
@@ -119,41 +131,61 @@ export function createDedupeHandler(opts: DedupeHandlerOptions): BatchHandler<Ra
     if (results && counts.new) metrics.claims.inc({ result: 'new' }, counts.new);
     if (results && counts.ours) metrics.claims.inc({ result: 'ours' }, counts.ours);
 
-    if (results && opts.publishWithinMs !== undefined && Date.now() - claimedAt > opts.publishWithinMs) {
-      log.warn({ messages: batch.length, ms: Date.now() - claimedAt }, 'claims older than the publish bound; the batch is retried');
+    if (
+      results &&
+      opts.publishWithinMs !== undefined &&
+      Date.now() - claimedAt > opts.publishWithinMs
+    ) {
+      log.warn(
+        { messages: batch.length, ms: Date.now() - claimedAt },
+        'claims older than the publish bound; the batch is retried',
+      );
       return batch.map(() => Outcomes.retry(undefined, 0));
     }
-    const outcomes = await inSpan('dedupe publish', { [ATTR.messagingBatchCount]: batch.length }, (span) =>
-      Promise.all(
-        batch.map(async (d, i): Promise<Outcome> => {
-          const ranges = kept[i]!;
-          if (ranges.length === 0) return Outcomes.ack();
-          const msgId = cleanMessageId(stream, d.seq);
-          // Every event kept (the common case): the raw bytes with only batch_id changed; otherwise
-          // the kept events' raw bytes under the new batch_id. Events are never re-encoded.
-          const allKept = d.value.repeatedInMessage === 0 && ranges.length === d.value.spans.length;
-          try {
-            const payload = (allKept ? rebatchRaw(d.value.bytes, msgId) : undefined) ?? batchOfEvents(d.value.bytes, msgId, ranges);
-            await opts.publisher.publish(opts.topology.clean(d.value.region), payload, {
-              msgId,
-              contentType: CONTENT_TYPES.EVENT_BATCH,
-              context: d.context,
-              expectStream: opts.topology.streams.clean.name,
-            });
-          } catch (err) {
-            span.recordException(err as Error);
-            log.warn({ err, seq: d.seq, stream }, 'clean publish failed; raw message will be redelivered');
-            return Outcomes.retry(err as Error);
-          }
-          // Stored later than a re-seed's fence may have waited: the seed may not have read it, so the
-          // claims it holds may be gone. Retried, the message re-claims (now guarded) and republishes
-          // under the same msg id, which the clean stream drops: never acked on a stale claim.
-          if (opts.publishWithinMs !== undefined && Date.now() - claimedAt > 2 * opts.publishWithinMs) return Outcomes.retry(undefined, 0);
-          metrics.eventsPublished.inc(ranges.length / 2);
-          metrics.cleanMessages.inc();
-          return Outcomes.ack();
-        }),
-      ),
+    const outcomes = await inSpan(
+      'dedupe publish',
+      { [ATTR.messagingBatchCount]: batch.length },
+      (span) =>
+        Promise.all(
+          batch.map(async (d, i): Promise<Outcome> => {
+            const ranges = kept[i]!;
+            if (ranges.length === 0) return Outcomes.ack();
+            const msgId = cleanMessageId(stream, d.seq);
+            // Every event kept (the common case): the raw bytes with only batch_id changed; otherwise
+            // the kept events' raw bytes under the new batch_id. Events are never re-encoded.
+            const allKept =
+              d.value.repeatedInMessage === 0 && ranges.length === d.value.spans.length;
+            try {
+              const payload =
+                (allKept ? rebatchRaw(d.value.bytes, msgId) : undefined) ??
+                batchOfEvents(d.value.bytes, msgId, ranges);
+              await opts.publisher.publish(opts.topology.clean(d.value.region), payload, {
+                msgId,
+                contentType: CONTENT_TYPES.EVENT_BATCH,
+                context: d.context,
+                expectStream: opts.topology.streams.clean.name,
+              });
+            } catch (err) {
+              span.recordException(err as Error);
+              log.warn(
+                { err, seq: d.seq, stream },
+                'clean publish failed; raw message will be redelivered',
+              );
+              return Outcomes.retry(err as Error);
+            }
+            // Stored later than a re-seed's fence may have waited: the seed may not have read it, so the
+            // claims it holds may be gone. Retried, the message re-claims (now guarded) and republishes
+            // under the same msg id, which the clean stream drops: never acked on a stale claim.
+            if (
+              opts.publishWithinMs !== undefined &&
+              Date.now() - claimedAt > 2 * opts.publishWithinMs
+            )
+              return Outcomes.retry(undefined, 0);
+            metrics.eventsPublished.inc(ranges.length / 2);
+            metrics.cleanMessages.inc();
+            return Outcomes.ack();
+          }),
+        ),
     );
 
     if (kept.some((k) => k.length > 0)) crash('after-publish');

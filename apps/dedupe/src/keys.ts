@@ -31,13 +31,18 @@ export interface ClaimSlot {
  */
 function shardHash(s: string): number {
   let h = Math.imul(0x811c9dc5 ^ s.length, 0x01000193);
-  for (let i = Math.max(0, s.length - 16); i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let i = Math.max(0, s.length - 16); i < s.length; i++)
+    h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
 
 /** Whether an id is its own field: short, and free of the newline that separates packed fields. */
 function isPlain(eventId: string): boolean {
-  return (eventId.length * 3 <= MAX_PLAIN_ID_BYTES || Buffer.byteLength(eventId, 'utf8') <= MAX_PLAIN_ID_BYTES) && !eventId.includes('\n');
+  return (
+    (eventId.length * 3 <= MAX_PLAIN_ID_BYTES ||
+      Buffer.byteLength(eventId, 'utf8') <= MAX_PLAIN_ID_BYTES) &&
+    !eventId.includes('\n')
+  );
 }
 
 /**
@@ -65,8 +70,15 @@ export class ClaimBatch {
 
   constructor(readonly layout: ClaimLayout) {
     // Slot numbers stay exact integers only within these bounds (DEDUPE_CLAIM_* checks them too).
-    if (!(layout.bucketMs >= 1000) || !Number.isInteger(layout.shards) || layout.shards < 1 || layout.shards > 4096) {
-      throw new RangeError(`claim layout needs a bucket of at least 1000 ms and 1–4096 shards, got ${layout.bucketMs} ms and ${layout.shards}`);
+    if (
+      !(layout.bucketMs >= 1000) ||
+      !Number.isInteger(layout.shards) ||
+      layout.shards < 1 ||
+      layout.shards > 4096
+    ) {
+      throw new RangeError(
+        `claim layout needs a bucket of at least 1000 ms and 1–4096 shards, got ${layout.bucketMs} ms and ${layout.shards}`,
+      );
     }
   }
 

@@ -30,8 +30,18 @@ export class DedupeMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.claims = new Counter({ name: METRICS.dedupeClaims, help: 'Event claims that kept the event (new, or ours on a redelivery)', labelNames: ['result'], registers });
-    this.duplicates = new Counter({ name: METRICS.dedupeDuplicates, help: 'Duplicate events dropped', labelNames: ['reason'], registers });
+    this.claims = new Counter({
+      name: METRICS.dedupeClaims,
+      help: 'Event claims that kept the event (new, or ours on a redelivery)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.duplicates = new Counter({
+      name: METRICS.dedupeDuplicates,
+      help: 'Duplicate events dropped',
+      labelNames: ['reason'],
+      registers,
+    });
     this.redisDuration = new Histogram({
       name: METRICS.dedupeRedisDuration,
       help: 'Latency of one Redis claim round trip (a whole batch)',
@@ -39,13 +49,47 @@ export class DedupeMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.passThrough = new Counter({ name: METRICS.dedupePassThrough, help: 'Events published without a claim while Redis was down (DEDUPE_ON_REDIS_DOWN=pass)', registers });
-    this.messageEvents = new Histogram({ name: DEDUPE_METRICS.batchEvents, help: 'Distinct events per raw message', buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000], registers });
-    this.eventsPublished = new Counter({ name: METRICS.eventsPublished, help: 'Events published to the clean stream', registers });
-    this.cleanMessages = new Counter({ name: DEDUPE_METRICS.cleanMessages, help: 'Clean batches published', registers });
-    this.reseeds = new Counter({ name: DEDUPE_METRICS.reseeds, help: 'Re-seeds of the Redis claims from the clean stream', labelNames: ['reason', 'outcome'], registers });
-    this.reseedClaims = new Counter({ name: DEDUPE_METRICS.reseedClaims, help: 'Claims written by committed re-seeds', registers });
-    this.reseedMessages = new Counter({ name: DEDUPE_METRICS.reseedMessages, help: 'Clean messages read by committed re-seeds', registers });
-    this.reseedSeconds = new Counter({ name: DEDUPE_METRICS.reseedSeconds, help: 'Seconds spent in committed re-seeds', registers });
+    this.passThrough = new Counter({
+      name: METRICS.dedupePassThrough,
+      help: 'Events published without a claim while Redis was down (DEDUPE_ON_REDIS_DOWN=pass)',
+      registers,
+    });
+    this.messageEvents = new Histogram({
+      name: DEDUPE_METRICS.batchEvents,
+      help: 'Distinct events per raw message',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers,
+    });
+    this.eventsPublished = new Counter({
+      name: METRICS.eventsPublished,
+      help: 'Events published to the clean stream',
+      registers,
+    });
+    this.cleanMessages = new Counter({
+      name: DEDUPE_METRICS.cleanMessages,
+      help: 'Clean batches published',
+      registers,
+    });
+    this.reseeds = new Counter({
+      name: DEDUPE_METRICS.reseeds,
+      help: 'Re-seeds of the Redis claims from the clean stream',
+      labelNames: ['reason', 'outcome'],
+      registers,
+    });
+    this.reseedClaims = new Counter({
+      name: DEDUPE_METRICS.reseedClaims,
+      help: 'Claims written by committed re-seeds',
+      registers,
+    });
+    this.reseedMessages = new Counter({
+      name: DEDUPE_METRICS.reseedMessages,
+      help: 'Clean messages read by committed re-seeds',
+      registers,
+    });
+    this.reseedSeconds = new Counter({
+      name: DEDUPE_METRICS.reseedSeconds,
+      help: 'Seconds spent in committed re-seeds',
+      registers,
+    });
   }
 }

@@ -1,5 +1,10 @@
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
-import { ensureConsumer, ensureStream, type ConsumerSpec, type StreamSpec } from '@sluice/jetstream';
+import {
+  ensureConsumer,
+  ensureStream,
+  type ConsumerSpec,
+  type StreamSpec,
+} from '@sluice/jetstream';
 import { StreamMissingError } from './errors';
 
 /**
@@ -10,7 +15,8 @@ export async function ensureStreamExists(jsm: JetStreamManager, spec: StreamSpec
   try {
     await jsm.streams.info(spec.name);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound))
+      throw err;
     await ensureStream(jsm, spec);
   }
 }
@@ -20,7 +26,8 @@ export async function requireStream(jsm: JetStreamManager, name: string): Promis
   try {
     await jsm.streams.info(name);
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(name);
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)
+      throw new StreamMissingError(name);
     throw err;
   }
 }

@@ -1,6 +1,13 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { PoisonMessageError } from '@sluice/actor';
-import { DecodeError, NAME_TOKEN_PATTERN, ProtoFormatError, ProtoReader, WIRE, type Topology } from '@sluice/contracts';
+import {
+  DecodeError,
+  NAME_TOKEN_PATTERN,
+  ProtoFormatError,
+  ProtoReader,
+  WIRE,
+  type Topology,
+} from '@sluice/contracts';
 
 /** A raw message, scanned and reduced to the first occurrence of each event id. */
 export interface RawMessage {
@@ -86,10 +93,21 @@ function scanEvent(r: ProtoReader, end: number, detection: boolean): Scanned {
  * region comes from the subject (`telemetry.raw.<region>`); for a subject outside the topology (e.g.
  * a per-region stream with its own subjects) every event must carry the same valid region.
  */
-export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology: Topology): RawMessage {
+export function decodeRawMessage(
+  msg: Pick<JsMsg, 'data' | 'subject'>,
+  topology: Topology,
+): RawMessage {
   const bytes = msg.data;
   const r = new ProtoReader(bytes);
-  const out: RawMessage = { region: '', ids: [], times: [], spans: [], repeatedInMessage: 0, bytes, batchId: '' };
+  const out: RawMessage = {
+    region: '',
+    ids: [],
+    times: [],
+    spans: [],
+    repeatedInMessage: 0,
+    bytes,
+    batchId: '',
+  };
   const regions = new Set<string>();
   const seen = new Set<string>();
   let index = 0;
@@ -110,12 +128,15 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
       while (r.pos < eventEnd) {
         const et = r.tag(eventEnd);
         // Event.kind is a oneof: the last member present wins.
-        if (et === tag(1, LEN) || et === tag(2, LEN)) scanned = scanEvent(r, r.lenEnd(eventEnd), et === tag(2, LEN));
+        if (et === tag(1, LEN) || et === tag(2, LEN))
+          scanned = scanEvent(r, r.lenEnd(eventEnd), et === tag(2, LEN));
         else r.skip(et & 7, eventEnd);
       }
       const i = index++;
-      if (scanned === undefined) throw new PoisonMessageError(`event ${i} has no kind (telemetry or detection)`);
-      if (scanned.id === '') throw new PoisonMessageError(`event ${i} has an empty event_id; dedupe cannot claim it`);
+      if (scanned === undefined)
+        throw new PoisonMessageError(`event ${i} has no kind (telemetry or detection)`);
+      if (scanned.id === '')
+        throw new PoisonMessageError(`event ${i} has an empty event_id; dedupe cannot claim it`);
       if (seen.has(scanned.id)) {
         out.repeatedInMessage++;
         continue;
@@ -136,7 +157,9 @@ export function decodeRawMessage(msg: Pick<JsMsg, 'data' | 'subject'>, topology:
   else {
     const only = regions.size === 1 ? [...regions][0]! : undefined;
     if (only === undefined || !NAME_TOKEN_PATTERN.test(only)) {
-      throw new PoisonMessageError(`subject "${msg.subject}" is not a raw subject and the events do not share one valid region`);
+      throw new PoisonMessageError(
+        `subject "${msg.subject}" is not a raw subject and the events do not share one valid region`,
+      );
     }
     out.region = only;
   }

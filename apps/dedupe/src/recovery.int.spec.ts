@@ -7,8 +7,27 @@
 // the measured time is printed); every published event reaches the clean stream exactly once; and
 // the outage is logged in a handful of lines, not one per batch.
 import { ensureStream } from '@sluice/jetstream';
-import { natsFixture, privateRedis, rng, sleep, waitFor, type NatsFixture, type PrivateServer } from '@sluice/testing';
-import { Children, cleanIds, consumerSettled, DEDUPE_MAIN, dedupeEnv, newTopology, opsPort, publishRaw, repeated, type Reading } from './test-fixtures/processes';
+import {
+  natsFixture,
+  privateRedis,
+  rng,
+  sleep,
+  waitFor,
+  type NatsFixture,
+  type PrivateServer,
+} from '@sluice/testing';
+import {
+  Children,
+  cleanIds,
+  consumerSettled,
+  DEDUPE_MAIN,
+  dedupeEnv,
+  newTopology,
+  opsPort,
+  publishRaw,
+  repeated,
+  type Reading,
+} from './test-fixtures/processes';
 
 const OUTAGE_MS = 20_000;
 /** The issue's bound: drained within outage + 10 s of Redis being back. */
@@ -57,10 +76,16 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
     // The service's defaults (re-seed fence 3 s, backoff up to 60 s, ack wait 30 s) but readiness.
     const dedupe = children.spawn(
       DEDUPE_MAIN,
-      dedupeEnv(t, redis.url, { DEDUPE_RESEED_FENCE: '3s', DEDUPE_BACKOFF: '250ms,1s,5s,15s,60s', DEDUPE_READY_MAX_PENDING: String(READY_MAX_PENDING) }),
+      dedupeEnv(t, redis.url, {
+        DEDUPE_RESEED_FENCE: '3s',
+        DEDUPE_BACKOFF: '250ms,1s,5s,15s,60s',
+        DEDUPE_READY_MAX_PENDING: String(READY_MAX_PENDING),
+      }),
     );
     const port = await opsPort(dedupe, 'dedupe');
-    const readyz = async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2_000) })).status === 200;
+    const readyz = async () =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2_000) }))
+        .status === 200;
 
     // Steady input for the whole test, bounded by `stop`.
     const rand = rng(20);
@@ -72,9 +97,18 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
       for (let k = 0; !stop; k++) {
         const region = k % 2 ? 'us' : 'eu';
         const batch: Reading[] = [];
-        for (let i = 0; i < NEW_PER_BATCH; i++) batch.push({ id: `rc-${n++}`, device: `dev-${Math.floor(rand() * 20)}`, region, sensor: 'temp', t: Date.now(), value: Math.round(rand() * 10_000) / 100 });
+        for (let i = 0; i < NEW_PER_BATCH; i++)
+          batch.push({
+            id: `rc-${n++}`,
+            device: `dev-${Math.floor(rand() * 20)}`,
+            region,
+            sensor: 'temp',
+            t: Date.now(),
+            value: Math.round(rand() * 10_000) / 100,
+          });
         const earlier = sent.filter((r) => r.region === region).slice(-2_000);
-        for (let i = 0; i < RESENT_PER_BATCH && earlier.length; i++) batch.push(earlier[Math.floor(rand() * earlier.length)]!);
+        for (let i = 0; i < RESENT_PER_BATCH && earlier.length; i++)
+          batch.push(earlier[Math.floor(rand() * earlier.length)]!);
         await publishRaw(nats, t, batch);
         sent.push(...batch.slice(0, NEW_PER_BATCH));
         await sleep(Math.max(0, start + (k + 1) * BATCH_EVERY_MS - Date.now()));
@@ -91,7 +125,13 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
           const at = Date.now();
           const ready = await readyz();
           const c = await nats.jsm.consumers.info(raw, 'dedupe');
-          samples.push({ at, ready, pending: c.num_pending, ackPending: c.num_ack_pending, ackFloor: c.ack_floor.stream_seq });
+          samples.push({
+            at,
+            ready,
+            pending: c.num_pending,
+            ackPending: c.num_ack_pending,
+            ackFloor: c.ack_floor.stream_seq,
+          });
         } catch {
           // a missed sample
         }
@@ -100,7 +140,11 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
     })();
 
     try {
-      await waitFor('ready with input flowing', async () => (await readyz()) && sent.length > 2_000, { timeoutMs: 30_000, intervalMs: 200 });
+      await waitFor(
+        'ready with input flowing',
+        async () => (await readyz()) && sent.length > 2_000,
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
 
       const linesBefore = dedupe.lines.length;
       const downAt = Date.now();
@@ -120,11 +164,17 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
         'backlog drained',
         async () => {
           const c = await nats.jsm.consumers.info(raw, 'dedupe');
-          return c.ack_floor.stream_seq >= backlogEnd && c.num_pending <= READY_MAX_PENDING ? Date.now() : undefined;
+          return c.ack_floor.stream_seq >= backlogEnd && c.num_pending <= READY_MAX_PENDING
+            ? Date.now()
+            : undefined;
         },
         { timeoutMs: DRAIN_BOUND_MS + 60_000, intervalMs: 250 },
       );
-      const readyAt = await waitFor('ready again', async () => ((await readyz()) ? Date.now() : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+      const readyAt = await waitFor(
+        'ready again',
+        async () => ((await readyz()) ? Date.now() : undefined),
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
       const drainMs = drainedAt - backAt;
       const redisLines = dedupe.lines.slice(linesBefore).filter((l) => /redis/i.test(l));
       console.log(
@@ -143,7 +193,13 @@ describe('dedupe recovery after a 20 s Redis outage (real process, steady input)
       expect(during.filter((s) => s.ready)).toEqual([]);
       // ... and while behind: ready only once the backlog is drained, or down to the bound (plus ~1 s
       // of input between the actor's lag reads) with the rest at most in the handlers.
-      const readyBehind = samples.filter((s) => s.at > backAt && s.ready && s.ackFloor < backlogEnd && s.pending + s.ackPending > 2 * READY_MAX_PENDING + IN_HANDLERS);
+      const readyBehind = samples.filter(
+        (s) =>
+          s.at > backAt &&
+          s.ready &&
+          s.ackFloor < backlogEnd &&
+          s.pending + s.ackPending > 2 * READY_MAX_PENDING + IN_HANDLERS,
+      );
       expect(readyBehind).toEqual([]);
       expect(samples.some((s) => s.at > backAt && s.at < drainedAt && !s.ready)).toBe(true);
 

@@ -50,7 +50,9 @@ export function connectRedis(opts: RedisConnectionOptions): { redis: Redis; stop
   redis.on('ready', () => {
     opts.log.info('redis ready');
     checkEvictionPolicy(redis).then(
-      (err) => err && (opts.onConfigError ? opts.onConfigError(err) : opts.log.error({ err }, err.message)),
+      (err) =>
+        err &&
+        (opts.onConfigError ? opts.onConfigError(err) : opts.log.error({ err }, err.message)),
       (err: unknown) => opts.log.warn({ err }, 'could not read the Redis maxmemory-policy'),
     );
   });
@@ -61,7 +63,10 @@ export function connectRedis(opts: RedisConnectionOptions): { redis: Redis; stop
       name: 'redis',
       stop: async () => {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 2_000)))]);
+        await Promise.race([
+          redis.quit().catch(() => undefined),
+          new Promise((r) => (timer = setTimeout(r, 2_000))),
+        ]);
         clearTimeout(timer);
         redis.disconnect();
       },

@@ -1,10 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { ClaimStore, SeedCommit, SeedStart } from './claims';
-import { ClaimsLostError, RedisUnavailableError, SeedAbortedError, SeedIncompleteError } from './errors';
+import {
+  ClaimsLostError,
+  RedisUnavailableError,
+  SeedAbortedError,
+  SeedIncompleteError,
+} from './errors';
 import { ClaimBatch, type ClaimLayout } from './keys';
 import type { DedupeMetrics } from './metrics';
 import { decodeRawMessage } from './raw-message';
@@ -69,7 +80,8 @@ export class ClaimReseeder {
 
   /** Runs a re-seed (or joins the one running here) and resolves with what it did. */
   reseed(reason: string): Promise<ReseedResult> {
-    if (this.stopped) return Promise.resolve({ outcome: 'aborted', messages: 0, claims: 0, seedMs: 0 });
+    if (this.stopped)
+      return Promise.resolve({ outcome: 'aborted', messages: 0, claims: 0, seedMs: 0 });
     this.running ??= this.run(reason).finally(() => (this.running = undefined));
     return this.running;
   }
@@ -94,10 +106,16 @@ export class ClaimReseeder {
     }
     // Another replica holds the lease, or the guard is valid again.
     if (start !== 'started') return { ...result, outcome: start };
-    log.warn({ reason, horizonMs: this.opts.horizonMs }, 'redis claims lost: re-seeding them from the clean stream; nothing is deduplicated until it completes');
-    const refresh = setInterval(() => {
-      claims.refreshSeed(layout.prefix, token, leaseMs).catch(() => undefined);
-    }, Math.max(500, Math.floor(leaseMs / 3)));
+    log.warn(
+      { reason, horizonMs: this.opts.horizonMs },
+      'redis claims lost: re-seeding them from the clean stream; nothing is deduplicated until it completes',
+    );
+    const refresh = setInterval(
+      () => {
+        claims.refreshSeed(layout.prefix, token, leaseMs).catch(() => undefined);
+      },
+      Math.max(500, Math.floor(leaseMs / 3)),
+    );
     try {
       await sleep(this.opts.fenceMs ?? 3_000);
       const started = Date.now();
@@ -108,19 +126,35 @@ export class ClaimReseeder {
       }
       Object.assign(result, seeded, { seedMs: Date.now() - started });
       result.outcome = await claims.commitSeed(layout.prefix, token);
-      const fields = { reason, messages: result.messages, claims: result.claims, seedMs: result.seedMs };
+      const fields = {
+        reason,
+        messages: result.messages,
+        claims: result.claims,
+        seedMs: result.seedMs,
+      };
       if (result.outcome === 'committed') {
         metrics.reseedClaims.inc(result.claims);
         metrics.reseedMessages.inc(result.messages);
         metrics.reseedSeconds.inc(result.seedMs / 1000);
-        log.warn({ ...fields, claimsPerSecond: Math.round(result.claims / Math.max(0.001, result.seedMs / 1000)) }, 'redis claims re-seeded; deduplicating again');
-      } else log.warn({ ...fields, outcome: result.outcome }, 're-seed not committed (redis changed during it); it starts over');
+        log.warn(
+          {
+            ...fields,
+            claimsPerSecond: Math.round(result.claims / Math.max(0.001, result.seedMs / 1000)),
+          },
+          'redis claims re-seeded; deduplicating again',
+        );
+      } else
+        log.warn(
+          { ...fields, outcome: result.outcome },
+          're-seed not committed (redis changed during it); it starts over',
+        );
     } catch (err) {
       log.warn({ err }, 're-seed failed; it starts over when redis answers');
     } finally {
       clearInterval(refresh);
       // Committed or changed: the commit ended the lease. Otherwise free it for the next attempt now.
-      if (result.outcome === 'failed' || result.outcome === 'aborted') await claims.releaseSeed(layout.prefix, token).catch(() => undefined);
+      if (result.outcome === 'failed' || result.outcome === 'aborted')
+        await claims.releaseSeed(layout.prefix, token).catch(() => undefined);
       metrics.reseeds.inc({ reason, outcome: result.outcome });
     }
     return result;
@@ -136,12 +170,16 @@ export class ClaimReseeder {
       endSeq = (await jsm.streams.info(stream)).state.last_seq;
     } catch (err) {
       // No clean stream yet: nothing was ever published, so there is nothing to claim.
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return { messages: 0, claims: 0 };
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)
+        return { messages: 0, claims: 0 };
       throw err;
     }
     if (endSeq === 0) return { messages: 0, claims: 0 };
     const from = new Date(Date.now() - this.opts.horizonMs - (this.opts.fenceMs ?? 3_000));
-    const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() });
+    const consumer = await jetstream(nc).consumers.get(stream, {
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: from.toISOString(),
+    });
     const perCall = this.opts.claimsPerCall ?? 32_768;
     let batch = new ClaimBatch(layout);
     // Latest publish time of the batch's messages: re-seeded claims expire when the originals would.
@@ -156,7 +194,13 @@ export class ClaimReseeder {
           await claims.claim(batch, { seedToken: token, claimedAtMs: publishedMs || Date.now() });
           break;
         } catch (err) {
-          if (attempt >= 5 || err instanceof SeedAbortedError || err instanceof ClaimsLostError || !(err instanceof RedisUnavailableError)) throw err;
+          if (
+            attempt >= 5 ||
+            err instanceof SeedAbortedError ||
+            err instanceof ClaimsLostError ||
+            !(err instanceof RedisUnavailableError)
+          )
+            throw err;
           await sleep(200 * attempt);
         }
       }
@@ -186,7 +230,8 @@ export class ClaimReseeder {
           }
           publishedMs = Math.max(publishedMs, Math.floor(Number(m.info.timestampNanos) / 1e6));
           const owner = batch.owner(ownerOfClean(scanned.batchId, m.seq));
-          for (let i = 0; i < scanned.ids.length; i++) batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
+          for (let i = 0; i < scanned.ids.length; i++)
+            batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
           if (batch.length >= perCall) await flush();
           if (seq >= endSeq) break;
         }
@@ -199,7 +244,9 @@ export class ClaimReseeder {
         // (the rest expired or was deleted); a short read must never commit a guard.
         const info = await consumer.info(false);
         if (info.num_pending === 0 || info.delivered.stream_seq >= endSeq) break;
-        throw new SeedIncompleteError(`re-seed read the clean stream up to ${seq} of ${endSeq}, then nothing for 3 fetches (${info.num_pending} pending)`);
+        throw new SeedIncompleteError(
+          `re-seed read the clean stream up to ${seq} of ${endSeq}, then nothing for 3 fetches (${info.num_pending} pending)`,
+        );
       }
       await flush();
     } catch (err) {

@@ -12,7 +12,11 @@ export { SERVICE };
 
 export async function createService(rt: Runtime<Config>): Promise<Service> {
   const cfg = rt.config;
-  if (cfg.DEDUPE_CRASH_AT) rt.log.warn({ at: cfg.DEDUPE_CRASH_AT }, 'FAULT INJECTION enabled: the process will SIGKILL itself');
+  if (cfg.DEDUPE_CRASH_AT)
+    rt.log.warn(
+      { at: cfg.DEDUPE_CRASH_AT },
+      'FAULT INJECTION enabled: the process will SIGKILL itself',
+    );
   const { redis, stoppable } = connectRedis({
     url: cfg.REDIS_URL,
     commandTimeoutMs: cfg.DEDUPE_REDIS_TIMEOUT,
@@ -24,8 +28,16 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       process.exit(1);
     },
   });
-  const claims = new RedisClaimStore({ redis, ttlMs: cfg.DEDUPE_TTL, timeoutMs: cfg.DEDUPE_REDIS_TIMEOUT, guard: cfg.DEDUPE_RESEED });
-  const dedupe = await buildDedupe({ nc: rt.nc, topology: rt.topology, claims, log: rt.log, registry: rt.registry }, dedupeOptions(cfg));
+  const claims = new RedisClaimStore({
+    redis,
+    ttlMs: cfg.DEDUPE_TTL,
+    timeoutMs: cfg.DEDUPE_REDIS_TIMEOUT,
+    guard: cfg.DEDUPE_RESEED,
+  });
+  const dedupe = await buildDedupe(
+    { nc: rt.nc, topology: rt.topology, claims, log: rt.log, registry: rt.registry },
+    dedupeOptions(cfg),
+  );
   return {
     actors: dedupe.actors,
     close: [dedupe.publisher, dedupe.recovery, stoppable],

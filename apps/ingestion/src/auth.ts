@@ -33,19 +33,44 @@ export function sha256Hex(text: string): string {
 
 function scope(value: unknown, where: string): DeviceScope {
   if (value === '*') return '*';
-  if (Array.isArray(value) && value.length > 0 && value.every((d) => typeof d === 'string' && d.length > 0)) return new Set(value as string[]);
+  if (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((d) => typeof d === 'string' && d.length > 0)
+  )
+    return new Set(value as string[]);
   throw new ConfigError(where, 'devices must be "*" or a non-empty list of device ids');
 }
 
 /** Parses `INGEST_AUTH_TOKENS`: `<sha256>=<dev>|<dev>;<sha256>=*`. */
 export function parseInlineTokens(raw: string): TokenEntry[] {
   const out: TokenEntry[] = [];
-  for (const [i, part] of raw.split(';').map((s) => s.trim()).filter(Boolean).entries()) {
+  for (const [i, part] of raw
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .entries()) {
     const eq = part.indexOf('=');
     const hash = part.slice(0, eq).trim().toLowerCase();
-    if (eq < 0 || !HEX64.test(hash)) throw new ConfigError('INGEST_AUTH_TOKENS', `entry ${i + 1}: expected <sha256-hex>=<device>|<device> or <sha256-hex>=*`);
+    if (eq < 0 || !HEX64.test(hash))
+      throw new ConfigError(
+        'INGEST_AUTH_TOKENS',
+        `entry ${i + 1}: expected <sha256-hex>=<device>|<device> or <sha256-hex>=*`,
+      );
     const devices = part.slice(eq + 1).trim();
-    out.push({ name: `token-${i + 1}`, sha256: hash, devices: scope(devices === '*' ? '*' : devices.split('|').map((d) => d.trim()).filter(Boolean), `INGEST_AUTH_TOKENS entry ${i + 1}`) });
+    out.push({
+      name: `token-${i + 1}`,
+      sha256: hash,
+      devices: scope(
+        devices === '*'
+          ? '*'
+          : devices
+              .split('|')
+              .map((d) => d.trim())
+              .filter(Boolean),
+        `INGEST_AUTH_TOKENS entry ${i + 1}`,
+      ),
+    });
   }
   return out;
 }
@@ -58,12 +83,17 @@ export function readTokenFile(path: string): TokenEntry[] {
   } catch (err) {
     throw new ConfigError('INGEST_AUTH_TOKENS_FILE', `${path}: ${(err as Error).message}`);
   }
-  if (!Array.isArray(data)) throw new ConfigError('INGEST_AUTH_TOKENS_FILE', `${path}: must be a JSON array`);
+  if (!Array.isArray(data))
+    throw new ConfigError('INGEST_AUTH_TOKENS_FILE', `${path}: must be a JSON array`);
   return data.map((e: { name?: unknown; sha256?: unknown; devices?: unknown }, i) => {
     const where = `INGEST_AUTH_TOKENS_FILE ${path} entry ${i}`;
     const hash = typeof e.sha256 === 'string' ? e.sha256.toLowerCase() : '';
     if (!HEX64.test(hash)) throw new ConfigError(where, 'sha256 must be 64 hex characters');
-    return { name: typeof e.name === 'string' && e.name ? e.name : `file-${i}`, sha256: hash, devices: scope(e.devices, where) };
+    return {
+      name: typeof e.name === 'string' && e.name ? e.name : `file-${i}`,
+      sha256: hash,
+      devices: scope(e.devices, where),
+    };
   });
 }
 
@@ -77,7 +107,12 @@ export class Authenticator {
   private readonly byHash = new Map<string, Principal>();
 
   constructor(tokens: readonly TokenEntry[]) {
-    for (const t of tokens) this.byHash.set(t.sha256, { name: t.name, devices: t.devices, scope: scopeOf(`token\n${t.sha256}`) });
+    for (const t of tokens)
+      this.byHash.set(t.sha256, {
+        name: t.name,
+        devices: t.devices,
+        scope: scopeOf(`token\n${t.sha256}`),
+      });
   }
 
   get tokenCount(): number {
@@ -93,7 +128,10 @@ export class Authenticator {
       const p = principalFromCertificate(cert);
       if (p) return p;
     }
-    if (!authorization) throw new AuthenticationError('missing credentials: send "authorization: Bearer <token>" or a client certificate');
+    if (!authorization)
+      throw new AuthenticationError(
+        'missing credentials: send "authorization: Bearer <token>" or a client certificate',
+      );
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!m) throw new AuthenticationError('malformed authorization: expected "Bearer <token>"');
     const principal = this.byHash.get(sha256Hex(m[1]!));
@@ -112,5 +150,9 @@ export function principalFromCertificate(cert: PeerCertificate): Principal | und
     if (m) ids.add(m[2]!.trim());
   }
   if (ids.size === 0) return undefined;
-  return { name: `cert:${cn ?? [...ids][0]}`, devices: ids, scope: scopeOf(`cert\n${[...ids].sort().join('\n')}`) };
+  return {
+    name: `cert:${cn ?? [...ids][0]}`,
+    devices: ids,
+    scope: scopeOf(`cert\n${[...ids].sort().join('\n')}`),
+  };
 }

@@ -43,7 +43,9 @@ export class ByteBudget {
         timer: setTimeout(() => {
           const i = this.waiters.indexOf(waiter);
           if (i >= 0) this.waiters.splice(i, 1);
-          reject(new BudgetTimeoutError(`no in-flight capacity for ${bytes} bytes within ${waitMs} ms`));
+          reject(
+            new BudgetTimeoutError(`no in-flight capacity for ${bytes} bytes within ${waitMs} ms`),
+          );
           this.pump();
         }, waitMs),
       };

@@ -51,7 +51,11 @@ export class RetryableError extends SluiceError {
     readonly retryAfterMs: number,
     options?: { cause?: unknown },
   ) {
-    super(message, { retriable: true, httpStatus: kind === 'overloaded' ? 429 : 503, cause: options?.cause });
+    super(message, {
+      retriable: true,
+      httpStatus: kind === 'overloaded' ? 429 : 503,
+      cause: options?.cause,
+    });
     this.code = kind;
   }
 }

@@ -42,14 +42,23 @@ export interface Gateway {
 /** Builds the parts from config, provisions the raw stream(s), starts both listeners. */
 export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config: c, nc, log } = deps;
-  const tokens = [...parseInlineTokens(c.INGEST_AUTH_TOKENS), ...(c.INGEST_AUTH_TOKENS_FILE ? readTokenFile(c.INGEST_AUTH_TOKENS_FILE) : [])];
+  const tokens = [
+    ...parseInlineTokens(c.INGEST_AUTH_TOKENS),
+    ...(c.INGEST_AUTH_TOKENS_FILE ? readTokenFile(c.INGEST_AUTH_TOKENS_FILE) : []),
+  ];
   const tls = loadTls(c);
   if (tokens.length === 0 && !(tls?.ca && tls.requireClientCert)) {
-    throw new ConfigError('INGEST_AUTH_TOKENS', 'no way to authenticate devices: set INGEST_AUTH_TOKENS or INGEST_AUTH_TOKENS_FILE, or INGEST_TLS_CA with INGEST_TLS_REQUIRE_CLIENT_CERT=true');
+    throw new ConfigError(
+      'INGEST_AUTH_TOKENS',
+      'no way to authenticate devices: set INGEST_AUTH_TOKENS or INGEST_AUTH_TOKENS_FILE, or INGEST_TLS_CA with INGEST_TLS_REQUIRE_CLIENT_CERT=true',
+    );
   }
   const maxPayload = nc.info?.max_payload;
   if (maxPayload !== undefined && c.INGEST_MAX_BATCH_BYTES + 2048 > maxPayload) {
-    throw new ConfigError('INGEST_MAX_BATCH_BYTES', `${c.INGEST_MAX_BATCH_BYTES} plus headers exceeds the NATS server's max_payload (${maxPayload})`);
+    throw new ConfigError(
+      'INGEST_MAX_BATCH_BYTES',
+      `${c.INGEST_MAX_BATCH_BYTES} plus headers exceeds the NATS server's max_payload (${maxPayload})`,
+    );
   }
   const { routes, streams } = buildRoutes(deps.topology, {
     regions: c.INGEST_REGIONS,
@@ -85,7 +94,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const pipeline = new IngestPipeline({
     validator,
     routes,
-    limiter: new DeviceRateLimiter({ ratePerSec: c.INGEST_DEVICE_RATE, burst: c.INGEST_DEVICE_BURST, maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES }),
+    limiter: new DeviceRateLimiter({
+      ratePerSec: c.INGEST_DEVICE_RATE,
+      burst: c.INGEST_DEVICE_BURST,
+      maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES,
+    }),
     publisher,
     metrics,
     maxBatchEvents: c.INGEST_MAX_BATCH_EVENTS,
@@ -124,7 +137,17 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   const grpcPort = await grpc.start();
   const httpPort = await http.start();
-  log.info({ grpcPort, httpPort, regions: c.INGEST_REGIONS, streams: streams.map((s) => s.name), tokens: auth.tokenCount, tls: Boolean(tls) }, 'ingestion listening');
+  log.info(
+    {
+      grpcPort,
+      httpPort,
+      regions: c.INGEST_REGIONS,
+      streams: streams.map((s) => s.name),
+      tokens: auth.tokenCount,
+      tls: Boolean(tls),
+    },
+    'ingestion listening',
+  );
   return {
     grpcPort,
     httpPort,

@@ -4,7 +4,10 @@ import { telemetry } from './test-fixtures/client';
 
 describe('decodeRequest', () => {
   it('decodes once and keeps the exact EventBatch bytes', () => {
-    const batch = { batchId: 'b-1', events: [telemetry('e-1', 'boat-1', 'eu-west', { eventTime: new Date(1_000) })] };
+    const batch = {
+      batchId: 'b-1',
+      events: [telemetry('e-1', 'boat-1', 'eu-west', { eventTime: new Date(1_000) })],
+    };
     const d = decodeRequest(Buffer.from(IngestRequest.encode({ batch }).finish()));
     expect(d.error).toBeUndefined();
     expect(d.batch).toEqual(batch);

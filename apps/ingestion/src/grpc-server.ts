@@ -12,8 +12,23 @@ import {
 } from '@grpc/grpc-js';
 import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { context, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
-import { decodeBatch, FILE_DESCRIPTOR_SET_BASE64, IngestServiceService, IngestStatus, ingestStatusToJSON, type EventBatch, type IngestAck } from '@sluice/contracts';
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Tracer,
+} from '@opentelemetry/api';
+import {
+  decodeBatch,
+  FILE_DESCRIPTOR_SET_BASE64,
+  IngestServiceService,
+  IngestStatus,
+  ingestStatusToJSON,
+  type EventBatch,
+  type IngestAck,
+} from '@sluice/contracts';
 import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Authenticator, Principal } from './auth';
@@ -86,7 +101,8 @@ export function decodeRequest(buf: Buffer): DecodedRequest {
     // Protobuf strings must be UTF-8, and the raw bytes are what gets stored: refuse, never repair.
     if (hasReplacementChar(batch)) {
       const field = invalidUtf8Field(raw);
-      if (field !== undefined) return { error: `${field} is not valid UTF-8 (protobuf strings must be UTF-8)` };
+      if (field !== undefined)
+        return { error: `${field} is not valid UTF-8 (protobuf strings must be UTF-8)` };
     }
     return { batch, raw };
   } catch (err) {
@@ -110,7 +126,9 @@ export interface GrpcFlowStats {
  */
 export function ackBytes(ack: IngestAck): number {
   let n = 16 + Buffer.byteLength(ack.batchId);
-  for (const r of ack.rejections) n += 16 + Buffer.byteLength(r.eventId) + Buffer.byteLength(r.field) + Buffer.byteLength(r.reason);
+  for (const r of ack.rejections)
+    n +=
+      16 + Buffer.byteLength(r.eventId) + Buffer.byteLength(r.field) + Buffer.byteLength(r.reason);
   return n;
 }
 
@@ -122,13 +140,18 @@ interface OpenStream {
 
 /** The device's trace context from the call's metadata; the root context when absent or malformed. */
 function callTraceContext(md: Metadata): Context {
-  return extractRequestTraceContext({ traceparent: md.get('traceparent'), tracestate: md.get('tracestate') });
+  return extractRequestTraceContext({
+    traceparent: md.get('traceparent'),
+    tracestate: md.get('tracestate'),
+  });
 }
 
 /** The status a unary call answers a RETRY ack with. */
 function retryCode(ack: IngestAck): GrpcStatus {
   const reason = ack.rejections[0]?.reason ?? 'retry';
-  return /rate limit|in-flight limit/.test(reason) ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAVAILABLE;
+  return /rate limit|in-flight limit/.test(reason)
+    ? GrpcStatus.RESOURCE_EXHAUSTED
+    : GrpcStatus.UNAVAILABLE;
 }
 
 function retryMetadata(ms: number): Metadata {
@@ -141,13 +164,20 @@ function retryMetadata(ms: number): Metadata {
 export class GrpcGateway {
   private readonly server: Server;
   private readonly tracer: Tracer = tracer('sluice-ingestion');
-  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  private readonly health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    [SERVICE_NAME]: 'NOT_SERVING',
+  });
   private readonly streams = new Set<OpenStream>();
   /** Open Ingest streams per credential scope. */
   private readonly streamsByScope = new Map<string, number>();
   private draining = false;
   private boundPort = 0;
-  private readonly flow: GrpcFlowStats = { unsentAckBytes: 0, peakStreamUnsentAckBytes: 0, exhaustedStreams: 0 };
+  private readonly flow: GrpcFlowStats = {
+    unsentAckBytes: 0,
+    peakStreamUnsentAckBytes: 0,
+    exhaustedStreams: 0,
+  };
 
   constructor(private readonly opts: GrpcGatewayOptions) {
     this.server = new Server({
@@ -160,7 +190,10 @@ export class GrpcGateway {
     } as unknown as ServiceDefinition<UntypedServiceImplementation>;
     this.server.addService(definition, {
       ingest: (call: ServerDuplexStream<DecodedRequest, IngestAck>) => this.onStream(call),
-      ingestBatch: (call: ServerUnaryCall<DecodedRequest, IngestAck>, cb: sendUnaryData<IngestAck>) => void this.onUnary(call, cb),
+      ingestBatch: (
+        call: ServerUnaryCall<DecodedRequest, IngestAck>,
+        cb: sendUnaryData<IngestAck>,
+      ) => void this.onUnary(call, cb),
     });
     this.health.addToServer(this.server);
     if (opts.reflection ?? true) this.addReflection();
@@ -182,10 +215,16 @@ export class GrpcGateway {
   async start(): Promise<number> {
     const { tls } = this.opts;
     const creds = tls
-      ? ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], Boolean(tls.ca) && tls.requireClientCert)
+      ? ServerCredentials.createSsl(
+          tls.ca ?? null,
+          [{ cert_chain: tls.cert, private_key: tls.key }],
+          Boolean(tls.ca) && tls.requireClientCert,
+        )
       : ServerCredentials.createInsecure();
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${this.opts.host}:${this.opts.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(`${this.opts.host}:${this.opts.port}`, creds, (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
     );
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(SERVICE_NAME, 'SERVING');
@@ -202,7 +241,10 @@ export class GrpcGateway {
     this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
     this.opts.log.info({ streams: this.streams.size }, 'grpc draining');
     const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
-    await Promise.all([...[...this.streams].map((s) => s.settled()), new Promise((r) => setTimeout(r, graceMs))]);
+    await Promise.all([
+      ...[...this.streams].map((s) => s.settled()),
+      new Promise((r) => setTimeout(r, graceMs)),
+    ]);
     for (const s of [...this.streams]) {
       await s.settled();
       s.end();
@@ -214,9 +256,15 @@ export class GrpcGateway {
     }
   }
 
-  private authenticate(metadata: Metadata, cert: ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>): Principal {
+  private authenticate(
+    metadata: Metadata,
+    cert: ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>,
+  ): Principal {
     const value = metadata.get('authorization')[0];
-    return this.opts.auth.authenticate(typeof value === 'string' ? value : undefined, cert.sslPeerCertificate);
+    return this.opts.auth.authenticate(
+      typeof value === 'string' ? value : undefined,
+      cert.sslPeerCertificate,
+    );
   }
 
   /**
@@ -224,22 +272,38 @@ export class GrpcGateway {
    * Runs in a SERVER span of its own (one per batch, also on a stream), child of the call's trace
    * context `parent`; the span is active while the batch is published, so the raw message carries it.
    */
-  private async answer(principal: Principal, req: DecodedRequest, method: RpcMethod, parent: Context): Promise<IngestAck> {
+  private async answer(
+    principal: Principal,
+    req: DecodedRequest,
+    method: RpcMethod,
+    parent: Context,
+  ): Promise<IngestAck> {
     const span = this.tracer.startSpan(
       `${SERVICE_NAME}/${method}`,
       {
         kind: SpanKind.SERVER,
-        attributes: { [ATTR.rpcSystem]: 'grpc', [ATTR.rpcService]: SERVICE_NAME, [ATTR.rpcMethod]: method, [ATTR.serverPort]: this.boundPort },
+        attributes: {
+          [ATTR.rpcSystem]: 'grpc',
+          [ATTR.rpcService]: SERVICE_NAME,
+          [ATTR.rpcMethod]: method,
+          [ATTR.serverPort]: this.boundPort,
+        },
       },
       parent,
     );
     try {
-      const ack = await context.with(trace.setSpan(parent, span), () => this.answerBatch(principal, req));
+      const ack = await context.with(trace.setSpan(parent, span), () =>
+        this.answerBatch(principal, req),
+      );
       span.setAttribute(ATTR.outcome, ingestStatusToJSON(ack.status).replace('INGEST_STATUS_', ''));
       const code = ack.status === IngestStatus.RETRY ? retryCode(ack) : GrpcStatus.OK;
       // A stream's status is the stream's, not the batch's: only a unary call has one per batch.
       if (method === 'IngestBatch') span.setAttribute(ATTR.rpcGrpcStatusCode, code);
-      if (code === GrpcStatus.UNAVAILABLE) span.setStatus({ code: SpanStatusCode.ERROR, message: ack.rejections[0]?.reason ?? 'retry' });
+      if (code === GrpcStatus.UNAVAILABLE)
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: ack.rejections[0]?.reason ?? 'retry',
+        });
       return ack;
     } finally {
       span.end();
@@ -251,11 +315,27 @@ export class GrpcGateway {
     const batchId = req.batch?.batchId ?? '';
     let ack: IngestAck;
     if (req.error !== undefined || !req.batch) {
-      ack = rejectedAck(batchId, new BatchRejectedError('batch', req.error ?? 'the request has no batch'));
+      ack = rejectedAck(
+        batchId,
+        new BatchRejectedError('batch', req.error ?? 'the request has no batch'),
+      );
     } else if (this.draining) {
-      ack = retryAck(batchId, new RetryableError('unavailable', 'the gateway is shutting down; reconnect and resend this batch', this.opts.retryAfterMs));
+      ack = retryAck(
+        batchId,
+        new RetryableError(
+          'unavailable',
+          'the gateway is shutting down; reconnect and resend this batch',
+          this.opts.retryAfterMs,
+        ),
+      );
     } else if (req.raw && req.raw.byteLength > this.opts.maxBatchBytes) {
-      ack = rejectedAck(batchId, new BatchRejectedError('batch', `the batch is ${req.raw.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`));
+      ack = rejectedAck(
+        batchId,
+        new BatchRejectedError(
+          'batch',
+          `the batch is ${req.raw.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`,
+        ),
+      );
     } else {
       try {
         ack = await this.opts.pipeline.ingest(principal, { batch: req.batch, raw: req.raw });
@@ -265,13 +345,23 @@ export class GrpcGateway {
         else {
           trace.getActiveSpan()?.recordException(err as Error);
           this.opts.log.error({ err }, 'unexpected error while ingesting a batch');
-          ack = retryAck(batchId, new RetryableError('unavailable', 'internal error; nothing was stored, resend this batch', this.opts.retryAfterMs));
+          ack = retryAck(
+            batchId,
+            new RetryableError(
+              'unavailable',
+              'internal error; nothing was stored, resend this batch',
+              this.opts.retryAfterMs,
+            ),
+          );
         }
       }
     }
     const statusName = ingestStatusToJSON(ack.status);
     this.opts.metrics.batches.inc({ transport: 'grpc', status: statusName });
-    this.opts.metrics.ackDuration.observe({ transport: 'grpc', status: statusName }, (performance.now() - started) / 1000);
+    this.opts.metrics.ackDuration.observe(
+      { transport: 'grpc', status: statusName },
+      (performance.now() - started) / 1000,
+    );
     return ack;
   }
 
@@ -285,7 +375,11 @@ export class GrpcGateway {
       return;
     }
     if (this.draining) {
-      call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'the gateway is shutting down; reconnect', metadata: retryMetadata(this.opts.retryAfterMs) });
+      call.emit('error', {
+        code: GrpcStatus.UNAVAILABLE,
+        details: 'the gateway is shutting down; reconnect',
+        metadata: retryMetadata(this.opts.retryAfterMs),
+      });
       return;
     }
     // Bounded: streams per credential and in all (each holds up to maxPending batches read ahead).
@@ -358,7 +452,10 @@ export class GrpcGateway {
       ended = true;
       this.flow.exhaustedStreams++;
       this.opts.metrics.streamsExhausted.inc();
-      this.opts.log.warn({ principal: principal.name, unsentAckBytes: unsent }, 'grpc stream ended: the device does not read its acks');
+      this.opts.log.warn(
+        { principal: principal.name, unsentAckBytes: unsent },
+        'grpc stream ended: the device does not read its acks',
+      );
       flowControl();
       call.emit('error', {
         code: GrpcStatus.RESOURCE_EXHAUSTED,
@@ -368,9 +465,13 @@ export class GrpcGateway {
     // A device that stopped reading its acks is ended after the stall timeout, whatever it holds.
     const stallMs = this.opts.streamStallTimeoutMs ?? 30_000;
     let lastFlush = Date.now();
-    const stallTimer = setInterval(() => {
-      if (unsent > 0 && Date.now() - lastFlush >= stallMs) exhaust(`${unsent} bytes of acks unsent and none read for ${stallMs} ms`);
-    }, Math.max(100, Math.min(5_000, Math.floor(stallMs / 4))));
+    const stallTimer = setInterval(
+      () => {
+        if (unsent > 0 && Date.now() - lastFlush >= stallMs)
+          exhaust(`${unsent} bytes of acks unsent and none read for ${stallMs} ms`);
+      },
+      Math.max(100, Math.min(5_000, Math.floor(stallMs / 4))),
+    );
     stallTimer.unref();
     call.on('drain', () => {
       blocked = false;
@@ -391,11 +492,14 @@ export class GrpcGateway {
         const bytes = ackBytes(ack);
         if (unsent > 0 && unsent + bytes > maxUnsent) {
           pending--;
-          return exhaust(`${unsent} bytes of acks are unsent and the next one needs ${bytes} more (limit ${maxUnsent})`);
+          return exhaust(
+            `${unsent} bytes of acks are unsent and the next one needs ${bytes} more (limit ${maxUnsent})`,
+          );
         }
         unsent += bytes;
         this.addUnsent(bytes);
-        if (unsent > this.flow.peakStreamUnsentAckBytes) this.flow.peakStreamUnsentAckBytes = unsent;
+        if (unsent > this.flow.peakStreamUnsentAckBytes)
+          this.flow.peakStreamUnsentAckBytes = unsent;
         const flushed = () => {
           pending--;
           lastFlush = Date.now();
@@ -418,7 +522,10 @@ export class GrpcGateway {
         (err: unknown) => {
           // Answers never reject by design; should one, end the stream rather than crash the gateway.
           this.opts.log.error({ err }, 'grpc stream failed while answering its batches');
-          call.emit('error', { code: GrpcStatus.INTERNAL, details: 'internal error; resend the batches that got no ack' });
+          call.emit('error', {
+            code: GrpcStatus.INTERNAL,
+            details: 'internal error; resend the batches that got no ack',
+          });
           close();
         },
       );
@@ -428,18 +535,33 @@ export class GrpcGateway {
     call.on('close', close);
   }
 
-  private async onUnary(call: ServerUnaryCall<DecodedRequest, IngestAck>, cb: sendUnaryData<IngestAck>): Promise<void> {
+  private async onUnary(
+    call: ServerUnaryCall<DecodedRequest, IngestAck>,
+    cb: sendUnaryData<IngestAck>,
+  ): Promise<void> {
     let principal: Principal;
     try {
       principal = this.authenticate(call.metadata, call.getAuthContext());
     } catch (err) {
       this.opts.metrics.authFailures.inc({ transport: 'grpc' });
-      return cb({ code: GrpcStatus.UNAUTHENTICATED, details: (err as AuthenticationError).message });
+      return cb({
+        code: GrpcStatus.UNAUTHENTICATED,
+        details: (err as AuthenticationError).message,
+      });
     }
-    const ack = await this.answer(principal, call.request, 'IngestBatch', callTraceContext(call.metadata));
+    const ack = await this.answer(
+      principal,
+      call.request,
+      'IngestBatch',
+      callTraceContext(call.metadata),
+    );
     if (ack.status === IngestStatus.RETRY) {
       const reason = ack.rejections[0]?.reason ?? 'retry';
-      return cb({ code: retryCode(ack), details: `${reason} (retry after ${ack.retryAfterMs} ms)`, metadata: retryMetadata(ack.retryAfterMs) });
+      return cb({
+        code: retryCode(ack),
+        details: `${reason} (retry after ${ack.retryAfterMs} ms)`,
+        metadata: retryMetadata(ack.retryAfterMs),
+      });
     }
     cb(null, ack);
   }

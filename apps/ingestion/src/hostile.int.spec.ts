@@ -6,7 +6,14 @@ import { request as httpRequest } from 'node:http';
 import { connect as http2Connect, type ClientHttp2Stream } from 'node:http2';
 import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { decodeBatch, HEADERS, IngestAck, IngestRequest, IngestStatus, type EventBatch } from '@sluice/contracts';
+import {
+  decodeBatch,
+  HEADERS,
+  IngestAck,
+  IngestRequest,
+  IngestStatus,
+  type EventBatch,
+} from '@sluice/contracts';
 import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { sha256Hex } from './auth';
 import { ackBytes } from './grpc-server';
@@ -18,7 +25,18 @@ import { startTestGateway } from './test-fixtures/gateway';
 const DEVICE_TOKEN = 'device-token-boat-17';
 const GATEWAY_TOKEN = 'gateway-token-any';
 const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17|boat-18;${sha256Hex(GATEWAY_TOKEN)}=*`;
-const SEED_FIXTURE = join(__dirname, '..', '..', '..', 'libs', 'contracts', 'src', 'wire', 'fixtures', 'v1-seed-example.json');
+const SEED_FIXTURE = join(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'libs',
+  'contracts',
+  'src',
+  'wire',
+  'fixtures',
+  'v1-seed-example.json',
+);
 
 /** One gRPC message frame: compression flag, big-endian length, message. */
 function grpcFrame(batch: EventBatch): Buffer {
@@ -54,12 +72,26 @@ interface Answer {
  * `Expect: 100-continue` (then the body is sent only after `100 Continue`). Resolves with the
  * response, or rejects when the connection fails before one arrived.
  */
-function postBody(port: number, size: number, opts: { expect: boolean; chunked: boolean }): Promise<Answer> {
+function postBody(
+  port: number,
+  size: number,
+  opts: { expect: boolean; chunked: boolean },
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Bearer ${DEVICE_TOKEN}` };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      authorization: `Bearer ${DEVICE_TOKEN}`,
+    };
     if (!opts.chunked) headers['content-length'] = String(size);
     if (opts.expect) headers['expect'] = '100-continue';
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/events', headers, agent: false });
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/v1/events',
+      headers,
+      agent: false,
+    });
     let answered = false;
     let continued = false;
     const chunk = Buffer.alloc(64 * 1024, 0x20);
@@ -92,7 +124,13 @@ function postBody(port: number, size: number, opts: { expect: boolean; chunked: 
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
       res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], connection: res.headers['connection'], body, continued });
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: res.headers['content-type'],
+          connection: res.headers['connection'],
+          body,
+          continued,
+        });
         req.destroy();
       });
     });
@@ -126,14 +164,26 @@ describe('ingestion gateway under hostile and first-use input', () => {
       return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);
     };
     const post = (body: unknown, token = DEVICE_TOKEN) =>
-      fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+      fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
     const postKeyed = (body: unknown, key: string, token = DEVICE_TOKEN) =>
       fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': key },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${token}`,
+          'idempotency-key': key,
+        },
         body: JSON.stringify(body),
       });
-    const stored = async (region = 'eu-west') => (await nats.readAll(gw.routes.get(region)!.stream)).map((m) => ({ msgId: m.headers?.get(HEADERS.MSG_ID) ?? '', batch: decodeBatch(m.data) }));
+    const stored = async (region = 'eu-west') =>
+      (await nats.readAll(gw.routes.get(region)!.stream)).map((m) => ({
+        msgId: m.headers?.get(HEADERS.MSG_ID) ?? '',
+        batch: decodeBatch(m.data),
+      }));
     return { gw, c, metric, post, postKeyed, stored };
   }
 
@@ -150,7 +200,10 @@ describe('ingestion gateway under hostile and first-use input', () => {
     });
     // The status comes in trailers, or in the response headers of a trailers-only answer.
     const trailers = new Promise<[Record<string, string | undefined>]>((resolve) => {
-      st.on('response', (h) => h['grpc-status'] !== undefined && resolve([h as Record<string, string | undefined>]));
+      st.on(
+        'response',
+        (h) => h['grpc-status'] !== undefined && resolve([h as Record<string, string | undefined>]),
+      );
       st.on('trailers', (h) => resolve([h as Record<string, string | undefined>]));
     });
     return { st, trailers };
@@ -173,7 +226,10 @@ describe('ingestion gateway under hostile and first-use input', () => {
       // carries 25 rejections (PARTIAL acks echo every rejection).
       const batch = (n: number): EventBatch => ({
         batchId: uniqueId(`flood-${n}`),
-        events: [telemetry(`g-${n}`, 'boat-17', 'eu-west'), ...Array.from({ length: 25 }, (_, i) => telemetry(`x-${n}-${i}`, 'boat-17', 'ap-south'))],
+        events: [
+          telemetry(`g-${n}`, 'boat-17', 'eu-west'),
+          ...Array.from({ length: 25 }, (_, i) => telemetry(`x-${n}-${i}`, 'boat-17', 'ap-south')),
+        ],
       });
       const limit = 2000;
       let sent = 0;
@@ -184,7 +240,10 @@ describe('ingestion gateway under hostile and first-use input', () => {
           let drained = false;
           const onDrain = () => (drained = true);
           stream.once('drain', onDrain);
-          await waitFor('the client stream drains or the gateway ends it', () => drained || exhausted());
+          await waitFor(
+            'the client stream drains or the gateway ends it',
+            () => drained || exhausted(),
+          );
           stream.off('drain', onDrain);
         }
         sent++;
@@ -202,7 +261,11 @@ describe('ingestion gateway under hostile and first-use input', () => {
       expect(answered).toBeLessThanOrEqual(sent);
 
       // Another device is served while the hostile stream is still open and unread.
-      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('o-1', 'boat-42', 'eu-west')] }, GATEWAY_TOKEN);
+      const other = await unary(
+        c,
+        { batchId: uniqueId('b'), events: [telemetry('o-1', 'boat-42', 'eu-west')] },
+        GATEWAY_TOKEN,
+      );
       expect(other.ack?.status).toBe(IngestStatus.OK);
 
       // When the client finally reads, it gets the queued acks and then a clear status.
@@ -216,36 +279,53 @@ describe('ingestion gateway under hostile and first-use input', () => {
       const { acks } = readAcks(buf);
       expect(acks.length).toBeGreaterThan(0);
       expect(acks.length).toBeLessThan(answered);
-      expect(acks.every((a) => a.status === IngestStatus.PARTIAL && a.rejections.length === 25)).toBe(true);
+      expect(
+        acks.every((a) => a.status === IngestStatus.PARTIAL && a.rejections.length === 25),
+      ).toBe(true);
       await waitFor('no unsent ack bytes left', () => gw.grpcFlow().unsentAckBytes === 0);
       await waitFor('stream closed', async () => (await metric(INGEST_METRICS.openStreams)) === 0);
     });
 
     it('many unread streams from one credential: past the per-credential cap a new stream is refused, and a stalled one is ended', async () => {
-      const { gw, c, metric } = await start({ INGEST_MAX_STREAMS_PER_CREDENTIAL: '2', INGEST_STREAM_STALL_TIMEOUT: '1s' });
+      const { gw, c, metric } = await start({
+        INGEST_MAX_STREAMS_PER_CREDENTIAL: '2',
+        INGEST_STREAM_STALL_TIMEOUT: '1s',
+      });
       // One connection per stream: the cap is per credential, whatever the connections.
       const open = () => openRawIngest(gw.grpcPort);
       const [a, b] = [open(), open()];
       // PARTIAL acks of ~3.6 KiB (25 rejections each): 40 of them overflow the client's HTTP/2 window.
       const heavy = (): EventBatch => ({
         batchId: uniqueId('s'),
-        events: [telemetry(uniqueId('e'), 'boat-17', 'eu-west'), ...Array.from({ length: 25 }, () => telemetry(uniqueId('x'), 'boat-17', 'ap-south'))],
+        events: [
+          telemetry(uniqueId('e'), 'boat-17', 'eu-west'),
+          ...Array.from({ length: 25 }, () => telemetry(uniqueId('x'), 'boat-17', 'ap-south')),
+        ],
       });
       for (const x of [a, b]) {
         x.st.pause(); // never read: acks pile up unsent
         for (let i = 0; i < 40; i++) x.st.write(grpcFrame(heavy()));
       }
-      await waitFor('two streams open', async () => (await metric(INGEST_METRICS.openStreams)) === 2);
+      await waitFor(
+        'two streams open',
+        async () => (await metric(INGEST_METRICS.openStreams)) === 2,
+      );
       await waitFor('acks held unsent', () => gw.grpcFlow().unsentAckBytes > 0);
       // The third stream of the same credential is refused at once, with a reason.
       const third = open();
       third.st.resume();
       const [t3] = await third.trailers;
       expect(Number(t3['grpc-status'])).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
-      expect(decodeURIComponent(t3['grpc-message'] ?? '')).toMatch(/already has 2 open Ingest streams/);
+      expect(decodeURIComponent(t3['grpc-message'] ?? '')).toMatch(
+        /already has 2 open Ingest streams/,
+      );
       expect(await metric(INGEST_METRICS.streamsRefused)).toBe(1);
       // Another credential is unaffected.
-      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('cap-o-1', 'boat-42', 'eu-west')] }, GATEWAY_TOKEN);
+      const other = await unary(
+        c,
+        { batchId: uniqueId('b'), events: [telemetry('cap-o-1', 'boat-42', 'eu-west')] },
+        GATEWAY_TOKEN,
+      );
       expect(other.ack?.status).toBe(IngestStatus.OK);
       // The unread streams hold acks under every byte bound; the stall timeout ends them.
       await waitFor('both stalled streams ended', () => gw.grpcFlow().exhaustedStreams === 2);
@@ -258,7 +338,12 @@ describe('ingestion gateway under hostile and first-use input', () => {
       await waitFor('streams closed', async () => (await metric(INGEST_METRICS.openStreams)) === 0);
       // Slots are freed: the credential may open a stream again.
       const again = open();
-      again.st.write(grpcFrame({ batchId: uniqueId('s'), events: [telemetry(uniqueId('e'), 'boat-17', 'eu-west')] }));
+      again.st.write(
+        grpcFrame({
+          batchId: uniqueId('s'),
+          events: [telemetry(uniqueId('e'), 'boat-17', 'eu-west')],
+        }),
+      );
       let buf = Buffer.alloc(0);
       again.st.on('data', (d: Buffer) => (buf = Buffer.concat([buf, d])));
       await waitFor('an ack on the new stream', () => readAcks(buf).acks.length === 1);
@@ -270,13 +355,23 @@ describe('ingestion gateway under hostile and first-use input', () => {
 
     it('counts rejected events against the device rate limit', async () => {
       const { c } = await start({ INGEST_DEVICE_RATE: '1', INGEST_DEVICE_BURST: '3' });
-      const foreign = Array.from({ length: 3 }, (_, i) => telemetry(`f-${i}`, 'boat-17', 'ap-south'));
+      const foreign = Array.from({ length: 3 }, (_, i) =>
+        telemetry(`f-${i}`, 'boat-17', 'ap-south'),
+      );
       const rejected = await unary(c, { batchId: uniqueId('b'), events: foreign }, DEVICE_TOKEN);
       expect(rejected.ack?.status).toBe(IngestStatus.REJECTED);
-      const next = await unary(c, { batchId: uniqueId('b'), events: [telemetry('g-1', 'boat-17', 'eu-west')] }, DEVICE_TOKEN);
+      const next = await unary(
+        c,
+        { batchId: uniqueId('b'), events: [telemetry('g-1', 'boat-17', 'eu-west')] },
+        DEVICE_TOKEN,
+      );
       expect(next.error?.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
       // Another device of the same credential has its own bucket.
-      const other = await unary(c, { batchId: uniqueId('b'), events: [telemetry('g-2', 'boat-18', 'eu-west')] }, DEVICE_TOKEN);
+      const other = await unary(
+        c,
+        { batchId: uniqueId('b'), events: [telemetry('g-2', 'boat-18', 'eu-west')] },
+        DEVICE_TOKEN,
+      );
       expect(other.ack?.status).toBe(IngestStatus.OK);
     });
 
@@ -284,7 +379,9 @@ describe('ingestion gateway under hostile and first-use input', () => {
       const { c } = await start({ INGEST_DEVICE_RATE: '100000', INGEST_DEVICE_BURST: '100000' });
       const long = 'x'.repeat(120);
       const events = Array.from({ length: 1000 }, (_, i) =>
-        i % 2 === 0 ? telemetry(`${long}-${i}`.slice(-128), 'boat-17', 'ap-south') : telemetry(`e-${i}`, 'boat-17', 'eu-west', { value: Number.NaN }),
+        i % 2 === 0
+          ? telemetry(`${long}-${i}`.slice(-128), 'boat-17', 'ap-south')
+          : telemetry(`e-${i}`, 'boat-17', 'eu-west', { value: Number.NaN }),
       );
       const { ack } = await unary(c, { batchId: uniqueId('b'), events }, GATEWAY_TOKEN);
       expect(ack?.status).toBe(IngestStatus.REJECTED);
@@ -295,8 +392,12 @@ describe('ingestion gateway under hostile and first-use input', () => {
         [0, 'telemetry.region'],
         [1, 'telemetry.value'],
       ]);
-      expect(ack!.rejections[0]!.reason).toMatch(/not served by this gateway.*\(and 499 more events rejected at this field\)$/);
-      expect(ack!.rejections[1]!.reason).toMatch(/finite number.*\(and 499 more events rejected at this field\)$/);
+      expect(ack!.rejections[0]!.reason).toMatch(
+        /not served by this gateway.*\(and 499 more events rejected at this field\)$/,
+      );
+      expect(ack!.rejections[1]!.reason).toMatch(
+        /finite number.*\(and 499 more events rejected at this field\)$/,
+      );
     });
   });
 
@@ -309,18 +410,33 @@ describe('ingestion gateway under hostile and first-use input', () => {
       ['50 MB, Expect: 100-continue', 50_000_000, { expect: true, chunked: false }],
       ['50 MB chunked', 50_000_000, { expect: false, chunked: true }],
       ['50 MB chunked, Expect: 100-continue', 50_000_000, { expect: true, chunked: true }],
-    ])('%s: the client reads a 413 problem, then the connection closes', async (_name, size, opts) => {
-      const { post, gw } = await start();
-      const answer = await postBody(gw.httpPort, size, opts);
-      expect(answer.status).toBe(413);
-      expect(answer.contentType).toBe('application/problem+json');
-      expect(answer.connection).toBe('close');
-      expect(JSON.parse(answer.body)).toMatchObject({ status: 413, title: 'Request body too large', max_body_bytes: limit });
-      // A declared length over the limit is refused before the body is sent.
-      if (opts.expect && !opts.chunked) expect(answer.continued).toBe(false);
-      const ok = await post({ event_id: uniqueId('e'), device_id: 'boat-17', timestamp: new Date().toISOString(), sensor_type: 's', value: 1, unit: '1', region: 'eu-west' });
-      expect(ok.status).toBe(200);
-    });
+    ])(
+      '%s: the client reads a 413 problem, then the connection closes',
+      async (_name, size, opts) => {
+        const { post, gw } = await start();
+        const answer = await postBody(gw.httpPort, size, opts);
+        expect(answer.status).toBe(413);
+        expect(answer.contentType).toBe('application/problem+json');
+        expect(answer.connection).toBe('close');
+        expect(JSON.parse(answer.body)).toMatchObject({
+          status: 413,
+          title: 'Request body too large',
+          max_body_bytes: limit,
+        });
+        // A declared length over the limit is refused before the body is sent.
+        if (opts.expect && !opts.chunked) expect(answer.continued).toBe(false);
+        const ok = await post({
+          event_id: uniqueId('e'),
+          device_id: 'boat-17',
+          timestamp: new Date().toISOString(),
+          sensor_type: 's',
+          value: 1,
+          unit: '1',
+          region: 'eu-west',
+        });
+        expect(ok.status).toBe(200);
+      },
+    );
   });
 
   describe('the seed example over HTTP', () => {
@@ -329,13 +445,26 @@ describe('ingestion gateway under hostile and first-use input', () => {
       const now = new Date(Math.floor(Date.now() / 1000) * 1000);
       const seed = JSON.parse(readFileSync(SEED_FIXTURE, 'utf8')) as Record<string, unknown>;
       // D-789 is not one of the device token's devices: the gateway credential may publish for it.
-      const res = await post({ ...seed, event_time: now.toISOString().replace('.000Z', 'Z') }, GATEWAY_TOKEN);
+      const res = await post(
+        { ...seed, event_time: now.toISOString().replace('.000Z', 'Z') },
+        GATEWAY_TOKEN,
+      );
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ status: 'OK', accepted: 1, rejections: [] });
       const msgs = await nats.readAll(gw.routes.get('us-east')!.stream);
       expect(msgs).toHaveLength(1);
       const stored = decodeBatch(msgs[0]!.data).events[0]!.kind!;
-      expect(stored.$case === 'telemetry' && stored.value).toMatchObject({ eventId: seed['event_id'], deviceId: 'D-789', eventTime: now, sensorType: 'temperature', value: 21.4, unit: 'C', firmwareVersion: '1.2.3', region: 'us-east', schemaVersion: 1 });
+      expect(stored.$case === 'telemetry' && stored.value).toMatchObject({
+        eventId: seed['event_id'],
+        deviceId: 'D-789',
+        eventTime: now,
+        sensorType: 'temperature',
+        value: 21.4,
+        unit: 'C',
+        firmwareVersion: '1.2.3',
+        region: 'us-east',
+        schemaVersion: 1,
+      });
     });
   });
 
@@ -347,7 +476,12 @@ describe('ingestion gateway under hostile and first-use input', () => {
       // v1 events use the `timestamp` alias (also accepted before event_time was) unless event_time
       // is the point, so this test is about paths only.
       const v1 = { device_id: 'boat-17', sensor_type: 's', value: 1, unit: '1', region: 'eu-west' };
-      const v2 = { schema_version: 2, region: 'eu-west', device: { id: 'boat-17' }, reading: { sensor: 's', value: 1, unit: '1' } };
+      const v2 = {
+        schema_version: 2,
+        region: 'eu-west',
+        device: { id: 'boat-17' },
+        reading: { sensor: 's', value: 1, unit: '1' },
+      };
       const res = await post([
         { ...v1, event_id: 'a-0', timestamp: now },
         { ...v1, event_id: 'a-1', event_time: future },
@@ -359,7 +493,10 @@ describe('ingestion gateway under hostile and first-use input', () => {
         { ...v2, id: 'a-7', time: now, region: 'ap-south' },
         { ...v1, event_id: 'a-8', timestamp: now, attributes: { 'rack.slot': 'x'.repeat(300) } },
       ]);
-      const ack = (await res.json()) as { accepted: number; rejections: Array<{ index: number; field: string }> };
+      const ack = (await res.json()) as {
+        accepted: number;
+        rejections: Array<{ index: number; field: string }>;
+      };
       expect(ack.accepted).toBe(1);
       expect(ack.rejections.map((r) => [r.index, r.field])).toEqual([
         [1, 'event_time'],
@@ -375,7 +512,15 @@ describe('ingestion gateway under hostile and first-use input', () => {
   });
 
   describe('idempotency keys and batch ids', () => {
-    const reading = (id: string, value = 1) => ({ event_id: id, device_id: 'boat-17', timestamp: new Date().toISOString(), sensor_type: 's', value, unit: '1', region: 'eu-west' });
+    const reading = (id: string, value = 1) => ({
+      event_id: id,
+      device_id: 'boat-17',
+      timestamp: new Date().toISOString(),
+      sensor_type: 's',
+      value,
+      unit: '1',
+      region: 'eu-west',
+    });
 
     it('HTTP: the same key with the same body is answered as a duplicate and stored once', async () => {
       const { postKeyed, stored } = await start();
@@ -384,11 +529,21 @@ describe('ingestion gateway under hostile and first-use input', () => {
       const first = await postKeyed(body, key);
       expect(first.status).toBe(200);
       expect(first.headers.get('idempotent-replayed')).toBeNull();
-      expect(await first.json()).toMatchObject({ batch_id: key, status: 'OK', accepted: 2, duplicate: false });
+      expect(await first.json()).toMatchObject({
+        batch_id: key,
+        status: 'OK',
+        accepted: 2,
+        duplicate: false,
+      });
       const again = await postKeyed(body, key);
       expect(again.status).toBe(200);
       expect(again.headers.get('idempotent-replayed')).toBe('true');
-      expect(await again.json()).toMatchObject({ batch_id: key, status: 'OK', accepted: 2, duplicate: true });
+      expect(await again.json()).toMatchObject({
+        batch_id: key,
+        status: 'OK',
+        accepted: 2,
+        duplicate: true,
+      });
       expect((await stored()).map((m) => m.batch.events.length)).toEqual([2]);
     });
 
@@ -399,11 +554,18 @@ describe('ingestion gateway under hostile and first-use input', () => {
       const other = await postKeyed([reading('e-1', 2)], key);
       expect(other.status).toBe(409);
       expect(other.headers.get('content-type')).toBe('application/problem+json');
-      expect(await other.json()).toMatchObject({ status: 409, batch_id: key, detail: expect.stringMatching(/already used by this credential for different content/) });
+      expect(await other.json()).toMatchObject({
+        status: 409,
+        batch_id: key,
+        detail: expect.stringMatching(/already used by this credential for different content/),
+      });
       const msgs = await stored();
       expect(msgs).toHaveLength(1);
       expect(msgs[0]!.batch.events[0]!.kind!.value).toMatchObject({ eventId: 'e-1' });
-      expect(msgs[0]!.batch.events[0]!.kind!.$case === 'telemetry' && msgs[0]!.batch.events[0]!.kind!.value.value).toBe(1);
+      expect(
+        msgs[0]!.batch.events[0]!.kind!.$case === 'telemetry' &&
+          msgs[0]!.batch.events[0]!.kind!.value.value,
+      ).toBe(1);
     });
 
     it('HTTP: the same key from another credential is its own batch, stored as well', async () => {
@@ -423,20 +585,43 @@ describe('ingestion gateway under hostile and first-use input', () => {
     it('gRPC: a resent batch is acked as a duplicate, a reused batch_id for other events is rejected, another credential is separate', async () => {
       const { c, stored, metric } = await start();
       const batchId = uniqueId('b');
-      const batch = { batchId, events: [telemetry('g-1', 'boat-17', 'eu-west'), telemetry('g-2', 'boat-17', 'eu-west')] };
+      const batch = {
+        batchId,
+        events: [telemetry('g-1', 'boat-17', 'eu-west'), telemetry('g-2', 'boat-17', 'eu-west')],
+      };
       const first = await unary(c, batch, DEVICE_TOKEN);
       const resent = await unary(c, batch, DEVICE_TOKEN);
-      const reused = await unary(c, { batchId, events: [telemetry('g-3', 'boat-17', 'eu-west')] }, DEVICE_TOKEN);
-      const otherCredential = await unary(c, { batchId, events: [telemetry('g-4', 'boat-17', 'eu-west')] }, GATEWAY_TOKEN);
-      expect([first, resent, reused, otherCredential].map((r) => [r.ack?.status, r.ack?.accepted])).toEqual([
+      const reused = await unary(
+        c,
+        { batchId, events: [telemetry('g-3', 'boat-17', 'eu-west')] },
+        DEVICE_TOKEN,
+      );
+      const otherCredential = await unary(
+        c,
+        { batchId, events: [telemetry('g-4', 'boat-17', 'eu-west')] },
+        GATEWAY_TOKEN,
+      );
+      expect(
+        [first, resent, reused, otherCredential].map((r) => [r.ack?.status, r.ack?.accepted]),
+      ).toEqual([
         [IngestStatus.OK, 2],
         [IngestStatus.OK, 2],
         [IngestStatus.REJECTED, 0],
         [IngestStatus.OK, 1],
       ]);
-      expect((await stored()).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual([['g-1', 'g-2'], ['g-4']]);
-      expect([first, resent, reused, otherCredential].map((r) => r.ack?.duplicate)).toEqual([false, true, false, false]);
-      expect(reused.ack!.rejections[0]).toMatchObject({ field: 'batch.batch_id', reason: expect.stringMatching(/already used by this credential for different content/) });
+      expect((await stored()).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual(
+        [['g-1', 'g-2'], ['g-4']],
+      );
+      expect([first, resent, reused, otherCredential].map((r) => r.ack?.duplicate)).toEqual([
+        false,
+        true,
+        false,
+        false,
+      ]);
+      expect(reused.ack!.rejections[0]).toMatchObject({
+        field: 'batch.batch_id',
+        reason: expect.stringMatching(/already used by this credential for different content/),
+      });
       expect(await metric(INGEST_METRICS.idempotencyConflicts)).toBe(1);
       expect(await metric(INGEST_METRICS.duplicates)).toBe(1);
     });
@@ -444,12 +629,25 @@ describe('ingestion gateway under hostile and first-use input', () => {
     it('gRPC: a batch_id reused for content split across regions is refused before any part is stored', async () => {
       const { c, stored } = await start();
       const batchId = uniqueId('b');
-      expect((await unary(c, { batchId, events: [telemetry('s-1', 'boat-17', 'eu-west')] }, DEVICE_TOKEN)).ack).toMatchObject({ status: IngestStatus.OK });
-      const split = { batchId, events: [telemetry('s-2', 'boat-17', 'eu-west'), telemetry('s-3', 'boat-18', 'us-east')] };
+      expect(
+        (
+          await unary(
+            c,
+            { batchId, events: [telemetry('s-1', 'boat-17', 'eu-west')] },
+            DEVICE_TOKEN,
+          )
+        ).ack,
+      ).toMatchObject({ status: IngestStatus.OK });
+      const split = {
+        batchId,
+        events: [telemetry('s-2', 'boat-17', 'eu-west'), telemetry('s-3', 'boat-18', 'us-east')],
+      };
       const reused = await unary(c, split, DEVICE_TOKEN);
       expect(reused.ack).toMatchObject({ status: IngestStatus.REJECTED, accepted: 0 });
       expect(reused.ack!.rejections[0]!.field).toBe('batch.batch_id');
-      expect((await stored('eu-west')).map((m) => m.batch.events.map((e) => e.kind!.value.eventId))).toEqual([['s-1']]);
+      expect(
+        (await stored('eu-west')).map((m) => m.batch.events.map((e) => e.kind!.value.eventId)),
+      ).toEqual([['s-1']]);
       expect(await stored('us-east')).toEqual([]);
     });
   });

@@ -1,13 +1,43 @@
 import { createHash } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
-import { ingestStatusToJSON, wirePath, type Event, type EventRejection, type IngestAck, type WireParser } from '@sluice/contracts';
-import { ATTR, extractRequestTraceContext, markSelfTraced, tracer, type Logger } from '@sluice/observability';
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import {
+  ingestStatusToJSON,
+  wirePath,
+  type Event,
+  type EventRejection,
+  type IngestAck,
+  type WireParser,
+} from '@sluice/contracts';
+import {
+  ATTR,
+  extractRequestTraceContext,
+  markSelfTraced,
+  tracer,
+  type Logger,
+} from '@sluice/observability';
 import type { Authenticator, Principal } from './auth';
-import { AuthenticationError, BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
+import {
+  AuthenticationError,
+  BatchIdConflictError,
+  BatchRejectedError,
+  RetryableError,
+} from './errors';
 import type { IngestMetrics } from './metrics';
 import type { IngestPipeline } from './pipeline';
 import type { TlsFiles } from './tls';
@@ -75,14 +105,25 @@ function readBody(req: IncomingMessage, max: number, discardMax: number): Promis
         reject(new BodyTooLarge(false));
       }
     });
-    req.on('end', () => (over ? reject(new BodyTooLarge(true)) : resolve(Buffer.concat(chunks, size))));
+    req.on('end', () =>
+      over ? reject(new BodyTooLarge(true)) : resolve(Buffer.concat(chunks, size)),
+    );
     req.on('error', reject);
   });
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    ...headers,
+  });
   res.end(JSON.stringify(body));
 }
 
@@ -105,7 +146,12 @@ function ackJson(ack: IngestAck) {
     status: ingestStatusToJSON(ack.status).replace('INGEST_STATUS_', ''),
     accepted: ack.accepted,
     duplicate: ack.duplicate,
-    rejections: ack.rejections.map((r) => ({ index: r.index, event_id: r.eventId, field: r.field, reason: r.reason })),
+    rejections: ack.rejections.map((r) => ({
+      index: r.index,
+      event_id: r.eventId,
+      field: r.field,
+      reason: r.reason,
+    })),
   };
 }
 
@@ -130,12 +176,22 @@ export class HttpGateway {
     // handle() opens the request's SERVER span itself: the HTTP instrumentation opens none.
     this.server = markSelfTraced(
       tls
-        ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.ca), rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert }, handler)
+        ? createHttpsServer(
+            {
+              cert: tls.cert,
+              key: tls.key,
+              ca: tls.ca,
+              requestCert: Boolean(tls.ca),
+              rejectUnauthorized: Boolean(tls.ca) && tls.requireClientCert,
+            },
+            handler,
+          )
         : createHttpServer(handler),
     );
     // `Expect: 100-continue`: a body declared too large is refused before the client sends it.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      if ((declaredLength(req) ?? 0) > opts.maxBodyBytes) return sendTooLarge(res, opts.maxBodyBytes);
+      if ((declaredLength(req) ?? 0) > opts.maxBodyBytes)
+        return sendTooLarge(res, opts.maxBodyBytes);
       res.writeContinue();
       handler(req, res);
     });
@@ -197,7 +253,9 @@ export class HttpGateway {
     // A throw is answered 500 by the caller.
     let status = 500;
     try {
-      await context.with(trace.setSpan(parent, span), () => this.ingestRequest(req, res, started, span));
+      await context.with(trace.setSpan(parent, span), () =>
+        this.ingestRequest(req, res, started, span),
+      );
       status = res.statusCode;
     } catch (err) {
       span.recordException(err as Error);
@@ -209,32 +267,59 @@ export class HttpGateway {
     }
   }
 
-  private async ingestRequest(req: IncomingMessage, res: ServerResponse, started: number, span: Span): Promise<void> {
+  private async ingestRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    span: Span,
+  ): Promise<void> {
     const retryAfterS = String(Math.max(1, Math.ceil(this.opts.retryAfterMs / 1000)));
     if (this.draining) {
       res.setHeader('connection', 'close');
-      return send(res, 503, { error: 'the gateway is shutting down; resend', retry_after_ms: this.opts.retryAfterMs }, { 'retry-after': retryAfterS });
+      return send(
+        res,
+        503,
+        { error: 'the gateway is shutting down; resend', retry_after_ms: this.opts.retryAfterMs },
+        { 'retry-after': retryAfterS },
+      );
     }
     let principal: Principal;
     try {
       principal = this.principal(req);
     } catch (err) {
       this.opts.metrics.authFailures.inc({ transport: 'http' });
-      return send(res, 401, { error: (err as AuthenticationError).message }, { 'www-authenticate': 'Bearer' });
+      return send(
+        res,
+        401,
+        { error: (err as AuthenticationError).message },
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     const type = req.headers['content-type'] ?? '';
-    if (!/^application\/json\b/i.test(type)) return send(res, 415, { error: `content-type must be application/json, got "${type}"` });
+    if (!/^application\/json\b/i.test(type))
+      return send(res, 415, { error: `content-type must be application/json, got "${type}"` });
     const key = req.headers['idempotency-key'];
     if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
       return send(res, 400, { error: 'Idempotency-Key must be 1..120 of A-Z a-z 0-9 . _ : -' });
     }
     let body: Buffer;
     try {
-      body = await readBody(req, this.opts.maxBodyBytes, this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES);
+      body = await readBody(
+        req,
+        this.opts.maxBodyBytes,
+        this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES,
+      );
     } catch (err) {
       if (!(err instanceof BodyTooLarge)) throw err;
       this.opts.metrics.batches.inc({ transport: 'http', status: 'BODY_TOO_LARGE' });
-      if (!err.drained) this.opts.log.warn({ principal: principal.name, maxDiscardBytes: this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES }, 'oversized body still arriving past the discard bound; closing the connection after the 413');
+      if (!err.drained)
+        this.opts.log.warn(
+          {
+            principal: principal.name,
+            maxDiscardBytes: this.opts.maxDiscardBytes ?? DEFAULT_MAX_DISCARD_BYTES,
+          },
+          'oversized body still arriving past the discard bound; closing the connection after the 413',
+        );
       return sendTooLarge(res, this.opts.maxBodyBytes);
     }
     let json: unknown;
@@ -243,7 +328,9 @@ export class HttpGateway {
     } catch (err) {
       return send(res, 400, { error: `body is not valid JSON: ${(err as Error).message}` });
     }
-    const batchId = key ?? `h-${createHash('sha256').update(principal.scope).update('\n').update(body).digest('hex').slice(0, 48)}`;
+    const batchId =
+      key ??
+      `h-${createHash('sha256').update(principal.scope).update('\n').update(body).digest('hex').slice(0, 48)}`;
     const parsed = this.opts.parser.parseBody(json);
     const events: Event[] = [];
     const indices: number[] = [];
@@ -254,8 +341,15 @@ export class HttpGateway {
         indices.push(r.index);
       } else {
         const first = r.errors[0];
-        const reason = r.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
-        rejected.push({ index: r.index, eventId: r.eventId ?? '', field: first?.path ?? '', reason });
+        const reason = r.errors
+          .map((e) => (e.path ? `${e.path}: ${e.message}` : e.message))
+          .join('; ');
+        rejected.push({
+          index: r.index,
+          eventId: r.eventId ?? '',
+          field: first?.path ?? '',
+          reason,
+        });
       }
     }
     let status = 200;
@@ -266,12 +360,28 @@ export class HttpGateway {
       // Validator rejections name the JSON field the client sent, like the wire parser's.
       const fieldPath = (event: Event, index: number, field: string) => {
         const item: unknown = Array.isArray(json) ? json[index] : json;
-        const alias = event.kind?.value.schemaVersion === 1 && typeof item === 'object' && item !== null && Object.hasOwn(item, 'timestamp');
-        return wirePath(field, event.kind?.value.schemaVersion === 2 ? 2 : 1, alias ? 'timestamp' : 'event_time');
+        const alias =
+          event.kind?.value.schemaVersion === 1 &&
+          typeof item === 'object' &&
+          item !== null &&
+          Object.hasOwn(item, 'timestamp');
+        return wirePath(
+          field,
+          event.kind?.value.schemaVersion === 2 ? 2 : 1,
+          alias ? 'timestamp' : 'event_time',
+        );
       };
       // A derived batch id is the body's own hash: only a client-chosen key needs a content record.
       const content = key === undefined ? false : body;
-      const ack = await this.opts.pipeline.ingest(principal, { batch: { batchId, events }, indices, rejected, totalEvents: parsed.events.length, fieldPath, content, transport: 'http' });
+      const ack = await this.opts.pipeline.ingest(principal, {
+        batch: { batchId, events },
+        indices,
+        rejected,
+        totalEvents: parsed.events.length,
+        fieldPath,
+        content,
+        transport: 'http',
+      });
       out = ackJson(ack);
       if (ack.duplicate) headers = { 'idempotent-replayed': 'true' };
       statusLabel = ingestStatusToJSON(ack.status);
@@ -279,23 +389,44 @@ export class HttpGateway {
     } catch (err) {
       if (err instanceof BatchIdConflictError) {
         status = 409;
-        out = { type: 'https://sluice.dev/problems/idempotency-key-reused', title: 'Idempotency-Key already used for other content', status, detail: err.message, batch_id: batchId };
+        out = {
+          type: 'https://sluice.dev/problems/idempotency-key-reused',
+          title: 'Idempotency-Key already used for other content',
+          status,
+          detail: err.message,
+          batch_id: batchId,
+        };
         headers = { 'content-type': 'application/problem+json' };
         statusLabel = 'INGEST_STATUS_REJECTED';
       } else if (err instanceof BatchRejectedError) {
         status = err.httpStatus;
-        out = { batch_id: batchId, status: 'REJECTED', accepted: 0, error: err.message, field: err.field };
+        out = {
+          batch_id: batchId,
+          status: 'REJECTED',
+          accepted: 0,
+          error: err.message,
+          field: err.field,
+        };
         statusLabel = 'INGEST_STATUS_REJECTED';
       } else if (err instanceof RetryableError) {
         status = err.kind === 'overloaded' ? 429 : 503;
-        out = { batch_id: batchId, status: 'RETRY', accepted: 0, error: err.message, retry_after_ms: err.retryAfterMs };
+        out = {
+          batch_id: batchId,
+          status: 'RETRY',
+          accepted: 0,
+          error: err.message,
+          retry_after_ms: err.retryAfterMs,
+        };
         headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
         statusLabel = 'INGEST_STATUS_RETRY';
       } else throw err;
     }
     span.setAttribute(ATTR.outcome, statusLabel.replace('INGEST_STATUS_', ''));
     this.opts.metrics.batches.inc({ transport: 'http', status: statusLabel });
-    this.opts.metrics.ackDuration.observe({ transport: 'http', status: statusLabel }, (performance.now() - started) / 1000);
+    this.opts.metrics.ackDuration.observe(
+      { transport: 'http', status: statusLabel },
+      (performance.now() - started) / 1000,
+    );
     send(res, status, out, headers);
   }
 }

@@ -14,7 +14,14 @@ describe('DeviceRateLimiter', () => {
     expect(l.take(new Map([['a', 20]]))).toBe(0);
     expect(l.take(new Map([['a', 5]]))).toBe(500);
     // b fits but a does not: nothing is taken from b either.
-    expect(l.take(new Map([['b', 20], ['a', 1]]))).toBe(100);
+    expect(
+      l.take(
+        new Map([
+          ['b', 20],
+          ['a', 1],
+        ]),
+      ),
+    ).toBe(100);
     expect(l.take(new Map([['b', 20]]))).toBe(0);
     now = 500;
     expect(l.take(new Map([['a', 5]]))).toBe(0);
@@ -60,8 +67,13 @@ describe('Authenticator', () => {
   });
 
   it('takes device ids from a verified client certificate', () => {
-    const cert = { subject: { CN: 'boat-9' }, subjectaltname: 'DNS:boat-9.fleet, URI:spiffe://x/boat-9' } as unknown as PeerCertificate;
-    expect(principalFromCertificate(cert)!.devices).toEqual(new Set(['boat-9', 'boat-9.fleet', 'spiffe://x/boat-9']));
+    const cert = {
+      subject: { CN: 'boat-9' },
+      subjectaltname: 'DNS:boat-9.fleet, URI:spiffe://x/boat-9',
+    } as unknown as PeerCertificate;
+    expect(principalFromCertificate(cert)!.devices).toEqual(
+      new Set(['boat-9', 'boat-9.fleet', 'spiffe://x/boat-9']),
+    );
     expect(auth.authenticate(undefined, cert).name).toBe('cert:boat-9');
   });
 
@@ -73,11 +85,25 @@ describe('Authenticator', () => {
 
 describe('routing', () => {
   const t = topology('ns1');
-  const base = { regions: ['eu-west', 'us-east'], replicas: 1, maxAgeMs: 1, duplicateWindowMs: 1, maxMsgSize: -1 };
+  const base = {
+    regions: ['eu-west', 'us-east'],
+    replicas: 1,
+    maxAgeMs: 1,
+    duplicateWindowMs: 1,
+    maxMsgSize: -1,
+  };
 
   it('builds one placed stream per region', () => {
-    const { routes, streams } = buildRoutes(t, { ...base, layout: 'per-region', placement: parsePlacement('eu-west=region:eu|zone:a') });
-    expect(routes.get('eu-west')).toEqual({ region: 'eu-west', subject: 'ns1.telemetry.raw.eu-west', stream: 'NS1_TELEMETRY_RAW_EU_WEST' });
+    const { routes, streams } = buildRoutes(t, {
+      ...base,
+      layout: 'per-region',
+      placement: parsePlacement('eu-west=region:eu|zone:a'),
+    });
+    expect(routes.get('eu-west')).toEqual({
+      region: 'eu-west',
+      subject: 'ns1.telemetry.raw.eu-west',
+      stream: 'NS1_TELEMETRY_RAW_EU_WEST',
+    });
     expect(streams.map((s) => [s.name, s.subjects, s.placementTags])).toEqual([
       ['NS1_TELEMETRY_RAW_EU_WEST', ['ns1.telemetry.raw.eu-west'], ['region:eu', 'zone:a']],
       ['NS1_TELEMETRY_RAW_US_EAST', ['ns1.telemetry.raw.us-east'], undefined],
@@ -88,8 +114,14 @@ describe('routing', () => {
     const { routes, streams } = buildRoutes(t, { ...base, layout: 'shared', placement: new Map() });
     expect(streams.map((s) => s.name)).toEqual(['NS1_TELEMETRY_RAW']);
     expect(routes.get('us-east')!.stream).toBe('NS1_TELEMETRY_RAW');
-    expect(() => buildRoutes(t, { ...base, layout: 'shared', placement: parsePlacement('eu-west=x') })).toThrow(/per-region/);
-    expect(() => buildRoutes(t, { ...base, layout: 'per-region', placement: parsePlacement('ap=x') })).toThrow(/not in INGEST_REGIONS/);
-    expect(() => buildRoutes(t, { ...base, regions: ['EU'], layout: 'shared', placement: new Map() })).toThrow(/INGEST_REGIONS/);
+    expect(() =>
+      buildRoutes(t, { ...base, layout: 'shared', placement: parsePlacement('eu-west=x') }),
+    ).toThrow(/per-region/);
+    expect(() =>
+      buildRoutes(t, { ...base, layout: 'per-region', placement: parsePlacement('ap=x') }),
+    ).toThrow(/not in INGEST_REGIONS/);
+    expect(() =>
+      buildRoutes(t, { ...base, regions: ['EU'], layout: 'shared', placement: new Map() }),
+    ).toThrow(/INGEST_REGIONS/);
   });
 });

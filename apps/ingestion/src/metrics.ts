@@ -7,8 +7,18 @@ export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
 
 export function createIngestMetrics(registry: Registry) {
   return {
-    eventsPublished: new Counter({ name: METRICS.eventsPublished, help: 'Events stored in JetStream (acked to devices)', labelNames: ['region'], registers: [registry] }),
-    eventsRejected: new Counter({ name: METRICS.eventsRejected, help: 'Events rejected by validation, by field', labelNames: ['field'], registers: [registry] }),
+    eventsPublished: new Counter({
+      name: METRICS.eventsPublished,
+      help: 'Events stored in JetStream (acked to devices)',
+      labelNames: ['region'],
+      registers: [registry],
+    }),
+    eventsRejected: new Counter({
+      name: METRICS.eventsRejected,
+      help: 'Events rejected by validation, by field',
+      labelNames: ['field'],
+      registers: [registry],
+    }),
     ackDuration: new Histogram({
       name: METRICS.ingestAckDuration,
       help: 'Batch receipt to ack (or retry answer), seconds',
@@ -16,16 +26,65 @@ export function createIngestMetrics(registry: Registry) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
-    inFlightBytes: new Gauge({ name: METRICS.inFlightBytes, help: 'Bytes published and awaiting the JetStream ack', registers: [registry] }),
-    batches: new Counter({ name: INGEST_METRICS.batches, help: 'Batches answered, by transport and status', labelNames: ['transport', 'status'], registers: [registry] }),
-    rateLimited: new Counter({ name: INGEST_METRICS.rateLimited, help: 'Batches refused by the per-device rate limit', registers: [registry] }),
-    publishFailures: new Counter({ name: INGEST_METRICS.publishFailures, help: 'Publishes answered with a retry, by cause', labelNames: ['cause'], registers: [registry] }),
-    openStreams: new Gauge({ name: INGEST_METRICS.openStreams, help: 'Open gRPC Ingest streams', registers: [registry] }),
-    unsentAckBytes: new Gauge({ name: INGEST_METRICS.unsentAckBytes, help: 'Bytes of gRPC acks written but not yet flushed to the devices (all streams)', registers: [registry] }),
-    streamsExhausted: new Counter({ name: INGEST_METRICS.streamsExhausted, help: 'gRPC streams ended with RESOURCE_EXHAUSTED because the device did not read its acks', registers: [registry] }),
-    streamsRefused: new Counter({ name: INGEST_METRICS.streamsRefused, help: 'gRPC Ingest streams refused with RESOURCE_EXHAUSTED: too many open per credential or in all', registers: [registry] }),
-    idempotencyConflicts: new Counter({ name: INGEST_METRICS.idempotencyConflicts, help: 'Batches refused because their batch id / Idempotency-Key was used with other content', labelNames: ['transport'], registers: [registry] }),
-    duplicates: new Counter({ name: INGEST_METRICS.duplicates, help: 'Batches answered as duplicates of a stored batch', labelNames: ['transport'], registers: [registry] }),
-    authFailures: new Counter({ name: INGEST_METRICS.authFailures, help: 'Requests refused for missing or bad credentials', labelNames: ['transport'], registers: [registry] }),
+    inFlightBytes: new Gauge({
+      name: METRICS.inFlightBytes,
+      help: 'Bytes published and awaiting the JetStream ack',
+      registers: [registry],
+    }),
+    batches: new Counter({
+      name: INGEST_METRICS.batches,
+      help: 'Batches answered, by transport and status',
+      labelNames: ['transport', 'status'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: INGEST_METRICS.rateLimited,
+      help: 'Batches refused by the per-device rate limit',
+      registers: [registry],
+    }),
+    publishFailures: new Counter({
+      name: INGEST_METRICS.publishFailures,
+      help: 'Publishes answered with a retry, by cause',
+      labelNames: ['cause'],
+      registers: [registry],
+    }),
+    openStreams: new Gauge({
+      name: INGEST_METRICS.openStreams,
+      help: 'Open gRPC Ingest streams',
+      registers: [registry],
+    }),
+    unsentAckBytes: new Gauge({
+      name: INGEST_METRICS.unsentAckBytes,
+      help: 'Bytes of gRPC acks written but not yet flushed to the devices (all streams)',
+      registers: [registry],
+    }),
+    streamsExhausted: new Counter({
+      name: INGEST_METRICS.streamsExhausted,
+      help: 'gRPC streams ended with RESOURCE_EXHAUSTED because the device did not read its acks',
+      registers: [registry],
+    }),
+    streamsRefused: new Counter({
+      name: INGEST_METRICS.streamsRefused,
+      help: 'gRPC Ingest streams refused with RESOURCE_EXHAUSTED: too many open per credential or in all',
+      registers: [registry],
+    }),
+    idempotencyConflicts: new Counter({
+      name: INGEST_METRICS.idempotencyConflicts,
+      help: 'Batches refused because their batch id / Idempotency-Key was used with other content',
+      labelNames: ['transport'],
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: INGEST_METRICS.duplicates,
+      help: 'Batches answered as duplicates of a stored batch',
+      labelNames: ['transport'],
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: INGEST_METRICS.authFailures,
+      help: 'Requests refused for missing or bad credentials',
+      labelNames: ['transport'],
+      registers: [registry],
+    }),
   };
 }

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
-import { encodeBatch, IngestStatus, type Event, type EventBatch, type EventRejection, type IngestAck } from '@sluice/contracts';
+import {
+  encodeBatch,
+  IngestStatus,
+  type Event,
+  type EventBatch,
+  type EventRejection,
+  type IngestAck,
+} from '@sluice/contracts';
 import { ATTR } from '@sluice/observability';
 import type { Principal } from './auth';
 import { BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
@@ -71,7 +78,8 @@ function clip(text: string): string {
   if (text.length * 3 <= MAX_ACK_TEXT || Buffer.byteLength(text) <= MAX_ACK_TEXT) return text;
   // Bounded: each round drops at least one character of at most MAX_ACK_TEXT.
   let cut = text.slice(0, MAX_ACK_TEXT - 3);
-  while (Buffer.byteLength(cut) > MAX_ACK_TEXT - 3) cut = cut.slice(0, Math.min(cut.length - 1, Math.floor(cut.length * 0.9)));
+  while (Buffer.byteLength(cut) > MAX_ACK_TEXT - 3)
+    cut = cut.slice(0, Math.min(cut.length - 1, Math.floor(cut.length * 0.9)));
   const last = cut.charCodeAt(cut.length - 1);
   if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1); // no lone high surrogate
   return `${cut}…`;
@@ -84,7 +92,8 @@ function clip(text: string): string {
  * Every entry's text is clipped to {@link MAX_ACK_TEXT}, so the ack stays under 16 KiB.
  */
 export function summariseRejections(rejections: readonly EventRejection[]): EventRejection[] {
-  if (rejections.length <= MAX_REJECTED_ACK_ENTRIES) return rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
+  if (rejections.length <= MAX_REJECTED_ACK_ENTRIES)
+    return rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
   const byField = new Map<string, { first: EventRejection; more: number }>();
   let overflow = 0;
   let overflowFields = 0;
@@ -93,7 +102,8 @@ export function summariseRejections(rejections: readonly EventRejection[]): Even
   for (const r of rejections) {
     const entry = byField.get(r.field);
     if (entry) entry.more++;
-    else if (byField.size < MAX_REJECTED_ACK_ENTRIES - 1) byField.set(r.field, { first: r, more: 0 });
+    else if (byField.size < MAX_REJECTED_ACK_ENTRIES - 1)
+      byField.set(r.field, { first: r, more: 0 });
     else {
       overflow++;
       overflowFirst ??= r;
@@ -106,8 +116,14 @@ export function summariseRejections(rejections: readonly EventRejection[]): Even
   }
   const out: EventRejection[] = [];
   for (const { first, more } of byField.values()) {
-    const suffix = more > 0 ? ` (and ${more} more event${more === 1 ? '' : 's'} rejected at this field)` : '';
-    out.push({ index: first.index, eventId: first.eventId, field: clip(first.field), reason: clip(first.reason) + suffix });
+    const suffix =
+      more > 0 ? ` (and ${more} more event${more === 1 ? '' : 's'} rejected at this field)` : '';
+    out.push({
+      index: first.index,
+      eventId: first.eventId,
+      field: clip(first.field),
+      reason: clip(first.reason) + suffix,
+    });
   }
   if (overflowFirst) {
     out.push({
@@ -133,12 +149,21 @@ export class IngestPipeline {
     const events = batch.events;
     const batchId = batch.batchId;
     if (!BATCH_ID.test(batchId)) {
-      throw new BatchRejectedError('batch.batch_id', batchId === '' ? 'batch_id is required (unique per batch, reused on retry): 1..128 of A-Z a-z 0-9 . _ : -' : 'batch_id must be 1..128 of A-Z a-z 0-9 . _ : -');
+      throw new BatchRejectedError(
+        'batch.batch_id',
+        batchId === ''
+          ? 'batch_id is required (unique per batch, reused on retry): 1..128 of A-Z a-z 0-9 . _ : -'
+          : 'batch_id must be 1..128 of A-Z a-z 0-9 . _ : -',
+      );
     }
     const total = input.totalEvents ?? events.length;
     if (total === 0) throw new BatchRejectedError('batch.events', 'the batch has no events');
     if (total > this.opts.maxBatchEvents) {
-      throw new BatchRejectedError('batch.events', `the batch has ${total} events; at most ${this.opts.maxBatchEvents} are allowed per batch`, 413);
+      throw new BatchRejectedError(
+        'batch.events',
+        `the batch has ${total} events; at most ${this.opts.maxBatchEvents} are allowed per batch`,
+        413,
+      );
     }
     const rejections: EventRejection[] = input.rejected ? [...input.rejected] : [];
     const ctx = { now: Date.now(), devices: principal.devices };
@@ -163,7 +188,13 @@ export class IngestPipeline {
         if (fieldPath) r.field = fieldPath(e, index, r.field);
         rejections.push(r);
         const device = e.kind?.value.deviceId;
-        const key = typeof device === 'string' && device !== '' && device.length <= validator.limits.maxDeviceIdLength && (ctx.devices === '*' || ctx.devices.has(device)) ? device : credentialKey;
+        const key =
+          typeof device === 'string' &&
+          device !== '' &&
+          device.length <= validator.limits.maxDeviceIdLength &&
+          (ctx.devices === '*' || ctx.devices.has(device))
+            ? device
+            : credentialKey;
         perDevice.set(key, (perDevice.get(key) ?? 0) + 1);
         continue;
       }
@@ -174,33 +205,61 @@ export class IngestPipeline {
       perDevice.set(v.deviceId, (perDevice.get(v.deviceId) ?? 0) + 1);
       count++;
     }
-    for (const r of rejections) this.opts.metrics.eventsRejected.inc({ field: fieldLabel(r.field) });
+    for (const r of rejections)
+      this.opts.metrics.eventsRejected.inc({ field: fieldLabel(r.field) });
     if (input.rejected && input.indices) rejections.sort((a, b) => a.index - b.index);
 
     const waitMs = this.opts.limiter.take(perDevice);
     if (waitMs > 0) {
       this.opts.metrics.rateLimited.inc();
-      throw new RetryableError('overloaded', `device rate limit exceeded; nothing was stored, resend this batch after ${waitMs} ms`, waitMs);
+      throw new RetryableError(
+        'overloaded',
+        `device rate limit exceeded; nothing was stored, resend this batch after ${waitMs} ms`,
+        waitMs,
+      );
     }
-    if (count === 0) return { batchId, accepted: 0, rejections: summariseRejections(rejections), retryAfterMs: 0, status: IngestStatus.REJECTED, duplicate: false };
+    if (count === 0)
+      return {
+        batchId,
+        accepted: 0,
+        rejections: summariseRejections(rejections),
+        retryAfterMs: 0,
+        status: IngestStatus.REJECTED,
+        duplicate: false,
+      };
 
     // Message ids are scoped by the credential: another credential's batch id cannot collide. The
     // first part carries `<scope>:<batch_id>` whatever the regions, so a reuse of the id is seen on it.
     const msgId = `${principal.scope}:${batchId}`;
-    const digest = input.content === false ? undefined : contentDigest(input.content ?? input.raw ?? encodeBatch(batch));
+    const digest =
+      input.content === false
+        ? undefined
+        : contentDigest(input.content ?? input.raw ?? encodeBatch(batch));
     const parts: PublishPart[] = [];
     if (!multiRegion) {
-      const payload = rejections.length === 0 && input.raw ? input.raw : encodeBatch(this.subset(batch, accepted, undefined));
+      const payload =
+        rejections.length === 0 && input.raw
+          ? input.raw
+          : encodeBatch(this.subset(batch, accepted, undefined));
       parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId, payload, digest });
     } else {
       for (const region of new Set(accepted.filter((r): r is string => r !== undefined))) {
         const id = parts.length === 0 ? msgId : `${msgId}:${region}`;
-        parts.push({ route: this.opts.routes.get(region)!, msgId: id, payload: encodeBatch(this.subset(batch, accepted, region)), digest });
+        parts.push({
+          route: this.opts.routes.get(region)!,
+          msgId: id,
+          payload: encodeBatch(this.subset(batch, accepted, region)),
+          digest,
+        });
       }
     }
     for (const p of parts) {
       if (p.payload.byteLength > this.opts.maxBatchBytes) {
-        throw new BatchRejectedError('batch', `the encoded batch is ${p.payload.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`, 413);
+        throw new BatchRejectedError(
+          'batch',
+          `the encoded batch is ${p.payload.byteLength} bytes; at most ${this.opts.maxBatchBytes} are allowed (send smaller batches)`,
+          413,
+        );
       }
     }
     const transport = input.transport ?? 'grpc';
@@ -233,15 +292,30 @@ export class IngestPipeline {
     if (duplicate) {
       this.opts.metrics.duplicates.inc({ transport });
     } else if (multiRegion) {
-      for (const r of accepted) if (r !== undefined) this.opts.metrics.eventsPublished.inc({ region: r });
+      for (const r of accepted)
+        if (r !== undefined) this.opts.metrics.eventsPublished.inc({ region: r });
     } else {
       this.opts.metrics.eventsPublished.inc({ region: firstRegion! }, count);
     }
-    const shown = rejections.length === 0 ? rejections : rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
-    return { batchId, accepted: count, rejections: shown, retryAfterMs: 0, status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL, duplicate };
+    const shown =
+      rejections.length === 0
+        ? rejections
+        : rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
+    return {
+      batchId,
+      accepted: count,
+      rejections: shown,
+      retryAfterMs: 0,
+      status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL,
+      duplicate,
+    };
   }
 
-  private subset(batch: EventBatch, accepted: Array<string | undefined>, region: string | undefined): EventBatch {
+  private subset(
+    batch: EventBatch,
+    accepted: Array<string | undefined>,
+    region: string | undefined,
+  ): EventBatch {
     const events: Event[] = [];
     for (let i = 0; i < batch.events.length; i++) {
       const r = accepted[i];
@@ -270,5 +344,12 @@ export function retryAck(batchId: string, err: RetryableError): IngestAck {
 
 /** The answer for a batch that is unusable as a whole. The echoed batch id may be invalid: clipped. */
 export function rejectedAck(batchId: string, err: BatchRejectedError): IngestAck {
-  return { batchId: batchId.length > 128 ? batchId.slice(0, 128) : batchId, accepted: 0, rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }], retryAfterMs: 0, status: IngestStatus.REJECTED, duplicate: false };
+  return {
+    batchId: batchId.length > 128 ? batchId.slice(0, 128) : batchId,
+    accepted: 0,
+    rejections: [{ index: 0, eventId: '', field: err.field, reason: err.message }],
+    retryAfterMs: 0,
+    status: IngestStatus.REJECTED,
+    duplicate: false,
+  };
 }

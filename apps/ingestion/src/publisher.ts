@@ -74,7 +74,11 @@ export class BatchPublisher {
   assertConnected(): void {
     if (!this.isConnected) {
       this.metrics.publishFailures.inc({ cause: 'disconnected' });
-      throw new RetryableError('unavailable', 'the message store (NATS) is unreachable; nothing was stored, resend this batch', this.opts.retryAfterMs);
+      throw new RetryableError(
+        'unavailable',
+        'the message store (NATS) is unreachable; nothing was stored, resend this batch',
+        this.opts.retryAfterMs,
+      );
     }
   }
 
@@ -91,7 +95,11 @@ export class BatchPublisher {
     } catch (err) {
       if (!(err instanceof BudgetTimeoutError)) throw err;
       this.metrics.publishFailures.inc({ cause: 'backpressure' });
-      throw new RetryableError('overloaded', 'the gateway is at its in-flight limit (the message store is slow); nothing was stored, resend this batch', this.opts.retryAfterMs);
+      throw new RetryableError(
+        'overloaded',
+        'the gateway is at its in-flight limit (the message store is slow); nothing was stored, resend this batch',
+        this.opts.retryAfterMs,
+      );
     }
     this.metrics.inFlightBytes.set(this.budget.inUse);
     try {
@@ -139,7 +147,8 @@ export class BatchPublisher {
       message = 'the message store has no stream for this region right now; resend this batch';
     }
     this.metrics.publishFailures.inc({ cause });
-    if (cause !== 'timeout' && cause !== 'no_responders' && cause !== 'disconnected') this.log.warn({ err, cause }, 'publish failed');
+    if (cause !== 'timeout' && cause !== 'no_responders' && cause !== 'disconnected')
+      this.log.warn({ err, cause }, 'publish failed');
     return new RetryableError('unavailable', message, this.opts.retryAfterMs, { cause: err });
   }
 }

@@ -6,7 +6,13 @@ import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type ClientDuplexStream,
+  type GrpcObject,
+  type ServiceClientConstructor,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
@@ -25,14 +31,20 @@ interface ReflectionResponse {
 /** A ServerReflection v1 client built from the .proto that ships with @grpc/reflection. */
 function reflectionClient(port: number) {
   const protoDir = join(require.resolve('@grpc/reflection/package.json'), '..', 'build', 'proto');
-  const def = loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoDir], keepCase: false, longs: Number });
+  const def = loadSync('grpc/reflection/v1/reflection.proto', {
+    includeDirs: [protoDir],
+    keepCase: false,
+    longs: Number,
+  });
   const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: GrpcObject } } };
   const Ctor = pkg.grpc.reflection.v1['ServerReflection'] as ServiceClientConstructor;
   const client = new Ctor(`127.0.0.1:${port}`, credentials.createInsecure());
   /** One request on its own stream, one response. */
   const ask = (req: Record<string, string>): Promise<ReflectionResponse> =>
     new Promise((resolve, reject) => {
-      const call = (client['serverReflectionInfo'] as () => ClientDuplexStream<unknown, ReflectionResponse>)();
+      const call = (
+        client['serverReflectionInfo'] as () => ClientDuplexStream<unknown, ReflectionResponse>
+      )();
       call.once('data', (res: ReflectionResponse) => {
         resolve(res);
         call.end();
@@ -50,7 +62,10 @@ describe('gRPC reflection of the built gateway', () => {
 
   beforeAll(async () => {
     nats = await natsFixture();
-    execFileSync(process.execPath, [join(ROOT, 'tools', 'build', 'build.mjs'), 'apps/ingestion'], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync(process.execPath, [join(ROOT, 'tools', 'build', 'build.mjs'), 'apps/ingestion'], {
+      cwd: ROOT,
+      stdio: 'pipe',
+    });
     dir = mkdtempSync(join(tmpdir(), 'sluice-ingestion-bundle-'));
     copyFileSync(join(ROOT, 'dist', 'apps', 'ingestion', 'main.js'), join(dir, 'main.js'));
   });
@@ -79,7 +94,11 @@ describe('gRPC reflection of the built gateway', () => {
         OPS_PORT: '0',
         LOG_LEVEL: 'info',
         OTEL_SDK_DISABLED: 'true',
-        ...gatewayEnv(ns, `${'0'.repeat(64)}=*`, { INGEST_GRPC_PORT: String(grpcPort), INGEST_REGIONS: 'eu-west', INGEST_STREAM_LAYOUT: 'shared' }),
+        ...gatewayEnv(ns, `${'0'.repeat(64)}=*`, {
+          INGEST_GRPC_PORT: String(grpcPort),
+          INGEST_REGIONS: 'eu-west',
+          INGEST_STREAM_LAYOUT: 'shared',
+        }),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -91,7 +110,9 @@ describe('gRPC reflection of the built gateway', () => {
       };
       proc!.stdout!.on('data', onData);
       proc!.stderr!.on('data', onData);
-      proc!.once('exit', (code) => reject(new Error(`the bundle exited (${code}) before running:\n${output.join('')}`)));
+      proc!.once('exit', (code) =>
+        reject(new Error(`the bundle exited (${code}) before running:\n${output.join('')}`)),
+      );
     });
     await running;
 
@@ -99,16 +120,34 @@ describe('gRPC reflection of the built gateway', () => {
     try {
       const list = await r.ask({ listServices: '' });
       const names = list.listServicesResponse?.service.map((s) => s.name) ?? [];
-      expect(names).toEqual(expect.arrayContaining(['sluice.gateway.v1.IngestService', 'grpc.health.v1.Health']));
+      expect(names).toEqual(
+        expect.arrayContaining(['sluice.gateway.v1.IngestService', 'grpc.health.v1.Health']),
+      );
 
       const file = await r.ask({ fileContainingSymbol: 'sluice.gateway.v1.IngestService' });
       expect(file.errorResponse).toBeUndefined();
-      const protos = (file.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+      const protos = (file.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) =>
+        fromBinary(FileDescriptorProtoSchema, b),
+      );
       const gateway = protos.find((p) => p.package === 'sluice.gateway.v1');
       const service = gateway?.service.find((s) => s.name === 'IngestService');
-      expect(service?.method.map((m) => [m.name, m.inputType, m.outputType, m.clientStreaming, m.serverStreaming])).toEqual([
+      expect(
+        service?.method.map((m) => [
+          m.name,
+          m.inputType,
+          m.outputType,
+          m.clientStreaming,
+          m.serverStreaming,
+        ]),
+      ).toEqual([
         ['Ingest', '.sluice.gateway.v1.IngestRequest', '.sluice.gateway.v1.IngestAck', true, true],
-        ['IngestBatch', '.sluice.gateway.v1.IngestRequest', '.sluice.gateway.v1.IngestAck', false, false],
+        [
+          'IngestBatch',
+          '.sluice.gateway.v1.IngestRequest',
+          '.sluice.gateway.v1.IngestAck',
+          false,
+          false,
+        ],
       ]);
       // The types the request refers to are served as well (a client can build an IngestRequest).
       const batch = await r.ask({ fileContainingSymbol: 'sluice.telemetry.v1.EventBatch' });

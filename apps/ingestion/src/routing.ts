@@ -27,11 +27,19 @@ export interface RoutingOptions {
 /** `eu-west=region:eu|zone:a,us-east=region:us` → region → tags. */
 export function parsePlacement(raw: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const region = part.slice(0, eq).trim();
-    const tags = part.slice(eq + 1).split('|').map((t) => t.trim()).filter(Boolean);
-    if (eq < 1 || tags.length === 0) throw new ConfigError('INGEST_PLACEMENT', `expected region=tag[|tag], got "${part}"`);
+    const tags = part
+      .slice(eq + 1)
+      .split('|')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    if (eq < 1 || tags.length === 0)
+      throw new ConfigError('INGEST_PLACEMENT', `expected region=tag[|tag], got "${part}"`);
     out.set(region, tags);
   }
   return out;
@@ -43,7 +51,10 @@ export function regionalStreamName(topology: Topology, region: string): string {
 }
 
 /** The route of every served region and the streams to provision. Throws {@link ConfigError}. */
-export function buildRoutes(topology: Topology, opts: RoutingOptions): { routes: Map<string, RegionRoute>; streams: StreamSpec[] } {
+export function buildRoutes(
+  topology: Topology,
+  opts: RoutingOptions,
+): { routes: Map<string, RegionRoute>; streams: StreamSpec[] } {
   for (const r of opts.regions) {
     try {
       assertNameToken(r, 'region');
@@ -52,18 +63,36 @@ export function buildRoutes(topology: Topology, opts: RoutingOptions): { routes:
     }
   }
   for (const r of opts.placement.keys()) {
-    if (!opts.regions.includes(r)) throw new ConfigError('INGEST_PLACEMENT', `names region "${r}" which is not in INGEST_REGIONS`);
+    if (!opts.regions.includes(r))
+      throw new ConfigError(
+        'INGEST_PLACEMENT',
+        `names region "${r}" which is not in INGEST_REGIONS`,
+      );
   }
   if (opts.layout === 'shared' && opts.placement.size > 0) {
-    throw new ConfigError('INGEST_PLACEMENT', 'needs INGEST_STREAM_LAYOUT=per-region (one shared stream cannot be placed per region)');
+    throw new ConfigError(
+      'INGEST_PLACEMENT',
+      'needs INGEST_STREAM_LAYOUT=per-region (one shared stream cannot be placed per region)',
+    );
   }
-  const common = { replicas: opts.replicas, maxAgeMs: opts.maxAgeMs, duplicateWindowMs: opts.duplicateWindowMs, maxMsgSize: opts.maxMsgSize };
+  const common = {
+    replicas: opts.replicas,
+    maxAgeMs: opts.maxAgeMs,
+    duplicateWindowMs: opts.duplicateWindowMs,
+    maxMsgSize: opts.maxMsgSize,
+  };
   const routes = new Map<string, RegionRoute>();
   const streams: StreamSpec[] = [];
   if (opts.layout === 'shared') {
     const s = topology.streams.raw;
-    streams.push({ name: s.name, subjects: [...s.subjects], ...common, description: 'Device batches accepted by the ingestion gateway (EventBatch), all regions' });
-    for (const r of opts.regions) routes.set(r, { region: r, subject: topology.raw(r), stream: s.name });
+    streams.push({
+      name: s.name,
+      subjects: [...s.subjects],
+      ...common,
+      description: 'Device batches accepted by the ingestion gateway (EventBatch), all regions',
+    });
+    for (const r of opts.regions)
+      routes.set(r, { region: r, subject: topology.raw(r), stream: s.name });
   } else {
     for (const r of opts.regions) {
       const name = regionalStreamName(topology, r);

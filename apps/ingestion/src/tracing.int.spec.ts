@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { HEADERS, IngestStatus, type EventBatch, type IngestAck, type IngestRequest, type IngestServiceClient } from '@sluice/contracts';
+import {
+  HEADERS,
+  IngestStatus,
+  type EventBatch,
+  type IngestAck,
+  type IngestRequest,
+  type IngestServiceClient,
+} from '@sluice/contracts';
 import { startMemoryTracing, type MemoryTracing } from '@sluice/observability';
 import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { sha256Hex } from './auth';
@@ -43,7 +50,10 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   beforeAll(async () => {
     tracing = startMemoryTracing();
     nats = await natsFixture();
-    const g = await startTestGateway(nats, `${sha256Hex(TOKEN)}=${DEVICE}`, { INGEST_REGIONS: 'eu-west', INGEST_DRAIN_GRACE: '100ms' });
+    const g = await startTestGateway(nats, `${sha256Hex(TOKEN)}=${DEVICE}`, {
+      INGEST_REGIONS: 'eu-west',
+      INGEST_DRAIN_GRACE: '100ms',
+    });
     gw = g.gw;
     c = g.c;
     stop = g.stop;
@@ -60,7 +70,13 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   /** The finished SERVER span of the batch (by `messaging.message.id`), once it has ended. */
   function serverSpan(batchId: string) {
     return waitFor('the SERVER span', () =>
-      tracing.exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER && String(s.attributes['messaging.message.id'] ?? '').endsWith(`:${batchId}`)),
+      tracing.exporter
+        .getFinishedSpans()
+        .find(
+          (s) =>
+            s.kind === SpanKind.SERVER &&
+            String(s.attributes['messaging.message.id'] ?? '').endsWith(`:${batchId}`),
+        ),
     );
   }
 
@@ -73,10 +89,23 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   }
 
   function postEvents(batchId: string, headers: Record<string, string>) {
-    const body = JSON.stringify({ event_id: uniqueId('h'), device_id: DEVICE, timestamp: new Date().toISOString(), sensor_type: 'engine_temp', value: 80, unit: 'celsius', region: 'eu-west' });
+    const body = JSON.stringify({
+      event_id: uniqueId('h'),
+      device_id: DEVICE,
+      timestamp: new Date().toISOString(),
+      sensor_type: 'engine_temp',
+      value: 80,
+      unit: 'celsius',
+      region: 'eu-west',
+    });
     return fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, 'idempotency-key': batchId, ...headers },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${TOKEN}`,
+        'idempotency-key': batchId,
+        ...headers,
+      },
       body,
     });
   }
@@ -88,7 +117,10 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   it('HTTP POST /v1/events: the SERVER span continues the device trace and the raw message carries it', async () => {
     const dev = deviceTrace();
     const batchId = uniqueId('k');
-    const res = await postEvents(batchId, { traceparent: dev.traceparent, tracestate: 'fleet=boat' });
+    const res = await postEvents(batchId, {
+      traceparent: dev.traceparent,
+      tracestate: 'fleet=boat',
+    });
     expect(res.status).toBe(200);
 
     const span = await serverSpan(batchId);
@@ -109,7 +141,9 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
     // Device ids are sensitive: never an attribute value.
     expect(JSON.stringify(span.attributes)).not.toContain(DEVICE);
     // One span per request: no other span of this trace in the gateway.
-    expect(tracing.exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === dev.traceId)).toHaveLength(1);
+    expect(
+      tracing.exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === dev.traceId),
+    ).toHaveLength(1);
 
     expect(parse(await rawTraceparent(batchId))).toEqual([dev.traceId, span.spanContext().spanId]);
   });
@@ -118,7 +152,9 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
     const dev = deviceTrace();
     const b = batch();
     const ack = await new Promise<IngestAck>((resolve, reject) =>
-      c.ingestBatch({ batch: b }, metadata({ traceparent: dev.traceparent }), (err, a) => (err ? reject(err) : resolve(a!))),
+      c.ingestBatch({ batch: b }, metadata({ traceparent: dev.traceparent }), (err, a) =>
+        err ? reject(err) : resolve(a!),
+      ),
     );
     expect(ack.status).toBe(IngestStatus.OK);
 
@@ -127,14 +163,25 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
     expect(span.kind).toBe(SpanKind.SERVER);
     expect(span.spanContext().traceId).toBe(dev.traceId);
     expect(span.parentSpanContext?.spanId).toBe(dev.spanId);
-    expect(span.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'sluice.gateway.v1.IngestService', 'rpc.method': 'IngestBatch', 'rpc.grpc.status_code': 0, 'sluice.outcome': 'OK' });
+    expect(span.attributes).toMatchObject({
+      'rpc.system': 'grpc',
+      'rpc.service': 'sluice.gateway.v1.IngestService',
+      'rpc.method': 'IngestBatch',
+      'rpc.grpc.status_code': 0,
+      'sluice.outcome': 'OK',
+    });
     expect(JSON.stringify(span.attributes)).not.toContain(DEVICE);
-    expect(parse(await rawTraceparent(b.batchId))).toEqual([dev.traceId, span.spanContext().spanId]);
+    expect(parse(await rawTraceparent(b.batchId))).toEqual([
+      dev.traceId,
+      span.spanContext().spanId,
+    ]);
   });
 
   it('gRPC Ingest stream: one SERVER span per batch, each a child of the stream metadata traceparent', async () => {
     const dev = deviceTrace();
-    const call: ClientDuplexStream<IngestRequest, IngestAck> = c.ingest(metadata({ traceparent: dev.traceparent }));
+    const call: ClientDuplexStream<IngestRequest, IngestAck> = c.ingest(
+      metadata({ traceparent: dev.traceparent }),
+    );
     const acks: IngestAck[] = [];
     call.on('data', (a: IngestAck) => acks.push(a));
     const batches = [batch(), batch()];
@@ -150,14 +197,21 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
       expect(span.spanContext().traceId).toBe(dev.traceId);
       expect(span.parentSpanContext?.spanId).toBe(dev.spanId);
       expect(span.attributes['rpc.grpc.status_code']).toBeUndefined();
-      expect(parse(await rawTraceparent(b.batchId))).toEqual([dev.traceId, span.spanContext().spanId]);
+      expect(parse(await rawTraceparent(b.batchId))).toEqual([
+        dev.traceId,
+        span.spanContext().spanId,
+      ]);
       ids.add(span.spanContext().spanId);
     }
     expect(ids.size).toBe(2);
   });
 
   it('a malformed traceparent is ignored: a fresh trace, and the batch is stored (2xx / OK)', async () => {
-    for (const bad of ['not-a-traceparent', `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01`, `ff-${'a'.repeat(32)}-${'b'.repeat(16)}-01`]) {
+    for (const bad of [
+      'not-a-traceparent',
+      `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01`,
+      `ff-${'a'.repeat(32)}-${'b'.repeat(16)}-01`,
+    ]) {
       const batchId = uniqueId('k');
       const res = await postEvents(batchId, { traceparent: bad, tracestate: 'x=y' });
       expect(res.status).toBe(200);
@@ -166,11 +220,16 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
       expect(span.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
       expect(span.spanContext().traceId).not.toBe('0'.repeat(32));
       expect(bad).not.toContain(span.spanContext().traceId);
-      expect(parse(await rawTraceparent(batchId))).toEqual([span.spanContext().traceId, span.spanContext().spanId]);
+      expect(parse(await rawTraceparent(batchId))).toEqual([
+        span.spanContext().traceId,
+        span.spanContext().spanId,
+      ]);
     }
     const b = batch();
     const ack = await new Promise<IngestAck>((resolve, reject) =>
-      c.ingestBatch({ batch: b }, metadata({ traceparent: '00-xyz' }), (err, a) => (err ? reject(err) : resolve(a!))),
+      c.ingestBatch({ batch: b }, metadata({ traceparent: '00-xyz' }), (err, a) =>
+        err ? reject(err) : resolve(a!),
+      ),
     );
     expect(ack.status).toBe(IngestStatus.OK);
     const span = await serverSpan(b.batchId);
@@ -179,9 +238,15 @@ describe('ingestion tracing: a device traceparent is honoured with a SERVER span
   });
 
   it('a request without traceparent starts a new trace; a 4xx answer is not a span error', async () => {
-    const res = await fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: '{"event_id":' });
+    const res = await fetch(`http://127.0.0.1:${gw.httpPort}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: '{"event_id":',
+    });
     expect(res.status).toBe(400);
-    const span = await waitFor('the SERVER span', () => tracing.exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER));
+    const span = await waitFor('the SERVER span', () =>
+      tracing.exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER),
+    );
     expect(span.parentSpanContext).toBeUndefined();
     expect(span.attributes['http.response.status_code']).toBe(400);
     expect(span.status.code).not.toBe(SpanStatusCode.ERROR);

@@ -8,11 +8,27 @@ interface Shape {
 const MAP_ENTRY: Shape = { 1: 's', 2: 's' };
 const TELEMETRY: Shape = { 1: 's', 2: 's', 4: 's', 6: 's', 7: 's', 8: 's', 10: MAP_ENTRY };
 const DETECTION: Shape = { 1: 's', 3: 's', 5: 's' };
-const DETECTION_EVENT: Shape = { 1: 's', 2: 's', 3: 's', 5: 's', 7: DETECTION, 8: MAP_ENTRY, 9: 's' };
+const DETECTION_EVENT: Shape = {
+  1: 's',
+  2: 's',
+  3: 's',
+  5: 's',
+  7: DETECTION,
+  8: MAP_ENTRY,
+  9: 's',
+};
 const EVENT: Shape = { 1: TELEMETRY, 2: DETECTION_EVENT };
 const NAMES: Record<string, Record<number, string>> = {
   batch: { 1: 'batch_id', 2: 'events' },
-  telemetry: { 1: 'event_id', 2: 'device_id', 4: 'sensor_type', 6: 'unit', 7: 'firmware_version', 8: 'region', 10: 'attributes' },
+  telemetry: {
+    1: 'event_id',
+    2: 'device_id',
+    4: 'sensor_type',
+    6: 'unit',
+    7: 'firmware_version',
+    8: 'region',
+    10: 'attributes',
+  },
 };
 const BATCH: Shape = { 1: 's', 2: EVENT };
 
@@ -58,7 +74,8 @@ export function invalidUtf8Field(raw: Uint8Array): string | undefined {
 
 const REPLACEMENT = '\uFFFD';
 const suspicious = (s: string) => s.includes(REPLACEMENT);
-const suspiciousMap = (m: Record<string, string>) => Object.entries(m).some(([k, v]) => suspicious(k) || suspicious(v));
+const suspiciousMap = (m: Record<string, string>) =>
+  Object.entries(m).some(([k, v]) => suspicious(k) || suspicious(v));
 
 /**
  * Whether a decoded batch holds U+FFFD in a string: the generated decoder puts it where the bytes
@@ -71,10 +88,23 @@ export function hasReplacementChar(batch: EventBatch): boolean {
     const k = e.kind;
     if (!k) continue;
     const v = k.value;
-    if (suspicious(v.eventId) || suspicious(v.deviceId) || suspicious(v.region) || suspicious(v.firmwareVersion) || suspiciousMap(v.attributes)) return true;
+    if (
+      suspicious(v.eventId) ||
+      suspicious(v.deviceId) ||
+      suspicious(v.region) ||
+      suspicious(v.firmwareVersion) ||
+      suspiciousMap(v.attributes)
+    )
+      return true;
     if (k.$case === 'telemetry') {
       if (suspicious(k.value.sensorType) || suspicious(k.value.unit)) return true;
-    } else if (suspicious(k.value.streamId) || k.value.detections.some((d) => suspicious(d.objectId) || suspicious(d.label) || suspicious(d.trackerId))) return true;
+    } else if (
+      suspicious(k.value.streamId) ||
+      k.value.detections.some(
+        (d) => suspicious(d.objectId) || suspicious(d.label) || suspicious(d.trackerId),
+      )
+    )
+      return true;
   }
   return false;
 }

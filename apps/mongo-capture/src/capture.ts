@@ -9,7 +9,13 @@ import type { Config } from './config';
 export const SERVICE = 'mongo-capture';
 
 /** The MongoDB sink and its runner on the clean stream, from the parsed config. */
-export function buildCapture(deps: { config: Config; nc: NatsConnection; topology: Topology; log: Logger; registry: Registry }): SinkRunner {
+export function buildCapture(deps: {
+  config: Config;
+  nc: NatsConnection;
+  topology: Topology;
+  log: Logger;
+  registry: Registry;
+}): SinkRunner {
   const c = deps.config;
   const sink = new MongoSink({
     name: SERVICE,
@@ -34,7 +40,11 @@ export function buildCapture(deps: { config: Config; nc: NatsConnection; topolog
     dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
     durable: c.MONGO_CAPTURE_DURABLE,
     ackWaitMs: c.MONGO_CAPTURE_ACK_WAIT,
-    batch: { maxMessages: c.MONGO_CAPTURE_BATCH_MESSAGES, maxBytes: c.MONGO_CAPTURE_BATCH_BYTES, lingerMs: c.MONGO_CAPTURE_LINGER },
+    batch: {
+      maxMessages: c.MONGO_CAPTURE_BATCH_MESSAGES,
+      maxBytes: c.MONGO_CAPTURE_BATCH_BYTES,
+      lingerMs: c.MONGO_CAPTURE_LINGER,
+    },
     prefetch: { maxBytes: c.MONGO_CAPTURE_PREFETCH_BYTES },
     maxDeliver: c.MONGO_CAPTURE_MAX_DELIVER,
     retry: { budgetMs: c.MONGO_CAPTURE_RETRY_BUDGET },

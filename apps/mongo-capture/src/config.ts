@@ -18,11 +18,22 @@ export const config = defineConfig({
   /** MongoDB connection string of the owner's database. Default `mongodb://127.0.0.1:27017`. */
   MONGO_URL: mongoUrl(),
   /** Database. Default `sluice`. */
-  MONGO_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('sluice'),
+  MONGO_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -')
+    .default('sluice'),
   /** Telemetry collection template (`{region}`, `{sensor_type}`). Default `telemetry_{region}`. */
-  MONGO_TELEMETRY_COLLECTION: template('telemetry_{region}', 'telemetry', 'MONGO_TELEMETRY_COLLECTION'),
+  MONGO_TELEMETRY_COLLECTION: template(
+    'telemetry_{region}',
+    'telemetry',
+    'MONGO_TELEMETRY_COLLECTION',
+  ),
   /** Detection collection template (`{region}`, `{stream_id}`). Default `detections_{region}`. */
-  MONGO_DETECTION_COLLECTION: template('detections_{region}', 'detection', 'MONGO_DETECTION_COLLECTION'),
+  MONGO_DETECTION_COLLECTION: template(
+    'detections_{region}',
+    'detection',
+    'MONGO_DETECTION_COLLECTION',
+  ),
   /** Write concern `w`: `majority` or a node count. Default `majority`. */
   MONGO_WRITE_CONCERN: z
     .string()
@@ -40,7 +51,10 @@ export const config = defineConfig({
   /** How long the driver looks for the server before an operation fails. Default `5s`. */
   MONGO_SERVER_SELECTION_TIMEOUT: durationMs('5s'),
   /** Durable consumer name. Default `mongo-capture`. */
-  MONGO_CAPTURE_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -').default('mongo-capture'),
+  MONGO_CAPTURE_DURABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -')
+    .default('mongo-capture'),
   /** Most clean batches (messages) per bulk insert. Default 64. */
   MONGO_CAPTURE_BATCH_MESSAGES: positiveInt(64),
   /** Most payload bytes per bulk insert. Default 4194304 (4 MiB). */

@@ -1,8 +1,20 @@
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, HEADERS, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { telemetryEvent, detectionEvent } from '@sluice/sinks-core/testing';
-import { createMongoTestDatabase, mongoTestUrl, type MongoTestDatabase } from '@sluice/sinks-mongodb/testing';
-import { natsFixture, spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture } from '@sluice/testing';
+import {
+  createMongoTestDatabase,
+  mongoTestUrl,
+  type MongoTestDatabase,
+} from '@sluice/sinks-mongodb/testing';
+import {
+  natsFixture,
+  spawnService,
+  testUrls,
+  uniqueId,
+  waitFor,
+  type ChildService,
+  type NatsFixture,
+} from '@sluice/testing';
 
 const MAIN = 'apps/mongo-capture/src/main.ts';
 
@@ -55,10 +67,14 @@ describe('mongo-capture process', () => {
       return p;
     };
     const settled = () =>
-      waitFor('consumer settled', async () => {
-        const info = await nats.jsm.consumers.info(topo.streams.clean.name, 'mongo-capture');
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      }, { timeoutMs: 60_000 });
+      waitFor(
+        'consumer settled',
+        async () => {
+          const info = await nats.jsm.consumers.info(topo.streams.clean.name, 'mongo-capture');
+          return info.num_pending === 0 && info.num_ack_pending === 0;
+        },
+        { timeoutMs: 60_000 },
+      );
     return { topo, env, start, settled };
   }
 
@@ -67,29 +83,54 @@ describe('mongo-capture process', () => {
     await ensureStream(nats.jsm, topo.streams.clean);
     const batches: Event[][] = [];
     for (let b = 0; b < 200; b++) {
-      batches.push(Array.from({ length: 25 }, (_, i) => (i === 0 && b % 10 === 0 ? detectionEvent(`e-${b}-${i}`) : telemetryEvent(`e-${b}-${i}`, { deviceId: `dev-${i % 5}` }))));
+      batches.push(
+        Array.from({ length: 25 }, (_, i) =>
+          i === 0 && b % 10 === 0
+            ? detectionEvent(`e-${b}-${i}`)
+            : telemetryEvent(`e-${b}-${i}`, { deviceId: `dev-${i % 5}` }),
+        ),
+      );
     }
-    const expected = batches.flat().map((e) => e.kind!.value.eventId).sort();
+    const expected = batches
+      .flat()
+      .map((e) => e.kind!.value.eventId)
+      .sort();
     const publish = (events: Event[], msgId: string) =>
-      publishDurable(nats.js, topo.clean('eu-west'), encodeBatch({ batchId: msgId, events }), { msgId, contentType: CONTENT_TYPES.EVENT_BATCH });
+      publishDurable(nats.js, topo.clean('eu-west'), encodeBatch({ batchId: msgId, events }), {
+        msgId,
+        contentType: CONTENT_TYPES.EVENT_BATCH,
+      });
     for (let b = 0; b < batches.length; b++) {
       await publish(batches[b]!, `raw:${topo.streams.clean.name}:${b}`);
       if (b === 100) {
         // Hostile input in the middle: not an EventBatch at all.
-        await publishDurable(nats.js, topo.clean('eu-west'), new TextEncoder().encode('{"not":"protobuf"}'), { msgId: uniqueId('junk'), contentType: 'application/json' });
+        await publishDurable(
+          nats.js,
+          topo.clean('eu-west'),
+          new TextEncoder().encode('{"not":"protobuf"}'),
+          { msgId: uniqueId('junk'), contentType: 'application/json' },
+        );
       }
     }
 
     const first = await start();
-    const atKill = await waitFor('some documents written', async () => {
-      const n = (await mdb.allIds()).length;
-      return n > 0 ? n : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 10 });
+    const atKill = await waitFor(
+      'some documents written',
+      async () => {
+        const n = (await mdb.allIds()).length;
+        return n > 0 ? n : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 10 },
+    );
     await crash(first);
     expect(atKill).toBeLessThan(expected.length);
 
     await start();
-    await waitFor('all documents after the restart', async () => (await mdb.allIds()).length >= expected.length, { timeoutMs: 90_000, intervalMs: 200 });
+    await waitFor(
+      'all documents after the restart',
+      async () => (await mdb.allIds()).length >= expected.length,
+      { timeoutMs: 90_000, intervalMs: 200 },
+    );
     await settled();
     const ids = (await mdb.allIds()).sort();
     expect(ids).toHaveLength(expected.length);

@@ -3,7 +3,9 @@
 import { z } from 'zod';
 import { filterSchema } from './filters';
 
-export const secretSchema = z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64');
+export const secretSchema = z
+  .string()
+  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64');
 
 export const createSubscriptionSchema = z
   .object({
@@ -34,7 +36,12 @@ export const updateSubscriptionSchema = z
 export const rotateSecretSchema = z
   .object({
     /** How long the previous secret(s) keep signing alongside the new one. Default 86400 (24 h). */
-    graceSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400),
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(86_400),
     secret: secretSchema.optional(),
   })
   .strict();
@@ -58,7 +65,10 @@ export const subscriptionViewSchema = z.object({
   rateLimitPerS: z.number().nullable(),
   maxConcurrency: z.number().int().nullable(),
   failingSince: time.nullable(),
-  secretCount: z.number().int().describe('Active signing secrets (the secrets themselves are never returned after creation)'),
+  secretCount: z
+    .number()
+    .int()
+    .describe('Active signing secrets (the secrets themselves are never returned after creation)'),
   createdAt: time,
   updatedAt: time,
 });
@@ -87,7 +97,13 @@ export const deadLetterSchema = z.object({
   eventType: z.string(),
   generation: z.number().int(),
   attempts: z.number().int(),
-  reason: z.enum(['exhausted', 'gone', 'endpoint_disabled', 'subscription_disabled', 'no_active_secret']),
+  reason: z.enum([
+    'exhausted',
+    'gone',
+    'endpoint_disabled',
+    'subscription_disabled',
+    'no_active_secret',
+  ]),
   lastStatus: z.number().int().nullable(),
   lastError: z.string().nullable(),
   deadAt: time,

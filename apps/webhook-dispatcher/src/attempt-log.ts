@@ -43,7 +43,9 @@ export class AttemptLog {
     this.flushTimer = setInterval(() => void this.flush(), this.opts.flushMs ?? 250);
     this.flushTimer.unref();
     this.pruneTimer = setInterval(() => {
-      this.store.pruneAttempts(this.opts.retentionMs, this.opts.perSubscription).catch((err) => this.warn(err, 'attempt log prune failed'));
+      this.store
+        .pruneAttempts(this.opts.retentionMs, this.opts.perSubscription)
+        .catch((err) => this.warn(err, 'attempt log prune failed'));
     }, this.opts.pruneEveryMs ?? 60_000);
     this.pruneTimer.unref();
   }
@@ -52,7 +54,11 @@ export class AttemptLog {
   add(row: AttemptRecord): void {
     if (this.buffer.length >= (this.opts.maxBuffered ?? 20_000)) {
       this.droppedRows++;
-      if (this.droppedRows % 1000 === 1) this.log.warn({ dropped: this.droppedRows }, 'attempt log buffer full; dropping success rows');
+      if (this.droppedRows % 1000 === 1)
+        this.log.warn(
+          { dropped: this.droppedRows },
+          'attempt log buffer full; dropping success rows',
+        );
       return;
     }
     this.buffer.push(row);
@@ -70,7 +76,9 @@ export class AttemptLog {
       .insertAttempts(rows)
       .catch((err) => {
         this.warn(err, 'attempt log write failed; will retry', { rows: rows.length });
-        this.buffer.unshift(...rows.slice(0, Math.max(0, (this.opts.maxBuffered ?? 20_000) - this.buffer.length)));
+        this.buffer.unshift(
+          ...rows.slice(0, Math.max(0, (this.opts.maxBuffered ?? 20_000) - this.buffer.length)),
+        );
       })
       .finally(() => {
         this.flushing = undefined;

@@ -29,7 +29,10 @@ export const config = defineConfig({
     for (const item of items) {
       const ms = durationMs(0).safeParse(item);
       if (!ms.success) {
-        ctx.addIssue({ code: 'custom', message: `"${item}" is not a duration like 500ms, 5s, 2m, 1h` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${item}" is not a duration like 500ms, 5s, 2m, 1h`,
+        });
         return z.NEVER;
       }
       out.push(ms.data);
@@ -41,7 +44,11 @@ export const config = defineConfig({
     return out;
   }),
   /** Random spread of each retry delay as a fraction (0..1). Default 0.1. */
-  WEBHOOK_RETRY_JITTER: z.coerce.number().min(0, 'must be 0..1').max(1, 'must be 0..1').default(0.1),
+  WEBHOOK_RETRY_JITTER: z.coerce
+    .number()
+    .min(0, 'must be 0..1')
+    .max(1, 'must be 0..1')
+    .default(0.1),
   /** Longest `Retry-After` honoured on 429/503 (longer values are capped). Default 10h. */
   WEBHOOK_RETRY_AFTER_MAX: durationMs('10h'),
   /** Whole-request timeout (connect, send, response body). Default 10s. */

@@ -37,7 +37,8 @@ export type Decision =
    */
   | { readonly type: 'disable'; readonly reason: 'gone' | 'failing'; readonly since?: Date };
 
-export const isSuccess = (status: number | undefined): boolean => status !== undefined && status >= 200 && status < 300;
+export const isSuccess = (status: number | undefined): boolean =>
+  status !== undefined && status >= 200 && status < 300;
 
 /**
  * Decides the fate of a delivery after attempt number `attempt` (1-based) got `result`, in order:
@@ -48,12 +49,20 @@ export const isSuccess = (status: number | undefined): boolean => status !== und
  *
  * `random` returns [0, 1) like `Math.random`; with 0.5 the delay is exactly the schedule's.
  */
-export function decide(result: AttemptResult, attempt: number, endpoint: EndpointState, policy: RetryPolicy, now: number = Date.now(), random: () => number = Math.random): Decision {
+export function decide(
+  result: AttemptResult,
+  attempt: number,
+  endpoint: EndpointState,
+  policy: RetryPolicy,
+  now: number = Date.now(),
+  random: () => number = Math.random,
+): Decision {
   const status = result.status;
   if (isSuccess(status)) return { type: 'ack' };
   if (status === 410) return { type: 'disable', reason: 'gone' };
   const since = endpoint.failingSince ?? new Date(now);
-  if (now - since.getTime() >= policy.disableAfterMs) return { type: 'disable', reason: 'failing', since };
+  if (now - since.getTime() >= policy.disableAfterMs)
+    return { type: 'disable', reason: 'failing', since };
   if (attempt > policy.retryScheduleMs.length) return { type: 'dead', reason: 'exhausted' };
   const base = policy.retryScheduleMs[Math.max(1, attempt) - 1]!;
   const jitter = Math.min(Math.max(policy.jitter, 0), 1);

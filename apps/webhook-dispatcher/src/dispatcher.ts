@@ -47,7 +47,13 @@ export interface Dispatcher {
   close(): Promise<void>;
 }
 
-export function createDispatcher({ config: c, nc, topology, log, registry }: DispatcherDeps): Dispatcher {
+export function createDispatcher({
+  config: c,
+  nc,
+  topology,
+  log,
+  registry,
+}: DispatcherDeps): Dispatcher {
   const webhooks = webhookTopology(topology.namespace);
   const pool = createPool({ service: SERVICE, url: c.PG_URL, max: c.WEBHOOK_PG_POOL, log });
   const store = new Store(pool);
@@ -62,9 +68,23 @@ export function createDispatcher({ config: c, nc, topology, log, registry }: Dis
   });
   const cache = new SubscriptionCache(store, log, c.WEBHOOK_SUBSCRIPTION_REFRESH, storeGate);
   const ssrf = new SsrfPolicy(c.WEBHOOK_SSRF_ALLOW_CIDRS);
-  const http = new WebhookHttpClient(ssrf, { timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT, bodyPrefixBytes: c.WEBHOOK_LOG_BODY_BYTES });
-  const gates = new EndpointGates({ queueSize: c.WEBHOOK_ENDPOINT_QUEUE, maxQueueWaitMs: Math.floor(c.WEBHOOK_ACK_WAIT / 2) });
-  const attemptLog = new AttemptLog(store, log, { retentionMs: c.WEBHOOK_ATTEMPT_RETENTION, perSubscription: c.WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION }, storeGate);
+  const http = new WebhookHttpClient(ssrf, {
+    timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT,
+    bodyPrefixBytes: c.WEBHOOK_LOG_BODY_BYTES,
+  });
+  const gates = new EndpointGates({
+    queueSize: c.WEBHOOK_ENDPOINT_QUEUE,
+    maxQueueWaitMs: Math.floor(c.WEBHOOK_ACK_WAIT / 2),
+  });
+  const attemptLog = new AttemptLog(
+    store,
+    log,
+    {
+      retentionMs: c.WEBHOOK_ATTEMPT_RETENTION,
+      perSubscription: c.WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION,
+    },
+    storeGate,
+  );
   const publisher = new DeliveryPublisher(nc, webhooks);
   const matchers = createMatchers({
     nc,

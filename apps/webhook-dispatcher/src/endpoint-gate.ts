@@ -9,7 +9,8 @@ export interface GateLimits {
   ratePerS: number;
 }
 
-export type Admission = { type: 'go' } | { type: 'defer'; delayMs: number; reason: 'paused' | 'busy' };
+export type Admission =
+  { type: 'go' } | { type: 'defer'; delayMs: number; reason: 'paused' | 'busy' };
 
 interface Waiter {
   resolve: (a: Admission) => void;
@@ -30,7 +31,10 @@ class Gate {
 
   refill(now: number): void {
     const cap = Math.max(1, this.limits.ratePerS);
-    this.tokens = Math.min(cap, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.ratePerS);
+    this.tokens = Math.min(
+      cap,
+      this.tokens + ((now - this.refilledAt) / 1000) * this.limits.ratePerS,
+    );
     this.refilledAt = now;
   }
 
@@ -75,14 +79,23 @@ export class EndpointGates {
   }
 
   private busy(): Admission {
-    return { type: 'defer', delayMs: Math.round(this.busyDelayMs * (0.75 + Math.random() * 0.5)), reason: 'busy' };
+    return {
+      type: 'defer',
+      delayMs: Math.round(this.busyDelayMs * (0.75 + Math.random() * 0.5)),
+      reason: 'busy',
+    };
   }
 
   /** Resolves `go` (a slot is taken; call {@link release}) or `defer` with a delay. */
   acquire(id: string, limits: GateLimits): Promise<Admission> | Admission {
     const g = this.gate(id, limits);
     const now = Date.now();
-    if (g.pausedUntil > now) return { type: 'defer', delayMs: g.pausedUntil - now + Math.round(Math.random() * 250), reason: 'paused' };
+    if (g.pausedUntil > now)
+      return {
+        type: 'defer',
+        delayMs: g.pausedUntil - now + Math.round(Math.random() * 250),
+        reason: 'paused',
+      };
     if (g.queue.length === 0 && g.canGo(now)) {
       g.take();
       return { type: 'go' };
@@ -107,7 +120,8 @@ export class EndpointGates {
     if (!g) return;
     g.active = Math.max(0, g.active - 1);
     this.pump(id, g);
-    if (g.active === 0 && g.queue.length === 0 && g.pausedUntil <= Date.now() && !g.pumpTimer) this.gates.delete(id);
+    if (g.active === 0 && g.queue.length === 0 && g.pausedUntil <= Date.now() && !g.pumpTimer)
+      this.gates.delete(id);
   }
 
   /** Stops sending to the endpoint until `untilMs` (Retry-After); queued deliveries are deferred. */

@@ -3,7 +3,11 @@ import { PoisonMessageError } from '@sluice/actor';
 /** A request the admin API refuses; `status` is the HTTP status to answer with. */
 export class ApiError extends Error {
   override readonly name: string = 'ApiError';
-  constructor(readonly status: number, message: string, readonly details?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
   }
 }
@@ -11,7 +15,10 @@ export class ApiError extends Error {
 /** An endpoint URL or resolved address the SSRF policy refuses. */
 export class SsrfRefusedError extends Error {
   override readonly name = 'SsrfRefusedError';
-  constructor(readonly target: string, readonly reason: string) {
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+  ) {
     super(`refusing to call ${target}: ${reason}`);
   }
 }

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { DetectionEvent, Detection, Rollup, TelemetryEvent } from '@sluice/contracts';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
-const pair = z.tuple([finite, finite]).refine(([a, b]) => a <= b, 'must be [low, high] with low <= high');
+const pair = z
+  .tuple([finite, finite])
+  .refine(([a, b]) => a <= b, 'must be [low, high] with low <= high');
 
 /** Conditions on one number; every key given must hold (AND). */
 export const conditionSchema = z
@@ -20,7 +22,10 @@ export const conditionSchema = z
     outside: pair.optional(),
   })
   .strict()
-  .refine((c) => Object.keys(c).length > 0, 'must set at least one of gt, gte, lt, lte, eq, inside, outside');
+  .refine(
+    (c) => Object.keys(c).length > 0,
+    'must set at least one of gt, gte, lt, lte, eq, inside, outside',
+  );
 export type Condition = z.infer<typeof conditionSchema>;
 
 const names = z.array(z.string().min(1).max(256)).min(1).max(1000);
@@ -66,7 +71,11 @@ export const detectionFilterSchema = z
   })
   .strict();
 
-export const filterSchema = z.discriminatedUnion('type', [telemetryFilterSchema, rollupFilterSchema, detectionFilterSchema]);
+export const filterSchema = z.discriminatedUnion('type', [
+  telemetryFilterSchema,
+  rollupFilterSchema,
+  detectionFilterSchema,
+]);
 export type Filter = z.infer<typeof filterSchema>;
 export type TelemetryFilter = z.infer<typeof telemetryFilterSchema>;
 export type RollupFilter = z.infer<typeof rollupFilterSchema>;
@@ -88,7 +97,12 @@ const inList = (list: readonly string[] | undefined, v: string) => !list || list
 
 /** Does one reading satisfy the filter (before the consecutive count)? */
 export function matchesTelemetry(f: TelemetryFilter, e: TelemetryEvent): boolean {
-  return inList(f.sensorTypes, e.sensorType) && inList(f.regions, e.region) && inList(f.deviceIds, e.deviceId) && holds(f.value, e.value);
+  return (
+    inList(f.sensorTypes, e.sensorType) &&
+    inList(f.regions, e.region) &&
+    inList(f.deviceIds, e.deviceId) &&
+    holds(f.value, e.value)
+  );
 }
 
 /** Is this roll-up publication a late-data revision? (revision 1 is the first close; late events also set lateCount.) */
@@ -111,9 +125,17 @@ export function matchesRollup(f: RollupFilter, r: Rollup): boolean {
 
 /** The detections of the event that satisfy the filter; empty = no match. */
 export function matchingDetections(f: DetectionFilter, e: DetectionEvent): Detection[] {
-  if (!inList(f.streamIds, e.streamId) || !inList(f.regions, e.region) || !inList(f.deviceIds, e.deviceId)) return [];
+  if (
+    !inList(f.streamIds, e.streamId) ||
+    !inList(f.regions, e.region) ||
+    !inList(f.deviceIds, e.deviceId)
+  )
+    return [];
   return e.detections.filter(
-    (d) => d.confidence >= f.minConfidence && inList(f.labels, d.label) && (!f.classIds || f.classIds.includes(d.classId)),
+    (d) =>
+      d.confidence >= f.minConfidence &&
+      inList(f.labels, d.label) &&
+      (!f.classIds || f.classIds.includes(d.classId)),
   );
 }
 

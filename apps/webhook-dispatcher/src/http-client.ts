@@ -4,7 +4,15 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Tracer,
+} from '@opentelemetry/api';
 import { ATTR, injectRequestTraceHeaders, tracer } from '@sluice/observability';
 import type { SsrfPolicy } from './ssrf';
 
@@ -60,7 +68,12 @@ export class WebhookHttpClient {
     let a = this.agents.get(key);
     if (!a || a.maxSockets !== maxSockets) {
       a?.destroy();
-      const o = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: this.opts.timeoutMs };
+      const o = {
+        keepAlive: true,
+        maxSockets,
+        maxFreeSockets: maxSockets,
+        timeout: this.opts.timeoutMs,
+      };
       a = https ? new HttpsAgent(o) : new HttpAgent(o);
       this.agents.set(key, a);
     }
@@ -88,9 +101,23 @@ export class WebhookHttpClient {
    * POSTs `body` in a CLIENT span (child of `traceOpts.parent`) whose context goes out as
    * `traceparent`/`tracestate`; the span's status is an error unless the answer is 2xx.
    */
-  async post(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number, traceOpts: PostTrace = {}): Promise<PostResult> {
+  async post(
+    endpointKey: string,
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    maxSockets: number,
+    traceOpts: PostTrace = {},
+  ): Promise<PostResult> {
     const parent = traceOpts.parent ?? context.active();
-    const span = this.tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes: { [ATTR.httpRequestMethod]: 'POST', ...traceOpts.attributes } }, parent);
+    const span = this.tracer.startSpan(
+      'POST',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { [ATTR.httpRequestMethod]: 'POST', ...traceOpts.attributes },
+      },
+      parent,
+    );
     const traced: Record<string, string> = { ...headers };
     injectRequestTraceHeaders(traced, trace.setSpan(parent, span));
     try {
@@ -112,7 +139,14 @@ export class WebhookHttpClient {
     }
   }
 
-  private async send(endpointKey: string, url: string, headers: Record<string, string>, body: string, maxSockets: number, onTarget: (t: Target) => void): Promise<PostResult> {
+  private async send(
+    endpointKey: string,
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    maxSockets: number,
+    onTarget: (t: Target) => void,
+  ): Promise<PostResult> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
     let target: Target;
@@ -129,7 +163,10 @@ export class WebhookHttpClient {
       return { error: err as Error, latencyMs: elapsed(), bodyPrefix: '' };
     }
     const lookup: LookupFunction = (_host, options, cb) => {
-      if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
+      if ((options as { all?: boolean }).all)
+        (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [
+          pinned,
+        ]);
       else cb(null, pinned.address, pinned.family);
     };
     const https = target.https;
@@ -168,7 +205,9 @@ export class WebhookHttpClient {
             finish({
               status: res.statusCode ?? 0,
               retryAfterMs: parseRetryAfter(res.headers['retry-after']),
-              bodyPrefix: Buffer.concat(chunks).subarray(0, this.opts.bodyPrefixBytes).toString('utf8'),
+              bodyPrefix: Buffer.concat(chunks)
+                .subarray(0, this.opts.bodyPrefixBytes)
+                .toString('utf8'),
             });
           res.on('end', end);
           res.on('close', end);
@@ -188,4 +227,3 @@ export class WebhookHttpClient {
     this.agents.clear();
   }
 }
-

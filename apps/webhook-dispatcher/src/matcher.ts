@@ -5,13 +5,30 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { Context } from '@opentelemetry/api';
 import { Actor, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
 import { AsyncPublisher } from '@sluice/jetstream';
-import { decodeBatch, decodeRollup, type EventBatch, type Rollup, type Topology } from '@sluice/contracts';
+import {
+  decodeBatch,
+  decodeRollup,
+  type EventBatch,
+  type Rollup,
+  type Topology,
+} from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { Counter, type Registry } from 'prom-client';
-import { CONTENT_TYPE_DELIVERY, deliveryMsgId, encodeDelivery, type DeliveryMessage } from './delivery';
+import {
+  CONTENT_TYPE_DELIVERY,
+  deliveryMsgId,
+  encodeDelivery,
+  type DeliveryMessage,
+} from './delivery';
 import { ConsecutiveState, matchesRollup, matchesTelemetry, matchingDetections } from './filters';
 import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
-import { detectionBody, rollupEventId, thresholdBody, windowClosedBody, type WebhookBody } from './payloads';
+import {
+  detectionBody,
+  rollupEventId,
+  thresholdBody,
+  windowClosedBody,
+  type WebhookBody,
+} from './payloads';
 import { webhookId } from './signing';
 import type { SubscriptionCache } from './subscription-cache';
 
@@ -59,7 +76,11 @@ export class DeliveryPublisher {
   }
 }
 
-export function newDelivery(subscriptionId: string, sourceEventId: string, body: WebhookBody): DeliveryMessage {
+export function newDelivery(
+  subscriptionId: string,
+  sourceEventId: string,
+  body: WebhookBody,
+): DeliveryMessage {
   return {
     v: 1,
     webhookId: webhookId(sourceEventId, subscriptionId),
@@ -71,14 +92,26 @@ export function newDelivery(subscriptionId: string, sourceEventId: string, body:
   };
 }
 
-export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>; rollups: Actor<Rollup>; consecutive: ConsecutiveState } {
+export function createMatchers(opts: MatcherOptions): {
+  clean: Actor<EventBatch>;
+  rollups: Actor<Rollup>;
+  consecutive: ConsecutiveState;
+} {
   const publisher = opts.publisher ?? new DeliveryPublisher(opts.nc, opts.webhooks);
   const consecutive = new ConsecutiveState(opts.consecutiveStateMax ?? 100_000);
-  const matched = new Counter({ name: WEBHOOK_METRICS.matched, help: 'Deliveries created by matching, by event type', labelNames: ['type'], registers: [opts.registry] });
+  const matched = new Counter({
+    name: WEBHOOK_METRICS.matched,
+    help: 'Deliveries created by matching, by event type',
+    labelNames: ['type'],
+    registers: [opts.registry],
+  });
   const dlq = { stream: opts.topology.streams.dlq, subject: opts.topology.dlq(SERVICE) };
 
   /** Publishes each message's deliveries; a message is acked only when all of its deliveries are durable. */
-  async function settle<T>(batch: ReadonlyArray<Delivery<T>>, perMessage: DeliveryMessage[][]): Promise<Outcome[]> {
+  async function settle<T>(
+    batch: ReadonlyArray<Delivery<T>>,
+    perMessage: DeliveryMessage[][],
+  ): Promise<Outcome[]> {
     return Promise.all(
       perMessage.map(async (deliveries, i) => {
         try {
@@ -96,7 +129,11 @@ export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>
     service: SERVICE,
     nc: opts.nc,
     stream: opts.topology.streams.clean,
-    consumer: { durable: CONSUMERS.clean, filterSubjects: [opts.topology.filters.clean], deliverPolicy: opts.startFrom ?? 'new' },
+    consumer: {
+      durable: CONSUMERS.clean,
+      filterSubjects: [opts.topology.filters.clean],
+      deliverPolicy: opts.startFrom ?? 'new',
+    },
     dlq,
     decode: (m) => decodeBatch(m.data),
     batch: { maxMessages: 128 },
@@ -123,7 +160,8 @@ export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>
             const e = ev.kind.value;
             for (const sub of snap.detection) {
               const hits = matchingDetections(sub.filter, e);
-              if (hits.length > 0) out.push(newDelivery(sub.id, e.eventId, detectionBody(sub.id, e, hits)));
+              if (hits.length > 0)
+                out.push(newDelivery(sub.id, e.eventId, detectionBody(sub.id, e, hits)));
             }
           }
         }
@@ -137,7 +175,11 @@ export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>
     service: SERVICE,
     nc: opts.nc,
     stream: opts.topology.streams.rollups,
-    consumer: { durable: CONSUMERS.rollups, filterSubjects: [opts.topology.filters.rollup], deliverPolicy: opts.startFrom ?? 'new' },
+    consumer: {
+      durable: CONSUMERS.rollups,
+      filterSubjects: [opts.topology.filters.rollup],
+      deliverPolicy: opts.startFrom ?? 'new',
+    },
     dlq,
     decode: (m) => decodeRollup(m.data),
     logger: opts.logger,
@@ -146,7 +188,9 @@ export function createMatchers(opts: MatcherOptions): { clean: Actor<EventBatch>
       const snap = opts.cache.snapshot;
       const perMessage = batch.map((d) => {
         const r = d.value;
-        return snap.rollup.filter((sub) => matchesRollup(sub.filter, r)).map((sub) => newDelivery(sub.id, rollupEventId(r), windowClosedBody(sub.id, r)));
+        return snap.rollup
+          .filter((sub) => matchesRollup(sub.filter, r))
+          .map((sub) => newDelivery(sub.id, rollupEventId(r), windowClosedBody(sub.id, r)));
       });
       return settle(batch, perMessage);
     },

@@ -1,6 +1,13 @@
 // The dispatcher's schema: the SQL files of apps/webhook-dispatcher/migrations, applied by the runner
 // of @sluice/pg and recorded in `sluice_webhook_dispatcher_migrations`.
-import { checkMigrations, migrate as runMigrations, resolveMigrationsDir, type LegacyMigrationTable, type MigrationReport, type PgLog } from '@sluice/pg';
+import {
+  checkMigrations,
+  migrate as runMigrations,
+  resolveMigrationsDir,
+  type LegacyMigrationTable,
+  type MigrationReport,
+  type PgLog,
+} from '@sluice/pg';
 import type { Pool } from 'pg';
 import { SERVICE } from './names';
 
@@ -21,10 +28,19 @@ export function migrationsDir(dir?: string): string {
 
 /** Applies the migrations not applied yet, under the dispatcher's advisory lock; see `migrate` of @sluice/pg. */
 export function migrate(pool: Pool, log?: PgLog, dir = migrationsDir()): Promise<MigrationReport> {
-  return runMigrations(pool, { service: SERVICE, dir, log, lockKey: MIGRATION_LOCK, legacy: [LEGACY_MIGRATION_TABLE] });
+  return runMigrations(pool, {
+    service: SERVICE,
+    dir,
+    log,
+    lockKey: MIGRATION_LOCK,
+    legacy: [LEGACY_MIGRATION_TABLE],
+  });
 }
 
 /** Fails (retriably) unless every migration is applied: the start of a replica that does not migrate. */
-export function checkMigrated(pool: Pool, dir = migrationsDir()): Promise<{ table: string; version: number }> {
+export function checkMigrated(
+  pool: Pool,
+  dir = migrationsDir(),
+): Promise<{ table: string; version: number }> {
   return checkMigrations(pool, { service: SERVICE, dir });
 }

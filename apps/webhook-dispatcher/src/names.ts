@@ -29,9 +29,13 @@ export interface WebhookTopology {
 export function webhookTopology(namespace = ''): WebhookTopology {
   if (namespace !== '') assertNameToken(namespace, 'token');
   const subj = (s: string) => (namespace ? `${namespace}.${s}` : s);
-  const stream = (s: string) => (namespace ? `${namespace.toUpperCase().replace(/-/g, '_')}_${s}` : s);
+  const stream = (s: string) =>
+    namespace ? `${namespace.toUpperCase().replace(/-/g, '_')}_${s}` : s;
   return {
-    deliveriesStream: { name: stream('WEBHOOK_DELIVERIES'), subjects: [subj('webhook.deliveries.>')] },
+    deliveriesStream: {
+      name: stream('WEBHOOK_DELIVERIES'),
+      subjects: [subj('webhook.deliveries.>')],
+    },
     opsStream: { name: stream('WEBHOOK_OPS'), subjects: [subj('webhook.ops.>')] },
     delivery(subscriptionId) {
       assertSubjectToken(subscriptionId, 'token');
@@ -52,4 +56,3 @@ export const EVENT_TYPES = {
   test: 'sluice.test.v1',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
-

@@ -14,7 +14,12 @@ export interface WebhookBody {
 
 const iso = (d: Date | undefined) => (d ? d.toISOString() : null);
 
-export function thresholdBody(subscriptionId: string, e: TelemetryEvent, consecutive: number, now = new Date()): WebhookBody {
+export function thresholdBody(
+  subscriptionId: string,
+  e: TelemetryEvent,
+  consecutive: number,
+  now = new Date(),
+): WebhookBody {
   return {
     type: EVENT_TYPES.threshold,
     timestamp: now.toISOString(),
@@ -38,7 +43,16 @@ export function thresholdBody(subscriptionId: string, e: TelemetryEvent, consecu
 
 /** Source id of a roll-up publication (one per window and revision). */
 export function rollupEventId(r: Rollup): string {
-  return ['rollup', r.scope, r.region, r.deviceId, r.sensorType, r.resolution, r.windowStart?.toISOString() ?? '', r.revision].join('|');
+  return [
+    'rollup',
+    r.scope,
+    r.region,
+    r.deviceId,
+    r.sensorType,
+    r.resolution,
+    r.windowStart?.toISOString() ?? '',
+    r.revision,
+  ].join('|');
 }
 
 export function windowClosedBody(subscriptionId: string, r: Rollup, now = new Date()): WebhookBody {
@@ -68,7 +82,12 @@ export function windowClosedBody(subscriptionId: string, r: Rollup, now = new Da
   };
 }
 
-export function detectionBody(subscriptionId: string, e: DetectionEvent, matched: Detection[], now = new Date()): WebhookBody {
+export function detectionBody(
+  subscriptionId: string,
+  e: DetectionEvent,
+  matched: Detection[],
+  now = new Date(),
+): WebhookBody {
   return {
     type: EVENT_TYPES.detection,
     timestamp: now.toISOString(),
@@ -95,5 +114,9 @@ export function detectionBody(subscriptionId: string, e: DetectionEvent, matched
 }
 
 export function testBody(subscriptionId: string, now = new Date()): WebhookBody {
-  return { type: EVENT_TYPES.test, timestamp: now.toISOString(), data: { subscription_id: subscriptionId, message: 'test event from Sluice' } };
+  return {
+    type: EVENT_TYPES.test,
+    timestamp: now.toISOString(),
+    data: { subscription_id: subscriptionId, message: 'test event from Sluice' },
+  };
 }

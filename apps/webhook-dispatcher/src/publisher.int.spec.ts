@@ -11,7 +11,11 @@ describe('DeliveryPublisher (real NATS)', () => {
   const ns = uniqueId('whpub');
   const webhooks = webhookTopology(ns);
   const other = webhookTopology(uniqueId('whpub2'));
-  const body = { type: 'telemetry.threshold.v1', timestamp: new Date().toISOString(), data: {} } as never;
+  const body = {
+    type: 'telemetry.threshold.v1',
+    timestamp: new Date().toISOString(),
+    data: {},
+  } as never;
 
   beforeAll(async () => {
     nats = await natsFixture();
@@ -25,7 +29,9 @@ describe('DeliveryPublisher (real NATS)', () => {
 
   it('rejects when no stream takes the subject', async () => {
     const p = new DeliveryPublisher(nats.nc, webhooks);
-    await expect(p.publish(newDelivery(randomUUID(), 'e1', body))).rejects.toThrow(/acknowledged|no responders|503/i);
+    await expect(p.publish(newDelivery(randomUUID(), 'e1', body))).rejects.toThrow(
+      /acknowledged|no responders|503/i,
+    );
     p.close();
   });
 
@@ -39,17 +45,28 @@ describe('DeliveryPublisher (real NATS)', () => {
     // A work-queue stream takes no ordered consumer: read the stored messages by sequence.
     const name = webhooks.deliveriesStream.name;
     expect((await nats.jsm.streams.info(name)).state.messages).toBe(50);
-    const stored = await Promise.all(Array.from({ length: 50 }, (_, i) => nats.jsm.streams.getMessage(name, { seq: i + 1 })));
-    expect(stored.map((m) => m!.header.get('Nats-Msg-Id')).sort()).toEqual(ds.map((d) => d.webhookId).sort());
-    expect(new Set(stored.map((m) => m!.header.get('content-type')))).toEqual(new Set(['application/json; sluice=webhook-delivery.v1']));
+    const stored = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => nats.jsm.streams.getMessage(name, { seq: i + 1 })),
+    );
+    expect(stored.map((m) => m!.header.get('Nats-Msg-Id')).sort()).toEqual(
+      ds.map((d) => d.webhookId).sort(),
+    );
+    expect(new Set(stored.map((m) => m!.header.get('content-type')))).toEqual(
+      new Set(['application/json; sluice=webhook-delivery.v1']),
+    );
     p.close();
   });
 
   it('rejects when the subject belongs to another stream than expected', async () => {
     await ensureDeliveriesStream(nats.nc, other, 60_000, 60_000);
     // Publishes on `other`'s subjects while expecting `webhooks`' stream name.
-    const p = new DeliveryPublisher(nats.nc, { ...other, deliveriesStream: webhooks.deliveriesStream });
-    await expect(p.publish(newDelivery(randomUUID(), 'x', body))).rejects.toThrow(/expected stream/i);
+    const p = new DeliveryPublisher(nats.nc, {
+      ...other,
+      deliveriesStream: webhooks.deliveriesStream,
+    });
+    await expect(p.publish(newDelivery(randomUUID(), 'x', body))).rejects.toThrow(
+      /expected stream/i,
+    );
     p.close();
   });
 

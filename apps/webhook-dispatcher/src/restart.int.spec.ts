@@ -1,6 +1,17 @@
 import { publishDurable } from '@sluice/jetstream';
 import { encodeBatch, TelemetryEvent, topology } from '@sluice/contracts';
-import { createTestDatabase, natsFixture, sleep, spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture, type PgDatabase } from '@sluice/testing';
+import {
+  createTestDatabase,
+  natsFixture,
+  sleep,
+  spawnService,
+  testUrls,
+  uniqueId,
+  waitFor,
+  type ChildService,
+  type NatsFixture,
+  type PgDatabase,
+} from '@sluice/testing';
 import { startReceiver, verifyStandardWebhook, type Receiver } from './test-fixtures/receiver';
 
 const TOKEN = 'test-admin-token-0123456789';
@@ -17,7 +28,14 @@ describe('webhook dispatcher process: SIGKILL with deliveries pending, then rest
     nats = await natsFixture();
     db = await createTestDatabase('webhook_restart');
     const prefix = ns.toUpperCase().replace(/-/g, '_');
-    for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
+    for (const s of [
+      topo.streams.clean.name,
+      topo.streams.rollups.name,
+      topo.streams.dlq.name,
+      `${prefix}_WEBHOOK_DELIVERIES`,
+      `${prefix}_WEBHOOK_OPS`,
+    ])
+      nats.track(s);
   });
 
   afterAll(async () => {
@@ -64,21 +82,42 @@ describe('webhook dispatcher process: SIGKILL with deliveries pending, then rest
     const res = await fetch(`http://127.0.0.1:${port}/v1/subscriptions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: receiver.url, filter: { type: 'telemetry', sensorTypes: ['boiler'], value: { gt: 90 } } }),
+      body: JSON.stringify({
+        url: receiver.url,
+        filter: { type: 'telemetry', sensorTypes: ['boiler'], value: { gt: 90 } },
+      }),
     });
     expect(res.status).toBe(201);
     const { secret } = (await res.json()) as { secret: string };
 
     const events = Array.from({ length: 8 }, (_, i) =>
-      TelemetryEvent.fromPartial({ eventId: uniqueId(`e${i}`), deviceId: 'd1', sensorType: 'boiler', value: 95 + i, unit: 'c', region: 'eu', eventTime: new Date() }),
+      TelemetryEvent.fromPartial({
+        eventId: uniqueId(`e${i}`),
+        deviceId: 'd1',
+        sensorType: 'boiler',
+        value: 95 + i,
+        unit: 'c',
+        region: 'eu',
+        eventTime: new Date(),
+      }),
     );
     const batchId = uniqueId('b');
-    await publishDurable(nats.js, topo.clean('eu'), encodeBatch({ batchId, events: events.map((value) => ({ kind: { $case: 'telemetry', value } })) }), {
-      msgId: batchId,
-      contentType: 'application/x-protobuf',
-    });
+    await publishDurable(
+      nats.js,
+      topo.clean('eu'),
+      encodeBatch({
+        batchId,
+        events: events.map((value) => ({ kind: { $case: 'telemetry', value } })),
+      }),
+      {
+        msgId: batchId,
+        contentType: 'application/x-protobuf',
+      },
+    );
     // Every delivery has been tried (and failed) at least once: they are pending retries.
-    await waitFor('first attempts', () => new Set(receiver.requests.map((q) => q.id)).size === 8, { timeoutMs: 30_000 });
+    await waitFor('first attempts', () => new Set(receiver.requests.map((q) => q.id)).size === 8, {
+      timeoutMs: 30_000,
+    });
     first.kill('SIGKILL');
     await first.exited;
     up = true;
@@ -87,14 +126,19 @@ describe('webhook dispatcher process: SIGKILL with deliveries pending, then rest
 
     const second = start();
     await adminPort(second);
-    await waitFor('all delivered after restart', () => receiver.successes().size === 8, { timeoutMs: 60_000 });
+    await waitFor('all delivered after restart', () => receiver.successes().size === 8, {
+      timeoutMs: 60_000,
+    });
     await sleep(2_000);
     expect([...receiver.successes().values()]).toEqual(new Array(8).fill(1));
     expect(receiver.requests.length).toBeGreaterThan(before);
     for (const q of receiver.requests.filter((x) => x.status === 200)) {
       expect(verifyStandardWebhook(secret, q.id, q.timestamp, q.body, q.signature)).toBe(true);
     }
-    const values = receiver.requests.filter((x) => x.status === 200).map((q) => JSON.parse(q.body).data.event.value).sort((a: number, b: number) => a - b);
+    const values = receiver.requests
+      .filter((x) => x.status === 200)
+      .map((q) => JSON.parse(q.body).data.event.value)
+      .sort((a: number, b: number) => a - b);
     expect(values).toEqual(events.map((e) => e.value));
     second.kill('SIGTERM');
     expect(await second.exited).toBe(0);

@@ -1,6 +1,17 @@
 import { HEADERS } from '@sluice/contracts';
-import { createTestDatabase, natsFixture, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
-import { startTestDispatcher, TEST_ADMIN_TOKEN, type TestDispatcher } from './test-fixtures/dispatcher';
+import {
+  createTestDatabase,
+  natsFixture,
+  uniqueId,
+  waitFor,
+  type NatsFixture,
+  type PgDatabase,
+} from '@sluice/testing';
+import {
+  startTestDispatcher,
+  TEST_ADMIN_TOKEN,
+  type TestDispatcher,
+} from './test-fixtures/dispatcher';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
 
 describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
@@ -9,7 +20,11 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
   const ns = uniqueId('whs');
   const dispatchers: TestDispatcher[] = [];
   const receivers: Receiver[] = [];
-  const settings = { WEBHOOK_RETRY_SCHEDULE: '300ms,300ms', WEBHOOK_ACK_WAIT: '3s', WEBHOOK_MAX_IN_FLIGHT: '2' };
+  const settings = {
+    WEBHOOK_RETRY_SCHEDULE: '300ms,300ms',
+    WEBHOOK_ACK_WAIT: '3s',
+    WEBHOOK_MAX_IN_FLIGHT: '2',
+  };
 
   beforeAll(async () => {
     nats = await natsFixture();
@@ -29,10 +44,18 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
     return d;
   }
 
-  async function api(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async function api(
+    base: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: any }> {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
@@ -42,8 +65,14 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
   it('dead-letters a malformed delivery to the NATS DLQ with its provenance', async () => {
     const { d, topo } = dispatchers[0] ?? (await dispatcher());
     const subject = d.webhooks.delivery('00000000-0000-4000-8000-000000000000');
-    await nats.js.publish(subject, new TextEncoder().encode('{"v":1,"nope":true}'), { msgID: uniqueId('bad') });
-    const letter = await waitFor('dead letter', async () => (await nats.readAll(topo.streams.dlq.name)).find((m) => m.headers?.get(HEADERS.DLQ_ORIGINAL_SUBJECT) === subject));
+    await nats.js.publish(subject, new TextEncoder().encode('{"v":1,"nope":true}'), {
+      msgID: uniqueId('bad'),
+    });
+    const letter = await waitFor('dead letter', async () =>
+      (await nats.readAll(topo.streams.dlq.name)).find(
+        (m) => m.headers?.get(HEADERS.DLQ_ORIGINAL_SUBJECT) === subject,
+      ),
+    );
     expect(letter.headers!.get(HEADERS.DLQ_ERROR_CLASS)).toBe('MalformedDeliveryError');
     expect(letter.headers!.get(HEADERS.DLQ_ERROR)).toMatch(/does not match the format/);
     expect(letter.headers!.get(HEADERS.DLQ_ORIGINAL_STREAM)).toBe(d.webhooks.deliveriesStream.name);
@@ -55,7 +84,11 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
     // The first two requests hang until the request timeout (4 s) cuts them; every later one succeeds.
     const r = await startReceiver((_req, _body, n) => (n < 2 ? 'hang' : { status: 200 }));
     receivers.push(r);
-    const sub = await api(first.base, 'POST', '/v1/subscriptions', { url: r.url, filter: { type: 'telemetry', sensorTypes: [uniqueId('s')] }, maxConcurrency: 4 });
+    const sub = await api(first.base, 'POST', '/v1/subscriptions', {
+      url: r.url,
+      filter: { type: 'telemetry', sensorTypes: [uniqueId('s')] },
+      maxConcurrency: 4,
+    });
     expect(sub.status).toBe(201);
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
@@ -71,18 +104,28 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
     // The two in flight were settled (cut by the timeout: an attempt logged as a retry), nothing else was tried.
     expect(r.abandoned).toHaveLength(2);
     expect(r.requests).toHaveLength(2);
-    const retried = await api(first.base, 'GET', `/v1/subscriptions/${sub.json.id}/attempts?limit=100`);
+    const retried = await api(
+      first.base,
+      'GET',
+      `/v1/subscriptions/${sub.json.id}/attempts?limit=100`,
+    );
     expect(retried.json.map((a: any) => [a.outcome, a.attempt])).toEqual([
       ['retry', 1],
       ['retry', 1],
     ]);
 
     const second = await dispatcher();
-    await waitFor('all six delivered by the next sender', () => r.successes().size === 6, { timeoutMs: 30_000 });
+    await waitFor('all six delivered by the next sender', () => r.successes().size === 6, {
+      timeoutMs: 30_000,
+    });
     expect([...r.successes().values()]).toEqual([1, 1, 1, 1, 1, 1]);
     expect(new Set(r.successes().keys())).toEqual(new Set(ids));
     const attempts = await waitFor('six successes logged', async () => {
-      const x = await api(second.base, 'GET', `/v1/subscriptions/${sub.json.id}/attempts?limit=100`);
+      const x = await api(
+        second.base,
+        'GET',
+        `/v1/subscriptions/${sub.json.id}/attempts?limit=100`,
+      );
       return x.json.filter((a: any) => a.outcome === 'success').length === 6 ? x.json : undefined;
     });
     // The two cut ones continue with attempt 2 (read back from the attempt log), the others start at 1.

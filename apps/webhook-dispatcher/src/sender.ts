@@ -2,7 +2,16 @@
 // every message is dispatched on its own (bounded globally by maxInFlight and per endpoint by the
 // gates) and settled on its own, so a hung endpoint only ever holds its own slots. What happens after
 // a POST is decided by the pure `decide()` (decide.ts); this file carries the decisions out.
-import { JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { Actor, Outcomes, type Delivery, type Outcome, type StoreGate } from '@sluice/actor';
@@ -53,19 +62,37 @@ export interface SenderOptions {
   storeGate?: StoreGate;
 }
 
-const truncate = (s: string | undefined, n: number) => (s === undefined ? null : s.length > n ? `${s.slice(0, n)}…` : s);
+const truncate = (s: string | undefined, n: number) =>
+  s === undefined ? null : s.length > n ? `${s.slice(0, n)}…` : s;
 
 /** Creates the work-queue deliveries stream, or updates its mutable limits (retention is fixed at creation). */
-export async function ensureDeliveriesStream(nc: NatsConnection, webhooks: WebhookTopology, maxAgeMs: number, duplicateWindowMs: number): Promise<void> {
+export async function ensureDeliveriesStream(
+  nc: NatsConnection,
+  webhooks: WebhookTopology,
+  maxAgeMs: number,
+  duplicateWindowMs: number,
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const { name, subjects } = webhooks.deliveriesStream;
   try {
     await jsm.streams.info(name);
-    await jsm.streams.update(name, { subjects, max_age: nanos(maxAgeMs), duplicate_window: nanos(duplicateWindowMs) });
+    await jsm.streams.update(name, {
+      subjects,
+      max_age: nanos(maxAgeMs),
+      duplicate_window: nanos(duplicateWindowMs),
+    });
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound))
+      throw err;
     await jsm.streams
-      .add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, max_age: nanos(maxAgeMs), duplicate_window: nanos(duplicateWindowMs) })
+      .add({
+        name,
+        subjects,
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        max_age: nanos(maxAgeMs),
+        duplicate_window: nanos(duplicateWindowMs),
+      })
       .catch(async (addErr) => {
         await jsm.streams.info(name).catch(() => {
           throw addErr;
@@ -98,12 +125,21 @@ export class Sender {
   constructor(private readonly opts: SenderOptions) {
     this.js = jetstream(opts.nc);
     this.log = opts.logger.child({ component: 'sender' });
-    this.policy = { retryScheduleMs: opts.retryScheduleMs, jitter: opts.jitter ?? 0.1, retryAfterMaxMs: opts.retryAfterMaxMs, disableAfterMs: opts.disableAfterMs };
+    this.policy = {
+      retryScheduleMs: opts.retryScheduleMs,
+      jitter: opts.jitter ?? 0.1,
+      retryAfterMaxMs: opts.retryAfterMaxMs,
+      disableAfterMs: opts.disableAfterMs,
+    };
     this.actor = new Actor<DeliveryMessage>({
       service: SERVICE,
       nc: opts.nc,
       stream: opts.webhooks.deliveriesStream,
-      consumer: { durable: CONSUMERS.sender, ackWaitMs: opts.ackWaitMs, maxAckPending: Math.max(1000, opts.maxInFlight * 4) },
+      consumer: {
+        durable: CONSUMERS.sender,
+        ackWaitMs: opts.ackWaitMs,
+        maxAckPending: Math.max(1000, opts.maxInFlight * 4),
+      },
       // Provisioned by start(): the deliveries stream is a work queue the actor would not create as such.
       provision: false,
       topology: opts.topology,
@@ -120,7 +156,12 @@ export class Sender {
     const actor = this.actor;
     const registers = [opts.registry];
     this.m = {
-      attempts: new Counter({ name: WEBHOOK_METRICS.attempts, help: 'Webhook POST attempts by outcome', labelNames: ['outcome'], registers }),
+      attempts: new Counter({
+        name: WEBHOOK_METRICS.attempts,
+        help: 'Webhook POST attempts by outcome',
+        labelNames: ['outcome'],
+        registers,
+      }),
       duration: new Histogram({
         name: WEBHOOK_METRICS.attemptDuration,
         help: 'Webhook POST latency',
@@ -128,10 +169,30 @@ export class Sender {
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
         registers,
       }),
-      dead: new Counter({ name: WEBHOOK_METRICS.deadLettered, help: 'Deliveries moved to the webhook DLQ', labelNames: ['reason'], registers }),
-      deferred: new Counter({ name: WEBHOOK_METRICS.deferred, help: 'Deliveries deferred because the endpoint was busy or paused', labelNames: ['reason'], registers }),
-      dropped: new Counter({ name: WEBHOOK_METRICS.dropped, help: 'Deliveries dropped (subscription deleted)', labelNames: ['reason'], registers }),
-      disabled: new Counter({ name: WEBHOOK_METRICS.disabled, help: 'Endpoints disabled by the dispatcher', labelNames: ['reason'], registers }),
+      dead: new Counter({
+        name: WEBHOOK_METRICS.deadLettered,
+        help: 'Deliveries moved to the webhook DLQ',
+        labelNames: ['reason'],
+        registers,
+      }),
+      deferred: new Counter({
+        name: WEBHOOK_METRICS.deferred,
+        help: 'Deliveries deferred because the endpoint was busy or paused',
+        labelNames: ['reason'],
+        registers,
+      }),
+      dropped: new Counter({
+        name: WEBHOOK_METRICS.dropped,
+        help: 'Deliveries dropped (subscription deleted)',
+        labelNames: ['reason'],
+        registers,
+      }),
+      disabled: new Counter({
+        name: WEBHOOK_METRICS.disabled,
+        help: 'Endpoints disabled by the dispatcher',
+        labelNames: ['reason'],
+        registers,
+      }),
       inFlight: new Gauge({
         name: WEBHOOK_METRICS.inFlight,
         help: 'Deliveries held by the sender',
@@ -162,7 +223,11 @@ export class Sender {
       await ensureDeliveriesStream(o.nc, o.webhooks, o.deliveriesMaxAgeMs, o.duplicateWindowMs);
       await ensureStream(jsm, { ...o.webhooks.opsStream, maxAgeMs: 7 * 86_400_000 });
       await ensureStream(jsm, o.topology.streams.dlq);
-      await ensureConsumer(jsm, o.webhooks.deliveriesStream.name, { durable: CONSUMERS.sender, ackWaitMs: o.ackWaitMs, maxAckPending: Math.max(1000, o.maxInFlight * 4) });
+      await ensureConsumer(jsm, o.webhooks.deliveriesStream.name, {
+        durable: CONSUMERS.sender,
+        ackWaitMs: o.ackWaitMs,
+        maxAckPending: Math.max(1000, o.maxInFlight * 4),
+      });
     } catch (err) {
       this.actor.lifecycle.transition('failed', err);
       throw err;
@@ -182,7 +247,10 @@ export class Sender {
   }
 
   private limits(sub: Subscription): GateLimits {
-    return { maxConcurrency: sub.maxConcurrency ?? this.opts.defaultConcurrency, ratePerS: sub.rateLimitPerS ?? this.opts.defaultRatePerS };
+    return {
+      maxConcurrency: sub.maxConcurrency ?? this.opts.defaultConcurrency,
+      ratePerS: sub.rateLimitPerS ?? this.opts.defaultRatePerS,
+    };
   }
 
   /**
@@ -195,17 +263,25 @@ export class Sender {
 
   private async handleDelivery(msg: JsMsg, d: DeliveryMessage): Promise<Outcome> {
     const key = `${d.webhookId}#${d.generation}`;
-    if (this.heldKeys.has(key)) return Outcomes.retry(undefined, Math.floor(this.opts.ackWaitMs / 2));
+    if (this.heldKeys.has(key))
+      return Outcomes.retry(undefined, Math.floor(this.opts.ackWaitMs / 2));
     this.heldKeys.add(key);
     try {
       return await this.deliver(msg, d, key);
     } catch (err) {
       // PostgreSQL or NATS trouble while settling: nothing is acked, the delivery comes back.
       const gate = this.opts.storeGate;
-      if (gate) gate.warnUnlessOutage(this.log, err, 'delivery handling failed; retrying later', { webhookId: d.webhookId });
-      else this.log.warn({ err, webhookId: d.webhookId }, 'delivery handling failed; retrying later');
+      if (gate)
+        gate.warnUnlessOutage(this.log, err, 'delivery handling failed; retrying later', {
+          webhookId: d.webhookId,
+        });
+      else
+        this.log.warn({ err, webhookId: d.webhookId }, 'delivery handling failed; retrying later');
       // While PostgreSQL is down, come back about when its probe would notice it is up again.
-      return Outcomes.retry(err instanceof Error ? err : undefined, gate && !gate.isUp() ? 1_000 : 5_000);
+      return Outcomes.retry(
+        err instanceof Error ? err : undefined,
+        gate && !gate.isUp() ? 1_000 : 5_000,
+      );
     } finally {
       this.heldKeys.delete(key);
     }
@@ -215,15 +291,30 @@ export class Sender {
     const sub = await this.opts.cache.get(d.subscriptionId);
     if (!sub) {
       this.m.dropped.inc({ reason: 'subscription_deleted' });
-      this.log.info({ webhookId: d.webhookId, subscriptionId: d.subscriptionId }, 'subscription deleted; delivery dropped');
+      this.log.info(
+        { webhookId: d.webhookId, subscriptionId: d.subscriptionId },
+        'subscription deleted; delivery dropped',
+      );
       return Outcomes.ack();
     }
     if (!sub.enabled) {
-      await this.deadLetter(d, await this.attemptsSoFar(key, d, msg), 'subscription_disabled', null, sub.disabledReason ?? 'subscription disabled');
+      await this.deadLetter(
+        d,
+        await this.attemptsSoFar(key, d, msg),
+        'subscription_disabled',
+        null,
+        sub.disabledReason ?? 'subscription disabled',
+      );
       return Outcomes.ack();
     }
     if (sub.secrets.length === 0) {
-      await this.deadLetter(d, 0, 'no_active_secret', null, 'the subscription has no unexpired secret');
+      await this.deadLetter(
+        d,
+        0,
+        'no_active_secret',
+        null,
+        'the subscription has no unexpired secret',
+      );
       return Outcomes.ack();
     }
     const limits = this.limits(sub);
@@ -247,7 +338,11 @@ export class Sender {
       // published it in the context of the event that matched); the receiver gets its traceparent.
       r = await this.opts.http.post(sub.id, sub.url, headers, d.body, limits.maxConcurrency, {
         parent: extractTraceContext(msg.headers, ROOT_CONTEXT),
-        attributes: { [ATTR.webhookId]: d.webhookId, [ATTR.subscriptionId]: sub.id, ...(attempt > 1 ? { [ATTR.httpResendCount]: attempt - 1 } : {}) },
+        attributes: {
+          [ATTR.webhookId]: d.webhookId,
+          [ATTR.subscriptionId]: sub.id,
+          ...(attempt > 1 ? { [ATTR.httpResendCount]: attempt - 1 } : {}),
+        },
       });
     } finally {
       this.opts.gates.release(sub.id);
@@ -266,14 +361,27 @@ export class Sender {
   private rememberAttempts(key: string, n: number): void {
     this.attemptCounts.delete(key);
     this.attemptCounts.set(key, n);
-    while (this.attemptCounts.size > 100_000) this.attemptCounts.delete(this.attemptCounts.keys().next().value!);
+    while (this.attemptCounts.size > 100_000)
+      this.attemptCounts.delete(this.attemptCounts.keys().next().value!);
   }
 
   /** Records the attempt (metrics, attempt log, logs, endpoint state) and turns the decision into the message's outcome. */
-  private async carryOut(decision: Decision, d: DeliveryMessage, sub: Subscription, limits: GateLimits, key: string, attempt: number, r: PostResult): Promise<Outcome> {
+  private async carryOut(
+    decision: Decision,
+    d: DeliveryMessage,
+    sub: Subscription,
+    limits: GateLimits,
+    key: string,
+    attempt: number,
+    r: PostResult,
+  ): Promise<Outcome> {
     const o = this.opts;
     const status = r.status ?? null;
-    const error = r.error ? `${r.error.name}: ${r.error.message}` : status !== null && (status < 200 || status >= 300) ? `HTTP ${status}` : null;
+    const error = r.error
+      ? `${r.error.name}: ${r.error.message}`
+      : status !== null && (status < 200 || status >= 300)
+        ? `HTTP ${status}`
+        : null;
     const row = (outcome: string) => ({
       subscriptionId: sub.id,
       webhookId: d.webhookId,
@@ -300,7 +408,14 @@ export class Sender {
     }
 
     this.log.info(
-      { webhookId: d.webhookId, subscriptionId: sub.id, attempt, status, err: r.error?.message, body: truncate(r.bodyPrefix || undefined, o.logBodyBytes) },
+      {
+        webhookId: d.webhookId,
+        subscriptionId: sub.id,
+        attempt,
+        status,
+        err: r.error?.message,
+        body: truncate(r.bodyPrefix || undefined, o.logBodyBytes),
+      },
       'webhook attempt failed',
     );
     if (decision.type === 'disable' && decision.reason === 'gone') {
@@ -330,10 +445,22 @@ export class Sender {
         return Outcomes.ack();
       case 'retry':
         observe('retry');
-        if (decision.pauseUntilMs !== undefined) o.gates.pause(sub.id, limits, decision.pauseUntilMs);
-        await o.attemptLog.write(row('retry')).catch((err) =>
-          o.storeGate ? o.storeGate.warnUnlessOutage(this.log, err, 'attempt log write failed; retry count may restart after a crash') : this.log.warn({ err }, 'attempt log write failed; retry count may restart after a crash'),
-        );
+        if (decision.pauseUntilMs !== undefined)
+          o.gates.pause(sub.id, limits, decision.pauseUntilMs);
+        await o.attemptLog
+          .write(row('retry'))
+          .catch((err) =>
+            o.storeGate
+              ? o.storeGate.warnUnlessOutage(
+                  this.log,
+                  err,
+                  'attempt log write failed; retry count may restart after a crash',
+                )
+              : this.log.warn(
+                  { err },
+                  'attempt log write failed; retry count may restart after a crash',
+                ),
+          );
         this.rememberAttempts(key, attempt);
         return Outcomes.retry(undefined, decision.delayMs);
     }
@@ -353,7 +480,9 @@ export class Sender {
       return;
     }
     this.failing.set(sub.id, null);
-    this.opts.store.setFailingSince(sub.id, null).catch((err) => this.log.warn({ err }, 'could not clear failing_since'));
+    this.opts.store
+      .setFailingSince(sub.id, null)
+      .catch((err) => this.log.warn({ err }, 'could not clear failing_since'));
   }
 
   private markFailing(sub: Subscription): Date {
@@ -361,7 +490,10 @@ export class Sender {
     if (cur) return cur;
     const since = (cur === undefined ? sub.failingSince : null) ?? new Date();
     this.failing.set(sub.id, since);
-    if (!sub.failingSince || cur === null) this.opts.store.setFailingSince(sub.id, since).catch((err) => this.log.warn({ err }, 'could not record failing_since'));
+    if (!sub.failingSince || cur === null)
+      this.opts.store
+        .setFailingSince(sub.id, since)
+        .catch((err) => this.log.warn({ err }, 'could not record failing_since'));
     return since;
   }
 
@@ -371,7 +503,9 @@ export class Sender {
     this.opts.http.forget(sub.id);
     this.failing.delete(sub.id);
     if (!changed) return;
-    this.m.disabled.inc({ reason: reason.startsWith('endpoint answered 410') ? 'gone' : 'failing' });
+    this.m.disabled.inc({
+      reason: reason.startsWith('endpoint answered 410') ? 'gone' : 'failing',
+    });
     const host = (() => {
       try {
         return new URL(sub.url).host;
@@ -380,14 +514,36 @@ export class Sender {
       }
     })();
     this.log.warn({ subscriptionId: sub.id, host, reason }, 'webhook endpoint disabled');
-    const event = { type: 'webhook.endpoint_disabled.v1', subscription_id: sub.id, host, reason, at: new Date().toISOString() };
-    await publishDurable(this.js, this.opts.webhooks.ops('endpoint_disabled'), Buffer.from(JSON.stringify(event)), {
-      msgId: `endpoint_disabled:${sub.id}:${Date.now()}`,
-      contentType: 'application/json',
-    }).catch((err) => this.log.error({ err, subscriptionId: sub.id }, 'could not publish the endpoint_disabled event'));
+    const event = {
+      type: 'webhook.endpoint_disabled.v1',
+      subscription_id: sub.id,
+      host,
+      reason,
+      at: new Date().toISOString(),
+    };
+    await publishDurable(
+      this.js,
+      this.opts.webhooks.ops('endpoint_disabled'),
+      Buffer.from(JSON.stringify(event)),
+      {
+        msgId: `endpoint_disabled:${sub.id}:${Date.now()}`,
+        contentType: 'application/json',
+      },
+    ).catch((err) =>
+      this.log.error(
+        { err, subscriptionId: sub.id },
+        'could not publish the endpoint_disabled event',
+      ),
+    );
   }
 
-  private async deadLetter(d: DeliveryMessage, attempts: number, reason: string, lastStatus: number | null, lastError: string | null): Promise<void> {
+  private async deadLetter(
+    d: DeliveryMessage,
+    attempts: number,
+    reason: string,
+    lastStatus: number | null,
+    lastError: string | null,
+  ): Promise<void> {
     await this.opts.store.deadLetter({
       webhookId: d.webhookId,
       subscriptionId: d.subscriptionId,
@@ -400,6 +556,9 @@ export class Sender {
       lastError: truncate(lastError ?? undefined, 2048),
     });
     this.m.dead.inc({ reason });
-    this.log.warn({ webhookId: d.webhookId, subscriptionId: d.subscriptionId, reason, attempts, lastStatus }, 'webhook delivery dead-lettered');
+    this.log.warn(
+      { webhookId: d.webhookId, subscriptionId: d.subscriptionId, reason, attempts, lastStatus },
+      'webhook delivery dead-lettered',
+    );
   }
 }

@@ -13,9 +13,11 @@ export function generateSecret(): string {
 export function secretKey(secret: string): Buffer {
   if (!secret.startsWith(PREFIX)) throw new InvalidSecretError('secret must start with "whsec_"');
   const b64 = secret.slice(PREFIX.length);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new InvalidSecretError('secret must be whsec_ followed by base64');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
+    throw new InvalidSecretError('secret must be whsec_ followed by base64');
   const key = Buffer.from(b64, 'base64');
-  if (key.length < 24 || key.length > 64) throw new InvalidSecretError(`secret must encode 24..64 bytes, got ${key.length}`);
+  if (key.length < 24 || key.length > 64)
+    throw new InvalidSecretError(`secret must encode 24..64 bytes, got ${key.length}`);
   return key;
 }
 
@@ -23,10 +25,16 @@ export function secretKey(secret: string): Buffer {
  * `webhook-signature` value: `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` per secret,
  * space-separated (several while a secret is being rotated).
  */
-export function signatureHeader(secrets: readonly string[], webhookId: string, timestampSec: number, body: string): string {
+export function signatureHeader(
+  secrets: readonly string[],
+  webhookId: string,
+  timestampSec: number,
+  body: string,
+): string {
   const content = `${webhookId}.${timestampSec}.${body}`;
   let header = '';
-  for (const s of secrets) header += `${header ? ' ' : ''}v1,${createHmac('sha256', hmacKey(s)).update(content).digest('base64')}`;
+  for (const s of secrets)
+    header += `${header ? ' ' : ''}v1,${createHmac('sha256', hmacKey(s)).update(content).digest('base64')}`;
   return header;
 }
 
@@ -53,6 +61,8 @@ function hmacKey(secret: string): KeyObject {
  * again (redelivery, restart) yields the same id, so the deliveries stream and receivers dedupe it.
  */
 export function webhookId(sourceEventId: string, subscriptionId: string): string {
-  const digest = createHash('sha256').update(`${subscriptionId}\n${sourceEventId}`).digest('base64url');
+  const digest = createHash('sha256')
+    .update(`${subscriptionId}\n${sourceEventId}`)
+    .digest('base64url');
   return `msg_${digest.slice(0, 32)}`;
 }

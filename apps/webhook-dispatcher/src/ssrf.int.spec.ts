@@ -1,5 +1,10 @@
 import { createDeviceHasher, createLogger } from '@sluice/observability';
-import { natsFixture, createTestDatabase, type NatsFixture, type PgDatabase } from '@sluice/testing';
+import {
+  natsFixture,
+  createTestDatabase,
+  type NatsFixture,
+  type PgDatabase,
+} from '@sluice/testing';
 import { Pool } from 'pg';
 import { startAdminApi, type AdminApi } from './admin-api';
 import { SsrfRefusedError } from './errors';
@@ -12,7 +17,11 @@ import { Store } from './store';
 import { SubscriptionCache } from './subscription-cache';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
 
-const logger = createLogger({ service: 'webhook-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const logger = createLogger({
+  service: 'webhook-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 const TOKEN = 'test-admin-token-0123456789';
 
 describe('SSRF protection without an allow-list', () => {
@@ -75,12 +84,18 @@ describe('SSRF protection without an allow-list', () => {
   });
 
   it('refuses at send time: nothing reaches a loopback receiver unless allow-listed', async () => {
-    const strict = new WebhookHttpClient(new SsrfPolicy([]), { timeoutMs: 2_000, bodyPrefixBytes: 64 });
+    const strict = new WebhookHttpClient(new SsrfPolicy([]), {
+      timeoutMs: 2_000,
+      bodyPrefixBytes: 64,
+    });
     const refused = await strict.post('a', receiver.url, {}, '{}', 1);
     expect(refused.error).toBeInstanceOf(SsrfRefusedError);
     expect(refused.status).toBeUndefined();
     expect(receiver.requests).toHaveLength(0);
-    const allowed = new WebhookHttpClient(new SsrfPolicy(['127.0.0.0/8']), { timeoutMs: 2_000, bodyPrefixBytes: 64 });
+    const allowed = new WebhookHttpClient(new SsrfPolicy(['127.0.0.0/8']), {
+      timeoutMs: 2_000,
+      bodyPrefixBytes: 64,
+    });
     const ok = await allowed.post('a', receiver.url, {}, '{}', 1);
     expect(ok.status).toBe(204);
     expect(receiver.requests).toHaveLength(1);

@@ -41,7 +41,9 @@ function hextets(addr: string): number[] {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(a);
   if (v4) {
     const o = v4[1]!.split('.').map(Number);
-    a = a.slice(0, -v4[1]!.length) + `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+    a =
+      a.slice(0, -v4[1]!.length) +
+      `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
   }
   const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
   const h = head ? head.split(':') : [];
@@ -69,7 +71,10 @@ export class SsrfPolicy {
 
   /** `allowCidrs`: e.g. `['127.0.0.0/8', 'fd00::/8']`; throws on a malformed entry. */
   constructor(allowCidrs: readonly string[] = []) {
-    for (const [family, table] of [[4, DENIED_V4], [6, DENIED_V6]] as const) {
+    for (const [family, table] of [
+      [4, DENIED_V4],
+      [6, DENIED_V6],
+    ] as const) {
       for (const [net, prefix, reason] of table) {
         const list = new BlockList();
         list.addSubnet(net, prefix, family === 4 ? 'ipv4' : 'ipv6');
@@ -79,7 +84,8 @@ export class SsrfPolicy {
     for (const cidr of allowCidrs) {
       const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
       const family = m ? isIP(m[1]!) : 0;
-      if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) throw new Error(`invalid CIDR "${cidr}" (expected e.g. 10.0.0.0/8 or fd00::/8)`);
+      if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128))
+        throw new Error(`invalid CIDR "${cidr}" (expected e.g. 10.0.0.0/8 or fd00::/8)`);
       this.allowed.addSubnet(m[1]!, Number(m[2]), family === 4 ? 'ipv4' : 'ipv6');
     }
   }
@@ -107,7 +113,8 @@ export class SsrfPolicy {
    * not trusted).
    */
   async resolve(hostname: string): Promise<{ address: string; family: 4 | 6 }> {
-    const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+    const host =
+      hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
     const literal = isIP(host);
     let addresses: Array<{ address: string; family: number }>;
     if (literal) addresses = [{ address: host, family: literal }];

@@ -107,9 +107,20 @@ export class Store {
       await client.query(
         `INSERT INTO webhook_subscriptions (id, url, description, filter, enabled, rate_limit_per_s, max_concurrency)
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [id, s.url, s.description, JSON.stringify(s.filter), s.enabled, s.rateLimitPerS, s.maxConcurrency],
+        [
+          id,
+          s.url,
+          s.description,
+          JSON.stringify(s.filter),
+          s.enabled,
+          s.rateLimitPerS,
+          s.maxConcurrency,
+        ],
       );
-      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [id, s.secret]);
+      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [
+        id,
+        s.secret,
+      ]);
     });
     return (await this.getSubscription(id))!;
   }
@@ -122,7 +133,8 @@ export class Store {
       ),
     ]);
     const bySub = new Map<string, string[]>();
-    for (const r of secrets.rows) bySub.set(r.subscription_id, [...(bySub.get(r.subscription_id) ?? []), r.secret]);
+    for (const r of secrets.rows)
+      bySub.set(r.subscription_id, [...(bySub.get(r.subscription_id) ?? []), r.secret]);
     return subs.rows.map((r: Row) => toSubscription(r, bySub.get(r['id'] as string) ?? []));
   }
 
@@ -133,7 +145,10 @@ export class Store {
       'SELECT secret FROM webhook_secrets WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC',
       [id],
     );
-    return toSubscription(r.rows[0] as Row, secrets.rows.map((s) => s.secret));
+    return toSubscription(
+      r.rows[0] as Row,
+      secrets.rows.map((s) => s.secret),
+    );
   }
 
   async updateSubscription(id: string, p: SubscriptionPatch): Promise<Subscription | undefined> {
@@ -154,7 +169,10 @@ export class Store {
       else sets.push(`disabled_reason = 'disabled through the API'`);
     }
     sets.push('updated_at = now()');
-    const r = await this.pool.query(`UPDATE webhook_subscriptions SET ${sets.join(', ')} WHERE id = $1`, values);
+    const r = await this.pool.query(
+      `UPDATE webhook_subscriptions SET ${sets.join(', ')} WHERE id = $1`,
+      values,
+    );
     return r.rowCount === 0 ? undefined : this.getSubscription(id);
   }
 
@@ -166,14 +184,19 @@ export class Store {
   /** Adds `secret` as the newest signing secret; older ones expire after `graceMs` (still signing until then). */
   async rotateSecret(id: string, secret: string, graceMs: number): Promise<boolean> {
     return inTransaction(this.pool, async (client) => {
-      const r = await client.query('SELECT 1 FROM webhook_subscriptions WHERE id = $1 FOR UPDATE', [id]);
+      const r = await client.query('SELECT 1 FROM webhook_subscriptions WHERE id = $1 FOR UPDATE', [
+        id,
+      ]);
       if (r.rowCount === 0) return false; // nothing written: the commit only ends the transaction
       await client.query(
         `UPDATE webhook_secrets SET expires_at = now() + make_interval(secs => $2::double precision / 1000)
          WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $2::double precision / 1000))`,
         [id, graceMs],
       );
-      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [id, secret]);
+      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [
+        id,
+        secret,
+      ]);
       await client.query(`UPDATE webhook_subscriptions SET updated_at = now() WHERE id = $1`, [id]);
       return true;
     });
@@ -189,8 +212,16 @@ export class Store {
   }
 
   async setFailingSince(id: string, since: Date | null): Promise<void> {
-    if (since) await this.pool.query('UPDATE webhook_subscriptions SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL', [id, since]);
-    else await this.pool.query('UPDATE webhook_subscriptions SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL', [id]);
+    if (since)
+      await this.pool.query(
+        'UPDATE webhook_subscriptions SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL',
+        [id, since],
+      );
+    else
+      await this.pool.query(
+        'UPDATE webhook_subscriptions SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL',
+        [id],
+      );
   }
 
   async insertAttempts(rows: readonly AttemptRecord[]): Promise<void> {
@@ -198,7 +229,18 @@ export class Store {
     const cols = 10;
     const values: unknown[] = [];
     const tuples = rows.map((a, i) => {
-      values.push(a.subscriptionId, a.webhookId, a.generation, a.attempt, a.eventType, a.outcome, a.status, a.latencyMs, a.error, a.responseBody);
+      values.push(
+        a.subscriptionId,
+        a.webhookId,
+        a.generation,
+        a.attempt,
+        a.eventType,
+        a.outcome,
+        a.status,
+        a.latencyMs,
+        a.error,
+        a.responseBody,
+      );
       return `(${Array.from({ length: cols }, (_, j) => `$${i * cols + j + 1}`).join(', ')})`;
     });
     // A subscription deleted meanwhile has no attempt log any more: skip its rows instead of failing the lot.
@@ -218,14 +260,18 @@ export class Store {
 
   /** Highest attempt number recorded for a delivery generation (0 if none). */
   async lastAttempt(webhookId: string, generation: number): Promise<number> {
-    const r = await this.pool.query<{ n: number | null }>('SELECT max(attempt) AS n FROM webhook_attempts WHERE webhook_id = $1 AND generation = $2', [
-      webhookId,
-      generation,
-    ]);
+    const r = await this.pool.query<{ n: number | null }>(
+      'SELECT max(attempt) AS n FROM webhook_attempts WHERE webhook_id = $1 AND generation = $2',
+      [webhookId, generation],
+    );
     return r.rows[0]?.n ?? 0;
   }
 
-  async listAttempts(subscriptionId: string, limit: number, webhookId?: string): Promise<Array<AttemptRecord & { id: string; attemptedAt: Date }>> {
+  async listAttempts(
+    subscriptionId: string,
+    limit: number,
+    webhookId?: string,
+  ): Promise<Array<AttemptRecord & { id: string; attemptedAt: Date }>> {
     const r = await this.pool.query(
       `SELECT * FROM webhook_attempts WHERE subscription_id = $1 AND ($3::text IS NULL OR webhook_id = $3) ORDER BY id DESC LIMIT $2`,
       [subscriptionId, limit, webhookId ?? null],
@@ -253,11 +299,24 @@ export class Store {
        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = $2)
        ON CONFLICT (webhook_id) DO UPDATE SET generation = EXCLUDED.generation, delivery = EXCLUDED.delivery, attempts = EXCLUDED.attempts,
          reason = EXCLUDED.reason, last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = now(), redriven_at = NULL`,
-      [d.webhookId, d.subscriptionId, d.eventType, d.generation, JSON.stringify(d.delivery), d.attempts, d.reason, d.lastStatus, d.lastError],
+      [
+        d.webhookId,
+        d.subscriptionId,
+        d.eventType,
+        d.generation,
+        JSON.stringify(d.delivery),
+        d.attempts,
+        d.reason,
+        d.lastStatus,
+        d.lastError,
+      ],
     );
   }
 
-  async listDeadLetters(subscriptionId: string, opts: { since?: Date; includeRedriven?: boolean; limit: number }): Promise<DeadLetterRecord[]> {
+  async listDeadLetters(
+    subscriptionId: string,
+    opts: { since?: Date; includeRedriven?: boolean; limit: number },
+  ): Promise<DeadLetterRecord[]> {
     const r = await this.pool.query(
       `SELECT * FROM webhook_dead_letters WHERE subscription_id = $1 AND dead_at >= $2 AND ($3 OR redriven_at IS NULL)
        ORDER BY dead_at, webhook_id LIMIT $4`,
@@ -266,18 +325,30 @@ export class Store {
     return r.rows.map(toDeadLetter);
   }
 
-  async getDeadLetter(subscriptionId: string, webhookId: string): Promise<DeadLetterRecord | undefined> {
-    const r = await this.pool.query('SELECT * FROM webhook_dead_letters WHERE subscription_id = $1 AND webhook_id = $2', [subscriptionId, webhookId]);
+  async getDeadLetter(
+    subscriptionId: string,
+    webhookId: string,
+  ): Promise<DeadLetterRecord | undefined> {
+    const r = await this.pool.query(
+      'SELECT * FROM webhook_dead_letters WHERE subscription_id = $1 AND webhook_id = $2',
+      [subscriptionId, webhookId],
+    );
     return r.rowCount === 0 ? undefined : toDeadLetter(r.rows[0] as Row);
   }
 
   async markRedriven(webhookId: string): Promise<void> {
-    await this.pool.query('UPDATE webhook_dead_letters SET redriven_at = now() WHERE webhook_id = $1', [webhookId]);
+    await this.pool.query(
+      'UPDATE webhook_dead_letters SET redriven_at = now() WHERE webhook_id = $1',
+      [webhookId],
+    );
   }
 
   /** Deletes attempt rows older than `retentionMs` and beyond the newest `perSubscription` of each subscription. */
   async pruneAttempts(retentionMs: number, perSubscription: number): Promise<number> {
-    const a = await this.pool.query(`DELETE FROM webhook_attempts WHERE attempted_at < now() - make_interval(secs => $1::double precision / 1000)`, [retentionMs]);
+    const a = await this.pool.query(
+      `DELETE FROM webhook_attempts WHERE attempted_at < now() - make_interval(secs => $1::double precision / 1000)`,
+      [retentionMs],
+    );
     const b = await this.pool.query(
       `DELETE FROM webhook_attempts w USING (
          SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY subscription_id ORDER BY id DESC) AS rn FROM webhook_attempts) x WHERE x.rn > $1

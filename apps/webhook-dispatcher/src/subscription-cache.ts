@@ -16,9 +16,15 @@ function index(subs: Subscription[]): Snapshot {
   const enabled = subs.filter((s) => s.enabled);
   return {
     byId: new Map(subs.map((s) => [s.id, s])),
-    telemetry: enabled.filter((s): s is Subscription & { filter: TelemetryFilter } => s.filter.type === 'telemetry'),
-    rollup: enabled.filter((s): s is Subscription & { filter: RollupFilter } => s.filter.type === 'rollup'),
-    detection: enabled.filter((s): s is Subscription & { filter: DetectionFilter } => s.filter.type === 'detection'),
+    telemetry: enabled.filter(
+      (s): s is Subscription & { filter: TelemetryFilter } => s.filter.type === 'telemetry',
+    ),
+    rollup: enabled.filter(
+      (s): s is Subscription & { filter: RollupFilter } => s.filter.type === 'rollup',
+    ),
+    detection: enabled.filter(
+      (s): s is Subscription & { filter: DetectionFilter } => s.filter.type === 'detection',
+    ),
   };
 }
 
@@ -44,7 +50,13 @@ export class SubscriptionCache {
     await this.refresh();
     this.timer = setInterval(() => {
       this.refresh().catch((err) =>
-        this.storeGate ? this.storeGate.warnUnlessOutage(this.log, err, 'subscription refresh failed; keeping the last snapshot') : this.log.warn({ err }, 'subscription refresh failed; keeping the last snapshot'),
+        this.storeGate
+          ? this.storeGate.warnUnlessOutage(
+              this.log,
+              err,
+              'subscription refresh failed; keeping the last snapshot',
+            )
+          : this.log.warn({ err }, 'subscription refresh failed; keeping the last snapshot'),
       );
     }, this.refreshMs);
     this.timer.unref();

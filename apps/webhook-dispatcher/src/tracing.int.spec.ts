@@ -2,7 +2,14 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { publishDurable } from '@sluice/jetstream';
 import { encodeBatch, TelemetryEvent, topology } from '@sluice/contracts';
 import { startMemoryTracing, tracer, type MemoryTracing } from '@sluice/observability';
-import { createTestDatabase, natsFixture, uniqueId, waitFor, type NatsFixture, type PgDatabase } from '@sluice/testing';
+import {
+  createTestDatabase,
+  natsFixture,
+  uniqueId,
+  waitFor,
+  type NatsFixture,
+  type PgDatabase,
+} from '@sluice/testing';
 import { startTestDispatcher, TEST_ADMIN_TOKEN } from './test-fixtures/dispatcher';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
 
@@ -31,7 +38,9 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
     tracing = startMemoryTracing();
     nats = await natsFixture();
     db = await createTestDatabase('webhook');
-    ({ base, stop: stopDispatcher } = await startTestDispatcher(nats, db, ns, { WEBHOOK_RETRY_SCHEDULE: '200ms,200ms' }));
+    ({ base, stop: stopDispatcher } = await startTestDispatcher(nats, db, ns, {
+      WEBHOOK_RETRY_SCHEDULE: '200ms,200ms',
+    }));
     // The first attempt of each delivery fails (500), the second succeeds.
     const perId = new Map<string, number>();
     receiver = await startReceiver((req) => {
@@ -56,26 +65,50 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
     const res = await fetch(`${base}/v1/subscriptions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: receiver.url, filter: { type: 'telemetry', sensorTypes: [sensor], value: { gt: 100 } } }),
+      body: JSON.stringify({
+        url: receiver.url,
+        filter: { type: 'telemetry', sensorTypes: [sensor], value: { gt: 100 } },
+      }),
     });
     expect(res.status).toBe(201);
     const sub = (await res.json()) as { id: string };
 
     // The clean event is published inside a trace, as dedupe does (its traceparent goes into the headers).
-    const event = TelemetryEvent.fromPartial({ eventId: uniqueId('ev'), deviceId: 'dev-trace-1', sensorType: sensor, value: 150, unit: 'celsius', region: 'eu', eventTime: new Date() });
+    const event = TelemetryEvent.fromPartial({
+      eventId: uniqueId('ev'),
+      deviceId: 'dev-trace-1',
+      sensorType: sensor,
+      value: 150,
+      unit: 'celsius',
+      region: 'eu',
+      eventTime: new Date(),
+    });
     const batchId = uniqueId('b');
     const traceId = await tracer('test').startActiveSpan('upstream', async (span) => {
-      await publishDurable(nats.js, topo.clean('eu'), encodeBatch({ batchId, events: [{ kind: { $case: 'telemetry', value: event } }] }), { msgId: batchId, contentType: 'application/x-protobuf' });
+      await publishDurable(
+        nats.js,
+        topo.clean('eu'),
+        encodeBatch({ batchId, events: [{ kind: { $case: 'telemetry', value: event } }] }),
+        { msgId: batchId, contentType: 'application/x-protobuf' },
+      );
       span.end();
       return span.spanContext().traceId;
     });
 
-    await waitFor('a failed then a successful attempt', () => receiver.requests.filter((q) => q.status === 204).length === 1, { timeoutMs: 20_000 });
+    await waitFor(
+      'a failed then a successful attempt',
+      () => receiver.requests.filter((q) => q.status === 204).length === 1,
+      { timeoutMs: 20_000 },
+    );
     expect(receiver.requests.map((q) => q.status)).toEqual([500, 204]);
     expect(seen.map((t) => parse(t)[0])).toEqual([traceId, traceId]);
 
     const clients = await waitFor('two CLIENT spans', () => {
-      const s = tracing.exporter.getFinishedSpans().filter((x) => x.kind === SpanKind.CLIENT && x.attributes['sluice.subscription.id'] === sub.id);
+      const s = tracing.exporter
+        .getFinishedSpans()
+        .filter(
+          (x) => x.kind === SpanKind.CLIENT && x.attributes['sluice.subscription.id'] === sub.id,
+        );
       return s.length === 2 ? s : undefined;
     });
     // Each request's traceparent names its own CLIENT span, in the event's trace.
@@ -85,14 +118,25 @@ describe('webhook dispatcher tracing: each POST is a CLIENT span carrying tracep
     expect(ok).toBeDefined();
     if (!failed || !ok) return;
     expect(failed.name).toBe('POST');
-    expect(failed.attributes).toMatchObject({ 'http.request.method': 'POST', 'server.address': '127.0.0.1', 'server.port': receiver.port, 'http.response.status_code': 500, 'error.type': '500' });
+    expect(failed.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'server.address': '127.0.0.1',
+      'server.port': receiver.port,
+      'http.response.status_code': 500,
+      'error.type': '500',
+    });
     expect(failed.status.code).toBe(SpanStatusCode.ERROR);
     expect(failed.attributes['http.request.resend_count']).toBeUndefined();
-    expect(ok.attributes).toMatchObject({ 'http.response.status_code': 204, 'http.request.resend_count': 1 });
+    expect(ok.attributes).toMatchObject({
+      'http.response.status_code': 204,
+      'http.request.resend_count': 1,
+    });
     expect(ok.status.code).not.toBe(SpanStatusCode.ERROR);
     expect(JSON.stringify([failed.attributes, ok.attributes])).not.toContain('dev-trace-1');
     // Both continue the matcher's span of the clean message (itself a child of the upstream trace).
-    const matcher = tracing.exporter.getFinishedSpans().find((s) => s.spanContext().spanId === failed.parentSpanContext?.spanId);
+    const matcher = tracing.exporter
+      .getFinishedSpans()
+      .find((s) => s.spanContext().spanId === failed.parentSpanContext?.spanId);
     expect(matcher?.kind).toBe(SpanKind.CONSUMER);
     expect(ok.parentSpanContext?.spanId).toBe(failed.parentSpanContext?.spanId);
   });

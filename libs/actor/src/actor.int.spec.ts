@@ -1,8 +1,20 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { context, trace } from '@opentelemetry/api';
 import { DeadLetter, HEADERS } from '@sluice/contracts';
-import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
-import { natsFixture, spawnService, uniqueId, uniqueStreamName, waitFor, type NatsFixture } from '@sluice/testing';
+import {
+  createDeviceHasher,
+  createLogger,
+  startMemoryTracing,
+  type MemoryTracing,
+} from '@sluice/observability';
+import {
+  natsFixture,
+  spawnService,
+  uniqueId,
+  uniqueStreamName,
+  waitFor,
+  type NatsFixture,
+} from '@sluice/testing';
 import { Registry } from 'prom-client';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { Actor, Outcomes, PoisonMessageError, type ActorOptions, type Outcome } from './index';
@@ -10,7 +22,11 @@ import { Actor, Outcomes, PoisonMessageError, type ActorOptions, type Outcome } 
 /** `Omit` over each member of a union (the actor's options are one per mode). */
 type Without<O, K extends PropertyKey> = O extends unknown ? Omit<O, K> : never;
 
-const logger = createLogger({ service: 'actor-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const logger = createLogger({
+  service: 'actor-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 
 describe('Actor on real JetStream', () => {
   let nats: NatsFixture;
@@ -42,15 +58,26 @@ describe('Actor on real JetStream', () => {
     };
   }
 
-  async function startActor<T>(opts: Without<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>) {
-    const actor = new Actor<T>({ service: 'actor-test', nc: nats.nc, logger, registry: new Registry(), ...opts });
+  async function startActor<T>(
+    opts: Without<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>,
+  ) {
+    const actor = new Actor<T>({
+      service: 'actor-test',
+      nc: nats.nc,
+      logger,
+      registry: new Registry(),
+      ...opts,
+    });
     actors.push(actor as Actor<unknown>);
     await actor.start();
     return actor;
   }
 
   async function publish(subject: string, body: string, msgId = uniqueId('m')) {
-    return publishDurable(nats.js, subject, new TextEncoder().encode(body), { msgId, contentType: 'text/plain' });
+    return publishDurable(nats.js, subject, new TextEncoder().encode(body), {
+      msgId,
+      contentType: 'text/plain',
+    });
   }
 
   async function consumerState(stream: string, durable: string) {
@@ -63,14 +90,25 @@ describe('Actor on real JetStream', () => {
     await ensureStream(nats.jsm, { ...t.stream, duplicateWindowMs: 600_000, maxAgeMs: 3_600_000 });
     const registry = new Registry();
     for (const durable of ['one', 'two']) {
-      const actor = new Actor<string>({ ...t, consumer: { durable }, service: 'actor-test', nc: nats.nc, logger, registry, decode: (m) => m.string(), handle: async (b) => b.map(() => Outcomes.ack()) });
+      const actor = new Actor<string>({
+        ...t,
+        consumer: { durable },
+        service: 'actor-test',
+        nc: nats.nc,
+        logger,
+        registry,
+        decode: (m) => m.string(),
+        handle: async (b) => b.map(() => Outcomes.ack()),
+      });
       actors.push(actor as Actor<unknown>);
       await actor.start();
     }
     const info = await nats.jsm.streams.info(t.stream.name);
     expect(info.config.duplicate_window).toBe(600_000 * 1e6);
     expect(info.config.max_age).toBe(3_600_000 * 1e6);
-    expect(await registry.getSingleMetricAsString('sluice_lifecycle_state')).toMatch(/consumer="two"/);
+    expect(await registry.getSingleMetricAsString('sluice_lifecycle_state')).toMatch(
+      /consumer="two"/,
+    );
   });
 
   it('hands over the next batch while one is still in the handler with concurrency 2, settling each with its own outcome', async () => {
@@ -92,7 +130,9 @@ describe('Actor on real JetStream', () => {
         if (batches.length === 1) await firstHeld;
         if (batches.length === 2) releaseFirst();
         active--;
-        return batch.map((d) => (d.value === 'bad' ? Outcomes.dead(new PoisonMessageError('bad')) : Outcomes.ack()));
+        return batch.map((d) =>
+          d.value === 'bad' ? Outcomes.dead(new PoisonMessageError('bad')) : Outcomes.ack(),
+        );
       },
     });
     for (const body of ['a', 'b', 'c', 'bad']) await publish(t.subject('x'), body);
@@ -147,14 +187,19 @@ describe('Actor on real JetStream', () => {
       handle: async (batch) =>
         batch.map((d): Outcome => {
           seen.push({ at: Date.now(), count: d.deliveryCount });
-          return d.deliveryCount === 1 ? Outcomes.retry(new Error('store busy'), 1_500) : Outcomes.ack();
+          return d.deliveryCount === 1
+            ? Outcomes.retry(new Error('store busy'), 1_500)
+            : Outcomes.ack();
         }),
     });
     await publish(t.subject('a'), 'hello');
     await waitFor('second delivery', () => seen.length >= 2);
     expect(seen.map((s) => s.count)).toEqual([1, 2]);
     expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(1_400);
-    await waitFor('ack recorded', async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0);
+    await waitFor(
+      'ack recorded',
+      async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0,
+    );
   });
 
   it('dead-letters a message that exhausts its deliveries, with provenance, and loses nothing', async () => {
@@ -164,7 +209,8 @@ describe('Actor on real JetStream', () => {
       ...t,
       maxDeliver: 3,
       decode: (m) => m.string(),
-      handle: async (batch) => batch.map(() => (attempts++, Outcomes.retry(new Error('downstream 503'), 20))),
+      handle: async (batch) =>
+        batch.map(() => (attempts++, Outcomes.retry(new Error('downstream 503'), 20))),
     });
     const ack = await publish(t.subject('b'), 'doomed');
     const [letter] = await waitFor('dead letter', async () => {
@@ -201,17 +247,24 @@ describe('Actor on real JetStream', () => {
       },
       handle: async (batch) => batch.map((d) => (handled.push(String(d.value.n)), Outcomes.ack())),
     });
-    for (const body of ['{"n":1}', 'not json', '{"n":2}', '{"n":"x"}', '{"n":3}']) await publish(t.subject('c'), body);
+    for (const body of ['{"n":1}', 'not json', '{"n":2}', '{"n":"x"}', '{"n":3}'])
+      await publish(t.subject('c'), body);
     await waitFor('good ones handled', () => handled.length === 3);
     const dead = await waitFor('two dead letters', async () => {
       const msgs = await nats.readAll(t.dlq.stream.name);
       return msgs.length === 2 ? msgs : undefined;
     });
     expect(handled.sort()).toEqual(['1', '2', '3']);
-    expect(dead.map((m: JsMsg) => m.headers!.get(HEADERS.DLQ_ERROR_CLASS))).toEqual(['PoisonMessageError', 'PoisonMessageError']);
+    expect(dead.map((m: JsMsg) => m.headers!.get(HEADERS.DLQ_ERROR_CLASS))).toEqual([
+      'PoisonMessageError',
+      'PoisonMessageError',
+    ]);
     expect(dead[0]!.headers!.get(HEADERS.DLQ_ERROR)).toMatch(/JSON/);
     expect(dead[1]!.headers!.get(HEADERS.DLQ_ERROR)).toBe('field n: must be a number');
-    await waitFor('all settled', async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0);
+    await waitFor(
+      'all settled',
+      async () => (await consumerState(t.stream.name, 'worker')).ackPending === 0,
+    );
   });
 
   it('continues the publisher trace in the consumer spans', async () => {
@@ -220,10 +273,15 @@ describe('Actor on real JetStream', () => {
     await startActor<string>({
       ...t,
       decode: (m) => m.string(),
-      handle: async (batch) => batch.map((d) => (handlerTraceIds.push(trace.getSpanContext(d.context)!.traceId), Outcomes.ack())),
+      handle: async (batch) =>
+        batch.map(
+          (d) => (handlerTraceIds.push(trace.getSpanContext(d.context)!.traceId), Outcomes.ack()),
+        ),
     });
     const span = trace.getTracer('test').startSpan('device upload');
-    await context.with(trace.setSpan(context.active(), span), () => publish(t.subject('d'), 'traced'));
+    await context.with(trace.setSpan(context.active(), span), () =>
+      publish(t.subject('d'), 'traced'),
+    );
     span.end();
     await waitFor('handled', () => handlerTraceIds.length === 1);
     const { traceId, spanId } = span.spanContext();
@@ -255,21 +313,38 @@ describe('Actor on real JetStream', () => {
     await first.waitForLine(/^batch-start /);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
-    const processedFirst = first.lines.filter((l) => l.startsWith('processed ')).map((l) => Number(l.split(' ')[1]));
+    const processedFirst = first.lines
+      .filter((l) => l.startsWith('processed '))
+      .map((l) => Number(l.split(' ')[1]));
     expect(processedFirst.length).toBeGreaterThanOrEqual(5);
 
-    const second = spawnService('libs/actor/src/test-fixtures/drain-worker.ts', { ...env, HANDLE_MS: '0' });
+    const second = spawnService('libs/actor/src/test-fixtures/drain-worker.ts', {
+      ...env,
+      HANDLE_MS: '0',
+    });
     try {
-      await waitFor('the rest processed', () => second.lines.filter((l) => l.startsWith('processed ')).length >= 20 - processedFirst.length, { timeoutMs: 30_000 });
-      await waitFor('all acked', async () => {
-        const s = await consumerState(t.stream.name, 'drainer');
-        return s.ackPending === 0 && s.pending === 0;
-      }, { timeoutMs: 30_000 });
+      await waitFor(
+        'the rest processed',
+        () =>
+          second.lines.filter((l) => l.startsWith('processed ')).length >=
+          20 - processedFirst.length,
+        { timeoutMs: 30_000 },
+      );
+      await waitFor(
+        'all acked',
+        async () => {
+          const s = await consumerState(t.stream.name, 'drainer');
+          return s.ackPending === 0 && s.pending === 0;
+        },
+        { timeoutMs: 30_000 },
+      );
     } finally {
       second.kill('SIGTERM');
       await second.exited;
     }
-    const processedSecond = second.lines.filter((l) => l.startsWith('processed ')).map((l) => Number(l.split(' ')[1]));
+    const processedSecond = second.lines
+      .filter((l) => l.startsWith('processed '))
+      .map((l) => Number(l.split(' ')[1]));
     const all = [...processedFirst, ...processedSecond].sort((a, b) => a - b);
     expect(all).toHaveLength(20);
     expect(new Set(all).size).toBe(20);

@@ -1,12 +1,37 @@
 import { trace } from '@opentelemetry/api';
 import { DeadLetter, HEADERS } from '@sluice/contracts';
-import { createDeviceHasher, createLogger, startMemoryTracing, type MemoryTracing } from '@sluice/observability';
+import {
+  createDeviceHasher,
+  createLogger,
+  startMemoryTracing,
+  type MemoryTracing,
+} from '@sluice/observability';
 import { publishDurable } from '@sluice/jetstream';
-import { natsFixture, sleep, uniqueId, uniqueStreamName, waitFor, type NatsFixture } from '@sluice/testing';
+import {
+  natsFixture,
+  sleep,
+  uniqueId,
+  uniqueStreamName,
+  waitFor,
+  type NatsFixture,
+} from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { Actor, Outcomes, PoisonMessageError, StoreGate, type Delivery, type MessageModeOptions, type ActorCommonOptions, type Outcome } from './index';
+import {
+  Actor,
+  Outcomes,
+  PoisonMessageError,
+  StoreGate,
+  type Delivery,
+  type MessageModeOptions,
+  type ActorCommonOptions,
+  type Outcome,
+} from './index';
 
-const logger = createLogger({ service: 'actor-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const logger = createLogger({
+  service: 'actor-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 
 /** A store error the test's gate counts as an outage. */
 class StoreDownError extends Error {
@@ -58,22 +83,36 @@ describe('Actor per-message mode on real JetStream', () => {
     };
   }
 
-  type Opts<T> = Omit<ActorCommonOptions<T>, 'nc' | 'logger' | 'registry' | 'service'> & Omit<MessageModeOptions<T>, 'handle' | 'batch'> & { registry?: Registry };
+  type Opts<T> = Omit<ActorCommonOptions<T>, 'nc' | 'logger' | 'registry' | 'service'> &
+    Omit<MessageModeOptions<T>, 'handle' | 'batch'> & { registry?: Registry };
 
   async function startActor<T>(opts: Opts<T>) {
-    const actor = new Actor<T>({ service: 'actor-test', nc: nats.nc, logger, registry: new Registry(), ...opts });
+    const actor = new Actor<T>({
+      service: 'actor-test',
+      nc: nats.nc,
+      logger,
+      registry: new Registry(),
+      ...opts,
+    });
     actors.push(actor as Actor<unknown>);
     await actor.start();
     return actor;
   }
 
   async function publish(subject: string, body: string, msgId = uniqueId('m')) {
-    return publishDurable(nats.js, subject, new TextEncoder().encode(body), { msgId, contentType: 'text/plain' });
+    return publishDurable(nats.js, subject, new TextEncoder().encode(body), {
+      msgId,
+      contentType: 'text/plain',
+    });
   }
 
   async function consumerState(stream: string, durable = 'worker') {
     const info = await nats.jsm.consumers.info(stream, durable);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered };
+    return {
+      pending: info.num_pending,
+      ackPending: info.num_ack_pending,
+      redelivered: info.num_redelivered,
+    };
   }
 
   const allSettled = (stream: string) => async () => {
@@ -148,7 +187,7 @@ describe('Actor per-message mode on real JetStream', () => {
     expect(acked).toContain('slow');
   });
 
-  it('drains on stop: in-flight messages finish and are acked; prefetched ones are left to ack-wait, not nak\'ed, and processed once', async () => {
+  it("drains on stop: in-flight messages finish and are acked; prefetched ones are left to ack-wait, not nak'ed, and processed once", async () => {
     const t = topology(2_000);
     const release = latch();
     cleanups.push(release.open);
@@ -168,7 +207,10 @@ describe('Actor per-message mode on real JetStream', () => {
     });
     for (let i = 0; i < 10; i++) await publish(t.subject('x'), `m${i}`);
     await waitFor('two in the handler', () => entered.length === 2);
-    await waitFor('all ten delivered to this client', async () => (await consumerState(t.stream.name)).pending === 0);
+    await waitFor(
+      'all ten delivered to this client',
+      async () => (await consumerState(t.stream.name)).pending === 0,
+    );
     const stopped = first.stop(10_000);
     await sleep(200);
     expect(first.state).toBe('draining');
@@ -177,7 +219,10 @@ describe('Actor per-message mode on real JetStream', () => {
     expect(first.state).toBe('stopped');
     expect(firstRun).toHaveLength(2);
     // Still awaiting ack (the server would have taken them back at once after a nak), well within the 2 s ack-wait.
-    await waitFor('the two in-flight acks applied', async () => (await consumerState(t.stream.name)).ackPending === 8);
+    await waitFor(
+      'the two in-flight acks applied',
+      async () => (await consumerState(t.stream.name)).ackPending === 8,
+    );
     expect((await consumerState(t.stream.name)).redelivered).toBe(0);
 
     const secondRun: Array<{ seq: number; count: number }> = [];
@@ -190,7 +235,9 @@ describe('Actor per-message mode on real JetStream', () => {
         return Outcomes.ack();
       },
     });
-    await waitFor('the rest redelivered after ack-wait', () => secondRun.length === 8, { timeoutMs: 15_000 });
+    await waitFor('the rest redelivered after ack-wait', () => secondRun.length === 8, {
+      timeoutMs: 15_000,
+    });
     await waitFor('all settled', allSettled(t.stream.name));
     expect(secondRun.every((s) => s.count === 2)).toBe(true);
     const all = [...firstRun, ...secondRun.map((s) => s.seq)];
@@ -218,7 +265,8 @@ describe('Actor per-message mode on real JetStream', () => {
     await publish(t.subject('a'), 'throws');
     await waitFor('both redelivered', () => seen.filter((s) => s.count === 2).length === 2);
     await waitFor('all settled', allSettled(t.stream.name));
-    for (const v of ['retried', 'throws']) expect(seen.filter((s) => s.v === v).map((s) => s.count)).toEqual([1, 2]);
+    for (const v of ['retried', 'throws'])
+      expect(seen.filter((s) => s.v === v).map((s) => s.count)).toEqual([1, 2]);
     expect(await counter(registry, 'sluice_messages_retried_total')).toBe(2);
     expect(await counter(registry, 'sluice_messages_failed_total')).toBe(1);
     expect(await counter(registry, 'sluice_messages_processed_total')).toBe(2);
@@ -244,15 +292,20 @@ describe('Actor per-message mode on real JetStream', () => {
       },
     });
     const acks = [];
-    for (const body of ['{"n":1}', '{"n":13}', 'not json', '{"n":7}', '{"n":2}']) acks.push(await publish(t.subject('c'), body));
+    for (const body of ['{"n":1}', '{"n":13}', 'not json', '{"n":7}', '{"n":2}'])
+      acks.push(await publish(t.subject('c'), body));
     const dead = await waitFor('three dead letters', async () => {
       const msgs = await nats.readAll(t.dlq.stream.name);
       return msgs.length === 3 ? msgs : undefined;
     });
     await waitFor('all settled', allSettled(t.stream.name));
-    const bySeq = new Map(dead.map((m) => [Number(m.headers!.get(HEADERS.DLQ_ORIGINAL_SEQUENCE)), m]));
+    const bySeq = new Map(
+      dead.map((m) => [Number(m.headers!.get(HEADERS.DLQ_ORIGINAL_SEQUENCE)), m]),
+    );
     expect(bySeq.get(acks[1]!.seq)!.headers!.get(HEADERS.DLQ_ERROR)).toBe('unlucky');
-    expect(bySeq.get(acks[2]!.seq)!.headers!.get(HEADERS.DLQ_ERROR_CLASS)).toBe('PoisonMessageError');
+    expect(bySeq.get(acks[2]!.seq)!.headers!.get(HEADERS.DLQ_ERROR_CLASS)).toBe(
+      'PoisonMessageError',
+    );
     const exhausted = bySeq.get(acks[3]!.seq)!;
     expect(exhausted.headers!.get(HEADERS.DLQ_ERROR_CLASS)).toBe('RetriesExhaustedError');
     expect(exhausted.headers!.get(HEADERS.DLQ_ERROR)).toMatch(/downstream 503/);
@@ -328,14 +381,22 @@ describe('Actor per-message mode on real JetStream', () => {
     expect(await counter(registry, 'sluice_messages_retried_total')).toBe(0);
   });
 
-  it('runs the handler in the message\'s process span, a child of the publisher\'s trace', async () => {
+  it("runs the handler in the message's process span, a child of the publisher's trace", async () => {
     const t = topology();
-    const seen: Array<{ traceId: string; activeSpanId: string | undefined; delivery: Delivery<string> }> = [];
+    const seen: Array<{
+      traceId: string;
+      activeSpanId: string | undefined;
+      delivery: Delivery<string>;
+    }> = [];
     await startActor<string>({
       ...t,
       decode: (m) => m.string(),
       handleMessage: async (d) => {
-        seen.push({ traceId: trace.getSpanContext(d.context)!.traceId, activeSpanId: trace.getActiveSpan()?.spanContext().spanId, delivery: d });
+        seen.push({
+          traceId: trace.getSpanContext(d.context)!.traceId,
+          activeSpanId: trace.getActiveSpan()?.spanContext().spanId,
+          delivery: d,
+        });
         return Outcomes.ack();
       },
     });
@@ -347,7 +408,9 @@ describe('Actor per-message mode on real JetStream', () => {
     const processSpan = await waitFor('process span exported', () =>
       tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
     );
-    const upstream = tracing.exporter.getFinishedSpans().find((s) => s.name === 'upstream' && s.spanContext().traceId === seen[0]!.traceId);
+    const upstream = tracing.exporter
+      .getFinishedSpans()
+      .find((s) => s.name === 'upstream' && s.spanContext().traceId === seen[0]!.traceId);
     expect(upstream).toBeDefined();
     expect(processSpan.parentSpanContext?.spanId).toBe(upstream!.spanContext().spanId);
     expect(seen[0]!.activeSpanId).toBe(processSpan.spanContext().spanId);

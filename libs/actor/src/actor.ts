@@ -22,7 +22,13 @@ import {
   tracer,
   type Logger,
 } from '@sluice/observability';
-import { ensureConsumer, ensureStream, publishDeadLetter, type ConsumerSpec, type StreamSpec } from '@sluice/jetstream';
+import {
+  ensureConsumer,
+  ensureStream,
+  publishDeadLetter,
+  type ConsumerSpec,
+  type StreamSpec,
+} from '@sluice/jetstream';
 import { Lifecycle, STATE_CODE, type LifecycleState } from '@sluice/runtime';
 import type { Registry } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from './backoff';
@@ -226,7 +232,9 @@ export class Actor<T> {
 
   constructor(private readonly opts: ActorOptions<T>) {
     if ((opts.handle === undefined) === (opts.handleMessage === undefined)) {
-      throw new HandlerContractError('an actor takes exactly one of handle (batch mode) and handleMessage (per-message mode)');
+      throw new HandlerContractError(
+        'an actor takes exactly one of handle (batch mode) and handleMessage (per-message mode)',
+      );
     }
     this.js = jetstream(opts.nc);
     this.gates = opts.gates ?? [];
@@ -325,9 +333,12 @@ export class Actor<T> {
       const ackWait = this.opts.consumer.ackWaitMs ?? 30_000;
       // One timer for every held message: a slow handler or one held through a store outage is not
       // redelivered meanwhile.
-      this.heartbeat = setInterval(() => {
-        for (const m of this.held) m.working();
-      }, Math.max(500, Math.floor(ackWait / 3)));
+      this.heartbeat = setInterval(
+        () => {
+          for (const m of this.held) m.working();
+        },
+        Math.max(500, Math.floor(ackWait / 3)),
+      );
     }
     this.loop = (perMessage ? this.messageLoop(this.messages) : this.pullLoop(this.messages)).then(
       () => undefined,
@@ -689,9 +700,16 @@ export class Actor<T> {
   private async callMessageHandler(delivery: Delivery<T>): Promise<Outcome> {
     const end = this.metrics.handlerDuration.startTimer(this.labels);
     try {
-      const outcome = await context.with(delivery.context, this.opts.handleMessage!, undefined, delivery);
+      const outcome = await context.with(
+        delivery.context,
+        this.opts.handleMessage!,
+        undefined,
+        delivery,
+      );
       if (typeof outcome?.type !== 'string') {
-        throw new HandlerContractError(`message handler returned ${typeof outcome} instead of an outcome`);
+        throw new HandlerContractError(
+          `message handler returned ${typeof outcome} instead of an outcome`,
+        );
       }
       return outcome;
     } catch (err) {
@@ -699,7 +717,10 @@ export class Actor<T> {
       this.metrics.failed.inc(this.labels);
       // A store outage is logged once by its gate, not once per message.
       if (!this.gates.some((g) => g.isOutage(e))) {
-        this.log.warn({ err: e, seq: delivery.seq }, 'message handler failed; retrying the message');
+        this.log.warn(
+          { err: e, seq: delivery.seq },
+          'message handler failed; retrying the message',
+        );
       }
       return { type: 'retry', error: e };
     } finally {

@@ -17,9 +17,12 @@ export class RetriesExhaustedError extends SluiceError {
     readonly deliveryCount: number,
     readonly lastError?: Error,
   ) {
-    super(`gave up after ${deliveryCount} deliveries${lastError ? `: ${lastError.name}: ${lastError.message}` : ''}`, {
-      cause: lastError,
-    });
+    super(
+      `gave up after ${deliveryCount} deliveries${lastError ? `: ${lastError.name}: ${lastError.message}` : ''}`,
+      {
+        cause: lastError,
+      },
+    );
   }
 }
 

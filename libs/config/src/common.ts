@@ -9,7 +9,10 @@ export const commonEnv = {
   NATS_URL: z
     .string()
     .default('nats://127.0.0.1:4222')
-    .refine((v) => v.split(',').every((u) => /^(nats|tls|wss?):\/\/[^\s]+$/.test(u.trim())), 'must be nats://host:port (comma-separated for several)'),
+    .refine(
+      (v) => v.split(',').every((u) => /^(nats|tls|wss?):\/\/[^\s]+$/.test(u.trim())),
+      'must be nats://host:port (comma-separated for several)',
+    ),
   /** Path to a NATS credentials file; unset for none. */
   NATS_CREDS: z.string().optional(),
   /** pino level. Default `info`. */
@@ -42,7 +45,10 @@ export const commonEnv = {
    * Prefix of every stream and subject (`<ns>.telemetry.raw.<region>`, stream `<NS>_TELEMETRY_RAW`), so
    * several installations share one NATS account. Default none (the canonical names).
    */
-  SLUICE_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (at most 64)').optional(),
+  SLUICE_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (at most 64)')
+    .optional(),
   /** `production` makes the development defaults of secrets an error. Default `development`. */
   SLUICE_ENV: z.enum(['development', 'test', 'production']).default('development'),
 };
@@ -52,7 +58,11 @@ export function defineConfig<T extends z.ZodRawShape>(own: T) {
   return z.object({ ...commonEnv, ...own }).superRefine((cfg, ctx) => {
     const common = cfg as unknown as Pick<CommonConfig, 'SLUICE_ENV' | 'DEVICE_ID_HASH_KEY'>;
     if (common.SLUICE_ENV === 'production' && common.DEVICE_ID_HASH_KEY === DEV_HASH_KEY) {
-      ctx.addIssue({ code: 'custom', path: ['DEVICE_ID_HASH_KEY'], message: 'must be set to a secret in production' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DEVICE_ID_HASH_KEY'],
+        message: 'must be set to a secret in production',
+      });
     }
   });
 }

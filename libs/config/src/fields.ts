@@ -2,11 +2,20 @@ import { z } from 'zod';
 
 /** A TCP port, 0 (pick a free one) to 65535. */
 export const port = (fallback: number) =>
-  z.coerce.number().int().min(0, 'must be a port number 0-65535').max(65535, 'must be a port number 0-65535').default(fallback);
+  z.coerce
+    .number()
+    .int()
+    .min(0, 'must be a port number 0-65535')
+    .max(65535, 'must be a port number 0-65535')
+    .default(fallback);
 
 /** A positive integer, e.g. a count or a size in bytes. */
 export const positiveInt = (fallback: number) =>
-  z.coerce.number().int('must be a whole number').positive('must be greater than 0').default(fallback);
+  z.coerce
+    .number()
+    .int('must be a whole number')
+    .positive('must be greater than 0')
+    .default(fallback);
 
 /** A duration in milliseconds, written as a number of ms or with a unit: `250ms`, `5s`, `2m`, `1h`, `7d`. */
 export const durationMs = (fallback: string | number) =>
@@ -16,7 +25,10 @@ export const durationMs = (fallback: string | number) =>
     .transform((raw, ctx) => {
       const ms = parseDurationMs(raw);
       if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `must be a duration like 500ms, 5s, 2m, 1h or 7d, got "${raw}"` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a duration like 500ms, 5s, 2m, 1h or 7d, got "${raw}"`,
+        });
         return z.NEVER;
       }
       return ms;
@@ -65,7 +77,10 @@ export function parseDurationMs(raw: string | number): number | undefined {
 export const pgUrl = () =>
   z
     .string()
-    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL, e.g. postgres://user@host:5432/db')
+    .regex(
+      /^postgres(ql)?:\/\/\S+$/,
+      'must be a postgres:// URL, e.g. postgres://user@host:5432/db',
+    )
     .default('postgres://postgres@127.0.0.1:5432/sluice');
 
 /** A Redis URL. Default `redis://127.0.0.1:6379`. */

@@ -4,7 +4,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [input, output] = process.argv.slice(2);
-if (!input || !output) throw new Error('usage: node embed-descriptor.mjs <descriptor.binpb> <out.ts>');
+if (!input || !output)
+  throw new Error('usage: node embed-descriptor.mjs <descriptor.binpb> <out.ts>');
 const base64 = readFileSync(input).toString('base64');
 const lines = base64.match(/.{1,96}/g) ?? [];
 writeFileSync(

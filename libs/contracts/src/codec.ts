@@ -18,7 +18,10 @@ export class DecodeError extends SluiceError {
     cause: unknown,
   ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`cannot decode ${messageType} from ${byteLength} bytes: ${reason}`, { cause, httpStatus: 400 });
+    super(`cannot decode ${messageType} from ${byteLength} bytes: ${reason}`, {
+      cause,
+      httpStatus: 400,
+    });
   }
 }
 
@@ -28,7 +31,9 @@ export class MissingEventKindError extends SluiceError {
   readonly code = 'event_kind_missing';
 
   constructor() {
-    super('event has no kind: exactly one of "telemetry" or "detection" must be set', { httpStatus: 400 });
+    super('event has no kind: exactly one of "telemetry" or "detection" must be set', {
+      httpStatus: 400,
+    });
   }
 }
 

@@ -25,7 +25,9 @@ export class InvalidSubjectTokenError extends SluiceError {
     /** Why it was rejected, for example `must not contain "."`. */
     readonly reason: string,
   ) {
-    super(`invalid ${role} ${JSON.stringify(token) ?? String(token)}: ${reason}`, { httpStatus: 400 });
+    super(`invalid ${role} ${JSON.stringify(token) ?? String(token)}: ${reason}`, {
+      httpStatus: 400,
+    });
   }
 }
 

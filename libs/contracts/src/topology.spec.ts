@@ -11,7 +11,10 @@ describe('topology', () => {
 
   it('prefixes subjects and stream names with a namespace', () => {
     const t = topology('test-ab12');
-    expect(t.streams.clean).toEqual({ name: 'TEST_AB12_TELEMETRY', subjects: ['test-ab12.telemetry.clean.>'] });
+    expect(t.streams.clean).toEqual({
+      name: 'TEST_AB12_TELEMETRY',
+      subjects: ['test-ab12.telemetry.clean.>'],
+    });
     expect(t.rollup('1m', 'eu')).toBe('test-ab12.telemetry.rollup.1m.eu');
     expect(t.dlq('dedupe')).toBe('test-ab12.dlq.dedupe');
     expect(t.filters.raw).toBe('test-ab12.telemetry.raw.>');

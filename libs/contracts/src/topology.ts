@@ -19,8 +19,18 @@ import {
  */
 export interface Topology {
   readonly namespace: string;
-  readonly streams: { readonly raw: StreamSpec; readonly clean: StreamSpec; readonly rollups: StreamSpec; readonly dlq: StreamSpec };
-  readonly filters: { readonly raw: string; readonly clean: string; readonly rollup: string; readonly dlq: string };
+  readonly streams: {
+    readonly raw: StreamSpec;
+    readonly clean: StreamSpec;
+    readonly rollups: StreamSpec;
+    readonly dlq: StreamSpec;
+  };
+  readonly filters: {
+    readonly raw: string;
+    readonly clean: string;
+    readonly rollup: string;
+    readonly dlq: string;
+  };
   raw(region: string): string;
   clean(region: string): string;
   rollup(resolution: string, region: string): string;
@@ -33,8 +43,12 @@ export interface Topology {
 export function topology(namespace = ''): Topology {
   if (namespace !== '') assertNameToken(namespace, 'token');
   const subj = (s: string) => (namespace ? `${namespace}.${s}` : s);
-  const streamName = (s: string) => (namespace ? `${namespace.toUpperCase().replace(/-/g, '_')}_${s}` : s);
-  const stream = (spec: StreamSpec): StreamSpec => ({ name: streamName(spec.name), subjects: spec.subjects.map(subj) });
+  const streamName = (s: string) =>
+    namespace ? `${namespace.toUpperCase().replace(/-/g, '_')}_${s}` : s;
+  const stream = (spec: StreamSpec): StreamSpec => ({
+    name: streamName(spec.name),
+    subjects: spec.subjects.map(subj),
+  });
   return {
     namespace,
     streams: {
@@ -55,7 +69,9 @@ export function topology(namespace = ''): Topology {
     dlq: (service) => subj(dlqSubject(service)),
     parse(subject) {
       if (!namespace) return parseSubject(subject);
-      return subject.startsWith(`${namespace}.`) ? parseSubject(subject.slice(namespace.length + 1)) : undefined;
+      return subject.startsWith(`${namespace}.`)
+        ? parseSubject(subject.slice(namespace.length + 1))
+        : undefined;
     },
   };
 }

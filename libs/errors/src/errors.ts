@@ -50,9 +50,17 @@ export class ConfigError extends SluiceError {
   /** Every problem found, the first being (`variable`, `reason`). */
   readonly issues: ConfigIssue[];
 
-  constructor(variable: string, reason: string, more: ConfigIssue[] = [], traits: Pick<ErrorTraits, 'cause'> = {}) {
+  constructor(
+    variable: string,
+    reason: string,
+    more: ConfigIssue[] = [],
+    traits: Pick<ErrorTraits, 'cause'> = {},
+  ) {
     const issues = [{ variable, reason }, ...more];
-    super(`invalid configuration: ${issues.map((i) => `${i.variable}: ${i.reason}`).join('; ')}`, traits);
+    super(
+      `invalid configuration: ${issues.map((i) => `${i.variable}: ${i.reason}`).join('; ')}`,
+      traits,
+    );
     this.issues = issues;
   }
 

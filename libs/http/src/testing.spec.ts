@@ -14,7 +14,10 @@ describe('assertValidOpenApiDocument (the OpenAPI 3.1 JSON schema)', () => {
   it('refuses one that breaks the schema', () => {
     expect(() => assertValidOpenApiDocument({ ...doc, info: { title: 't' } })).toThrow(/invalid/);
     expect(() =>
-      assertValidOpenApiDocument({ ...doc, paths: { '/x': { get: { responses: { '200': { content: {} } } } } } }),
+      assertValidOpenApiDocument({
+        ...doc,
+        paths: { '/x': { get: { responses: { '200': { content: {} } } } } },
+      }),
     ).toThrow(/invalid/);
   });
 });

@@ -63,9 +63,13 @@ export function assertValidOpenApiDocument(document: unknown): void {
     timeout: 30_000,
     maxBuffer: 16 * 1024 * 1024,
   });
-  if (r.status !== 0) throw new Error(`OpenAPI validator did not run: ${r.error?.message ?? r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(`OpenAPI validator did not run: ${r.error?.message ?? r.stderr}`);
   const result = JSON.parse(r.stdout) as { valid: boolean; errors?: unknown };
-  if (!result.valid) throw new Error(`the OpenAPI document is invalid: ${JSON.stringify(result.errors, null, 2).slice(0, 4000)}`);
+  if (!result.valid)
+    throw new Error(
+      `the OpenAPI document is invalid: ${JSON.stringify(result.errors, null, 2).slice(0, 4000)}`,
+    );
 }
 
 /**

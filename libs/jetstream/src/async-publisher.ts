@@ -41,12 +41,18 @@ export class AsyncPublisher {
     return this.pending.size;
   }
 
-  publish(subject: string, payload: Uint8Array, opts: Omit<PublishOptions, 'timeoutMs'>): Promise<void> {
+  publish(
+    subject: string,
+    payload: Uint8Array,
+    opts: Omit<PublishOptions, 'timeoutMs'>,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       try {
         const h = messageHeaders(opts);
         if (opts.expectStream) h.set('Nats-Expected-Stream', opts.expectStream);
-        this.sub ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (err, m) => this.onAck(err, m) });
+        this.sub ??= this.nc.subscribe(`${this.inbox}.*`, {
+          callback: (err, m) => this.onAck(err, m),
+        });
         const token = (++this.seq).toString(36);
         this.pending.set(token, { resolve, reject, deadline: Date.now() + this.ackTimeoutMs });
         if (!this.sweeper) {
@@ -85,8 +91,12 @@ export class AsyncPublisher {
       p.reject(new Error(`no stream acknowledged the publish${status}`));
       return;
     }
-    if (ack.error) p.reject(new JetStreamApiError(ack.error as ConstructorParameters<typeof JetStreamApiError>[0]));
-    else if (typeof ack.stream !== 'string' || ack.stream === '') p.reject(new Error('invalid JetStream publish ack'));
+    if (ack.error)
+      p.reject(
+        new JetStreamApiError(ack.error as ConstructorParameters<typeof JetStreamApiError>[0]),
+      );
+    else if (typeof ack.stream !== 'string' || ack.stream === '')
+      p.reject(new Error('invalid JetStream publish ack'));
     else p.resolve();
   }
 

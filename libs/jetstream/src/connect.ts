@@ -37,7 +37,8 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
     const log = opts.logger;
     (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type }, `nats ${s.type}`);
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error')
+          log.warn({ nats: s.type }, `nats ${s.type}`);
       }
     })().catch(() => undefined);
   }

@@ -23,7 +23,11 @@ export function originalHeaders(msg: JsMsg): Record<string, string> {
  * may `term()` the original only after this resolves. The DLQ msg id is the original stream and
  * sequence, so a crash between publish and term cannot produce two dead letters.
  */
-export async function publishDeadLetter(js: JetStreamClient, msg: JsMsg, ctx: DeadLetterContext): Promise<void> {
+export async function publishDeadLetter(
+  js: JetStreamClient,
+  msg: JsMsg,
+  ctx: DeadLetterContext,
+): Promise<void> {
   const info = msg.info;
   const letter: DeadLetter = {
     service: ctx.service,

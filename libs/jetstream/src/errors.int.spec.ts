@@ -21,7 +21,9 @@ describe('classifyNatsError on real NATS failures', () => {
       const sub = nc.subscribe(subject);
       expect(await failure(nc.request(subject, 'x', { timeout: 100 }))).toBe('timeout');
       sub.unsubscribe();
-      expect(await failure(nc.request(`${subject}.nobody`, 'x', { timeout: 1_000 }))).toBe('no_responders');
+      expect(await failure(nc.request(`${subject}.nobody`, 'x', { timeout: 1_000 }))).toBe(
+        'no_responders',
+      );
       const js = jetstream(nc, { timeout: 1_000 });
       // No stream captures the subject.
       expect(await failure(js.publish(`${subject}.nostream`, 'x'))).toBe('no_responders');
@@ -30,7 +32,9 @@ describe('classifyNatsError on real NATS failures', () => {
       await nc.close();
     }
     expect(await failure(nc.request(subject, 'x', { timeout: 100 }))).toBe('disconnected');
-    expect(['timeout', 'no_responders', 'disconnected'].every((f) => isRetriableNatsFailure(f as never))).toBe(true);
+    expect(
+      ['timeout', 'no_responders', 'disconnected'].every((f) => isRetriableNatsFailure(f as never)),
+    ).toBe(true);
     expect(isRetriableNatsFailure('other')).toBe(false);
   });
 });

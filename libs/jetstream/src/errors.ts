@@ -20,7 +20,8 @@ import {
  * - `rejected`: JetStream answered with an API error (e.g. a wrong expected stream);
  * - `other`: anything else.
  */
-export type NatsFailure = 'timeout' | 'no_responders' | 'disconnected' | 'denied' | 'rejected' | 'other';
+export type NatsFailure =
+  'timeout' | 'no_responders' | 'disconnected' | 'denied' | 'rejected' | 'other';
 
 /** Classifies `err` (and its `cause` chain, at most 5 deep) into a {@link NatsFailure}. */
 export function classifyNatsError(err: unknown): NatsFailure {
@@ -29,8 +30,18 @@ export function classifyNatsError(err: unknown): NatsFailure {
     if (e instanceof TimeoutError) return 'timeout';
     if (e instanceof NoRespondersError) return 'no_responders';
     if (e instanceof RequestError && e.isNoResponders()) return 'no_responders';
-    if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError || e instanceof ConnectionError) return 'disconnected';
-    if (e instanceof PermissionViolationError || e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) return 'denied';
+    if (
+      e instanceof ClosedConnectionError ||
+      e instanceof DrainingConnectionError ||
+      e instanceof ConnectionError
+    )
+      return 'disconnected';
+    if (
+      e instanceof PermissionViolationError ||
+      e instanceof AuthorizationError ||
+      e instanceof UserAuthenticationExpiredError
+    )
+      return 'denied';
     if (e instanceof JetStreamApiError) return e.status === 503 ? 'no_responders' : 'rejected';
     if (e instanceof JetStreamError && !(e.cause instanceof Error)) return 'rejected';
     e = e.cause;

@@ -68,7 +68,11 @@ export interface EnsureStreamOptions {
  * Creates the stream, or (with `update`) brings an existing one to `spec`. Idempotent and safe from
  * every replica at once: a concurrent create that loses the race falls back to the existing stream.
  */
-export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, opts: EnsureStreamOptions = {}): Promise<void> {
+export async function ensureStream(
+  jsm: JetStreamManager,
+  spec: StreamSpec,
+  opts: EnsureStreamOptions = {},
+): Promise<void> {
   const config = streamConfig(spec);
   try {
     await jsm.streams.info(spec.name);
@@ -90,7 +94,11 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, opts
 }
 
 /** Creates the durable consumer or updates its mutable settings (idempotent). */
-export async function ensureConsumer(jsm: JetStreamManager, stream: string, spec: ConsumerSpec): Promise<void> {
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  spec: ConsumerSpec,
+): Promise<void> {
   const config = consumerConfig(spec);
   try {
     await jsm.consumers.info(stream, spec.durable);

@@ -30,7 +30,12 @@ export function messageHeaders(opts: Omit<PublishOptions, 'expectStream' | 'time
 }
 
 /** Publishes to JetStream and resolves with the server's ack (the message is then durable). */
-export function publishDurable(js: JetStreamClient, subject: string, payload: Uint8Array, opts: PublishOptions): Promise<PubAck> {
+export function publishDurable(
+  js: JetStreamClient,
+  subject: string,
+  payload: Uint8Array,
+  opts: PublishOptions,
+): Promise<PubAck> {
   return js.publish(subject, payload, {
     msgID: opts.msgId,
     headers: messageHeaders(opts),

@@ -15,7 +15,12 @@ describe('logger', () => {
     log.info({ device_id: 'boat-17' }, 'reading');
     log.warn({ deviceId: 'boat-17', device: 'boat-18' }, 'again');
     expect(JSON.stringify(lines)).not.toMatch(/boat-1[78]/);
-    expect(lines[0]).toMatchObject({ service: 'svc', level: 'info', device_hash: hash('boat-17'), msg: 'reading' });
+    expect(lines[0]).toMatchObject({
+      service: 'svc',
+      level: 'info',
+      device_hash: hash('boat-17'),
+      msg: 'reading',
+    });
     expect(hash('boat-17')).toMatch(/^[0-9a-f]{16}$/);
     expect(hash('boat-17')).not.toBe(createDeviceHasher('another-key-of-16-chars')('boat-17'));
   });
@@ -29,7 +34,10 @@ describe('logger', () => {
       context.with(trace.setSpan(context.active(), span), () => log.info('inside'));
       log.info('outside');
       span.end();
-      expect(lines[0]).toMatchObject({ trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
+      expect(lines[0]).toMatchObject({
+        trace_id: span.spanContext().traceId,
+        span_id: span.spanContext().spanId,
+      });
       expect(lines[1]!['trace_id']).toBeUndefined();
     } finally {
       await tracing.shutdown();

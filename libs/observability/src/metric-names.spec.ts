@@ -1,6 +1,24 @@
-import { AGGREGATOR_METRICS, DEDUPE_METRICS, HTTP_METRICS, INGEST_METRICS, METRICS, SINK_METRICS, STORE_METRICS, WEBHOOK_METRICS } from './index';
+import {
+  AGGREGATOR_METRICS,
+  DEDUPE_METRICS,
+  HTTP_METRICS,
+  INGEST_METRICS,
+  METRICS,
+  SINK_METRICS,
+  STORE_METRICS,
+  WEBHOOK_METRICS,
+} from './index';
 
-const all = [METRICS, HTTP_METRICS, AGGREGATOR_METRICS, DEDUPE_METRICS, INGEST_METRICS, SINK_METRICS, STORE_METRICS, WEBHOOK_METRICS].flatMap((m) => Object.values(m));
+const all = [
+  METRICS,
+  HTTP_METRICS,
+  AGGREGATOR_METRICS,
+  DEDUPE_METRICS,
+  INGEST_METRICS,
+  SINK_METRICS,
+  STORE_METRICS,
+  WEBHOOK_METRICS,
+].flatMap((m) => Object.values(m));
 
 describe('metric name registry', () => {
   it('names every metric once, with the sluice_ prefix and Prometheus naming', () => {

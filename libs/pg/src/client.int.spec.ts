@@ -5,7 +5,11 @@ import { createPool, type PgLog } from './pool';
 
 function captureLog(): PgLog & { warnings: Array<{ fields: object; msg: string }> } {
   const warnings: Array<{ fields: object; msg: string }> = [];
-  return { warnings, info: () => undefined, warn: (fields, msg) => void warnings.push({ fields, msg }) };
+  return {
+    warnings,
+    info: () => undefined,
+    warn: (fields, msg) => void warnings.push({ fields, msg }),
+  };
 }
 
 describe('pool and clients on real PostgreSQL', () => {
@@ -33,11 +37,14 @@ describe('pool and clients on real PostgreSQL', () => {
 
   const terminate = (pid: number) => admin.query('SELECT pg_terminate_backend($1)', [pid]);
   const backendPid = async (q: Pool | Client | { query: Client['query'] }) =>
-    ((await (q as Client).query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+    (await (q as Client).query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
 
   it('names its connections after the service', async () => {
     const pid = await backendPid(pool);
-    const { rows } = await admin.query<{ application_name: string }>('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [pid]);
+    const { rows } = await admin.query<{ application_name: string }>(
+      'SELECT application_name FROM pg_stat_activity WHERE pid = $1',
+      [pid],
+    );
     expect(rows).toEqual([{ application_name: 'pg-spec' }]);
   });
 
@@ -49,7 +56,10 @@ describe('pool and clients on real PostgreSQL', () => {
       // The checked-out client learns of it between two queries, as an 'error' event: with no listener
       // of withClient's on it, that event would be an uncaught exception and fail this test.
       // (`_queryable` is the flag pg-pool itself reads.)
-      await waitFor('the client to see its connection end', () => !(c as unknown as { _queryable: boolean })._queryable);
+      await waitFor(
+        'the client to see its connection end',
+        () => !(c as unknown as { _queryable: boolean })._queryable,
+      );
       return 'done';
     });
     expect(out).toBe('done');

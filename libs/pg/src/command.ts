@@ -24,7 +24,11 @@ export interface MigrateCommandOptions<C> {
 export function runMigrateCommand<C extends CommonConfig>(o: MigrateCommandOptions<C>): void {
   const run = async (): Promise<number> => {
     const config = loadConfig(o.schema as never) as C;
-    const log = createLogger({ service: `${o.service}-migrate`, level: config.LOG_LEVEL, hashDeviceId: createDeviceHasher(config.DEVICE_ID_HASH_KEY) });
+    const log = createLogger({
+      service: `${o.service}-migrate`,
+      level: config.LOG_LEVEL,
+      hashDeviceId: createDeviceHasher(config.DEVICE_ID_HASH_KEY),
+    });
     try {
       const dir = o.dir(config);
       const report = await migrateDatabase({
@@ -37,7 +41,9 @@ export function runMigrateCommand<C extends CommonConfig>(o: MigrateCommandOptio
       });
       log.info(
         { ...report, dir },
-        report.applied.length ? `applied ${report.applied.length} migration(s); at version ${report.version}` : `nothing to apply; at version ${report.version}`,
+        report.applied.length
+          ? `applied ${report.applied.length} migration(s); at version ${report.version}`
+          : `nothing to apply; at version ${report.version}`,
       );
       return 0;
     } catch (err) {

@@ -84,7 +84,10 @@ export class MigrationFailedError extends MigrationError {
     detail: string,
     cause: unknown,
   ) {
-    super(`migration ${file} failed: ${detail}`, { cause, retriable: !(cause instanceof DatabaseError) });
+    super(`migration ${file} failed: ${detail}`, {
+      cause,
+      retriable: !(cause instanceof DatabaseError),
+    });
   }
 }
 
@@ -97,9 +100,12 @@ export class MigrationsPendingError extends MigrationError {
     readonly files: readonly string[],
   ) {
     // Retriable: the migrate Job applies them, and the next start succeeds.
-    super(`${files.length} migration${files.length > 1 ? 's are' : ' is'} not applied yet (${files.join(', ')}): run the migrate command (the migrate Job) first`, {
-      retriable: true,
-    });
+    super(
+      `${files.length} migration${files.length > 1 ? 's are' : ' is'} not applied yet (${files.join(', ')}): run the migrate command (the migrate Job) first`,
+      {
+        retriable: true,
+      },
+    );
   }
 }
 

@@ -11,7 +11,13 @@ export {
   readMigrationFiles,
   resolveMigrationsDir,
 } from './migrations';
-export type { AppliedMigration, LegacyMigrationTable, MigrateOptions, MigrationFile, MigrationReport } from './migrations';
+export type {
+  AppliedMigration,
+  LegacyMigrationTable,
+  MigrateOptions,
+  MigrationFile,
+  MigrationReport,
+} from './migrations';
 export { splitSqlStatements } from './sql-split';
 export {
   MigrationChecksumError,

@@ -93,7 +93,10 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** The migration table of `service`: `sluice_<service>_migrations`, `-` replaced by `_`. */
 export function migrationTable(service: string): string {
   if (!SERVICE_NAME.test(service))
-    throw new MigrationFileError(`sluice_${service}_migrations`, `service name "${service}" must be lowercase letters, digits, _ or - (at most 41)`);
+    throw new MigrationFileError(
+      `sluice_${service}_migrations`,
+      `service name "${service}" must be lowercase letters, digits, _ or - (at most 41)`,
+    );
   return `sluice_${service.replace(/-/g, '_')}_migrations`;
 }
 
@@ -102,10 +105,19 @@ export function migrationTable(service: string): string {
  * <app>/migrations`, copied by the build), beside the sources' parent, or under the working directory
  * (`apps/<app>/migrations`). `from` is the caller's `__dirname`.
  */
-export function resolveMigrationsDir(opts: { app: string; from: string; dir?: string; variable?: string }): string {
+export function resolveMigrationsDir(opts: {
+  app: string;
+  from: string;
+  dir?: string;
+  variable?: string;
+}): string {
   const candidates = opts.dir
     ? [opts.dir]
-    : [join(opts.from, 'migrations'), join(opts.from, '..', 'migrations'), resolve('apps', opts.app, 'migrations')];
+    : [
+        join(opts.from, 'migrations'),
+        join(opts.from, '..', 'migrations'),
+        resolve('apps', opts.app, 'migrations'),
+      ];
   const found = candidates.find((c) => existsSync(c));
   if (!found)
     throw new MigrationFileError(
@@ -121,16 +133,28 @@ export function readMigrationFiles(dir: string, table = '(migrations)'): Migrati
   try {
     entries = readdirSync(dir);
   } catch (err) {
-    throw new MigrationFileError(table, `cannot read the migrations folder ${dir}: ${(err as Error).message}`);
+    throw new MigrationFileError(
+      table,
+      `cannot read the migrations folder ${dir}: ${(err as Error).message}`,
+    );
   }
   const files: MigrationFile[] = [];
   for (const file of entries.filter((f) => f.endsWith('.sql')).sort()) {
     const m = FILE_NAME.exec(file);
-    if (!m) throw new MigrationFileError(table, `migration file "${file}" in ${dir} must be named NNNN_name.sql (name: a-z, 0-9, _)`);
+    if (!m)
+      throw new MigrationFileError(
+        table,
+        `migration file "${file}" in ${dir} must be named NNNN_name.sql (name: a-z, 0-9, _)`,
+      );
     const version = Number(m[1]);
-    if (version === 0) throw new MigrationFileError(table, `migration file "${file}": versions start at 0001`);
+    if (version === 0)
+      throw new MigrationFileError(table, `migration file "${file}": versions start at 0001`);
     const clash = files.find((f) => f.version === version);
-    if (clash) throw new MigrationFileError(table, `migration files "${clash.file}" and "${file}" share version ${version}: renumber the newer one`);
+    if (clash)
+      throw new MigrationFileError(
+        table,
+        `migration files "${clash.file}" and "${file}" share version ${version}: renumber the newer one`,
+      );
     const sql = readFileSync(join(dir, file), 'utf8');
     files.push({
       version,
@@ -154,7 +178,10 @@ function hasNoTransactionDirective(file: string, sql: string, table: string): bo
     const d = /^--\s*(sluice:\S*)\s*$/.exec(line);
     if (!d) continue;
     if (d[1] !== NO_TRANSACTION_DIRECTIVE)
-      throw new MigrationFileError(table, `migration file "${file}": unknown directive "${d[1]}" (known: ${NO_TRANSACTION_DIRECTIVE})`);
+      throw new MigrationFileError(
+        table,
+        `migration file "${file}": unknown directive "${d[1]}" (known: ${NO_TRANSACTION_DIRECTIVE})`,
+      );
     found = true;
   }
   return found;
@@ -193,7 +220,9 @@ async function ensureTable(c: PoolClient, table: string): Promise<void> {
       duration_ms integer,
       adopted_from text
     )`);
-    await c.query(`COMMENT ON TABLE ${table} IS 'Sluice: SQL migration files applied to this database (libs/pg)'`);
+    await c.query(
+      `COMMENT ON TABLE ${table} IS 'Sluice: SQL migration files applied to this database (libs/pg)'`,
+    );
     return;
   }
   assertShape(table, cols);
@@ -202,7 +231,10 @@ async function ensureTable(c: PoolClient, table: string): Promise<void> {
 function assertShape(table: string, cols: Map<string, string>): void {
   // Extra columns are tolerated (a later Sluice may add some); these must be there as they are.
   if (Object.entries(TABLE_COLUMNS).some(([name, type]) => cols.get(name) !== type))
-    throw new MigrationTableError(table, [...cols].map(([n, t]) => `${n} ${t}`));
+    throw new MigrationTableError(
+      table,
+      [...cols].map(([n, t]) => `${n} ${t}`),
+    );
 }
 
 function sameShape(cols: Map<string, string>, expected: Readonly<Record<string, string>>): boolean {
@@ -222,20 +254,38 @@ async function adoptLegacy(
   if ((await c.query(`SELECT 1 FROM ${table} LIMIT 1`)).rowCount !== 0) return undefined;
   const byVersion = new Map(files.map((f) => [f.version, f]));
   for (const l of legacy) {
-    if (!IDENTIFIER.test(l.table)) throw new MigrationFileError(table, `legacy migration table "${l.table}" is not a plain lowercase identifier`);
+    if (!IDENTIFIER.test(l.table))
+      throw new MigrationFileError(
+        table,
+        `legacy migration table "${l.table}" is not a plain lowercase identifier`,
+      );
     const cols = await columnsOf(c, l.table);
     if (cols === undefined) continue;
     if (!sameShape(cols, l.columns)) {
-      log?.info({ table: l.table, columns: [...cols.keys()] }, 'a table named like an old Sluice migration table belongs to another tool; left alone');
+      log?.info(
+        { table: l.table, columns: [...cols.keys()] },
+        'a table named like an old Sluice migration table belongs to another tool; left alone',
+      );
       continue;
     }
     const withChecksum = cols.has('checksum');
-    const { rows } = await c.query<{ version: number; name: string; checksum?: string; applied_at: Date }>(
+    const { rows } = await c.query<{
+      version: number;
+      name: string;
+      checksum?: string;
+      applied_at: Date;
+    }>(
       `SELECT version, name, ${withChecksum ? 'checksum, ' : ''}applied_at FROM ${l.table} ORDER BY version`,
     );
     if (rows.length === 0) continue;
-    if ((l.matchNames ?? true) && rows.some((r) => byVersion.has(r.version) && byVersion.get(r.version)!.name !== r.name)) {
-      log?.info({ table: l.table }, 'a table shaped like an old Sluice migration table names other migrations; left alone');
+    if (
+      (l.matchNames ?? true) &&
+      rows.some((r) => byVersion.has(r.version) && byVersion.get(r.version)!.name !== r.name)
+    ) {
+      log?.info(
+        { table: l.table },
+        'a table shaped like an old Sluice migration table names other migrations; left alone',
+      );
       continue;
     }
     await c.query('BEGIN');
@@ -243,13 +293,10 @@ async function adoptLegacy(
       for (const r of rows) {
         // Without a recorded checksum, the file's is taken as it is now (trust on adoption).
         const checksum = r.checksum ?? byVersion.get(r.version)?.checksum ?? '';
-        await c.query(`INSERT INTO ${table} (version, name, checksum, applied_at, adopted_from) VALUES ($1, $2, $3, $4, $5)`, [
-          r.version,
-          byVersion.get(r.version)?.name ?? r.name,
-          checksum,
-          r.applied_at,
-          l.table,
-        ]);
+        await c.query(
+          `INSERT INTO ${table} (version, name, checksum, applied_at, adopted_from) VALUES ($1, $2, $3, $4, $5)`,
+          [r.version, byVersion.get(r.version)?.name ?? r.name, checksum, r.applied_at, l.table],
+        );
       }
       await c.query('COMMIT');
     } catch (err) {
@@ -257,7 +304,10 @@ async function adoptLegacy(
       throw err;
     }
     const versions = rows.map((r) => r.version);
-    log?.info({ from: l.table, to: table, versions }, 'adopted the applied migrations of the old migration table (it is left in place)');
+    log?.info(
+      { from: l.table, to: table, versions },
+      'adopted the applied migrations of the old migration table (it is left in place)',
+    );
     return { from: l.table, versions };
   }
   return undefined;
@@ -269,13 +319,19 @@ interface AppliedRow {
 }
 
 /** Throws when an applied version has no file, or its file changed. */
-function verifyApplied(table: string, dir: string, files: readonly MigrationFile[], applied: readonly AppliedRow[]): void {
+function verifyApplied(
+  table: string,
+  dir: string,
+  files: readonly MigrationFile[],
+  applied: readonly AppliedRow[],
+): void {
   const byVersion = new Map(files.map((f) => [f.version, f]));
   const missing = applied.filter((r) => !byVersion.has(r.version)).map((r) => r.version);
   if (missing.length > 0) throw new MigrationMissingError(table, missing, dir);
   for (const r of applied) {
     const f = byVersion.get(r.version)!;
-    if (f.checksum !== r.checksum) throw new MigrationChecksumError(table, r.version, f.file, r.checksum, f.checksum);
+    if (f.checksum !== r.checksum)
+      throw new MigrationChecksumError(table, r.version, f.file, r.checksum, f.checksum);
   }
 }
 
@@ -286,18 +342,31 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * blocking `pg_advisory_lock`: a waiter blocked in a statement holds a snapshot, which a
  * `CREATE INDEX CONCURRENTLY` of the lock holder would wait for — a deadlock.
  */
-async function acquireLock(c: PoolClient, table: string, key: number, waitMs: number, log: PgLog | undefined): Promise<void> {
+async function acquireLock(
+  c: PoolClient,
+  table: string,
+  key: number,
+  waitMs: number,
+  log: PgLog | undefined,
+): Promise<void> {
   const started = Date.now();
   let delay = 50;
   let announced = false;
   for (;;) {
-    const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key]);
+    const { rows } = await c.query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock($1::bigint) AS ok',
+      [key],
+    );
     if (rows[0]!.ok) return;
     const waited = Date.now() - started;
-    if (waited >= waitMs) throw new MigrationLockTimeoutError(table, waited, await lockHolder(c, key));
+    if (waited >= waitMs)
+      throw new MigrationLockTimeoutError(table, waited, await lockHolder(c, key));
     if (!announced) {
       announced = true;
-      log?.info({ table, holderPid: await lockHolder(c, key) }, 'another process is migrating; waiting for the migration lock');
+      log?.info(
+        { table, holderPid: await lockHolder(c, key) },
+        'another process is migrating; waiting for the migration lock',
+      );
     }
     await sleep(Math.min(delay, waitMs - waited));
     delay = Math.min(delay * 2, 1_000);
@@ -324,7 +393,8 @@ function defaultLockKey(table: string): number {
 function describe(err: unknown, sql: string): string {
   if (!(err instanceof DatabaseError)) return (err as Error)?.message ?? String(err);
   const pos = Number(err.position);
-  const line = Number.isInteger(pos) && pos > 0 ? ` (line ${sql.slice(0, pos).split('\n').length})` : '';
+  const line =
+    Number.isInteger(pos) && pos > 0 ? ` (line ${sql.slice(0, pos).split('\n').length})` : '';
   return `${err.message}${line}${err.code ? ` [SQLSTATE ${err.code}]` : ''}`;
 }
 
@@ -344,11 +414,19 @@ export async function migrate(pool: Pool, opts: MigrateOptions): Promise<Migrati
   const files = readMigrationFiles(opts.dir, table);
   const log = opts.log;
   return withClient(pool, async (c) => {
-    await acquireLock(c, table, opts.lockKey ?? defaultLockKey(table), opts.lockWaitMs ?? 600_000, log);
+    await acquireLock(
+      c,
+      table,
+      opts.lockKey ?? defaultLockKey(table),
+      opts.lockWaitMs ?? 600_000,
+      log,
+    );
     try {
       await ensureTable(c, table);
       const adopted = await adoptLegacy(c, table, files, opts.legacy ?? [], log);
-      const done = (await c.query<AppliedRow>(`SELECT version, checksum FROM ${table} ORDER BY version`)).rows;
+      const done = (
+        await c.query<AppliedRow>(`SELECT version, checksum FROM ${table} ORDER BY version`)
+      ).rows;
       verifyApplied(table, opts.dir, files, done);
       const doneVersions = new Set(done.map((r) => r.version));
       let top = done.reduce((m, r) => Math.max(m, r.version), 0);
@@ -356,22 +434,41 @@ export async function migrate(pool: Pool, opts: MigrateOptions): Promise<Migrati
       for (const f of files) {
         if (doneVersions.has(f.version)) continue;
         if (f.version < top)
-          log?.warn({ version: f.version, migration: f.name, applied: top }, 'applying a migration numbered below one already applied');
+          log?.warn(
+            { version: f.version, migration: f.name, applied: top },
+            'applying a migration numbered below one already applied',
+          );
         const durationMs = await apply(c, table, f);
         applied.push({ version: f.version, name: f.name, durationMs });
         top = Math.max(top, f.version);
-        log?.info({ table, version: f.version, migration: f.name, durationMs, transactional: f.transactional }, 'migration applied');
+        log?.info(
+          {
+            table,
+            version: f.version,
+            migration: f.name,
+            durationMs,
+            transactional: f.transactional,
+          },
+          'migration applied',
+        );
       }
       return { table, applied, adopted, version: top };
     } finally {
-      await c.query('SELECT pg_advisory_unlock($1::bigint)', [opts.lockKey ?? defaultLockKey(table)]).catch(() => undefined);
+      await c
+        .query('SELECT pg_advisory_unlock($1::bigint)', [opts.lockKey ?? defaultLockKey(table)])
+        .catch(() => undefined);
     }
   });
 }
 
 async function apply(c: PoolClient, table: string, f: MigrationFile): Promise<number> {
   const record = (ms: number) =>
-    c.query(`INSERT INTO ${table} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`, [f.version, f.name, f.checksum, ms]);
+    c.query(`INSERT INTO ${table} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`, [
+      f.version,
+      f.name,
+      f.checksum,
+      ms,
+    ]);
   const started = performance.now();
   if (f.transactional) {
     await c.query('BEGIN');
@@ -383,7 +480,13 @@ async function apply(c: PoolClient, table: string, f: MigrationFile): Promise<nu
       return ms;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
-      throw new MigrationFailedError(table, f.version, f.file, `${describe(err, f.sql)}; nothing of it was applied`, err);
+      throw new MigrationFailedError(
+        table,
+        f.version,
+        f.file,
+        `${describe(err, f.sql)}; nothing of it was applied`,
+        err,
+      );
     }
   }
   const statements = splitSqlStatements(f.sql);
@@ -410,17 +513,28 @@ async function apply(c: PoolClient, table: string, f: MigrationFile): Promise<nu
  * is not applied yet, and the errors of {@link migrate} for a missing or changed applied file. For a
  * service told not to migrate on start, whose schema a migrate Job owns.
  */
-export async function checkMigrations(pool: Pool, opts: Pick<MigrateOptions, 'service' | 'dir'>): Promise<{ table: string; version: number }> {
+export async function checkMigrations(
+  pool: Pool,
+  opts: Pick<MigrateOptions, 'service' | 'dir'>,
+): Promise<{ table: string; version: number }> {
   const table = migrationTable(opts.service);
   const files = readMigrationFiles(opts.dir, table);
   return withClient(pool, async (c) => {
     const cols = await columnsOf(c, table);
     if (cols !== undefined) assertShape(table, cols);
-    const done = cols === undefined ? [] : (await c.query<AppliedRow>(`SELECT version, checksum FROM ${table} ORDER BY version`)).rows;
+    const done =
+      cols === undefined
+        ? []
+        : (await c.query<AppliedRow>(`SELECT version, checksum FROM ${table} ORDER BY version`))
+            .rows;
     verifyApplied(table, opts.dir, files, done);
     const doneVersions = new Set(done.map((r) => r.version));
     const pending = files.filter((f) => !doneVersions.has(f.version));
-    if (pending.length > 0) throw new MigrationsPendingError(table, pending.map((f) => f.file));
+    if (pending.length > 0)
+      throw new MigrationsPendingError(
+        table,
+        pending.map((f) => f.file),
+      );
     return { table, version: done.reduce((m, r) => Math.max(m, r.version), 0) };
   });
 }
@@ -429,7 +543,9 @@ export async function checkMigrations(pool: Pool, opts: Pick<MigrateOptions, 'se
  * The body of a service's `migrate` command: a one-connection pool named `<service>-migrate`,
  * {@link migrate}, the pool closed whatever happened.
  */
-export async function migrateDatabase(opts: MigrateOptions & { url: string; connectionTimeoutMs?: number }): Promise<MigrationReport> {
+export async function migrateDatabase(
+  opts: MigrateOptions & { url: string; connectionTimeoutMs?: number },
+): Promise<MigrationReport> {
   const noop = { info: () => undefined, warn: () => undefined };
   const pool = createPool({
     service: `${opts.service}-migrate`,

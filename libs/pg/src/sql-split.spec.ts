@@ -2,10 +2,11 @@ import { splitSqlStatements } from './sql-split';
 
 describe('splitSqlStatements', () => {
   it('splits at top-level semicolons and drops empty and comment-only statements', () => {
-    expect(splitSqlStatements('CREATE TABLE a (x int);\n\n;  -- a comment; not a split\nSELECT 1; /* trailing */ -- comment\n')).toEqual([
-      'CREATE TABLE a (x int)',
-      '-- a comment; not a split\nSELECT 1',
-    ]);
+    expect(
+      splitSqlStatements(
+        'CREATE TABLE a (x int);\n\n;  -- a comment; not a split\nSELECT 1; /* trailing */ -- comment\n',
+      ),
+    ).toEqual(['CREATE TABLE a (x int)', '-- a comment; not a split\nSELECT 1']);
   });
 
   it('keeps semicolons inside strings, identifiers, comments and dollar quotes', () => {
@@ -31,10 +32,10 @@ describe('splitSqlStatements', () => {
   });
 
   it('keeps a leading comment with its statement, and reads a plain quote after an e-ending word as plain', () => {
-    expect(splitSqlStatements(`-- why\nCREATE INDEX CONCURRENTLY i ON t (x);\nSELECT date'x\\'; SELECT 1`)).toEqual([
-      '-- why\nCREATE INDEX CONCURRENTLY i ON t (x)',
-      "SELECT date'x\\'",
-      'SELECT 1',
-    ]);
+    expect(
+      splitSqlStatements(
+        `-- why\nCREATE INDEX CONCURRENTLY i ON t (x);\nSELECT date'x\\'; SELECT 1`,
+      ),
+    ).toEqual(['-- why\nCREATE INDEX CONCURRENTLY i ON t (x)', "SELECT date'x\\'", 'SELECT 1']);
   });
 });

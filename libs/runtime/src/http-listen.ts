@@ -8,7 +8,11 @@ export interface ListeningServer {
 }
 
 /** Starts `server` on `host:port` and resolves once it listens (rejects on EADDRINUSE and the like). */
-export async function listenHttp(server: Server, port: number, host = '0.0.0.0'): Promise<ListeningServer> {
+export async function listenHttp(
+  server: Server,
+  port: number,
+  host = '0.0.0.0',
+): Promise<ListeningServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,7 +1,12 @@
 export { LifecycleError } from './errors';
 export { listenHttp, type ListeningServer } from './http-listen';
 export { Lifecycle, STATE_CODE, type LifecycleState } from './lifecycle';
-export { startOpsServer, type OpsServer, type OpsServerOptions, type ReadinessCheck } from './ops-server';
+export {
+  startOpsServer,
+  type OpsServer,
+  type OpsServerOptions,
+  type ReadinessCheck,
+} from './ops-server';
 export {
   runService,
   serve,

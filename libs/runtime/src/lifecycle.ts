@@ -22,7 +22,9 @@ export const STATE_CODE: Record<LifecycleState, number> = {
 /** Explicit state machine `starting → running → draining → stopped | failed`; illegal moves throw. */
 export class Lifecycle {
   private current: LifecycleState = 'starting';
-  private readonly listeners: Array<(to: LifecycleState, from: LifecycleState, cause?: unknown) => void> = [];
+  private readonly listeners: Array<
+    (to: LifecycleState, from: LifecycleState, cause?: unknown) => void
+  > = [];
   failure: unknown;
 
   get state(): LifecycleState {

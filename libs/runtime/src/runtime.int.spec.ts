@@ -1,8 +1,15 @@
 import { spawnService, testUrls, type ChildService } from '@sluice/testing';
 
 const ENTRY = 'libs/runtime/src/test-fixtures/ordered-service.ts';
-const env = (extra: Record<string, string> = {}) => ({ NATS_URL: testUrls.nats, OPS_PORT: '0', OPS_HOST: '127.0.0.1', OTEL_SDK_DISABLED: 'true', ...extra });
-const order = (p: ChildService) => p.lines.filter((l) => l.startsWith('ORDER ')).map((l) => l.slice(6));
+const env = (extra: Record<string, string> = {}) => ({
+  NATS_URL: testUrls.nats,
+  OPS_PORT: '0',
+  OPS_HOST: '127.0.0.1',
+  OTEL_SDK_DISABLED: 'true',
+  ...extra,
+});
+const order = (p: ChildService) =>
+  p.lines.filter((l) => l.startsWith('ORDER ')).map((l) => l.slice(6));
 
 describe('runService', () => {
   jest.setTimeout(60_000);
@@ -18,14 +25,32 @@ describe('runService', () => {
     expect(p.lines.find((l) => l.includes('ordered-test running'))).toMatch(/"apiPort":1234/);
     p.kill('SIGTERM');
     expect(await p.exited).toBe(0);
-    expect(order(p)).toEqual(['prepare', 'start api', 'start actor', 'start timers', 'stop api', 'stop timers', 'stop actor', 'stop store']);
+    expect(order(p)).toEqual([
+      'prepare',
+      'start api',
+      'start actor',
+      'start timers',
+      'stop api',
+      'stop timers',
+      'stop actor',
+      'stop store',
+    ]);
   });
 
   it('a failing actor stops everything in order and exits 1', async () => {
     const p = spawnService(ENTRY, env({ FAIL_AT: 'actor' }));
     procs.push(p);
     expect(await p.exited).toBe(1);
-    expect(order(p)).toEqual(['prepare', 'start api', 'start actor', 'start timers', 'stop api', 'stop timers', 'stop actor', 'stop store']);
+    expect(order(p)).toEqual([
+      'prepare',
+      'start api',
+      'start actor',
+      'start timers',
+      'stop api',
+      'stop timers',
+      'stop actor',
+      'stop store',
+    ]);
     expect(p.lines.join('\n')).toMatch(/component failed/);
   });
 

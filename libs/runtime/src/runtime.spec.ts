@@ -32,13 +32,22 @@ describe('ops server', () => {
     const registry = new Registry();
     new Counter({ name: 'sluice_test_total', help: 'x', registers: [registry] }).inc(3);
     let ready = false;
-    const ops = await startOpsServer({ port: 0, host: '127.0.0.1', registry, live: () => true, ready: { nats: () => ready, redis: async () => true } });
+    const ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      live: () => true,
+      ready: { nats: () => ready, redis: async () => true },
+    });
     try {
       const base = `http://127.0.0.1:${ops.port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       const notReady = await fetch(`${base}/readyz`);
       expect(notReady.status).toBe(503);
-      expect(await notReady.json()).toEqual({ status: 'not ready', checks: { nats: false, redis: true } });
+      expect(await notReady.json()).toEqual({
+        status: 'not ready',
+        checks: { nats: false, redis: true },
+      });
       ready = true;
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
       expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/sluice_test_total 3/);

@@ -2,7 +2,14 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { loadConfig, type CommonConfig, type Env } from '@sluice/config';
 import { topology, type Topology } from '@sluice/contracts';
 import { connectNats } from '@sluice/jetstream';
-import { createDeviceHasher, createLogger, startTracing, type DeviceHasher, type Logger, type Tracing } from '@sluice/observability';
+import {
+  createDeviceHasher,
+  createLogger,
+  startTracing,
+  type DeviceHasher,
+  type Logger,
+  type Tracing,
+} from '@sluice/observability';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Lifecycle, LifecycleState } from './lifecycle';
@@ -88,9 +95,23 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
-  const nc = await connectNats({ servers: config.NATS_URL, name: service, credsFile: config.NATS_CREDS, logger: log });
+  const nc = await connectNats({
+    servers: config.NATS_URL,
+    name: service,
+    credsFile: config.NATS_CREDS,
+    logger: log,
+  });
   const namespace = (config as { SLUICE_NAMESPACE?: string }).SLUICE_NAMESPACE ?? '';
-  return { service, config, log, hashDeviceId, registry, nc, topology: topology(namespace), tracing };
+  return {
+    service,
+    config,
+    log,
+    hashDeviceId,
+    registry,
+    nc,
+    topology: topology(namespace),
+    tracing,
+  };
 }
 
 /**
@@ -98,7 +119,10 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
  * actors, background work; then waits for SIGTERM/SIGINT or an actor's failure and stops everything
  * in the order {@link Service} documents.
  */
-export async function serve<C extends CommonConfig>(rt: Runtime<C>, svc: Service): Promise<OpsServer> {
+export async function serve<C extends CommonConfig>(
+  rt: Runtime<C>,
+  svc: Service,
+): Promise<OpsServer> {
   const actors = svc.actors ?? [];
   const servers = svc.servers ?? [];
   const background = svc.background ?? [];

@@ -19,7 +19,9 @@ export interface RunOptions {
 }
 
 /** Installs signal handlers and stops everything in order once; exits 0 on a clean stop. */
-export function runUntilSignal(opts: RunOptions): { shutdown: (reason: string, code?: number) => Promise<void> } {
+export function runUntilSignal(opts: RunOptions): {
+  shutdown: (reason: string, code?: number) => Promise<void>;
+} {
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string, code = 0): Promise<void> => {

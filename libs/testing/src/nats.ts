@@ -1,4 +1,10 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { testUrls } from './env';
 
@@ -29,10 +35,17 @@ export async function natsFixture(): Promise<NatsFixture> {
     },
     async readAll(stream, subject) {
       const info = await jsm.streams.info(stream);
-      const total = subject ? (await jsm.streams.info(stream, { subjects_filter: subject })).state.subjects?.[subject] ?? 0 : info.state.messages;
+      const total = subject
+        ? ((await jsm.streams.info(stream, { subjects_filter: subject })).state.subjects?.[
+            subject
+          ] ?? 0)
+        : info.state.messages;
       const out: JsMsg[] = [];
       if (info.state.messages === 0 || total === 0) return out;
-      const consumer = await js.consumers.get(stream, subject ? { filter_subjects: [subject] } : {});
+      const consumer = await js.consumers.get(
+        stream,
+        subject ? { filter_subjects: [subject] } : {},
+      );
       const iter = await consumer.fetch({ max_messages: Math.max(total, 1), expires: 2_000 });
       for await (const m of iter) {
         out.push(m);

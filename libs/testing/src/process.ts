@@ -21,7 +21,11 @@ const ROOT = join(__dirname, '..', '..', '..');
  * "killed" service would live on as an orphan.
  */
 export function spawnService(entry: string, env: Record<string, string>): ChildService {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
   const onData = (buf: Buffer) => {
@@ -38,7 +42,9 @@ export function spawnService(entry: string, env: Record<string, string>): ChildS
   };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)),
+  );
   return {
     proc,
     lines,
@@ -48,7 +54,15 @@ export function spawnService(entry: string, env: Record<string, string>): ChildS
       const seen = lines.find((l) => re.test(l));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; last lines:\n${lines.slice(-20).join('\n')}`)), timeoutMs);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no line matching ${re} within ${timeoutMs} ms; last lines:\n${lines.slice(-20).join('\n')}`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
       });
     },

@@ -13,12 +13,18 @@ export interface RollupReading {
  * `<resolution>|device|<device>|<sensor>|<window start ms>` (and `|region|<region>|`), the key the
  * tests build from stored rows too.
  */
-export function groupByRollupCell<R extends RollupReading>(readings: Iterable<R>, resolutionsMs: Readonly<Record<string, number>>): Map<string, R[]> {
+export function groupByRollupCell<R extends RollupReading>(
+  readings: Iterable<R>,
+  resolutionsMs: Readonly<Record<string, number>>,
+): Map<string, R[]> {
   const groups = new Map<string, R[]>();
   for (const r of readings) {
     for (const [res, ms] of Object.entries(resolutionsMs)) {
       const ws = Math.floor(r.t / ms) * ms;
-      for (const k of [`${res}|device|${r.device}|${r.sensor}|${ws}`, `${res}|region|${r.region}|${r.sensor}|${ws}`]) {
+      for (const k of [
+        `${res}|device|${r.device}|${r.sensor}|${ws}`,
+        `${res}|region|${r.region}|${r.sensor}|${ws}`,
+      ]) {
         const g = groups.get(k);
         if (g) g.push(r);
         else groups.set(k, [r]);

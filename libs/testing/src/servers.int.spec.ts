@@ -5,7 +5,13 @@ describe('test servers', () => {
   it('a private redis can go down and come back, and a proxy can cut it off', async () => {
     const server = await privateRedis();
     const proxy = await tcpProxy(server.port);
-    const client = new Redis({ port: proxy.port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: true });
+    const client = new Redis({
+      port: proxy.port,
+      host: '127.0.0.1',
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => 50,
+      lazyConnect: true,
+    });
     try {
       await client.connect();
       expect(await client.set('k', 'v')).toBe('OK');

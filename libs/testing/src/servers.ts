@@ -44,7 +44,13 @@ export interface PrivateServer {
   destroy(): Promise<void>;
 }
 
-function privateServer(kind: string, cmd: string, args: (port: number, dir: string) => string[], url: (port: number) => string, port: number): PrivateServer {
+function privateServer(
+  kind: string,
+  cmd: string,
+  args: (port: number, dir: string) => string[],
+  url: (port: number) => string,
+  port: number,
+): PrivateServer {
   const dir = mkdtempSync(join(tmpdir(), `sluice-${kind}-`));
   let proc: ChildProcess | undefined;
   const server: PrivateServer = {
@@ -68,10 +74,19 @@ function privateServer(kind: string, cmd: string, args: (port: number, dir: stri
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
           new Promise((r) => p.once('exit', r)),
-          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${kind} on port ${port} did not exit within ${timeoutMs} ms`)), timeoutMs))),
+          new Promise(
+            (_, reject) =>
+              (timer = setTimeout(
+                () =>
+                  reject(new Error(`${kind} on port ${port} did not exit within ${timeoutMs} ms`)),
+                timeoutMs,
+              )),
+          ),
         ]).finally(() => clearTimeout(timer));
       }
-      await waitFor(`${kind} port ${port} closed`, async () => !(await portOpen(port)), { timeoutMs });
+      await waitFor(`${kind} port ${port} closed`, async () => !(await portOpen(port)), {
+        timeoutMs,
+      });
     },
     async stop(signal = 'SIGKILL') {
       const p = proc;
@@ -80,7 +95,9 @@ function privateServer(kind: string, cmd: string, args: (port: number, dir: stri
       p.kill(signal);
       await exited;
       proc = undefined;
-      await waitFor(`${kind} port ${port} closed`, async () => !(await portOpen(port)), { timeoutMs: 10_000 });
+      await waitFor(`${kind} port ${port} closed`, async () => !(await portOpen(port)), {
+        timeoutMs: 10_000,
+      });
     },
     async destroy() {
       await server.stop();
@@ -92,7 +109,13 @@ function privateServer(kind: string, cmd: string, args: (port: number, dir: stri
 
 /** A private `nats-server -js` (file store in a temp dir, kept across stop/start). */
 export async function privateNats(): Promise<PrivateServer> {
-  const s = privateServer('nats', process.env['NATS_SERVER_BIN'] ?? 'nats-server', (port, dir) => ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], (port) => `nats://127.0.0.1:${port}`, await freePort());
+  const s = privateServer(
+    'nats',
+    process.env['NATS_SERVER_BIN'] ?? 'nats-server',
+    (port, dir) => ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir],
+    (port) => `nats://127.0.0.1:${port}`,
+    await freePort(),
+  );
   await s.start();
   return s;
 }
@@ -102,7 +125,25 @@ export async function privateNats(): Promise<PrivateServer> {
  * `extraArgs` are added to its command line, e.g. `['--maxmemory-policy', 'allkeys-lru']`.
  */
 export async function privateRedis(extraArgs: readonly string[] = []): Promise<PrivateServer> {
-  const s = privateServer('redis', process.env['REDIS_SERVER_BIN'] ?? 'redis-server', (port, dir) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs], (port) => `redis://127.0.0.1:${port}`, await freePort());
+  const s = privateServer(
+    'redis',
+    process.env['REDIS_SERVER_BIN'] ?? 'redis-server',
+    (port, dir) => [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      ...extraArgs,
+    ],
+    (port) => `redis://127.0.0.1:${port}`,
+    await freePort(),
+  );
   await s.start();
   return s;
 }

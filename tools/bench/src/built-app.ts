@@ -8,8 +8,15 @@ const ROOT = join(__dirname, '..', '..', '..');
  * plain node: tsx's source-map hooks make every Error (nats.js creates one per request) several times
  * dearer, which would be measured instead of the service.
  */
-export function startBuiltApp(app: string, env: Record<string, string>, stdio: 'pipe' | 'inherit-stderr' = 'pipe'): ChildProcess {
-  execFileSync(process.execPath, [join(ROOT, 'tools/build/build.mjs'), `apps/${app}`], { cwd: ROOT, stdio: 'inherit' });
+export function startBuiltApp(
+  app: string,
+  env: Record<string, string>,
+  stdio: 'pipe' | 'inherit-stderr' = 'pipe',
+): ChildProcess {
+  execFileSync(process.execPath, [join(ROOT, 'tools/build/build.mjs'), `apps/${app}`], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
   return spawn(process.execPath, [join(ROOT, 'dist', 'apps', app, 'main.js')], {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -25,7 +25,10 @@ function processCpu(pid: string): { comm: string; seconds: number } | undefined 
     const close = stat.lastIndexOf(')');
     const fields = stat.slice(close + 2).split(' ');
     // Fields after "(comm)": state is index 0, utime 11, stime 12 (proc(5) fields 14 and 15).
-    return { comm: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(fields[11]) + Number(fields[12])) / clockTicks() };
+    return {
+      comm: stat.slice(stat.indexOf('(') + 1, close),
+      seconds: (Number(fields[11]) + Number(fields[12])) / clockTicks(),
+    };
   } catch {
     return undefined;
   }
@@ -48,7 +51,11 @@ export function cpuSnapshot(groups: CpuGroups): CpuSnapshot {
 }
 
 /** CPU milliseconds per 1,000 events between two snapshots, per group, plus the total. */
-export function cpuPerThousand(before: CpuSnapshot, after: CpuSnapshot, events: number): Record<string, number> {
+export function cpuPerThousand(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+  events: number,
+): Record<string, number> {
   const out: Record<string, number> = {};
   let total = 0;
   for (const key of Object.keys(after)) {

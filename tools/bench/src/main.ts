@@ -53,10 +53,13 @@ export function parseBenchArgs(name: string, mod: BenchModule, argv: string[]): 
   if (values['help']) throw new UsageError(benchUsage, true);
   const seconds = Number(values['seconds'] ?? 10);
   const rate = values['rate'] !== undefined ? Number(values['rate']) : undefined;
-  if (!(seconds > 0)) throw new UsageError(`--seconds must be a positive number, got "${String(values['seconds'])}"`);
-  if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate must be a positive number, got "${String(values['rate'])}"`);
+  if (!(seconds > 0))
+    throw new UsageError(`--seconds must be a positive number, got "${String(values['seconds'])}"`);
+  if (rate !== undefined && !(rate > 0))
+    throw new UsageError(`--rate must be a positive number, got "${String(values['rate'])}"`);
   const flags: Record<string, string> = {};
-  for (const flag of Object.keys(own)) if (typeof values[flag] === 'string') flags[flag] = values[flag];
+  for (const flag of Object.keys(own))
+    if (typeof values[flag] === 'string') flags[flag] = values[flag];
   return { seconds, rate, flags };
 }
 

@@ -43,8 +43,14 @@ describe('config-doc', () => {
   const keys = Object.keys(schema.shape).filter((k) => k.startsWith('X_'));
 
   it('pairs each key with its JSDoc and the helper it is built with', () => {
-    expect(source.get('X_WAIT')).toEqual({ doc: 'How long to wait. Default `5s`.', helper: 'durationMs' });
-    expect(source.get('X_WORKERS')).toEqual({ doc: 'Worker count, over two lines.', helper: 'positiveInt' });
+    expect(source.get('X_WAIT')).toEqual({
+      doc: 'How long to wait. Default `5s`.',
+      helper: 'durationMs',
+    });
+    expect(source.get('X_WORKERS')).toEqual({
+      doc: 'Worker count, over two lines.',
+      helper: 'positiveInt',
+    });
     expect(source.get('X_PORT')).toEqual({ doc: '', helper: 'port' });
     expect(source.get('X_MODE')?.helper).toBe('z.enum');
     expect(source.get('X_URL')?.helper).toBe('z.url');
@@ -65,11 +71,19 @@ describe('config-doc', () => {
   });
 
   it('renders a table whose cells cannot break it', () => {
-    const md = table(rowsOf(schema.shape as unknown as Record<string, z.ZodType>, ['X_HOSTS'], source));
-    expect(md.split('\n')).toEqual(['| Variable | Type | Default | Description |', '| --- | --- | --- | --- |', '| `X_HOSTS` | comma-separated list | (empty) | Hosts, a\\|b. |']);
+    const md = table(
+      rowsOf(schema.shape as unknown as Record<string, z.ZodType>, ['X_HOSTS'], source),
+    );
+    expect(md.split('\n')).toEqual([
+      '| Variable | Type | Default | Description |',
+      '| --- | --- | --- | --- |',
+      '| `X_HOSTS` | comma-separated list | (empty) | Hosts, a\\|b. |',
+    ]);
   });
 
   it('names the file when it has no defineConfig call', () => {
-    expect(() => readSourceKeys('other.ts', 'export const x = 1;')).toThrow(/other\.ts: no defineConfig/);
+    expect(() => readSourceKeys('other.ts', 'export const x = 1;')).toThrow(
+      /other\.ts: no defineConfig/,
+    );
   });
 });

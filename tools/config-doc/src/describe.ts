@@ -62,25 +62,44 @@ function rootHelper(expr: ts.Expression): string | undefined {
 }
 
 /** The keys of the object passed to `defineConfig` (or, in libs/config, of `export const <object>`). */
-export function readSourceKeys(fileName: string, text: string, objectName?: string): Map<string, SourceKey> {
+export function readSourceKeys(
+  fileName: string,
+  text: string,
+  objectName?: string,
+): Map<string, SourceKey> {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   let literal: ts.ObjectLiteralExpression | undefined;
   const visit = (node: ts.Node): void => {
     if (literal) return;
-    if (objectName === undefined && ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'defineConfig') {
+    if (
+      objectName === undefined &&
+      ts.isCallExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      node.expression.text === 'defineConfig'
+    ) {
       const arg = node.arguments[0];
       if (arg && ts.isObjectLiteralExpression(arg)) literal = arg;
-    } else if (objectName !== undefined && ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.name.text === objectName) {
-      if (node.initializer && ts.isObjectLiteralExpression(node.initializer)) literal = node.initializer;
+    } else if (
+      objectName !== undefined &&
+      ts.isVariableDeclaration(node) &&
+      ts.isIdentifier(node.name) &&
+      node.name.text === objectName
+    ) {
+      if (node.initializer && ts.isObjectLiteralExpression(node.initializer))
+        literal = node.initializer;
     }
     ts.forEachChild(node, visit);
   };
   visit(sf);
-  if (!literal) throw new ConfigDocError(`${fileName}: no ${objectName === undefined ? 'defineConfig({...}) call' : `object literal named ${objectName}`} found`);
+  if (!literal)
+    throw new ConfigDocError(
+      `${fileName}: no ${objectName === undefined ? 'defineConfig({...}) call' : `object literal named ${objectName}`} found`,
+    );
   const keys = new Map<string, SourceKey>();
   for (const prop of literal.properties) {
     if (!ts.isPropertyAssignment(prop)) continue;
-    const name = ts.isIdentifier(prop.name) || ts.isStringLiteral(prop.name) ? prop.name.text : undefined;
+    const name =
+      ts.isIdentifier(prop.name) || ts.isStringLiteral(prop.name) ? prop.name.text : undefined;
     if (name === undefined) continue;
     keys.set(name, { doc: jsDocText(prop, text), helper: rootHelper(prop.initializer) });
   }
@@ -99,7 +118,12 @@ interface ZodDef {
 const defOf = (s: z.ZodType): ZodDef => (s as unknown as { _zod: { def: ZodDef } })._zod.def;
 
 /** The schema under defaults, optionals and transforms, with the default and optionality found on the way. */
-function unwrap(schema: z.ZodType): { core: ZodDef; hasDefault: boolean; defaultValue: unknown; optional: boolean } {
+function unwrap(schema: z.ZodType): {
+  core: ZodDef;
+  hasDefault: boolean;
+  defaultValue: unknown;
+  optional: boolean;
+} {
   let s = schema;
   let hasDefault = false;
   let defaultValue: unknown;
@@ -112,7 +136,13 @@ function unwrap(schema: z.ZodType): { core: ZodDef; hasDefault: boolean; default
         defaultValue = def.defaultValue;
       }
       s = def.innerType;
-    } else if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'readonly' || def.type === 'catch') && def.innerType) {
+    } else if (
+      (def.type === 'optional' ||
+        def.type === 'nullable' ||
+        def.type === 'readonly' ||
+        def.type === 'catch') &&
+      def.innerType
+    ) {
       if (def.type === 'optional') optional = true;
       s = def.innerType;
     } else if (def.type === 'pipe' && def.in) s = def.in;
@@ -135,7 +165,8 @@ const HELPER_TYPES: Record<string, string> = {
 };
 
 function typeOf(helper: string | undefined, core: ZodDef): string {
-  if (core.type === 'enum' && core.entries) return `one of ${Object.values(core.entries).map(code).join(', ')}`;
+  if (core.type === 'enum' && core.entries)
+    return `one of ${Object.values(core.entries).map(code).join(', ')}`;
   if (helper !== undefined && HELPER_TYPES[helper]) return HELPER_TYPES[helper];
   if (core.type === 'string' && core.format === 'url') return 'URL';
   return core.type;
@@ -153,13 +184,22 @@ function defaultOf(u: ReturnType<typeof unwrap>): string {
 export const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 
 /** The rows for `keys` of `shape`, in the schema's order, described from `source`. */
-export function describe(shape: Record<string, z.ZodType>, keys: readonly string[], source: Map<string, SourceKey>): VariableRow[] {
+export function describe(
+  shape: Record<string, z.ZodType>,
+  keys: readonly string[],
+  source: Map<string, SourceKey>,
+): VariableRow[] {
   return keys.map((name) => {
     const schema = shape[name];
     if (!schema) throw new ConfigDocError(`${name} is not in the schema`);
     const src = source.get(name);
     const u = unwrap(schema);
-    return { name, type: typeOf(src?.helper, u.core), default: defaultOf(u), description: src?.doc ?? '' };
+    return {
+      name,
+      type: typeOf(src?.helper, u.core),
+      default: defaultOf(u),
+      description: src?.doc ?? '',
+    };
   });
 }
 
@@ -174,6 +214,7 @@ export const TYPE_LEGEND = [
 /** A Markdown table of `rows`. */
 export function table(rows: readonly VariableRow[]): string {
   const lines = ['| Variable | Type | Default | Description |', '| --- | --- | --- | --- |'];
-  for (const r of rows) lines.push(`| \`${r.name}\` | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`);
+  for (const r of rows)
+    lines.push(`| \`${r.name}\` | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`);
   return lines.join('\n');
 }

@@ -40,24 +40,38 @@ export async function render(root = ROOT): Promise<string> {
     const file = join(root, 'apps', app, 'src', 'config.ts');
     // Loaded by path: a tool may not import an app (module boundaries), and every app is documented.
     const mod = require(file) as { config?: z.ZodObject };
-    if (!mod.config?.shape) throw new ConfigDocError(`${relative(root, file)} does not export its zod schema as \`config\``);
+    if (!mod.config?.shape)
+      throw new ConfigDocError(
+        `${relative(root, file)} does not export its zod schema as \`config\``,
+      );
     const shape = mod.config.shape as Record<string, z.ZodType>;
     // A service's own variables, and any common one it redefines (another default, say).
     const own = Object.keys(shape).filter((k) => shape[k] !== commonShape[k]);
     const source = readSourceKeys(file, readFileSync(file, 'utf8'));
-    parts.push('', `## ${app}`, '', `\`apps/${app}/src/config.ts\`; also every variable of [Every service](#every-service).`, '');
+    parts.push(
+      '',
+      `## ${app}`,
+      '',
+      `\`apps/${app}/src/config.ts\`; also every variable of [Every service](#every-service).`,
+      '',
+    );
     parts.push(own.length > 0 ? table(describe(shape, own, source)) : 'No variables of its own.');
   }
   const options = (await resolveConfig(OUTPUT)) ?? {};
   return format(`${parts.join('\n')}\n`, { ...options, filepath: OUTPUT });
 }
 
-const USAGE = 'usage: npm run config-doc [-- --check]   (--check: exit 1 when docs/CONFIG.md is stale, write nothing)';
+const USAGE =
+  'usage: npm run config-doc [-- --check]   (--check: exit 1 when docs/CONFIG.md is stale, write nothing)';
 
 async function main(): Promise<void> {
   let check: boolean | undefined;
   try {
-    ({ check } = parseArgs({ options: { check: { type: 'boolean' } }, strict: true, allowPositionals: false }).values);
+    ({ check } = parseArgs({
+      options: { check: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }).values);
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     process.exit(2);
@@ -67,7 +81,9 @@ async function main(): Promise<void> {
   if (check) {
     const current = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : '';
     if (current !== text) {
-      console.error(`${rel} is out of date with the config schemas: run 'npm run config-doc' and commit it`);
+      console.error(
+        `${rel} is out of date with the config schemas: run 'npm run config-doc' and commit it`,
+      );
       process.exit(1);
     }
     console.log(`${rel} is up to date`);

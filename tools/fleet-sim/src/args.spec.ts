@@ -5,7 +5,20 @@ import { parseArgs, UsageError } from './args';
 
 describe('parseArgs', () => {
   it('reads flags in both --k v and --k=v form', () => {
-    const o = parseArgs(['--devices', '3', '--transport=http', '--malformed', '0.1', '--seconds', '2', '--regions', 'a, b,'], {});
+    const o = parseArgs(
+      [
+        '--devices',
+        '3',
+        '--transport=http',
+        '--malformed',
+        '0.1',
+        '--seconds',
+        '2',
+        '--regions',
+        'a, b,',
+      ],
+      {},
+    );
     expect(o).toMatchObject({
       transport: 'http',
       target: 'http://127.0.0.1:8080',
@@ -16,7 +29,14 @@ describe('parseArgs', () => {
 
   it('uses the defaults and takes the token from the environment when --token is absent', () => {
     const o = parseArgs([], { FLEET_SIM_TOKEN: 'from-env' });
-    expect(o).toMatchObject({ transport: 'grpc', target: '127.0.0.1:50051', token: 'from-env', connections: 4, maxInFlight: 16, seconds: undefined });
+    expect(o).toMatchObject({
+      transport: 'grpc',
+      target: '127.0.0.1:50051',
+      token: 'from-env',
+      connections: 4,
+      maxInFlight: 16,
+      seconds: undefined,
+    });
     expect(o.fleet.devices).toBe(DEFAULT_FLEET.devices);
     expect(parseArgs(['--token', 'T'], { FLEET_SIM_TOKEN: 'from-env' }).token).toBe('T');
   });
@@ -41,12 +61,17 @@ describe('parseArgs', () => {
   });
 
   it('answers --help with the usage, flagged as help', () => {
-    expect(() => parseArgs(['--help'], {})).toThrow(expect.objectContaining({ help: true, message: expect.stringMatching(/^usage: fleet-sim/) }));
+    expect(() => parseArgs(['--help'], {})).toThrow(
+      expect.objectContaining({ help: true, message: expect.stringMatching(/^usage: fleet-sim/) }),
+    );
   });
 
   it('makes the command exit 2 with the usage on an unknown flag', () => {
     const tsx = join(__dirname, '..', '..', '..', 'node_modules', '.bin', 'tsx');
-    const r = spawnSync(tsx, [join(__dirname, 'main.ts'), '--no-such-flag'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(tsx, [join(__dirname, 'main.ts'), '--no-such-flag'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/Unknown option '--no-such-flag'/);
     expect(r.stderr).toMatch(/usage: fleet-sim/);

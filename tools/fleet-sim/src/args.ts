@@ -54,24 +54,39 @@ const OPTIONS = {
  * flag without its value or a value out of range.
  * @param env where the token comes from when --token is absent (default: process.env)
  */
-export function parseArgs(argv: string[], env: Record<string, string | undefined> = process.env): FleetRunOptions {
+export function parseArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): FleetRunOptions {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseCli({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseCli({
+      args: argv,
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${USAGE}`);
   }
   if (values['help']) throw new UsageError(USAGE, true);
   const str = (k: string): string | undefined => values[k] as string | undefined;
-  const num = (k: (typeof NUMERIC)[number], def: number, min = 0, max = Number.POSITIVE_INFINITY) => {
+  const num = (
+    k: (typeof NUMERIC)[number],
+    def: number,
+    min = 0,
+    max = Number.POSITIVE_INFINITY,
+  ) => {
     const raw = str(k);
     if (raw === undefined) return def;
     const v = raw.trim() === '' ? Number.NaN : Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${k} must be a number in [${min}, ${max}], got "${raw}"`);
+    if (!Number.isFinite(v) || v < min || v > max)
+      throw new UsageError(`--${k} must be a number in [${min}, ${max}], got "${raw}"`);
     return v;
   };
   const transport = str('transport') ?? 'grpc';
-  if (transport !== 'grpc' && transport !== 'http') throw new UsageError(`--transport must be grpc or http, got "${transport}"`);
+  if (transport !== 'grpc' && transport !== 'http')
+    throw new UsageError(`--transport must be grpc or http, got "${transport}"`);
   return {
     transport,
     target: str('target') ?? (transport === 'grpc' ? '127.0.0.1:50051' : 'http://127.0.0.1:8080'),

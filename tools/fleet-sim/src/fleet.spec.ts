@@ -6,17 +6,42 @@ import { toWireJson } from './wire-json';
 
 describe('Fleet', () => {
   it('produces events at the configured rates, batched per device', () => {
-    const f = new Fleet({ devices: 2, sensorsPerDevice: 2, minHz: 10, maxHz: 10, cameraFraction: 0, batchSize: 1000, flushMs: 100 }, 'r');
+    const f = new Fleet(
+      {
+        devices: 2,
+        sensorsPerDevice: 2,
+        minHz: 10,
+        maxHz: 10,
+        cameraFraction: 0,
+        batchSize: 1000,
+        flushMs: 100,
+      },
+      'r',
+    );
     expect(f.eventsPerSecond).toBeCloseTo(40);
     let events = 0;
-    for (let t = 1_000_000; t <= 1_001_000; t += 10) for (const b of f.tick(t)) events += b.batch.events.length;
+    for (let t = 1_000_000; t <= 1_001_000; t += 10)
+      for (const b of f.tick(t)) events += b.batch.events.length;
     for (const b of f.flushAll()) events += b.batch.events.length;
     expect(events).toBeGreaterThanOrEqual(40);
     expect(events).toBeLessThanOrEqual(44);
   });
 
   it('adds duplicates, malformed events, out-of-order batches and detections when asked', () => {
-    const f = new Fleet({ devices: 5, sensorsPerDevice: 3, minHz: 100, maxHz: 100, cameraFraction: 1, duplicateFraction: 0.3, malformedFraction: 0.1, outOfOrderFraction: 0.3, batchSize: 20 }, 'r');
+    const f = new Fleet(
+      {
+        devices: 5,
+        sensorsPerDevice: 3,
+        minHz: 100,
+        maxHz: 100,
+        cameraFraction: 1,
+        duplicateFraction: 0.3,
+        malformedFraction: 0.1,
+        outOfOrderFraction: 0.3,
+        batchSize: 20,
+      },
+      'r',
+    );
     const all = [];
     for (let t = 1_000_000; t <= 1_002_000; t += 10) all.push(...f.tick(t));
     expect(all.some((b) => b.duplicate)).toBe(true);
@@ -24,21 +49,37 @@ describe('Fleet', () => {
     expect(all.some((b) => b.batch.events.some((e) => e.kind?.$case === 'detection'))).toBe(true);
     const ids = all.filter((b) => !b.duplicate).map((b) => b.batch.batchId);
     expect(new Set(ids).size).toBe(ids.length);
-    const seqs = all.filter((b) => !b.duplicate && b.deviceId === 'sim-0').map((b) => Number(b.batch.batchId.split('-').pop()));
+    const seqs = all
+      .filter((b) => !b.duplicate && b.deviceId === 'sim-0')
+      .map((b) => Number(b.batch.batchId.split('-').pop()));
     expect(seqs.some((s, i) => i > 0 && s < seqs[i - 1]!)).toBe(true);
   });
 
   it('renders wire JSON v1 and v2', () => {
-    const f = new Fleet({ devices: 1, sensorsPerDevice: 1, minHz: 10, maxHz: 10, cameraFraction: 0, flushMs: 0 }, 'r');
+    const f = new Fleet(
+      { devices: 1, sensorsPerDevice: 1, minHz: 10, maxHz: 10, cameraFraction: 0, flushMs: 0 },
+      'r',
+    );
     const e = f.tick(1_000_000)[0]!.batch.events[0]!;
-    expect(toWireJson(e, 1)).toMatchObject({ event_id: expect.any(String), sensor_type: 'engine_temp', region: 'eu-west' });
-    expect(toWireJson(e, 2)).toMatchObject({ schema_version: 2, reading: { sensor: 'engine_temp' } });
+    expect(toWireJson(e, 1)).toMatchObject({
+      event_id: expect.any(String),
+      sensor_type: 'engine_temp',
+      region: 'eu-west',
+    });
+    expect(toWireJson(e, 2)).toMatchObject({
+      schema_version: 2,
+      reading: { sensor: 'engine_temp' },
+    });
   });
 });
 
 describe('TemplatePool', () => {
   it('patches a fresh batch id into a copy of the encoded request', () => {
-    const pool = new TemplatePool({ devices: 4, sensorsPerDevice: 4, minHz: 100, maxHz: 100, cameraFraction: 0, batchSize: 50 }, 3, 1_000_000);
+    const pool = new TemplatePool(
+      { devices: 4, sensorsPerDevice: 4, minHz: 100, maxHz: 100, cameraFraction: 0, batchSize: 50 },
+      3,
+      1_000_000,
+    );
     const a = pool.next();
     const b = pool.next();
     expect(a.batchId).not.toBe(b.batchId);

@@ -84,7 +84,6 @@ interface Device {
   heldBack?: SimBatch;
 }
 
-
 const SENSORS = [
   ['engine_temp', 'celsius'],
   ['rpm', '1'],
@@ -150,18 +149,24 @@ export class Fleet {
       for (const s of d.sensors) {
         if (s.due === 0) s.due = now;
         const step = 1000 / s.hz;
-        for (let n = 0; s.due <= now && n < 10_000; n++, s.due += step) this.add(d, this.reading(d, s, s.due), now, out);
+        for (let n = 0; s.due <= now && n < 10_000; n++, s.due += step)
+          this.add(d, this.reading(d, s, s.due), now, out);
       }
       if (d.camera) {
         if (d.camera.due === 0) d.camera.due = now;
         const step = 1000 / d.camera.hz;
-        for (let n = 0; d.camera.due <= now && n < 1_000; n++, d.camera.due += step) this.add(d, this.frame(d, d.camera.due), now, out);
+        for (let n = 0; d.camera.due <= now && n < 1_000; n++, d.camera.due += step)
+          this.add(d, this.frame(d, d.camera.due), now, out);
       }
       if (d.pending.length > 0 && now - d.firstPendingAt >= o.flushMs) this.flush(d, out);
     }
     if (o.duplicateFraction > 0 && this.sent.length > 0) {
-      const dups = Math.round(out.length * o.duplicateFraction + (this.random() < (out.length * o.duplicateFraction) % 1 ? 1 : 0));
-      for (let i = 0; i < dups; i++) out.push({ ...this.sent[Math.floor(this.random() * this.sent.length)]!, duplicate: true });
+      const dups = Math.round(
+        out.length * o.duplicateFraction +
+          (this.random() < (out.length * o.duplicateFraction) % 1 ? 1 : 0),
+      );
+      for (let i = 0; i < dups; i++)
+        out.push({ ...this.sent[Math.floor(this.random() * this.sent.length)]!, duplicate: true });
     }
     for (const b of out) {
       if (!b.duplicate) {
@@ -203,7 +208,13 @@ export class Fleet {
         }
       }
     }
-    const b: SimBatch = { batch: { batchId: `${d.id}-${this.runId}-${d.seq++}`, events }, deviceId: d.id, schemaVersion: d.schemaVersion, malformed, duplicate: false };
+    const b: SimBatch = {
+      batch: { batchId: `${d.id}-${this.runId}-${d.seq++}`, events },
+      deviceId: d.id,
+      schemaVersion: d.schemaVersion,
+      malformed,
+      duplicate: false,
+    };
     if (d.heldBack) {
       out.push(b, d.heldBack);
       delete d.heldBack;

@@ -11,7 +11,12 @@ const ID_LENGTH = 24;
 
 /** Encoded IngestRequests of a fleet's real batches, re-sent with fresh batch ids. */
 export class TemplatePool {
-  private readonly templates: Array<{ bytes: Buffer; offset: number; events: number; batch: EventBatch }> = [];
+  private readonly templates: Array<{
+    bytes: Buffer;
+    offset: number;
+    events: number;
+    batch: EventBatch;
+  }> = [];
   private readonly prefix = `L${randomBytes(4).toString('hex')}-`;
   private counter = 0;
   private next_ = 0;
@@ -21,7 +26,11 @@ export class TemplatePool {
     const f = new Fleet({ ...fleet, flushMs: 1e12 });
     // Advance simulated time until enough full batches exist.
     const placeholder = 'X'.repeat(ID_LENGTH);
-    for (let t = now - 60_000, guard = 0; this.templates.length < count && guard < 100_000; t += 50, guard++) {
+    for (
+      let t = now - 60_000, guard = 0;
+      this.templates.length < count && guard < 100_000;
+      t += 50, guard++
+    ) {
       for (const b of f.tick(t)) {
         if (this.templates.length >= count) break;
         const bytes = encodeRequest({ batchId: placeholder, events: b.batch.events });
@@ -29,7 +38,8 @@ export class TemplatePool {
         this.templates.push({ bytes, offset, events: b.batch.events.length, batch: b.batch });
       }
     }
-    if (this.templates.length === 0) throw new Error('the fleet produced no batch; raise devices or sensor rates');
+    if (this.templates.length === 0)
+      throw new Error('the fleet produced no batch; raise devices or sensor rates');
   }
 
   get size(): number {

@@ -16,7 +16,11 @@ async function main() {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
-  const summary = await runFleet({ ...opts, signal: abort.signal, onLine: (l) => process.stderr.write(`${l}\n`) });
+  const summary = await runFleet({
+    ...opts,
+    signal: abort.signal,
+    onLine: (l) => process.stderr.write(`${l}\n`),
+  });
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   process.exit(0);
 }

@@ -23,10 +23,19 @@ export interface FleetRunOptions {
   tickMs?: number;
 }
 
-export function createSender(opts: Pick<FleetRunOptions, 'transport' | 'target' | 'token' | 'connections' | 'maxInFlight'>, stats: RunStats): Sender {
+export function createSender(
+  opts: Pick<FleetRunOptions, 'transport' | 'target' | 'token' | 'connections' | 'maxInFlight'>,
+  stats: RunStats,
+): Sender {
   const connections = opts.connections ?? 4;
-  if (opts.transport === 'http') return new HttpSender(`${opts.target.replace(/\/$/, '')}/v1/events`, connections, stats, { token: opts.token });
-  return new GrpcStreamSender(opts.target, connections, stats, { token: opts.token, maxInFlight: opts.maxInFlight ?? 16 });
+  if (opts.transport === 'http')
+    return new HttpSender(`${opts.target.replace(/\/$/, '')}/v1/events`, connections, stats, {
+      token: opts.token,
+    });
+  return new GrpcStreamSender(opts.target, connections, stats, {
+    token: opts.token,
+    maxInFlight: opts.maxInFlight ?? 16,
+  });
 }
 
 /** One line of the live view. */
@@ -48,7 +57,15 @@ export async function runFleet(opts: FleetRunOptions) {
   const send = (list: ReturnType<Fleet['tick']>) => {
     for (const b of list) {
       if (b.duplicate) stats.duplicatesSent++;
-      if (!sender.trySend({ batchId: b.batch.batchId, events: b.batch.events.length, batch: b.batch, schemaVersion: b.schemaVersion })) stats.skipped++;
+      if (
+        !sender.trySend({
+          batchId: b.batch.batchId,
+          events: b.batch.events.length,
+          batch: b.batch,
+          schemaVersion: b.schemaVersion,
+        })
+      )
+        stats.skipped++;
     }
   };
   try {
@@ -67,5 +84,9 @@ export async function runFleet(opts: FleetRunOptions) {
   } finally {
     sender.close();
   }
-  return { ...summarise(stats, (Date.now() - start) / 1000), offered_events_per_s: Math.round(fleet.eventsPerSecond), devices: fleet.deviceIds.length };
+  return {
+    ...summarise(stats, (Date.now() - start) / 1000),
+    offered_events_per_s: Math.round(fleet.eventsPerSecond),
+    devices: fleet.deviceIds.length,
+  };
 }

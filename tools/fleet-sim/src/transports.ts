@@ -1,6 +1,17 @@
 // Device-side senders: gRPC bidirectional streams (pipelined, acks in order) and HTTP JSON.
-import { credentials, makeGenericClientConstructor, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { IngestAck, IngestRequest, IngestServiceService, IngestStatus, type EventBatch } from '@sluice/contracts';
+import {
+  credentials,
+  makeGenericClientConstructor,
+  Metadata,
+  type ClientDuplexStream,
+} from '@grpc/grpc-js';
+import {
+  IngestAck,
+  IngestRequest,
+  IngestServiceService,
+  IngestStatus,
+  type EventBatch,
+} from '@sluice/contracts';
 import type { RunStats } from './stats';
 import { toWireJson } from './wire-json';
 
@@ -59,20 +70,32 @@ async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void>
 
 /** `streams` long-lived Ingest streams over one channel each; batches go to the least loaded. */
 export class GrpcStreamSender implements Sender {
-  private readonly streams: Array<{ call: ClientDuplexStream<Buffer, IngestAck>; pending: Pending[]; broken: boolean }> = [];
+  private readonly streams: Array<{
+    call: ClientDuplexStream<Buffer, IngestAck>;
+    pending: Pending[];
+    broken: boolean;
+  }> = [];
   private readonly clients: Array<{ close(): void }> = [];
   private readonly max: number;
   private readonly maxRetries: number;
   private timers = new Set<NodeJS.Timeout>();
 
-  constructor(target: string, streams: number, private readonly stats: RunStats, opts: SenderOptions = {}) {
+  constructor(
+    target: string,
+    streams: number,
+    private readonly stats: RunStats,
+    opts: SenderOptions = {},
+  ) {
     this.max = opts.maxInFlight ?? 16;
     this.maxRetries = opts.maxRetries ?? 5;
     const md = new Metadata();
     if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
     for (let i = 0; i < streams; i++) {
       // One channel per stream: separate HTTP/2 connections spread the load on the server.
-      const client = new RawIngestClient(target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024 }) as unknown as {
+      const client = new RawIngestClient(target, credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      }) as unknown as {
         ingest(md: Metadata): ClientDuplexStream<Buffer, IngestAck>;
         close(): void;
       };
@@ -98,7 +121,13 @@ export class GrpcStreamSender implements Sender {
 
   private sendAttempt(b: OutBatch, attempt: number): boolean {
     let best: (typeof this.streams)[number] | undefined;
-    for (const s of this.streams) if (!s.broken && s.pending.length < this.max && (!best || s.pending.length < best.pending.length)) best = s;
+    for (const s of this.streams)
+      if (
+        !s.broken &&
+        s.pending.length < this.max &&
+        (!best || s.pending.length < best.pending.length)
+      )
+        best = s;
     if (!best) return false;
     b.bytes ??= encodeRequest(b.batch!);
     best.pending.push({ b, sentAt: performance.now(), attempt });
@@ -152,7 +181,12 @@ export class HttpSender implements Sender {
   private active = 0;
   private readonly maxRetries: number;
 
-  constructor(private readonly url: string, private readonly concurrency: number, private readonly stats: RunStats, private readonly opts: SenderOptions = {}) {
+  constructor(
+    private readonly url: string,
+    private readonly concurrency: number,
+    private readonly stats: RunStats,
+    private readonly opts: SenderOptions = {},
+  ) {
     this.maxRetries = opts.maxRetries ?? 5;
   }
 
@@ -177,16 +211,28 @@ export class HttpSender implements Sender {
       try {
         const res = await fetch(this.url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': b.batchId, ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) },
+          headers: {
+            'content-type': 'application/json',
+            'idempotency-key': b.batchId,
+            ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
+          },
           body,
         });
-        const json = (await res.json()) as { accepted?: number; rejections?: unknown[]; retry_after_ms?: number };
+        const json = (await res.json()) as {
+          accepted?: number;
+          rejections?: unknown[];
+          retry_after_ms?: number;
+        };
         if (res.status === 429 || res.status === 503) {
           this.stats.retries++;
           await new Promise((r) => setTimeout(r, json.retry_after_ms ?? 1000));
           continue;
         }
-        this.stats.recordAck(performance.now() - started, json.accepted ?? 0, json.rejections?.length ?? 0);
+        this.stats.recordAck(
+          performance.now() - started,
+          json.accepted ?? 0,
+          json.rejections?.length ?? 0,
+        );
         return;
       } catch {
         this.stats.retries++;

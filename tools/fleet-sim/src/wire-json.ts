@@ -3,7 +3,8 @@ import type { Event } from '@sluice/contracts';
 /** A canonical event as the JSON wire object of `version` (detections are always version 2). */
 export function toWireJson(e: Event, version: 1 | 2): Record<string, unknown> {
   const kind = e.kind!;
-  const time = (d: Date | undefined) => (d && Number.isFinite(d.getTime()) ? d.toISOString() : null);
+  const time = (d: Date | undefined) =>
+    d && Number.isFinite(d.getTime()) ? d.toISOString() : null;
   if (kind.$case === 'detection') {
     const v = kind.value;
     return {
@@ -14,7 +15,14 @@ export function toWireJson(e: Event, version: 1 | 2): Record<string, unknown> {
       device: { id: v.deviceId, firmware: v.firmwareVersion },
       detections: {
         stream: v.streamId,
-        objects: v.detections.map((d) => ({ object_id: d.objectId, class_id: d.classId, label: d.label, confidence: d.confidence, tracker_id: d.trackerId, bbox: d.bbox })),
+        objects: v.detections.map((d) => ({
+          object_id: d.objectId,
+          class_id: d.classId,
+          label: d.label,
+          confidence: d.confidence,
+          tracker_id: d.trackerId,
+          bbox: d.bbox,
+        })),
       },
       attributes: v.attributes,
     };
@@ -23,7 +31,17 @@ export function toWireJson(e: Event, version: 1 | 2): Record<string, unknown> {
   // NaN has no JSON form; send it as a string so the malformed event reaches the gateway.
   const value = Number.isFinite(v.value) ? v.value : 'NaN';
   if (version === 1) {
-    return { event_id: v.eventId, device_id: v.deviceId, timestamp: time(v.eventTime), sensor_type: v.sensorType, value, unit: v.unit, firmware_version: v.firmwareVersion, region: v.region, attributes: v.attributes };
+    return {
+      event_id: v.eventId,
+      device_id: v.deviceId,
+      timestamp: time(v.eventTime),
+      sensor_type: v.sensorType,
+      value,
+      unit: v.unit,
+      firmware_version: v.firmwareVersion,
+      region: v.region,
+      attributes: v.attributes,
+    };
   }
   return {
     schema_version: 2,

@@ -28,39 +28,65 @@ describe('the aggregator migrate command (the Kubernetes Job)', () => {
   });
 
   const run = async (env: Record<string, string> = {}) => {
-    const child = spawnService(ENTRY, { NATS_URL: testUrls.nats, PG_URL: h.db.url, LOG_LEVEL: 'info', ...env });
+    const child = spawnService(ENTRY, {
+      NATS_URL: testUrls.nats,
+      PG_URL: h.db.url,
+      LOG_LEVEL: 'info',
+      ...env,
+    });
     const code = await child.exited;
     return { code, lines: child.lines };
   };
   const recorded = async () =>
-    (await pg.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM sluice_aggregator_migrations ORDER BY version')).rows;
+    (
+      await pg.query<{ version: number; name: string; checksum: string }>(
+        'SELECT version, name, checksum FROM sluice_aggregator_migrations ORDER BY version',
+      )
+    ).rows;
 
   it('migrates a database a replica that does not migrate refuses to start on, exits 0, and is a no-op the second time', async () => {
     // A replica with AGGREGATOR_MIGRATE_ON_START=false does not start on an unmigrated database …
-    await expect(h.start({ AGGREGATOR_MIGRATE_ON_START: 'false' })).rejects.toBeInstanceOf(MigrationsPendingError);
+    await expect(h.start({ AGGREGATOR_MIGRATE_ON_START: 'false' })).rejects.toBeInstanceOf(
+      MigrationsPendingError,
+    );
     // … which a Rails app sharing the database has a schema_migrations table in.
-    await pg.query('CREATE TABLE schema_migrations (version character varying NOT NULL PRIMARY KEY)');
+    await pg.query(
+      'CREATE TABLE schema_migrations (version character varying NOT NULL PRIMARY KEY)',
+    );
     await pg.query(`INSERT INTO schema_migrations VALUES ('20240101120000')`);
 
     const first = await run();
     expect(first.code).toBe(0);
     const dir = migrationsDir();
-    const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
     expect(await recorded()).toEqual(
       files.map((f) => ({
         version: Number(f.slice(0, 4)),
         name: f.slice(5, -4),
-        checksum: createHash('sha256').update(readFileSync(join(dir, f), 'utf8')).digest('hex'),
+        checksum: createHash('sha256')
+          .update(readFileSync(join(dir, f), 'utf8'))
+          .digest('hex'),
       })),
     );
-    const summary = JSON.parse(first.lines.at(-1)!) as { msg: string; applied: Array<{ version: number }>; version: number };
+    const summary = JSON.parse(first.lines.at(-1)!) as {
+      msg: string;
+      applied: Array<{ version: number }>;
+      version: number;
+    };
     expect(summary.applied.map((a) => a.version)).toEqual(files.map((f) => Number(f.slice(0, 4))));
     expect(summary.msg).toBe(`applied ${files.length} migration(s); at version ${summary.version}`);
-    expect((await pg.query('SELECT version FROM schema_migrations')).rows).toEqual([{ version: '20240101120000' }]);
+    expect((await pg.query('SELECT version FROM schema_migrations')).rows).toEqual([
+      { version: '20240101120000' },
+    ]);
 
     const second = await run();
     expect(second.code).toBe(0);
-    expect(JSON.parse(second.lines.at(-1)!)).toMatchObject({ applied: [], msg: `nothing to apply; at version ${summary.version}` });
+    expect(JSON.parse(second.lines.at(-1)!)).toMatchObject({
+      applied: [],
+      msg: `nothing to apply; at version ${summary.version}`,
+    });
 
     // Now the replica that does not migrate starts.
     await expect(h.start({ AGGREGATOR_MIGRATE_ON_START: 'false' })).resolves.toBeDefined();
@@ -69,11 +95,17 @@ describe('the aggregator migrate command (the Kubernetes Job)', () => {
   it('exits 1, naming the file, when an applied migration changed', async () => {
     const dir = join(scratch, 'changed');
     cpSync(migrationsDir(), dir, { recursive: true });
-    writeFileSync(join(dir, '0001_init.sql'), `${readFileSync(join(dir, '0001_init.sql'), 'utf8')}\n-- edited after release\n`);
+    writeFileSync(
+      join(dir, '0001_init.sql'),
+      `${readFileSync(join(dir, '0001_init.sql'), 'utf8')}\n-- edited after release\n`,
+    );
     const before = await recorded();
     const { code, lines } = await run({ AGGREGATOR_MIGRATIONS_DIR: dir });
     expect(code).toBe(1);
-    const failure = JSON.parse(lines.at(-1)!) as { msg: string; err: { type: string; message: string } };
+    const failure = JSON.parse(lines.at(-1)!) as {
+      msg: string;
+      err: { type: string; message: string };
+    };
     expect(failure.msg).toBe('migration failed');
     expect(failure.err.type).toBe('MigrationChecksumError');
     expect(failure.err.message).toMatch(/^migration 0001_init\.sql changed after it was applied/);

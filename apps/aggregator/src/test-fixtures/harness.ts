@@ -84,8 +84,7 @@ export async function harness(baseEnv: Record<string, string> = {}): Promise<Har
     namespace,
     topo,
     env,
-    config: (overrides = {}) =>
-      loadConfig(config as never, { ...env, ...overrides }) as Config,
+    config: (overrides = {}) => loadConfig(config as never, { ...env, ...overrides }) as Config,
     async start(overrides = {}) {
       const nc = await connect({ servers: testUrls.nats, name: 'aggregator-test' });
       conns.push(nc);
@@ -178,7 +177,10 @@ export function reference(
   readings: readonly R[],
   resolutions: readonly string[],
 ): Map<string, Expected> {
-  const groups = groupByRollupCell(readings, Object.fromEntries(resolutions.map((res) => [res, RES_MS[res]!])));
+  const groups = groupByRollupCell(
+    readings,
+    Object.fromEntries(resolutions.map((res) => [res, RES_MS[res]!])),
+  );
   const out = new Map<string, Expected>();
   for (const [k, rs] of groups) {
     const sorted = [...rs].sort((a, b) => a.t - b.t || a.value - b.value);
@@ -255,7 +257,6 @@ export async function totalCount(h: Harness, resolution = '1s'): Promise<number>
   );
   return Number(rows[0]?.n ?? 0);
 }
-
 
 /**
  * Readings of `devices` devices × sensors over `spanMs` from `t0`, in shuffled (out-of-order) order.

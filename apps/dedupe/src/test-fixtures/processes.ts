@@ -2,8 +2,24 @@
 // unique namespace, dedupe (and the aggregator) as real child processes, known readings published as
 // raw EventBatch messages, and small readers of the clean stream, consumers and /metrics.
 import { publishDurable } from '@sluice/jetstream';
-import { CONTENT_TYPES, decodeBatch, encodeBatch, eventId, TelemetryEvent, topology, type Event, type Topology } from '@sluice/contracts';
-import { spawnService, testUrls, uniqueId, waitFor, type ChildService, type NatsFixture } from '@sluice/testing';
+import {
+  CONTENT_TYPES,
+  decodeBatch,
+  encodeBatch,
+  eventId,
+  TelemetryEvent,
+  topology,
+  type Event,
+  type Topology,
+} from '@sluice/contracts';
+import {
+  spawnService,
+  testUrls,
+  uniqueId,
+  waitFor,
+  type ChildService,
+  type NatsFixture,
+} from '@sluice/testing';
 import Redis from 'ioredis';
 
 export const DEDUPE_MAIN = 'apps/dedupe/src/main.ts';
@@ -25,7 +41,16 @@ export function toEvent(r: Reading): Event {
   return {
     kind: {
       $case: 'telemetry',
-      value: TelemetryEvent.fromPartial({ eventId: r.id, deviceId: r.device, region: r.region, sensorType: r.sensor, value: r.value, unit: '1', eventTime: new Date(r.t), schemaVersion: 1 }),
+      value: TelemetryEvent.fromPartial({
+        eventId: r.id,
+        deviceId: r.device,
+        region: r.region,
+        sensorType: r.sensor,
+        value: r.value,
+        unit: '1',
+        eventTime: new Date(r.t),
+        schemaVersion: 1,
+      }),
     },
   };
 }
@@ -38,9 +63,19 @@ export function newTopology(nats: NatsFixture, prefix: string): Topology {
 }
 
 /** Publishes one raw EventBatch of `readings` (one region) with `Nats-Msg-Id = batchId`. */
-export async function publishRaw(nats: NatsFixture, t: Topology, readings: readonly Reading[], batchId = uniqueId('b')): Promise<string> {
+export async function publishRaw(
+  nats: NatsFixture,
+  t: Topology,
+  readings: readonly Reading[],
+  batchId = uniqueId('b'),
+): Promise<string> {
   const region = readings[0]!.region;
-  await publishDurable(nats.js, t.raw(region), encodeBatch({ batchId, events: readings.map(toEvent) }), { msgId: batchId, contentType: CONTENT_TYPES.EVENT_BATCH });
+  await publishDurable(
+    nats.js,
+    t.raw(region),
+    encodeBatch({ batchId, events: readings.map(toEvent) }),
+    { msgId: batchId, contentType: CONTENT_TYPES.EVENT_BATCH },
+  );
   return batchId;
 }
 
@@ -59,12 +94,22 @@ export function repeated(ids: readonly string[]): string[] {
 }
 
 /** Waits until a durable consumer has delivered and settled everything its stream holds. */
-export async function consumerSettled(nats: NatsFixture, stream: string, durable: string, timeoutMs = 60_000): Promise<void> {
+export async function consumerSettled(
+  nats: NatsFixture,
+  stream: string,
+  durable: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   await waitFor(
     `${durable} on ${stream} settled`,
     async () => {
-      const [c, s] = await Promise.all([nats.jsm.consumers.info(stream, durable), nats.jsm.streams.info(stream)]);
-      return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= s.state.last_seq;
+      const [c, s] = await Promise.all([
+        nats.jsm.consumers.info(stream, durable),
+        nats.jsm.streams.info(stream),
+      ]);
+      return (
+        c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= s.state.last_seq
+      );
     },
     { timeoutMs, intervalMs: 200 },
   );
@@ -75,7 +120,13 @@ export class Children {
   private readonly list: ChildService[] = [];
 
   spawn(entry: string, env: Record<string, string>): ChildService {
-    const c = spawnService(entry, { OTEL_SDK_DISABLED: 'true', OPS_PORT: '0', OPS_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+    const c = spawnService(entry, {
+      OTEL_SDK_DISABLED: 'true',
+      OPS_PORT: '0',
+      OPS_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
+    });
     this.list.push(c);
     return c;
   }
@@ -94,7 +145,11 @@ export class Children {
 }
 
 /** Environment of a dedupe process on `redisUrl` in `t`'s namespace (short re-seed fence for tests). */
-export function dedupeEnv(t: Topology, redisUrl: string, env: Record<string, string> = {}): Record<string, string> {
+export function dedupeEnv(
+  t: Topology,
+  redisUrl: string,
+  env: Record<string, string> = {},
+): Record<string, string> {
   return {
     NATS_URL: testUrls.nats,
     REDIS_URL: redisUrl,
@@ -107,19 +162,29 @@ export function dedupeEnv(t: Topology, redisUrl: string, env: Record<string, str
 }
 
 /** The ops port a service logged in its `<service> running` line. */
-export async function opsPort(child: ChildService, service: string, timeoutMs = 60_000): Promise<number> {
+export async function opsPort(
+  child: ChildService,
+  service: string,
+  timeoutMs = 60_000,
+): Promise<number> {
   const line = await child.waitForLine(new RegExp(`${service} running`), timeoutMs);
   return (JSON.parse(line) as { opsPort: number }).opsPort;
 }
 
 /** Sum of a metric's samples (Prometheus text from `/metrics`) whose labels include `match`. */
-export async function metricSum(port: number, name: string, match: Record<string, string> = {}): Promise<number> {
+export async function metricSum(
+  port: number,
+  name: string,
+  match: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     const m = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
     if (Object.entries(match).every(([k, v]) => labels[k] === v)) sum += Number(m[3]);
   }
   return sum;
@@ -127,7 +192,11 @@ export async function metricSum(port: number, name: string, match: Record<string
 
 /** A short-lived admin connection to a (private) Redis; `quit()` closes it. */
 export async function redisAdmin(url: string): Promise<Redis> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const r = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
   await r.connect();
   return r;
 }

@@ -1,8 +1,19 @@
 // Test helpers: a device-side gRPC client and event builders.
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { IngestServiceClient, type Event, type EventBatch, type IngestAck, type IngestRequest } from '@sluice/contracts';
+import {
+  IngestServiceClient,
+  type Event,
+  type EventBatch,
+  type IngestAck,
+  type IngestRequest,
+} from '@sluice/contracts';
 
-export function telemetry(id: string, device: string, region: string, over: Partial<{ value: number; eventTime: Date }> = {}): Event {
+export function telemetry(
+  id: string,
+  device: string,
+  region: string,
+  over: Partial<{ value: number; eventTime: Date }> = {},
+): Event {
   return {
     kind: {
       $case: 'telemetry',
@@ -55,8 +66,14 @@ export function client(port: number): IngestServiceClient {
   return new IngestServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
 }
 
-export function unary(c: IngestServiceClient, batch: EventBatch, token?: string): Promise<{ ack?: IngestAck; error?: Error & { code?: number; metadata?: Metadata } }> {
+export function unary(
+  c: IngestServiceClient,
+  batch: EventBatch,
+  token?: string,
+): Promise<{ ack?: IngestAck; error?: Error & { code?: number; metadata?: Metadata } }> {
   return new Promise((resolve) => {
-    c.ingestBatch({ batch }, token ? bearer(token) : new Metadata(), (error, ack) => resolve(error ? { error } : { ack: ack! }));
+    c.ingestBatch({ batch }, token ? bearer(token) : new Metadata(), (error, ack) =>
+      resolve(error ? { error } : { ack: ack! }),
+    );
   });
 }

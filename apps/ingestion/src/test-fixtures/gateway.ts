@@ -11,7 +11,11 @@ import { config as configSchema } from '../config';
 import { buildGateway, type Gateway } from '../gateway';
 import { client } from './client';
 
-const log = createLogger({ service: 'ingestion-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const log = createLogger({
+  service: 'ingestion-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 
 export interface TestGateway {
   ns: string;
@@ -29,7 +33,11 @@ export interface TestGateway {
  * The environment of a test gateway in namespace `ns`: loopback, ports picked by the system,
  * `eu-west,us-east` on per-region streams, `tokens` as its credentials, `extra` on top.
  */
-export function gatewayEnv(ns: string, tokens: string, extra: Record<string, string> = {}): Record<string, string> {
+export function gatewayEnv(
+  ns: string,
+  tokens: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     SLUICE_NAMESPACE: ns,
     INGEST_GRPC_PORT: '0',
@@ -48,7 +56,12 @@ export function gatewayEnv(ns: string, tokens: string, extra: Record<string, str
  * and `extra` on top of that. Its streams are tracked by `nats` for cleanup when it is the shared
  * test NATS; on any other `natsUrl` they are deleted by `stop()`.
  */
-export async function startTestGateway(nats: NatsFixture, tokens: string, extra: Record<string, string> = {}, natsUrl = testUrls.nats): Promise<TestGateway> {
+export async function startTestGateway(
+  nats: NatsFixture,
+  tokens: string,
+  extra: Record<string, string> = {},
+  natsUrl = testUrls.nats,
+): Promise<TestGateway> {
   const ns = uniqueId('ing');
   const t = topology(ns);
   const config = loadConfig(configSchema, { NATS_URL: natsUrl, ...gatewayEnv(ns, tokens, extra) });
@@ -70,7 +83,8 @@ export async function startTestGateway(nats: NatsFixture, tokens: string, extra:
       await gw.stoppable.stop();
       if (!shared) {
         const jsm = await jetstreamManager(nc);
-        for (const r of gw.routes.values()) await jsm.streams.delete(r.stream).catch(() => undefined);
+        for (const r of gw.routes.values())
+          await jsm.streams.delete(r.stream).catch(() => undefined);
       }
       await nc.drain();
     },

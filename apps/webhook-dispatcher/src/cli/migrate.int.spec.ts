@@ -23,35 +23,63 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
   });
 
   const run = async () => {
-    const child = spawnService(ENTRY, { PG_URL: db.url, WEBHOOK_ADMIN_TOKEN: 'test-admin-token-0123456789', LOG_LEVEL: 'info' });
+    const child = spawnService(ENTRY, {
+      PG_URL: db.url,
+      WEBHOOK_ADMIN_TOKEN: 'test-admin-token-0123456789',
+      LOG_LEVEL: 'info',
+    });
     return { code: await child.exited, lines: child.lines };
   };
   const sql = () => readFileSync(join(migrationsDir(), FILE), 'utf8');
   const recorded = async () =>
-    (await pool.query('SELECT version, name, checksum, adopted_from FROM sluice_webhook_dispatcher_migrations ORDER BY version')).rows;
+    (
+      await pool.query(
+        'SELECT version, name, checksum, adopted_from FROM sluice_webhook_dispatcher_migrations ORDER BY version',
+      )
+    ).rows;
 
   it('migrates a fresh database, exits 0, and leaves a replica that only checks able to start', async () => {
     await expect(checkMigrated(pool)).rejects.toBeInstanceOf(MigrationsPendingError);
     const { code, lines } = await run();
     expect(code).toBe(0);
-    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ msg: 'applied 1 migration(s); at version 1', table: 'sluice_webhook_dispatcher_migrations' });
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({
+      msg: 'applied 1 migration(s); at version 1',
+      table: 'sluice_webhook_dispatcher_migrations',
+    });
     expect(await recorded()).toEqual([
-      { version: 1, name: 'subscriptions_secrets_attempts_dead_letters', checksum: createHash('sha256').update(sql()).digest('hex'), adopted_from: null },
+      {
+        version: 1,
+        name: 'subscriptions_secrets_attempts_dead_letters',
+        checksum: createHash('sha256').update(sql()).digest('hex'),
+        adopted_from: null,
+      },
     ]);
-    expect(await checkMigrated(pool)).toEqual({ table: 'sluice_webhook_dispatcher_migrations', version: 1 });
+    expect(await checkMigrated(pool)).toEqual({
+      table: 'sluice_webhook_dispatcher_migrations',
+      version: 1,
+    });
     expect((await run()).code).toBe(0);
   });
 
   it('adopts a database migrated by the dispatcher before @sluice/pg (webhook_schema_migrations) without applying anything again', async () => {
     // What the old runner left behind: its table with a free-text name, and the schema.
-    await pool.query('CREATE TABLE webhook_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    await pool.query(
+      'CREATE TABLE webhook_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     await pool.query(sql());
-    await pool.query(`INSERT INTO webhook_schema_migrations (version, name) VALUES (1, 'subscriptions, secrets, attempt log, dead letters')`);
-    await pool.query(`INSERT INTO webhook_subscriptions (id, url, filter) VALUES ('00000000-0000-4000-8000-000000000001', 'https://example.test/hook', '{}')`);
+    await pool.query(
+      `INSERT INTO webhook_schema_migrations (version, name) VALUES (1, 'subscriptions, secrets, attempt log, dead letters')`,
+    );
+    await pool.query(
+      `INSERT INTO webhook_subscriptions (id, url, filter) VALUES ('00000000-0000-4000-8000-000000000001', 'https://example.test/hook', '{}')`,
+    );
 
     const { code, lines } = await run();
     expect(code).toBe(0);
-    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ adopted: { from: 'webhook_schema_migrations', versions: [1] }, applied: [] });
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({
+      adopted: { from: 'webhook_schema_migrations', versions: [1] },
+      applied: [],
+    });
     expect(await recorded()).toEqual([
       {
         version: 1,
@@ -60,7 +88,11 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
         adopted_from: 'webhook_schema_migrations',
       },
     ]);
-    expect((await pool.query('SELECT count(*)::int AS n FROM webhook_subscriptions')).rows).toEqual([{ n: 1 }]);
-    expect((await pool.query('SELECT count(*)::int AS n FROM webhook_schema_migrations')).rows).toEqual([{ n: 1 }]);
+    expect((await pool.query('SELECT count(*)::int AS n FROM webhook_subscriptions')).rows).toEqual(
+      [{ n: 1 }],
+    );
+    expect(
+      (await pool.query('SELECT count(*)::int AS n FROM webhook_schema_migrations')).rows,
+    ).toEqual([{ n: 1 }]);
   });
 });

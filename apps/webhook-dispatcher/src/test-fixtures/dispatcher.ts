@@ -8,7 +8,11 @@ import { Registry } from 'prom-client';
 import { config as configSchema } from '../config';
 import { createDispatcher, type Dispatcher } from '../dispatcher';
 
-const logger = createLogger({ service: 'webhook-test', level: 'silent', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+const logger = createLogger({
+  service: 'webhook-test',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('test-key-0123456789'),
+});
 
 /** The admin API's bearer token in these tests. */
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -26,10 +30,22 @@ export interface TestDispatcher {
  * Starts a dispatcher in namespace `ns` with a loopback SSRF allowance, no retry jitter and `extra`
  * settings on top; its streams are tracked by `nats` for cleanup.
  */
-export async function startTestDispatcher(nats: NatsFixture, db: PgDatabase, ns: string, extra: Record<string, string> = {}): Promise<TestDispatcher> {
+export async function startTestDispatcher(
+  nats: NatsFixture,
+  db: PgDatabase,
+  ns: string,
+  extra: Record<string, string> = {},
+): Promise<TestDispatcher> {
   const topo = topology(ns);
   const prefix = ns.toUpperCase().replace(/-/g, '_');
-  for (const s of [topo.streams.clean.name, topo.streams.rollups.name, topo.streams.dlq.name, `${prefix}_WEBHOOK_DELIVERIES`, `${prefix}_WEBHOOK_OPS`]) nats.track(s);
+  for (const s of [
+    topo.streams.clean.name,
+    topo.streams.rollups.name,
+    topo.streams.dlq.name,
+    `${prefix}_WEBHOOK_DELIVERIES`,
+    `${prefix}_WEBHOOK_OPS`,
+  ])
+    nats.track(s);
   const config = loadConfig(configSchema, {
     SLUICE_NAMESPACE: ns,
     PG_URL: db.url,
@@ -42,7 +58,13 @@ export async function startTestDispatcher(nats: NatsFixture, db: PgDatabase, ns:
     WEBHOOK_SUBSCRIPTION_REFRESH: '500ms',
     ...extra,
   });
-  const d = createDispatcher({ config, nc: nats.nc, topology: topo, log: logger, registry: new Registry() });
+  const d = createDispatcher({
+    config,
+    nc: nats.nc,
+    topology: topo,
+    log: logger,
+    registry: new Registry(),
+  });
   await d.prepare();
   const base = `http://127.0.0.1:${(await d.startAdmin()).port}`;
   await Promise.all([d.clean.start(), d.rollups.start(), d.sender.start()]);

@@ -14,7 +14,11 @@ export interface Received {
 }
 
 /** What the receiver answers to one request: a status (and headers), or `hang` (never answer). */
-export type Behaviour = (req: IncomingMessage, body: string, n: number) => { status: number; headers?: Record<string, string> } | 'hang';
+export type Behaviour = (
+  req: IncomingMessage,
+  body: string,
+  n: number,
+) => { status: number; headers?: Record<string, string> } | 'hang';
 
 export interface Receiver {
   url: string;
@@ -28,7 +32,9 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 })): Promise<Receiver> {
+export async function startReceiver(
+  behaviour: Behaviour = () => ({ status: 204 }),
+): Promise<Receiver> {
   const requests: Received[] = [];
   const abandoned: number[] = [];
   const hung: ServerResponse[] = [];
@@ -40,7 +46,8 @@ export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 
     behaviour,
     successes() {
       const m = new Map<string, number>();
-      for (const q of requests) if (q.status >= 200 && q.status < 300) m.set(q.id, (m.get(q.id) ?? 0) + 1);
+      for (const q of requests)
+        if (q.status >= 200 && q.status < 300) m.set(q.id, (m.get(q.id) ?? 0) + 1);
       return m;
     },
     close: async () => {
@@ -56,14 +63,23 @@ export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 
       const body = Buffer.concat(chunks).toString('utf8');
       const answer = r.behaviour(req, body, requests.length);
       const h = (k: string) => String(req.headers[k] ?? '');
-      const rec: Received = { id: h('webhook-id'), timestamp: h('webhook-timestamp'), signature: h('webhook-signature'), body, at: Date.now(), status: answer === 'hang' ? 0 : answer.status };
+      const rec: Received = {
+        id: h('webhook-id'),
+        timestamp: h('webhook-timestamp'),
+        signature: h('webhook-signature'),
+        body,
+        at: Date.now(),
+        status: answer === 'hang' ? 0 : answer.status,
+      };
       requests.push(rec);
       if (answer === 'hang') {
         hung.push(res);
         res.on('close', () => abandoned.push(Date.now()));
         return;
       }
-      res.writeHead(answer.status, answer.headers ?? {}).end(answer.status >= 400 ? 'nope '.repeat(500) : 'ok');
+      res
+        .writeHead(answer.status, answer.headers ?? {})
+        .end(answer.status >= 400 ? 'nope '.repeat(500) : 'ok');
     });
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
@@ -78,7 +94,14 @@ export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 
  * base64 HMAC-SHA256; the header holds space-delimited `v1,<sig>` entries and any match passes;
  * timestamps outside a tolerance (5 minutes) are rejected.
  */
-export function verifyStandardWebhook(secret: string, msgId: string, timestamp: string, body: string, header: string, nowSec = Math.floor(Date.now() / 1000)): boolean {
+export function verifyStandardWebhook(
+  secret: string,
+  msgId: string,
+  timestamp: string,
+  body: string,
+  header: string,
+  nowSec = Math.floor(Date.now() / 1000),
+): boolean {
   const ts = Number(timestamp);
   if (!Number.isInteger(ts) || Math.abs(nowSec - ts) > 300) return false;
   const key = Buffer.from(secret.split('_').slice(1).join('_'), 'base64');

@@ -8,7 +8,11 @@ import { Actor, Outcomes } from '../index';
 
 async function main() {
   const env = process.env;
-  const logger = createLogger({ service: 'drain-worker', level: 'warn', hashDeviceId: createDeviceHasher('test-key-0123456789') });
+  const logger = createLogger({
+    service: 'drain-worker',
+    level: 'warn',
+    hashDeviceId: createDeviceHasher('test-key-0123456789'),
+  });
   const nc = await connectNats({ servers: env['NATS_URL']!, name: 'drain-worker' });
   const stream = env['STREAM']!;
   const actor = new Actor<string>({
@@ -16,7 +20,10 @@ async function main() {
     nc,
     stream: { name: stream, subjects: [env['SUBJECT']!] },
     consumer: { durable: env['DURABLE']!, ackWaitMs: Number(env['ACK_WAIT_MS'] ?? 30_000) },
-    dlq: { stream: { name: `${stream}_DLQ`, subjects: [env['DLQ_SUBJECT']!] }, subject: env['DLQ_SUBJECT']! },
+    dlq: {
+      stream: { name: `${stream}_DLQ`, subjects: [env['DLQ_SUBJECT']!] },
+      subject: env['DLQ_SUBJECT']!,
+    },
     batch: { maxMessages: Number(env['BATCH'] ?? 5) },
     prefetch: { maxMessages: Number(env['BATCH'] ?? 5) },
     decode: (m) => m.string(),

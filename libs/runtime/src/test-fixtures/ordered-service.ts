@@ -5,7 +5,7 @@ import { Lifecycle } from '../lifecycle';
 import { runService, type ServedActor } from '../runtime';
 
 const failAt = process.env['FAIL_AT'];
-const say = (what: string) => process.stdout.write(`ORDER ${what}\n`);
+const say = (what: string): void => void process.stdout.write(`ORDER ${what}\n`);
 
 class PrintingActor implements ServedActor {
   readonly lifecycle = new Lifecycle();
@@ -19,7 +19,8 @@ class PrintingActor implements ServedActor {
   async start() {
     say(`start ${this.name}`);
     this.lifecycle.transition('running');
-    if (failAt === 'actor') setTimeout(() => this.lifecycle.transition('failed', new Error('actor broke')), 200);
+    if (failAt === 'actor')
+      setTimeout(() => this.lifecycle.transition('failed', new Error('actor broke')), 200);
   }
   async stop() {
     say(`stop ${this.name}`);
@@ -47,7 +48,9 @@ runService('ordered-test', defineConfig({ ORDERED_EXTRA: z.string().default('x')
     },
   ],
   actors: [new PrintingActor('actor')],
-  background: [{ name: 'timers', start: () => say('start timers'), stop: async () => say('stop timers') }],
+  background: [
+    { name: 'timers', start: () => say('start timers'), stop: async () => say('stop timers') },
+  ],
   close: [{ name: 'store', stop: async () => say('stop store') }],
   ready: { store: () => true },
 }));

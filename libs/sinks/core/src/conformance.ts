@@ -1,7 +1,14 @@
 // The conformance suite every sink's integration spec runs against its real destination:
 // `describeSinkConformance('mongodb', factory)`. It needs jest globals, real NATS JetStream and the
 // factory's real store; nothing is mocked.
-import { HEADERS, decodeBatch, decodeDeadLetter, encodeBatch, topology, type Event } from '@sluice/contracts';
+import {
+  HEADERS,
+  decodeBatch,
+  decodeDeadLetter,
+  encodeBatch,
+  topology,
+  type Event,
+} from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { natsFixture, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { publishDurable } from '@sluice/jetstream';
@@ -30,14 +37,26 @@ export interface SinkHarness {
 
 export type SinkHarnessFactory = () => Promise<SinkHarness>;
 
-const logger = createLogger({ service: 'sink-conformance', level: 'silent', hashDeviceId: createDeviceHasher('conformance-key-0123') });
+const logger = createLogger({
+  service: 'sink-conformance',
+  level: 'silent',
+  hashDeviceId: createDeviceHasher('conformance-key-0123'),
+});
 
 /** Records as the runner would build them, for direct `write()` calls. */
 export function recordsOf(events: Event[], seq = 1): SinkRecord[] {
   return events.map((event, index) => ({
     id: event.kind!.value.eventId,
     event,
-    source: { stream: 'CONFORMANCE', seq, subject: 'telemetry.clean.eu-west', index, batchId: `b-${seq}`, publishedAt: new Date(), deliveryCount: 1 },
+    source: {
+      stream: 'CONFORMANCE',
+      seq,
+      subject: 'telemetry.clean.eu-west',
+      index,
+      batchId: `b-${seq}`,
+      publishedAt: new Date(),
+      deliveryCount: 1,
+    },
   }));
 }
 
@@ -93,12 +112,21 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       await runner.start();
       let n = 0;
       const publish = (events: Event[], msgId = uniqueId('raw')) =>
-        publishDurable(nats.js, topo.clean('eu-west'), encodeBatch({ batchId: `batch-${++n}`, events }), { msgId, contentType: CONTENT_TYPES.EVENT_BATCH });
+        publishDurable(
+          nats.js,
+          topo.clean('eu-west'),
+          encodeBatch({ batchId: `batch-${++n}`, events }),
+          { msgId, contentType: CONTENT_TYPES.EVENT_BATCH },
+        );
       const settled = () =>
-        waitFor('consumer settled', async () => {
-          const info = await nats.jsm.consumers.info(topo.streams.clean.name, `conf-${name}`);
-          return info.num_pending === 0 && info.num_ack_pending === 0;
-        }, { timeoutMs: 30_000 });
+        waitFor(
+          'consumer settled',
+          async () => {
+            const info = await nats.jsm.consumers.info(topo.streams.clean.name, `conf-${name}`);
+            return info.num_pending === 0 && info.num_ack_pending === 0;
+          },
+          { timeoutMs: 30_000 },
+        );
       const writeErrors = async () => {
         const m = await registry.getSingleMetric(SINK_METRICS.writeErrors)!.get();
         return m.values.reduce((s, v) => s + v.value, 0);
@@ -106,7 +134,10 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       return { topo, publish, settled, writeErrors, registry };
     }
 
-    const events = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => telemetryEvent(`${prefix}-${i}`, { deviceId: `dev-${i % 3}` }));
+    const events = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        telemetryEvent(`${prefix}-${i}`, { deviceId: `dev-${i % 3}` }),
+      );
 
     it('opens and closes idempotently, and can open again', async () => {
       const h = await setup();
@@ -167,16 +198,27 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       const before = events('rc-a', 12);
       const during = events('rc-b', 12);
       for (let i = 0; i < before.length; i += 4) await r.publish(before.slice(i, i + 4));
-      await waitFor('before the outage stored', async () => (await h.storedIds()).length === before.length);
+      await waitFor(
+        'before the outage stored',
+        async () => (await h.storedIds()).length === before.length,
+      );
       await h.outage.cut();
       for (let i = 0; i < during.length; i += 4) await r.publish(during.slice(i, i + 4));
-      await waitFor('writes failing during the outage', async () => (await r.writeErrors()) > 0, { timeoutMs: 30_000 });
+      await waitFor('writes failing during the outage', async () => (await r.writeErrors()) > 0, {
+        timeoutMs: 30_000,
+      });
       // Past the in-process retries the destination counts as down: the batch is held, nothing pulled.
-      await waitFor('the destination seen as down', () => !runner!.gate.isUp(), { timeoutMs: 30_000 });
+      await waitFor('the destination seen as down', () => !runner!.gate.isUp(), {
+        timeoutMs: 30_000,
+      });
       expect(runner!.isReady()).toBe(false);
       await h.outage.restore();
       const all = sorted([...before, ...during].map((e) => e.kind!.value.eventId));
-      await waitFor('everything stored after the outage', async () => (await h.storedIds()).length >= all.length, { timeoutMs: 60_000 });
+      await waitFor(
+        'everything stored after the outage',
+        async () => (await h.storedIds()).length >= all.length,
+        { timeoutMs: 60_000 },
+      );
       await r.settled();
       expect(sorted(await h.storedIds())).toEqual(all);
       expect(await nats.readAll(r.topo.streams.dlq.name)).toHaveLength(0);
@@ -192,7 +234,8 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       const flaky: Sink = {
         name: h.sink.name,
         connect: () => h.sink.connect(),
-        write: (records) => (failing-- > 0 ? Promise.reject(new SinkWriteTimeoutError(1)) : h.sink.write(records)),
+        write: (records) =>
+          failing-- > 0 ? Promise.reject(new SinkWriteTimeoutError(1)) : h.sink.write(records),
         isRetriable: (e) => h.sink.isRetriable(e),
         close: (deadline) => h.sink.close(deadline),
         health: () => h.sink.health(),
@@ -200,7 +243,11 @@ export function describeSinkConformance(name: string, factory: SinkHarnessFactor
       const r = await startRunner(h, flaky);
       const batch = events('fl', 6);
       await r.publish(batch);
-      await waitFor('stored after the retries', async () => (await h.storedIds()).length === batch.length, { timeoutMs: 30_000 });
+      await waitFor(
+        'stored after the retries',
+        async () => (await h.storedIds()).length === batch.length,
+        { timeoutMs: 30_000 },
+      );
       await r.settled();
       expect(sorted(await h.storedIds())).toEqual(sorted(batch.map((e) => e.kind!.value.eventId)));
       expect(await r.writeErrors()).toBeGreaterThanOrEqual(3);

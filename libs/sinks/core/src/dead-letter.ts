@@ -1,6 +1,12 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { originalHeaders, publishDurable } from '@sluice/jetstream';
-import { CONTENT_TYPES, DeadLetter, encodeBatch, HEADERS, type EventBatch } from '@sluice/contracts';
+import {
+  CONTENT_TYPES,
+  DeadLetter,
+  encodeBatch,
+  HEADERS,
+  type EventBatch,
+} from '@sluice/contracts';
 
 /** Extra provenance headers of a per-event dead letter (besides the standard `Sluice-Dlq-*`). */
 export const EVENT_DLQ_HEADERS = {
@@ -30,7 +36,10 @@ export interface EventDeadLetter {
  * event index, so a redelivered message whose event is rejected again adds no second dead letter
  * within the DLQ stream's duplicate window. Resolves once the DLQ stream acked it.
  */
-export async function publishEventDeadLetter(js: JetStreamClient, l: EventDeadLetter): Promise<void> {
+export async function publishEventDeadLetter(
+  js: JetStreamClient,
+  l: EventDeadLetter,
+): Promise<void> {
   const info = l.msg.info;
   const payload = encodeBatch({ batchId: l.batch.batchId, events: [l.batch.events[l.index]!] });
   const letter: DeadLetter = {
@@ -57,7 +66,9 @@ export async function publishEventDeadLetter(js: JetStreamClient, l: EventDeadLe
       [HEADERS.DLQ_ORIGINAL_STREAM]: info.stream,
       [HEADERS.DLQ_ORIGINAL_SEQUENCE]: String(info.streamSequence),
       [EVENT_DLQ_HEADERS.EVENT_INDEX]: String(l.index),
-      ...(l.eventId ? { [EVENT_DLQ_HEADERS.EVENT_ID]: l.eventId.replace(/[\r\n]+/g, ' ').slice(0, 256) } : {}),
+      ...(l.eventId
+        ? { [EVENT_DLQ_HEADERS.EVENT_ID]: l.eventId.replace(/[\r\n]+/g, ' ').slice(0, 256) }
+        : {}),
     },
   });
 }

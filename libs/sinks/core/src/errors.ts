@@ -35,9 +35,12 @@ export class SinkUnavailableError extends SluiceError {
   override readonly name = 'SinkUnavailableError';
   readonly code = 'sink_unavailable';
   constructor(sink: string, options?: { cause?: unknown }) {
-    super(`sink ${sink} unavailable: ${(options?.cause as Error | undefined)?.message ?? 'health check failed'}`, {
-      retriable: true,
-      cause: options?.cause,
-    });
+    super(
+      `sink ${sink} unavailable: ${(options?.cause as Error | undefined)?.message ?? 'health check failed'}`,
+      {
+        retriable: true,
+        cause: options?.cause,
+      },
+    );
   }
 }

@@ -1,7 +1,20 @@
 // Public API of @sluice/sinks-core. Test-only code (the conformance suite, event builders) is behind
 // the `@sluice/sinks-core/testing` entry point.
-export type { RecordSource, RejectedRecord, Sink, SinkHealth, SinkRecord, WriteResult } from './sink';
-export { RecordRejectedError, SinkContractError, SinkUnavailableError, SinkUnsupportedError, SinkWriteTimeoutError } from './errors';
+export type {
+  RecordSource,
+  RejectedRecord,
+  Sink,
+  SinkHealth,
+  SinkRecord,
+  WriteResult,
+} from './sink';
+export {
+  RecordRejectedError,
+  SinkContractError,
+  SinkUnavailableError,
+  SinkUnsupportedError,
+  SinkWriteTimeoutError,
+} from './errors';
 export { flatten, type Flattened } from './records';
 export { EVENT_DLQ_HEADERS, publishEventDeadLetter, type EventDeadLetter } from './dead-letter';
 export { SINK_METRICS, SinkMetrics } from './metrics';

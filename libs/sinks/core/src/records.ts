@@ -25,12 +25,22 @@ export function flatten(deliveries: ReadonlyArray<Delivery<EventBatch>>): Flatte
     d.value.events.forEach((event, index) => {
       const kind = event.kind;
       if (kind === undefined) {
-        out.invalid.push({ delivery, index, error: new RecordRejectedError('event has no kind: exactly one of "telemetry" or "detection" must be set') });
+        out.invalid.push({
+          delivery,
+          index,
+          error: new RecordRejectedError(
+            'event has no kind: exactly one of "telemetry" or "detection" must be set',
+          ),
+        });
         return;
       }
       const id = kind.value.eventId;
       if (!id) {
-        out.invalid.push({ delivery, index, error: new RecordRejectedError('event has an empty event_id') });
+        out.invalid.push({
+          delivery,
+          index,
+          error: new RecordRejectedError('event has an empty event_id'),
+        });
         return;
       }
       out.records.push({

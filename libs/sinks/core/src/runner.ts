@@ -1,6 +1,16 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, Outcomes, PoisonMessageError, StoreGate, type BackoffOptions, type BatchOptions, type Delivery, type Outcome, type PrefetchOptions } from '@sluice/actor';
+import {
+  Actor,
+  Outcomes,
+  PoisonMessageError,
+  StoreGate,
+  type BackoffOptions,
+  type BatchOptions,
+  type Delivery,
+  type Outcome,
+  type PrefetchOptions,
+} from '@sluice/actor';
 import type { StreamSpec } from '@sluice/jetstream';
 import type { Service } from '@sluice/runtime';
 import { decodeBatch, dlqSubject, STREAMS, type EventBatch } from '@sluice/contracts';
@@ -96,7 +106,10 @@ export class SinkRunner {
       probe: async () => {
         await this.sink.connect();
         const health = await this.sink.health();
-        if (!health.ok) throw new SinkUnavailableError(this.sink.name, { cause: new Error(health.detail ?? 'health check failed') });
+        if (!health.ok)
+          throw new SinkUnavailableError(this.sink.name, {
+            cause: new Error(health.detail ?? 'health check failed'),
+          });
       },
       isOutage: (err) => err instanceof SinkUnavailableError,
       log: this.log,
@@ -147,7 +160,10 @@ export class SinkRunner {
     }
     await this.checkHealth();
     clearInterval(this.healthTimer);
-    this.healthTimer = setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5_000);
+    this.healthTimer = setInterval(
+      () => void this.checkHealth(),
+      this.opts.healthIntervalMs ?? 5_000,
+    );
     this.healthTimer.unref();
   }
 
@@ -180,7 +196,13 @@ export class SinkRunner {
       prepare: () => this.prepare(),
       actors: [this.actor],
       // Stopped before the actor drains, so a batch waiting on a retry hands its messages back.
-      background: [{ name: `${this.sink.name}-retries`, start: () => undefined, stop: async () => this.abortRetries() }],
+      background: [
+        {
+          name: `${this.sink.name}-retries`,
+          start: () => undefined,
+          stop: async () => this.abortRetries(),
+        },
+      ],
       close: [{ name: `${this.sink.name}-sink`, stop: () => this.closeSink() }],
       ready: { sink: async () => (await this.sink.health()).ok },
     };
@@ -204,7 +226,9 @@ export class SinkRunner {
   }
 
   private async checkHealth(): Promise<void> {
-    this.lastHealth = await this.sink.health().catch((err) => ({ ok: false, detail: asError(err).message }));
+    this.lastHealth = await this.sink
+      .health()
+      .catch((err) => ({ ok: false, detail: asError(err).message }));
     this.metrics.healthy.set(this.labels, this.lastHealth.ok ? 1 : 0);
   }
 
@@ -221,20 +245,43 @@ export class SinkRunner {
         if ('fatal' in attempt) return deliveries.map(() => Outcomes.dead(attempt.fatal));
         const seen = new Set<number>();
         for (const r of attempt.ok.rejected) {
-          if (!Number.isInteger(r.index) || r.index < 0 || r.index >= flat.records.length || seen.has(r.index)) {
-            throw new SinkContractError(`sink ${this.sink.name} rejected record index ${r.index} of ${flat.records.length}`);
+          if (
+            !Number.isInteger(r.index) ||
+            r.index < 0 ||
+            r.index >= flat.records.length ||
+            seen.has(r.index)
+          ) {
+            throw new SinkContractError(
+              `sink ${this.sink.name} rejected record index ${r.index} of ${flat.records.length}`,
+            );
           }
           seen.add(r.index);
           const rec = flat.records[r.index]!;
-          rejected.push({ delivery: flat.owner[r.index]!, index: rec.source.index, error: r.error, eventId: rec.id });
+          rejected.push({
+            delivery: flat.owner[r.index]!,
+            index: rec.source.index,
+            error: r.error,
+            eventId: rec.id,
+          });
         }
         const now = Date.now();
         flat.records.forEach((rec, i) => {
-          if (!seen.has(i)) this.metrics.eventLag.observe(this.labels, Math.max(0, now - rec.source.publishedAt.getTime()) / 1000);
+          if (!seen.has(i))
+            this.metrics.eventLag.observe(
+              this.labels,
+              Math.max(0, now - rec.source.publishedAt.getTime()) / 1000,
+            );
         });
         this.metrics.recordsWritten.inc(this.labels, flat.records.length - seen.size);
       }
-      return await Promise.all(deliveries.map((d, i) => this.settleRejected(d, rejected.filter((r) => r.delivery === i))));
+      return await Promise.all(
+        deliveries.map((d, i) =>
+          this.settleRejected(
+            d,
+            rejected.filter((r) => r.delivery === i),
+          ),
+        ),
+      );
     } finally {
       this.metrics.bufferRecords.set(this.labels, 0);
       this.metrics.bufferFill.set(this.labels, 0);
@@ -242,16 +289,30 @@ export class SinkRunner {
   }
 
   /** Dead-letters the rejected events of one message; ack only when every one is in the DLQ. */
-  private async settleRejected(d: Delivery<EventBatch>, rejected: Array<{ index: number; error: Error; eventId: string }>): Promise<Outcome> {
+  private async settleRejected(
+    d: Delivery<EventBatch>,
+    rejected: Array<{ index: number; error: Error; eventId: string }>,
+  ): Promise<Outcome> {
     if (rejected.length === 0) return Outcomes.ack();
     try {
       await Promise.all(
         rejected.map((r) =>
-          publishEventDeadLetter(this.js, { service: this.opts.service, subject: this.dlq.subject, msg: d.msg, batch: d.value, index: r.index, eventId: r.eventId, error: r.error }),
+          publishEventDeadLetter(this.js, {
+            service: this.opts.service,
+            subject: this.dlq.subject,
+            msg: d.msg,
+            batch: d.value,
+            index: r.index,
+            eventId: r.eventId,
+            error: r.error,
+          }),
         ),
       );
     } catch (err) {
-      this.log.error({ err, seq: d.seq }, 'per-event dead-letter publish failed; message will be redelivered');
+      this.log.error(
+        { err, seq: d.seq },
+        'per-event dead-letter publish failed; message will be redelivered',
+      );
       return Outcomes.retry(asError(err));
     }
     for (const r of rejected) {
@@ -268,8 +329,17 @@ export class SinkRunner {
     for (let attempt = 1; ; attempt++) {
       const end = this.metrics.writeDuration.startTimer(this.labels);
       try {
-        if (attempt > 1) await withTimeout(this.sink.connect(), timeoutMs, () => new SinkWriteTimeoutError(timeoutMs));
-        const result = await withTimeout(this.sink.write(flat.records), timeoutMs, () => new SinkWriteTimeoutError(timeoutMs));
+        if (attempt > 1)
+          await withTimeout(
+            this.sink.connect(),
+            timeoutMs,
+            () => new SinkWriteTimeoutError(timeoutMs),
+          );
+        const result = await withTimeout(
+          this.sink.write(flat.records),
+          timeoutMs,
+          () => new SinkWriteTimeoutError(timeoutMs),
+        );
         end();
         return { ok: result };
       } catch (err) {
@@ -283,10 +353,15 @@ export class SinkRunner {
         }
         // Counted in metrics; an outage is logged once, by the gate, when the retries run out.
         const delay = retryDelay(attempt, this.opts.retry);
-        if (Date.now() + delay > giveUpAt || !(await sleepUnlessAborted(delay, this.abort.signal))) {
+        if (
+          Date.now() + delay > giveUpAt ||
+          !(await sleepUnlessAborted(delay, this.abort.signal))
+        ) {
           // An outage only when the destination itself does not answer: an error of this batch alone
           // takes the nak-with-backoff path and lets other batches through.
-          const health = await this.sink.health().catch((err: unknown) => ({ ok: false, detail: asError(err).message }));
+          const health = await this.sink
+            .health()
+            .catch((err: unknown) => ({ ok: false, detail: asError(err).message }));
           return { retry: health.ok ? e : new SinkUnavailableError(this.sink.name, { cause: e }) };
         }
       }

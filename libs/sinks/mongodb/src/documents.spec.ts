@@ -3,14 +3,28 @@ import { detectionEvent, telemetryEvent } from '@sluice/sinks-core/testing';
 import { toDocument } from './documents';
 import { isRetriableMongoError, DocumentRejectedError } from './errors';
 
-const source = { stream: 'S', seq: 7, subject: 'telemetry.clean.eu-west', index: 2, batchId: 'b', publishedAt: new Date(1_000), deliveryCount: 1 };
+const source = {
+  stream: 'S',
+  seq: 7,
+  subject: 'telemetry.clean.eu-west',
+  index: 2,
+  batchId: 'b',
+  publishedAt: new Date(1_000),
+  deliveryCount: 1,
+};
 
 describe('documents', () => {
   it('maps a telemetry event to a typed document keyed by event_id', () => {
     const now = new Date(2_000);
     const d = toDocument({ id: 'e1', event: telemetryEvent('e1'), source }, now);
     expect(d.kind).toBe('telemetry');
-    expect(d.doc).toMatchObject({ _id: 'e1', device_id: 'dev-1', sensor_type: 'engine_temp', value: 21.5, ingest: { seq: 7, index: 2, batch_id: 'b', published_at: new Date(1_000), captured_at: now } });
+    expect(d.doc).toMatchObject({
+      _id: 'e1',
+      device_id: 'dev-1',
+      sensor_type: 'engine_temp',
+      value: 21.5,
+      ingest: { seq: 7, index: 2, batch_id: 'b', published_at: new Date(1_000), captured_at: now },
+    });
     expect(d.kind === 'telemetry' && d.doc.event_time).toBeInstanceOf(Date);
     expect(d.values).toEqual({ region: 'eu-west', sensor_type: 'engine_temp' });
   });

@@ -56,11 +56,24 @@ export class InvalidDocumentError extends RecordRejectedError {
 }
 
 function ingest(s: RecordSource, now: Date): IngestMeta {
-  return { stream: s.stream, seq: s.seq, subject: s.subject, index: s.index, batch_id: s.batchId, published_at: s.publishedAt, captured_at: now };
+  return {
+    stream: s.stream,
+    seq: s.seq,
+    subject: s.subject,
+    index: s.index,
+    batch_id: s.batchId,
+    published_at: s.publishedAt,
+    captured_at: now,
+  };
 }
 
-export function telemetryDocument(e: TelemetryEvent, source: RecordSource, now = new Date()): TelemetryDocument {
-  if (!e.eventTime || Number.isNaN(e.eventTime.getTime())) throw new InvalidDocumentError(`telemetry event ${e.eventId} has no event_time`);
+export function telemetryDocument(
+  e: TelemetryEvent,
+  source: RecordSource,
+  now = new Date(),
+): TelemetryDocument {
+  if (!e.eventTime || Number.isNaN(e.eventTime.getTime()))
+    throw new InvalidDocumentError(`telemetry event ${e.eventId} has no event_time`);
   return {
     _id: e.eventId,
     device_id: e.deviceId,
@@ -76,8 +89,13 @@ export function telemetryDocument(e: TelemetryEvent, source: RecordSource, now =
   };
 }
 
-export function detectionDocument(e: DetectionEvent, source: RecordSource, now = new Date()): DetectionDocument {
-  if (!e.frameTime || Number.isNaN(e.frameTime.getTime())) throw new InvalidDocumentError(`detection event ${e.eventId} has no frame_time`);
+export function detectionDocument(
+  e: DetectionEvent,
+  source: RecordSource,
+  now = new Date(),
+): DetectionDocument {
+  if (!e.frameTime || Number.isNaN(e.frameTime.getTime()))
+    throw new InvalidDocumentError(`detection event ${e.eventId} has no frame_time`);
   return {
     _id: e.eventId,
     device_id: e.deviceId,
@@ -93,19 +111,32 @@ export function detectionDocument(e: DetectionEvent, source: RecordSource, now =
       label: d.label,
       confidence: d.confidence,
       tracker_id: d.trackerId,
-      bbox: d.bbox ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height } : null,
+      bbox: d.bbox
+        ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height }
+        : null,
     })),
     ingest: ingest(source, now),
   };
 }
 
 /** The document of a record and the template values of its collection name. */
-export function toDocument(r: SinkRecord, now = new Date()):
+export function toDocument(
+  r: SinkRecord,
+  now = new Date(),
+):
   | { kind: 'telemetry'; doc: TelemetryDocument; values: Record<string, string> }
   | { kind: 'detection'; doc: DetectionDocument; values: Record<string, string> } {
   const k = r.event.kind!;
   if (k.$case === 'telemetry') {
-    return { kind: 'telemetry', doc: telemetryDocument(k.value, r.source, now), values: { region: k.value.region, sensor_type: k.value.sensorType } };
+    return {
+      kind: 'telemetry',
+      doc: telemetryDocument(k.value, r.source, now),
+      values: { region: k.value.region, sensor_type: k.value.sensorType },
+    };
   }
-  return { kind: 'detection', doc: detectionDocument(k.value, r.source, now), values: { region: k.value.region, stream_id: k.value.streamId } };
+  return {
+    kind: 'detection',
+    doc: detectionDocument(k.value, r.source, now),
+    values: { region: k.value.region, stream_id: k.value.streamId },
+  };
 }

@@ -32,7 +32,12 @@ export class DocumentRejectedError extends RecordRejectedError {
     readonly mongoCode: number,
     reason: string,
   ) {
-    super(`MongoDB refused the document (code ${mongoCode} ${DOCUMENT_ERROR_CODES.get(mongoCode) ?? ''}): ${reason}`.replace(' )', ')'));
+    super(
+      `MongoDB refused the document (code ${mongoCode} ${DOCUMENT_ERROR_CODES.get(mongoCode) ?? ''}): ${reason}`.replace(
+        ' )',
+        ')',
+      ),
+    );
   }
 }
 

@@ -8,7 +8,14 @@ export {
   type IngestMeta,
   type TelemetryDocument,
 } from './documents';
-export { DOCUMENT_ERROR_CODES, DocumentEncodingError, DocumentRejectedError, DUPLICATE_KEY, isRetriableMongoError, TransientWriteError } from './errors';
+export {
+  DOCUMENT_ERROR_CODES,
+  DocumentEncodingError,
+  DocumentRejectedError,
+  DUPLICATE_KEY,
+  isRetriableMongoError,
+  TransientWriteError,
+} from './errors';
 export {
   assertDatabaseName,
   InvalidCollectionNameError,

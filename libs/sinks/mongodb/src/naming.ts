@@ -34,7 +34,11 @@ export interface CollectionTemplate {
  * Parses `telemetry_{region}`-style templates. Literal parts may use letters, digits, `_` and `-`
  * only, so every rendered name is a safe MongoDB collection name; `setting` names the option in errors.
  */
-export function parseCollectionTemplate(source: string, kind: TemplateKind, setting: string): CollectionTemplate {
+export function parseCollectionTemplate(
+  source: string,
+  kind: TemplateKind,
+  setting: string,
+): CollectionTemplate {
   const allowed: readonly string[] = TEMPLATE_FIELDS[kind];
   const parts: Array<{ literal: string } | { field: string }> = [];
   const re = /\{([^{}]*)\}/g;
@@ -43,7 +47,10 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
     parts.push({ literal: source.slice(last, m.index) });
     const field = m[1]!;
     if (!allowed.includes(field)) {
-      throw new ConfigError(setting, `unknown placeholder {${field}} in "${source}"; use ${allowed.map((f) => `{${f}}`).join(' or ')}`);
+      throw new ConfigError(
+        setting,
+        `unknown placeholder {${field}} in "${source}"; use ${allowed.map((f) => `{${f}}`).join(' or ')}`,
+      );
     }
     parts.push({ field });
     last = m.index + m[0].length;
@@ -51,15 +58,25 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
   parts.push({ literal: source.slice(last) });
   for (const p of parts) {
     if ('literal' in p && !SAFE.test(p.literal)) {
-      throw new ConfigError(setting, `"${source}" may contain only letters, digits, "_", "-" and placeholders`);
+      throw new ConfigError(
+        setting,
+        `"${source}" may contain only letters, digits, "_", "-" and placeholders`,
+      );
     }
   }
   const literal = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
   // A fixed first letter keeps every rendered name predictable and clear of reserved prefixes.
   if (!/^[A-Za-z_]/.test(source)) {
-    throw new ConfigError(setting, `"${source}" must start with a letter or "_" (not a placeholder)`);
+    throw new ConfigError(
+      setting,
+      `"${source}" must start with a letter or "_" (not a placeholder)`,
+    );
   }
-  if (/^system/i.test(literal)) throw new ConfigError(setting, `"${source}" must not start with "system" (reserved by MongoDB)`);
+  if (/^system/i.test(literal))
+    throw new ConfigError(
+      setting,
+      `"${source}" must not start with "system" (reserved by MongoDB)`,
+    );
   const constant = parts.every((p) => 'literal' in p);
   return {
     source,
@@ -79,7 +96,9 @@ export function parseCollectionTemplate(source: string, kind: TemplateKind, sett
         })
         .join('');
       if (name.length > MAX_COLLECTION) {
-        throw new InvalidCollectionNameError(`collection name "${name.slice(0, 40)}…" from template "${source}" is longer than ${MAX_COLLECTION} characters`);
+        throw new InvalidCollectionNameError(
+          `collection name "${name.slice(0, 40)}…" from template "${source}" is longer than ${MAX_COLLECTION} characters`,
+        );
       }
       return name;
     },

@@ -53,29 +53,48 @@ export interface ResolvedMongoOptions {
 }
 
 function nonNegative(v: number, setting: string): number {
-  if (!Number.isFinite(v) || v < 0) throw new ConfigError(setting, `must be a number >= 0, got ${v}`);
+  if (!Number.isFinite(v) || v < 0)
+    throw new ConfigError(setting, `must be a number >= 0, got ${v}`);
   return v;
 }
 
 /** Applies defaults and validates everything; throws {@link ConfigError} naming the option. */
 export function resolveMongoOptions(o: MongoSinkOptions): ResolvedMongoOptions {
-  if (!/^mongodb(\+srv)?:\/\//.test(o.url ?? '')) throw new ConfigError('url', 'must start with mongodb:// or mongodb+srv://');
+  if (!/^mongodb(\+srv)?:\/\//.test(o.url ?? ''))
+    throw new ConfigError('url', 'must start with mongodb:// or mongodb+srv://');
   const database = o.database ?? 'sluice';
   assertDatabaseName(database, 'database');
   const w = o.writeConcernW ?? 'majority';
-  if (w !== 'majority' && (!Number.isInteger(w) || w < 0)) throw new ConfigError('writeConcernW', `must be "majority" or a whole number >= 0, got ${w}`);
+  if (w !== 'majority' && (!Number.isInteger(w) || w < 0))
+    throw new ConfigError('writeConcernW', `must be "majority" or a whole number >= 0, got ${w}`);
   const name = o.name ?? 'mongodb';
-  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new ConfigError('name', `"${name}" must be lowercase letters, digits, "_" or "-"`);
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
+    throw new ConfigError('name', `"${name}" must be lowercase letters, digits, "_" or "-"`);
   const ttlDays = nonNegative(o.ttlDays ?? 0, 'ttlDays');
   return {
     url: o.url,
     database,
-    telemetry: parseCollectionTemplate(o.telemetryCollection ?? 'telemetry_{region}', 'telemetry', 'telemetryCollection'),
-    detection: parseCollectionTemplate(o.detectionCollection ?? 'detections_{region}', 'detection', 'detectionCollection'),
-    writeConcern: { w, journal: o.writeConcernJournal ?? true, wtimeoutMS: nonNegative(o.writeConcernTimeoutMs ?? 10_000, 'writeConcernTimeoutMs') },
+    telemetry: parseCollectionTemplate(
+      o.telemetryCollection ?? 'telemetry_{region}',
+      'telemetry',
+      'telemetryCollection',
+    ),
+    detection: parseCollectionTemplate(
+      o.detectionCollection ?? 'detections_{region}',
+      'detection',
+      'detectionCollection',
+    ),
+    writeConcern: {
+      w,
+      journal: o.writeConcernJournal ?? true,
+      wtimeoutMS: nonNegative(o.writeConcernTimeoutMs ?? 10_000, 'writeConcernTimeoutMs'),
+    },
     ttlDays,
     timeseries: o.timeseries ?? false,
-    serverSelectionTimeoutMs: nonNegative(o.serverSelectionTimeoutMs ?? 5_000, 'serverSelectionTimeoutMs'),
+    serverSelectionTimeoutMs: nonNegative(
+      o.serverSelectionTimeoutMs ?? 5_000,
+      'serverSelectionTimeoutMs',
+    ),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs ?? 5_000, 'connectTimeoutMs'),
     socketTimeoutMs: nonNegative(o.socketTimeoutMs ?? 30_000, 'socketTimeoutMs'),
     maxPoolSize: Math.max(1, Math.floor(o.maxPoolSize ?? 10)),

@@ -1,8 +1,31 @@
 import { randomBytes } from 'node:crypto';
-import { BSON, MongoBulkWriteError, MongoClient, MongoInvalidArgumentError, MongoServerError, type Db, type Document } from 'mongodb';
-import { RecordRejectedError, SinkUnsupportedError, type RejectedRecord, type Sink, type SinkHealth, type SinkRecord, type WriteResult } from '@sluice/sinks-core';
+import {
+  BSON,
+  MongoBulkWriteError,
+  MongoClient,
+  MongoInvalidArgumentError,
+  MongoServerError,
+  type Db,
+  type Document,
+} from 'mongodb';
+import {
+  RecordRejectedError,
+  SinkUnsupportedError,
+  type RejectedRecord,
+  type Sink,
+  type SinkHealth,
+  type SinkRecord,
+  type WriteResult,
+} from '@sluice/sinks-core';
 import { toDocument } from './documents';
-import { DOCUMENT_ERROR_CODES, DUPLICATE_KEY, DocumentEncodingError, DocumentRejectedError, TransientWriteError, isRetriableMongoError } from './errors';
+import {
+  DOCUMENT_ERROR_CODES,
+  DUPLICATE_KEY,
+  DocumentEncodingError,
+  DocumentRejectedError,
+  TransientWriteError,
+  isRetriableMongoError,
+} from './errors';
 import type { TemplateKind } from './naming';
 import { resolveMongoOptions, type MongoSinkOptions, type ResolvedMongoOptions } from './options';
 
@@ -63,7 +86,8 @@ export class MongoSink implements Sink {
     try {
       await client.connect();
       const hello = await client.db('admin').command({ hello: 1 });
-      if (typeof hello['maxBsonObjectSize'] === 'number') this.maxBsonObjectSize = hello['maxBsonObjectSize'];
+      if (typeof hello['maxBsonObjectSize'] === 'number')
+        this.maxBsonObjectSize = hello['maxBsonObjectSize'];
       if (!this.capabilitiesChecked) {
         await this.checkCapabilities(client.db(o.database));
         this.capabilitiesChecked = true;
@@ -85,26 +109,38 @@ export class MongoSink implements Sink {
     const probe = `sluice_probe_${randomBytes(4).toString('hex')}`;
     const refused = (what: string, setting: string, err: unknown) => {
       if (!(err instanceof MongoServerError)) throw err;
-      return new SinkUnsupportedError(`${what} are not supported by this server (${err.message}); unset ${setting} or use a server that has them (MongoDB >= 5.0)`);
+      return new SinkUnsupportedError(
+        `${what} are not supported by this server (${err.message}); unset ${setting} or use a server that has them (MongoDB >= 5.0)`,
+      );
     };
     try {
       if (o.timeseries) {
         try {
-          await db.createCollection(probe, { timeseries: { timeField: 'event_time', metaField: 'device_id', granularity: 'seconds' } });
+          await db.createCollection(probe, {
+            timeseries: { timeField: 'event_time', metaField: 'device_id', granularity: 'seconds' },
+          });
         } catch (err) {
           throw refused('time-series collections', 'timeseries', err);
         }
       }
       if (o.ttlDays > 0) {
         try {
-          await db.collection(`${probe}_ttl`).createIndex({ event_time: 1 }, { expireAfterSeconds: 60, name: 'ttl_probe' });
+          await db
+            .collection(`${probe}_ttl`)
+            .createIndex({ event_time: 1 }, { expireAfterSeconds: 60, name: 'ttl_probe' });
         } catch (err) {
           throw refused('TTL indexes (expireAfterSeconds)', 'ttlDays', err);
         }
       }
     } finally {
-      await db.collection(probe).drop().catch(() => undefined);
-      await db.collection(`${probe}_ttl`).drop().catch(() => undefined);
+      await db
+        .collection(probe)
+        .drop()
+        .catch(() => undefined);
+      await db
+        .collection(`${probe}_ttl`)
+        .drop()
+        .catch(() => undefined);
     }
   }
 
@@ -115,7 +151,10 @@ export class MongoSink implements Sink {
     this.connecting = undefined;
     this.collections.clear();
     if (!client) {
-      await pending?.then(() => this.close(deadline), () => undefined);
+      await pending?.then(
+        () => this.close(deadline),
+        () => undefined,
+      );
       return;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -132,7 +171,10 @@ export class MongoSink implements Sink {
     let timer: NodeJS.Timeout | undefined;
     try {
       const ok = await Promise.race([
-        client.db('admin').command({ ping: 1 }).then(() => true),
+        client
+          .db('admin')
+          .command({ ping: 1 })
+          .then(() => true),
         new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000))),
       ]);
       return ok ? { ok } : { ok, detail: 'ping timed out after 2 s' };
@@ -157,10 +199,14 @@ export class MongoSink implements Sink {
     records.forEach((r, index) => {
       try {
         const d = toDocument(r, now);
-        const name = (d.kind === 'telemetry' ? this.options.telemetry : this.options.detection).render(d.values);
+        const name = (
+          d.kind === 'telemetry' ? this.options.telemetry : this.options.detection
+        ).render(d.values);
         const size = BSON.calculateObjectSize(d.doc as unknown as Document);
         if (size > this.maxBsonObjectSize) {
-          throw new DocumentEncodingError(`document of ${size} bytes exceeds the server's limit of ${this.maxBsonObjectSize} bytes`);
+          throw new DocumentEncodingError(
+            `document of ${size} bytes exceeds the server's limit of ${this.maxBsonObjectSize} bytes`,
+          );
         }
         let g = groups.get(name);
         if (!g) groups.set(name, (g = { kind: d.kind, docs: [], idx: [] }));
@@ -206,14 +252,29 @@ export class MongoSink implements Sink {
       return;
     }
     await coll.createIndex({ device_id: 1, [field]: 1 }, { name: 'device_time' });
-    if (ttlSeconds > 0) await coll.createIndex({ [field]: 1 }, { name: `ttl_${field}`, expireAfterSeconds: ttlSeconds });
+    if (ttlSeconds > 0)
+      await coll.createIndex(
+        { [field]: 1 },
+        { name: `ttl_${field}`, expireAfterSeconds: ttlSeconds },
+      );
   }
 
-  private async insert(db: Db, name: string, g: Group, rejected: RejectedRecord[], firstTry: boolean): Promise<void> {
+  private async insert(
+    db: Db,
+    name: string,
+    g: Group,
+    rejected: RejectedRecord[],
+    firstTry: boolean,
+  ): Promise<void> {
     await this.ensureCollection(db, name, g.kind);
     const w = this.options.writeConcern;
     try {
-      await db.collection(name).insertMany(g.docs, { ordered: false, writeConcern: { w: w.w, journal: w.journal, wtimeoutMS: w.wtimeoutMS } });
+      await db
+        .collection(name)
+        .insertMany(g.docs, {
+          ordered: false,
+          writeConcern: { w: w.w, journal: w.journal, wtimeoutMS: w.wtimeoutMS },
+        });
     } catch (err) {
       if (err instanceof MongoBulkWriteError) return this.sortWriteErrors(err, g, rejected);
       if (firstTry && (err instanceof BSON.BSONError || err instanceof MongoInvalidArgumentError)) {
@@ -225,7 +286,10 @@ export class MongoSink implements Sink {
             keep.docs.push(doc);
             keep.idx.push(g.idx[j]!);
           } catch (e) {
-            rejected.push({ index: g.idx[j]!, error: new DocumentEncodingError(`cannot encode the document: ${message(e)}`) });
+            rejected.push({
+              index: g.idx[j]!,
+              error: new DocumentEncodingError(`cannot encode the document: ${message(e)}`),
+            });
           }
         });
         if (keep.docs.length === g.docs.length) throw err;
@@ -239,16 +303,31 @@ export class MongoSink implements Sink {
   /** Unordered insert: every document without a write error is stored; sort the errors out. */
   private sortWriteErrors(err: MongoBulkWriteError, g: Group, rejected: RejectedRecord[]): void {
     const wce = err.result?.getWriteConcernError?.();
-    if (wce) throw new TransientWriteError(`write concern not satisfied: ${wce.errmsg ?? 'unknown'}`, { cause: err });
-    const errors = err.writeErrors ? (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) : [];
+    if (wce)
+      throw new TransientWriteError(`write concern not satisfied: ${wce.errmsg ?? 'unknown'}`, {
+        cause: err,
+      });
+    const errors = err.writeErrors
+      ? Array.isArray(err.writeErrors)
+        ? err.writeErrors
+        : [err.writeErrors]
+      : [];
     if (errors.length === 0) throw err;
     let transient: { code: number; errmsg?: string | undefined } | undefined;
     for (const we of errors) {
       if (we.code === DUPLICATE_KEY) continue;
       const index = g.idx[we.index];
-      if (index !== undefined && DOCUMENT_ERROR_CODES.has(we.code)) rejected.push({ index, error: new DocumentRejectedError(we.code, we.errmsg ?? 'no reason given') });
+      if (index !== undefined && DOCUMENT_ERROR_CODES.has(we.code))
+        rejected.push({
+          index,
+          error: new DocumentRejectedError(we.code, we.errmsg ?? 'no reason given'),
+        });
       else transient ??= we;
     }
-    if (transient) throw new TransientWriteError(`write error code ${transient.code}: ${transient.errmsg ?? 'no reason given'}`, { cause: err });
+    if (transient)
+      throw new TransientWriteError(
+        `write error code ${transient.code}: ${transient.errmsg ?? 'no reason given'}`,
+        { cause: err },
+      );
   }
 }

@@ -37,7 +37,10 @@ export async function createMongoTestDatabase(prefix = 'sink'): Promise<MongoTes
       const ids: string[] = [];
       for (const c of colls) {
         if (c.name.startsWith('system.') || c.name.startsWith('sluice_probe_')) continue;
-        const docs = await db.collection(c.name).find({}, { projection: { _id: 1 } }).toArray();
+        const docs = await db
+          .collection(c.name)
+          .find({}, { projection: { _id: 1 } })
+          .toArray();
         for (const d of docs) ids.push(String(d._id));
       }
       return ids;

@@ -23,9 +23,9 @@ const SENSORS = ['temp', 'voltage', 'current'];
 
 /** Extra flags of this bench (any other is refused). */
 export const flags: BenchFlags = {
-  'events': 'backlog size in events (default min(2e6, seconds * 40000))',
+  events: 'backlog size in events (default min(2e6, seconds * 40000))',
   'per-message': 'events per message (default 100)',
-  'devices': 'distinct devices (default 500)',
+  devices: 'distinct devices (default 500)',
   'publish-resolutions': 'AGGREGATOR_PUBLISH_RESOLUTIONS for the service under test',
 };
 

@@ -10,10 +10,22 @@
 // from the clean stream it wrote: `reseed_claims_per_s`. Each run uses its own namespace (streams)
 // and key prefix, deleted afterwards.
 import { join } from 'node:path';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
-import { CONTENT_TYPES, encodeBatch, TelemetryEvent, topology, type Event, type Topology } from '@sluice/contracts';
+import {
+  CONTENT_TYPES,
+  encodeBatch,
+  TelemetryEvent,
+  topology,
+  type Event,
+  type Topology,
+} from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { Registry } from 'prom-client';
 import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
@@ -24,7 +36,10 @@ type ClaimResult = 'new' | 'ours' | 'theirs';
 /** The claims of one handler batch (`ClaimBatch` in apps/dedupe). */
 type ClaimRequests = { readonly length: number };
 interface ClaimStore {
-  claim(batch: ClaimRequests, opts?: { seedToken?: string; claimedAtMs?: number }): Promise<ClaimResult[]>;
+  claim(
+    batch: ClaimRequests,
+    opts?: { seedToken?: string; claimedAtMs?: number },
+  ): Promise<ClaimResult[]>;
   isReady(): boolean;
   readonly guarded: boolean;
   probe(prefix: string): Promise<void>;
@@ -45,11 +60,37 @@ interface StartableActor {
 }
 interface DedupeModule {
   buildDedupe(
-    deps: { nc: NatsConnection; topology: Topology; claims: ClaimStore; log: ReturnType<typeof createLogger>; registry: Registry },
-    opts: { keyPrefix?: string; batchMessages?: number; ackWaitMs?: number; concurrency?: number; reseedFenceMs?: number },
-  ): Promise<{ actors: StartableActor[]; publisher: { stop(): Promise<void> }; recovery: { stop(): Promise<void> }; reseed(reason?: string): Promise<ReseedResult | undefined> }>;
-  RedisClaimStore: new (opts: { redis: RedisLike; ttlMs: number; timeoutMs: number; guard?: boolean }) => ClaimStore;
-  connectRedis(opts: { url: string; commandTimeoutMs: number; log: ReturnType<typeof createLogger> }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
+    deps: {
+      nc: NatsConnection;
+      topology: Topology;
+      claims: ClaimStore;
+      log: ReturnType<typeof createLogger>;
+      registry: Registry;
+    },
+    opts: {
+      keyPrefix?: string;
+      batchMessages?: number;
+      ackWaitMs?: number;
+      concurrency?: number;
+      reseedFenceMs?: number;
+    },
+  ): Promise<{
+    actors: StartableActor[];
+    publisher: { stop(): Promise<void> };
+    recovery: { stop(): Promise<void> };
+    reseed(reason?: string): Promise<ReseedResult | undefined>;
+  }>;
+  RedisClaimStore: new (opts: {
+    redis: RedisLike;
+    ttlMs: number;
+    timeoutMs: number;
+    guard?: boolean;
+  }) => ClaimStore;
+  connectRedis(opts: {
+    url: string;
+    commandTimeoutMs: number;
+    log: ReturnType<typeof createLogger>;
+  }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
 }
 interface RedisLike {
   status: string;
@@ -61,7 +102,11 @@ interface RedisLike {
 
 const DEDUPE_MODULE = join(__dirname, '..', '..', '..', '..', 'apps', 'dedupe', 'src', 'index.ts');
 
-const log = createLogger({ service: 'bench-dedupe', level: 'warn', hashDeviceId: createDeviceHasher('bench-key-0123456789') });
+const log = createLogger({
+  service: 'bench-dedupe',
+  level: 'warn',
+  hashDeviceId: createDeviceHasher('bench-key-0123456789'),
+});
 
 /** Counts `pipeline().exec()` calls on the connection: each is one Redis round trip. */
 function countRoundTrips(redis: RedisLike): { count: number } {
@@ -106,7 +151,10 @@ class MeasuredClaims implements ClaimStore {
   async releaseSeed(prefix: string, token: string) {
     await this.inner?.releaseSeed(prefix, token);
   }
-  async claim(batch: ClaimRequests, opts?: { seedToken?: string; claimedAtMs?: number }): Promise<ClaimResult[]> {
+  async claim(
+    batch: ClaimRequests,
+    opts?: { seedToken?: string; claimedAtMs?: number },
+  ): Promise<ClaimResult[]> {
     // A re-seed's claims are not the pipeline's: not counted as batches.
     if (opts?.seedToken !== undefined) return this.inner!.claim(batch, opts);
     this.calls++;
@@ -150,17 +198,29 @@ function makeEvents(message: number, perMessage: number, dupRatio: number, runId
   });
 }
 
-async function prefill(js: JetStreamClient, t: Topology, messages: number, perMessage: number, dupRatio: number, runId: string) {
+async function prefill(
+  js: JetStreamClient,
+  t: Topology,
+  messages: number,
+  perMessage: number,
+  dupRatio: number,
+  runId: string,
+) {
   let next = 0;
   const worker = async () => {
     while (next < messages) {
       const m = next++;
       const batchId = `${runId}-b${m}`;
-      await publishDurable(js, t.raw('eu'), encodeBatch({ batchId, events: makeEvents(m, perMessage, dupRatio, runId) }), {
-        msgId: batchId,
-        contentType: CONTENT_TYPES.EVENT_BATCH,
-        timeoutMs: 30_000,
-      });
+      await publishDurable(
+        js,
+        t.raw('eu'),
+        encodeBatch({ batchId, events: makeEvents(m, perMessage, dupRatio, runId) }),
+        {
+          msgId: batchId,
+          contentType: CONTENT_TYPES.EVENT_BATCH,
+          timeoutMs: 30_000,
+        },
+      );
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
@@ -183,7 +243,15 @@ async function run(
   nc: NatsConnection,
   jsm: JetStreamManager,
   claims: MeasuredClaims,
-  opts: { messages: number; perMessage: number; dupRatio: number; batch: number; concurrency: number; prefix: string; label: string },
+  opts: {
+    messages: number;
+    perMessage: number;
+    dupRatio: number;
+    batch: number;
+    concurrency: number;
+    prefix: string;
+    label: string;
+  },
   redis?: RedisLike,
   roundTrips?: { count: number },
 ): Promise<RunResult> {
@@ -195,7 +263,10 @@ async function run(
     await prefill(js, t, opts.messages, opts.perMessage, opts.dupRatio, ns);
     const registry = new Registry();
     const keyPrefix = `${opts.prefix}${ns}:`;
-    const dedupe = await mod.buildDedupe({ nc, topology: t, claims, log, registry }, { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 500 });
+    const dedupe = await mod.buildDedupe(
+      { nc, topology: t, claims, log, registry },
+      { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 500 },
+    );
     const { actors, publisher } = dedupe;
     // A guarded store starts with no guard: seed the (empty) clean stream before the clock starts.
     if (claims.guarded) await dedupe.reseed('bench start');
@@ -211,7 +282,10 @@ async function run(
       info = await jsm.streams.info(t.streams.clean.name);
     }
     const seconds = (performance.now() - t0) / 1000;
-    if (info.state.messages < expected) throw new Error(`${opts.label}: only ${info.state.messages} of ${expected} clean messages after 15 min`);
+    if (info.state.messages < expected)
+      throw new Error(
+        `${opts.label}: only ${info.state.messages} of ${expected} clean messages after 15 min`,
+      );
     await Promise.all(actors.map((a) => a.stop(10_000)));
     await publisher.stop();
     const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
@@ -233,14 +307,16 @@ async function run(
       ...(pipelineRoundTrips !== undefined ? { roundTrips: pipelineRoundTrips } : {}),
     };
   } finally {
-    for (const s of Object.values(t.streams)) await jsm.streams.delete(s.name).catch(() => undefined);
+    for (const s of Object.values(t.streams))
+      await jsm.streams.delete(s.name).catch(() => undefined);
   }
 }
 
 /** Redis server CPU seconds (user + system, all threads) so far. */
 async function redisCpuSeconds(redis: RedisLike): Promise<number> {
   const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
   return field('used_cpu_sys') + field('used_cpu_user');
 }
 
@@ -257,35 +333,66 @@ async function deleteKeys(redis: RedisLike, prefix: string) {
 /** Extra flags of this bench (any other is refused). */
 export const flags: BenchFlags = {
   'events-per-message': 'events per raw message (default 500)',
-  'messages': 'raw messages to pre-fill (default from --seconds)',
-  'batch': 'messages per pull (default 64)',
-  'concurrency': 'batches in flight (default 3, DEDUPE_CONCURRENCY)',
+  messages: 'raw messages to pre-fill (default from --seconds)',
+  batch: 'messages per pull (default 64)',
+  concurrency: 'batches in flight (default 3, DEDUPE_CONCURRENCY)',
   'dup-ratio': 'fraction of duplicate events, 0..1 (default 0)',
 };
 
 const bench: Bench = async (opts) => {
   const perMessage = Number(opts.flags['events-per-message'] ?? 500);
   // Sized so the dedupe run lasts about --seconds at the 200k events/s target.
-  const messages = Number(opts.flags['messages'] ?? Math.max(20, Math.round((opts.seconds * 200_000) / perMessage)));
+  const messages = Number(
+    opts.flags['messages'] ?? Math.max(20, Math.round((opts.seconds * 200_000) / perMessage)),
+  );
   const batch = Number(opts.flags['batch'] ?? 64);
   const concurrency = Number(opts.flags['concurrency'] ?? 3); // DEDUPE_CONCURRENCY's default
   const dupRatio = Number(opts.flags['dup-ratio'] ?? 0);
-  if (!(perMessage > 0 && messages > 0 && batch > 0 && concurrency > 0 && dupRatio >= 0 && dupRatio <= 0.5)) throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio (0 to 0.5)');
+  if (!(
+    perMessage > 0 &&
+    messages > 0 &&
+    batch > 0 &&
+    concurrency > 0 &&
+    dupRatio >= 0 &&
+    dupRatio <= 0.5
+  ))
+    throw new Error('bad --events-per-message/--messages/--batch/--dup-ratio (0 to 0.5)');
 
   const mod = (await import(DEDUPE_MODULE)) as DedupeModule;
-  const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', name: 'bench-dedupe' });
+  const nc = await connect({
+    servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
+    name: 'bench-dedupe',
+  });
   const jsm = await jetstreamManager(nc);
-  const { redis, stoppable } = mod.connectRedis({ url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', commandTimeoutMs: 10_000, log });
+  const { redis, stoppable } = mod.connectRedis({
+    url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    commandTimeoutMs: 10_000,
+    log,
+  });
   const prefix = `bench-dedupe-${Date.now().toString(36)}:`;
   try {
     const deadline = Date.now() + 10_000;
-    while (redis.status !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (redis.status !== 'ready' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     const common = { messages, perMessage, dupRatio, batch, concurrency, prefix };
-    const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), { ...common, label: 'baseline' });
+    const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), {
+      ...common,
+      label: 'baseline',
+    });
     // Without the guard: Redis trusted to keep its claims (DEDUPE_RESEED=false, the design before).
-    const unguarded = await run(mod, nc, jsm, new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false })), { ...common, label: 'unguarded' });
+    const unguarded = await run(
+      mod,
+      nc,
+      jsm,
+      new MeasuredClaims(
+        new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false }),
+      ),
+      { ...common, label: 'unguarded' },
+    );
     const roundTrips = countRoundTrips(redis);
-    const claims = new MeasuredClaims(new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }));
+    const claims = new MeasuredClaims(
+      new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }),
+    );
     const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' }, redis, roundTrips);
     const redisCpu = dd.redisCpu ?? Number.NaN;
     const lat = [...claims.latencies].sort((a, b) => a - b);
@@ -300,14 +407,17 @@ const bench: Bench = async (opts) => {
       unguarded_events_per_s: Math.round(total / unguarded.seconds),
       reseed_claims: dd.reseed?.claims ?? 0,
       reseed_outcome: dd.reseed?.outcome ?? 'none',
-      reseed_claims_per_s: dd.reseed ? Math.round(dd.reseed.claims / Math.max(0.001, dd.reseed.seedMs / 1000)) : 0,
+      reseed_claims_per_s: dd.reseed
+        ? Math.round(dd.reseed.claims / Math.max(0.001, dd.reseed.seedMs / 1000))
+        : 0,
       latency_of: 'one Redis claim round trip (a whole batch)',
       messages,
       events_per_message: perMessage,
       events: total,
       dup_ratio: dupRatio,
       // Distinct events: the first message whole, then the originals of every later one.
-      expected_clean_events: perMessage + (messages - 1) * (perMessage - repeatsPerMessage(perMessage, dupRatio)),
+      expected_clean_events:
+        perMessage + (messages - 1) * (perMessage - repeatsPerMessage(perMessage, dupRatio)),
       clean_events: dd.cleanEvents,
       seconds: round(dd.seconds),
       baseline_seconds: round(base.seconds),

@@ -11,12 +11,22 @@ import { connect } from '@nats-io/transport-node';
 import { encodeBatch, topology } from '@sluice/contracts';
 import { freePort, testUrls, uniqueId } from '@sluice/testing';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- the bench drives the fleet simulator's load core
-import { GrpcStreamSender, RunStats, TemplatePool, generateLoad } from '../../../fleet-sim/src/index';
+import {
+  GrpcStreamSender,
+  RunStats,
+  TemplatePool,
+  generateLoad,
+} from '../../../fleet-sim/src/index';
 import { round, type Bench, type BenchFlags } from '../result';
 
 const TOKEN = 'bench-token';
 
-async function baseline(payloads: Uint8Array[], events: number, seconds: number, window: number): Promise<number> {
+async function baseline(
+  payloads: Uint8Array[],
+  events: number,
+  seconds: number,
+  window: number,
+): Promise<number> {
   const nc = await connect({ servers: testUrls.nats, name: 'bench-ingest-baseline' });
   const jsm = await jetstreamManager(nc);
   const name = `BENCH_BASE_${uniqueId('b').toUpperCase().replace(/-/g, '_')}`;
@@ -31,10 +41,12 @@ async function baseline(payloads: Uint8Array[], events: number, seconds: number,
   try {
     while (performance.now() < end) {
       while (inflight.size < window) {
-        const p = js.publish(subject, payloads[sent % payloads.length]!, { msgID: `${name}-${sent++}` }).then(() => {
-          acked++;
-          inflight.delete(p);
-        });
+        const p = js
+          .publish(subject, payloads[sent % payloads.length]!, { msgID: `${name}-${sent++}` })
+          .then(() => {
+            acked++;
+            inflight.delete(p);
+          });
         inflight.add(p);
       }
       await Promise.race(inflight);
@@ -60,7 +72,8 @@ function startGateway(env: Record<string, string>) {
     async waitForLine(re: RegExp, timeoutMs: number) {
       const end = Date.now() + timeoutMs;
       while (!lines.some((l) => re.test(l))) {
-        if (Date.now() > end || proc.exitCode !== null) throw new Error(`gateway did not start: ${lines.slice(-20).join('\n')}`);
+        if (Date.now() > end || proc.exitCode !== null)
+          throw new Error(`gateway did not start: ${lines.slice(-20).join('\n')}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       lines.length = 0;
@@ -70,9 +83,9 @@ function startGateway(env: Record<string, string>) {
 
 /** Extra flags of this bench (any other is refused). */
 export const flags: BenchFlags = {
-  'streams': 'gRPC streams (default 4)',
+  streams: 'gRPC streams (default 4)',
   'in-flight': 'batches in flight per stream (default 16)',
-  'batch': 'events per batch (default 500)',
+  batch: 'events per batch (default 500)',
 };
 
 const bench: Bench = async (opts) => {
@@ -104,13 +117,33 @@ const bench: Bench = async (opts) => {
   const jsm = await jetstreamManager(nc);
   try {
     await gateway.waitForLine(/ingestion running/, 60_000);
-    const pool = new TemplatePool({ devices: 50, sensorsPerDevice: 6, minHz: 50, maxHz: 1000, cameraFraction: 0.2, batchSize, regions: ['eu-west'] }, 32);
+    const pool = new TemplatePool(
+      {
+        devices: 50,
+        sensorsPerDevice: 6,
+        minHz: 50,
+        maxHz: 1000,
+        cameraFraction: 0.2,
+        batchSize,
+        regions: ['eu-west'],
+      },
+      32,
+    );
     const events = pool.templateBatches[0]!.events;
     const bytesPerBatch = pool.templateBatches[0]!.bytes.length;
     const stats = new RunStats();
-    const sender = new GrpcStreamSender(`127.0.0.1:${grpcPort}`, streams, stats, { token: TOKEN, maxInFlight: inFlight });
+    const sender = new GrpcStreamSender(`127.0.0.1:${grpcPort}`, streams, stats, {
+      token: TOKEN,
+      maxInFlight: inFlight,
+    });
     // Warm-up (JIT, connections, stream files), then measure from zero.
-    await generateLoad({ sender, pool, stats, seconds: Math.min(2, opts.seconds), rate: opts.rate });
+    await generateLoad({
+      sender,
+      pool,
+      stats,
+      seconds: Math.min(2, opts.seconds),
+      rate: opts.rate,
+    });
     const warm = new RunStats();
     Object.assign(stats, warm);
     stats.latency.reset();
@@ -123,15 +156,24 @@ const bench: Bench = async (opts) => {
       seconds: opts.seconds,
       rate: opts.rate,
       onSecond: (s) => {
-        process.stderr.write(`t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`);
+        process.stderr.write(
+          `t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`,
+        );
         prev = stats.eventsAccepted;
         stats.window.reset();
       },
     });
     sender.close();
     const stored = (await jsm.streams.info(t.streams.raw.name)).state.messages;
-    const payloads = pool.templateBatches.map((b) => encodeBatch({ batchId: 'x', events: b.batch.events }));
-    const ceiling = await baseline(payloads, events, Math.min(opts.seconds, 10), streams * inFlight);
+    const payloads = pool.templateBatches.map((b) =>
+      encodeBatch({ batchId: 'x', events: b.batch.events }),
+    );
+    const ceiling = await baseline(
+      payloads,
+      events,
+      Math.min(opts.seconds, 10),
+      streams * inFlight,
+    );
     return {
       name: 'ingest',
       mode: opts.rate ? `open loop at ${opts.rate} events/s` : 'closed loop (max throughput)',

@@ -23,13 +23,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function makeBatch(run: string, n: number, size: number): Event[] {
   return Array.from({ length: size }, (_, i) =>
-    telemetryEvent(`${run}-${n}-${i}`, { deviceId: `dev-${(n * size + i) % 500}`, value: i, time: new Date(Date.now() - 1_000) }),
+    telemetryEvent(`${run}-${n}-${i}`, {
+      deviceId: `dev-${(n * size + i) % 500}`,
+      value: i,
+      time: new Date(Date.now() - 1_000),
+    }),
   );
 }
 
 /** Extra flags of this bench (any other is refused). */
 export const flags: BenchFlags = {
-  'batch': 'events per clean batch (default 100)',
+  batch: 'events per clean batch (default 100)',
   'poll-ms': 'also poll visibility every N ms (default 0: off)',
   'batch-messages': 'messages per sink pull (default 64)',
 };
@@ -47,7 +51,11 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const topo = topology(run);
-  const logger = createLogger({ service: 'bench-mongo', level: 'warn', hashDeviceId: createDeviceHasher('bench-key-0123456789') });
+  const logger = createLogger({
+    service: 'bench-mongo',
+    level: 'warn',
+    hashDeviceId: createDeviceHasher('bench-key-0123456789'),
+  });
   let runner: SinkRunner | undefined;
   try {
     // Baseline: the ceiling of the server for these documents, a bare unordered insertMany loop.
@@ -60,14 +68,25 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     const baseEnd = Date.now() + baseSeconds * 1000;
     const baseStart = Date.now();
     for (let n = 0; Date.now() < baseEnd; n++) {
-      const docs = recordsOf(makeBatch(`${run}-base`, n, batchSize), n).map((r) => toDocument(r).doc);
-      await baselineColl.insertMany(docs as never[], { ordered: false, writeConcern: { w: 1, journal: true } });
+      const docs = recordsOf(makeBatch(`${run}-base`, n, batchSize), n).map(
+        (r) => toDocument(r).doc,
+      );
+      await baselineColl.insertMany(docs as never[], {
+        ordered: false,
+        writeConcern: { w: 1, journal: true },
+      });
       baseDocs += docs.length;
     }
     const baselineRate = baseDocs / ((Date.now() - baseStart) / 1000);
 
     // Capture: the sink runner on its own durable consumer, as mongo-capture runs it.
-    const mongo = new MongoSink({ url: mongoTestUrl(), database: mdb.name, telemetryCollection: 'telemetry', writeConcernW: 1, name: 'bench-mongo' });
+    const mongo = new MongoSink({
+      url: mongoTestUrl(),
+      database: mdb.name,
+      telemetryCollection: 'telemetry',
+      writeConcernW: 1,
+      name: 'bench-mongo',
+    });
     const publishedAt = new Map<number, number>();
     /** Batches stored before their publish ack reached this process: seq → when. */
     const storedEarly = new Map<number, number>();
@@ -139,12 +158,16 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       while (polling) {
         if (maxPublishedSeq >= nextUnseen) {
           const groups = await coll
-            .aggregate<{ _id: number; n: number }>([{ $match: { 'ingest.seq': { $gte: nextUnseen } } }, { $group: { _id: '$ingest.seq', n: { $sum: 1 } } }])
+            .aggregate<{ _id: number; n: number }>([
+              { $match: { 'ingest.seq': { $gte: nextUnseen } } },
+              { $group: { _id: '$ingest.seq', n: { $sum: 1 } } },
+            ])
             .toArray();
           const now = Date.now();
           for (const g of groups) {
             const t = sentAt.get(g._id);
-            if (t !== undefined && g.n >= batchSize && pollPending.delete(g._id)) polled.push(now - t);
+            if (t !== undefined && g.n >= batchSize && pollPending.delete(g._id))
+              polled.push(now - t);
           }
           while (nextUnseen <= maxPublishedSeq && !pollPending.has(nextUnseen)) nextUnseen++;
         }
@@ -163,19 +186,25 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
         const events = makeBatch(run, n, batchSize);
         const msgId = `raw:bench:${n++}`;
         const t = Date.now();
-        const p = js.publish(subject, encodeBatch({ batchId: msgId, events }), { msgID: msgId, headers: undefined, timeout: 10_000 }).then((ack) => {
-          const early = storedEarly.get(ack.seq);
-          if (early !== undefined) {
-            storedEarly.delete(ack.seq);
-            latencies.push(early - t);
-            lastVisibleAt = Math.max(lastVisibleAt, early);
-          } else publishedAt.set(ack.seq, t);
-          if (polling) {
-            sentAt.set(ack.seq, t);
-            pollPending.add(ack.seq);
-          }
-          maxPublishedSeq = Math.max(maxPublishedSeq, ack.seq);
-        });
+        const p = js
+          .publish(subject, encodeBatch({ batchId: msgId, events }), {
+            msgID: msgId,
+            headers: undefined,
+            timeout: 10_000,
+          })
+          .then((ack) => {
+            const early = storedEarly.get(ack.seq);
+            if (early !== undefined) {
+              storedEarly.delete(ack.seq);
+              latencies.push(early - t);
+              lastVisibleAt = Math.max(lastVisibleAt, early);
+            } else publishedAt.set(ack.seq, t);
+            if (polling) {
+              sentAt.set(ack.seq, t);
+              pollPending.add(ack.seq);
+            }
+            maxPublishedSeq = Math.max(maxPublishedSeq, ack.seq);
+          });
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
         sent += batchSize;
@@ -186,11 +215,17 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     const publishEnd = Date.now();
     // Drain: wait (bounded) until every published batch is visible.
     const drainDeadline = Date.now() + Math.max(60_000, seconds * 2_000);
-    while ((publishedAt.size > 0 || (pollMs > 0 && pollPending.size > 0)) && Date.now() < drainDeadline) await sleep(50);
+    while (
+      (publishedAt.size > 0 || (pollMs > 0 && pollPending.size > 0)) &&
+      Date.now() < drainDeadline
+    )
+      await sleep(50);
     polling = false;
     await poller;
     // Outside the timed window: one scan checks that every batch is stored, and stored once.
-    const groups = await coll.aggregate<{ _id: number; n: number }>([{ $group: { _id: '$ingest.seq', n: { $sum: 1 } } }]).toArray();
+    const groups = await coll
+      .aggregate<{ _id: number; n: number }>([{ $group: { _id: '$ingest.seq', n: { $sum: 1 } } }])
+      .toArray();
     const stored = groups.reduce((t, g) => t + g.n, 0);
     const completeBatches = groups.filter((g) => g.n === batchSize).length;
     const elapsed = (Math.max(lastVisibleAt, publishEnd) - start) / 1000;
@@ -205,7 +240,9 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       offered_events_per_s: offered,
       batch_events: batchSize,
       poll_ms: pollMs,
-      ...(pollMs > 0 ? { poll_p50_ms: percentile(polled, 50), poll_p99_ms: percentile(polled, 99) } : {}),
+      ...(pollMs > 0
+        ? { poll_p50_ms: percentile(polled, 50), poll_p99_ms: percentile(polled, 99) }
+        : {}),
       batch_messages: batchMessages,
       seconds,
       published_events: sent,

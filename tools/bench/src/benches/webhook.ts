@@ -29,7 +29,10 @@ const TOKEN = 'bench-admin-token-0123456789';
  */
 function startDispatcher(env: Record<string, string>) {
   const nodeOptions = process.env['WEBHOOK_BENCH_NODE_OPTIONS'];
-  const proc = startBuiltApp('webhook-dispatcher', nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env);
+  const proc = startBuiltApp(
+    'webhook-dispatcher',
+    nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env,
+  );
   const lines: string[] = [];
   const exited = new Promise((r) => proc.once('exit', r));
   let partial = '';
@@ -67,7 +70,8 @@ function startDispatcher(env: Record<string, string>) {
       for (;;) {
         const seen = lines.find((l) => re.test(l));
         if (seen) return seen;
-        if (Date.now() > end || proc.exitCode !== null) throw new Error(`webhook-dispatcher did not start: ${lines.slice(-20).join('\n')}`);
+        if (Date.now() > end || proc.exitCode !== null)
+          throw new Error(`webhook-dispatcher did not start: ${lines.slice(-20).join('\n')}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },
@@ -83,14 +87,21 @@ interface Receiver {
 }
 
 async function receiver(keepBodies: boolean): Promise<Receiver> {
-  const r: Receiver = { server: undefined as unknown as Server, url: '', arrivals: [], count: 0, ids: new Set() };
+  const r: Receiver = {
+    server: undefined as unknown as Server,
+    url: '',
+    arrivals: [],
+    count: 0,
+    ids: new Set(),
+  };
   r.server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       r.count++;
       r.ids.add(String(req.headers['webhook-id']));
-      if (keepBodies) r.arrivals.push({ at: Date.now(), body: Buffer.concat(chunks).toString('utf8') });
+      if (keepBodies)
+        r.arrivals.push({ at: Date.now(), body: Buffer.concat(chunks).toString('utf8') });
       res.writeHead(204).end();
     });
   });
@@ -102,20 +113,49 @@ async function receiver(keepBodies: boolean): Promise<Receiver> {
 }
 
 function reading(id: string, sensorType: string, value: number): Event {
-  return { kind: { $case: 'telemetry', value: TelemetryEvent.fromPartial({ eventId: id, deviceId: `dev-${id.length % 7}`, sensorType, value, unit: 'c', region: 'eu', eventTime: new Date() }) } };
+  return {
+    kind: {
+      $case: 'telemetry',
+      value: TelemetryEvent.fromPartial({
+        eventId: id,
+        deviceId: `dev-${id.length % 7}`,
+        sensorType,
+        value,
+        unit: 'c',
+        region: 'eu',
+        eventTime: new Date(),
+      }),
+    },
+  };
 }
 
 /** Bare HTTP POST loop: requests/s with `concurrency` keep-alive connections for `ms`. */
-async function postLoop(url: string, body: string, concurrency: number, ms: number): Promise<number> {
+async function postLoop(
+  url: string,
+  body: string,
+  concurrency: number,
+  ms: number,
+): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const end = Date.now() + ms;
   let done = 0;
   const one = () =>
     new Promise<void>((resolve, reject) => {
-      const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      });
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -150,7 +190,7 @@ async function deleteStreams(jsm: JetStreamManager, prefix: string): Promise<voi
 /** Extra flags of this bench (any other is refused). */
 export const flags: BenchFlags = {
   'bulk-rate': 'matching events/s offered in the throughput phase (default 3000)',
-  'concurrency': 'receiver/baseline concurrency (default 32)',
+  concurrency: 'receiver/baseline concurrency (default 32)',
 };
 
 const bench: Bench = async (opts) => {
@@ -202,16 +242,24 @@ const bench: Bench = async (opts) => {
         headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify({ url, filter, ...extra }),
       });
-      if (res.status !== 201) throw new Error(`subscription refused: ${res.status} ${await res.text()}`);
+      if (res.status !== 201)
+        throw new Error(`subscription refused: ${res.status} ${await res.text()}`);
     };
     await subscribe(alerts.url, { type: 'telemetry', sensorTypes: ['alarm'], value: { gt: 100 } });
-    await subscribe(bulk.url, { type: 'telemetry', sensorTypes: ['bulk'] }, { rateLimitPerS: 100_000, maxConcurrency: concurrency });
+    await subscribe(
+      bulk.url,
+      { type: 'telemetry', sensorTypes: ['bulk'] },
+      { rateLimitPerS: 100_000, maxConcurrency: concurrency },
+    );
 
     // Phase 1: latency under background load. CPU of the service (and of this process, the load
     // generator and receivers) is recorded per phase: on a shared machine it is steadier than wall time.
     const cpu0 = proc.cpuMs();
     const own0 = process.cpuUsage();
-    const noise = encodeBatch({ batchId: 'noise', events: Array.from({ length: 100 }, (_, i) => reading(`n${i}`, 'noise', 1_000)) });
+    const noise = encodeBatch({
+      batchId: 'noise',
+      events: Array.from({ length: 100 }, (_, i) => reading(`n${i}`, 'noise', 1_000)),
+    });
     const sent = new Map<string, number>();
     let background = 0;
     let inflight: Array<Promise<unknown>> = [];
@@ -227,7 +275,13 @@ const bench: Bench = async (opts) => {
         tick++;
         const id = uniqueId('alarm');
         sent.set(id, Date.now());
-        inflight.push(js.publish(topo.clean('eu'), encodeBatch({ batchId: id, events: [reading(id, 'alarm', 150)] }), { msgID: id }));
+        inflight.push(
+          js.publish(
+            topo.clean('eu'),
+            encodeBatch({ batchId: id, events: [reading(id, 'alarm', 150)] }),
+            { msgID: id },
+          ),
+        );
       }
       if (inflight.length >= 256) {
         await Promise.all(inflight);
@@ -241,10 +295,12 @@ const bench: Bench = async (opts) => {
     const cpu1 = proc.cpuMs();
     const own1 = process.cpuUsage(own0);
     const deadline = Date.now() + 15_000;
-    while (alerts.arrivals.length < sent.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (alerts.arrivals.length < sent.size && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     const latencies = alerts.arrivals
       .map((a) => {
-        const id = (JSON.parse(a.body) as { data: { event: { event_id: string } } }).data.event.event_id;
+        const id = (JSON.parse(a.body) as { data: { event: { event_id: string } } }).data.event
+          .event_id;
         return a.at - (sent.get(id) ?? a.at);
       })
       .sort((a, b) => a - b);
@@ -254,21 +310,32 @@ const bench: Bench = async (opts) => {
     const t0 = Date.now();
     inflight = [];
     for (let i = 0; i < total; i += 100) {
-      const events = Array.from({ length: Math.min(100, total - i) }, (_, k) => reading(uniqueId(`b${i + k}`), 'bulk', i + k));
-      inflight.push(js.publish(topo.clean('eu'), encodeBatch({ batchId: `bulk-${i}`, events }), { msgID: uniqueId('bulk') }));
+      const events = Array.from({ length: Math.min(100, total - i) }, (_, k) =>
+        reading(uniqueId(`b${i + k}`), 'bulk', i + k),
+      );
+      inflight.push(
+        js.publish(topo.clean('eu'), encodeBatch({ batchId: `bulk-${i}`, events }), {
+          msgID: uniqueId('bulk'),
+        }),
+      );
       const due = t0 + ((i + 100) / bulkRate) * 1000;
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
       if (inflight.length >= 64) inflight = [Promise.all(inflight)];
     }
     await Promise.all(inflight);
     const deadline2 = Date.now() + 60_000;
-    while (bulk.ids.size < total && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
+    while (bulk.ids.size < total && Date.now() < deadline2)
+      await new Promise((r) => setTimeout(r, 50));
     const deliveredPerS = bulk.ids.size / ((Date.now() - t0) / 1000);
     const cpu2 = proc.cpuMs();
     const bulkDelivered = bulk.ids.size;
     const bulkRequests = bulk.count;
 
-    const body = JSON.stringify({ type: 'telemetry.threshold.v1', timestamp: new Date().toISOString(), data: { event: { event_id: 'x'.repeat(40), value: 1 } } });
+    const body = JSON.stringify({
+      type: 'telemetry.threshold.v1',
+      timestamp: new Date().toISOString(),
+      data: { event: { event_id: 'x'.repeat(40), value: 1 } },
+    });
     const baseline = await postLoop(bulk.url, body, concurrency, Math.min(5_000, phaseMs));
 
     const result: BenchResult = {
@@ -285,17 +352,26 @@ const bench: Bench = async (opts) => {
       bulk_requests: bulkRequests,
       bulk_offered_rate: bulkRate,
       endpoint_concurrency: concurrency,
-      service_cpu_ms_latency_phase: cpu0 === undefined || cpu1 === undefined ? undefined : round(cpu1 - cpu0),
+      service_cpu_ms_latency_phase:
+        cpu0 === undefined || cpu1 === undefined ? undefined : round(cpu1 - cpu0),
       loadgen_cpu_ms_latency_phase: round((own1.user + own1.system) / 1000),
-      service_cpu_us_per_delivery: cpu1 === undefined || cpu2 === undefined || bulkDelivered === 0 ? undefined : round(((cpu2 - cpu1) * 1000) / bulkDelivered),
+      service_cpu_us_per_delivery:
+        cpu1 === undefined || cpu2 === undefined || bulkDelivered === 0
+          ? undefined
+          : round(((cpu2 - cpu1) * 1000) / bulkDelivered),
     };
-    for (const l of proc.lines.filter((x) => /"level":"(warn|error)"/.test(x)).slice(0, 5)) console.error(l.slice(0, 400));
-    console.error(`webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`);
+    for (const l of proc.lines.filter((x) => /"level":"(warn|error)"/.test(x)).slice(0, 5))
+      console.error(l.slice(0, 400));
+    console.error(
+      `webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`,
+    );
     return result;
   } finally {
     // Everything the run created goes, also when it failed half-way; one failed step does not stop the rest.
     for (const step of cleanup) {
-      await step().catch((err: unknown) => console.error(`webhook bench cleanup: ${(err as Error).message}`));
+      await step().catch((err: unknown) =>
+        console.error(`webhook bench cleanup: ${(err as Error).message}`),
+      );
     }
   }
 };
