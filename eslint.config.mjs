@@ -24,9 +24,18 @@ const boundaries = (testing) => [
     enforceBuildableLibDependency: false,
     allow: [],
     depConstraints: [
-      { sourceTag: 'type:app', onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'] },
-      { sourceTag: 'type:lib', onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'] },
-      { sourceTag: 'type:tool', onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'] },
+      {
+        sourceTag: 'type:app',
+        onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'],
+      },
+      {
+        sourceTag: 'type:lib',
+        onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'],
+      },
+      {
+        sourceTag: 'type:tool',
+        onlyDependOnLibsWithTags: testing ? ['type:lib', 'type:test'] : ['type:lib'],
+      },
       { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['type:lib', 'type:test'] },
       { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
     ],
@@ -34,7 +43,15 @@ const boundaries = (testing) => [
 ];
 
 export default [
-  { ignores: ['**/node_modules/**', '**/dist/**', '.tools/**', '.nx/**', 'libs/contracts/src/gen/**'] },
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '.tools/**',
+      '.nx/**',
+      'libs/contracts/src/gen/**',
+    ],
+  },
   ...nx.configs['flat/base'],
   ...nx.configs['flat/typescript'],
   {
@@ -45,19 +62,30 @@ export default [
     },
     rules: {
       '@nx/enforce-module-boundaries': boundaries(false),
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       // An unhandled rejection crashes the process: await it, handle it, or mark it `void` on purpose.
       '@typescript-eslint/no-floating-promises': 'error',
       // noUncheckedIndexedAccess makes `!` after a checked index the honest idiom.
       '@typescript-eslint/no-non-null-assertion': 'off',
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through @sluice/config.' }],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Read configuration through @sluice/config.',
+        },
+      ],
       'no-restricted-imports': [
         'error',
         {
           patterns: [
             {
               group: ['@sluice/testing', '@sluice/*/testing'],
-              message: 'Test-only code: import it from spec files, test-fixtures/ and the /testing entry points only.',
+              message:
+                'Test-only code: import it from spec files, test-fixtures/ and the /testing entry points only.',
             },
           ],
         },
@@ -72,7 +100,13 @@ export default [
     },
   },
   {
-    files: ['libs/config/**/*.ts', '**/*.spec.ts', '**/test-fixtures/**/*.ts', 'tools/**/*.ts', 'libs/testing/**/*.ts'],
+    files: [
+      'libs/config/**/*.ts',
+      '**/*.spec.ts',
+      '**/test-fixtures/**/*.ts',
+      'tools/**/*.ts',
+      'libs/testing/**/*.ts',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
 ];

@@ -269,12 +269,10 @@ export class MongoSink implements Sink {
     await this.ensureCollection(db, name, g.kind);
     const w = this.options.writeConcern;
     try {
-      await db
-        .collection(name)
-        .insertMany(g.docs, {
-          ordered: false,
-          writeConcern: { w: w.w, journal: w.journal, wtimeoutMS: w.wtimeoutMS },
-        });
+      await db.collection(name).insertMany(g.docs, {
+        ordered: false,
+        writeConcern: { w: w.w, journal: w.journal, wtimeoutMS: w.wtimeoutMS },
+      });
     } catch (err) {
       if (err instanceof MongoBulkWriteError) return this.sortWriteErrors(err, g, rejected);
       if (firstTry && (err instanceof BSON.BSONError || err instanceof MongoInvalidArgumentError)) {
