@@ -57,7 +57,9 @@ describe('npm start -- --no-sim', () => {
     up = spawnService('tools/dev/up.ts', env);
     const tokenLine = await up.waitForLine(/device token for D-789: [0-9a-f]{48}/);
     const token = /([0-9a-f]{48})/.exec(tokenLine)![1]!;
-    const curl = await up.waitForLine(/^curl /);
+    const curl = await up.waitForLine(/^curl .*\/v1\/events/);
+    const queryCurl = await up.waitForLine(/^curl .*\/v1\/devices/);
+    expect(await up.waitForLine(/ archive +\S+/)).toMatch(/tmp\/archive/);
     const grpcurl = await up.waitForLine(/^grpcurl /);
     await up.waitForLine(/ingestion running/, 60_000);
     expect(curl).toContain(`http://127.0.0.1:${httpPort}/v1/events`);
@@ -66,6 +68,11 @@ describe('npm start -- --no-sim', () => {
     // HTTP: the printed command, run by bash as a user would paste it.
     const answer = JSON.parse(await bash(curl)) as { status: string; accepted: number };
     expect(answer).toMatchObject({ status: 'OK', accepted: 1 });
+
+    // The query API's printed command, with the region-scoped dev token.
+    await up.waitForLine(/aggregator running/, 60_000);
+    const devices = JSON.parse(await bash(queryCurl)) as { items: unknown[] };
+    expect(Array.isArray(devices.items)).toBe(true);
 
     // gRPC: grpcurl is not installed here; a shell function stands in for it and hands its -d JSON
     // and header to a real client, so the quoting and the JSON shape are what is checked.

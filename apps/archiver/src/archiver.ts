@@ -29,7 +29,7 @@ import {
   type Row,
   type Rows,
 } from './schema';
-import { rangesOf } from './seqset';
+import { bounds, rangesOf } from './seqset';
 import type { ObjectStore } from './store/types';
 
 /** Crash points for the crash tests (`ARCHIVER_FAILPOINT`): where a commit halts until killed. */
@@ -414,9 +414,7 @@ export class Archiver {
     const now = new Date().toISOString();
     for (const [pkey, p] of [...seg.partitions].sort(([a], [b]) => (a < b ? -1 : 1))) {
       p.rows.sort(compareRows);
-      const seqs = [...p.seqs];
-      const first = Math.min(...seqs);
-      const last = Math.max(...seqs);
+      const { min: first, max: last } = bounds(p.seqs);
       let minT = Number.POSITIVE_INFINITY;
       let maxT = Number.NEGATIVE_INFINITY;
       for (const r of p.rows) {

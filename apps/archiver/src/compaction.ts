@@ -8,6 +8,7 @@ import type { ArchiverMetrics } from './metrics';
 import { listPartitions } from './retention';
 import { compareRows, decodeParquet, encodeParquet, rowTime, type Row, type Rows } from './schema';
 import type { ObjectStore } from './store/types';
+import { bounds } from './seqset';
 
 export interface CompactionOptions {
   /** Files smaller than this are merged. Default 32 MiB. */
@@ -114,15 +115,15 @@ export async function compactPartition(
           'sluice.compacted_from': inputs.join(','),
         },
       });
-      const times = rows.map(rowTime);
+      const span = bounds(rows.map(rowTime));
       const entry: ManifestFile = {
         name,
         format: 'parquet',
         rows: rows.length,
         bytes: body.length,
         sha256: sha256(body),
-        minEventTime: new Date(Math.min(...times)).toISOString(),
-        maxEventTime: new Date(Math.max(...times)).toISOString(),
+        minEventTime: new Date(span.min).toISOString(),
+        maxEventTime: new Date(span.max).toISOString(),
         firstSeq: first,
         lastSeq: last,
         writtenAt: new Date().toISOString(),

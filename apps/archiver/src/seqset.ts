@@ -53,3 +53,14 @@ export function fold(floor: number, ranges: SeqRanges): { floor: number; ranges:
   }
   return { floor: f, ranges: out };
 }
+
+/** Smallest and largest of `values` (a loop: spreading 100k+ values into Math.min overflows the stack). */
+export function bounds(values: Iterable<number>): { min: number; max: number } {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
+}
