@@ -290,6 +290,31 @@ describe('dedupe on real NATS and Redis', () => {
     }
   });
 
+  it('re-seeds a clean stream larger than one fetch, and a message larger than a whole fetch', async () => {
+    const t = newTopology();
+    const prefix = `${redisFx.prefix}${t.namespace}:`;
+    // 2 KiB per fetch: NATS ends most fetches with "message size exceeds maxbytes" (a 409 nats.js
+    // raises), and the 60-event message does not fit one fetch at all.
+    const dd = await startInProcess(t, { reseedFetchBytes: 2_048, probeIntervalMs: 100 });
+    const ids: string[] = [];
+    for (let m = 0; m < 12; m++) {
+      const batch = [`fx${m}a`, `fx${m}b`, `fx${m}c`];
+      ids.push(...batch);
+      await publishRaw(t, 'eu', batch);
+    }
+    const big = Array.from({ length: 60 }, (_, i) => `fxbig-${i}-${'x'.repeat(24)}`);
+    ids.push(...big);
+    await publishRaw(t, 'eu', big);
+    await expectExactlyOnce(t, ids);
+    const keys = await redisFx.redis.keys(`${prefix}*`);
+    await redisFx.redis.del(...keys);
+    const result = await dd.reseed('test');
+    expect(result).toMatchObject({ outcome: 'committed', messages: 13, claims: ids.length });
+    // Every re-seeded claim holds: resends of old events stay duplicates.
+    await publishRaw(t, 'us', ['fx3b', big[7]!, 'fx-new']);
+    await expectExactlyOnce(t, [...ids, 'fx-new']);
+  });
+
   it('republishes the claimed events of a redelivered message (claims are already its own)', async () => {
     const t = newTopology();
     const dd = await startInProcess(t);

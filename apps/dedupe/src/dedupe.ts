@@ -56,6 +56,8 @@ export interface DedupeOptions {
   reseedHorizonMs?: number;
   /** A re-seed's wait for in-flight clean publishes; the handler publishes within half of it. Default 3 s. */
   reseedFenceMs?: number;
+  /** Bytes one re-seed fetch of the clean stream may bring. Default 4 MiB. */
+  reseedFetchBytes?: number;
   /** How often a store outage is probed. Default 500 ms. */
   probeIntervalMs?: number;
   /** After an outage, ready again once at most this many raw messages wait. Default 1000. */
@@ -154,6 +156,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
         layout,
         horizonMs: opts.reseedHorizonMs ?? 7 * 86_400_000,
         fenceMs,
+        ...(opts.reseedFetchBytes !== undefined ? { fetchBytes: opts.reseedFetchBytes } : {}),
         metrics,
         log,
       })

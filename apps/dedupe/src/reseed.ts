@@ -4,6 +4,7 @@ import {
   jetstream,
   JetStreamApiCodes,
   JetStreamApiError,
+  JetStreamError,
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -37,6 +38,8 @@ export interface ReseedOptions {
   leaseMs?: number;
   /** Claims per seed round trip. Default 32,768. */
   claimsPerCall?: number;
+  /** Bytes one fetch of the clean stream may bring (bounds the re-seed's memory). Default 4 MiB. */
+  fetchBytes?: number;
   metrics: DedupeMetrics;
   log: Logger;
 }
@@ -49,8 +52,20 @@ export interface ReseedResult {
   seedMs: number;
 }
 
-/** Bytes one fetch of the clean stream may bring: bounds the re-seed's memory. */
 const FETCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * NATS ends a byte-bounded pull whose next message does not fit with a 409 status, which nats.js
+ * raises from a fetch (not from consume) as an error. It ends that fetch, not the re-seed. nats.js
+ * exposes the status test only on the status, not on the error, hence the description.
+ */
+function isMaxBytesEnd(err: unknown): boolean {
+  return (
+    err instanceof JetStreamError &&
+    (err as JetStreamError & { code?: unknown }).code === 409 &&
+    /message size exceeds maxbytes/i.test(err.message)
+  );
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -214,26 +229,41 @@ export class ClaimReseeder {
       let idle = 0;
       // Bounded: a round reads at least one message, or counts towards the 3 idle rounds that end
       // the loop (complete, or SeedIncompleteError).
+      // A message larger than a whole fetch's bytes is read on its own (one message, no byte bound).
+      let oversized = false;
       while (seq < endSeq && !this.stopped) {
-        const iter = await consumer.fetch({ max_bytes: FETCH_BYTES, expires: 2_000 });
+        const iter = await consumer.fetch(
+          oversized
+            ? { max_messages: 1, expires: 2_000 }
+            : { max_bytes: this.opts.fetchBytes ?? FETCH_BYTES, expires: 2_000 },
+        );
+        oversized = false;
         let got = 0;
-        for await (const m of iter) {
-          got++;
-          seq = m.seq;
-          if (m.seq > endSeq) break;
-          messages++;
-          let scanned;
-          try {
-            scanned = decodeRawMessage(m, topology);
-          } catch {
-            continue; // a clean batch dedupe did not write; nothing to claim for it
+        try {
+          for await (const m of iter) {
+            got++;
+            seq = m.seq;
+            if (m.seq > endSeq) break;
+            messages++;
+            let scanned;
+            try {
+              scanned = decodeRawMessage(m, topology);
+            } catch {
+              continue; // a clean batch dedupe did not write; nothing to claim for it
+            }
+            publishedMs = Math.max(publishedMs, Math.floor(Number(m.info.timestampNanos) / 1e6));
+            const owner = batch.owner(ownerOfClean(scanned.batchId, m.seq));
+            for (let i = 0; i < scanned.ids.length; i++)
+              batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
+            if (batch.length >= perCall) await flush();
+            if (seq >= endSeq) break;
           }
-          publishedMs = Math.max(publishedMs, Math.floor(Number(m.info.timestampNanos) / 1e6));
-          const owner = batch.owner(ownerOfClean(scanned.batchId, m.seq));
-          for (let i = 0; i < scanned.ids.length; i++)
-            batch.add(scanned.ids[i]!, scanned.times[i]!, owner);
-          if (batch.length >= perCall) await flush();
-          if (seq >= endSeq) break;
+        } catch (err) {
+          if (!isMaxBytesEnd(err)) throw err;
+          if (got === 0) {
+            oversized = true;
+            continue;
+          }
         }
         if (got > 0) {
           idle = 0;

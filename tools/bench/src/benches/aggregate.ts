@@ -6,6 +6,7 @@
 //    through its own durable consumer into a fresh PostgreSQL database: sustained events/s.
 // 3. Freshness: events published at --rate for --seconds; probe readings are timed from publish until
 //    the query API (/v1/devices/<probe>/latest) returns them: p50/p99.
+import { createHash, randomBytes } from 'node:crypto';
 import type { spawn } from 'node:child_process';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -124,12 +125,15 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     // 2. Throughput of the real service over the same backlog.
     const apiPort = await freePort();
     const opsPort = await freePort();
+    // The query API needs a bearer token; this one may read every region.
+    const apiToken = randomBytes(24).toString('hex');
     const env = {
       ...process.env,
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: namespace,
       PG_URL: db.url,
       AGGREGATOR_API_PORT: String(apiPort),
+      AGGREGATOR_API_TOKENS: `${createHash('sha256').update(apiToken).digest('hex')}=*`,
       OPS_PORT: String(opsPort),
       LOG_LEVEL: 'warn',
       OTEL_SDK_DISABLED: 'true',
@@ -182,9 +186,9 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       while (Date.now() < end + 10_000 && (Date.now() < end || pending.size > 0)) {
         await Promise.all(
           [...pending].map(async ([id, at]) => {
-            const res = await fetch(`http://127.0.0.1:${apiPort}/v1/devices/${id}/latest`).catch(
-              () => undefined,
-            );
+            const res = await fetch(`http://127.0.0.1:${apiPort}/v1/devices/${id}/latest`, {
+              headers: { authorization: `Bearer ${apiToken}` },
+            }).catch(() => undefined);
             if (res?.status === 200) {
               latencies.push(Date.now() - at);
               pending.delete(id);

@@ -265,7 +265,7 @@ async function run(
     const keyPrefix = `${opts.prefix}${ns}:`;
     const dedupe = await mod.buildDedupe(
       { nc, topology: t, claims, log, registry },
-      { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 500 },
+      { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 3_000 },
     );
     const { actors, publisher } = dedupe;
     // A guarded store starts with no guard: seed the (empty) clean stream before the clock starts.
