@@ -69,11 +69,13 @@ const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 
 // Merges into one resolution's table (rollups_<res>) directly: no list-partition routing per row, and
 // the resolution travels once as a scalar instead of once per row in a text array.
-const upsertFor = (table: string) => `
-INSERT INTO ${table} AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value, trace_links)
-SELECT $1::text, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv, decode(u.tl, 'hex')
-FROM unnest($2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[], $15::text[])
-  AS u(s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv, tl)
+// Without links (spans not exported) the statement leaves trace_links alone: no 15th array to build
+// and no per-row decode or CASE on the hot path.
+const upsertFor = (table: string, withLinks: boolean) => `
+INSERT INTO ${table} AS t (resolution, scope, series_key, sensor, window_start, region, count, sum, min, max, first_time, first_value, last_time, last_value${withLinks ? ', trace_links' : ''})
+SELECT $1::text, u.s, u.k, u.se, ${TS('u.ws')}, u.rg, u.c, u.su, u.mi, u.ma, ${TS('u.ft')}, u.fv, ${TS('u.lt')}, u.lv${withLinks ? ", decode(u.tl, 'hex')" : ''}
+FROM unnest($2::int2[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[]${withLinks ? ', $15::text[]' : ''})
+  AS u(s, k, se, ws, rg, c, su, mi, ma, ft, fv, lt, lv${withLinks ? ', tl' : ''})
 ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
   count = t.count + excluded.count,
   sum = t.sum + excluded.sum,
@@ -84,9 +86,13 @@ ON CONFLICT (resolution, scope, series_key, sensor, window_start) DO UPDATE SET
   last_value = CASE WHEN (excluded.last_time, excluded.last_value) > (t.last_time, t.last_value) THEN excluded.last_value ELSE t.last_value END,
   last_time = GREATEST(t.last_time, excluded.last_time),
   late_count = t.late_count + CASE WHEN t.closed THEN excluded.count ELSE 0 END,
-  dirty = t.dirty OR t.closed,
+  dirty = t.dirty OR t.closed,${
+    withLinks
+      ? `
   trace_links = CASE WHEN excluded.trace_links IS NULL THEN t.trace_links
-    ELSE substring(COALESCE(t.trace_links, ''::bytea) || excluded.trace_links FROM 1 FOR ${ROLLUP_TRACE_LINKS * TRACE_LINK_BYTES}) END,
+    ELSE substring(COALESCE(t.trace_links, ''::bytea) || excluded.trace_links FROM 1 FOR ${ROLLUP_TRACE_LINKS * TRACE_LINK_BYTES}) END,`
+      : ''
+  }
   updated_at = now()`;
 
 // Derived rows are recomputed from their inputs' stored state and overwrite the previous value.
@@ -416,8 +422,7 @@ export function cellLinks(
 }
 
 /** A `$n::text[]` literal of hex strings (NULL where a cell has no links); `{}` (all NULL) for none. */
-function linkArray(cells: readonly Cell[], links: ReadonlyMap<Cell, string> | undefined): string {
-  if (links === undefined) return '{}';
+function linkArray(cells: readonly Cell[], links: ReadonlyMap<Cell, string>): string {
   return `{${cells.map((c) => links.get(c) ?? 'NULL').join(',')}}`;
 }
 
@@ -435,7 +440,7 @@ async function upsertCells(
     while (j < cells.length && j - i < CHUNK && cells[j]!.resolution === resolution) j++;
     const part = cells.slice(i, j);
     i = j;
-    await client.query(upsertSql(resolution), [
+    await client.query(upsertSql(resolution, links !== undefined), [
       resolution,
       numberArray(part.map((c) => c.scope)),
       textArray(part.map((c) => c.key)),
@@ -450,16 +455,17 @@ async function upsertCells(
       numberArray(part.map((c) => c.p.firstValue)),
       numberArray(part.map((c) => c.p.lastTime)),
       numberArray(part.map((c) => c.p.lastValue)),
-      linkArray(part, links),
+      ...(links !== undefined ? [linkArray(part, links)] : []),
     ]);
   }
 }
 
 const upsertSqlCache = new Map<string, string>();
-function upsertSql(resolution: string): string {
-  let sql = upsertSqlCache.get(resolution);
+function upsertSql(resolution: string, withLinks: boolean): string {
+  const key = `${resolution}:${withLinks}`;
+  let sql = upsertSqlCache.get(key);
   if (sql === undefined)
-    upsertSqlCache.set(resolution, (sql = upsertFor(resolutionTable({ name: resolution }))));
+    upsertSqlCache.set(key, (sql = upsertFor(resolutionTable({ name: resolution }), withLinks)));
   return sql;
 }
 
