@@ -9,7 +9,7 @@ import {
   TraceFlags,
   type Link,
 } from '@opentelemetry/api';
-import { ATTR, tracer, type Logger } from '@sluice/observability';
+import { ATTR, spansExported, tracer, type Logger } from '@sluice/observability';
 import type { Pool } from 'pg';
 import { inTransaction, numberArray, textArray } from './pg';
 import type { AggregatorMetrics } from './metrics';
@@ -290,6 +290,17 @@ export class WindowCloser {
       start: row.ws,
       revision,
     });
+    if (!spansExported()) {
+      // Nobody receives spans: a span per Rollup (tens of thousands a second in a backlog) would be
+      // made and dropped for nothing.
+      await this.opts.publisher.publish(subject, payload, {
+        msgId,
+        contentType: CONTENT_TYPES.ROLLUP,
+        expectStream: this.opts.topology.streams.rollups.name,
+      });
+      this.opts.metrics.rollupsPublished.inc({ resolution: r.name });
+      return;
+    }
     // A new trace per Rollup, linked to the clean messages merged into it; the webhook dispatcher
     // continues it from the message's traceparent.
     const span = this.tracer.startSpan(
