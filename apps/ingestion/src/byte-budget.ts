@@ -1,6 +1,12 @@
+import { SluiceError } from '@sluice/errors';
+
 /** A byte budget acquire did not get within its wait. */
-export class BudgetTimeoutError extends Error {
+export class BudgetTimeoutError extends SluiceError {
   override readonly name = 'BudgetTimeoutError';
+  readonly code = 'budget_timeout';
+  constructor(message: string) {
+    super(message, { retriable: true, httpStatus: 429 });
+  }
 }
 
 interface Waiter {

@@ -22,7 +22,7 @@ import {
   subscriptionViewSchema,
   updateSubscriptionSchema,
 } from './api-schemas';
-import { ApiError, SsrfRefusedError } from './errors';
+import { SsrfRefusedError } from './errors';
 import { filterSchema } from './filters';
 import { newDelivery, type DeliveryPublisher } from './matcher';
 import { testBody } from './payloads';
@@ -104,15 +104,15 @@ export function adminApi(
     try {
       u = new URL(raw);
     } catch {
-      throw new ApiError(400, `url is not a valid absolute URL: ${raw}`);
+      throw new HttpProblem(400, `url is not a valid absolute URL: ${raw}`);
     }
     if (u.protocol !== 'https:' && (o.requireHttps || u.protocol !== 'http:'))
-      throw new ApiError(400, `url must be ${o.requireHttps ? 'https' : 'http or https'}`);
-    if (u.username || u.password) throw new ApiError(400, 'url must not carry credentials');
+      throw new HttpProblem(400, `url must be ${o.requireHttps ? 'https' : 'http or https'}`);
+    if (u.username || u.password) throw new HttpProblem(400, 'url must not carry credentials');
     try {
       await o.ssrf.resolve(u.hostname);
     } catch (err) {
-      if (err instanceof SsrfRefusedError) throw new ApiError(422, err.message);
+      if (err instanceof SsrfRefusedError) throw new HttpProblem(422, err.message);
       throw err;
     }
     return u.toString();
@@ -120,7 +120,7 @@ export function adminApi(
 
   async function subscriptionOr404(id: string): Promise<Subscription> {
     const s = await o.store.getSubscription(id);
-    if (!s) throw new ApiError(404, `subscription ${id} not found`);
+    if (!s) throw new HttpProblem(404, `subscription ${id} not found`);
     return s;
   }
 
@@ -135,7 +135,7 @@ export function adminApi(
 
   const requireEnabled = (s: Subscription) => {
     if (!s.enabled)
-      throw new ApiError(
+      throw new HttpProblem(
         409,
         `subscription ${s.id} is disabled (${s.disabledReason ?? 'no reason'}); enable it first`,
       );
@@ -145,7 +145,7 @@ export function adminApi(
     try {
       secretKey(secret);
     } catch (err) {
-      throw new ApiError(400, (err as Error).message);
+      throw new HttpProblem(400, (err as Error).message);
     }
   };
 
@@ -209,7 +209,7 @@ export function adminApi(
         const change = { ...body };
         if (change.url !== undefined) change.url = await checkUrl(change.url);
         const sub = await o.store.updateSubscription(id, change);
-        if (!sub) throw new ApiError(404, `subscription ${id} not found`);
+        if (!sub) throw new HttpProblem(404, `subscription ${id} not found`);
         o.cache.put(sub);
         return view(sub);
       },
@@ -227,7 +227,7 @@ export function adminApi(
       problems: [404],
       handler: async ({ params: { id } }) => {
         if (!(await o.store.deleteSubscription(id)))
-          throw new ApiError(404, `subscription ${id} not found`);
+          throw new HttpProblem(404, `subscription ${id} not found`);
         o.cache.remove(id);
         return undefined;
       },
@@ -248,7 +248,7 @@ export function adminApi(
         const secret = body.secret ?? generateSecret();
         checkSecret(secret);
         if (!(await o.store.rotateSecret(id, secret, body.graceSeconds * 1000)))
-          throw new ApiError(404, `subscription ${id} not found`);
+          throw new HttpProblem(404, `subscription ${id} not found`);
         o.cache.put(await subscriptionOr404(id));
         return { secret };
       },
@@ -322,7 +322,7 @@ export function adminApi(
         await subscriptionOr404(id);
         const since = query.since ? new Date(query.since) : undefined;
         if (since && Number.isNaN(since.getTime()))
-          throw new ApiError(400, 'since must be an ISO 8601 time');
+          throw new HttpProblem(400, 'since must be an ISO 8601 time');
         const rows = await o.store.listDeadLetters(id, {
           ...(since ? { since } : {}),
           includeRedriven: query.includeRedriven === 'true',
@@ -381,7 +381,8 @@ export function adminApi(
         const sub = await subscriptionOr404(id);
         requireEnabled(sub);
         const dead = await o.store.getDeadLetter(sub.id, webhookId);
-        if (!dead) throw new ApiError(404, `no dead delivery ${webhookId} for subscription ${id}`);
+        if (!dead)
+          throw new HttpProblem(404, `no dead delivery ${webhookId} for subscription ${id}`);
         await redrive(sub, dead);
         return { redriven: 1 as const, webhookId };
       },
@@ -406,16 +407,6 @@ export function adminApi(
       Attempt: attemptSchema,
       DeadLetter: deadLetterSchema,
     },
-    mapError: (err) =>
-      err instanceof ApiError
-        ? new HttpProblem(
-            err.status,
-            err.message,
-            Array.isArray(err.details)
-              ? { errors: err.details as Array<{ path: string; message: string }> }
-              : {},
-          )
-        : undefined,
   };
 }
 

@@ -1,5 +1,6 @@
 // One error envelope for every API: RFC 9457 problem details (`application/problem+json`).
 import { STATUS_CODES } from 'node:http';
+import { SluiceError } from '@sluice/errors';
 import { z } from 'zod';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -61,7 +62,7 @@ export interface HttpProblemOptions {
 }
 
 /** A request the API refuses; thrown by handlers (or mapped from domain errors) and rendered as a problem. */
-export class HttpProblem extends Error {
+export class HttpProblem extends SluiceError {
   override readonly name = 'HttpProblem';
   readonly code: string;
   constructor(
@@ -69,7 +70,7 @@ export class HttpProblem extends Error {
     detail: string,
     readonly options: HttpProblemOptions = {},
   ) {
-    super(detail);
+    super(detail, { httpStatus: status });
     if (!Number.isInteger(status) || status < 400 || status > 599)
       throw new RangeError(`problem status must be 400..599, got ${status}`);
     this.code = options.code ?? problemCode(status);
