@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { HEADERS, type Event, type TelemetryEvent } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
-import { natsFixture, testUrls, uniqueId, type NatsFixture } from '@sluice/testing';
+import { testUrls, uniqueId } from '@sluice/testing';
 import { manifestKey, parsePartition } from './layout';
 import { readManifest } from './manifest';
 import { decodeJsonlGz } from './schema';
-import { FsStore, S3Store, type ObjectStore } from './store';
 import {
-  Children,
+  archiveSuite,
   duck,
   expectedDetection,
   expectedTelemetry,
@@ -21,7 +17,6 @@ import {
   settled,
 } from './test-fixtures/archive';
 import { sampleBatches } from './test-fixtures/events';
-import { s3ServiceEnv, seaweedfs, type S3Env } from './test-fixtures/seaweedfs';
 import { createHash } from 'node:crypto';
 
 const TELEMETRY_KEYS = [
@@ -51,45 +46,20 @@ const DETECTION_KEYS = [
 ];
 
 describe('archiver: clean events to Parquet, read back by DuckDB', () => {
-  let nats: NatsFixture;
-  let s3Env: S3Env | undefined;
-  // Started on first use: the first start builds SeaweedFS (minutes), which fs cases need not wait for.
-  const s3 = () => (s3Env ??= seaweedfs());
-  const children = new Children();
-  const dirs: string[] = [];
-
-  beforeAll(async () => {
-    nats = await natsFixture();
-  });
-  afterEach(async () => {
-    await children.stopAll();
-  });
-  afterAll(async () => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    await nats.cleanup();
-  });
+  const suite = archiveSuite();
 
   async function scenario(kind: 'fs' | 's3') {
+    const { nats, children } = suite;
     const t = newTopology(nats, `arch${kind}`);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-archive-'));
-    dirs.push(dir);
-    const bucket = `sluice-test-${uniqueId('b')
-      .toLowerCase()
-      .replace(/[^a-z0-9]/g, '')
-      .slice(0, 30)}`;
+    const { dir, store, storeEnv, location } = suite.target(kind, 'archive');
     const env = {
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: t.namespace,
       ARCHIVER_FILE_MAX_AGE: '300ms',
       ARCHIVER_FORMATS: 'parquet,jsonl.gz',
-      ...(kind === 'fs' ? { ARCHIVER_DIR: dir } : s3ServiceEnv(s3(), bucket)),
+      ...storeEnv,
     };
-    const store: ObjectStore =
-      kind === 'fs'
-        ? new FsStore({ root: dir })
-        : new S3Store({ bucket, endpoint: s3().endpoint, forcePathStyle: true });
     const child = await children.start(env);
-    const location = kind === 'fs' ? `file://${dir}` : `s3://${bucket}`;
     expect(await child.waitForLine(/archiving .* to /)).toContain(location);
     const batches = sampleBatches(uniqueId('ev'), 40, 25);
     for (const b of batches) await publishClean(nats, t, b.region, b.events);
@@ -123,7 +93,7 @@ describe('archiver: clean events to Parquet, read back by DuckDB', () => {
     '%s: every event once, field by field; Hive partitions; ZSTD, sorted, statistics; manifests; JSONL.gz; bad input dead-lettered',
     async (kind) => {
       const { t, store, events, root, noTime } = await scenario(kind);
-      if (kind === 's3') dirs.push(root);
+      if (kind === 's3') suite.track(root);
 
       const telemetry = events.filter((e) => e.kind!.$case === 'telemetry');
       const detections = events.filter((e) => e.kind!.$case === 'detection');
@@ -210,7 +180,7 @@ describe('archiver: clean events to Parquet, read back by DuckDB', () => {
       expect(jsonlIds.sort()).toEqual(events.map((e) => e.kind!.value.eventId).sort());
 
       // The junk message went to the DLQ whole; the event without a time alone, with a clear reason.
-      const dead = await nats.readAll(t.streams.dlq.name);
+      const dead = await suite.nats.readAll(t.streams.dlq.name);
       const classes = dead.map((m) => m.headers!.get(HEADERS.DLQ_ERROR_CLASS)).sort();
       expect(classes).toEqual(['ArchiveRecordError', 'PoisonMessageError']);
       const record = dead.find(

@@ -4,19 +4,17 @@ import {
   GetBucketLifecycleConfigurationCommand,
   PutBucketLifecycleConfigurationCommand,
 } from '@aws-sdk/client-s3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureStream } from '@sluice/jetstream';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
-import { natsFixture, testUrls, uniqueId, type NatsFixture } from '@sluice/testing';
+import { testUrls, uniqueId } from '@sluice/testing';
 import { compactPartition } from './compaction';
 import { journalKey, manifestKey, type PartitionRef } from './layout';
 import { readManifest } from './manifest';
 import { expirePartitions, lifecycleConfiguration, listPartitions } from './retention';
-import { FsStore, S3Store, type ObjectStore } from './store';
+import { S3Store, type ObjectStore } from './store';
 import {
-  Children,
+  archiveSuite,
   duck,
   duplicates,
   mirror,
@@ -25,7 +23,6 @@ import {
   settled,
 } from './test-fixtures/archive';
 import { sampleBatches } from './test-fixtures/events';
-import { s3ServiceEnv, seaweedfs, type S3Env } from './test-fixtures/seaweedfs';
 
 const DAY = 86_400_000;
 const log = createLogger({
@@ -35,44 +32,20 @@ const log = createLogger({
 });
 
 describe('archive retention and compaction', () => {
-  let nats: NatsFixture;
-  let s3Env: S3Env | undefined;
-  const s3 = () => (s3Env ??= seaweedfs());
-  const children = new Children();
-  const dirs: string[] = [];
-
-  beforeAll(async () => {
-    nats = await natsFixture();
-  });
-  afterEach(async () => {
-    await children.stopAll();
-  });
-  afterAll(async () => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    await nats.cleanup();
-  });
+  const suite = archiveSuite();
 
   async function archive(kind: 'fs' | 's3', extra: Record<string, string>) {
-    const t = newTopology(nats, `maint${kind}`);
-    await ensureStream(nats.jsm, t.streams.clean);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-archive-maint-'));
-    dirs.push(dir);
-    const bucket = `sluice-maint-${uniqueId('b')
-      .toLowerCase()
-      .replace(/[^a-z0-9]/g, '')
-      .slice(0, 30)}`;
+    const t = newTopology(suite.nats, `maint${kind}`);
+    await ensureStream(suite.nats.jsm, t.streams.clean);
+    const { store, storeEnv, bucket } = suite.target(kind, 'maint');
     const env = {
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: t.namespace,
       ARCHIVER_RETENTION_INTERVAL: '0',
       ARCHIVER_COMPACTION_INTERVAL: '0',
-      ...(kind === 'fs' ? { ARCHIVER_DIR: dir } : s3ServiceEnv(s3(), bucket)),
+      ...storeEnv,
       ...extra,
     };
-    const store: ObjectStore =
-      kind === 'fs'
-        ? new FsStore({ root: dir })
-        : new S3Store({ bucket, endpoint: s3().endpoint, forcePathStyle: true });
     return { t, env, store, bucket };
   }
 
@@ -81,7 +54,7 @@ describe('archive retention and compaction', () => {
     ref: PartitionRef,
   ): Promise<Array<Record<string, unknown>>> {
     const root = await mirror(store);
-    dirs.push(root);
+    suite.track(root);
     const glob = join(root, manifestKey(ref).replace('/_manifest.json', ''), '*.parquet');
     return duck(
       `SELECT * EXCLUDE (attributes), map_keys(attributes) AS k, map_values(attributes) AS v FROM read_parquet('${glob}') ORDER BY event_id`,
@@ -94,7 +67,7 @@ describe('archive retention and compaction', () => {
       const { t, env, store } = await archive(kind, { ARCHIVER_FILE_MAX_AGE: '200ms' });
       const now = Date.UTC(2026, 11, 15, 12);
       const days = [45, 31, 30, 29, 1];
-      await children.start(env);
+      await suite.children.start(env);
       for (const d of days) {
         const at = new Date(now - d * DAY - 3_600_000);
         const events = sampleBatches(uniqueId(`r${d}`), 1, 5)[0]!
@@ -105,9 +78,9 @@ describe('archive retention and compaction', () => {
                 kind: { ...e.kind!, value: { ...e.kind!.value, eventTime: at, region: 'eu-west' } },
               }) as typeof e,
           );
-        await publishClean(nats, t, 'eu-west', events);
+        await publishClean(suite.nats, t, 'eu-west', events);
       }
-      await settled(nats, t);
+      await settled(suite.nats, t);
       const before = (await listPartitions(store)).map((p) => p.eventDate).sort();
       expect(before).toEqual([
         '2026-10-31',
@@ -143,7 +116,7 @@ describe('archive retention and compaction', () => {
       await s.ensureBucket().catch(() => undefined);
       await new S3Store({
         bucket,
-        endpoint: s3().endpoint,
+        endpoint: suite.s3().endpoint,
         forcePathStyle: true,
         createBucket: true,
       }).ensureBucket();
@@ -199,9 +172,9 @@ describe('archive retention and compaction', () => {
               }) as typeof e,
           ),
       }));
-      await children.start(env);
-      for (const b of batches.slice(0, 20)) await publishClean(nats, t, b.region, b.events);
-      await settled(nats, t);
+      await suite.children.start(env);
+      for (const b of batches.slice(0, 20)) await publishClean(suite.nats, t, b.region, b.events);
+      await settled(suite.nats, t);
       const ref: PartitionRef = {
         dataset: 'telemetry',
         region: 'eu-west',
@@ -213,7 +186,7 @@ describe('archive retention and compaction', () => {
 
       // Compaction while the archiver keeps writing into the same partition.
       const writing = (async () => {
-        for (const b of batches.slice(20)) await publishClean(nats, t, b.region, b.events);
+        for (const b of batches.slice(20)) await publishClean(suite.nats, t, b.region, b.events);
       })();
       const result = await compactPartition(store, ref, {
         smallFileBytes: 1 << 30,
@@ -221,7 +194,7 @@ describe('archive retention and compaction', () => {
         log,
       });
       await writing;
-      await settled(nats, t);
+      await settled(suite.nats, t);
       expect(result.merged.length).toBeGreaterThan(1);
       const after = await readManifest(store, ref);
       // The manifest lists exactly the objects in the folder, and they hold every event once.

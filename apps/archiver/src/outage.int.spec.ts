@@ -11,6 +11,7 @@ import {
   publishClean,
   readDataset,
   settled,
+  testBucket,
 } from './test-fixtures/archive';
 import { sampleBatches } from './test-fixtures/events';
 import {
@@ -42,10 +43,7 @@ describe('archiver with the S3 store down, then back', () => {
     async () => {
       const t = newTopology(nats, 'outage');
       await ensureStream(nats.jsm, t.streams.clean);
-      const bucket = `sluice-outage-${uniqueId('b')
-        .toLowerCase()
-        .replace(/[^a-z0-9]/g, '')
-        .slice(0, 30)}`;
+      const bucket = testBucket('sluice-outage');
       const env = {
         NATS_URL: testUrls.nats,
         SLUICE_NAMESPACE: t.namespace,

@@ -1,19 +1,21 @@
 // Shared setup of the archiver's integration tests: unique namespaces, the archiver as a real child
 // process, events published as clean batches, and an independent reader of the archive (DuckDB).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { CONTENT_TYPES, encodeBatch, topology, type Event, type Topology } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
 import {
+  natsFixture,
   spawnService,
   uniqueId,
   waitFor,
   type ChildService,
   type NatsFixture,
 } from '@sluice/testing';
-import type { ObjectStore } from '../store';
+import { FsStore, S3Store, type ObjectStore } from '../store';
+import { s3ServiceEnv, seaweedfs, type S3Env } from './seaweedfs';
 
 export const ARCHIVER_MAIN = 'apps/archiver/src/main.ts';
 
@@ -216,4 +218,75 @@ export function duplicates(ids: readonly string[]): string[] {
   const twice = new Set<string>();
   for (const id of ids) (seen.has(id) ? twice : seen).add(id);
   return [...twice].sort();
+}
+
+/** A bucket name unique to one test (S3 allows lowercase letters, digits and dashes). */
+export function testBucket(prefix: string): string {
+  return `${prefix}-${uniqueId('b')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 30)}`;
+}
+
+/** Where one test's archive lives, on either store. */
+export interface ArchiveTarget {
+  dir: string;
+  bucket: string;
+  /** The archiver's store variables for this target. */
+  storeEnv: Record<string, string>;
+  /** The same store, opened by the test. */
+  store: ObjectStore;
+  /** What the archiver logs as its archive (`file://…` or `s3://…`). */
+  location: string;
+}
+
+/**
+ * One spec file's archive world, with its jest hooks registered: NATS, SeaweedFS started on first use
+ * (the first start builds it, which filesystem cases need not wait for), the archiver processes
+ * (stopped after each test) and the temporary folders (removed after the file).
+ */
+export function archiveSuite() {
+  let nats: NatsFixture | undefined;
+  let s3Env: S3Env | undefined;
+  const s3 = () => (s3Env ??= seaweedfs());
+  const children = new Children();
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    nats = await natsFixture();
+  });
+  afterEach(async () => {
+    await children.stopAll();
+  });
+  afterAll(async () => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await nats?.cleanup();
+  });
+  return {
+    get nats(): NatsFixture {
+      if (!nats) throw new Error('archiveSuite: NATS is connected in beforeAll');
+      return nats;
+    },
+    s3,
+    children,
+    /** Removes `dir` with the suite's other folders. */
+    track(dir: string): string {
+      dirs.push(dir);
+      return dir;
+    },
+    target(kind: 'fs' | 's3', prefix: string): ArchiveTarget {
+      const dir = mkdtempSync(join(tmpdir(), `sluice-${prefix}-`));
+      dirs.push(dir);
+      const bucket = testBucket(`sluice-${prefix}`);
+      return {
+        dir,
+        bucket,
+        storeEnv: kind === 'fs' ? { ARCHIVER_DIR: dir } : s3ServiceEnv(s3(), bucket),
+        store:
+          kind === 'fs'
+            ? new FsStore({ root: dir })
+            : new S3Store({ bucket, endpoint: s3().endpoint, forcePathStyle: true }),
+        location: kind === 'fs' ? `file://${dir}` : `s3://${bucket}`,
+      };
+    },
+  };
 }
