@@ -24,6 +24,7 @@ import {
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as pq from 'parquet-wasm/node';
 import type { Event } from '@sluice/contracts';
+import { detectionRecords, type DetectionRecord } from '@sluice/sinks-core';
 
 /** Version of the archive's file layout (columns and their types), in every file's key-value metadata. */
 export const ARCHIVE_SCHEMA_VERSION = 1;
@@ -63,14 +64,7 @@ export interface DetectionRow extends Provenance {
   firmware_version: string;
   schema_version: number;
   attributes: Record<string, string>;
-  detections: Array<{
-    object_id: string;
-    class_id: number;
-    label: string;
-    confidence: number;
-    tracker_id: string;
-    bbox: { left: number; top: number; width: number; height: number } | null;
-  }>;
+  detections: DetectionRecord[];
 }
 
 export type Row = TelemetryRow | DetectionRow;
@@ -180,16 +174,7 @@ export function toRow(event: Event, prov: Provenance): Row {
     firmware_version: e.firmwareVersion,
     schema_version: e.schemaVersion,
     attributes: e.attributes,
-    detections: e.detections.map((d) => ({
-      object_id: d.objectId,
-      class_id: d.classId,
-      label: d.label,
-      confidence: d.confidence,
-      tracker_id: d.trackerId,
-      bbox: d.bbox
-        ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height }
-        : null,
-    })),
+    detections: detectionRecords(e.detections),
     ...prov,
   };
 }

@@ -15,7 +15,7 @@ export {
   SinkUnsupportedError,
   SinkWriteTimeoutError,
 } from './errors';
-export { flatten, type Flattened } from './records';
+export { detectionRecords, flatten, type DetectionRecord, type Flattened } from './records';
 export { EVENT_DLQ_HEADERS, publishEventDeadLetter, type EventDeadLetter } from './dead-letter';
 export { SINK_METRICS, SinkMetrics } from './metrics';
 export { retryDelay, sleepUnlessAborted, withTimeout, type RetryOptions } from './retry';

@@ -1,5 +1,5 @@
 import type { Delivery } from '@sluice/actor';
-import type { EventBatch } from '@sluice/contracts';
+import type { Detection, EventBatch } from '@sluice/contracts';
 import { RecordRejectedError } from './errors';
 import type { SinkRecord } from './sink';
 
@@ -60,4 +60,28 @@ export function flatten(deliveries: ReadonlyArray<Delivery<EventBatch>>): Flatte
     });
   });
   return out;
+}
+
+/** One detection of a frame as every destination stores it: snake_case, the box or null. */
+export interface DetectionRecord {
+  object_id: string;
+  class_id: number;
+  label: string;
+  confidence: number;
+  tracker_id: string;
+  bbox: { left: number; top: number; width: number; height: number } | null;
+}
+
+/** The stored form of a frame's detections (documents, archive rows, exported rows alike). */
+export function detectionRecords(detections: readonly Detection[]): DetectionRecord[] {
+  return detections.map((d) => ({
+    object_id: d.objectId,
+    class_id: d.classId,
+    label: d.label,
+    confidence: d.confidence,
+    tracker_id: d.trackerId,
+    bbox: d.bbox
+      ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height }
+      : null,
+  }));
 }

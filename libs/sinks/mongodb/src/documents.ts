@@ -1,5 +1,11 @@
 import type { DetectionEvent, TelemetryEvent } from '@sluice/contracts';
-import { RecordRejectedError, type RecordSource, type SinkRecord } from '@sluice/sinks-core';
+import {
+  detectionRecords,
+  RecordRejectedError,
+  type DetectionRecord,
+  type RecordSource,
+  type SinkRecord,
+} from '@sluice/sinks-core';
 
 /** Where and when a document was captured; BSON dates, not strings. */
 export interface IngestMeta {
@@ -38,14 +44,7 @@ export interface DetectionDocument {
   schema_version: number;
   firmware_version: string;
   attributes: Record<string, string>;
-  detections: Array<{
-    object_id: string;
-    class_id: number;
-    label: string;
-    confidence: number;
-    tracker_id: string;
-    bbox: { left: number; top: number; width: number; height: number } | null;
-  }>;
+  detections: DetectionRecord[];
   ingest: IngestMeta;
 }
 
@@ -105,16 +104,7 @@ export function detectionDocument(
     schema_version: e.schemaVersion,
     firmware_version: e.firmwareVersion,
     attributes: { ...e.attributes },
-    detections: e.detections.map((d) => ({
-      object_id: d.objectId,
-      class_id: d.classId,
-      label: d.label,
-      confidence: d.confidence,
-      tracker_id: d.trackerId,
-      bbox: d.bbox
-        ? { left: d.bbox.left, top: d.bbox.top, width: d.bbox.width, height: d.bbox.height }
-        : null,
-    })),
+    detections: detectionRecords(e.detections),
     ingest: ingest(source, now),
   };
 }
