@@ -1,109 +1,39 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { context, trace } from '@opentelemetry/api';
 import { DeadLetter, HEADERS } from '@sluice/contracts';
-import {
-  createDeviceHasher,
-  createLogger,
-  startMemoryTracing,
-  type MemoryTracing,
-} from '@sluice/observability';
-import {
-  natsFixture,
-  spawnService,
-  uniqueId,
-  uniqueStreamName,
-  waitFor,
-  type NatsFixture,
-} from '@sluice/testing';
+import { spawnService, waitFor } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { ensureStream, publishDurable } from '@sluice/jetstream';
-import { Actor, Outcomes, PoisonMessageError, type ActorOptions, type Outcome } from './index';
-
-/** `Omit` over each member of a union (the actor's options are one per mode). */
-type Without<O, K extends PropertyKey> = O extends unknown ? Omit<O, K> : never;
-
-const logger = createLogger({
-  service: 'actor-test',
-  level: 'silent',
-  hashDeviceId: createDeviceHasher('test-key-0123456789'),
-});
+import { ensureStream } from '@sluice/jetstream';
+import { Outcomes, PoisonMessageError, type Outcome } from './index';
+import { actorSuite } from './test-fixtures/suite';
 
 describe('Actor on real JetStream', () => {
-  let nats: NatsFixture;
-  let tracing: MemoryTracing;
-  const actors: Array<Actor<unknown>> = [];
-
-  beforeAll(async () => {
-    tracing = startMemoryTracing();
-    nats = await natsFixture();
-  });
-  afterEach(async () => {
-    await Promise.all(actors.splice(0).map((a) => a.stop(5_000)));
-  });
-  afterAll(async () => {
-    await nats.cleanup();
-    await tracing.shutdown();
-  });
-
-  /** A fresh stream, subject, consumer and DLQ for one test. */
-  function topology() {
-    const name = nats.track(uniqueStreamName('ACT'));
-    const subject = uniqueId('act');
-    const dlqName = nats.track(`${name}_DLQ`);
-    return {
-      stream: { name, subjects: [`${subject}.>`] },
-      subject: (s: string) => `${subject}.${s}`,
-      dlq: { stream: { name: dlqName, subjects: [`${subject}-dlq`] }, subject: `${subject}-dlq` },
-      consumer: { durable: 'worker', ackWaitMs: 10_000 },
-    };
-  }
-
-  async function startActor<T>(
-    opts: Without<ActorOptions<T>, 'nc' | 'logger' | 'registry' | 'service'>,
-  ) {
-    const actor = new Actor<T>({
-      service: 'actor-test',
-      nc: nats.nc,
-      logger,
-      registry: new Registry(),
-      ...opts,
-    });
-    actors.push(actor as Actor<unknown>);
-    await actor.start();
-    return actor;
-  }
-
-  async function publish(subject: string, body: string, msgId = uniqueId('m')) {
-    return publishDurable(nats.js, subject, new TextEncoder().encode(body), {
-      msgId,
-      contentType: 'text/plain',
-    });
-  }
+  const suite = actorSuite('ACT');
+  const { topology, startActor, publish } = suite;
 
   async function consumerState(stream: string, durable: string) {
-    const info = await nats.jsm.consumers.info(stream, durable);
+    const info = await suite.nats.jsm.consumers.info(stream, durable);
     return { pending: info.num_pending, ackPending: info.num_ack_pending };
   }
 
   it("never changes an existing stream's settings when it only consumes it; shares one metrics registry", async () => {
     const t = topology();
-    await ensureStream(nats.jsm, { ...t.stream, duplicateWindowMs: 600_000, maxAgeMs: 3_600_000 });
+    await ensureStream(suite.nats.jsm, {
+      ...t.stream,
+      duplicateWindowMs: 600_000,
+      maxAgeMs: 3_600_000,
+    });
     const registry = new Registry();
     for (const durable of ['one', 'two']) {
-      const actor = new Actor<string>({
+      await startActor<string>({
         ...t,
         consumer: { durable },
-        service: 'actor-test',
-        nc: nats.nc,
-        logger,
         registry,
         decode: (m) => m.string(),
         handle: async (b) => b.map(() => Outcomes.ack()),
       });
-      actors.push(actor as Actor<unknown>);
-      await actor.start();
     }
-    const info = await nats.jsm.streams.info(t.stream.name);
+    const info = await suite.nats.jsm.streams.info(t.stream.name);
     expect(info.config.duplicate_window).toBe(600_000 * 1e6);
     expect(info.config.max_age).toBe(3_600_000 * 1e6);
     expect(await registry.getSingleMetricAsString('sluice_lifecycle_state')).toMatch(
@@ -142,7 +72,7 @@ describe('Actor on real JetStream', () => {
     });
     expect(maxActive).toBe(2);
     expect(batches.flat().sort()).toEqual(['a', 'b', 'bad', 'c']);
-    expect(await nats.readAll(t.dlq.stream.name)).toHaveLength(1);
+    expect(await suite.nats.readAll(t.dlq.stream.name)).toHaveLength(1);
     await actor.stop();
     expect(actor.state).toBe('stopped');
   });
@@ -214,7 +144,7 @@ describe('Actor on real JetStream', () => {
     });
     const ack = await publish(t.subject('b'), 'doomed');
     const [letter] = await waitFor('dead letter', async () => {
-      const msgs = await nats.readAll(t.dlq.stream.name);
+      const msgs = await suite.nats.readAll(t.dlq.stream.name);
       return msgs.length ? msgs : undefined;
     });
     expect(attempts).toBe(3);
@@ -251,7 +181,7 @@ describe('Actor on real JetStream', () => {
       await publish(t.subject('c'), body);
     await waitFor('good ones handled', () => handled.length === 3);
     const dead = await waitFor('two dead letters', async () => {
-      const msgs = await nats.readAll(t.dlq.stream.name);
+      const msgs = await suite.nats.readAll(t.dlq.stream.name);
       return msgs.length === 2 ? msgs : undefined;
     });
     expect(handled.sort()).toEqual(['1', '2', '3']);
@@ -287,7 +217,7 @@ describe('Actor on real JetStream', () => {
     const { traceId, spanId } = span.spanContext();
     expect(handlerTraceIds[0]).toBe(traceId);
     const processSpan = await waitFor('process span exported', () =>
-      tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
+      suite.tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
     );
     expect(processSpan.spanContext().traceId).toBe(traceId);
     expect(processSpan.parentSpanContext?.spanId).toBe(spanId);
@@ -307,7 +237,7 @@ describe('Actor on real JetStream', () => {
       ACK_WAIT_MS: '3000',
     };
     env.SUBJECT = t.stream.subjects[0]!;
-    await ensureStream(nats.jsm, t.stream);
+    await ensureStream(suite.nats.jsm, t.stream);
     for (let i = 0; i < 20; i++) await publish(t.subject('e'), `m${i}`);
     const first = spawnService('libs/actor/src/test-fixtures/drain-worker.ts', env);
     await first.waitForLine(/^batch-start /);

@@ -1,37 +1,9 @@
 import { trace } from '@opentelemetry/api';
 import { DeadLetter, HEADERS } from '@sluice/contracts';
-import {
-  createDeviceHasher,
-  createLogger,
-  startMemoryTracing,
-  type MemoryTracing,
-} from '@sluice/observability';
-import { publishDurable } from '@sluice/jetstream';
-import {
-  natsFixture,
-  sleep,
-  uniqueId,
-  uniqueStreamName,
-  waitFor,
-  type NatsFixture,
-} from '@sluice/testing';
+import { sleep, waitFor } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import {
-  Actor,
-  Outcomes,
-  PoisonMessageError,
-  StoreGate,
-  type Delivery,
-  type MessageModeOptions,
-  type ActorCommonOptions,
-  type Outcome,
-} from './index';
-
-const logger = createLogger({
-  service: 'actor-test',
-  level: 'silent',
-  hashDeviceId: createDeviceHasher('test-key-0123456789'),
-});
+import { Outcomes, PoisonMessageError, StoreGate, type Delivery, type Outcome } from './index';
+import { actorSuite, testLogger } from './test-fixtures/suite';
 
 /** A store error the test's gate counts as an outage. */
 class StoreDownError extends Error {
@@ -52,62 +24,15 @@ async function counter(registry: Registry, name: string): Promise<number> {
 }
 
 describe('Actor per-message mode on real JetStream', () => {
-  let nats: NatsFixture;
-  let tracing: MemoryTracing;
-  const actors: Array<Actor<unknown>> = [];
+  const suite = actorSuite('ACTM');
+  const { topology, startActor, publish } = suite;
   const cleanups: Array<() => void> = [];
-
-  beforeAll(async () => {
-    tracing = startMemoryTracing();
-    nats = await natsFixture();
-  });
-  afterEach(async () => {
+  afterEach(() => {
     cleanups.splice(0).forEach((c) => c());
-    await Promise.all(actors.splice(0).map((a) => a.stop(5_000)));
   });
-  afterAll(async () => {
-    await nats.cleanup();
-    await tracing.shutdown();
-  });
-
-  /** A fresh stream, subject, consumer and DLQ for one test. */
-  function topology(ackWaitMs = 10_000) {
-    const name = nats.track(uniqueStreamName('ACTM'));
-    const subject = uniqueId('actm');
-    const dlqName = nats.track(`${name}_DLQ`);
-    return {
-      stream: { name, subjects: [`${subject}.>`] },
-      subject: (s: string) => `${subject}.${s}`,
-      dlq: { stream: { name: dlqName, subjects: [`${subject}-dlq`] }, subject: `${subject}-dlq` },
-      consumer: { durable: 'worker', ackWaitMs },
-    };
-  }
-
-  type Opts<T> = Omit<ActorCommonOptions<T>, 'nc' | 'logger' | 'registry' | 'service'> &
-    Omit<MessageModeOptions<T>, 'handle' | 'batch'> & { registry?: Registry };
-
-  async function startActor<T>(opts: Opts<T>) {
-    const actor = new Actor<T>({
-      service: 'actor-test',
-      nc: nats.nc,
-      logger,
-      registry: new Registry(),
-      ...opts,
-    });
-    actors.push(actor as Actor<unknown>);
-    await actor.start();
-    return actor;
-  }
-
-  async function publish(subject: string, body: string, msgId = uniqueId('m')) {
-    return publishDurable(nats.js, subject, new TextEncoder().encode(body), {
-      msgId,
-      contentType: 'text/plain',
-    });
-  }
 
   async function consumerState(stream: string, durable = 'worker') {
-    const info = await nats.jsm.consumers.info(stream, durable);
+    const info = await suite.nats.jsm.consumers.info(stream, durable);
     return {
       pending: info.num_pending,
       ackPending: info.num_ack_pending,
@@ -295,7 +220,7 @@ describe('Actor per-message mode on real JetStream', () => {
     for (const body of ['{"n":1}', '{"n":13}', 'not json', '{"n":7}', '{"n":2}'])
       acks.push(await publish(t.subject('c'), body));
     const dead = await waitFor('three dead letters', async () => {
-      const msgs = await nats.readAll(t.dlq.stream.name);
+      const msgs = await suite.nats.readAll(t.dlq.stream.name);
       return msgs.length === 3 ? msgs : undefined;
     });
     await waitFor('all settled', allSettled(t.stream.name));
@@ -331,7 +256,7 @@ describe('Actor per-message mode on real JetStream', () => {
     await publish(t.subject('i'), 'again');
     await waitFor('acked on the 12th delivery', allSettled(t.stream.name), { timeoutMs: 15_000 });
     expect(counts).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-    expect(await nats.readAll(t.dlq.stream.name).catch(() => [])).toHaveLength(0);
+    expect(await suite.nats.readAll(t.dlq.stream.name).catch(() => [])).toHaveLength(0);
   });
 
   it('holds messages through a store outage (no nak, no redelivery) and hands them again once the store answers', async () => {
@@ -345,7 +270,7 @@ describe('Actor per-message mode on real JetStream', () => {
       },
       isOutage: (e) => e instanceof StoreDownError,
       probeIntervalMs: 50,
-      log: logger,
+      log: testLogger,
       registry,
     });
     cleanups.push(() => gate.close());
@@ -406,9 +331,9 @@ describe('Actor per-message mode on real JetStream', () => {
     });
     await waitFor('handled', () => seen.length === 1);
     const processSpan = await waitFor('process span exported', () =>
-      tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
+      suite.tracing.exporter.getFinishedSpans().find((s) => s.name === `process ${t.subject('d')}`),
     );
-    const upstream = tracing.exporter
+    const upstream = suite.tracing.exporter
       .getFinishedSpans()
       .find((s) => s.name === 'upstream' && s.spanContext().traceId === seen[0]!.traceId);
     expect(upstream).toBeDefined();
