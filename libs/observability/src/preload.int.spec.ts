@@ -4,7 +4,7 @@ import { SpanKind } from '@opentelemetry/api';
 import {
   attrs,
   decodeTraces,
-  startOtlpReceiver,
+  otlpReceiverPerTest,
   type OtlpSpan,
 } from './test-fixtures/otlp-receiver';
 
@@ -60,18 +60,12 @@ const path = (s: OtlpSpan) => {
 };
 
 describe('the instrumentation preload (a real process started as npm start starts a service)', () => {
-  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  beforeEach(async () => {
-    receiver = await startOtlpReceiver();
-  });
-  afterEach(async () => {
-    await receiver.close();
-  });
+  const otlp = otlpReceiverPerTest();
 
   it('traces pg, ioredis, mongodb, http and grpc-js inside a trace under the service provider, and stays quiet elsewhere', async () => {
-    const child = await runFixture({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const child = await runFixture({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.current.url });
     expect(child.pgPatched).toBe(true);
-    const { resources, spans } = decodeTraces(receiver.received);
+    const { resources, spans } = decodeTraces(otlp.current.received);
     // One provider: the one startTracing registered, named after the service.
     expect(new Set(resources.map((r) => r['service.name']))).toEqual(new Set(['preload-spec']));
     const inTrace = spans.filter((s) => s.traceId === child.traceId);
@@ -95,7 +89,7 @@ describe('the instrumentation preload (a real process started as npm start start
     expect(mongoSpans.length).toBeGreaterThan(0);
     for (const s of mongoSpans)
       expect(s).toMatchObject({ traceId: child.traceId, parentSpanId: root.spanId });
-    const exported = receiver.received.map((r) => r.body.toString('utf8')).join('\n');
+    const exported = otlp.current.received.map((r) => r.body.toString('utf8')).join('\n');
     expect(exported).not.toContain('secret-value');
 
     // http: a CLIENT span per traced request, a SERVER span on the plain server continuing it.
@@ -120,7 +114,7 @@ describe('the instrumentation preload (a real process started as npm start start
       parentSpanId: '2'.repeat(16),
     });
     expect(servers.find((s) => path(s) === '/outside')!.traceId).not.toBe(child.traceId);
-    const receiverPort = new URL(receiver.url).port;
+    const receiverPort = new URL(otlp.current.url).port;
     expect(http.filter((s) => JSON.stringify(s.attributes).includes(`:${receiverPort}`))).toEqual(
       [],
     );
@@ -140,7 +134,7 @@ describe('the instrumentation preload (a real process started as npm start start
 
   it('without any OTEL variable: nothing is exported, yet a provider is registered and log lines in a span carry its trace id', async () => {
     const child = await runFixture({});
-    expect(receiver.received).toEqual([]);
+    expect(otlp.current.received).toEqual([]);
     expect(child.providerRegistered).toBe(true);
     expect(child.pgPatched).toBe(true);
     expect(child.traceId).toMatch(/^[0-9a-f]{32}$/);
@@ -155,12 +149,12 @@ describe('the instrumentation preload (a real process started as npm start start
   it('OTEL_SDK_DISABLED=true: the preload patches nothing and no provider is registered', async () => {
     const child = await runFixture({
       OTEL_SDK_DISABLED: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.current.url,
     });
     expect(child.pgPatched).toBe(false);
     expect(child.providerRegistered).toBe(false);
     expect(child.traceId).toBe(ZERO_TRACE_ID);
     expect(child.logLine).not.toHaveProperty('trace_id');
-    expect(receiver.received).toEqual([]);
+    expect(otlp.current.received).toEqual([]);
   });
 });

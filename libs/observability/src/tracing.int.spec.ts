@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { decodeTraces, startOtlpReceiver, type Received } from './test-fixtures/otlp-receiver';
+import { decodeTraces, otlpReceiverPerTest, type Received } from './test-fixtures/otlp-receiver';
 import { SPAN_LINK_LIMIT, type TracingOptions } from './tracing';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -60,28 +60,22 @@ function decodeJsonTraces(received: Received[]) {
 }
 
 describe('startTracing with an OTLP endpoint (a real process exporting to a real receiver)', () => {
-  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  beforeEach(async () => {
-    receiver = await startOtlpReceiver();
-  });
-  afterEach(async () => {
-    await receiver.close();
-  });
+  const otlp = otlpReceiverPerTest();
 
   it('exports spans as OTLP/HTTP JSON with the service, host and process resource, keeping up to SPAN_LINK_LIMIT links', async () => {
     const run = randomUUID();
-    // The SDK's own OTLP variable points at the receiver too: a metric or log exporter started by
+    // The SDK's own OTLP variable points at the otlp.current too: a metric or log exporter started by
     // default would post there on shutdown.
     const child = await runFixture(
-      { service: 'tracing-int-spec', otlpEndpoint: `${receiver.url}/`, environment: 'test' },
+      { service: 'tracing-int-spec', otlpEndpoint: `${otlp.current.url}/`, environment: 'test' },
       {
         OTEL_RESOURCE_ATTRIBUTES: `sluice.test.run=${run}`,
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.current.url,
       },
     );
 
-    expect(new Set(receiver.received.map((r) => r.path))).toEqual(new Set(['/v1/traces']));
-    const { resources, spans } = decodeJsonTraces(receiver.received);
+    expect(new Set(otlp.current.received.map((r) => r.path))).toEqual(new Set(['/v1/traces']));
+    const { resources, spans } = decodeJsonTraces(otlp.current.received);
     expect(resources.length).toBeGreaterThan(0);
     for (const attrs of resources) {
       expect(attrs).toMatchObject({
@@ -116,21 +110,21 @@ describe('startTracing with an OTLP endpoint (a real process exporting to a real
       {
         service: 'tracing-int-spec',
         instanceId: 'pod-7/1',
-        otlpEndpoint: receiver.url,
+        otlpEndpoint: otlp.current.url,
         metricsExporter: 'otlp',
         logsExporter: 'otlp',
       },
       {
         OTEL_RESOURCE_ATTRIBUTES: 'service.version=9.9.9-spec',
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.current.url,
         OTEL_METRICS_EXPORTER: 'otlp',
         OTEL_LOGS_EXPORTER: 'otlp',
       },
     );
-    expect(new Set(receiver.received.map((r) => r.path))).toEqual(
+    expect(new Set(otlp.current.received.map((r) => r.path))).toEqual(
       new Set(['/v1/traces', '/v1/metrics', '/v1/logs']),
     );
-    expect(decodeJsonTraces(receiver.received).resources[0]).toMatchObject({
+    expect(decodeJsonTraces(otlp.current.received).resources[0]).toMatchObject({
       'service.name': 'tracing-int-spec',
       'service.version': '9.9.9-spec',
       'service.instance.id': 'pod-7/1',

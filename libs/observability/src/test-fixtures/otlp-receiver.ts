@@ -91,3 +91,22 @@ export function decodeTraces(received: readonly Received[]) {
   }
   return { resources, spans };
 }
+
+/** A fresh receiver for every test of the calling `describe` (started before, closed after each). */
+export function otlpReceiverPerTest(): {
+  readonly current: Awaited<ReturnType<typeof startOtlpReceiver>>;
+} {
+  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>> | undefined;
+  beforeEach(async () => {
+    receiver = await startOtlpReceiver();
+  });
+  afterEach(async () => {
+    await receiver?.close();
+  });
+  return {
+    get current() {
+      if (!receiver) throw new Error('otlpReceiverPerTest: the receiver starts in beforeEach');
+      return receiver;
+    },
+  };
+}
