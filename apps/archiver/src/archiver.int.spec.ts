@@ -1,9 +1,7 @@
 import { HEADERS, type Event, type TelemetryEvent } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
 import { testUrls, uniqueId } from '@sluice/testing';
-import { manifestKey, parsePartition } from './layout';
-import { readManifest } from './manifest';
-import { decodeJsonlGz } from './schema';
+import { manifestKey, parsePartition, readManifest, decodeJsonlGz } from '@sluice/archive';
 import {
   archiveSuite,
   duck,

@@ -6,19 +6,17 @@ import type { EventBatch } from '@sluice/contracts';
 import { isRetriable } from '@sluice/errors';
 import { tracer, type Logger } from '@sluice/observability';
 import { publishEventDeadLetter } from '@sluice/sinks-core';
-import { ArchiveCommitAbandonedError, ArchiveRecordError } from './errors';
-import type { Journal, PendingSegment } from './journal';
 import {
+  ArchiveCommitAbandonedError,
+  ArchiveRecordError,
   eventDate,
   partitionKey,
   regionSegment,
   segmentFileName,
   type FileFormat,
   type PartitionRef,
-} from './layout';
-import { updateManifest, type ManifestFile } from './manifest';
-import type { ArchiverMetrics } from './metrics';
-import {
+  updateManifest,
+  type ManifestFile,
   compareRows,
   datasetOf,
   encodeJsonlGz,
@@ -28,9 +26,12 @@ import {
   toRow,
   type Row,
   type Rows,
-} from './schema';
-import { bounds, rangesOf } from './seqset';
-import type { ObjectStore } from './store/types';
+  bounds,
+  rangesOf,
+  type ObjectStore,
+} from '@sluice/archive';
+import type { Journal, PendingSegment } from './journal';
+import type { ArchiverMetrics } from './metrics';
 
 /** Crash points for the crash tests (`ARCHIVER_FAILPOINT`): where a commit halts until killed. */
 export const FAILPOINTS = ['before-upload', 'during-upload', 'after-upload', 'before-ack'] as const;
@@ -288,7 +289,13 @@ export class Archiver {
       rows.push({
         key: partitionKey(ref),
         ref,
-        row: toRow(event, { stream_seq: d.seq, batch_id: d.value.batchId, stored_at: at }),
+        row: toRow(event, {
+          stream: d.msg.info.stream,
+          stream_seq: d.seq,
+          batch_index: index,
+          batch_id: d.value.batchId,
+          stored_at: at,
+        }),
       });
     });
     return { rows, invalid };

@@ -1,14 +1,26 @@
 import { createHash } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
 import { tracer, type Logger } from '@sluice/observability';
-import { ArchiveStateError } from './errors';
-import { compactedFileName, manifestKey, partitionKey, type PartitionRef } from './layout';
-import { readManifest, updateManifest, type ManifestFile } from './manifest';
+import {
+  ArchiveStateError,
+  compactedFileName,
+  manifestKey,
+  partitionKey,
+  type PartitionRef,
+  readManifest,
+  updateManifest,
+  type ManifestFile,
+  compareRows,
+  decodeParquet,
+  encodeParquet,
+  rowTime,
+  type Row,
+  type Rows,
+  type ObjectStore,
+  bounds,
+  listPartitions,
+} from '@sluice/archive';
 import type { ArchiverMetrics } from './metrics';
-import { listPartitions } from './retention';
-import { compareRows, decodeParquet, encodeParquet, rowTime, type Row, type Rows } from './schema';
-import type { ObjectStore } from './store/types';
-import { bounds } from './seqset';
 
 export interface CompactionOptions {
   /** Files smaller than this are merged. Default 32 MiB. */

@@ -1,8 +1,14 @@
-import { ArchiveStateError } from './errors';
-import { journalKey, type PartitionRef } from './layout';
-import { updateManifest } from './manifest';
-import { contains, fold, union, type SeqRanges } from './seqset';
-import type { ObjectStore } from './store/types';
+import {
+  ArchiveStateError,
+  journalKey,
+  type PartitionRef,
+  updateManifest,
+  contains,
+  fold,
+  union,
+  type SeqRanges,
+  type ObjectStore,
+} from '@sluice/archive';
 
 export const JOURNAL_FORMAT = 'sluice-archiver-journal/1';
 

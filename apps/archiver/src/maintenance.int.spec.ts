@@ -9,10 +9,16 @@ import { ensureStream } from '@sluice/jetstream';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { testUrls, uniqueId } from '@sluice/testing';
 import { compactPartition } from './compaction';
-import { journalKey, manifestKey, type PartitionRef } from './layout';
-import { readManifest } from './manifest';
-import { expirePartitions, lifecycleConfiguration, listPartitions } from './retention';
-import { S3Store, type ObjectStore } from './store';
+import {
+  journalKey,
+  manifestKey,
+  type PartitionRef,
+  readManifest,
+  S3Store,
+  type ObjectStore,
+  listPartitions,
+} from '@sluice/archive';
+import { expirePartitions, lifecycleConfiguration } from './retention';
 import {
   archiveSuite,
   duck,

@@ -2,7 +2,7 @@
 // the archiver holds its commit, then archives everything exactly once.
 import { ensureStream } from '@sluice/jetstream';
 import { natsFixture, testUrls, uniqueId, type NatsFixture } from '@sluice/testing';
-import { S3Store } from './store';
+import { S3Store } from '@sluice/archive';
 import {
   Children,
   duplicates,
@@ -14,12 +14,7 @@ import {
   testBucket,
 } from './test-fixtures/archive';
 import { sampleBatches } from './test-fixtures/events';
-import {
-  privateSeaweedfs,
-  s3ServiceEnv,
-  seaweedfs,
-  type PrivateSeaweedfs,
-} from './test-fixtures/seaweedfs';
+import { privateSeaweedfs, s3ServiceEnv, seaweedfs, type PrivateSeaweedfs } from '@sluice/testing';
 import { rmSync } from 'node:fs';
 
 describe('archiver with the S3 store down, then back', () => {

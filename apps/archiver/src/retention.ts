@@ -1,26 +1,16 @@
 import { SpanKind } from '@opentelemetry/api';
 import { tracer, type Logger } from '@sluice/observability';
-import { manifestKey, parsePartition, partitionKey, type PartitionRef } from './layout';
+import {
+  DATASETS,
+  listPartitions,
+  manifestKey,
+  partitionKey,
+  type ObjectStore,
+  type PartitionRef,
+} from '@sluice/archive';
 import type { ArchiverMetrics } from './metrics';
-import { DATASETS } from './schema';
-import type { ObjectStore } from './store/types';
 
 const DAY_MS = 86_400_000;
-
-/** Every partition in the archive that holds at least one object, read from the folder layout. */
-export async function listPartitions(store: ObjectStore): Promise<PartitionRef[]> {
-  const out: PartitionRef[] = [];
-  for (const dataset of DATASETS) {
-    for (const region of await store.listPrefixes(`${dataset}/`)) {
-      for (const date of await store.listPrefixes(region)) {
-        const ref = parsePartition(date);
-        // Some S3-compatible servers keep an emptied "folder" listed (SeaweedFS's filer does).
-        if (ref && (await store.list(date, 1)).length > 0) out.push(ref);
-      }
-    }
-  }
-  return out;
-}
 
 /** Whether every event of the partition is older than `retentionMs` at `now`. */
 export function isExpired(ref: PartitionRef, retentionMs: number, now: number): boolean {

@@ -10,12 +10,16 @@ import type { Runtime, Service } from '@sluice/runtime';
 import { Archiver } from './archiver';
 import { compactAll } from './compaction';
 import type { Config } from './config';
-import { ArchiveStoreUnavailableError } from './errors';
+import {
+  ArchiveStoreUnavailableError,
+  streamTag,
+  createStore,
+  type StoreSettings,
+  type FailpointHook,
+} from '@sluice/archive';
 import { Journal } from './journal';
-import { streamTag } from './layout';
 import { ArchiverMetrics } from './metrics';
 import { expirePartitions } from './retention';
-import { createStore, type FailpointHook } from './store';
 
 export const SERVICE = 'archiver';
 
@@ -48,6 +52,25 @@ function periodic(
   };
 }
 
+/** The archive store the settings describe. Throws {@link ConfigError} when `s3` lacks a bucket. */
+export function storeSettings(c: Config): StoreSettings {
+  if (c.ARCHIVER_STORE === 'fs') return { kind: 'fs', dir: c.ARCHIVER_DIR };
+  if (!c.ARCHIVER_S3_BUCKET)
+    throw new ConfigError('ARCHIVER_S3_BUCKET', 'is required when ARCHIVER_STORE=s3');
+  return {
+    kind: 's3',
+    bucket: c.ARCHIVER_S3_BUCKET,
+    prefix: c.ARCHIVER_S3_PREFIX,
+    ...(c.ARCHIVER_S3_ENDPOINT ? { endpoint: c.ARCHIVER_S3_ENDPOINT } : {}),
+    region: c.ARCHIVER_S3_REGION,
+    forcePathStyle: c.ARCHIVER_S3_FORCE_PATH_STYLE,
+    createBucket: c.ARCHIVER_S3_CREATE_BUCKET,
+    multipartThresholdBytes: c.ARCHIVER_S3_MULTIPART_THRESHOLD,
+    partSizeBytes: c.ARCHIVER_S3_PART_SIZE,
+    requestTimeoutMs: c.ARCHIVER_S3_REQUEST_TIMEOUT,
+  };
+}
+
 export async function createService(rt: Runtime<Config>): Promise<Service> {
   const c = rt.config;
   const log = rt.log;
@@ -59,7 +82,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
   }
   let hook: FailpointHook | undefined;
   const store = createStore(
-    c,
+    storeSettings(c),
     c.ARCHIVER_FAILPOINT ? (p) => hook?.(p) ?? Promise.resolve() : undefined,
   );
   const metrics = new ArchiverMetrics(rt.registry);

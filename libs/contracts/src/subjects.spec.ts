@@ -10,6 +10,8 @@ import {
   parseSubject,
   rawSubject,
   rollupFilter,
+  replayFilter,
+  replaySubject,
   rollupSubject,
 } from './subjects';
 
@@ -19,6 +21,8 @@ describe('subject builders', () => {
     expect(cleanSubject('eu-west')).toBe('telemetry.clean.eu-west');
     expect(rollupSubject('1m', 'eu-west')).toBe('telemetry.rollup.1m.eu-west');
     expect(dlqSubject('webhook-dispatcher')).toBe('dlq.webhook-dispatcher');
+    expect(replaySubject('mongo-capture', 'eu-west')).toBe('replay.mongo-capture.eu-west');
+    expect(replayFilter('aggregator')).toBe('replay.aggregator.>');
   });
 
   it('build narrowed roll-up filters', () => {
@@ -35,6 +39,9 @@ describe('subject builders', () => {
     ['rollupSubject region', (t) => rollupSubject('1m', t)],
     ['rollupFilter', (t) => rollupFilter({ region: t })],
     ['dlqSubject', (t) => dlqSubject(t)],
+    ['replaySubject target', (t) => replaySubject(t, 'eu-west')],
+    ['replaySubject region', (t) => replaySubject('aggregator', t)],
+    ['replayFilter', (t) => replayFilter(t)],
   ];
   it.each(builders)('%s rejects hostile tokens', (_name, build) => {
     for (const token of hostile) {
@@ -96,6 +103,11 @@ describe('parseSubject', () => {
       region: 'ap',
     });
     expect(parseSubject(dlqSubject('dedupe'))).toEqual({ kind: 'dlq', service: 'dedupe' });
+    expect(parseSubject(replaySubject('aggregator', 'eu'))).toEqual({
+      kind: 'replay',
+      target: 'aggregator',
+      region: 'eu',
+    });
   });
 
   it.each([
@@ -115,6 +127,7 @@ describe('streams and headers', () => {
       TELEMETRY: { name: 'TELEMETRY', subjects: ['telemetry.clean.>'] },
       ROLLUPS: { name: 'ROLLUPS', subjects: ['telemetry.rollup.>'] },
       DLQ: { name: 'DLQ', subjects: ['dlq.>'] },
+      REPLAY: { name: 'REPLAY', subjects: ['replay.>'] },
     });
     expect(SUBJECT_FILTERS.RAW_ALL).toBe('telemetry.raw.>');
   });
@@ -126,6 +139,7 @@ describe('streams and headers', () => {
     expect(captured(STREAMS.TELEMETRY, cleanSubject('eu'))).toBe(true);
     expect(captured(STREAMS.ROLLUPS, rollupSubject('1s', 'eu'))).toBe(true);
     expect(captured(STREAMS.DLQ, dlqSubject('archiver'))).toBe(true);
+    expect(captured(STREAMS.REPLAY, replaySubject('aggregator', 'eu'))).toBe(true);
     expect(captured(STREAMS.TELEMETRY, rawSubject('eu'))).toBe(false);
   });
 
@@ -136,6 +150,7 @@ describe('streams and headers', () => {
       EVENT_BATCH: 'application/x-protobuf; proto=sluice.telemetry.v1.EventBatch',
       ROLLUP: 'application/x-protobuf; proto=sluice.telemetry.v1.Rollup',
       DEAD_LETTER: 'application/x-protobuf; proto=sluice.ops.v1.DeadLetter',
+      REPLAY_CONTROL: 'application/json; sluice=replay-control',
       WIRE_JSON: 'application/json',
     });
   });

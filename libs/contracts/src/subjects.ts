@@ -11,7 +11,7 @@ import { protobufPackage as telemetryPackage } from './gen/sluice/telemetry/v1/t
 export const NAME_TOKEN_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 /** What a subject token is used as; named in error messages. */
-export type SubjectTokenRole = 'region' | 'resolution' | 'service' | 'token';
+export type SubjectTokenRole = 'region' | 'resolution' | 'service' | 'target' | 'token';
 
 /** A value that cannot be used as one token of a NATS subject. */
 export class InvalidSubjectTokenError extends SluiceError {
@@ -88,6 +88,7 @@ const RAW_PREFIX = 'telemetry.raw';
 const CLEAN_PREFIX = 'telemetry.clean';
 const ROLLUP_PREFIX = 'telemetry.rollup';
 const DLQ_PREFIX = 'dlq';
+const REPLAY_PREFIX = 'replay';
 
 /** Filters matching every subject of one family. */
 export const SUBJECT_FILTERS = {
@@ -99,6 +100,8 @@ export const SUBJECT_FILTERS = {
   ROLLUP_ALL: `${ROLLUP_PREFIX}.>`,
   /** Every dead-letter subject, `dlq.<service>`. */
   DLQ_ALL: `${DLQ_PREFIX}.>`,
+  /** Every replay subject, `replay.<target>.<region>`. */
+  REPLAY_ALL: `${REPLAY_PREFIX}.>`,
 } as const;
 
 /** A JetStream stream: its name and the subjects it captures. */
@@ -117,6 +120,11 @@ export const STREAMS = {
   ROLLUPS: { name: 'ROLLUPS', subjects: [SUBJECT_FILTERS.ROLLUP_ALL] },
   /** Dead letters of every service (DeadLetter). */
   DLQ: { name: 'DLQ', subjects: [SUBJECT_FILTERS.DLQ_ALL] },
+  /**
+   * Events re-published from the archive (or re-driven from the DLQ) for one consumer: clean
+   * batches (EventBatch) carrying their original provenance in `Sluice-Source-*` headers.
+   */
+  REPLAY: { name: 'REPLAY', subjects: [SUBJECT_FILTERS.REPLAY_ALL] },
 } as const satisfies Record<string, StreamSpec>;
 
 /** `telemetry.raw.<region>`. Throws {@link InvalidSubjectTokenError}. */
@@ -145,6 +153,22 @@ export function dlqSubject(service: string): string {
 }
 
 /**
+ * `replay.<target>.<region>`: clean batches for one consumer only (`target` is its service name, e.g.
+ * `mongo-capture` or `aggregator`). Throws {@link InvalidSubjectTokenError}.
+ */
+export function replaySubject(target: string, region: string): string {
+  assertNameToken(target, 'target');
+  assertNameToken(region, 'region');
+  return `${REPLAY_PREFIX}.${target}.${region}`;
+}
+
+/** Every replay subject of one target, `replay.<target>.>`. Throws {@link InvalidSubjectTokenError}. */
+export function replayFilter(target: string): string {
+  assertNameToken(target, 'target');
+  return `${REPLAY_PREFIX}.${target}.>`;
+}
+
+/**
  * Roll-up filter narrowed to one resolution and/or one region; an omitted part is `*`.
  * Throws {@link InvalidSubjectTokenError}.
  */
@@ -160,7 +184,8 @@ export type ParsedSubject =
   | { kind: 'raw'; region: string }
   | { kind: 'clean'; region: string }
   | { kind: 'rollup'; resolution: string; region: string }
-  | { kind: 'dlq'; service: string };
+  | { kind: 'dlq'; service: string }
+  | { kind: 'replay'; target: string; region: string };
 
 /** Inverse of the builders; `undefined` for a subject none of them could have produced. */
 export function parseSubject(subject: string): ParsedSubject | undefined {
@@ -174,6 +199,9 @@ export function parseSubject(subject: string): ParsedSubject | undefined {
   }
   if (a === 'telemetry' && b === 'rollup' && tokens.length === 4 && name(c) && name(d)) {
     return { kind: 'rollup', resolution: c, region: d };
+  }
+  if (a === REPLAY_PREFIX && tokens.length === 3 && name(b) && name(c)) {
+    return { kind: 'replay', target: b, region: c };
   }
   if (a === DLQ_PREFIX && tokens.length === 2 && b !== undefined) {
     try {
@@ -214,6 +242,23 @@ export const HEADERS = {
   DLQ_ORIGINAL_STREAM: 'Sluice-Dlq-Original-Stream',
   /** Dead-letter provenance: original stream sequence (decimal). */
   DLQ_ORIGINAL_SEQUENCE: 'Sluice-Dlq-Original-Sequence',
+  /** Replayed batches: id of the replay run (`sluice replay`), for logs and the aggregator's rebuild. */
+  REPLAY_ID: 'Sluice-Replay-Id',
+  /** Replay control messages (no events): `commit` ends a replay into the aggregator. */
+  REPLAY_CONTROL: 'Sluice-Replay-Control',
+  /** Replayed batches: the clean stream the original batch was stored in. */
+  SOURCE_STREAM: 'Sluice-Source-Stream',
+  /** Replayed batches: the original clean batch's stream sequence (decimal). */
+  SOURCE_SEQUENCE: 'Sluice-Source-Sequence',
+  /** Replayed batches: the original clean batch's subject. */
+  SOURCE_SUBJECT: 'Sluice-Source-Subject',
+  /** Replayed batches: when JetStream stored the original batch (epoch ms, decimal). */
+  SOURCE_TIME: 'Sluice-Source-Time',
+  /**
+   * Replayed batches: each event's position in the original batch, comma-separated decimals in event
+   * order (a filtered replay carries a subset of the batch).
+   */
+  SOURCE_INDEXES: 'Sluice-Source-Indexes',
 } as const;
 
 const PROTOBUF = 'application/x-protobuf';
@@ -226,6 +271,8 @@ export const CONTENT_TYPES = {
   ROLLUP: `${PROTOBUF}; proto=${telemetryPackage}.Rollup`,
   /** sluice.ops.v1.DeadLetter, on DLQ. */
   DEAD_LETTER: `${PROTOBUF}; proto=${opsPackage}.DeadLetter`,
+  /** Replay control messages (`Sluice-Replay-Control`), a JSON object. */
+  REPLAY_CONTROL: 'application/json; sluice=replay-control',
   /** JSON wire events (schema versions 1 and 2) on the gateway's HTTP API. */
   WIRE_JSON: 'application/json',
 } as const;

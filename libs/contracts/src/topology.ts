@@ -2,6 +2,8 @@ import {
   assertNameToken,
   cleanSubject,
   dlqSubject,
+  replayFilter,
+  replaySubject,
   parseSubject,
   rawSubject,
   rollupSubject,
@@ -24,17 +26,22 @@ export interface Topology {
     readonly clean: StreamSpec;
     readonly rollups: StreamSpec;
     readonly dlq: StreamSpec;
+    readonly replay: StreamSpec;
   };
   readonly filters: {
     readonly raw: string;
     readonly clean: string;
     readonly rollup: string;
     readonly dlq: string;
+    readonly replay: string;
   };
   raw(region: string): string;
   clean(region: string): string;
   rollup(resolution: string, region: string): string;
   dlq(service: string): string;
+  replay(target: string, region: string): string;
+  /** Every replay subject of one target. */
+  replayFilter(target: string): string;
   /** {@link parseSubject} of a subject of this namespace; `undefined` for any other. */
   parse(subject: string): ParsedSubject | undefined;
 }
@@ -56,17 +63,21 @@ export function topology(namespace = ''): Topology {
       clean: stream(STREAMS.TELEMETRY),
       rollups: stream(STREAMS.ROLLUPS),
       dlq: stream(STREAMS.DLQ),
+      replay: stream(STREAMS.REPLAY),
     },
     filters: {
       raw: subj(SUBJECT_FILTERS.RAW_ALL),
       clean: subj(SUBJECT_FILTERS.CLEAN_ALL),
       rollup: subj(SUBJECT_FILTERS.ROLLUP_ALL),
       dlq: subj(SUBJECT_FILTERS.DLQ_ALL),
+      replay: subj(SUBJECT_FILTERS.REPLAY_ALL),
     },
     raw: (region) => subj(rawSubject(region)),
     clean: (region) => subj(cleanSubject(region)),
     rollup: (resolution, region) => subj(rollupSubject(resolution, region)),
     dlq: (service) => subj(dlqSubject(service)),
+    replay: (target, region) => subj(replaySubject(target, region)),
+    replayFilter: (target) => subj(replayFilter(target)),
     parse(subject) {
       if (!namespace) return parseSubject(subject);
       return subject.startsWith(`${namespace}.`)

@@ -8,3 +8,4 @@ export * from './redis';
 export * from './servers';
 export * from './random';
 export * from './rollups';
+export * from './seaweedfs';

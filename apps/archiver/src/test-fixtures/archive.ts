@@ -14,8 +14,8 @@ import {
   type ChildService,
   type NatsFixture,
 } from '@sluice/testing';
-import { FsStore, S3Store, type ObjectStore } from '../store';
-import { s3ServiceEnv, seaweedfs, type S3Env } from './seaweedfs';
+import { FsStore, S3Store, type ObjectStore } from '@sluice/archive';
+import { s3ServiceEnv, seaweedfs, type S3Env } from '@sluice/testing';
 
 export const ARCHIVER_MAIN = 'apps/archiver/src/main.ts';
 

@@ -1,4 +1,4 @@
-// The real S3-compatible server of the archiver's tests: SeaweedFS, built once from the Go module
+// The real S3-compatible server of the tests: SeaweedFS, built once from the Go module
 // proxy and started on 127.0.0.1 by scripts/seaweedfs.sh (idempotent: a running one is reused).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { freePort, waitFor } from '@sluice/testing';
 import { Socket } from 'node:net';
 
-const ROOT = join(__dirname, '..', '..', '..', '..');
+const ROOT = join(__dirname, '..', '..', '..');
 const SCRIPT = join(ROOT, 'scripts', 'seaweedfs.sh');
 
 export interface S3Env {

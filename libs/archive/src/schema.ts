@@ -27,15 +27,19 @@ import type { Event } from '@sluice/contracts';
 import { detectionRecords, type DetectionRecord } from '@sluice/sinks-core';
 
 /** Version of the archive's file layout (columns and their types), in every file's key-value metadata. */
-export const ARCHIVE_SCHEMA_VERSION = 1;
+export const ARCHIVE_SCHEMA_VERSION = 2;
 
 export type Dataset = 'telemetry' | 'detections';
 export const DATASETS: readonly Dataset[] = ['telemetry', 'detections'];
 
 /** Where a row came from in the clean stream (kept in the file for audit and replay). */
 export interface Provenance {
+  /** Name of the clean stream the batch was consumed from. */
+  stream: string;
   /** JetStream stream sequence of the clean batch that carried the event. */
   stream_seq: number;
+  /** Position of the event in that batch (a replay rebuilds the batch in this order). */
+  batch_index: number;
   /** `EventBatch.batch_id`. */
   batch_id: string;
   /** When JetStream stored the clean batch (epoch ms). */
@@ -101,7 +105,9 @@ const detectionType = () =>
   ]);
 
 const provenanceFields = () => [
+  new Field('stream', new Utf8(), false),
   new Field('stream_seq', new Int64(), false),
+  new Field('batch_index', new Uint32(), false),
   new Field('batch_id', new Utf8(), false),
   new Field('stored_at', ts(), false),
 ];
@@ -342,6 +348,7 @@ function buildColumn(field: Field, values: unknown[]): AnyData {
     case 'value':
       return f64(values as number[]);
     case 'schema_version':
+    case 'batch_index':
       return u32(values as number[]);
     default:
       return utf8(values as string[]);
