@@ -244,7 +244,15 @@ export const HEADERS = {
   DLQ_ORIGINAL_SEQUENCE: 'Sluice-Dlq-Original-Sequence',
   /** Replayed batches: id of the replay run (`sluice replay`), for logs and the aggregator's rebuild. */
   REPLAY_ID: 'Sluice-Replay-Id',
-  /** Replay control messages (no events): `commit` ends a replay into the aggregator. */
+  /**
+   * Replayed batches for the aggregator: id of the range rebuild they belong to. Without it a batch on
+   * the aggregator's replay subject is merged into the live roll-ups (a DLQ redrive), idempotent by
+   * its `Sluice-Source-Stream` and `Sluice-Source-Sequence`.
+   */
+  REPLAY_REBUILD: 'Sluice-Replay-Rebuild',
+  /** Replayed batches re-driven from the DLQ: `<DLQ stream>:<DLQ sequence>` of the dead letter. */
+  REDRIVE_OF: 'Sluice-Redrive-Of',
+  /** Replay control messages (no events): `commit` ends a rebuild in the aggregator. */
   REPLAY_CONTROL: 'Sluice-Replay-Control',
   /** Replayed batches: the clean stream the original batch was stored in. */
   SOURCE_STREAM: 'Sluice-Source-Stream',

@@ -9,6 +9,11 @@ export interface NatsOptions {
   /** Credentials file (JWT + nkey seed). */
   credsFile?: string | undefined;
   logger?: Logger;
+  /**
+   * Wait (and retry) until the first connection succeeds, as a service should. A command-line tool
+   * sets false to fail at once with the connection error. Default true.
+   */
+  waitOnFirstConnect?: boolean;
 }
 
 /**
@@ -27,7 +32,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
     name: opts.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
     // Otherwise every request/publish builds Error objects for async stack traces: ~15% of CPU in
     // a publishing service, measured. Timeouts still raise typed errors, without the caller's stack.
     noAsyncTraces: true,
