@@ -20,3 +20,32 @@ export { EVENT_DLQ_HEADERS, publishEventDeadLetter, type EventDeadLetter } from 
 export { SINK_METRICS, SinkMetrics } from './metrics';
 export { retryDelay, sleepUnlessAborted, withTimeout, type RetryOptions } from './retry';
 export { SinkRunner, type SinkRunnerOptions } from './runner';
+export {
+  csvHeader,
+  csvRow,
+  CSV_COLUMNS,
+  decodeRecord,
+  detectionExportRecord,
+  encodeJsonRecord,
+  encodeProtobufEvent,
+  EXPORT_CONTENT_TYPES,
+  EXPORT_FORMATS,
+  EXPORT_HEADERS,
+  EXPORT_SCHEMA_VERSION,
+  ExportDecodeError,
+  float32,
+  InvalidExportRecordError,
+  parseCsv,
+  recordsFromCsv,
+  renderRecord,
+  telemetryExportRecord,
+  toExportRecord,
+  type DetectionExportRecord,
+  type ExportFormat,
+  type ExportKind,
+  type ExportRecord,
+  type RenderedRecord,
+  type TelemetryExportRecord,
+} from './formats';
+export { parseSinkOptions } from './options';
+export { RecentIds } from './recent-ids';

@@ -7,3 +7,4 @@ export {
   type SinkHarnessFactory,
 } from './conformance';
 export { detectionEvent, telemetryEvent } from './test-events';
+export { GOLDEN_EVENTS, GOLDEN_RECORDS } from './test-fixtures/golden';
