@@ -1,8 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Actor, Outcomes, StoreGate, type Delivery } from '@sluice/actor';
+import { Actor, Outcomes, StoreGate, type Delivery, type Outcome } from '@sluice/actor';
 import { AsyncPublisher, ensureStream } from '@sluice/jetstream';
-import type { Topology } from '@sluice/contracts';
+import { replayConsumerDescription, type Topology } from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import { createPool } from '@sluice/pg';
 import type { Pool } from 'pg';
@@ -14,6 +14,8 @@ import { isStoreContention, isTransientStoreError, StoreUnavailableError } from 
 import { AggregatorMetrics } from './metrics';
 import { checkMigrated, migrate, migrationsDir } from './migrate';
 import { decodeCleanMessage, type CleanMessage } from './partial';
+import { Rebuilds, RebuildIncompleteError } from './rebuild';
+import { decodeReplay, type ReplayItem } from './replay';
 import { Partitions } from './partitions';
 import { RollupQueries } from './query';
 import { parseResolutions, type Resolution } from './resolutions';
@@ -47,6 +49,9 @@ export class Aggregator {
   readonly closer: WindowCloser;
   readonly queries: RollupQueries;
   readonly actor: Actor<CleanMessage>;
+  /** Consumer of `replay.<target>.>`: range rebuilds and DLQ redrives (unless the target is `off`). */
+  readonly replayActor: Actor<ReplayItem> | undefined;
+  readonly rebuilds: Rebuilds;
   /** PostgreSQL as the actor sees it: while down, nothing is pulled and the flush in hand is held. */
   readonly gate: StoreGate;
   private readonly publisher: AsyncPublisher;
@@ -97,6 +102,10 @@ export class Aggregator {
       metrics: this.metrics,
     });
     this.queries = new RollupQueries(this.pool);
+    this.rebuilds = new Rebuilds(this.pool, this.partitions, this.resolutions, this.writer, {
+      maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
+      now: this.now,
+    });
     const fault = config.AGGREGATOR_FAULT
       ? /^kill-after-commit:(\d+)$/.exec(config.AGGREGATOR_FAULT)
       : null;
@@ -136,6 +145,35 @@ export class Aggregator {
       logger: log,
       registry: deps.registry,
     });
+    this.replayActor =
+      config.AGGREGATOR_REPLAY_TARGET === 'off'
+        ? undefined
+        : new Actor<ReplayItem>({
+            service: SERVICE,
+            nc: deps.nc,
+            stream: deps.topology.streams.replay,
+            consumer: {
+              durable: `${config.AGGREGATOR_DURABLE}-replay`,
+              filterSubjects: [deps.topology.replayFilter(config.AGGREGATOR_REPLAY_TARGET)],
+              ackWaitMs: config.AGGREGATOR_ACK_WAIT,
+              maxAckPending: Math.max(1_000, config.AGGREGATOR_FLUSH_MAX_MESSAGES * 4),
+              description: replayConsumerDescription('rebuild'),
+            },
+            dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
+            decode: decodeReplay,
+            handle: (batch) => this.handleReplay(batch),
+            batch: {
+              maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
+              maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
+              lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
+            },
+            prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
+            maxDeliver: config.AGGREGATOR_MAX_DELIVER,
+            gates: [this.gate],
+            holdOnOutageMs: config.AGGREGATOR_STORE_RETRY,
+            logger: log,
+            registry: deps.registry,
+          });
   }
 
   /** Migrations (or, with `AGGREGATOR_MIGRATE_ON_START=false`, the check that they ran), resolution tables, current partitions and the ROLLUPS stream. */
@@ -162,13 +200,14 @@ export class Aggregator {
   async start(): Promise<void> {
     await this.prepare();
     await this.actor.start();
+    await this.replayActor?.start();
     this.startTimers();
   }
 
   /** Stops timers, lets a flush in progress finish, drains the actor and closes PostgreSQL. */
   async stop(): Promise<void> {
     this.stopTimers();
-    await this.actor.stop();
+    await Promise.all([this.actor.stop(), this.replayActor?.stop()]);
     await this.closePool();
   }
 
@@ -198,6 +237,7 @@ export class Aggregator {
           this.metrics.partitionsDropped.inc(dropped.length);
           this.log.info({ partitions: dropped }, 'dropped expired roll-up partitions');
         }
+        await this.rebuilds.prune(now - this.deps.config.AGGREGATOR_REBUILD_RETENTION);
         const cutoff = now - this.deps.config.AGGREGATOR_APPLIED_RETENTION;
         for (let i = 0; i < 200; i++) {
           const r = await this.pool.query(
@@ -236,17 +276,75 @@ export class Aggregator {
   }
 
   /**
+   * Replayed batches: DLQ redrives merge into the live roll-ups like clean messages (exactly once by
+   * their original message id); rebuild batches are staged; commits replace their range once every
+   * batch is staged (before that they are retried with a delay) and announce the result.
+   */
+  private async handleReplay(batch: ReadonlyArray<Delivery<ReplayItem>>): Promise<Outcome[]> {
+    const live = batch.flatMap((d) => (d.value.kind === 'redrive' ? [d.value.msg] : []));
+    if (live.length > 0) {
+      const stats = await this.retryContention(() => this.writer.flush(live));
+      this.record(live, stats);
+    }
+    const staged = new Map<string, CleanMessage[]>();
+    for (const d of batch) {
+      if (d.value.kind !== 'rebuild') continue;
+      const list = staged.get(d.value.rebuild) ?? [];
+      list.push(d.value.msg);
+      staged.set(d.value.rebuild, list);
+    }
+    for (const [rebuild, messages] of staged) {
+      const s = await this.retryContention(() => this.rebuilds.stage(rebuild, messages));
+      if (s.late)
+        this.log.warn(
+          { rebuild, messages: messages.length },
+          'replayed batches of a committed rebuild ignored',
+        );
+    }
+    const outcomes: Outcome[] = [];
+    for (const d of batch) {
+      if (d.value.kind !== 'commit') {
+        outcomes.push(Outcomes.ack());
+        continue;
+      }
+      const commit = d.value.commit;
+      try {
+        const status = await this.retryContention(() => this.rebuilds.commit(commit));
+        this.log.info({ ...status }, 'rebuild committed');
+        this.deps.nc.publish(
+          this.deps.topology.replayStatus(commit.rebuild),
+          JSON.stringify(status),
+        );
+        void this.closer.trigger({ full: true });
+        outcomes.push(Outcomes.ack());
+      } catch (err) {
+        if (!(err instanceof RebuildIncompleteError)) throw err;
+        this.log.info(
+          { rebuild: err.rebuild, staged: err.staged, expected: err.expected },
+          'rebuild commit waits for its batches',
+        );
+        outcomes.push(Outcomes.retry(err, 1_000));
+      }
+    }
+    return outcomes;
+  }
+
+  /**
    * One flush, retried in place only on contention (deadlock, serialization, lock timeout). A store
    * outage is thrown at once as {@link StoreUnavailableError}: the actor's gate then holds the batch,
    * probes PostgreSQL and runs it again as soon as it answers (logged once, not per batch).
    */
-  private async flushWithRetry(messages: CleanMessage[]): Promise<FlushStats> {
+  private flushWithRetry(messages: CleanMessage[]): Promise<FlushStats> {
+    return this.retryContention(() => this.writer.flush(messages));
+  }
+
+  private async retryContention<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const end = this.metrics.flushDuration.startTimer();
       try {
-        const stats = await this.writer.flush(messages);
+        const result = await fn();
         end();
-        return stats;
+        return result;
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
         if (!isStoreContention(err) || attempt >= 9 || this.stopping) {

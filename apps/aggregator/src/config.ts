@@ -83,6 +83,17 @@ export const config = defineConfig({
     .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -')
     .default('aggregator'),
   /**
+   * Name under which `sluice replay --target` rebuilds roll-up ranges and DLQ redrives reach this
+   * aggregator: it also consumes `replay.<name>.>` (durable `<durable>-replay`). `off` consumes no
+   * replays. Default `aggregator`.
+   */
+  AGGREGATOR_REPLAY_TARGET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (or off)')
+    .default('aggregator'),
+  /** Staged rebuilds never committed are dropped after this long. Default `7d`. */
+  AGGREGATOR_REBUILD_RETENTION: durationMs('7d'),
+  /**
    * How long a flush is held while PostgreSQL is unreachable (the actor pulls nothing and probes it
    * every 500 ms, running the flush again as soon as it answers) before the batch is handed back for
    * redelivery with backoff. Default `60s`.

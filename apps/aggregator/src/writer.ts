@@ -64,8 +64,10 @@ export function traceLinkHex(traceparent: string | undefined): string | undefine
   return m[1]! + m[2]! + m[3]!;
 }
 
-const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
-const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
+/** SQL: epoch-ms column or parameter as timestamptz. */
+export const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
+/** SQL: timestamptz column as epoch ms (float8). */
+export const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 
 // Merges into one resolution's table (rollups_<res>) directly: no list-partition routing per row, and
 // the resolution travels once as a scalar instead of once per row in a text array.
@@ -225,7 +227,16 @@ export class RollupWriter {
     }
   }
 
-  private async applyDerived(client: PoolClient, cells: readonly Cell[]): Promise<number> {
+  /** Derived series are configured. */
+  get hasDerived(): boolean {
+    return this.derived.length > 0;
+  }
+
+  /**
+   * Recomputes the derived series of the device-scope windows of `cells` from their inputs' stored
+   * rows (in the caller's transaction); returns the derived rows written.
+   */
+  async applyDerived(client: PoolClient, cells: readonly Cell[]): Promise<number> {
     // Windows (device, resolution, start) whose inputs changed in this flush.
     const touched = new Map<string, { r: string; k: string; ws: number; region: string }>();
     for (const c of cells) {

@@ -1,4 +1,6 @@
 import type { CliContext } from './context';
+import { dlqCommand } from './dlq/command';
+import { replayCommand } from './replay/command';
 
 /** One top-level command: `sluice <name> ...`. */
 export interface Command {
@@ -9,16 +11,10 @@ export interface Command {
   run(args: string[], ctx: CliContext): Promise<number>;
 }
 
-/** Loaded on demand so `sluice dlq` does not load the archive reader and the other way round. */
-export const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  replay: {
-    summary: 'Re-publish archived events to a consumer (rebuild MongoDB, re-export, rebuild roll-ups)',
-    load: async () => (await import('./replay/command')).replayCommand,
-  },
-  dlq: {
-    summary: 'Dead letters of every service: ls, show, redrive, purge',
-    load: async () => (await import('./dlq/command')).dlqCommand,
-  },
+/** Every command, by name. */
+export const COMMANDS: Record<string, Command> = {
+  replay: replayCommand,
+  dlq: dlqCommand,
 };
 
 export function usage(): string {

@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   const ctx = createContext(loadConfig(config), abort.signal);
   try {
-    const code = await (await entry.load()).run(args, ctx);
+    const code = await entry.run(args, ctx);
     return abort.signal.aborted && code === 0 ? 130 : code;
   } finally {
     await ctx.close();

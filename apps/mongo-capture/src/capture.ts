@@ -39,6 +39,14 @@ export function buildCapture(deps: {
     filterSubjects: [deps.topology.filters.clean],
     dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
     durable: c.MONGO_CAPTURE_DURABLE,
+    ...(c.MONGO_CAPTURE_REPLAY_TARGET !== 'off'
+      ? {
+          replay: {
+            stream: deps.topology.streams.replay,
+            filterSubject: deps.topology.replayFilter(c.MONGO_CAPTURE_REPLAY_TARGET),
+          },
+        }
+      : {}),
     ackWaitMs: c.MONGO_CAPTURE_ACK_WAIT,
     batch: {
       maxMessages: c.MONGO_CAPTURE_BATCH_MESSAGES,

@@ -55,6 +55,14 @@ export const config = defineConfig({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -')
     .default('mongo-capture'),
+  /**
+   * Name under which `sluice replay --target` and DLQ redrives reach this capture: it also consumes
+   * `replay.<name>.>` (durable `<durable>-replay`). `off` consumes no replays. Default `mongo-capture`.
+   */
+  MONGO_CAPTURE_REPLAY_TARGET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (or off)')
+    .default('mongo-capture'),
   /** Most clean batches (messages) per bulk insert. Default 64. */
   MONGO_CAPTURE_BATCH_MESSAGES: positiveInt(64),
   /** Most payload bytes per bulk insert. Default 4194304 (4 MiB). */

@@ -47,6 +47,7 @@ describe('mongo-capture process', () => {
     const topo = topology(ns);
     nats.track(topo.streams.clean.name);
     nats.track(topo.streams.dlq.name);
+    nats.track(topo.streams.replay.name);
     const env = {
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: ns,

@@ -4,6 +4,7 @@ export * from './catalog';
 export * from './errors';
 export * from './layout';
 export * from './manifest';
+export * from './reader';
 export * from './schema';
 export * from './seqset';
 export * from './store';

@@ -30,6 +30,7 @@ export type { IngestServiceServer } from './gen/sluice/gateway/v1/gateway';
 /** The FileDescriptorSet of proto/ (base64), for gRPC reflection without the .proto files. */
 export { FILE_DESCRIPTOR_SET_BASE64 } from './gen/descriptor-set';
 
+export * from './replay';
 export * from './subjects';
 export * from './codec';
 export * from './wire/index';

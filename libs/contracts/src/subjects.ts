@@ -169,6 +169,15 @@ export function replayFilter(target: string): string {
 }
 
 /**
+ * `sluice.replay-status.<replay id>`: core NATS (not stored), where a consumer announces what a replay
+ * did (the aggregator, when a rebuild commits) to the `sluice replay` waiting for it.
+ */
+export function replayStatusSubject(replayId: string): string {
+  assertNameToken(replayId, 'token');
+  return `sluice.replay-status.${replayId}`;
+}
+
+/**
  * Roll-up filter narrowed to one resolution and/or one region; an omitted part is `*`.
  * Throws {@link InvalidSubjectTokenError}.
  */

@@ -3,6 +3,7 @@ import {
   cleanSubject,
   dlqSubject,
   replayFilter,
+  replayStatusSubject,
   replaySubject,
   parseSubject,
   rawSubject,
@@ -42,6 +43,8 @@ export interface Topology {
   replay(target: string, region: string): string;
   /** Every replay subject of one target. */
   replayFilter(target: string): string;
+  /** Core NATS subject of a replay run's status announcements. */
+  replayStatus(replayId: string): string;
   /** {@link parseSubject} of a subject of this namespace; `undefined` for any other. */
   parse(subject: string): ParsedSubject | undefined;
 }
@@ -78,6 +81,7 @@ export function topology(namespace = ''): Topology {
     dlq: (service) => subj(dlqSubject(service)),
     replay: (target, region) => subj(replaySubject(target, region)),
     replayFilter: (target) => subj(replayFilter(target)),
+    replayStatus: (id) => subj(replayStatusSubject(id)),
     parse(subject) {
       if (!namespace) return parseSubject(subject);
       return subject.startsWith(`${namespace}.`)

@@ -211,3 +211,62 @@ export function spansOf(receiver: Receiver): Span[] {
   }
   return out;
 }
+
+/** What one `sluice` command did. */
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts the operator CLI (`apps/cli/src/main.ts`, as `apps/cli/bin/sluice` runs it) with the
+ * caller's env without OTEL_*, then `env`; `done` resolves when it exits.
+ */
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+): { proc: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')),
+  );
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'apps/cli/src/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...base, TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.base.json'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on(
+    'data',
+    (b: Buffer) => (stdout = (stdout + b.toString('utf8')).slice(-1_000_000)),
+  );
+  proc.stderr!.on(
+    'data',
+    (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-1_000_000)),
+  );
+  const output = (): CliRun => ({
+    code: proc.exitCode,
+    signal: proc.signalCode,
+    stdout,
+    stderr,
+  });
+  const done = new Promise<CliRun>((resolve) => proc.on('exit', () => resolve(output())));
+  return { proc, output, done };
+}
+
+/** Runs `sluice <args>` to the end (bounded: killed after `timeoutMs`). */
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+): Promise<CliRun> {
+  const cli = startCli(args, env);
+  const t = setTimeout(() => cli.proc.kill('SIGKILL'), timeoutMs);
+  try {
+    return await cli.done;
+  } finally {
+    clearTimeout(t);
+  }
+}

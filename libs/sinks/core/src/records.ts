@@ -1,5 +1,5 @@
 import type { Delivery } from '@sluice/actor';
-import type { Detection, EventBatch } from '@sluice/contracts';
+import { parseReplaySource, type Detection, type EventBatch } from '@sluice/contracts';
 import { RecordRejectedError } from './errors';
 import type { SinkRecord } from './sink';
 
@@ -8,6 +8,11 @@ export interface Flattened {
   records: SinkRecord[];
   /** Delivery index of each record (same order as `records`). */
   owner: number[];
+  /**
+   * Position of each record's event in its delivery's batch (same order as `records`); differs from
+   * `source.index` for a replayed subset of a batch.
+   */
+  position: number[];
   /** Events no sink can store (no kind, no id), by delivery index. */
   invalid: Array<{ delivery: number; index: number; error: Error }>;
 }
@@ -17,11 +22,45 @@ function publishedAt(d: Delivery<EventBatch>): Date {
   return new Date(Math.floor(nanos / 1e6));
 }
 
+/**
+ * Where a delivery's events were first stored: the message itself, or for a replayed batch the
+ * original clean batch its `Sluice-Source-*` headers name (throws {@link ReplayHeaderError} when they
+ * are malformed).
+ */
+export function deliverySource(d: Delivery<EventBatch>): {
+  stream: string;
+  seq: number;
+  subject: string;
+  publishedAt: Date;
+  index: (position: number) => number;
+} {
+  const replay = parseReplaySource(
+    (name) => d.msg.headers?.get(name) || undefined,
+    d.value.events.length,
+  );
+  if (!replay)
+    return {
+      stream: d.msg.info.stream,
+      seq: d.seq,
+      subject: d.subject,
+      publishedAt: publishedAt(d),
+      index: (i) => i,
+    };
+  const indexes = replay.indexes;
+  return {
+    stream: replay.stream,
+    seq: replay.seq,
+    subject: replay.subject,
+    publishedAt: replay.storedAt !== undefined ? new Date(replay.storedAt) : publishedAt(d),
+    index: indexes ? (i) => indexes[i]! : (i) => i,
+  };
+}
+
 /** Flattens the EventBatch of every delivery into records, in delivery then event order. */
 export function flatten(deliveries: ReadonlyArray<Delivery<EventBatch>>): Flattened {
-  const out: Flattened = { records: [], owner: [], invalid: [] };
+  const out: Flattened = { records: [], owner: [], position: [], invalid: [] };
   deliveries.forEach((d, delivery) => {
-    const at = publishedAt(d);
+    const src = deliverySource(d);
     d.value.events.forEach((event, index) => {
       const kind = event.kind;
       if (kind === undefined) {
@@ -47,16 +86,17 @@ export function flatten(deliveries: ReadonlyArray<Delivery<EventBatch>>): Flatte
         id,
         event,
         source: {
-          stream: d.msg.info.stream,
-          seq: d.seq,
-          subject: d.subject,
-          index,
+          stream: src.stream,
+          seq: src.seq,
+          subject: src.subject,
+          index: src.index(index),
           batchId: d.value.batchId,
-          publishedAt: at,
+          publishedAt: src.publishedAt,
           deliveryCount: d.deliveryCount,
         },
       });
       out.owner.push(delivery);
+      out.position.push(index);
     });
   });
   return out;

@@ -1,4 +1,4 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
   Actor,
@@ -13,7 +13,14 @@ import {
 } from '@sluice/actor';
 import type { StreamSpec } from '@sluice/jetstream';
 import type { Service } from '@sluice/runtime';
-import { decodeBatch, dlqSubject, STREAMS, type EventBatch } from '@sluice/contracts';
+import {
+  decodeBatch,
+  dlqSubject,
+  parseReplaySource,
+  replayConsumerDescription,
+  STREAMS,
+  type EventBatch,
+} from '@sluice/contracts';
 import type { Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { publishEventDeadLetter } from './dead-letter';
@@ -38,6 +45,19 @@ export interface SinkRunnerOptions {
   ackWaitMs?: number;
   /** Unacknowledged messages across replicas. Default 1 000. */
   maxAckPending?: number;
+  /**
+   * Also consume this sink's replay subject (`replay.<service>.>` on the REPLAY stream): batches
+   * re-published from the archive or re-driven from the DLQ, stored like clean ones under their
+   * original provenance (`Sluice-Source-*` headers), on a durable of their own so a backfill never
+   * delays live data. Default none.
+   */
+  replay?: {
+    stream: StreamSpec;
+    /** Subject filter, normally `topology.replayFilter(service)`. */
+    filterSubject: string;
+    /** Durable name. Default `<durable>-replay`. */
+    durable?: string;
+  };
   /** Where dead letters go. Default the shared DLQ stream, `dlq.<service>`. */
   dlq?: { stream: StreamSpec; subject: string };
   /** Messages per write: count, bytes, linger. Default 64 messages, 4 MiB, linger 20 ms. */
@@ -71,6 +91,14 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+function decodeOrPoison(m: JsMsg): EventBatch {
+  try {
+    return decodeBatch(m.data);
+  } catch (err) {
+    throw new PoisonMessageError(asError(err).message, { cause: err });
+  }
+}
+
 /**
  * Binds one sink to its own durable consumer through an {@link Actor}: decodes clean batches, writes
  * their events in one call per batch, retries transient failures (in-process, then nak with backoff),
@@ -79,6 +107,8 @@ function asError(e: unknown): Error {
  */
 export class SinkRunner {
   readonly actor: Actor<EventBatch>;
+  /** The consumer of the replay subject, when {@link SinkRunnerOptions.replay} is set. */
+  readonly replayActor: Actor<EventBatch> | undefined;
   readonly sink: Sink;
   /** The destination as the actor sees it: down after a write failed through the in-process retries. */
   readonly gate: StoreGate;
@@ -115,35 +145,58 @@ export class SinkRunner {
       log: this.log,
       registry: opts.registry,
     });
-    this.actor = new Actor<EventBatch>({
-      service: opts.service,
-      nc: opts.nc,
-      stream: opts.stream,
-      consumer: {
-        durable: opts.durable ?? opts.sink.name,
-        ackWaitMs: opts.ackWaitMs ?? 30_000,
-        maxAckPending: opts.maxAckPending ?? 1_000,
-        ...(opts.filterSubjects?.length ? { filterSubjects: opts.filterSubjects } : {}),
-      },
-      dlq: opts.dlq ?? { stream: STREAMS.DLQ, subject: this.dlq.subject },
-      decode: (m) => {
-        try {
-          return decodeBatch(m.data);
-        } catch (err) {
-          throw new PoisonMessageError(asError(err).message, { cause: err });
-        }
-      },
-      handle: (batch) => this.handle(batch),
-      batch,
-      prefetch: opts.prefetch ?? { maxBytes: 2 * batch.maxBytes },
-      maxDeliver: opts.maxDeliver ?? 50,
-      gates: [this.gate],
-      ...(opts.holdOnOutageMs !== undefined ? { holdOnOutageMs: opts.holdOnOutageMs } : {}),
-      ...(opts.backoff ? { backoff: opts.backoff } : {}),
-      ...(opts.provision === false ? { provision: false } : {}),
-      logger: opts.logger,
-      registry: opts.registry,
-    });
+    const durable = opts.durable ?? opts.sink.name;
+    const actor = (
+      stream: StreamSpec,
+      consumer: { durable: string; filterSubjects?: string[]; description?: string },
+      decode: (m: JsMsg) => EventBatch,
+    ) =>
+      new Actor<EventBatch>({
+        service: opts.service,
+        nc: opts.nc,
+        stream,
+        consumer: {
+          ackWaitMs: opts.ackWaitMs ?? 30_000,
+          maxAckPending: opts.maxAckPending ?? 1_000,
+          ...consumer,
+        },
+        dlq: opts.dlq ?? { stream: STREAMS.DLQ, subject: this.dlq.subject },
+        decode,
+        handle: (batch) => this.handle(batch),
+        batch,
+        prefetch: opts.prefetch ?? { maxBytes: 2 * batch.maxBytes },
+        maxDeliver: opts.maxDeliver ?? 50,
+        gates: [this.gate],
+        ...(opts.holdOnOutageMs !== undefined ? { holdOnOutageMs: opts.holdOnOutageMs } : {}),
+        ...(opts.backoff ? { backoff: opts.backoff } : {}),
+        ...(opts.provision === false ? { provision: false } : {}),
+        logger: opts.logger,
+        registry: opts.registry,
+      });
+    this.actor = actor(
+      opts.stream,
+      { durable, ...(opts.filterSubjects?.length ? { filterSubjects: opts.filterSubjects } : {}) },
+      decodeOrPoison,
+    );
+    this.replayActor = opts.replay
+      ? actor(
+          opts.replay.stream,
+          {
+            durable: opts.replay.durable ?? `${durable}-replay`,
+            filterSubjects: [opts.replay.filterSubject],
+            description: replayConsumerDescription('store'),
+          },
+          (m) => {
+            const batch = decodeOrPoison(m);
+            try {
+              parseReplaySource((name) => m.headers?.get(name) || undefined, batch.events.length);
+            } catch (err) {
+              throw new PoisonMessageError(asError(err).message, { cause: err });
+            }
+            return batch;
+          },
+        )
+      : undefined;
   }
 
   /**
@@ -171,6 +224,7 @@ export class SinkRunner {
   async start(): Promise<void> {
     await this.prepare();
     await this.actor.start();
+    await this.replayActor?.start();
   }
 
   /** An in-process retry gives up now: its messages are nak'ed (redelivered), never lost. */
@@ -194,7 +248,7 @@ export class SinkRunner {
   toService(): Service {
     return {
       prepare: () => this.prepare(),
-      actors: [this.actor],
+      actors: this.replayActor ? [this.actor, this.replayActor] : [this.actor],
       // Stopped before the actor drains, so a batch waiting on a retry hands its messages back.
       background: [
         {
@@ -212,13 +266,13 @@ export class SinkRunner {
   async stop(deadlineMs = 25_000): Promise<void> {
     const started = Date.now();
     this.abortRetries();
-    await this.actor.stop(deadlineMs);
+    await Promise.all([this.actor.stop(deadlineMs), this.replayActor?.stop(deadlineMs)]);
     await this.closeSink(Math.max(1_000, deadlineMs - (Date.now() - started)));
   }
 
   /** Pulling, and the last health check of the destination passed. */
   isReady(): boolean {
-    return this.actor.isReady() && this.lastHealth.ok;
+    return this.actor.isReady() && (this.replayActor?.isReady() ?? true) && this.lastHealth.ok;
   }
 
   get health(): SinkHealth {
@@ -259,7 +313,7 @@ export class SinkRunner {
           const rec = flat.records[r.index]!;
           rejected.push({
             delivery: flat.owner[r.index]!,
-            index: rec.source.index,
+            index: flat.position[r.index]!,
             error: r.error,
             eventId: rec.id,
           });
