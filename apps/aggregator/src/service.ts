@@ -44,7 +44,9 @@ export function createService(rt: Runtime<Config>): Service {
         describe: () => ({ apiPort: api?.port }),
       },
     ],
-    actors: [aggregator.actor],
+    actors: aggregator.replayActor
+      ? [aggregator.actor, aggregator.replayActor]
+      : [aggregator.actor],
     background: [
       {
         name: 'timers',

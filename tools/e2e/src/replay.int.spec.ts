@@ -264,6 +264,7 @@ describe('sluice replay', () => {
     expect(await snapshot()).not.toEqual(before);
 
     const run = await inst.cli(['--target', 'aggregator', '--from', from, '--to', to, '--json']);
+    if (run.code !== 0) throw new Error(run.stderr);
     expect(run.code).toBe(0);
     const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as {
       rebuild: { state: string; written: number; removed: number };
