@@ -109,13 +109,11 @@ describe('LetterGroups', () => {
       ),
     );
     expect(g.letters).toBe(4);
-    const rows = g
-      .list()
-      .map((r) => ({
-        ...r,
-        oldestFailedAt: r.oldestFailedAt.getUTCSeconds(),
-        newestFailedAt: r.newestFailedAt.getUTCSeconds(),
-      }));
+    const rows = g.list().map((r) => ({
+      ...r,
+      oldestFailedAt: r.oldestFailedAt.getUTCSeconds(),
+      newestFailedAt: r.newestFailedAt.getUTCSeconds(),
+    }));
     expect(rows).toEqual([
       {
         service: 'dedupe',
