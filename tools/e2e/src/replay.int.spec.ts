@@ -5,14 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import {
-  CONTENT_TYPES,
-  HEADERS,
-  encodeBatch,
-  topology,
-  type Event,
-  type Topology,
-} from '@sluice/contracts';
+import { CONTENT_TYPES, HEADERS, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
 import { detectionEvent, telemetryEvent } from '@sluice/sinks-core/testing';
 import {
@@ -28,7 +21,10 @@ import {
   waitFor,
   type NatsFixture,
   type PgDatabase,
+  s3ServiceEnv,
+  seaweedfs,
 } from '@sluice/testing';
+import { S3Store } from '@sluice/archive';
 import { runCli, startCli, startService, type Service } from './processes';
 
 const DAY = '2026-11-28';
@@ -50,12 +46,31 @@ describe('sluice replay', () => {
     await nats.cleanup();
   });
 
-  function installation(prefix: string) {
+  function installation(prefix: string, store: 'fs' | 's3' = 'fs') {
     const ns = uniqueId(prefix);
     const topo = topology(ns);
     for (const s of Object.values(topo.streams)) nats.track(s.name);
     const dir = mkdtempSync(join(tmpdir(), `${prefix}-archive-`));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    let archiveEnv: Record<string, string> = { ARCHIVER_DIR: dir };
+    let archiveArgs = ['--archive', dir];
+    if (store === 's3') {
+      const s3 = seaweedfs();
+      const bucket = `sluice-${ns.replace(/[^a-z0-9]/g, '').slice(0, 40)}`;
+      archiveEnv = s3ServiceEnv(s3, bucket);
+      archiveArgs = [
+        '--archive',
+        `s3://${bucket}/`,
+        '--s3-endpoint',
+        s3.endpoint,
+        '--s3-path-style',
+      ];
+      cleanups.push(async () => {
+        const objects = new S3Store({ bucket, endpoint: s3.endpoint, forcePathStyle: true });
+        for (const o of await objects.list('')) await objects.delete(o.key);
+        await objects.close();
+      });
+    }
     const env = {
       NATS_URL: testUrls.nats,
       SLUICE_NAMESPACE: ns,
@@ -70,7 +85,7 @@ describe('sluice replay', () => {
     };
     const archiver = () =>
       start('archiver', {
-        ARCHIVER_DIR: dir,
+        ...archiveEnv,
         ARCHIVER_FILE_MAX_AGE: '300ms',
         ARCHIVER_BATCH_CONCURRENCY: '4',
       });
@@ -109,11 +124,11 @@ describe('sluice replay', () => {
       return out;
     };
     const cli = (args: string[]) =>
-      runCli(['replay', '--archive', dir, ...args], {
+      runCli(['replay', ...archiveArgs, ...args], {
         NATS_URL: testUrls.nats,
         SLUICE_NAMESPACE: ns,
       });
-    return { ns, topo, dir, env, start, archiver, publish, settled, replayed, cli };
+    return { ns, topo, dir, archiveArgs, env, start, archiver, publish, settled, replayed, cli };
   }
 
   /** Waves of clean batches: telemetry of two regions, devices and sensors, and detections. */
@@ -283,8 +298,8 @@ describe('sluice replay', () => {
     expect(await snapshot()).toEqual(before);
   });
 
-  it('resumes an interrupted replay from its checkpoint without sending a batch twice', async () => {
-    const inst = installation('rpr');
+  it('resumes an interrupted replay from its checkpoint without sending a batch twice (S3)', async () => {
+    const inst = installation('rpr', 's3');
     const fresh = await createMongoTestDatabase('rpr');
     cleanups.push(() => fresh.drop());
     await inst.archiver();
@@ -302,8 +317,7 @@ describe('sluice replay', () => {
     cleanups.push(() => rmSync(checkpoint, { force: true }));
     const args = [
       'replay',
-      '--archive',
-      inst.dir,
+      ...inst.archiveArgs,
       '--target',
       'restore',
       '--from',

@@ -29,13 +29,7 @@ import type { Command } from '../commands';
 import type { CliContext } from '../context';
 import { NothingToDoError, UsageError } from '../errors';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, CHECKPOINT_FORMAT } from './checkpoint';
-import {
-  parseReplayFlags,
-  parseTime,
-  REPLAY_USAGE,
-  storeSettings,
-  type ReplayFlags,
-} from './options';
+import { parseReplayFlags, timeOf, REPLAY_USAGE, storeSettings, type ReplayFlags } from './options';
 import { Progress, RateLimiter } from './progress';
 
 const REPLAY_MAX_AGE_MS = 7 * 86_400_000;
@@ -97,8 +91,8 @@ function plan(flags: ReplayFlags, now: number): { checkpoint: Checkpoint; path: 
   if (!flags.target) throw new UsageError('--target is required', REPLAY_USAGE);
   if (flags.from === undefined || flags.to === undefined)
     throw new UsageError('--from and --to are required (the event-time range)', REPLAY_USAGE);
-  const from = parseTime('--from', flags.from, now);
-  const to = parseTime('--to', flags.to, now);
+  const from = timeOf('--from', flags.from, now);
+  const to = timeOf('--to', flags.to, now);
   if (from >= to)
     throw new UsageError(
       `--from ${new Date(from).toISOString()} must be before --to ${new Date(to).toISOString()}`,
@@ -350,7 +344,7 @@ async function run(args: string[], ctx: CliContext): Promise<number> {
     if (done.size > 0)
       ctx.err.write(`resuming replay ${c.id}: ${done.size} file(s) done, ${todo.length} to go\n`);
     else writeCheckpoint(path, c);
-    const rate = new RateLimiter(flags.rate);
+    const rate = new RateLimiter(flags.rate > 0 ? flags.rate : undefined);
     const publisher = new Publisher({ js, topo: ctx.topology }, c, flags['in-flight']);
     const progress = new Progress(
       ctx.err,
