@@ -1,4 +1,5 @@
-import { IngestRequest } from '@sluice/contracts';
+import { IngestRequest, type Event } from '@sluice/contracts';
+import { framePriority, SAFETY_CONFIDENCE } from './cameras';
 import { Fleet } from './fleet';
 import { TemplatePool } from './load';
 import { LatencyHistogram } from './stats';
@@ -53,6 +54,73 @@ describe('Fleet', () => {
       .filter((b) => !b.duplicate && b.deviceId === 'sim-0')
       .map((b) => Number(b.batch.batchId.split('-').pop()));
     expect(seqs.some((s, i) => i > 0 && s < seqs[i - 1]!)).toBe(true);
+  });
+
+  it('hands camera frames to onFrame instead of batching them, malformed at the configured fraction', () => {
+    const frames: Array<{ e: Event; device: string; malformed: boolean }> = [];
+    const f = new Fleet(
+      {
+        devices: 3,
+        sensorsPerDevice: 1,
+        minHz: 10,
+        maxHz: 10,
+        cameraFraction: 1,
+        cameraHz: 20,
+        malformedFraction: 0.2,
+        flushMs: 0,
+      },
+      'r',
+      { onFrame: (e, device, malformed) => frames.push({ e, device, malformed }) },
+    );
+    expect(f.cameraCount).toBe(3);
+    const batched: Event[] = [];
+    for (let t = 1_000_000; t <= 1_001_000; t += 10)
+      for (const b of f.tick(t)) batched.push(...b.batch.events);
+    expect(batched.every((e) => e.kind?.$case === 'telemetry')).toBe(true);
+    expect(frames.length).toBeGreaterThanOrEqual(60);
+    expect(frames.every((x) => x.e.kind?.$case === 'detection')).toBe(true);
+    expect(new Set(frames.map((x) => x.device))).toEqual(new Set(['sim-0', 'sim-1', 'sim-2']));
+    const bad = frames.filter((x) => x.malformed);
+    expect(bad.length).toBeGreaterThan(0);
+    expect(bad.length).toBeLessThan(frames.length);
+    const v = (x: { e: Event }) => x.e.kind!.value as { eventId: string; frameTime?: Date };
+    expect(
+      bad.every(
+        (x) =>
+          v(x).eventId.startsWith('bad id') || v(x).frameTime!.getTime() > Date.now() + 3_600_000,
+      ),
+    ).toBe(true);
+  });
+
+  it('makes a frame with a confident person a safety event', () => {
+    const frame = (label: string, confidence: number): Event => ({
+      kind: {
+        $case: 'detection',
+        value: {
+          eventId: 'e',
+          deviceId: 'd',
+          streamId: 'cam-1',
+          frameTime: new Date(),
+          region: 'r',
+          schemaVersion: 2,
+          detections: [
+            {
+              objectId: '0',
+              classId: 0,
+              label,
+              confidence,
+              trackerId: '',
+              bbox: { left: 0, top: 0, width: 0.1, height: 0.1 },
+            },
+          ],
+          attributes: {},
+          firmwareVersion: '',
+        },
+      },
+    });
+    expect(framePriority(frame('person', SAFETY_CONFIDENCE))).toBe('safety');
+    expect(framePriority(frame('person', 0.5))).toBe('normal');
+    expect(framePriority(frame('boat', 0.99))).toBe('normal');
   });
 
   it('renders wire JSON v1 and v2', () => {

@@ -94,6 +94,16 @@ const SENSORS = [
 ] as const;
 const LABELS = ['person', 'boat', 'buoy', 'bird'];
 
+/** Where the fleet's events go besides the batches `tick` returns. */
+export interface FleetHooks {
+  /**
+   * Receives each camera frame as it is captured (made invalid on purpose at `malformedFraction`)
+   * instead of batching it with the device's readings: the simulated camera pipelines hand their
+   * frames to the device SDK this way. Default none (frames are batched like readings).
+   */
+  onFrame?: (event: Event, deviceId: string, malformed: boolean) => void;
+}
+
 /** Generates the fleet's events as simulated time advances. */
 export class Fleet {
   readonly opts: FleetOptions;
@@ -101,8 +111,14 @@ export class Fleet {
   private readonly random: () => number;
   private readonly sent: SimBatch[] = [];
   private readonly runId: string;
+  private readonly hooks: FleetHooks;
 
-  constructor(options: Partial<FleetOptions> = {}, runId = Date.now().toString(36)) {
+  constructor(
+    options: Partial<FleetOptions> = {},
+    runId = Date.now().toString(36),
+    hooks: FleetHooks = {},
+  ) {
+    this.hooks = hooks;
     this.opts = { ...DEFAULT_FLEET, ...options };
     this.random = rng(this.opts.seed);
     this.runId = runId;
@@ -137,6 +153,11 @@ export class Fleet {
     return total;
   }
 
+  /** Devices with a camera. */
+  get cameraCount(): number {
+    return this.devices.filter((d) => d.camera).length;
+  }
+
   get deviceIds(): string[] {
     return this.devices.map((d) => d.id);
   }
@@ -155,8 +176,17 @@ export class Fleet {
       if (d.camera) {
         if (d.camera.due === 0) d.camera.due = now;
         const step = 1000 / d.camera.hz;
-        for (let n = 0; d.camera.due <= now && n < 1_000; n++, d.camera.due += step)
-          this.add(d, this.frame(d, d.camera.due), now, out);
+        const onFrame = this.hooks.onFrame;
+        for (let n = 0; d.camera.due <= now && n < 1_000; n++, d.camera.due += step) {
+          const frame = this.frame(d, d.camera.due);
+          if (!onFrame) {
+            this.add(d, frame, now, out);
+            continue;
+          }
+          const malformed =
+            this.opts.malformedFraction > 0 && this.random() < this.opts.malformedFraction;
+          onFrame(malformed ? this.corrupt(frame) : frame, d.id, malformed);
+        }
       }
       if (d.pending.length > 0 && now - d.firstPendingAt >= o.flushMs) this.flush(d, out);
     }
@@ -283,7 +313,8 @@ export class Fleet {
       return { kind: { $case: 'telemetry', value: v } };
     }
     const v = { ...kind.value };
-    if (pick === 0) v.eventId = '';
+    // Not an empty id: the device SDK fills those in, which would make the frame valid.
+    if (pick === 0) v.eventId = `bad id ${v.eventId}`;
     else v.frameTime = new Date(Date.now() + 48 * 3_600_000);
     return { kind: { $case: 'detection', value: v } };
   }

@@ -1,3 +1,5 @@
+import type { DeviceClient } from '@sluice/device-sdk';
+import { cameraSummary, createCameraClient, framePriority } from './cameras';
 import { Fleet, type FleetOptions } from './fleet';
 import { RunStats, summarise } from './stats';
 import { GrpcStreamSender, HttpSender, type Sender } from './transports';
@@ -45,9 +47,27 @@ export function liveLine(stats: RunStats, elapsedS: number, prevAccepted: number
   return line;
 }
 
-/** Runs the simulated fleet against a gateway and returns the summary. */
+/**
+ * Runs the simulated fleet against a gateway and returns the summary. Over gRPC, the cameras' frames
+ * go through the device SDK (one client for the fleet's cameras, priority by {@link framePriority});
+ * over HTTP they are batched with the readings.
+ */
 export async function runFleet(opts: FleetRunOptions) {
-  const fleet = new Fleet(opts.fleet);
+  let cameras: DeviceClient | undefined;
+  let malformedFrames = 0;
+  const fleet = new Fleet(
+    opts.fleet,
+    undefined,
+    opts.transport === 'grpc'
+      ? {
+          onFrame: (event, _device, malformed) => {
+            cameras ??= createCameraClient(opts.target, opts.token);
+            if (malformed) malformedFrames++;
+            cameras.emit(event, framePriority(event));
+          },
+        }
+      : {},
+  );
   const stats = new RunStats();
   const sender = createSender(opts, stats);
   const start = Date.now();
@@ -74,19 +94,28 @@ export async function runFleet(opts: FleetRunOptions) {
       send(fleet.tick(now));
       if (now >= nextLine) {
         nextLine += 1000;
-        opts.onLine?.(liveLine(stats, (now - start) / 1000, prevAccepted));
+        const cam = cameras?.stats();
+        opts.onLine?.(
+          liveLine(stats, (now - start) / 1000, prevAccepted) +
+            (cam
+              ? ` cam-acked=${cam.acked.safety + cam.acked.normal} cam-buffered=${cam.buffered.events}`
+              : ''),
+        );
         prevAccepted = stats.eventsAccepted;
       }
       await new Promise((r) => setTimeout(r, opts.tickMs ?? 10));
     }
     send(fleet.flushAll());
-    await sender.drain(10_000);
+    await Promise.all([sender.drain(10_000), cameras?.close(10_000)]);
   } finally {
     sender.close();
+    await cameras?.close(0);
   }
   return {
     ...summarise(stats, (Date.now() - start) / 1000),
     offered_events_per_s: Math.round(fleet.eventsPerSecond),
     devices: fleet.deviceIds.length,
+    cameras: fleet.cameraCount,
+    ...(cameras ? cameraSummary(cameras.stats(), malformedFrames) : {}),
   };
 }

@@ -1,17 +1,16 @@
-// Device-side senders: gRPC bidirectional streams (pipelined, acks in order) and HTTP JSON.
+// Device-side load senders: gRPC bidirectional streams (pipelined, acks in order) and HTTP JSON. These
+// send the fleet's pre-built batches as they are (duplicates, out-of-order and malformed on purpose);
+// the gRPC one opens its streams with the device SDK's transport, the one gRPC client of the gateway.
+// Simulated cameras use the SDK's DeviceClient itself (see cameras.ts).
+import type { Client } from '@grpc/grpc-js';
+import { IngestStatus, type EventBatch, type IngestAck } from '@sluice/contracts';
 import {
-  credentials,
-  makeGenericClientConstructor,
-  Metadata,
-  type ClientDuplexStream,
-} from '@grpc/grpc-js';
-import {
-  IngestAck,
-  IngestRequest,
-  IngestServiceService,
-  IngestStatus,
-  type EventBatch,
-} from '@sluice/contracts';
+  bearerMetadata,
+  createIngestChannel,
+  encodeIngestRequest,
+  openIngestStream,
+  type IngestStream,
+} from '@sluice/device-sdk';
 import type { RunStats } from './stats';
 import { toWireJson } from './wire-json';
 
@@ -45,17 +44,8 @@ export interface SenderOptions {
   maxRetries?: number;
 }
 
-/** IngestService with a pass-through request serializer, so pre-encoded requests are sent as is. */
-const RawIngestClient = makeGenericClientConstructor(
-  {
-    ingest: { ...IngestServiceService.ingest, requestSerialize: (b: Buffer) => b },
-  } as never,
-  'sluice.gateway.v1.IngestService',
-);
-
-export function encodeRequest(batch: EventBatch): Buffer {
-  return Buffer.from(IngestRequest.encode({ batch }).finish());
-}
+/** An encoded IngestRequest carrying `batch` (the SDK's encoder). */
+export const encodeRequest = encodeIngestRequest;
 
 interface Pending {
   b: OutBatch;
@@ -71,11 +61,11 @@ async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void>
 /** `streams` long-lived Ingest streams over one channel each; batches go to the least loaded. */
 export class GrpcStreamSender implements Sender {
   private readonly streams: Array<{
-    call: ClientDuplexStream<Buffer, IngestAck>;
+    call: IngestStream;
     pending: Pending[];
     broken: boolean;
   }> = [];
-  private readonly clients: Array<{ close(): void }> = [];
+  private readonly clients: Client[] = [];
   private readonly max: number;
   private readonly maxRetries: number;
   private timers = new Set<NodeJS.Timeout>();
@@ -88,19 +78,12 @@ export class GrpcStreamSender implements Sender {
   ) {
     this.max = opts.maxInFlight ?? 16;
     this.maxRetries = opts.maxRetries ?? 5;
-    const md = new Metadata();
-    if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
+    const md = bearerMetadata(opts.token);
     for (let i = 0; i < streams; i++) {
       // One channel per stream: separate HTTP/2 connections spread the load on the server.
-      const client = new RawIngestClient(target, credentials.createInsecure(), {
-        'grpc.use_local_subchannel_pool': 1,
-        'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      }) as unknown as {
-        ingest(md: Metadata): ClientDuplexStream<Buffer, IngestAck>;
-        close(): void;
-      };
+      const client = createIngestChannel(target, { ownConnection: true });
       this.clients.push(client);
-      const call = client.ingest(md);
+      const call = openIngestStream(client, md);
       const s = { call, pending: [] as Pending[], broken: false };
       call.on('data', (ack: IngestAck) => this.onAck(s, ack));
       call.on('error', () => this.onBroken(s));
