@@ -33,8 +33,3 @@ export const CLASS_OF: Readonly<Record<Priority, ClassIndex>> = Object.freeze({
   normal: 1,
   bulk: 2,
 });
-
-/** `n` per priority class, as a record. */
-export function perPriority<T>(make: (p: Priority) => T): Record<Priority, T> {
-  return { safety: make('safety'), normal: make('normal'), bulk: make('bulk') };
-}
