@@ -103,12 +103,24 @@ npm_ci() {
     die "package-lock.json was out of date with package.json ('npm install' just rewrote it): review and commit the new lock"
 }
 
-ensure_deps() {
+_deps_stale() {
   local stamp="$SLUICE_ROOT/node_modules/.package-lock.json"
-  if [[ ! -d "$SLUICE_ROOT/node_modules" || ! -f "$stamp" || "$SLUICE_ROOT/package-lock.json" -nt "$stamp" ]]; then
+  [[ ! -d "$SLUICE_ROOT/node_modules" || ! -f "$stamp" || "$SLUICE_ROOT/package-lock.json" -nt "$stamp" ]]
+}
+
+ensure_deps() {
+  _deps_stale || return 0
+  # One install at a time per checkout: two concurrent `npm ci` runs (two commands started together)
+  # empty node_modules under each other. The second waits, then finds the install done.
+  mkdir -p "$SLUICE_CACHE"
+  exec {deps_lock}>"$SLUICE_CACHE/npm-install.lock"
+  flock "$deps_lock"
+  if _deps_stale; then
     log "installing dependencies (npm ci)"
     npm_ci
   fi
+  flock -u "$deps_lock"
+  exec {deps_lock}>&-
 }
 
 # ------------------------------------------------------------------------------------------ helpers
