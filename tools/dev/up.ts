@@ -405,7 +405,11 @@ async function main(): Promise<void> {
     say(
       `  archive    ${dir}  (Parquet, region=<r>/event_date=<day>/; try: duckdb -c "SELECT count(*) FROM '${dir}/telemetry/**/*.parquet'")`,
     );
+    say(
+      `  replay     npm run sluice -- replay --target mongo-capture --from 1h --to now --archive ${dir} --dry-run   (docs/services/cli.md)`,
+    );
   }
+  say('  dead letters  npm run sluice -- dlq ls');
   if (apps.includes('aggregator') && !process.env['AGGREGATOR_API_TOKENS']) printQueryExamples();
   if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
