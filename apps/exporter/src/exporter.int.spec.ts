@@ -1,0 +1,145 @@
+import { CONTENT_TYPES, encodeBatch, HEADERS } from '@sluice/contracts';
+import { publishDurable } from '@sluice/jetstream';
+import { GOLDEN_EVENTS, GOLDEN_RECORDS, telemetryEvent } from '@sluice/sinks-core/testing';
+import { mongoTestUrl } from '@sluice/sinks-mongodb/testing';
+import { natsFixture, spawnService, uniqueId, type NatsFixture } from '@sluice/testing';
+import {
+  exporterHarness,
+  FAST,
+  MAIN,
+  waitForIds,
+  type ExporterHarness,
+} from './test-fixtures/harness';
+
+const byId = <T extends { event_id: string }>(rs: T[]) =>
+  [...rs].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
+
+describe('exporter process', () => {
+  let nats: NatsFixture;
+  let h: ExporterHarness;
+
+  beforeAll(async () => {
+    nats = await natsFixture();
+  });
+  beforeEach(async () => {
+    h = await exporterHarness(nats);
+  });
+  afterEach(async () => {
+    await h.cleanup();
+  });
+  afterAll(async () => {
+    await nats.cleanup();
+  });
+
+  it('every destination receives the golden records with the same fields and values; filters narrow frames; replays reach their target only', async () => {
+    await h.writeConfig({
+      destinations: [
+        { name: 'lines', type: 'file', ...FAST, options: { dir: h.dir('lines') } },
+        {
+          name: 'table',
+          type: 'file',
+          format: 'csv',
+          replay: false,
+          ...FAST,
+          options: { dir: h.dir('table') },
+        },
+        {
+          name: 'warehouse',
+          type: 'postgres',
+          ...FAST,
+          options: { url: h.pg.url(), schema: h.pg.schema },
+        },
+        {
+          name: 'docs',
+          type: 'mongodb',
+          ...FAST,
+          options: { url: mongoTestUrl(), database: h.mongo.name, writeConcernW: 1 },
+        },
+        {
+          name: 'people',
+          type: 'file',
+          ...FAST,
+          filters: { kinds: ['detection'], labels: ['person'], min_confidence: 0.9 },
+          options: { dir: h.dir('people') },
+        },
+      ],
+    });
+    await h.start();
+    await h.publish([...GOLDEN_EVENTS]);
+    const golden = byId([...GOLDEN_RECORDS]);
+    const all = new Set(golden.map((g) => g.event_id));
+
+    await waitForIds('json lines', () => h.fileIds('lines'), all);
+    expect(byId(await h.fileRecords('lines'))).toEqual(golden);
+    await waitForIds('csv', () => h.fileIds('table'), all);
+    expect(byId(await h.fileRecords('table'))).toEqual(golden);
+    await waitForIds('postgres', () => h.pg.storedIds(), all);
+    expect(byId(await h.pg.records())).toEqual(golden);
+    await waitForIds('mongodb', () => h.mongo.allIds(), all);
+    expect(byId(await h.mongoRecords())).toEqual(golden);
+
+    const frame = GOLDEN_RECORDS.find((g) => g.kind === 'detection')!;
+    await waitForIds('people', () => h.fileIds('people'), new Set([frame.event_id]));
+    expect(await h.fileRecords('people')).toEqual([
+      { ...frame, detections: frame.detections.filter((d) => d.label === 'person') },
+    ]);
+
+    // A replay for exporter-lines (sluice replay --target exporter-lines) reaches that destination.
+    const replayed = telemetryEvent(uniqueId('replayed'));
+    await publishDurable(
+      nats.js,
+      h.topo.replay('exporter-lines', 'eu-west'),
+      encodeBatch({ batchId: 'r1', events: [replayed] }),
+      {
+        msgId: uniqueId('replay'),
+        contentType: CONTENT_TYPES.EVENT_BATCH,
+        headers: {
+          [HEADERS.SOURCE_STREAM]: h.topo.streams.clean.name,
+          [HEADERS.SOURCE_SEQUENCE]: '1',
+          [HEADERS.SOURCE_SUBJECT]: h.topo.clean('eu-west'),
+        },
+      },
+    );
+    const id = replayed.kind!.value.eventId;
+    await waitForIds('replayed record', () => h.fileIds('lines'), new Set([id]));
+    // The others were settled when the live batch was; a live batch published after the replay is
+    // stored by them while the replay never is.
+    const after = telemetryEvent(uniqueId('after'));
+    await h.publish([after]);
+    await waitForIds(
+      'later live record',
+      () => h.pg.storedIds(),
+      new Set([after.kind!.value.eventId]),
+    );
+    await waitForIds(
+      'later live record',
+      () => h.fileIds('table'),
+      new Set([after.kind!.value.eventId]),
+    );
+    expect(await h.pg.storedIds()).not.toContain(id);
+    expect(await h.fileIds('table')).not.toContain(id);
+  });
+
+  it('a malformed destinations file fails the start, naming the file, the path inside it and the reason', async () => {
+    await h.writeText(
+      [
+        'destinations:',
+        '  - name: ok',
+        '    type: file',
+        `    options: { dir: "${h.dir('ok')}" }`,
+        '  - name: broken',
+        '    type: file',
+        `    options: { dir: "${h.dir('b')}", topic: "detections/{label}" }`,
+        '',
+      ].join('\n'),
+    );
+    const p = spawnService(MAIN, h.env);
+    expect(await p.exited).toBe(1);
+    const fatal = p.lines.find((l) => l.includes('exporter failed to start'));
+    expect(fatal).toBeDefined();
+    expect(fatal).toContain(
+      `${h.configFile}: destinations[1].options.topic: is not an option of a file destination`,
+    );
+    expect(p.lines.some((l) => l.includes('exporter running'))).toBe(false);
+  });
+});
