@@ -2,36 +2,28 @@ import { createHash } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { Outcomes, type Delivery, type Outcome, type StoreGate } from '@sluice/actor';
-import type { EventBatch } from '@sluice/contracts';
+import { decodeBatch } from '@sluice/contracts';
 import { isRetriable } from '@sluice/errors';
 import { tracer, type Logger } from '@sluice/observability';
 import { publishEventDeadLetter } from '@sluice/sinks-core';
 import {
   ArchiveCommitAbandonedError,
   ArchiveRecordError,
-  eventDate,
   partitionKey,
-  regionSegment,
   segmentFileName,
   type FileFormat,
   type PartitionRef,
   updateManifest,
   type ManifestFile,
-  compareRows,
-  datasetOf,
-  encodeJsonlGz,
-  encodeParquet,
-  eventTimeMs,
-  rowTime,
-  toRow,
-  type Row,
-  type Rows,
   bounds,
   rangesOf,
   type ObjectStore,
 } from '@sluice/archive';
+import { SegmentEvents } from './columns';
+import { SegmentEncoder, type EncodeJob } from './encoder';
 import type { Journal, PendingSegment } from './journal';
 import type { ArchiverMetrics } from './metrics';
+import { KIND_NONE, KIND_TELEMETRY, type ScannedBatch } from './wire';
 
 /** Crash points for the crash tests (`ARCHIVER_FAILPOINT`): where a commit halts until killed. */
 export const FAILPOINTS = ['before-upload', 'during-upload', 'after-upload', 'before-ack'] as const;
@@ -57,6 +49,11 @@ export interface ArchiverOptions {
   maxWaitingBatches: number;
   /** Rows per Parquet row group. Default 131 072. */
   rowGroupRows?: number;
+  /**
+   * Encode cut segments in a worker thread (overlapping the next segment's reading) instead of on the
+   * event loop. Default true.
+   */
+  encodeThread?: boolean;
   /** Longest a commit is retried through a store outage before its messages are nak'ed. Default 10 min. */
   holdOnOutageMs?: number;
   /** The store as the actor sees it: down while commits fail for an outage. */
@@ -71,10 +68,15 @@ export interface ArchiverOptions {
   metrics: ArchiverMetrics;
 }
 
-interface Partition {
-  ref: PartitionRef;
-  rows: Row[];
-  seqs: Set<number>;
+const MIN_MS = Date.UTC(1970, 0, 1);
+const END_MS = Date.UTC(10000, 0, 1);
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** An event of a batch the archive cannot hold. */
+interface Invalid {
+  index: number;
+  eventId: string;
+  error: Error;
 }
 
 class Deferred {
@@ -92,11 +94,12 @@ class Deferred {
 
 /** The messages gathered since the last cut; committed together, acknowledged together. */
 class Segment {
-  readonly partitions = new Map<string, Partition>();
+  readonly events: SegmentEvents;
+  constructor(arenaBytes?: number) {
+    this.events = new SegmentEvents(arenaBytes);
+  }
   readonly seqs = new Set<number>();
-  rows = 0;
   bytes = 0;
-  maxPartitionRows = 0;
   oldestStoredAt = Number.POSITIVE_INFINITY;
   openedAt = 0;
   readonly done = new Deferred();
@@ -117,7 +120,7 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function storedAt(d: Delivery<EventBatch>): number {
+function storedAt(d: Delivery<ScannedBatch>): number {
   return Math.floor(d.msg.info.timestampNanos / 1e6);
 }
 
@@ -135,6 +138,8 @@ export class Archiver {
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly tracer = tracer('@sluice/archiver');
+  /** Encodes cut segments in a worker thread while this one goes on reading the next. */
+  private readonly encoder: SegmentEncoder | undefined;
   private readonly formats: FileFormat[];
   private readonly log: Logger;
   private readonly m: ArchiverMetrics;
@@ -142,6 +147,7 @@ export class Archiver {
 
   constructor(private readonly opts: ArchiverOptions) {
     this.formats = opts.formats?.length ? opts.formats : ['parquet'];
+    this.encoder = opts.encodeThread === false ? undefined : new SegmentEncoder();
     this.log = opts.log;
     this.m = opts.metrics;
     this.limits = {
@@ -153,6 +159,7 @@ export class Archiver {
 
   /** Starts the age check (and the buffer gauges). */
   start(): void {
+    this.encoder?.warm();
     clearInterval(this.timer);
     this.closing = false;
     this.timer = setInterval(
@@ -179,7 +186,7 @@ export class Archiver {
   }
 
   /** The actor's batch handler. */
-  async handle(deliveries: ReadonlyArray<Delivery<EventBatch>>): Promise<Outcome[]> {
+  async handle(deliveries: ReadonlyArray<Delivery<ScannedBatch>>): Promise<Outcome[]> {
     const outcomes: Array<Outcome | undefined> = new Array(deliveries.length);
     const waits = new Map<Segment, number[]>();
     const seg = this.segment;
@@ -197,16 +204,18 @@ export class Archiver {
         (waits.get(already) ?? waits.set(already, []).get(already)!).push(i);
         continue;
       }
-      const { rows, invalid } = this.rowsOf(d);
+      const invalid = this.invalidOf(d.value);
       if (invalid.length > 0) {
         try {
+          // Rare: the generated decoder's batch, which the dead letters carry events of.
+          const batch = decodeBatch(d.msg.data);
           await Promise.all(
             invalid.map((r) =>
               publishEventDeadLetter(this.opts.dlq.js, {
                 service: this.opts.dlq.service,
                 subject: this.opts.dlq.subject,
                 msg: d.msg,
-                batch: d.value,
+                batch,
                 index: r.index,
                 eventId: r.eventId,
                 error: r.error,
@@ -227,11 +236,11 @@ export class Archiver {
           this.log.warn({ seq: d.seq, index: r.index, err: r.error }, 'event dead-lettered');
         }
       }
-      if (rows.length === 0) {
+      if (invalid.length === d.value.count) {
         outcomes[i] = Outcomes.ack();
         continue;
       }
-      this.add(seg, d, rows);
+      this.add(seg, d, invalid);
       (waits.get(seg) ?? waits.set(seg, []).get(seg)!).push(i);
     }
     if (waits.size === 0) return outcomes as Outcome[];
@@ -254,70 +263,53 @@ export class Archiver {
     return outcomes as Outcome[];
   }
 
-  private rowsOf(d: Delivery<EventBatch>): {
-    rows: Array<{ key: string; ref: PartitionRef; row: Row }>;
-    invalid: Array<{ index: number; eventId: string; error: Error }>;
-  } {
-    const rows: Array<{ key: string; ref: PartitionRef; row: Row }> = [];
-    const invalid: Array<{ index: number; eventId: string; error: Error }> = [];
-    const subjectRegion = d.subject.split('.').pop() ?? '';
-    const at = storedAt(d);
-    d.value.events.forEach((event, index) => {
-      const k = event.kind;
-      const reject = (why: string) =>
-        invalid.push({
-          index,
-          eventId: k?.value.eventId ?? '',
-          error: new ArchiveRecordError(why),
-        });
-      if (!k)
-        return reject('event has no kind: exactly one of "telemetry" or "detection" must be set');
-      if (!k.value.eventId) return reject('event has an empty event_id');
-      if (!k.value.deviceId) return reject(`event ${k.value.eventId} has an empty device_id`);
-      const ms = eventTimeMs(event);
-      if (ms === undefined)
-        return reject(
-          `event ${k.value.eventId} has no ${k.$case === 'telemetry' ? 'event_time' : 'frame_time'}`,
-        );
-      if (ms < Date.UTC(1970, 0, 1) || ms >= Date.UTC(10000, 0, 1))
-        return reject(`event ${k.value.eventId} has a time outside years 1970-9999`);
-      const ref: PartitionRef = {
-        dataset: datasetOf(event),
-        region: regionSegment(k.value.region || subjectRegion),
-        eventDate: eventDate(ms),
-      };
-      rows.push({
-        key: partitionKey(ref),
-        ref,
-        row: toRow(event, {
-          stream: d.msg.info.stream,
-          stream_seq: d.seq,
-          batch_index: index,
-          batch_id: d.value.batchId,
-          stored_at: at,
-        }),
-      });
-    });
-    return { rows, invalid };
+  /** The events of a batch that the archive cannot hold, with the reason (empty for almost all). */
+  private invalidOf(b: ScannedBatch): Invalid[] {
+    const out: Invalid[] = [];
+    for (let index = 0; index < b.count; index++) {
+      const kind = b.kind[index]!;
+      const t = b.time[index]!;
+      if (
+        kind !== KIND_NONE &&
+        b.idEnd[index]! > b.idStart[index]! &&
+        b.deviceId[index] !== '' &&
+        t >= MIN_MS &&
+        t < END_MS
+      )
+        continue;
+      const eventId = utf8.decode(b.bytes.subarray(b.idStart[index]!, b.idEnd[index]!));
+      const why =
+        kind === KIND_NONE
+          ? 'event has no kind: exactly one of "telemetry" or "detection" must be set'
+          : !eventId
+            ? 'event has an empty event_id'
+            : b.deviceId[index] === ''
+              ? `event ${eventId} has an empty device_id`
+              : Number.isNaN(t)
+                ? `event ${eventId} has no ${kind === KIND_TELEMETRY ? 'event_time' : 'frame_time'}`
+                : `event ${eventId} has a time outside years 1970-9999`;
+      out.push({ index, eventId, error: new ArchiveRecordError(why) });
+    }
+    return out;
   }
 
-  private add(
-    seg: Segment,
-    d: Delivery<EventBatch>,
-    rows: Array<{ key: string; ref: PartitionRef; row: Row }>,
-  ): void {
+  /** Adds a message's valid events to the segment (the invalid ones are dead-lettered already). */
+  private add(seg: Segment, d: Delivery<ScannedBatch>, invalid: readonly Invalid[]): void {
     if (seg.empty) seg.openedAt = Date.now();
+    const at = storedAt(d);
     seg.seqs.add(d.seq);
     seg.bytes += d.msg.data.length;
-    seg.oldestStoredAt = Math.min(seg.oldestStoredAt, storedAt(d));
-    for (const r of rows) {
-      let p = seg.partitions.get(r.key);
-      if (!p) seg.partitions.set(r.key, (p = { ref: r.ref, rows: [], seqs: new Set() }));
-      p.rows.push(r.row);
-      p.seqs.add(d.seq);
-      seg.maxPartitionRows = Math.max(seg.maxPartitionRows, p.rows.length);
-    }
-    seg.rows += rows.length;
+    seg.oldestStoredAt = Math.min(seg.oldestStoredAt, at);
+    seg.events.add(
+      d.value,
+      {
+        stream: d.msg.info.stream,
+        seq: d.seq,
+        storedAt: at,
+        subjectRegion: () => d.subject.split('.').pop() ?? '',
+      },
+      new Set(invalid.map((r) => r.index)),
+    );
     this.gauges();
   }
 
@@ -326,7 +318,7 @@ export class Archiver {
     return Math.min(
       1,
       Math.max(
-        seg.maxPartitionRows / this.limits.rows,
+        seg.events.maxPartitionRows / this.limits.rows,
         seg.bytes / this.limits.bytes,
         (Date.now() - seg.openedAt) / this.limits.ageMs,
       ),
@@ -345,7 +337,7 @@ export class Archiver {
 
   private gauges(): void {
     const seg = this.segment;
-    this.m.bufferRows.set(seg.rows);
+    this.m.bufferRows.set(seg.events.rows);
     this.m.bufferBytes.set(seg.bytes);
     this.m.bufferFill.set(this.fill(seg));
     let oldest = seg.oldestStoredAt;
@@ -359,7 +351,10 @@ export class Archiver {
   private cut(): void {
     const seg = this.segment;
     if (seg.empty) return;
-    this.segment = new Segment();
+    // Sized like the one it follows (bounded by the byte limit): the arena need not grow by copies.
+    this.segment = new Segment(
+      Math.min(Math.ceil(seg.events.arena.length * 1.25), this.limits.bytes + (4 << 20)),
+    );
     for (const s of seg.seqs) this.inCommit.set(s, seg);
     this.commitChain = this.commitChain.then(async () => {
       try {
@@ -378,7 +373,7 @@ export class Archiver {
   private async commitWithRetry(seg: Segment): Promise<void> {
     const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
     // Encoded once: a retry after an outage writes the very same bytes under the very same names.
-    const files = this.encode(seg);
+    const files = await this.encode(seg);
     // Bounded by the hold deadline (each round waits for the gate's probe); the cap stops a pathological loop.
     for (let attempt = 1; attempt <= 100_000; attempt++) {
       try {
@@ -416,45 +411,40 @@ export class Archiver {
   }
 
   /** One file per partition and format; rows sorted by (device_id, event time, event_id). */
-  private encode(seg: Segment): EncodedFile[] {
-    const out: EncodedFile[] = [];
+  private async encode(seg: Segment): Promise<EncodedFile[]> {
     const now = new Date().toISOString();
-    for (const [pkey, p] of [...seg.partitions].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      p.rows.sort(compareRows);
+    const jobs: EncodeJob[] = [];
+    const out: Array<{
+      partition: PartitionRef;
+      key: string;
+      entry: Omit<ManifestFile, 'bytes' | 'sha256'>;
+    }> = [];
+    for (const p of seg.events.sorted()) {
+      const ev = p.events;
       const { min: first, max: last } = bounds(p.seqs);
-      let minT = Number.POSITIVE_INFINITY;
-      let maxT = Number.NEGATIVE_INFINITY;
-      for (const r of p.rows) {
-        const t = rowTime(r);
-        if (t < minT) minT = t;
-        if (t > maxT) maxT = t;
-      }
-      const data = { dataset: p.ref.dataset, rows: p.rows } as Rows;
       for (const format of this.formats) {
-        const body =
-          format === 'parquet'
-            ? encodeParquet(data, {
-                rowGroupRows: this.opts.rowGroupRows,
-                metadata: {
-                  'sluice.first_seq': String(first),
-                  'sluice.last_seq': String(last),
-                  'sluice.stream_tag': this.opts.tag,
-                },
-              })
-            : encodeJsonlGz(data);
+        jobs.push({
+          partition: p,
+          format,
+          opts: {
+            rowGroupRows: this.opts.rowGroupRows,
+            metadata: {
+              'sluice.first_seq': String(first),
+              'sluice.last_seq': String(last),
+              'sluice.stream_tag': this.opts.tag,
+            },
+          },
+        });
         const name = segmentFileName(this.opts.tag, first, last, format);
         out.push({
           partition: p.ref,
-          key: `${pkey}/${name}`,
-          body,
+          key: `${p.key}/${name}`,
           entry: {
             name,
             format,
-            rows: p.rows.length,
-            bytes: body.length,
-            sha256: createHash('sha256').update(body).digest('hex'),
-            minEventTime: new Date(minT).toISOString(),
-            maxEventTime: new Date(maxT).toISOString(),
+            rows: ev.length,
+            minEventTime: new Date(ev.minTime).toISOString(),
+            maxEventTime: new Date(ev.maxTime).toISOString(),
             firstSeq: first,
             lastSeq: last,
             writtenAt: now,
@@ -463,7 +453,28 @@ export class Archiver {
         });
       }
     }
-    return out;
+    // The events move to the encoder thread; only the files come back.
+    const bodies = this.encoder
+      ? await this.encoder.encode(seg.events, jobs)
+      : jobs.map((j) => seg.events.encode(j.partition, j.format, j.opts));
+    seg.events.release();
+    return out.map(({ partition, key, entry: e }, i) => {
+      const body = bodies[i]!;
+      const entry: ManifestFile = {
+        name: e.name,
+        format: e.format,
+        rows: e.rows,
+        bytes: body.length,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        minEventTime: e.minEventTime,
+        maxEventTime: e.maxEventTime,
+        firstSeq: e.firstSeq,
+        lastSeq: e.lastSeq,
+        writtenAt: e.writtenAt,
+        origin: e.origin,
+      };
+      return { partition, key, body, entry };
+    });
   }
 
   /**
@@ -477,7 +488,7 @@ export class Archiver {
       kind: SpanKind.INTERNAL,
       attributes: {
         'sluice.archive.messages': seg.seqs.size,
-        'sluice.archive.rows': seg.rows,
+        'sluice.archive.rows': seg.events.rows,
         'sluice.archive.files': files.length,
       },
     });
@@ -529,7 +540,7 @@ export class Archiver {
           this.m.rowsWritten.inc({ dataset: f.partition.dataset }, f.entry.rows);
       }
       this.log.debug(
-        { messages: seg.seqs.size, rows: seg.rows, files: files.length },
+        { messages: seg.seqs.size, rows: seg.events.rows, files: files.length },
         'segment committed',
       );
       await this.halt('before-ack');

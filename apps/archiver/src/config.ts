@@ -63,6 +63,11 @@ export const config = defineConfig({
   ARCHIVER_FILE_MAX_AGE: durationMs('1m'),
   /** Rows per Parquet row group (each carries min/max statistics). Default 131072. */
   ARCHIVER_ROW_GROUP_ROWS: positiveInt(131_072),
+  /**
+   * Encode each cut segment (sort, columns, Parquet) in a worker thread while the event loop reads
+   * the next one; `false` encodes on the event loop (one core). Default `true`.
+   */
+  ARCHIVER_ENCODE_THREAD: bool(true),
   /** Most messages per handler call. Default 256. */
   ARCHIVER_BATCH_MESSAGES: positiveInt(256),
   /** Most payload bytes per handler call. Default 4194304 (4 MiB). */

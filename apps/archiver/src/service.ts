@@ -3,7 +3,6 @@
 // once per event; runs retention and compaction in the background. Serves only the ops endpoints.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Actor, PoisonMessageError, StoreGate } from '@sluice/actor';
-import { decodeBatch, type EventBatch } from '@sluice/contracts';
 import { ConfigError } from '@sluice/errors';
 import { ensureStream } from '@sluice/jetstream';
 import type { Runtime, Service } from '@sluice/runtime';
@@ -20,6 +19,7 @@ import {
 import { Journal } from './journal';
 import { ArchiverMetrics } from './metrics';
 import { expirePartitions } from './retention';
+import { scanBatch, type ScannedBatch } from './wire';
 
 export const SERVICE = 'archiver';
 
@@ -98,7 +98,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
   });
   let archiver: Archiver | undefined;
 
-  const actor = new Actor<EventBatch>({
+  const actor = new Actor<ScannedBatch>({
     service: SERVICE,
     nc: rt.nc,
     topology: rt.topology,
@@ -112,7 +112,8 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     },
     decode: (m) => {
       try {
-        return decodeBatch(m.data);
+        // Checked as the generated decoder would, without building its objects.
+        return scanBatch(m.data);
       } catch (err) {
         throw new PoisonMessageError(`not an EventBatch: ${(err as Error).message}`, {
           cause: err,
@@ -163,6 +164,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
         maxAgeMs: c.ARCHIVER_FILE_MAX_AGE,
         maxWaitingBatches: c.ARCHIVER_BATCH_CONCURRENCY,
         rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
+        encodeThread: c.ARCHIVER_ENCODE_THREAD,
         holdOnOutageMs: c.ARCHIVER_HOLD_ON_OUTAGE,
         gate,
         ackFloor: async () => (await jsm.consumers.info(stream.name, durable)).ack_floor.stream_seq,

@@ -2,6 +2,7 @@
 // kind. Partition columns (`region`, `event_date`) live in the path only, as Hive layouts expect.
 // Changing a column is a new ARCHIVE_SCHEMA_VERSION; readers see it in every file's metadata.
 import {
+  AsyncByteQueue,
   Field,
   Float32,
   Float64,
@@ -9,6 +10,7 @@ import {
   List,
   Map_,
   RecordBatch,
+  RecordBatchStreamWriter,
   Schema,
   Struct,
   Table,
@@ -17,7 +19,6 @@ import {
   Utf8,
   makeData,
   tableFromIPC,
-  tableToIPC,
   type Data,
   type DataType,
 } from 'apache-arrow';
@@ -377,25 +378,225 @@ export function toArrow(data: Rows): Table {
 export interface ParquetOptions {
   /** Rows per row group (each with min/max statistics per column). Default 131 072. */
   rowGroupRows?: number;
-  /** ZSTD level. Default 3. */
+  /**
+   * Not applied: parquet-wasm's writer takes ZSTD without a level (it uses the codec's default level);
+   * kept so callers that pass it still compile.
+   */
   zstdLevel?: number;
   /** Extra key-value metadata (provenance of the file). */
   metadata?: Record<string, string>;
 }
 
+/** The bytes of a string column: `offsets` has one more entry than the column has values. */
+export interface Utf8ColumnData {
+  kind: 'utf8';
+  offsets: Int32Array;
+  data: Uint8Array;
+}
+
 /**
- * Encodes rows (sorted by the caller) as one Parquet file: ZSTD, page and row-group statistics on
- * every column, the dataset's schema and `sluice.*` metadata.
+ * One column of a file as plain typed arrays (what the archiver writes from the wire bytes, and what
+ * a worker thread can receive): {@link encodeColumnsParquet} turns them into the dataset's Arrow
+ * types. Times and int64 values are `BigInt64Array`s of epoch ms / the number.
  */
-export function encodeParquet(data: Rows, opts: ParquetOptions = {}): Uint8Array {
-  const arrow = toArrow(data);
-  const wasmTable = pq.Table.fromIPCStream(tableToIPC(arrow, 'stream'));
+export type ColumnData =
+  | Utf8ColumnData
+  | { kind: 'float64'; values: Float64Array }
+  | { kind: 'uint32'; values: Uint32Array }
+  | { kind: 'int64' | 'timestamp'; values: BigInt64Array }
+  | { kind: 'map'; offsets: Int32Array; keys: Utf8ColumnData; values: Utf8ColumnData }
+  | {
+      kind: 'detections';
+      /** Per row: where its detections start in the item columns (rows + 1 entries). */
+      offsets: Int32Array;
+      objectId: Utf8ColumnData;
+      classId: Uint32Array;
+      label: Utf8ColumnData;
+      confidence: Float32Array;
+      trackerId: Utf8ColumnData;
+      /** Per item: the box, `valid[i]` 0 where it has none (its numbers are then 0). */
+      bbox: {
+        left: Float32Array;
+        top: Float32Array;
+        width: Float32Array;
+        height: Float32Array;
+        valid: Uint8Array;
+      };
+    };
+
+function utf8Data(c: Utf8ColumnData): AnyData {
+  return makeData({
+    type: new Utf8(),
+    length: c.offsets.length - 1,
+    nullCount: 0,
+    valueOffsets: c.offsets,
+    data: c.data,
+  }) as AnyData;
+}
+
+function numData(
+  type: Float64 | Float32 | Uint32 | Int64 | TimestampMillisecond,
+  data: Float64Array | Float32Array | Uint32Array | BigInt64Array,
+): AnyData {
+  return makeData({ type, length: data.length, nullCount: 0, data } as never) as AnyData;
+}
+
+function columnData(field: Field, c: ColumnData, rows: number): AnyData {
+  const mismatch = () =>
+    new Error(`column ${field.name} (${String(field.type)}) cannot take ${c.kind} data`);
+  let d: AnyData;
+  switch (c.kind) {
+    case 'utf8':
+      if (!(field.type instanceof Utf8)) throw mismatch();
+      d = utf8Data(c);
+      break;
+    case 'float64':
+      if (!(field.type instanceof Float64)) throw mismatch();
+      d = numData(new Float64(), c.values);
+      break;
+    case 'uint32':
+      if (!(field.type instanceof Uint32)) throw mismatch();
+      d = numData(new Uint32(), c.values);
+      break;
+    case 'int64':
+      if (!(field.type instanceof Int64)) throw mismatch();
+      d = numData(new Int64(), c.values);
+      break;
+    case 'timestamp':
+      if (!(field.type instanceof TimestampMillisecond)) throw mismatch();
+      d = numData(ts(), c.values);
+      break;
+    case 'map': {
+      if (!(field.type instanceof Map_)) throw mismatch();
+      const type = mapType();
+      const entries = makeData({
+        type: type.children[0]!.type as Struct,
+        length: c.keys.offsets.length - 1,
+        nullCount: 0,
+        children: [utf8Data(c.keys), utf8Data(c.values)],
+      });
+      d = makeData({
+        type,
+        length: c.offsets.length - 1,
+        nullCount: 0,
+        valueOffsets: c.offsets,
+        child: entries,
+      }) as AnyData;
+      break;
+    }
+    case 'detections': {
+      if (!(field.type instanceof List)) throw mismatch();
+      const items = c.classId.length;
+      const bitmap = new Uint8Array(Math.ceil(items / 8));
+      let nulls = 0;
+      for (let i = 0; i < items; i++) {
+        if (c.bbox.valid[i]) bitmap[i >> 3]! |= 1 << (i & 7);
+        else nulls++;
+      }
+      const bbox = makeData({
+        type: bboxType(),
+        length: items,
+        nullCount: nulls,
+        nullBitmap: nulls ? bitmap : null,
+        children: [c.bbox.left, c.bbox.top, c.bbox.width, c.bbox.height].map((v) =>
+          numData(new Float32(), v),
+        ),
+      });
+      const item = makeData({
+        type: detectionType(),
+        length: items,
+        nullCount: 0,
+        children: [
+          utf8Data(c.objectId),
+          numData(new Uint32(), c.classId),
+          utf8Data(c.label),
+          numData(new Float32(), c.confidence),
+          utf8Data(c.trackerId),
+          bbox as AnyData,
+        ],
+      });
+      d = makeData({
+        type: new List(new Field('item', detectionType(), false)),
+        length: c.offsets.length - 1,
+        nullCount: 0,
+        valueOffsets: c.offsets,
+        child: item,
+      }) as AnyData;
+      break;
+    }
+  }
+  if (d.length !== rows)
+    throw new Error(`column ${field.name} has ${d.length} values, not ${rows}`);
+  return d;
+}
+
+/** Columns (every field of the dataset's schema, in file order already) as an Arrow table. */
+export function columnsToArrow(
+  dataset: Dataset,
+  rows: number,
+  columns: Readonly<Record<string, ColumnData>>,
+): Table {
+  const schema = ARROW_SCHEMAS[dataset];
+  const children = schema.fields.map((f) => {
+    const c = columns[f.name];
+    if (!c) throw new Error(`column ${f.name} of ${dataset} is missing`);
+    return columnData(f, c, rows);
+  });
+  const struct = makeData({
+    type: new Struct(schema.fields),
+    length: rows,
+    nullCount: 0,
+    children,
+  });
+  return new Table(schema, new RecordBatch(schema, struct));
+}
+
+/** Collects the IPC writer's chunks (references to the columns' buffers) instead of queueing them. */
+class ChunkSink extends AsyncByteQueue {
+  readonly chunks: Uint8Array[] = [];
+  size = 0;
+  override write(value: Uint8Array): void {
+    if (value.byteLength === 0) return;
+    this.chunks.push(value);
+    this.size += value.byteLength;
+  }
+}
+
+/**
+ * The IPC stream's bytes are copied into wasm memory and dropped at once: one buffer, kept for the
+ * next file, spares allocating (and faulting in) tens of MiB per file. Bounded: one buffer, at most
+ * 256 MiB kept.
+ */
+let ipcBuffer: Uint8Array | undefined;
+const IPC_BUFFER_MAX = 256 * 1024 * 1024;
+
+/** The table in parquet-wasm's memory, through an Arrow IPC stream. */
+function toWasm(arrow: Table): pq.Table {
+  const sink = new ChunkSink();
+  const writer = new RecordBatchStreamWriter();
+  writer.reset(sink);
+  writer.writeAll(arrow);
+  let buf = ipcBuffer && ipcBuffer.byteLength >= sink.size ? ipcBuffer : undefined;
+  if (!buf) {
+    buf = Buffer.allocUnsafeSlow(Math.max(sink.size, (ipcBuffer?.byteLength ?? 0) * 2));
+    ipcBuffer = buf.byteLength <= IPC_BUFFER_MAX ? buf : undefined;
+  }
+  let at = 0;
+  for (const c of sink.chunks) {
+    buf.set(c, at);
+    at += c.byteLength;
+  }
+  return pq.Table.fromIPCStream(buf.subarray(0, at));
+}
+
+function writeTable(arrow: Table, dataset: Dataset, opts: ParquetOptions): Uint8Array {
+  const wasmTable = toWasm(arrow);
   const meta = new Map<string, string>([
     ['sluice.archive_schema_version', String(ARCHIVE_SCHEMA_VERSION)],
-    ['sluice.dataset', data.dataset],
+    ['sluice.dataset', dataset],
     [
       'sluice.sort_order',
-      'device_id,' + (data.dataset === 'telemetry' ? 'event_time' : 'frame_time') + ',event_id',
+      'device_id,' + (dataset === 'telemetry' ? 'event_time' : 'frame_time') + ',event_id',
     ],
     ...Object.entries(opts.metadata ?? {}),
   ]);
@@ -407,6 +608,27 @@ export function encodeParquet(data: Rows, opts: ParquetOptions = {}): Uint8Array
     .setKeyValueMetadata(meta)
     .build();
   return pq.writeParquet(wasmTable, props);
+}
+
+/**
+ * Encodes rows (sorted by the caller) as one Parquet file: ZSTD, page and row-group statistics on
+ * every column, the dataset's schema and `sluice.*` metadata.
+ */
+export function encodeParquet(data: Rows, opts: ParquetOptions = {}): Uint8Array {
+  return writeTable(toArrow(data), data.dataset, opts);
+}
+
+/**
+ * Encodes columns (rows already sorted by device_id, event time, event_id) as one Parquet file, the
+ * same file {@link encodeParquet} writes for the same rows.
+ */
+export function encodeColumnsParquet(
+  dataset: Dataset,
+  rows: number,
+  columns: Readonly<Record<string, ColumnData>>,
+  opts: ParquetOptions = {},
+): Uint8Array {
+  return writeTable(columnsToArrow(dataset, rows, columns), dataset, opts);
 }
 
 function readUtf8(d: AnyData): string[] {

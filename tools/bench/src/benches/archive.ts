@@ -1,33 +1,42 @@
-// `npm run bench -- archive [--events N] [--batch N]`: N events published as clean batches into a
-// private namespace first, then the archiver started as a real process (filesystem store, a temporary
-// folder) drains them; events/s is N over the time from its start-up line to the consumer's ack floor
-// reaching the last message. Baseline in the same run: a bare Parquet encode (rows, sort, ZSTD write)
-// of the same events in this process, the ceiling of the archiver's CPU path. Bytes per event on disk:
-// the archived Parquet files, the same rows as JSONL.gz, and the raw protobuf of the clean batches.
+// `npm run bench -- archive [--seconds N] [--events N] [--batch N] [--max-age D]`: a backlog of clean
+// batches is published into a private namespace first, then the archiver runs as production runs it
+// (the esbuild bundle on plain node, filesystem store in a temporary folder) and drains it. events/s
+// is the backlog over the time from the archiver's first delivery to the consumer's ack floor
+// reaching the last message (every event durable in a committed file, journal and manifests written).
+//
+// Baseline in the same run: the archiver's own encode pipeline on the same clean batch payloads in
+// this process, without NATS, actor, store or journal: wire scan and partitioning on this thread,
+// sort, columns and Parquet (ZSTD) of each partition on the archiver's encoder thread, overlapped as
+// the archiver overlaps them. It is the ceiling of the archiver's CPU path.
+//
+// Bytes per event on disk: the Parquet files the archiver wrote, the same events as JSONL.gz (the
+// archive's other format, one file per partition), and the raw protobuf of the clean batches.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { CONTENT_TYPES, encodeBatch, topology, type Event } from '@sluice/contracts';
+import { CONTENT_TYPES, encodeBatch, topology } from '@sluice/contracts';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { telemetryEvent } from '@sluice/sinks-core/testing';
-import { spawnService, testUrls, uniqueId } from '@sluice/testing';
-// The encoder under test, by path: the bench measures the archiver's own code (no app barrel exists).
+import { testUrls, uniqueId, waitFor } from '@sluice/testing';
+// The encode path under test, by path: the bench measures the archiver's own code (no app barrel).
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import {
-  compareRows,
-  encodeJsonlGz,
-  encodeParquet,
-  toRow,
-  type Row,
-  type Rows,
-} from '../../../../apps/archiver/src/schema';
+import { SegmentEvents } from '../../../../apps/archiver/src/columns';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { SegmentEncoder } from '../../../../apps/archiver/src/encoder';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { scanBatch } from '../../../../apps/archiver/src/wire';
+import { startBuiltApp } from '../built-app';
+import { cpuPerThousand, cpuSnapshot } from '../cpu';
 import { round, type Bench, type BenchFlags } from '../result';
 
 export const flags: BenchFlags = {
-  events: 'events to archive (default 200000)',
+  events: 'events in the backlog (default seconds * 100000)',
   batch: 'events per clean batch (default 100)',
+  'max-age': 'ARCHIVER_FILE_MAX_AGE of the archiver under test (default 1s)',
+  'encode-thread':
+    'ARCHIVER_ENCODE_THREAD of the archiver under test and the baseline (default true)',
 };
 
 function walk(dir: string): string[] {
@@ -36,9 +45,54 @@ function walk(dir: string): string[] {
   );
 }
 
-const bench: Bench = async ({ flags }) => {
-  const total = Number(flags['events'] ?? 200_000);
+/** Messages per segment in the baseline: about what the archiver cuts per second at 100,000 events/s. */
+const BASELINE_SEGMENT_MESSAGES = 1_000;
+
+/**
+ * The archiver's encode pipeline over the payloads: segments of {@link BASELINE_SEGMENT_MESSAGES}
+ * scanned and partitioned on this thread, each handed to the archiver's encoder thread while the
+ * next is scanned (as the archiver overlaps them), one file per partition and format. Returns the
+ * files' total bytes.
+ */
+async function encodeAll(
+  payloads: readonly Uint8Array[],
+  format: 'parquet' | 'jsonl.gz',
+  stream: string,
+  encoder: SegmentEncoder | undefined,
+): Promise<number> {
+  const none = new Set<number>();
+  const pending: Array<Promise<Uint8Array[]>> = [];
+  for (let from = 0; from < payloads.length; from += BASELINE_SEGMENT_MESSAGES) {
+    const seg = new SegmentEvents();
+    payloads.slice(from, from + BASELINE_SEGMENT_MESSAGES).forEach((p, i) =>
+      seg.add(
+        scanBatch(p),
+        {
+          stream,
+          seq: from + i + 1,
+          storedAt: Date.UTC(2026, 10, 1),
+          subjectRegion: () => 'eu-west',
+        },
+        none,
+      ),
+    );
+    const jobs = seg.sorted().map((partition) => ({ partition, format, opts: {} }));
+    if (encoder) pending.push(encoder.encode(seg, jobs));
+    else {
+      pending.push(Promise.resolve(jobs.map((j) => seg.encode(j.partition, j.format))));
+      seg.release();
+    }
+  }
+  let bytes = 0;
+  for (const files of await Promise.all(pending)) for (const f of files) bytes += f.length;
+  return bytes;
+}
+
+const bench: Bench = async ({ seconds, flags }) => {
+  const total = Number(flags['events'] ?? Math.round(seconds * 100_000));
   const batchSize = Number(flags['batch'] ?? 100);
+  const maxAge = flags['max-age'] ?? '1s';
+  const encodeThread = (flags['encode-thread'] ?? 'true') !== 'false';
   const run = uniqueId('ab');
   const topo = topology(run);
   const nc = await connect({ servers: testUrls.nats, name: 'bench-archive' });
@@ -46,27 +100,25 @@ const bench: Bench = async ({ flags }) => {
   const js = jetstream(nc);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-archive-'));
   const base = Date.UTC(2026, 10, 1);
+  let child: ReturnType<typeof startBuiltApp> | undefined;
   try {
     await ensureStream(jsm, topo.streams.clean);
-    const batches: Event[][] = [];
-    for (let b = 0; b * batchSize < total; b++) {
-      batches.push(
-        Array.from({ length: Math.min(batchSize, total - b * batchSize) }, (_, i) => {
-          const n = b * batchSize + i;
-          return telemetryEvent(`${run}-${n}`, {
-            deviceId: `dev-${n % 1000}`,
-            region: 'eu-west',
-            value: (n % 997) / 10,
-            time: new Date(base + n * 50),
-            attributes: { site: `plant-${n % 7}` },
-          });
-        }),
-      );
-    }
+    const payloads: Uint8Array[] = [];
     let protoBytes = 0;
     const pending: Array<Promise<unknown>> = [];
-    for (let b = 0; b < batches.length; b++) {
-      const payload = encodeBatch({ batchId: `${run}-${b}`, events: batches[b]! });
+    for (let b = 0; b * batchSize < total; b++) {
+      const events = Array.from({ length: Math.min(batchSize, total - b * batchSize) }, (_, i) => {
+        const n = b * batchSize + i;
+        return telemetryEvent(`${run}-${n}`, {
+          deviceId: `dev-${n % 1000}`,
+          region: 'eu-west',
+          value: (n % 997) / 10,
+          time: new Date(base + n * 50),
+          attributes: { site: `plant-${n % 7}` },
+        });
+      });
+      const payload = encodeBatch({ batchId: `${run}-${b}`, events });
+      payloads.push(payload);
       protoBytes += payload.length;
       pending.push(
         publishDurable(js, topo.clean('eu-west'), payload, {
@@ -77,65 +129,87 @@ const bench: Bench = async ({ flags }) => {
       if (pending.length >= 256) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+    const stream = topo.streams.clean.name;
+    const last = (await jsm.streams.info(stream)).state.last_seq;
 
-    // Ceiling: the same events through the archiver's encode path, in this process.
-    const t0 = performance.now();
-    const rows = batches.flatMap((events, b) =>
-      events.map((e) => toRow(e, { stream_seq: b + 1, batch_id: `${run}-${b}`, stored_at: base })),
-    ) as Row[];
-    const byDate = new Map<string, Row[]>();
-    for (const r of rows) {
-      const d = new Date((r as { event_time: number }).event_time).toISOString().slice(0, 10);
-      (byDate.get(d) ?? byDate.set(d, []).get(d)!).push(r);
-    }
-    for (const part of byDate.values())
-      encodeParquet({ dataset: 'telemetry', rows: part.sort(compareRows) } as Rows);
-    const baselineSeconds = (performance.now() - t0) / 1000;
-    let jsonlBytes = 0;
-    for (const part of byDate.values())
-      jsonlBytes += encodeJsonlGz({ dataset: 'telemetry', rows: part } as Rows).length;
-
-    const svc = spawnService('apps/archiver/src/main.ts', {
-      NATS_URL: testUrls.nats,
-      SLUICE_NAMESPACE: run,
-      ARCHIVER_DIR: dir,
-      ARCHIVER_FILE_MAX_AGE: '2s',
-      ARCHIVER_RETENTION_INTERVAL: '0',
-      ARCHIVER_COMPACTION_INTERVAL: '0',
-      OTEL_SDK_DISABLED: 'true',
-      OPS_PORT: '0',
-      OPS_HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    });
+    // Ceiling: the same payloads through the archiver's encode path, in this process, timed once its
+    // encoder thread is warm (the archiver's thread starts with the service and stays).
+    const encoder = encodeThread ? new SegmentEncoder() : undefined;
+    let baselineSeconds: number;
+    let jsonlBytes: number;
     try {
-      await svc.waitForLine(/archiver running/, 60_000);
-      const started = performance.now();
-      const last = (await jsm.streams.info(topo.streams.clean.name)).state.last_seq;
-      for (let i = 0; i < 6_000; i++) {
-        const info = await jsm.consumers
-          .info(topo.streams.clean.name, 'archiver')
-          .catch(() => undefined);
-        if (info && info.ack_floor.stream_seq >= last) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const seconds = (performance.now() - started) / 1000;
-      const parquetBytes = walk(dir)
-        .filter((p) => p.endsWith('.parquet'))
-        .reduce((n, p) => n + statSync(p).size, 0);
-      return {
-        name: 'archive',
-        events: total,
-        events_per_s: round(total / seconds, 0),
-        baseline_events_per_s: round(total / baselineSeconds, 0),
-        parquet_bytes_per_event: round(parquetBytes / total, 2),
-        jsonl_gz_bytes_per_event: round(jsonlBytes / total, 2),
-        protobuf_bytes_per_event: round(protoBytes / total, 2),
-      };
+      await encodeAll(payloads.slice(0, 3 * BASELINE_SEGMENT_MESSAGES), 'parquet', stream, encoder);
+      const t0 = performance.now();
+      await encodeAll(payloads, 'parquet', stream, encoder);
+      baselineSeconds = (performance.now() - t0) / 1000;
+      jsonlBytes = await encodeAll(payloads, 'jsonl.gz', stream, encoder);
     } finally {
-      svc.kill('SIGTERM');
-      await svc.exited;
+      await encoder?.close();
     }
+
+    child = startBuiltApp(
+      'archiver',
+      {
+        NATS_URL: testUrls.nats,
+        SLUICE_NAMESPACE: run,
+        ARCHIVER_DIR: dir,
+        ARCHIVER_FILE_MAX_AGE: maxAge,
+        ARCHIVER_ENCODE_THREAD: String(encodeThread),
+        ARCHIVER_RETENTION_INTERVAL: '0',
+        ARCHIVER_COMPACTION_INTERVAL: '0',
+        OTEL_SDK_DISABLED: 'true',
+        OPS_PORT: '0',
+        OPS_HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        // e.g. BENCH_CHILD_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles only the service.
+        ...(process.env.BENCH_CHILD_NODE_OPTIONS
+          ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS }
+          : {}),
+      },
+      'inherit-stderr',
+    );
+    const exited = new Promise((r) => child!.once('exit', r));
+    // Timed from the first delivery: process start-up is not throughput.
+    await waitFor(
+      'archiver consuming',
+      async () =>
+        ((await jsm.consumers.info(stream, 'archiver').catch(() => undefined))?.delivered
+          .stream_seq ?? 0) > 0,
+      { timeoutMs: 120_000, intervalMs: 10 },
+    );
+    const cpuGroups = { service: child.pid ?? 0, servers: ['nats-server'] };
+    const cpuStart = cpuSnapshot(cpuGroups);
+    const started = performance.now();
+    await waitFor(
+      'archiver drained the backlog',
+      async () =>
+        ((await jsm.consumers.info(stream, 'archiver').catch(() => undefined))?.ack_floor
+          .stream_seq ?? 0) >= last,
+      { timeoutMs: 900_000, intervalMs: 20 },
+    );
+    const archiveSeconds = (performance.now() - started) / 1000;
+    const cpu = cpuPerThousand(cpuStart, cpuSnapshot(cpuGroups), total);
+    const files = walk(dir).filter((p) => p.endsWith('.parquet'));
+    const parquetBytes = files.reduce((n, p) => n + statSync(p).size, 0);
+    child.kill('SIGTERM');
+    await exited;
+    child = undefined;
+    return {
+      name: 'archive',
+      events: total,
+      events_per_s: round(total / archiveSeconds, 0),
+      baseline_events_per_s: round(total / baselineSeconds, 0),
+      seconds: round(archiveSeconds, 2),
+      parquet_files: files.length,
+      file_max_age: maxAge,
+      encode_thread: encodeThread,
+      cpu_ms_per_1k_events: cpu,
+      bytes_per_event_parquet: round(parquetBytes / total, 2),
+      bytes_per_event_jsonl_gz: round(jsonlBytes / total, 2),
+      bytes_per_event_protobuf: round(protoBytes / total, 2),
+    };
   } finally {
+    child?.kill('SIGKILL');
     await jsm.streams.delete(topo.streams.clean.name).catch(() => undefined);
     await jsm.streams.delete(topo.streams.dlq.name).catch(() => undefined);
     await nc.drain();
