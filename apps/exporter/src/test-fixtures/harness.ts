@@ -4,7 +4,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publishDurable } from '@sluice/jetstream';
+import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeBatch, topology, type Event, type Topology } from '@sluice/contracts';
 import {
   EXPORT_SCHEMA_VERSION,
@@ -99,6 +99,8 @@ export async function exporterHarness(nats: NatsFixture): Promise<ExporterHarnes
   const ns = uniqueId('exp');
   const topo = topology(ns);
   for (const s of [topo.streams.clean, topo.streams.dlq, topo.streams.replay]) nats.track(s.name);
+  // Published to before an exporter runs (the exporter provisions it too, idempotently).
+  await ensureStream(nats.jsm, topo.streams.clean);
   const root = await mkdtemp(join(tmpdir(), 'sluice-exporter-'));
   const configFile = join(root, 'exporter.yaml');
   const pg = await createPgTestSchema('exp');
@@ -216,7 +218,7 @@ export async function metric(port: number, name: string, labels = ''): Promise<n
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
     const [key, value] = line.split(' ');
-    if (key === name || (labels && key!.startsWith(`${name}{`) && key!.includes(labels)))
+    if (key === name || (key!.startsWith(`${name}{`) && key!.includes(labels)))
       return Number(value);
   }
   return undefined;
