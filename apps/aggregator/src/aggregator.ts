@@ -119,9 +119,26 @@ export class Aggregator {
       log,
       registry: deps.registry,
     });
-    this.actor = new Actor<CleanMessage>({
+    // The two consumers differ in stream, durable, decoding and handler; flushes, bounds, the store
+    // gate and the DLQ are the same.
+    const common = {
       service: SERVICE,
       nc: deps.nc,
+      dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
+      prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
+      maxDeliver: config.AGGREGATOR_MAX_DELIVER,
+      gates: [this.gate],
+      holdOnOutageMs: config.AGGREGATOR_STORE_RETRY,
+      logger: log,
+      registry: deps.registry,
+    };
+    const batch = {
+      maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
+      maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
+      lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
+    };
+    this.actor = new Actor<CleanMessage>({
+      ...common,
       stream: deps.topology.streams.clean,
       consumer: {
         durable: config.AGGREGATOR_DURABLE,
@@ -129,28 +146,16 @@ export class Aggregator {
         ackWaitMs: config.AGGREGATOR_ACK_WAIT,
         maxAckPending: Math.max(10_000, config.AGGREGATOR_FLUSH_MAX_MESSAGES * 4),
       },
-      dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
       decode: decodeCleanMessage,
-      handle: (batch) => this.handle(batch),
-      batch: {
-        maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
-        maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
-        lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
-        concurrency: config.AGGREGATOR_FLUSH_CONCURRENCY,
-      },
-      prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
-      maxDeliver: config.AGGREGATOR_MAX_DELIVER,
-      gates: [this.gate],
-      holdOnOutageMs: config.AGGREGATOR_STORE_RETRY,
-      logger: log,
-      registry: deps.registry,
+      handle: (b) => this.handle(b),
+      batch: { ...batch, concurrency: config.AGGREGATOR_FLUSH_CONCURRENCY },
     });
+    // Replays in order, one batch at a time: a rebuild's commit comes after its batches.
     this.replayActor =
       config.AGGREGATOR_REPLAY_TARGET === 'off'
         ? undefined
         : new Actor<ReplayItem>({
-            service: SERVICE,
-            nc: deps.nc,
+            ...common,
             stream: deps.topology.streams.replay,
             consumer: {
               durable: `${config.AGGREGATOR_DURABLE}-replay`,
@@ -159,20 +164,9 @@ export class Aggregator {
               maxAckPending: Math.max(1_000, config.AGGREGATOR_FLUSH_MAX_MESSAGES * 4),
               description: replayConsumerDescription('rebuild'),
             },
-            dlq: { stream: deps.topology.streams.dlq, subject: deps.topology.dlq(SERVICE) },
             decode: decodeReplay,
-            handle: (batch) => this.handleReplay(batch),
-            batch: {
-              maxMessages: config.AGGREGATOR_FLUSH_MAX_MESSAGES,
-              maxBytes: config.AGGREGATOR_PREFETCH_BYTES,
-              lingerMs: config.AGGREGATOR_FLUSH_INTERVAL,
-            },
-            prefetch: { maxBytes: config.AGGREGATOR_PREFETCH_BYTES },
-            maxDeliver: config.AGGREGATOR_MAX_DELIVER,
-            gates: [this.gate],
-            holdOnOutageMs: config.AGGREGATOR_STORE_RETRY,
-            logger: log,
-            registry: deps.registry,
+            handle: (b) => this.handleReplay(b),
+            batch,
           });
   }
 

@@ -7,10 +7,10 @@ import { SluiceError } from '@sluice/errors';
 import type { RebuildCommit, RebuildStatus } from '@sluice/contracts';
 import type { Pool, PoolClient } from 'pg';
 import { accumulate, SCOPE_DEVICE, type Cell, type CleanMessage } from './partial';
-import { inTransaction, numberArray, textArray } from './pg';
+import { inTransaction, textArray } from './pg';
 import type { Partitions } from './partitions';
 import { resolutionTable, windowStart, type Resolution } from './resolutions';
-import { MS, TS, type RollupWriter } from './writer';
+import { cellArrays, MS, TS, type RollupWriter } from './writer';
 
 /** A commit whose batches have not all been staged yet: retried later (they are still in flight). */
 export class RebuildIncompleteError extends SluiceError {
@@ -255,18 +255,6 @@ async function stageCells(
   await client.query(STAGE, [
     rebuild,
     textArray(cells.map((c) => c.resolution)),
-    numberArray(cells.map((c) => c.scope)),
-    textArray(cells.map((c) => c.key)),
-    textArray(cells.map((c) => c.sensor)),
-    numberArray(cells.map((c) => c.start)),
-    textArray(cells.map((c) => c.region)),
-    numberArray(cells.map((c) => c.p.count)),
-    numberArray(cells.map((c) => c.p.sum)),
-    numberArray(cells.map((c) => c.p.min)),
-    numberArray(cells.map((c) => c.p.max)),
-    numberArray(cells.map((c) => c.p.firstTime)),
-    numberArray(cells.map((c) => c.p.firstValue)),
-    numberArray(cells.map((c) => c.p.lastTime)),
-    numberArray(cells.map((c) => c.p.lastValue)),
+    ...cellArrays(cells),
   ]);
 }

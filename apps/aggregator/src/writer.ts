@@ -453,22 +453,32 @@ async function upsertCells(
     i = j;
     await client.query(upsertSql(resolution, links !== undefined), [
       resolution,
-      numberArray(part.map((c) => c.scope)),
-      textArray(part.map((c) => c.key)),
-      textArray(part.map((c) => c.sensor)),
-      numberArray(part.map((c) => c.start)),
-      textArray(part.map((c) => c.region)),
-      numberArray(part.map((c) => c.p.count)),
-      numberArray(part.map((c) => c.p.sum)),
-      numberArray(part.map((c) => c.p.min)),
-      numberArray(part.map((c) => c.p.max)),
-      numberArray(part.map((c) => c.p.firstTime)),
-      numberArray(part.map((c) => c.p.firstValue)),
-      numberArray(part.map((c) => c.p.lastTime)),
-      numberArray(part.map((c) => c.p.lastValue)),
+      ...cellArrays(part),
       ...(links !== undefined ? [linkArray(part, links)] : []),
     ]);
   }
+}
+
+/**
+ * The cells as the 13 array parameters of an unnest: scope, key, sensor, window start, region, then
+ * the partial (count, sum, min, max, first time and value, last time and value).
+ */
+export function cellArrays(cells: readonly Cell[]): string[] {
+  return [
+    numberArray(cells.map((c) => c.scope)),
+    textArray(cells.map((c) => c.key)),
+    textArray(cells.map((c) => c.sensor)),
+    numberArray(cells.map((c) => c.start)),
+    textArray(cells.map((c) => c.region)),
+    numberArray(cells.map((c) => c.p.count)),
+    numberArray(cells.map((c) => c.p.sum)),
+    numberArray(cells.map((c) => c.p.min)),
+    numberArray(cells.map((c) => c.p.max)),
+    numberArray(cells.map((c) => c.p.firstTime)),
+    numberArray(cells.map((c) => c.p.firstValue)),
+    numberArray(cells.map((c) => c.p.lastTime)),
+    numberArray(cells.map((c) => c.p.lastValue)),
+  ];
 }
 
 const upsertSqlCache = new Map<string, string>();
