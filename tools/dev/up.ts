@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { connect as tcpConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs as parseCli } from 'node:util';
 import { Client } from 'pg';
@@ -127,6 +128,60 @@ function printDeviceExamples(): void {
   process.stdout.write(
     `grpcurl -plaintext -H "authorization: Bearer ${DEVICE_TOKEN}" -d '{"batch":{"batch_id":"${uuid}","events":[{"telemetry":${event}}]}}' 127.0.0.1:${grpcPort} sluice.gateway.v1.IngestService/IngestBatch\n`,
   );
+}
+
+/** The exporter's destinations file when EXPORTER_CONFIG is not set: files, plus MQTT/RabbitMQ if up. */
+const EXPORTER_DEV_CONFIG = join('examples', 'exporter', 'dev.yaml');
+const EXPORT_DIR = join(ROOT, 'tmp', 'export');
+
+/** Whether something accepts TCP connections at the host and port of `url` (bounded: 500 ms). */
+function portAnswers(url: string, fallbackPort: number): Promise<boolean> {
+  let host = '127.0.0.1';
+  let port = fallbackPort;
+  try {
+    const u = new URL(url);
+    host = u.hostname || host;
+    port = Number(u.port) || fallbackPort;
+  } catch {
+    // the default
+  }
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * The exporter's environment: the dev destinations file (unless EXPORTER_CONFIG is set), its output
+ * folder, and whether the local MQTT broker and RabbitMQ answer (the file enables those destinations
+ * through `${EXPORT_DEV_MQTT}` / `${EXPORT_DEV_AMQP}`). Prints where to look.
+ */
+async function exporterEnv(): Promise<Record<string, string>> {
+  const own = process.env['EXPORTER_CONFIG'];
+  if (own) {
+    say(`  exporter   destinations in ${own} (edit it: the exporter reloads it)`);
+    return {};
+  }
+  const mqttUrl = process.env['MQTT_URL'] || LOCAL_DEFAULTS['MQTT_URL']!;
+  const amqpUrl = process.env['AMQP_URL'] || LOCAL_DEFAULTS['AMQP_URL']!;
+  const [mqtt, amqp] = await Promise.all([portAnswers(mqttUrl, 1883), portAnswers(amqpUrl, 5672)]);
+  const dir = relative(process.cwd(), EXPORT_DIR) || EXPORT_DIR;
+  say(`  exporter   destinations in ${EXPORTER_DEV_CONFIG} (edit it: the exporter reloads it)`);
+  say(
+    `    files    ${dir}/jsonl and ${dir}/csv: the open file is *.tmp (whole lines), renamed each minute; try: tail -qn 3 ${dir}/jsonl/*.tmp`,
+  );
+  return {
+    EXPORTER_CONFIG: join(ROOT, EXPORTER_DEV_CONFIG),
+    EXPORT_DIR,
+    EXPORT_DEV_MQTT: String(mqtt),
+    EXPORT_DEV_AMQP: String(amqp),
+  };
 }
 
 interface Options {
@@ -410,6 +465,7 @@ async function main(): Promise<void> {
     );
   }
   say('  dead letters  npm run sluice -- dlq ls');
+  const exporterExtra = apps.includes('exporter') ? await exporterEnv() : {};
   if (apps.includes('aggregator') && !process.env['AGGREGATOR_API_TOKENS']) printQueryExamples();
   if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
@@ -423,7 +479,7 @@ async function main(): Promise<void> {
       join('apps', app, 'src', 'main.ts'),
       COLORS[i % COLORS.length] ?? 0,
       width,
-      {},
+      app === 'exporter' ? exporterExtra : {},
       ports.get(app),
     ),
   );
