@@ -289,6 +289,11 @@ describe('sluice replay', () => {
     expect(summary.rebuild.written).toBeGreaterThan(0);
     expect(await snapshot()).toEqual(before);
 
+    // Before the archive's first day the roll-ups cannot be restored: refused, nothing touched.
+    const early = await inst.cli(['--target', 'aggregator', '--from', '2026-11-27', '--to', to]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toContain("the archive's telemetry starts on 2026-11-28");
+
     const again = await inst.cli(['--target', 'aggregator', '--from', from, '--to', to, '--json']);
     expect(again.code).toBe(0);
     const second = JSON.parse(again.stdout.trim().split('\n').pop()!) as {

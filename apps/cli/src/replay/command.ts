@@ -7,6 +7,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import {
   ArchiveStateError,
   createStore,
+  listPartitions,
   readBatches,
   selectFiles,
   type ArchiveSelection,
@@ -328,6 +329,16 @@ async function run(args: string[], ctx: CliContext): Promise<number> {
       if (sel.to > now)
         throw new UsageError(
           `a rebuild replaces the range with what the archive holds: --to ${new Date(sel.to).toISOString()} is in the future, where live data is still arriving`,
+        );
+      const first = (await listPartitions(store))
+        .filter(
+          (p) => p.dataset === 'telemetry' && (!sel.regions || sel.regions.includes(p.region)),
+        )
+        .map((p) => p.eventDate)
+        .sort()[0];
+      if (first !== undefined && sel.from < Date.parse(`${first}T00:00:00Z`))
+        throw new UsageError(
+          `the archive's telemetry starts on ${first} (retention): a rebuild from ${new Date(sel.from).toISOString()} would remove roll-ups it cannot restore; use --from ${first} or later`,
         );
       c = { ...c, rebuild: true, selection: { ...c.selection, datasets: ['telemetry'] } };
       files = files.filter((f) => f.partition.dataset === 'telemetry');
