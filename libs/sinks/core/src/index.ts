@@ -49,3 +49,12 @@ export {
 } from './formats';
 export { parseSinkOptions } from './options';
 export { RecentIds } from './recent-ids';
+export { PublishTracker } from './publish-tracker';
+export {
+  InvalidRouteError,
+  NO_DETECTION,
+  parseRouteTemplate,
+  ROUTE_FIELDS,
+  type RouteSyntax,
+  type RouteTemplate,
+} from './route-template';
