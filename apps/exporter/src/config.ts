@@ -395,6 +395,8 @@ export function parseDestinations(text: string, file: string, env: Env): Destina
   if (parsed.issues.length > 0) throw fail(parsed.issues);
   if (parsed.value === null || parsed.value === undefined)
     throw fail([{ path: '(file)', reason: 'is empty; it needs a list of destinations' }]);
+  if (typeof parsed.value !== 'object' || Array.isArray(parsed.value))
+    throw fail([{ path: '(file)', reason: 'must be a mapping with a list of destinations' }]);
   const issues: FileIssue[] = [];
   const value = interpolate(parsed.value, env, issues);
   if (issues.length > 0) throw fail(issues);
