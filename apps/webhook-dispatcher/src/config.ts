@@ -1,4 +1,14 @@
-import { bool, csv, defineConfig, durationMs, pgUrl, port, positiveInt, z } from '@sluice/config';
+import {
+  bool,
+  csv,
+  defineConfig,
+  durationMs,
+  pgUrl,
+  port,
+  positiveInt,
+  redisUrl,
+  z,
+} from '@sluice/config';
 
 /** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
 export const config = defineConfig({
@@ -77,7 +87,24 @@ export const config = defineConfig({
   WEBHOOK_ATTEMPTS_PER_SUBSCRIPTION: positiveInt(1000),
   /** How often subscriptions are re-read from PostgreSQL (changes made through another replica). Default 2s. */
   WEBHOOK_SUBSCRIPTION_REFRESH: durationMs('2s'),
-  /** (subscription, device, sensor) run counters kept for "N consecutive readings". Default 100000. */
+  /**
+   * Where per-endpoint concurrency, rate and Retry-After pause and "N consecutive" runs live:
+   * `redis` (shared by every replica; per process only while Redis cannot answer) or `local` (per
+   * process: for a single replica without Redis). Default `redis`.
+   */
+  WEBHOOK_SHARED_STATE: z.enum(['redis', 'local']).default('redis'),
+  /** Redis of the shared state (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. */
+  REDIS_URL: redisUrl(),
+  /** Bound on one shared-state round trip; past it the decision is made per process. Default 500ms. */
+  WEBHOOK_REDIS_TIMEOUT: durationMs('500ms'),
+  /**
+   * Lease of a shared concurrency slot, renewed every third of it while its request runs: the slots of
+   * a replica that died free themselves after at most this long. Default 15s.
+   */
+  WEBHOOK_SLOT_LEASE: durationMs('15s').refine((ms) => ms >= 300, 'must be at least 300ms'),
+  /** A (subscription, device, sensor) run without a reading for this long is forgotten (Redis TTL). Default 1d. */
+  WEBHOOK_CONSECUTIVE_TTL: durationMs('1d').refine((ms) => ms >= 1_000, 'must be at least 1s'),
+  /** (subscription, device, sensor) run counters kept in memory when runs are per process. Default 100000. */
   WEBHOOK_CONSECUTIVE_STATE_MAX: positiveInt(100_000),
   /** Where the matcher consumers start when first created: `new` (only events from now on) or `all`. Default `new`. */
   WEBHOOK_MATCH_FROM: z.enum(['new', 'all']).default('new'),

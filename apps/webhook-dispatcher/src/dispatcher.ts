@@ -10,12 +10,21 @@ import { Registry } from 'prom-client';
 import { startAdminApi, type AdminApi } from './admin-api';
 import { AttemptLog } from './attempt-log';
 import type { Config } from './config';
-import { EndpointGates } from './endpoint-gate';
+import { ConsecutiveRuns } from './consecutive';
+import { EndpointGates, type Gates } from './endpoint-gate';
+import { ConsecutiveState } from './filters';
 import { WebhookHttpClient } from './http-client';
 import { createMatchers, DeliveryPublisher } from './matcher';
 import { checkMigrated, migrate } from './migrations';
 import { SERVICE, webhookTopology, type WebhookTopology } from './names';
 import { Sender } from './sender';
+import { SharedEndpointGates } from './shared-gates';
+import {
+  connectSharedRedis,
+  sharedStatePrefix,
+  SharedStateHealth,
+  whenReady,
+} from './shared-state';
 import { SsrfPolicy } from './ssrf';
 import { Store } from './store';
 import { SubscriptionCache } from './subscription-cache';
@@ -38,6 +47,10 @@ export interface Dispatcher {
   rollups: Actor<Rollup>;
   sender: Sender;
   http: WebhookHttpClient;
+  /** Per-endpoint admission (shared by the replicas with WEBHOOK_SHARED_STATE=redis). */
+  gates: Gates;
+  /** Redis availability of the shared state; undefined with WEBHOOK_SHARED_STATE=local. */
+  sharedState: SharedStateHealth | undefined;
   /** Started by {@link startAdmin}. */
   api: AdminApi | undefined;
   /** Migrates, loads subscriptions, starts the attempt log. Actors are started by the caller. */
@@ -72,9 +85,42 @@ export function createDispatcher({
     timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT,
     bodyPrefixBytes: c.WEBHOOK_LOG_BODY_BYTES,
   });
-  const gates = new EndpointGates({
+  const gateOptions = {
     queueSize: c.WEBHOOK_ENDPOINT_QUEUE,
     maxQueueWaitMs: Math.floor(c.WEBHOOK_ACK_WAIT / 2),
+  };
+  // Shared state (docs/DECISIONS.md #28): limits and runs hold across replicas; per process while
+  // Redis cannot answer.
+  const shared =
+    c.WEBHOOK_SHARED_STATE === 'redis'
+      ? connectSharedRedis({ url: c.REDIS_URL, commandTimeoutMs: c.WEBHOOK_REDIS_TIMEOUT, log })
+      : undefined;
+  const health = shared && new SharedStateHealth({ redis: shared.redis, log, registry });
+  const prefix = sharedStatePrefix(topology.namespace);
+  const gates: Gates =
+    shared && health
+      ? new SharedEndpointGates({
+          ...gateOptions,
+          redis: shared.redis,
+          health,
+          prefix,
+          leaseMs: c.WEBHOOK_SLOT_LEASE,
+        })
+      : new EndpointGates(gateOptions);
+  const runs = new ConsecutiveRuns({
+    local: new ConsecutiveState(c.WEBHOOK_CONSECUTIVE_STATE_MAX),
+    ...(shared && health
+      ? {
+          shared: {
+            redis: shared.redis,
+            health,
+            prefix,
+            ttlMs: c.WEBHOOK_CONSECUTIVE_TTL,
+            firedTtlMs: c.WEBHOOK_DUPLICATE_WINDOW,
+          },
+        }
+      : {}),
+    registry,
   });
   const attemptLog = new AttemptLog(
     store,
@@ -94,7 +140,7 @@ export function createDispatcher({
     logger: log,
     registry,
     startFrom: c.WEBHOOK_MATCH_FROM,
-    consecutiveStateMax: c.WEBHOOK_CONSECUTIVE_STATE_MAX,
+    runs,
     publisher,
   });
   const sender = new Sender({
@@ -132,10 +178,17 @@ export function createDispatcher({
     rollups: matchers.rollups,
     sender,
     http,
+    gates,
+    sharedState: health,
     api: undefined,
     async prepare() {
       if (c.WEBHOOK_MIGRATE_ON_START) await migrate(pool, log);
       else await checkMigrated(pool);
+      // Start with the shared state when Redis is there; without it, begin per process (reported once).
+      if (shared && health && !(await whenReady(shared.redis, 5_000)))
+        health.failed(
+          new Error(`redis at ${c.REDIS_URL.replace(/\/\/[^@/]*@/, '//')} is not ready`),
+        );
       await cache.start();
       attemptLog.start();
     },
@@ -164,6 +217,7 @@ export function createDispatcher({
       await attemptLog.stop();
       publisher.close();
       http.close();
+      await shared?.stoppable.stop();
       await pool.end();
     },
   };

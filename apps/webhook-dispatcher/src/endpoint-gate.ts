@@ -1,6 +1,8 @@
 // Per-endpoint fairness: bounded concurrency, a token-bucket rate and a bounded wait queue per
 // subscription, plus a pause set by Retry-After. A delivery that cannot get a slot is deferred
 // (nak'ed with a delay by the caller), so one slow or dead endpoint never holds up another.
+// EndpointGates keeps that state in this process; SharedEndpointGates (shared-gates.ts) keeps it in
+// Redis for every replica and falls back to an EndpointGates while Redis cannot answer.
 
 /** What an endpoint's limits are right now (read from the subscription on every acquire). */
 export interface GateLimits {
@@ -9,8 +11,24 @@ export interface GateLimits {
   ratePerS: number;
 }
 
+/**
+ * `go`: a slot and a rate token are taken; give the slot back with {@link Gates.release}, passing the
+ * admission (its `lease` names the shared slot; absent for a per-process one).
+ */
 export type Admission =
-  { type: 'go' } | { type: 'defer'; delayMs: number; reason: 'paused' | 'busy' };
+  { type: 'go'; lease?: string } | { type: 'defer'; delayMs: number; reason: 'paused' | 'busy' };
+
+/** Per-endpoint admission, per process ({@link EndpointGates}) or across replicas (SharedEndpointGates). */
+export interface Gates {
+  /** Resolves `go` (a slot is taken; call {@link release}) or `defer` with a delay. */
+  acquire(id: string, limits: GateLimits): Promise<Admission> | Admission;
+  /** Gives back the slot of a `go` admission. */
+  release(id: string, admission?: Admission): void;
+  /** Stops sending to the endpoint until `untilMs` (Retry-After); queued deliveries are deferred. Never rejects. */
+  pause(id: string, limits: GateLimits, untilMs: number): void | Promise<void>;
+  /** Defers every waiting delivery (shutdown). */
+  close(): void;
+}
 
 interface Waiter {
   resolve: (a: Admission) => void;
@@ -59,7 +77,7 @@ export interface EndpointGatesOptions {
   busyDelayMs?: number;
 }
 
-export class EndpointGates {
+export class EndpointGates implements Gates {
   private readonly gates = new Map<string, Gate>();
   private readonly queueSize: number;
   private readonly maxQueueWaitMs: number;

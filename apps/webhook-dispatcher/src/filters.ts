@@ -95,14 +95,18 @@ export function holds(c: Condition | undefined, v: number): boolean {
 
 const inList = (list: readonly string[] | undefined, v: string) => !list || list.includes(v);
 
-/** Does one reading satisfy the filter (before the consecutive count)? */
-export function matchesTelemetry(f: TelemetryFilter, e: TelemetryEvent): boolean {
+/** Is the reading one of the series the filter watches (sensor type, region, device)? */
+export function inTelemetryScope(f: TelemetryFilter, e: TelemetryEvent): boolean {
   return (
     inList(f.sensorTypes, e.sensorType) &&
     inList(f.regions, e.region) &&
-    inList(f.deviceIds, e.deviceId) &&
-    holds(f.value, e.value)
+    inList(f.deviceIds, e.deviceId)
   );
+}
+
+/** Does one reading satisfy the filter (before the consecutive count)? */
+export function matchesTelemetry(f: TelemetryFilter, e: TelemetryEvent): boolean {
+  return inTelemetryScope(f, e) && holds(f.value, e.value);
 }
 
 /** Is this roll-up publication a late-data revision? (revision 1 is the first close; late events also set lateCount.) */
@@ -141,8 +145,10 @@ export function matchingDetections(f: DetectionFilter, e: DetectionEvent): Detec
 
 /**
  * Run lengths for "N consecutive matching readings", per (subscription, device, sensor), in memory
- * and bounded (oldest keys evicted). Best-effort across restarts: a restart forgets runs in progress.
- * A reading seen again (batch redelivery) gets the decision it got the first time.
+ * and bounded (oldest keys evicted): the per-process counter (WEBHOOK_SHARED_STATE=local, or while
+ * Redis cannot answer; consecutive.ts holds the shared one). Best-effort across restarts: a restart
+ * forgets runs in progress. A reading seen again (batch redelivery) gets the decision it got the
+ * first time.
  */
 export class ConsecutiveState {
   private readonly runs = new Map<string, number>();

@@ -20,7 +20,15 @@ import {
   encodeDelivery,
   type DeliveryMessage,
 } from './delivery';
-import { ConsecutiveState, matchesRollup, matchesTelemetry, matchingDetections } from './filters';
+import { ConsecutiveRuns, type RunObservation } from './consecutive';
+import {
+  ConsecutiveState,
+  holds,
+  inTelemetryScope,
+  matchesRollup,
+  matchesTelemetry,
+  matchingDetections,
+} from './filters';
 import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
 import {
   detectionBody,
@@ -41,8 +49,10 @@ export interface MatcherOptions {
   registry: Registry;
   /** Where new matcher consumers start. Default `new`. */
   startFrom?: 'new' | 'all';
-  /** (subscription, device, sensor) run counters kept. Default 100 000. */
+  /** (subscription, device, sensor) run counters kept in memory (without `runs`). Default 100 000. */
   consecutiveStateMax?: number;
+  /** Counter of consecutive runs (shared by the replicas or not). Default: per process. */
+  runs?: ConsecutiveRuns;
   /** Shared publisher (closed by its owner). Default: one of its own. */
   publisher?: DeliveryPublisher;
 }
@@ -95,10 +105,15 @@ export function newDelivery(
 export function createMatchers(opts: MatcherOptions): {
   clean: Actor<EventBatch>;
   rollups: Actor<Rollup>;
-  consecutive: ConsecutiveState;
+  runs: ConsecutiveRuns;
 } {
   const publisher = opts.publisher ?? new DeliveryPublisher(opts.nc, opts.webhooks);
-  const consecutive = new ConsecutiveState(opts.consecutiveStateMax ?? 100_000);
+  const runs =
+    opts.runs ??
+    new ConsecutiveRuns({
+      local: new ConsecutiveState(opts.consecutiveStateMax ?? 100_000),
+      registry: opts.registry,
+    });
   const matched = new Counter({
     name: WEBHOOK_METRICS.matched,
     help: 'Deliveries created by matching, by event type',
@@ -141,20 +156,32 @@ export function createMatchers(opts: MatcherOptions): {
     registry: opts.registry,
     handle: async (batch) => {
       const snap = opts.cache.snapshot;
-      const perMessage = batch.map((d) => {
+      // Readings of `consecutive` subscriptions, counted for the whole batch in one call.
+      const observed: RunObservation[] = [];
+      const observedIn: number[] = [];
+      const perMessage = batch.map((d, m) => {
         const out: DeliveryMessage[] = [];
         if (snap.telemetry.length === 0 && snap.detection.length === 0) return out;
-        for (const ev of d.value.events) {
+        const events = d.value.events;
+        for (let index = 0; index < events.length; index++) {
+          const ev = events[index]!;
           if (ev.kind?.$case === 'telemetry') {
             const e = ev.kind.value;
             for (const sub of snap.telemetry) {
-              const ok = matchesTelemetry(sub.filter, e);
               if (sub.filter.consecutive <= 1) {
-                if (ok) out.push(newDelivery(sub.id, e.eventId, thresholdBody(sub.id, e, 1)));
-                continue;
+                if (matchesTelemetry(sub.filter, e))
+                  out.push(newDelivery(sub.id, e.eventId, thresholdBody(sub.id, e, 1)));
+              } else if (inTelemetryScope(sub.filter, e)) {
+                observed.push({
+                  subscriptionId: sub.id,
+                  event: e,
+                  matched: holds(sub.filter.value, e.value),
+                  n: sub.filter.consecutive,
+                  seq: d.seq,
+                  index,
+                });
+                observedIn.push(m);
               }
-              const run = consecutive.observe(sub.id, e, ok, sub.filter.consecutive);
-              if (run > 0) out.push(newDelivery(sub.id, e.eventId, thresholdBody(sub.id, e, run)));
             }
           } else if (ev.kind?.$case === 'detection') {
             const e = ev.kind.value;
@@ -167,6 +194,15 @@ export function createMatchers(opts: MatcherOptions): {
         }
         return out;
       });
+      if (observed.length > 0) {
+        const fired = await runs.observe(observed);
+        for (let k = 0; k < observed.length; k++) {
+          const run = fired[k]!;
+          if (run <= 0) continue;
+          const { subscriptionId: id, event: e } = observed[k]!;
+          perMessage[observedIn[k]!]!.push(newDelivery(id, e.eventId, thresholdBody(id, e, run)));
+        }
+      }
       return settle(batch, perMessage);
     },
   });
@@ -196,5 +232,5 @@ export function createMatchers(opts: MatcherOptions): {
     },
   });
 
-  return { clean, rollups, consecutive };
+  return { clean, rollups, runs };
 }

@@ -5,6 +5,16 @@ import { WEBHOOK_METRICS } from '@sluice/observability';
 
 export { WEBHOOK_METRICS };
 
+/** Metrics of the state shared by the replicas in Redis (shared-state.ts). */
+export const SHARED_STATE_METRICS = {
+  /** Gauge: 1 while Redis answers (limits and runs are global), 0 while they are per process. */
+  up: 'sluice_webhook_shared_state_up',
+  /** Counter by `state` (`endpoint_limits`, `consecutive`): decisions made per process because Redis could not answer. */
+  fallbacks: 'sluice_webhook_shared_state_fallbacks_total',
+  /** Counter: readings not counted in a run because a newer (or the same) reading of the series was counted already. */
+  consecutiveSkipped: 'sluice_webhook_consecutive_skipped_total',
+} as const;
+
 export const SERVICE = 'webhook-dispatcher';
 
 /** Durable consumer names. */

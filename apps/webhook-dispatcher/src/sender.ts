@@ -23,7 +23,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AttemptLog } from './attempt-log';
 import { decide, type Decision, type RetryPolicy } from './decide';
 import { decodeDelivery, type DeliveryMessage } from './delivery';
-import type { EndpointGates, GateLimits } from './endpoint-gate';
+import type { GateLimits, Gates } from './endpoint-gate';
 import type { PostResult, WebhookHttpClient } from './http-client';
 import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
 import { signatureHeader } from './signing';
@@ -37,7 +37,8 @@ export interface SenderOptions {
   store: Store;
   cache: SubscriptionCache;
   http: WebhookHttpClient;
-  gates: EndpointGates;
+  /** Per-endpoint admission: per process, or shared by the replicas (SharedEndpointGates). */
+  gates: Gates;
   attemptLog: AttemptLog;
   logger: Logger;
   registry: Registry;
@@ -326,6 +327,7 @@ export class Sender {
     }
     let attempt: number;
     let r: PostResult;
+    let decision: Decision;
     try {
       attempt = (await this.attemptsSoFar(key, d, msg)) + 1;
       const ts = Math.floor(Date.now() / 1000);
@@ -344,11 +346,15 @@ export class Sender {
           ...(attempt > 1 ? { [ATTR.httpResendCount]: attempt - 1 } : {}),
         },
       });
+      decision = decide(r, attempt, { failingSince: this.failingSince(sub) }, this.policy);
+      // The pause is recorded before the slot is given back: no replica can take the slot and send
+      // to an endpoint that has just asked to wait.
+      if (decision.type === 'retry' && decision.pauseUntilMs !== undefined)
+        await this.opts.gates.pause(sub.id, limits, decision.pauseUntilMs);
     } finally {
-      this.opts.gates.release(sub.id);
+      this.opts.gates.release(sub.id, admission);
     }
-    const decision = decide(r, attempt, { failingSince: this.failingSince(sub) }, this.policy);
-    return this.carryOut(decision, d, sub, limits, key, attempt, r);
+    return this.carryOut(decision, d, sub, key, attempt, r);
   }
 
   private async attemptsSoFar(key: string, d: DeliveryMessage, msg: JsMsg): Promise<number> {
@@ -370,7 +376,6 @@ export class Sender {
     decision: Decision,
     d: DeliveryMessage,
     sub: Subscription,
-    limits: GateLimits,
     key: string,
     attempt: number,
     r: PostResult,
@@ -445,8 +450,6 @@ export class Sender {
         return Outcomes.ack();
       case 'retry':
         observe('retry');
-        if (decision.pauseUntilMs !== undefined)
-          o.gates.pause(sub.id, limits, decision.pauseUntilMs);
         await o.attemptLog
           .write(row('retry'))
           .catch((err) =>

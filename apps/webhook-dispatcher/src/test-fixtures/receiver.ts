@@ -13,12 +13,15 @@ export interface Received {
   status: number;
 }
 
-/** What the receiver answers to one request: a status (and headers), or `hang` (never answer). */
+/**
+ * What the receiver answers to one request: a status (and headers, after `delayMs`), or `hang`
+ * (never answer).
+ */
 export type Behaviour = (
   req: IncomingMessage,
   body: string,
   n: number,
-) => { status: number; headers?: Record<string, string> } | 'hang';
+) => { status: number; headers?: Record<string, string>; delayMs?: number } | 'hang';
 
 export interface Receiver {
   url: string;
@@ -28,6 +31,9 @@ export interface Receiver {
   successes(): Map<string, number>;
   /** Requests whose connection closed without an answer (cut by the dispatcher's timeout). */
   abandoned: number[];
+  /** Requests received and not yet answered (or abandoned), now and at most so far. */
+  inFlight: number;
+  maxInFlight: number;
   behaviour: Behaviour;
   close(): Promise<void>;
 }
@@ -43,6 +49,8 @@ export async function startReceiver(
     port: 0,
     requests,
     abandoned,
+    inFlight: 0,
+    maxInFlight: 0,
     behaviour,
     successes() {
       const m = new Map<string, number>();
@@ -57,6 +65,15 @@ export async function startReceiver(
     },
   };
   const server: Server = createServer((req, res) => {
+    r.inFlight++;
+    r.maxInFlight = Math.max(r.maxInFlight, r.inFlight);
+    let done = false;
+    const finished = () => {
+      if (!done) r.inFlight--;
+      done = true;
+    };
+    res.on('finish', finished);
+    res.on('close', finished);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -69,7 +86,8 @@ export async function startReceiver(
         signature: h('webhook-signature'),
         body,
         at: Date.now(),
-        status: answer === 'hang' ? 0 : answer.status,
+        // A delayed answer counts once it was sent in full (the sender may die before it).
+        status: answer === 'hang' || answer.delayMs ? 0 : answer.status,
       };
       requests.push(rec);
       if (answer === 'hang') {
@@ -77,9 +95,16 @@ export async function startReceiver(
         res.on('close', () => abandoned.push(Date.now()));
         return;
       }
-      res
-        .writeHead(answer.status, answer.headers ?? {})
-        .end(answer.status >= 400 ? 'nope '.repeat(500) : 'ok');
+      const reply = () => {
+        if (res.destroyed) return; // the sender went away meanwhile
+        res
+          .writeHead(answer.status, answer.headers ?? {})
+          .end(answer.status >= 400 ? 'nope '.repeat(500) : 'ok');
+      };
+      if (answer.delayMs) {
+        res.on('finish', () => (rec.status = answer.status));
+        setTimeout(reply, answer.delayMs);
+      } else reply();
     });
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
