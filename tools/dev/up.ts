@@ -176,6 +176,10 @@ async function exporterEnv(): Promise<Record<string, string>> {
   say(
     `    files    ${dir}/jsonl and ${dir}/csv: the open file is *.tmp (whole lines), renamed each minute; try: tail -qn 3 ${dir}/jsonl/*.tmp`,
   );
+  if (amqp)
+    say(
+      '    amqp     exchange sluice.export; try: bash scripts/run.sh tsx examples/detection-export/amqp-tail.ts sluice.export',
+    );
   return {
     EXPORTER_CONFIG: join(ROOT, EXPORTER_DEV_CONFIG),
     EXPORT_DIR,

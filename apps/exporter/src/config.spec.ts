@@ -143,7 +143,8 @@ destinations:
     expect(byPath).toMatchObject({
       'destinations[1].options.poolSize': 'must be greater than 0',
       'destinations[2].options.topic': 'is not an option of a file destination',
-      'destinations[3].type': '"kafka" is not a destination type; one of file, postgres, mongodb',
+      'destinations[3].type':
+        '"kafka" is not a destination type; one of amqp, file, postgres, mongodb',
       'destinations[4].name': expect.stringContaining('lowercase letters'),
       'destinations[4].filters.min_confidence': expect.stringContaining('<=1'),
       'destinations[4].filters.regions[0]': expect.stringContaining('"."'),

@@ -1,5 +1,7 @@
 import { CONTENT_TYPES, encodeBatch, HEADERS } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
+import { decodeRecord, type ExportFormat } from '@sluice/sinks-core';
+import { createAmqpTestTopology, type AmqpTestTopology } from '@sluice/sinks-amqp/testing';
 import { GOLDEN_EVENTS, GOLDEN_RECORDS, telemetryEvent } from '@sluice/sinks-core/testing';
 import { mongoTestUrl } from '@sluice/sinks-mongodb/testing';
 import { natsFixture, spawnService, uniqueId, type NatsFixture } from '@sluice/testing';
@@ -17,6 +19,7 @@ const byId = <T extends { event_id: string }>(rs: T[]) =>
 describe('exporter process', () => {
   let nats: NatsFixture;
   let h: ExporterHarness;
+  const rabbit: AmqpTestTopology[] = [];
 
   beforeAll(async () => {
     nats = await natsFixture();
@@ -26,14 +29,29 @@ describe('exporter process', () => {
   });
   afterEach(async () => {
     await h.cleanup();
+    for (const t of rabbit.splice(0)) await t.cleanup();
   });
   afterAll(async () => {
     await nats.cleanup();
   });
 
   it('every destination receives the golden records with the same fields and values; filters narrow frames; replays reach their target only', async () => {
+    const [rabbitJson, rabbitProto] = [
+      await createAmqpTestTopology('exp-json'),
+      await createAmqpTestTopology('exp-proto'),
+    ];
+    rabbit.push(rabbitJson!, rabbitProto!);
+    const amqp = (name: string, t: AmqpTestTopology, format: ExportFormat) => ({
+      name,
+      type: 'amqp',
+      format,
+      ...FAST,
+      options: { url: t.url(), exchange: t.exchange },
+    });
     await h.writeConfig({
       destinations: [
+        amqp('rabbit-json', rabbitJson!, 'json'),
+        amqp('rabbit-proto', rabbitProto!, 'protobuf'),
         { name: 'lines', type: 'file', ...FAST, options: { dir: h.dir('lines') } },
         {
           name: 'table',
@@ -77,6 +95,13 @@ describe('exporter process', () => {
     expect(byId(await h.pg.records())).toEqual(golden);
     await waitForIds('mongodb', () => h.mongo.allIds(), all);
     expect(byId(await h.mongoRecords())).toEqual(golden);
+    for (const [t, format] of [
+      [rabbitJson!, 'json'],
+      [rabbitProto!, 'protobuf'],
+    ] as const) {
+      await waitForIds(`rabbitmq ${format}`, () => t.storedIds(), all);
+      expect(byId(t.messages.map((m) => decodeRecord(format, m.body)))).toEqual(golden);
+    }
 
     const frame = GOLDEN_RECORDS.find((g) => g.kind === 'detection')!;
     await waitForIds('people', () => h.fileIds('people'), new Set([frame.event_id]));

@@ -4,6 +4,12 @@
 import { bool, durationMs, positiveInt, z, type ConfigIssue } from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import type { Logger } from '@sluice/observability';
+import {
+  AmqpSink,
+  amqpSinkOptionsSchema,
+  resolveAmqpOptions,
+  type AmqpSinkOptions,
+} from '@sluice/sinks-amqp';
 import type { Sink } from '@sluice/sinks-core';
 import {
   FileSink,
@@ -89,6 +95,12 @@ function mongoOptions(options: Record<string, unknown>): MongoSinkOptions {
 
 /** Every destination type with a sink in this build, by the name written in `type`. */
 export const SINK_TYPES: Readonly<Record<string, SinkType>> = {
+  amqp: {
+    formats: { json: 'json', protobuf: 'protobuf' },
+    schema: amqpSinkOptionsSchema,
+    validate: (o, at) => void resolveAmqpOptions(o as AmqpSinkOptions, at),
+    create: (o) => new AmqpSink(o as AmqpSinkOptions),
+  },
   file: {
     formats: { json: 'jsonl', csv: 'csv' },
     schema: fileSinkOptionsSchema,
