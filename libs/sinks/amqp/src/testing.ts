@@ -4,6 +4,9 @@
 import { Connection, type AsyncMessage } from 'rabbitmq-client';
 import { testUrls, uniqueId, waitFor } from '@sluice/testing';
 
+/** Header of the harness's own markers (see `sync()`); they are not recorded as messages. */
+const SYNC_HEADER = 'x-sluice-test-sync';
+
 export interface ReceivedMessage {
   messageId: string | undefined;
   routingKey: string;
@@ -23,7 +26,13 @@ export interface AmqpTestTopology {
   url(port?: number): string;
   /** Every message the queue delivered, in order (duplicates show). */
   messages: ReceivedMessage[];
+  /** The message id of each message, once the consumer has everything confirmed before the call. */
   storedIds(): Promise<string[]>;
+  /**
+   * Sends a marker into the queue (confirmed) and waits until the consumer gets it: a queue delivers
+   * in order, so every message confirmed before has been consumed then.
+   */
+  sync(): Promise<void>;
   /** A connection of the harness (not through any proxy), for declarations of a test. */
   conn: Connection;
   /** Deletes the exchange, the queue and every queue in `alsoDelete`, and closes the connection. */
@@ -49,6 +58,7 @@ export async function createAmqpTestTopology(
   conn.on('error', () => undefined);
   await conn.onConnect(10_000);
   const messages: ReceivedMessage[] = [];
+  const markers = new Set<string>();
   // The consumer declares its queue (exclusive to this connection) and the bindings.
   const consumer = conn.createConsumer(
     {
@@ -60,6 +70,8 @@ export async function createAmqpTestTopology(
       requeue: false,
     },
     (m: AsyncMessage) => {
+      if (m.headers?.[SYNC_HEADER] !== undefined)
+        return void markers.add(String(m.headers[SYNC_HEADER]));
       messages.push({
         messageId: m.messageId,
         routingKey: m.routingKey,
@@ -83,14 +95,26 @@ export async function createAmqpTestTopology(
     await conn.close().catch(() => undefined);
     throw err;
   }
+  const syncPub = conn.createPublisher({ confirm: true });
+  let n = 0;
+  const sync = async () => {
+    const marker = `sync-${++n}`;
+    await syncPub.send({ routingKey: queue, headers: { [SYNC_HEADER]: marker } }, Buffer.from(''));
+    await waitFor('the sync marker consumed', () => markers.has(marker), { timeoutMs: 10_000 });
+  };
   return {
     exchange,
     queue,
     url,
     messages,
     conn,
-    storedIds: async () => messages.map((m) => m.messageId ?? ''),
+    sync,
+    async storedIds() {
+      await sync();
+      return messages.map((m) => m.messageId ?? '');
+    },
     async cleanup(alsoDelete = []) {
+      await syncPub.close().catch(() => undefined);
       await consumer.close().catch(() => undefined);
       for (const q of [queue, ...alsoDelete])
         await conn.queueDelete({ queue: q }).catch(() => undefined);

@@ -75,9 +75,7 @@ export const TEMP_SUFFIX = '.tmp';
 const NAME = /^(.+)-(\d{8}T\d{6}Z)-(\d{6,})\.(jsonl|csv)(\.gz)?(\.tmp)?$/;
 
 /** The parts of a name this sink wrote (finalised or not), or undefined for any other file. */
-export function parseFileName(
-  name: string,
-):
+export function parseFileName(name: string):
   | {
       prefix: string;
       stamp: string;
