@@ -1,4 +1,13 @@
-import { bool, csv, defineConfig, durationMs, port, positiveInt, z } from '@sluice/config';
+import {
+  bool,
+  csv,
+  defineConfig,
+  durationMs,
+  port,
+  positiveInt,
+  redisUrl,
+  z,
+} from '@sluice/config';
 
 /** Configuration of the ingestion gateway (every variable, with its default). */
 export const config = defineConfig({
@@ -79,8 +88,18 @@ export const config = defineConfig({
   INGEST_DEVICE_RATE: positiveInt(5000),
   /** Per-device burst, events. Default 10000. */
   INGEST_DEVICE_BURST: positiveInt(10_000),
-  /** Devices tracked by the rate limiter at once (least recently seen are forgotten). Default 100000. */
+  /** Devices tracked by the per-process rate limiter at once (least recently seen are forgotten). Default 100000. */
   INGEST_RATE_LIMIT_MAX_DEVICES: positiveInt(100_000),
+  /**
+   * Where the per-device buckets live: `redis` (one bucket per device for every gateway replica; per
+   * process only while Redis cannot answer) or `local` (per process: a device spread over N replicas
+   * gets N times its rate). Default `redis`.
+   */
+  INGEST_RATE_LIMIT_STORE: z.enum(['redis', 'local']).default('redis'),
+  /** Redis of the shared rate limits (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. */
+  REDIS_URL: redisUrl(),
+  /** Bound on one rate-limit round trip; past it the batch is decided by the per-process bucket. Default 100ms. */
+  INGEST_RATE_LIMIT_TIMEOUT: durationMs('100ms'),
   /**
    * Bearer tokens inline: `<sha256-hex>=<device>|<device>;<sha256-hex>=*` (`*` = any device, for a
    * gateway credential). Combined with INGEST_AUTH_TOKENS_FILE. Default none.

@@ -13,7 +13,13 @@ import { HttpGateway } from './http-server';
 import { createIngestMetrics } from './metrics';
 import { IngestPipeline } from './pipeline';
 import { BatchPublisher } from './publisher';
-import { DeviceRateLimiter } from './rate-limiter';
+import {
+  connectRateLimitRedis,
+  DeviceRateLimiter,
+  rateLimitPrefix,
+  SharedRateLimiter,
+  type RateLimiter,
+} from './rate-limiter';
 import { buildRoutes, parsePlacement, type RegionRoute } from './routing';
 import { loadTls } from './tls';
 import { EventValidator } from './validator';
@@ -37,6 +43,10 @@ export interface Gateway {
   grpcFlow: () => GrpcFlowStats;
   /** Stops the listeners gracefully (for `serve({ before })`). */
   stoppable: Stoppable;
+  /** The device rate limiter (shared in Redis, or per process). */
+  limiter: RateLimiter;
+  /** Closes the store connections (after the listeners stopped). */
+  close: Stoppable;
 }
 
 /** Builds the parts from config, provisions the raw stream(s), starts both listeners. */
@@ -91,14 +101,35 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     maxFutureSkewMs: c.INGEST_MAX_FUTURE_SKEW,
     maxAgeMs: c.INGEST_MAX_EVENT_AGE,
   });
+  const local = new DeviceRateLimiter({
+    ratePerSec: c.INGEST_DEVICE_RATE,
+    burst: c.INGEST_DEVICE_BURST,
+    maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES,
+  });
+  // One bucket per device for every replica (docs/DECISIONS.md #28); per process while Redis is away.
+  const store =
+    c.INGEST_RATE_LIMIT_STORE === 'redis'
+      ? await connectRateLimitRedis({
+          url: c.REDIS_URL,
+          commandTimeoutMs: c.INGEST_RATE_LIMIT_TIMEOUT,
+          readyWaitMs: 5_000,
+        })
+      : undefined;
+  const limiter: RateLimiter = store
+    ? new SharedRateLimiter({
+        redis: store.redis,
+        prefix: rateLimitPrefix(deps.topology.namespace),
+        ratePerSec: c.INGEST_DEVICE_RATE,
+        burst: c.INGEST_DEVICE_BURST,
+        local,
+        metrics,
+        log,
+      })
+    : local;
   const pipeline = new IngestPipeline({
     validator,
     routes,
-    limiter: new DeviceRateLimiter({
-      ratePerSec: c.INGEST_DEVICE_RATE,
-      burst: c.INGEST_DEVICE_BURST,
-      maxDevices: c.INGEST_RATE_LIMIT_MAX_DEVICES,
-    }),
+    limiter,
     publisher,
     metrics,
     maxBatchEvents: c.INGEST_MAX_BATCH_EVENTS,
@@ -145,6 +176,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       streams: streams.map((s) => s.name),
       tokens: auth.tokenCount,
       tls: Boolean(tls),
+      rateLimits: store ? 'redis' : 'local',
     },
     'ingestion listening',
   );
@@ -161,5 +193,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         log.info('ingestion listeners drained');
       },
     },
+    limiter,
+    close: { name: 'redis', stop: async () => store?.stoppable.stop() },
   };
 }

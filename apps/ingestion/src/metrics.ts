@@ -3,6 +3,16 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export { INGEST_METRICS };
 
+/** Metrics of the shared (Redis) device rate limit. */
+export const RATE_LIMIT_METRICS = {
+  /** Gauge: 1 while the shared buckets in Redis decide, 0 while each gateway process decides alone. */
+  storeUp: 'sluice_ingest_rate_limit_store_up',
+  /** Counter: batches decided by the per-process buckets because Redis could not answer. */
+  fallbacks: 'sluice_ingest_rate_limit_fallbacks_total',
+  /** Histogram: one shared rate-limit round trip (one per batch). */
+  roundTrip: 'sluice_ingest_rate_limit_round_trip_seconds',
+} as const;
+
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
 
 export function createIngestMetrics(registry: Registry) {
@@ -35,6 +45,22 @@ export function createIngestMetrics(registry: Registry) {
       name: INGEST_METRICS.batches,
       help: 'Batches answered, by transport and status',
       labelNames: ['transport', 'status'],
+      registers: [registry],
+    }),
+    rateLimitStoreUp: new Gauge({
+      name: RATE_LIMIT_METRICS.storeUp,
+      help: '1 while the device rate limits are shared by the gateway replicas (Redis answers), 0 while they are per process',
+      registers: [registry],
+    }),
+    rateLimitFallbacks: new Counter({
+      name: RATE_LIMIT_METRICS.fallbacks,
+      help: 'Batches rate-limited by the per-process buckets because Redis could not answer',
+      registers: [registry],
+    }),
+    rateLimitRoundTrip: new Histogram({
+      name: RATE_LIMIT_METRICS.roundTrip,
+      help: 'Shared rate-limit round trip to Redis (one per batch), seconds',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers: [registry],
     }),
     rateLimited: new Counter({

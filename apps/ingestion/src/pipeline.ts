@@ -13,7 +13,7 @@ import type { Principal } from './auth';
 import { BatchIdConflictError, BatchRejectedError, RetryableError } from './errors';
 import type { IngestMetrics } from './metrics';
 import type { BatchPublisher, PublishPart } from './publisher';
-import type { DeviceRateLimiter } from './rate-limiter';
+import type { RateLimiter } from './rate-limiter';
 import type { RegionRoute } from './routing';
 import type { EventValidator } from './validator';
 
@@ -21,7 +21,8 @@ import type { EventValidator } from './validator';
 export interface PipelineOptions {
   validator: EventValidator;
   routes: ReadonlyMap<string, RegionRoute>;
-  limiter: DeviceRateLimiter;
+  /** Per-device buckets, shared by the replicas in Redis or per process. */
+  limiter: RateLimiter;
   publisher: BatchPublisher;
   metrics: IngestMetrics;
   /** Most events in one batch (rejected ones included). */
@@ -209,7 +210,7 @@ export class IngestPipeline {
       this.opts.metrics.eventsRejected.inc({ field: fieldLabel(r.field) });
     if (input.rejected && input.indices) rejections.sort((a, b) => a.index - b.index);
 
-    const waitMs = this.opts.limiter.take(perDevice);
+    const waitMs = await this.opts.limiter.take(perDevice);
     if (waitMs > 0) {
       this.opts.metrics.rateLimited.inc();
       throw new RetryableError(

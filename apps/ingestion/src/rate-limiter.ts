@@ -1,3 +1,8 @@
+import type { Logger } from '@sluice/observability';
+import type { Stoppable } from '@sluice/runtime';
+import Redis from 'ioredis';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+
 /** Options of {@link DeviceRateLimiter}. */
 export interface RateLimitOptions {
   /** Sustained events per second per device. */
@@ -16,10 +21,11 @@ interface Bucket {
 }
 
 /**
- * Token bucket per device id. {@link take} is all-or-nothing over one batch: either every device's
+ * Token bucket per device id, in this process (INGEST_RATE_LIMIT_STORE=local, or while Redis cannot
+ * answer). {@link take} is all-or-nothing over one batch: either every device's
  * events fit and all are taken, or nothing is taken and the wait until they would fit is returned.
  */
-export class DeviceRateLimiter {
+export class DeviceRateLimiter implements RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly now: () => number;
 
@@ -65,4 +71,197 @@ export class DeviceRateLimiter {
     this.buckets.set(device, b);
     return b;
   }
+}
+
+/** Decides whether a batch fits its devices' rate: 0 when it does (and takes it), else ms to wait. */
+export interface RateLimiter {
+  take(counts: ReadonlyMap<string, number>): number | Promise<number>;
+}
+
+/**
+ * KEYS: one bucket per device (its theoretical arrival time, µs). ARGV: emission interval µs,
+ * tolerance µs (burst × interval), then each device's event count. GCRA, all or nothing over the
+ * batch, on Redis's clock: 0 when every device fits (all taken), else the ms until the batch would.
+ */
+const TAKE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local waitUs = 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local cost = tonumber(ARGV[i + 2]) * interval
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat + cost
+  local w = tats[i] - now - tolerance
+  if cost > tolerance then w = tolerance end
+  if w > waitUs then waitUs = w end
+end
+if waitUs > 0 then return math.ceil(waitUs / 1000) end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+end
+return 0
+`;
+
+interface ScriptedRedis extends Redis {
+  ingestRateTake(numKeys: number, ...args: Array<string | number>): Promise<number>;
+}
+
+/** The metrics of {@link SharedRateLimiter} (from `createIngestMetrics`). */
+export interface SharedRateLimitMetrics {
+  rateLimitStoreUp: Gauge;
+  rateLimitFallbacks: Counter;
+  rateLimitRoundTrip: Histogram;
+}
+
+/** Options of {@link SharedRateLimiter}. */
+export interface SharedRateLimitOptions {
+  redis: Redis;
+  /** Key prefix of this namespace ({@link rateLimitPrefix}). */
+  prefix: string;
+  /** Sustained events per second per device. */
+  ratePerSec: number;
+  /** Events a device may send at once after being idle. */
+  burst: number;
+  /** Decides while Redis cannot answer: the per-process buckets. */
+  local: DeviceRateLimiter;
+  metrics: SharedRateLimitMetrics;
+  log: Logger;
+  /** After a failed round trip, decide per process for this long before trying Redis again. Default 1 s. */
+  retryAfterMs?: number;
+}
+
+/** `sluice:<namespace|default>:ingest:rate:` */
+export function rateLimitPrefix(namespace: string): string {
+  return `sluice:${namespace || 'default'}:ingest:rate:`;
+}
+
+/**
+ * The per-device token bucket shared by every gateway replica: one Redis script per batch (GCRA, the
+ * same all-or-nothing answer as {@link DeviceRateLimiter}), a key per device that expires once its
+ * bucket is full again, so Redis holds only the devices seen within `burst / rate` seconds. While
+ * Redis cannot answer (not connected, an error, a timeout) the per-process buckets decide instead:
+ * one warning per outage, `sluice_ingest_rate_limit_store_up` 0, and every such batch counted in
+ * `sluice_ingest_rate_limit_fallbacks_total`; each replica then allows a device up to its own rate.
+ */
+export class SharedRateLimiter implements RateLimiter {
+  private readonly redis: ScriptedRedis;
+  private readonly intervalUs: number;
+  private readonly toleranceUs: number;
+  private readonly retryAfterMs: number;
+  private down: { since: number; batches: number } | undefined;
+  private retryAt = 0;
+
+  constructor(private readonly opts: SharedRateLimitOptions) {
+    const redis = opts.redis as ScriptedRedis;
+    if (!redis.ingestRateTake) redis.defineCommand('ingestRateTake', { lua: TAKE });
+    this.redis = redis;
+    this.intervalUs = 1e6 / opts.ratePerSec;
+    this.toleranceUs = opts.burst * this.intervalUs;
+    this.retryAfterMs = opts.retryAfterMs ?? 1_000;
+    opts.metrics.rateLimitStoreUp.set(1);
+  }
+
+  /** Whether the shared buckets decide now (false during an outage). */
+  get shared(): boolean {
+    return this.down === undefined;
+  }
+
+  take(counts: ReadonlyMap<string, number>): number | Promise<number> {
+    if (this.redis.status !== 'ready' || Date.now() < this.retryAt)
+      return this.fallBack(counts, `redis is ${this.redis.status}`);
+    return this.takeShared(counts);
+  }
+
+  private async takeShared(counts: ReadonlyMap<string, number>): Promise<number> {
+    const keys: string[] = [];
+    const args: Array<string | number> = [this.intervalUs, this.toleranceUs];
+    for (const [device, n] of counts) {
+      keys.push(this.opts.prefix + device);
+      args.push(n);
+    }
+    const started = performance.now();
+    let waitMs: number;
+    try {
+      waitMs = await this.redis.ingestRateTake(keys.length, ...keys, ...args);
+    } catch (err) {
+      return this.fallBack(counts, err);
+    }
+    this.opts.metrics.rateLimitRoundTrip.observe((performance.now() - started) / 1000);
+    if (this.down) {
+      const { since, batches } = this.down;
+      this.down = undefined;
+      this.opts.metrics.rateLimitStoreUp.set(1);
+      this.opts.log.info(
+        { downForMs: Date.now() - since, perProcessBatches: batches },
+        'redis answers again: device rate limits are shared by the gateway replicas again',
+      );
+    }
+    return waitMs;
+  }
+
+  private fallBack(counts: ReadonlyMap<string, number>, err: unknown): number {
+    this.opts.metrics.rateLimitFallbacks.inc();
+    if (!this.down) {
+      this.down = { since: Date.now(), batches: 0 };
+      this.retryAt = Date.now() + this.retryAfterMs;
+      this.opts.metrics.rateLimitStoreUp.set(0);
+      this.opts.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'redis unavailable: device rate limits are per gateway process until it answers',
+      );
+    } else if (Date.now() >= this.retryAt) this.retryAt = Date.now() + this.retryAfterMs;
+    this.down.batches++;
+    return this.opts.local.take(counts);
+  }
+}
+
+/**
+ * The rate limiter's Redis connection: never queues (a command while disconnected fails at once and
+ * the batch is decided per process), no command retries, `commandTimeoutMs` on every command,
+ * reconnects at most 500 ms apart in the background. Resolves once connected or after `readyWaitMs`
+ * (then the gateway starts with per-process limits, reported once).
+ */
+export async function connectRateLimitRedis(opts: {
+  url: string;
+  commandTimeoutMs: number;
+  readyWaitMs: number;
+}): Promise<{ redis: Redis; stoppable: Stoppable }> {
+  const redis = new Redis(opts.url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: 5_000,
+    // How long a closed connection's socket may linger (ioredis default 2 s, which delays exit).
+    disconnectTimeout: 500,
+    retryStrategy: (times) => Math.min(times * 100, 500),
+    connectionName: 'sluice-ingestion',
+  });
+  // Outages are reported by the limiter (once each), not per reconnect attempt.
+  redis.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    redis.connect().catch(() => undefined),
+    new Promise((r) => (timer = setTimeout(r, opts.readyWaitMs))),
+  ]);
+  clearTimeout(timer);
+  return {
+    redis,
+    stoppable: {
+      name: 'redis',
+      stop: async () => {
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([
+          redis.status === 'ready' ? redis.quit().catch(() => undefined) : undefined,
+          new Promise((r) => (t = setTimeout(r, 2_000))),
+        ]);
+        clearTimeout(t);
+        redis.disconnect();
+      },
+    },
+  };
 }

@@ -21,6 +21,7 @@ export function createService(rt: Runtime<Config>): Service {
         describe: () => ({ grpcPort: gateway?.grpcPort, httpPort: gateway?.httpPort }),
       },
     ],
+    close: [{ name: 'redis', stop: async () => gateway?.close.stop() }],
     ready: { nats_publish: () => gateway?.publisher.isConnected ?? false },
   };
 }

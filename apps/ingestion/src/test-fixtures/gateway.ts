@@ -81,6 +81,7 @@ export async function startTestGateway(
     async stop() {
       c.close();
       await gw.stoppable.stop();
+      await gw.close.stop();
       if (!shared) {
         const jsm = await jetstreamManager(nc);
         for (const r of gw.routes.values())
