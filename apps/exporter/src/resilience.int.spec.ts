@@ -15,6 +15,7 @@ import {
   duplicates,
   exporterHarness,
   FAST,
+  metric,
   waitForIds,
   type ExporterHarness,
 } from './test-fixtures/harness';
@@ -164,6 +165,53 @@ describe('exporter: isolation, dead letters, crashes', () => {
     expect(header(EVENT_DLQ_HEADERS.EVENT_ID)).toBe(poisonId);
     expect(header(EVENT_DLQ_HEADERS.EVENT_INDEX)).toBe('1');
     expect(await h.pg.storedIds()).not.toContain(poisonId);
+  });
+
+  it('a destination that cannot start is restarted with back-off and makes the exporter unready, while the others export; removing it makes it ready', async () => {
+    const files = { name: 'files', type: 'file', ...FAST, options: { dir: h.dir('files') } };
+    await h.writeConfig({
+      destinations: [
+        files,
+        {
+          name: 'series',
+          type: 'mongodb',
+          ...FAST,
+          // The local MongoDB-wire server has no time-series collections: refused at connect, for good.
+          options: {
+            url: mongoTestUrl(),
+            database: h.mongo.name,
+            writeConcernW: 1,
+            timeseries: true,
+          },
+        },
+      ],
+    });
+    const p = await h.start();
+    const port = await h.opsPort(p);
+    const readyz = async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
+    const e = telemetryEvent(uniqueId('flows'));
+    await h.publish([e]);
+    await waitForIds('files', () => h.fileIds('files'), new Set([e.kind!.value.eventId]));
+    expect(await readyz()).toBe(503);
+    expect(await metric(port, 'sluice_exporter_destination_up', 'destination="series"')).toBe(0);
+    expect(await metric(port, 'sluice_exporter_destination_up', 'destination="files"')).toBe(1);
+    await waitFor(
+      'a restart attempt',
+      async () =>
+        ((await metric(
+          port,
+          'sluice_exporter_destination_restarts_total',
+          'destination="series"',
+        )) ?? 0) >= 1,
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
+    expect(
+      p.lines.some((l) => l.includes('SinkUnsupportedError') || l.includes('time-series')),
+    ).toBe(true);
+
+    await h.writeConfig({ destinations: [files] });
+    await p.waitForLine(/"removed":\["series"\].*destinations file reloaded/, 30_000);
+    await waitFor('ready', async () => (await readyz()) === 200, { timeoutMs: 15_000 });
   });
 
   it('killed with SIGKILL mid-stream and restarted: nothing lost; none twice in PostgreSQL and MongoDB, duplicates in files identifiable by event_id', async () => {
