@@ -3,7 +3,7 @@ const { globSync } = require('node:fs');
 module.exports = {
   // Global options are not read from project configs: integration tests need more than jest's 5 s.
   testTimeout: 60_000,
-  projects: globSync('{apps,libs,libs/sinks,tools}/*/jest.config.cjs', { cwd: __dirname }).map(
-    (p) => `<rootDir>/${p}`,
-  ),
+  projects: globSync('{apps,libs,libs/sinks,libs/clients,tools}/*/jest.config.cjs', {
+    cwd: __dirname,
+  }).map((p) => `<rootDir>/${p}`),
 };
