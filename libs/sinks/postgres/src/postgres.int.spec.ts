@@ -132,6 +132,14 @@ describe('PostgresSink on the real server', () => {
     }
   });
 
+  it('replicas connecting at once to a fresh schema both start; each migration is applied once', async () => {
+    const replicas = [0, 1, 2].map((i) => make({ name: `replica-${i}` }));
+    await Promise.all(replicas.map((r) => r.connect()));
+    const applied = await db.pool.query(`SELECT version FROM ${migrationTable(MIGRATION_SERVICE)}`);
+    expect(applied.rows).toEqual([{ version: 1 }]);
+    await Promise.all(replicas.map((r) => r.close(Date.now() + 1_000)));
+  });
+
   it('keeps the first copy of an event and adds no detection rows on redelivery', async () => {
     const s = make();
     await s.write(recordsOf([telemetryEvent('dup-t', { value: 1 }), detectionEvent('dup-d')]));

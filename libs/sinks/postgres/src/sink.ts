@@ -76,7 +76,11 @@ export class PostgresSink implements Sink {
     });
     try {
       if (o.migrate) {
-        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${o.schema}`);
+        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${o.schema}`).catch((err: unknown) => {
+          // Replicas starting together: IF NOT EXISTS still races on the catalog's unique index.
+          const code = (err as { code?: string }).code;
+          if (code !== '42P06' && code !== '23505') throw err;
+        });
         await migrate(pool, { service: MIGRATION_SERVICE, dir: this.dir, log: this.log });
       } else {
         await checkMigrations(pool, { service: MIGRATION_SERVICE, dir: this.dir });
