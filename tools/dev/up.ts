@@ -176,6 +176,7 @@ async function exporterEnv(): Promise<Record<string, string>> {
   say(
     `    files    ${dir}/jsonl and ${dir}/csv: the open file is *.tmp (whole lines), renamed each minute; try: tail -qn 3 ${dir}/jsonl/*.tmp`,
   );
+  if (mqtt) say("    mqtt     try: mosquitto_sub -h 127.0.0.1 -t 'sluice/detections/#' -v");
   if (amqp)
     say(
       '    amqp     exchange sluice.export; try: bash scripts/run.sh tsx examples/detection-export/amqp-tail.ts sluice.export',

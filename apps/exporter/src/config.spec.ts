@@ -144,7 +144,7 @@ destinations:
       'destinations[1].options.poolSize': 'must be greater than 0',
       'destinations[2].options.topic': 'is not an option of a file destination',
       'destinations[3].type':
-        '"kafka" is not a destination type; one of amqp, file, postgres, mongodb',
+        '"kafka" is not a destination type; one of mqtt, amqp, postgres, mongodb, file',
       'destinations[4].name': expect.stringContaining('lowercase letters'),
       'destinations[4].filters.min_confidence': expect.stringContaining('<=1'),
       'destinations[4].filters.regions[0]': expect.stringContaining('"."'),
@@ -188,6 +188,10 @@ destinations:
     type: file
     filters: { kinds: [telemetry], labels: [person] }
     options: { dir: /tmp/t }
+  - name: broker
+    type: mqtt
+    format: protobuf
+    options: { url: "mqtt://127.0.0.1:1883", detectionTopic: "cams/{camera}/#", qos: 3 }
 `);
     const byPath = Object.fromEntries(e.fileIssues.map((i) => [i.path, i.reason]));
     expect(byPath['destinations[0].options.prefix']).toContain('needs {kind} for CSV');
@@ -201,6 +205,19 @@ destinations:
     );
     expect(byPath['destinations[5].options.writeConcernW']).toContain('"majority"');
     expect(byPath['destinations[6].filters']).toContain('kinds keeps telemetry only');
+    expect(byPath['destinations[7].options.qos']).toBe('must be 0, 1 or 2');
+    const topic = issuesOf(`
+destinations:
+  - name: broker
+    type: mqtt
+    options: { url: "mqtt://127.0.0.1:1883", detectionTopic: "cams/{camera}/x" }
+`);
+    expect(topic.fileIssues).toEqual([
+      {
+        path: 'destinations[0].options.detectionTopic',
+        reason: expect.stringContaining('{camera}'),
+      },
+    ]);
     // The mongodb resolver's own checks are named under the destination's options too.
     const m = issuesOf(`
 destinations:

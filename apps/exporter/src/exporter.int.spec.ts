@@ -2,9 +2,10 @@ import { CONTENT_TYPES, encodeBatch, HEADERS } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
 import { decodeRecord, type ExportFormat } from '@sluice/sinks-core';
 import { createAmqpTestTopology, type AmqpTestTopology } from '@sluice/sinks-amqp/testing';
+import { createMqttTestTopics, type MqttTestTopics } from '@sluice/sinks-mqtt/testing';
 import { GOLDEN_EVENTS, GOLDEN_RECORDS, telemetryEvent } from '@sluice/sinks-core/testing';
 import { mongoTestUrl } from '@sluice/sinks-mongodb/testing';
-import { natsFixture, spawnService, uniqueId, type NatsFixture } from '@sluice/testing';
+import { natsFixture, spawnService, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import {
   exporterHarness,
   FAST,
@@ -20,6 +21,7 @@ describe('exporter process', () => {
   let nats: NatsFixture;
   let h: ExporterHarness;
   const rabbit: AmqpTestTopology[] = [];
+  const brokers: Array<{ topics: MqttTestTopics; clientIds: string[] }> = [];
 
   beforeAll(async () => {
     nats = await natsFixture();
@@ -30,6 +32,7 @@ describe('exporter process', () => {
   afterEach(async () => {
     await h.cleanup();
     for (const t of rabbit.splice(0)) await t.cleanup();
+    for (const b of brokers.splice(0)) await b.topics.cleanup(b.clientIds);
   });
   afterAll(async () => {
     await nats.cleanup();
@@ -48,8 +51,27 @@ describe('exporter process', () => {
       ...FAST,
       options: { url: t.url(), exchange: t.exchange },
     });
+    const topics = await createMqttTestTopics('exp');
+    const clientIds = [uniqueId('exp-mqtt-json'), uniqueId('exp-mqtt-proto')];
+    brokers.push({ topics, clientIds });
+    const mqtt = (name: string, format: ExportFormat, clientId: string) => ({
+      name,
+      type: 'mqtt',
+      format,
+      ...FAST,
+      options: {
+        url: topics.url(),
+        clientId,
+        qos: 2,
+        // One topic per frame (no {label}): one message per record, like every other destination.
+        telemetryTopic: `${topics.root}/${format}/t/{device_id}`,
+        detectionTopic: `${topics.root}/${format}/d/{stream_id}`,
+      },
+    });
     await h.writeConfig({
       destinations: [
+        mqtt('mqtt-json', 'json', clientIds[0]!),
+        mqtt('mqtt-proto', 'protobuf', clientIds[1]!),
         amqp('rabbit-json', rabbitJson!, 'json'),
         amqp('rabbit-proto', rabbitProto!, 'protobuf'),
         { name: 'lines', type: 'file', ...FAST, options: { dir: h.dir('lines') } },
@@ -95,6 +117,15 @@ describe('exporter process', () => {
     expect(byId(await h.pg.records())).toEqual(golden);
     await waitForIds('mongodb', () => h.mongo.allIds(), all);
     expect(byId(await h.mongoRecords())).toEqual(golden);
+    await waitFor(
+      'mqtt',
+      async () => (await topics.storedIds()).length >= 2 * all.size || undefined,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    for (const format of ['json', 'protobuf'] as const) {
+      const got = topics.messages.filter((m) => m.topic.startsWith(`${topics.root}/${format}/`));
+      expect(byId(got.map((m) => decodeRecord(format, m.payload)))).toEqual(golden);
+    }
     for (const [t, format] of [
       [rabbitJson!, 'json'],
       [rabbitProto!, 'protobuf'],

@@ -12,6 +12,12 @@ import {
 } from '@sluice/sinks-amqp';
 import type { Sink } from '@sluice/sinks-core';
 import {
+  MqttSink,
+  mqttSinkOptionsSchema,
+  resolveMqttOptions,
+  type MqttSinkOptions,
+} from '@sluice/sinks-mqtt';
+import {
   FileSink,
   fileSinkOptionsSchema,
   resolveFileOptions,
@@ -95,17 +101,17 @@ function mongoOptions(options: Record<string, unknown>): MongoSinkOptions {
 
 /** Every destination type with a sink in this build, by the name written in `type`. */
 export const SINK_TYPES: Readonly<Record<string, SinkType>> = {
+  mqtt: {
+    formats: { json: 'json', protobuf: 'protobuf' },
+    schema: mqttSinkOptionsSchema,
+    validate: (o, at) => void resolveMqttOptions(o as MqttSinkOptions, at),
+    create: (o) => new MqttSink(o as MqttSinkOptions),
+  },
   amqp: {
     formats: { json: 'json', protobuf: 'protobuf' },
     schema: amqpSinkOptionsSchema,
     validate: (o, at) => void resolveAmqpOptions(o as AmqpSinkOptions, at),
     create: (o) => new AmqpSink(o as AmqpSinkOptions),
-  },
-  file: {
-    formats: { json: 'jsonl', csv: 'csv' },
-    schema: fileSinkOptionsSchema,
-    validate: (o, at) => void resolveFileOptions(o as FileSinkOptions, at),
-    create: (o) => new FileSink(o as FileSinkOptions),
   },
   postgres: {
     schema: postgresSinkOptionsSchema,
@@ -120,6 +126,12 @@ export const SINK_TYPES: Readonly<Record<string, SinkType>> = {
     schema: mongoOptionsSchema,
     validate: (o, at) => prefixed(at, () => void resolveMongoOptions(mongoOptions(o))),
     create: (o) => new MongoSink(mongoOptions(o)),
+  },
+  file: {
+    formats: { json: 'jsonl', csv: 'csv' },
+    schema: fileSinkOptionsSchema,
+    validate: (o, at) => void resolveFileOptions(o as FileSinkOptions, at),
+    create: (o) => new FileSink(o as FileSinkOptions),
   },
 };
 
