@@ -27,10 +27,11 @@ const options = {
   tsconfig: 'tsconfig.base.json',
   logLevel: 'warning',
 };
-await build({
+const main = await build({
   ...options,
   entryPoints: [entry],
   outfile: join(outdir, app ? 'main.js' : 'index.js'),
+  metafile: true,
 });
 // Every application ships the OpenTelemetry instrumentation preload beside its main.js:
 // `node --require dist/apps/<app>/preload.js dist/apps/<app>/main.js`.
@@ -53,3 +54,17 @@ if (app && existsSync(cli)) {
 const migrations = join(root, 'migrations');
 if (app && existsSync(migrations))
   cpSync(migrations, join(outdir, 'migrations'), { recursive: true });
+// So do the migrations of the sink libraries compiled into it: libs/sinks/<name>/migrations becomes
+// migrations/sinks-<name> (where such a lib looks beside the bundle).
+if (app) {
+  const sinks = new Set(
+    Object.keys(main.metafile.inputs)
+      .map((f) => /^libs\/sinks\/([^/]+)\/src\//.exec(f.replace(/\\/g, '/'))?.[1])
+      .filter((n) => n !== undefined),
+  );
+  for (const name of sinks) {
+    const dir = join('libs', 'sinks', name, 'migrations');
+    if (existsSync(dir))
+      cpSync(dir, join(outdir, 'migrations', `sinks-${name}`), { recursive: true });
+  }
+}
