@@ -157,9 +157,9 @@ export class Archiver {
     };
   }
 
-  /** Starts the age check (and the buffer gauges). */
-  start(): void {
-    this.encoder?.warm();
+  /** Starts the encoder thread (resolves once it is loaded), the age check and the buffer gauges. */
+  async start(): Promise<void> {
+    await this.encoder?.warm();
     clearInterval(this.timer);
     this.closing = false;
     this.timer = setInterval(

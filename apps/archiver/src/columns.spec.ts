@@ -132,6 +132,11 @@ describe('archive columns from wire bytes', () => {
         }),
         telemetry('same-b', { value: Number.NaN, schemaVersion: 4_294_967_295, region: 'a b/..' }),
         telemetry('same-a', { value: -0, region: 'a b/..' }),
+        // One device's events out of time order, and two at the same time.
+        telemetry('late', { deviceId: 'dev-9', eventTime: new Date(T0 + 5_000) }),
+        telemetry('tie-2', { deviceId: 'dev-9', eventTime: new Date(T0 + 3_000) }),
+        telemetry('early', { deviceId: 'dev-9', eventTime: new Date(T0 + 1_000) }),
+        telemetry('tie-1', { deviceId: 'dev-9', eventTime: new Date(T0 + 3_000) }),
       ],
     });
     const payloads = batches.map((b, i) => ({

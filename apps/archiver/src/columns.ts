@@ -223,18 +223,31 @@ export function sortOrder(p: Events, arena: Uint8Array): Uint32Array {
     });
   const rankOf = new Int32Array(p.devices.length);
   byId.forEach((d, r) => (rankOf[d] = r));
-  const rank = new Int32Array(n);
-  for (let i = 0; i < n; i++) rank[i] = rankOf[p.device[i]!]!;
   const { time, idStart, idEnd } = p;
+  // Grouped by device (a counting sort keeps arrival order), then each device's events by time,
+  // which they mostly arrive in already: a group is sorted only when it is not.
+  const d = p.devices.length;
+  const first = new Int32Array(d + 1);
+  for (let i = 0; i < n; i++) first[rankOf[p.device[i]!]! + 1]!++;
+  for (let r = 0; r < d; r++) first[r + 1]! += first[r]!;
+  const fill = first.slice(0, d);
   const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => {
-    const d = rank[a]! - rank[b]!;
-    if (d !== 0) return d;
+  for (let i = 0; i < n; i++) order[fill[rankOf[p.device[i]!]!]!++] = i;
+  const inDevice = (a: number, b: number) => {
     const t = time[a]! - time[b]!;
     if (t !== 0) return t;
     return compareIds(arena, idStart[a]!, idEnd[a]!, idStart[b]!, idEnd[b]!);
-  });
+  };
+  for (let r = 0; r < d; r++) {
+    const from = first[r]!;
+    const to = first[r + 1]!;
+    for (let k = from + 1; k < to; k++) {
+      if (inDevice(order[k - 1]!, order[k]!) > 0) {
+        order.subarray(from, to).sort(inDevice);
+        break;
+      }
+    }
+  }
   return order;
 }
 

@@ -36,6 +36,7 @@ export interface EncodeRequest {
 }
 
 export type EncodeReply =
+  | { ready: true }
   | { id: number; bodies: Uint8Array[]; arena: Uint8Array }
   | { id: number; error: { name: string; message: string; stack?: string } };
 
@@ -81,11 +82,20 @@ export class SegmentEncoder {
     { resolve: (b: Uint8Array[]) => void; reject: (e: Error) => void }
   >();
   private next = 1;
+  private loaded: Promise<void> | undefined;
 
   private start(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(workerEntry(), { name: 'archive-encoder' });
+    let onLoaded!: () => void;
+    let onFailed!: (e: Error) => void;
+    this.loaded = new Promise<void>((res, rej) => {
+      onLoaded = res;
+      onFailed = rej;
+    });
+    this.loaded.catch(() => undefined);
     w.on('message', (r: EncodeReply) => {
+      if ('ready' in r) return onLoaded();
       const wait = this.waiting.get(r.id);
       if (!wait) return;
       this.waiting.delete(r.id);
@@ -106,6 +116,7 @@ export class SegmentEncoder {
         `the archive encoder thread stopped: ${(cause as Error)?.message ?? String(cause)}`,
         { cause },
       );
+      onFailed(err);
       for (const wait of this.waiting.values()) wait.reject(err);
       this.waiting.clear();
     };
@@ -116,9 +127,13 @@ export class SegmentEncoder {
     return w;
   }
 
-  /** Starts the worker ahead of the first segment (its modules and Parquet writer load meanwhile). */
-  warm(): void {
+  /**
+   * Starts the worker ahead of the first segment; resolves once its modules and Parquet writer are
+   * loaded (rejects with {@link ArchiveEncoderError} if it cannot start).
+   */
+  async warm(): Promise<void> {
     this.start();
+    await this.loaded;
   }
 
   /**

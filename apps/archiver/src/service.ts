@@ -174,7 +174,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
         metrics,
       });
       hook = archiver.storeFailpoint;
-      archiver.start();
+      await archiver.start();
       log.info(
         { archive: store.location, formats: c.ARCHIVER_FORMATS, retentionMs: c.ARCHIVER_RETENTION },
         `archiving ${stream.name} to ${store.location}`,

@@ -17,3 +17,6 @@ port.on('message', (req: EncodeRequest) => {
   }
   port.postMessage(reply, 'bodies' in reply ? transferList([...reply.bodies, reply.arena]) : []);
 });
+
+// Loaded: the archiver waits for this before it starts consuming.
+port.postMessage({ ready: true } satisfies EncodeReply);
