@@ -109,24 +109,28 @@ export class ApiTransportError extends SluiceError {
   readonly operation: string;
 
   constructor(operation: string, code: 'api_unreachable' | 'api_timeout', cause: unknown) {
-    const reason =
-      code === 'api_timeout'
-        ? 'no answer within the deadline'
-        : cause instanceof Error
-          ? describeCause(cause)
-          : String(cause);
+    const reason = code === 'api_timeout' ? 'no answer within the deadline' : describeCause(cause);
     super(`${operation}: ${reason}`, { retriable: true, cause });
     this.code = code;
     this.operation = operation;
   }
 }
 
+interface ErrorLike {
+  message: string;
+  cause?: unknown;
+}
+
+// Duck-typed: fetch's errors come from another realm under some runners, where instanceof fails.
+function isErrorLike(e: unknown): e is ErrorLike {
+  return typeof e === 'object' && e !== null && typeof (e as ErrorLike).message === 'string';
+}
+
 /** The innermost reason of a failed fetch (`connect ECONNREFUSED 127.0.0.1:9480`). */
-function describeCause(err: Error): string {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e instanceof Error && e.cause !== undefined; depth++)
-    e = e.cause;
-  return e instanceof Error ? e.message : err.message;
+function describeCause(err: unknown): string {
+  let e = err;
+  for (let depth = 0; depth < 5 && isErrorLike(e) && isErrorLike(e.cause); depth++) e = e.cause;
+  return isErrorLike(e) ? e.message : String(err);
 }
 
 /** More pages than the caller allowed: narrow the query or raise `maxPages`. */
