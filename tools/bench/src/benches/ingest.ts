@@ -3,9 +3,13 @@
 // same EventBatch bytes straight to JetStream (pipelined), measured in the same run.
 //   npm run bench -- ingest --seconds 60            closed loop: sustained events/s
 //   npm run bench -- ingest --seconds 60 --rate 50000   open loop: ack latency at that offered load
-// Extra flags: --streams 4 --in-flight 16 --batch 500
+//   npm run bench -- ingest --seconds 10 --limits local,redis,local,redis   the same load against a
+//       gateway with per-process device buckets, then one with the buckets shared in Redis, alternating,
+//       in one run: the medians per store (events/s, gateway CPU per 1,000 events) and their ratios
+// Extra flags: --streams 4 --in-flight 16 --batch 500 --limits redis
 import { startBuiltApp } from '../built-app';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { encodeBatch, topology } from '@sluice/contracts';
@@ -69,6 +73,15 @@ function startGateway(env: Record<string, string>) {
   return {
     exited,
     kill: (sig: NodeJS.Signals) => void proc.kill(sig),
+    /** CPU time (user + system, ms) the gateway process used so far; undefined off Linux. */
+    cpuMs(): number | undefined {
+      try {
+        const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime in USER_HZ (100)
+      } catch {
+        return undefined;
+      }
+    },
     async waitForLine(re: RegExp, timeoutMs: number) {
       const end = Date.now() + timeoutMs;
       while (!lines.some((l) => re.test(l))) {
@@ -86,12 +99,38 @@ export const flags: BenchFlags = {
   streams: 'gRPC streams (default 4)',
   'in-flight': 'batches in flight per stream (default 16)',
   batch: 'events per batch (default 500)',
+  limits:
+    'where the device rate limits live, one phase each in this order: local, redis or e.g. local,redis (default redis)',
 };
 
-const bench: Bench = async (opts) => {
-  const streams = Number(opts.flags['streams'] ?? 4);
-  const inFlight = Number(opts.flags['in-flight'] ?? 16);
-  const batchSize = Number(opts.flags['batch'] ?? 500);
+type LimitStore = 'local' | 'redis';
+
+/** What one phase (one gateway process, one rate-limit store) measured. */
+interface Phase {
+  limits: LimitStore;
+  events_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  batches_acked: number;
+  batches_stored_incl_warmup: number;
+  retries: number;
+  failures: number;
+  skipped: number;
+  seconds: number;
+  /**
+   * Gateway CPU (user + system) per 1,000 events accepted while measuring: steadier than events/s on
+   * a shared machine, and what a Redis round trip per batch costs the gateway.
+   */
+  gateway_cpu_ms_per_1k_events: number | undefined;
+}
+
+async function runPhase(
+  opts: Parameters<Bench>[0],
+  limits: LimitStore,
+  pool: TemplatePool,
+  streams: number,
+  inFlight: number,
+): Promise<Phase> {
   const ns = uniqueId('bench');
   const t = topology(ns);
   const grpcPort = await freePort();
@@ -106,9 +145,12 @@ const bench: Bench = async (opts) => {
     INGEST_HOST: '127.0.0.1',
     INGEST_REGIONS: 'eu-west',
     INGEST_AUTH_TOKENS: `${createHash('sha256').update(TOKEN).digest('hex')}=*`,
-    // The bench re-sends a few devices' batches far faster than real devices: no per-device limit.
+    // The bench re-sends a few devices' batches far faster than real devices: the limit never
+    // refuses, but every batch is still checked against it (a Redis round trip with `redis`).
     INGEST_DEVICE_RATE: '1000000000',
     INGEST_DEVICE_BURST: '1000000000',
+    INGEST_RATE_LIMIT_STORE: limits,
+    REDIS_URL: testUrls.redis,
     INGEST_STREAM_MAX_AGE: '10m',
     OTEL_SDK_DISABLED: 'true',
     LOG_LEVEL: 'info',
@@ -117,20 +159,6 @@ const bench: Bench = async (opts) => {
   const jsm = await jetstreamManager(nc);
   try {
     await gateway.waitForLine(/ingestion running/, 60_000);
-    const pool = new TemplatePool(
-      {
-        devices: 50,
-        sensorsPerDevice: 6,
-        minHz: 50,
-        maxHz: 1000,
-        cameraFraction: 0.2,
-        batchSize,
-        regions: ['eu-west'],
-      },
-      32,
-    );
-    const events = pool.templateBatches[0]!.events;
-    const bytesPerBatch = pool.templateBatches[0]!.bytes.length;
     const stats = new RunStats();
     const sender = new GrpcStreamSender(`127.0.0.1:${grpcPort}`, streams, stats, {
       token: TOKEN,
@@ -149,6 +177,7 @@ const bench: Bench = async (opts) => {
     stats.latency.reset();
     stats.window.reset();
     let prev = 0;
+    const cpu0 = gateway.cpuMs();
     const elapsed = await generateLoad({
       sender,
       pool,
@@ -157,41 +186,30 @@ const bench: Bench = async (opts) => {
       rate: opts.rate,
       onSecond: (s) => {
         process.stderr.write(
-          `t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`,
+          `[limits=${limits}] t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`,
         );
         prev = stats.eventsAccepted;
         stats.window.reset();
       },
     });
+    const cpu1 = gateway.cpuMs();
     sender.close();
     const stored = (await jsm.streams.info(t.streams.raw.name)).state.messages;
-    const payloads = pool.templateBatches.map((b) =>
-      encodeBatch({ batchId: 'x', events: b.batch.events }),
-    );
-    const ceiling = await baseline(
-      payloads,
-      events,
-      Math.min(opts.seconds, 10),
-      streams * inFlight,
-    );
     return {
-      name: 'ingest',
-      mode: opts.rate ? `open loop at ${opts.rate} events/s` : 'closed loop (max throughput)',
+      limits,
       events_per_s: round(stats.eventsAccepted / elapsed, 0),
       p50_ms: round(stats.latency.percentile(50), 2),
       p99_ms: round(stats.latency.percentile(99), 2),
-      baseline_events_per_s: round(ceiling, 0),
-      offered_events_per_s: opts.rate ?? null,
-      batch_events: events,
-      batch_bytes: bytesPerBatch,
-      streams,
-      in_flight_per_stream: inFlight,
       batches_acked: stats.batchesAcked,
       batches_stored_incl_warmup: stored,
       retries: stats.retries,
       failures: stats.failures,
       skipped: stats.skipped,
       seconds: round(elapsed, 1),
+      gateway_cpu_ms_per_1k_events:
+        cpu0 === undefined || cpu1 === undefined || stats.eventsAccepted === 0
+          ? undefined
+          : round(((cpu1 - cpu0) * 1000) / stats.eventsAccepted, 3),
     };
   } finally {
     gateway.kill('SIGTERM');
@@ -200,6 +218,89 @@ const bench: Bench = async (opts) => {
     await jsm.streams.delete(t.streams.raw.name).catch(() => undefined);
     await nc.drain();
   }
+}
+
+const bench: Bench = async (opts) => {
+  const streams = Number(opts.flags['streams'] ?? 4);
+  const inFlight = Number(opts.flags['in-flight'] ?? 16);
+  const batchSize = Number(opts.flags['batch'] ?? 500);
+  const phases = (opts.flags['limits'] ?? 'redis').split(',').map((x) => x.trim());
+  for (const p of phases)
+    if (p !== 'local' && p !== 'redis')
+      throw new Error(`--limits takes local, redis or a comma list of them, got "${p}"`);
+  const pool = new TemplatePool(
+    {
+      devices: 50,
+      sensorsPerDevice: 6,
+      minHz: 50,
+      maxHz: 1000,
+      cameraFraction: 0.2,
+      batchSize,
+      regions: ['eu-west'],
+    },
+    32,
+  );
+  const events = pool.templateBatches[0]!.events;
+  const bytesPerBatch = pool.templateBatches[0]!.bytes.length;
+  const results: Phase[] = [];
+  for (const p of phases as LimitStore[])
+    results.push(await runPhase(opts, p, pool, streams, inFlight));
+  const payloads = pool.templateBatches.map((b) =>
+    encodeBatch({ batchId: 'x', events: b.batch.events }),
+  );
+  const ceiling = await baseline(payloads, events, Math.min(opts.seconds, 10), streams * inFlight);
+  const main = results[results.length - 1]!;
+  // Medians over the phases of each store: alternating phases and the median keep a busy machine's
+  // swings (other processes) from deciding the comparison.
+  const median = (store: LimitStore, of: (p: Phase) => number | undefined) => {
+    const xs = results
+      .filter((r) => r.limits === store)
+      .map(of)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    if (xs.length === 0) return undefined;
+    const m = Math.floor(xs.length / 2);
+    return xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
+  };
+  const shared = median('redis', (p) => p.events_per_s);
+  const local = median('local', (p) => p.events_per_s);
+  const sharedCpu = median('redis', (p) => p.gateway_cpu_ms_per_1k_events);
+  const localCpu = median('local', (p) => p.gateway_cpu_ms_per_1k_events);
+  return {
+    name: 'ingest',
+    mode: opts.rate ? `open loop at ${opts.rate} events/s` : 'closed loop (max throughput)',
+    events_per_s: main.events_per_s,
+    p50_ms: main.p50_ms,
+    p99_ms: main.p99_ms,
+    baseline_events_per_s: round(ceiling, 0),
+    limits: main.limits,
+    ...(shared !== undefined && local !== undefined
+      ? {
+          shared_limits_events_per_s: round(shared, 0),
+          local_limits_events_per_s: round(local, 0),
+          shared_vs_local: round(shared / local, 3),
+        }
+      : {}),
+    ...(sharedCpu !== undefined && localCpu !== undefined
+      ? {
+          shared_limits_gateway_cpu_ms_per_1k_events: round(sharedCpu, 3),
+          local_limits_gateway_cpu_ms_per_1k_events: round(localCpu, 3),
+          shared_vs_local_cpu: round(sharedCpu / localCpu, 3),
+        }
+      : {}),
+    phases: results,
+    offered_events_per_s: opts.rate ?? null,
+    batch_events: events,
+    batch_bytes: bytesPerBatch,
+    streams,
+    in_flight_per_stream: inFlight,
+    batches_acked: main.batches_acked,
+    batches_stored_incl_warmup: main.batches_stored_incl_warmup,
+    retries: main.retries,
+    failures: main.failures,
+    skipped: main.skipped,
+    seconds: main.seconds,
+  };
 };
 
 export default bench;

@@ -9,6 +9,10 @@
 //      answers at once; sustained deliveries/s measured at the receiver.
 // Baseline: a bare keep-alive HTTP POST loop (same concurrency, same body size) to the same receiver.
 // Each run uses its own namespace, streams and database, removed afterwards.
+// `--shared-state local,redis` runs the whole of it once per value, in that order, in one run:
+// endpoint limits and consecutive runs per process, then shared by the replicas in Redis.
+// `events_per_s` and the latencies are the last phase's; `phases` lists each; `shared_vs_local` and
+// `shared_vs_local_cpu` compare the medians (deliveries/s, service CPU per delivery) per setting.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
@@ -18,7 +22,14 @@ import { connect } from '@nats-io/transport-node';
 import { encodeBatch, TelemetryEvent, topology, type Event } from '@sluice/contracts';
 import { createTestDatabase, testUrls, uniqueId } from '@sluice/testing';
 import { startBuiltApp } from '../built-app';
-import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
+import {
+  percentile,
+  round,
+  type Bench,
+  type BenchFlags,
+  type BenchOptions,
+  type BenchResult,
+} from '../result';
 
 const TOKEN = 'bench-admin-token-0123456789';
 
@@ -191,9 +202,13 @@ async function deleteStreams(jsm: JetStreamManager, prefix: string): Promise<voi
 export const flags: BenchFlags = {
   'bulk-rate': 'matching events/s offered in the throughput phase (default 3000)',
   concurrency: 'receiver/baseline concurrency (default 32)',
+  'shared-state':
+    'where endpoint limits and runs live, one phase each in this order: local, redis or e.g. local,redis (default redis)',
 };
 
-const bench: Bench = async (opts) => {
+type SharedState = 'local' | 'redis';
+
+async function runPhase(opts: BenchOptions, sharedState: SharedState): Promise<BenchResult> {
   const rate = opts.rate ?? 20_000;
   const bulkRate = Number(opts.flags['bulk-rate'] ?? 3_000);
   const concurrency = Number(opts.flags['concurrency'] ?? 32);
@@ -230,6 +245,8 @@ const bench: Bench = async (opts) => {
       WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
       WEBHOOK_MAX_IN_FLIGHT: '2048',
       WEBHOOK_ENDPOINT_QUEUE: '2048',
+      WEBHOOK_SHARED_STATE: sharedState,
+      REDIS_URL: testUrls.redis,
     });
     // Stopped before its streams are deleted, so it cannot recreate them.
     cleanup.unshift(() => proc.stop(20_000));
@@ -340,6 +357,7 @@ const bench: Bench = async (opts) => {
 
     const result: BenchResult = {
       name: 'webhook',
+      shared_state: sharedState,
       events_per_s: round(deliveredPerS),
       p50_ms: round(percentile(latencies, 50)),
       p99_ms: round(percentile(latencies, 99)),
@@ -363,7 +381,7 @@ const bench: Bench = async (opts) => {
     for (const l of proc.lines.filter((x) => /"level":"(warn|error)"/.test(x)).slice(0, 5))
       console.error(l.slice(0, 400));
     console.error(
-      `webhook: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`,
+      `webhook [shared-state=${sharedState}]: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms at ${result.background_events_per_s} ev/s background; ${result.events_per_s} deliveries/s (baseline POST loop ${result.baseline_events_per_s}/s); service CPU ${result.service_cpu_ms_latency_phase} ms in the latency phase, ${result.service_cpu_us_per_delivery} µs per bulk delivery`,
     );
     return result;
   } finally {
@@ -374,6 +392,48 @@ const bench: Bench = async (opts) => {
       );
     }
   }
+}
+
+const bench: Bench = async (opts) => {
+  const phases = (opts.flags['shared-state'] ?? 'redis').split(',').map((x) => x.trim());
+  for (const p of phases)
+    if (p !== 'local' && p !== 'redis')
+      throw new Error(`--shared-state takes local, redis or a comma list of them, got "${p}"`);
+  const results: BenchResult[] = [];
+  for (const p of phases as SharedState[]) results.push(await runPhase(opts, p));
+  // Medians over the phases of each setting (alternate them: local,redis,local,redis).
+  const median = (state: SharedState, of: (r: BenchResult) => unknown) => {
+    const xs = results
+      .filter((r) => r['shared_state'] === state)
+      .map(of)
+      .filter((x): x is number => typeof x === 'number')
+      .sort((a, b) => a - b);
+    if (xs.length === 0) return undefined;
+    const m = Math.floor(xs.length / 2);
+    return xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
+  };
+  const shared = median('redis', (r) => r.events_per_s);
+  const local = median('local', (r) => r.events_per_s);
+  const sharedCpu = median('redis', (r) => r['service_cpu_us_per_delivery']);
+  const localCpu = median('local', (r) => r['service_cpu_us_per_delivery']);
+  return {
+    ...results[results.length - 1]!,
+    ...(shared !== undefined && local !== undefined
+      ? {
+          shared_state_events_per_s: round(shared),
+          local_state_events_per_s: round(local),
+          shared_vs_local: round(shared / local, 3),
+        }
+      : {}),
+    ...(sharedCpu !== undefined && localCpu !== undefined
+      ? {
+          shared_state_cpu_us_per_delivery: round(sharedCpu),
+          local_state_cpu_us_per_delivery: round(localCpu),
+          shared_vs_local_cpu: round(sharedCpu / localCpu, 3),
+        }
+      : {}),
+    ...(results.length > 1 ? { phases: results } : {}),
+  };
 };
 
 export default bench;
