@@ -183,20 +183,23 @@ export class SharedEndpointGates implements Gates {
       if (g.queue.length >= this.queueSize) return this.busy();
       return this.enqueue(id, g, limits);
     }
-    return this.firstTry(id, g, limits);
+    this.forgetIfIdle(id, g);
+    return this.firstTry(id, limits);
   }
 
-  private async firstTry(id: string, g: SharedGate, limits: GateLimits): Promise<Admission> {
+  private async firstTry(id: string, limits: GateLimits): Promise<Admission> {
     let a: Attempt;
     try {
       a = await this.attempt(id, limits);
     } catch (err) {
       this.opts.health.fellBack('endpoint_limits', err);
-      this.forgetIfIdle(id, g);
       return this.local.acquire(id, limits);
     }
+    // The gate as it is now (it may have been dropped as idle meanwhile).
+    const g = this.gate(id);
     switch (a.kind) {
       case 'go':
+        this.forgetIfIdle(id, g);
         return { type: 'go', lease: a.lease };
       case 'paused':
         g.pausedUntil = Math.max(g.pausedUntil, Date.now() + a.ms);
