@@ -192,6 +192,7 @@ function mqttWatcher(): Watcher {
 
 function amqpWatcher(): Watcher {
   let conn: AmqpConnection | undefined;
+  let consumer: ReturnType<AmqpConnection['createConsumer']> | undefined;
   return {
     name: 'rabbitmq',
     how: `a queue of its own bound to exchange ${AMQP_EXCHANGE}`,
@@ -200,7 +201,7 @@ function amqpWatcher(): Watcher {
       conn.on('error', () => undefined);
       await conn.onConnect(10_000);
       const queue = `sluice.demo.watch.${randomBytes(3).toString('hex')}`;
-      const consumer = conn.createConsumer(
+      consumer = conn.createConsumer(
         {
           queue,
           queueOptions: { exclusive: true, autoDelete: true },
@@ -214,9 +215,11 @@ function amqpWatcher(): Watcher {
         },
       );
       consumer.on('error', () => undefined);
-      await new Promise<void>((ok) => consumer.once('ready', () => ok()));
+      await new Promise<void>((ok) => consumer!.once('ready', () => ok()));
     },
     async stop() {
+      // The consumer first: a connection with an open consumer does not finish closing.
+      await consumer?.close();
       await conn?.close();
     },
   };
