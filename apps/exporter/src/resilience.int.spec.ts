@@ -1,7 +1,9 @@
 import { HEADERS, type Event } from '@sluice/contracts';
+import { createAmqpTestTopology, type AmqpTestTopology } from '@sluice/sinks-amqp/testing';
 import { EVENT_DLQ_HEADERS } from '@sluice/sinks-core';
 import { detectionEvent, telemetryEvent } from '@sluice/sinks-core/testing';
 import { mongoTestUrl } from '@sluice/sinks-mongodb/testing';
+import { createMqttTestTopics, type MqttTestTopics } from '@sluice/sinks-mqtt/testing';
 import {
   natsFixture,
   tcpProxy,
@@ -44,6 +46,8 @@ describe('exporter: isolation, dead letters, crashes', () => {
   let nats: NatsFixture;
   let h: ExporterHarness;
   let proxy: TcpProxy | undefined;
+  let rabbit: AmqpTestTopology | undefined;
+  let broker: { topics: MqttTestTopics; clientId: string } | undefined;
 
   beforeAll(async () => {
     nats = await natsFixture();
@@ -55,6 +59,10 @@ describe('exporter: isolation, dead letters, crashes', () => {
     await h.cleanup();
     await proxy?.close();
     proxy = undefined;
+    await rabbit?.cleanup();
+    rabbit = undefined;
+    await broker?.topics.cleanup([broker.clientId]);
+    broker = undefined;
   });
   afterAll(async () => {
     await nats.cleanup();
@@ -62,9 +70,29 @@ describe('exporter: isolation, dead letters, crashes', () => {
 
   it('a destination that is down does not hold back the others: they complete while it is held, then it catches up exactly once', async () => {
     proxy = await tcpProxy(pgPort);
+    rabbit = await createAmqpTestTopology('exp-iso');
+    broker = { topics: await createMqttTestTopics('exp-iso'), clientId: uniqueId('exp-iso') };
+    const { topics, clientId } = broker;
     await h.writeConfig({
       destinations: [
         { name: 'files', type: 'file', ...FAST, options: { dir: h.dir('files') } },
+        {
+          name: 'broker',
+          type: 'mqtt',
+          ...FAST,
+          options: {
+            url: topics.url(),
+            clientId,
+            telemetryTopic: `${topics.root}/t/{device_id}`,
+            detectionTopic: `${topics.root}/d/{stream_id}`,
+          },
+        },
+        {
+          name: 'rabbit',
+          type: 'amqp',
+          ...FAST,
+          options: { url: rabbit.url(), exchange: rabbit.exchange },
+        },
         {
           name: 'docs',
           type: 'mongodb',
@@ -95,17 +123,20 @@ describe('exporter: isolation, dead letters, crashes', () => {
     for (const b of batches) await h.publish(b);
 
     // Progress of the destinations that are up, sampled while PostgreSQL is cut off.
-    const samples: Array<{ files: number; docs: number; warehouse: number }> = [];
+    const samples: Array<Record<'files' | 'docs' | 'mqtt' | 'amqp' | 'warehouse', number>> = [];
+    const total = ids.size + 1;
     await waitFor(
-      'files and mongodb complete while postgres is cut off',
+      'files, mongodb, mqtt and rabbitmq complete while postgres is cut off',
       async () => {
         const s = {
           files: new Set(await h.fileIds('files')).size,
           docs: (await h.mongo.allIds()).length,
+          mqtt: new Set(await topics.storedIds()).size,
+          amqp: new Set(await rabbit!.storedIds()).size,
           warehouse: (await h.pg.storedIds()).length,
         };
         samples.push(s);
-        return s.files === ids.size + 1 && s.docs === ids.size + 1;
+        return s.files === total && s.docs === total && s.mqtt === total && s.amqp === total;
       },
       { timeoutMs: 60_000, intervalMs: 100 },
     );
