@@ -51,7 +51,9 @@ function main(): number {
 
   if (values['dry-run']) {
     const engine = (engineArg as Engine | undefined) ?? 'docker';
-    console.log(`# ${images.length} images; run from ${ROOT}; nothing was built (--dry-run)`);
+    console.log(
+      `# ${images.length} image${images.length === 1 ? '' : 's'}; run from ${ROOT}; nothing was built (--dry-run)`,
+    );
     for (const image of images) {
       console.log(shellLine(buildCommand(engine, image, revision)));
       if (values.push) console.log(shellLine(pushCommand(engine, image)));
