@@ -20,8 +20,9 @@ export function originalHeaders(msg: JsMsg): Record<string, string> {
 
 /**
  * Publishes `msg` with its provenance to `dlq.<service>` and waits for the server ack; the caller
- * may `term()` the original only after this resolves. The DLQ msg id is the original stream and
- * sequence, so a crash between publish and term cannot produce two dead letters.
+ * may `term()` the original only after this resolves. The DLQ msg id is the service and the original
+ * stream and sequence, so a crash between publish and term cannot produce two dead letters, and two
+ * services giving up on the same message keep one each.
  */
 export async function publishDeadLetter(
   js: JetStreamClient,
@@ -42,7 +43,7 @@ export async function publishDeadLetter(
     failedAt: new Date(),
   };
   await publishDurable(js, ctx.subject, DeadLetter.encode(letter).finish(), {
-    msgId: `dlq:${info.stream}:${info.streamSequence}`,
+    msgId: `dlq:${ctx.service}:${info.stream}:${info.streamSequence}`,
     contentType: CONTENT_TYPES.DEAD_LETTER,
     headers: {
       [HEADERS.DLQ_SERVICE]: ctx.service,

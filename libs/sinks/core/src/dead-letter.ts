@@ -32,9 +32,10 @@ export interface EventDeadLetter {
 
 /**
  * Dead-letters ONE event of a message: a DeadLetter whose payload is a one-event EventBatch (same
- * batch id), so a replay tool handles it like any clean batch. The msg id names stream, sequence and
- * event index, so a redelivered message whose event is rejected again adds no second dead letter
- * within the DLQ stream's duplicate window. Resolves once the DLQ stream acked it.
+ * batch id), so a replay tool handles it like any clean batch. The msg id names the service, stream,
+ * sequence and event index, so a redelivered message whose event is rejected again adds no second
+ * dead letter within the DLQ stream's duplicate window, while two services (or two destinations)
+ * refusing the same event each keep theirs. Resolves once the DLQ stream acked it.
  */
 export async function publishEventDeadLetter(
   js: JetStreamClient,
@@ -55,7 +56,7 @@ export async function publishEventDeadLetter(
     failedAt: new Date(),
   };
   await publishDurable(js, l.subject, DeadLetter.encode(letter).finish(), {
-    msgId: `dlq:${info.stream}:${info.streamSequence}:${l.index}`,
+    msgId: `dlq:${l.service}:${info.stream}:${info.streamSequence}:${l.index}`,
     contentType: CONTENT_TYPES.DEAD_LETTER,
     headers: {
       [HEADERS.DLQ_SERVICE]: l.service,
