@@ -4,7 +4,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '@sluice/testing';
+import { freePort } from './servers';
+import { waitFor } from './wait';
 import { Socket } from 'node:net';
 
 const ROOT = join(__dirname, '..', '..', '..');
