@@ -619,8 +619,8 @@ export function encodeParquet(data: Rows, opts: ParquetOptions = {}): Uint8Array
 }
 
 /**
- * Encodes columns (rows already sorted by device_id, event time, event_id) as one Parquet file, the
- * same file {@link encodeParquet} writes for the same rows.
+ * Encodes columns (rows already sorted by device_id, event time, event_id) as one Parquet file with
+ * the schema, options and metadata of {@link encodeParquet}: the same rows read back.
  */
 export function encodeColumnsParquet(
   dataset: Dataset,

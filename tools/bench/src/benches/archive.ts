@@ -1,5 +1,6 @@
-// `npm run bench -- archive [--seconds N] [--events N] [--batch N] [--max-age D]`: a backlog of clean
-// batches is published into a private namespace first, then the archiver runs as production runs it
+// `npm run bench -- archive [--seconds N] [--events N] [--batch N] [--max-age D] [--encode-thread B]`:
+// a backlog of clean batches (N = seconds × 100,000 events by default: a 10 s drain at the 100,000
+// events/s target) is published into a private namespace first, then the archiver runs as production runs it
 // (the esbuild bundle on plain node, filesystem store in a temporary folder) and drains it. events/s
 // is the backlog over the time from the archiver's first delivery to the consumer's ack floor
 // reaching the last message (every event durable in a committed file, journal and manifests written).
@@ -7,10 +8,11 @@
 // Baseline in the same run: the archiver's own encode pipeline on the same clean batch payloads in
 // this process, without NATS, actor, store or journal: wire scan and partitioning on this thread,
 // sort, columns and Parquet (ZSTD) of each partition on the archiver's encoder thread, overlapped as
-// the archiver overlaps them. It is the ceiling of the archiver's CPU path.
+// the archiver overlaps them, timed after a warm-up (the archiver's thread lives as long as the
+// service), the faster of two passes. It is the ceiling of the archiver's CPU path.
 //
 // Bytes per event on disk: the Parquet files the archiver wrote, the same events as JSONL.gz (the
-// archive's other format, one file per partition), and the raw protobuf of the clean batches.
+// archive's other format, cut into the baseline's segments), and the raw protobuf of the batches.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,9 +141,13 @@ const bench: Bench = async ({ seconds, flags }) => {
     let jsonlBytes: number;
     try {
       await encodeAll(payloads.slice(0, 3 * BASELINE_SEGMENT_MESSAGES), 'parquet', stream, encoder);
-      const t0 = performance.now();
-      await encodeAll(payloads, 'parquet', stream, encoder);
-      baselineSeconds = (performance.now() - t0) / 1000;
+      // A ceiling: the faster of two passes (other processes on the machine only ever slow one).
+      baselineSeconds = Number.POSITIVE_INFINITY;
+      for (let pass = 0; pass < 2; pass++) {
+        const t0 = performance.now();
+        await encodeAll(payloads, 'parquet', stream, encoder);
+        baselineSeconds = Math.min(baselineSeconds, (performance.now() - t0) / 1000);
+      }
       jsonlBytes = await encodeAll(payloads, 'jsonl.gz', stream, encoder);
     } finally {
       await encoder?.close();
