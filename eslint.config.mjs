@@ -50,6 +50,7 @@ export default [
       '.tools/**',
       '.nx/**',
       'libs/contracts/src/gen/**',
+      'libs/clients/*/src/gen/**',
     ],
   },
   ...nx.configs['flat/base'],
