@@ -1,7 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-const ROOT = join(__dirname, '..', '..', '..');
+/** The repository root. */
+export const ROOT = join(__dirname, '..', '..', '..');
 
 /**
  * Builds `apps/<app>` as production does (tools/build/build.mjs: one esbuild bundle) and runs it on

@@ -13,12 +13,13 @@
 //
 // Bytes per event on disk: the Parquet files the archiver wrote, the same events as JSONL.gz (the
 // archive's other format, cut into the baseline's segments), and the raw protobuf of the batches.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager, jetstream } from '@nats-io/jetstream';
+import { AckPolicy, jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { CONTENT_TYPES, encodeBatch, topology } from '@sluice/contracts';
+import { CONTENT_TYPES, encodeBatch, replayConsumerDescription, topology } from '@sluice/contracts';
 import { ensureStream, publishDurable } from '@sluice/jetstream';
 import { telemetryEvent } from '@sluice/sinks-core/testing';
 import { testUrls, uniqueId, waitFor } from '@sluice/testing';
@@ -29,7 +30,7 @@ import { SegmentEvents } from '../../../../apps/archiver/src/columns';
 import { SegmentEncoder } from '../../../../apps/archiver/src/encoder';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { scanBatch } from '../../../../apps/archiver/src/wire';
-import { startBuiltApp } from '../built-app';
+import { ROOT, startBuiltApp } from '../built-app';
 import { cpuPerThousand, cpuSnapshot } from '../cpu';
 import { round, type Bench, type BenchFlags } from '../result';
 
@@ -108,6 +109,7 @@ const bench: Bench = async ({ seconds, flags }) => {
     const payloads: Uint8Array[] = [];
     let protoBytes = 0;
     const pending: Array<Promise<unknown>> = [];
+    const publishStarted = performance.now();
     for (let b = 0; b * batchSize < total; b++) {
       const events = Array.from({ length: Math.min(batchSize, total - b * batchSize) }, (_, i) => {
         const n = b * batchSize + i;
@@ -131,6 +133,7 @@ const bench: Bench = async ({ seconds, flags }) => {
       if (pending.length >= 256) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+    const publishSeconds = (performance.now() - publishStarted) / 1000;
     const stream = topo.streams.clean.name;
     const last = (await jsm.streams.info(stream)).state.last_seq;
 
@@ -200,6 +203,51 @@ const bench: Bench = async ({ seconds, flags }) => {
     child.kill('SIGTERM');
     await exited;
     child = undefined;
+
+    // Replay: the built `sluice replay` reads the whole archive back and re-publishes every batch to a
+    // replay subject (a declared target nobody drains), against the same batches published straight
+    // to JetStream above (256 in flight, as the replay's default) as its ceiling.
+    await ensureStream(jsm, topo.streams.replay);
+    await jsm.consumers.add(topo.streams.replay.name, {
+      durable_name: 'bench-replay',
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: topo.replayFilter('bench'),
+      description: replayConsumerDescription('store'),
+    });
+    execFileSync(process.execPath, [join(ROOT, 'tools/build/build.mjs'), 'apps/cli'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    const replayStarted = performance.now();
+    const out = execFileSync(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'apps', 'cli', 'main.js'),
+        'replay',
+        '--target',
+        'bench',
+        '--from',
+        new Date(base).toISOString(),
+        '--to',
+        new Date(base + total * 50 + 1).toISOString(),
+        '--archive',
+        dir,
+        '--checkpoint',
+        join(dir, 'replay-checkpoint.json'),
+        '--json',
+      ],
+      {
+        cwd: ROOT,
+        env: { ...process.env, NATS_URL: testUrls.nats, SLUICE_NAMESPACE: run },
+        stdio: ['ignore', 'pipe', 'ignore'],
+        maxBuffer: 1 << 20,
+      },
+    );
+    const replaySeconds = (performance.now() - replayStarted) / 1000;
+    const replayed = (
+      JSON.parse(out.toString('utf8').trim().split('\n').pop()!) as { events: number }
+    ).events;
+    if (replayed !== total) throw new Error(`replay published ${replayed} of ${total} events`);
     return {
       name: 'archive',
       events: total,
@@ -213,11 +261,14 @@ const bench: Bench = async ({ seconds, flags }) => {
       bytes_per_event_parquet: round(parquetBytes / total, 2),
       bytes_per_event_jsonl_gz: round(jsonlBytes / total, 2),
       bytes_per_event_protobuf: round(protoBytes / total, 2),
+      replay_events_per_s: round(total / replaySeconds, 0),
+      replay_baseline_events_per_s: round(total / publishSeconds, 0),
     };
   } finally {
     child?.kill('SIGKILL');
     await jsm.streams.delete(topo.streams.clean.name).catch(() => undefined);
     await jsm.streams.delete(topo.streams.dlq.name).catch(() => undefined);
+    await jsm.streams.delete(topo.streams.replay.name).catch(() => undefined);
     await nc.drain();
     rmSync(dir, { recursive: true, force: true });
   }
