@@ -10,6 +10,7 @@ const BENCHES: readonly string[] = [
   'aggregate',
   'archive',
   'dedupe',
+  'export',
   'http',
   'ingest',
   'mongo',
