@@ -1,6 +1,6 @@
 // Per-endpoint admission shared by every replica. One Lua script per attempt checks the endpoint's
-// pause, drops expired leases, and takes a concurrency lease and a rate token together (or neither),
-// on Redis's clock. Leases carry an expiry and are renewed while held, so the slots of a replica that
+// pause, drops expired leases, and takes concurrency leases each with a rate token (or none), on
+// Redis's clock; a process with deliveries queued for the endpoint asks for as many as it has waiting. Leases carry an expiry and are renewed while held, so the slots of a replica that
 // died free themselves within the lease time. A delivery that finds its endpoint busy waits in a
 // bounded local queue and tries again (at once when this process gives a slot back, else after a
 // short poll or the rate limiter's wait). While Redis cannot answer, the per-process EndpointGates
@@ -18,27 +18,36 @@ import type { SharedStateHealth } from './shared-state';
 
 /**
  * KEYS: slots (sorted set lease → expiry ms), rate (theoretical arrival time, µs), pause.
- * ARGV: lease id, max concurrency, emission interval µs, tolerance µs, lease ms.
- * Returns {0, 0} taken; {1, ms} paused for ms; {2, 0} every slot held; {3, ms} next token in ms.
+ * ARGV: lease id base, max concurrency, emission interval µs, tolerance µs, lease ms, leases wanted.
+ * Takes as many leases as are wanted, free and have a rate token (`<base>.1`, `<base>.2`, ...), each
+ * with its token, or none. Returns {taken, why, ms}: why 0 all taken; 1 paused for ms; 2 every slot
+ * held; 3 the next token is due in ms.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowMs = math.floor(nowUs / 1000)
 local paused = redis.call('PTTL', KEYS[3])
-if paused > 0 then return {1, paused} end
+if paused > 0 then return {0, 1, paused} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {2, 0} end
+local wanted = tonumber(ARGV[6])
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then return {0, 2, 0} end
+local interval = tonumber(ARGV[3])
+local tolerance = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tat < nowUs then tat = nowUs end
-local nextTat = tat + tonumber(ARGV[3])
-local over = nextTat - nowUs - tonumber(ARGV[4])
-if over > 0 then return {3, math.ceil(over / 1000)} end
-redis.call('SET', KEYS[2], string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - nowUs) / 1000) + 1)
+local tokens = math.floor((nowUs + tolerance - tat) / interval + 1e-9)
+local n = math.min(wanted, free, tokens)
+if n <= 0 then return {0, 3, math.ceil((tat + interval - tolerance - nowUs) / 1000)} end
+tat = tat + n * interval
+redis.call('SET', KEYS[2], string.format('%.0f', tat), 'PX', math.ceil((tat - nowUs) / 1000) + 1)
 local leaseMs = tonumber(ARGV[5])
-redis.call('ZADD', KEYS[1], nowMs + leaseMs, ARGV[1])
+for i = 1, n do redis.call('ZADD', KEYS[1], nowMs + leaseMs, ARGV[1] .. '.' .. i) end
 redis.call('PEXPIRE', KEYS[1], leaseMs + 1000)
-return {0, 0}
+if n == wanted then return {n, 0, 0} end
+if n == free then return {n, 2, 0} end
+return {n, 3, math.ceil((tat + interval - tolerance - nowUs) / 1000)}
 `;
 
 /** KEYS: the slots key of each lease. ARGV: lease ms, then the lease ids. Returns how many were still held. */
@@ -62,16 +71,18 @@ return 1
 `;
 
 interface ScriptedRedis extends Redis {
-  whkAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
+  whkAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number, number]>;
   whkRenew(numKeys: number, ...args: Array<string | number>): Promise<number>;
   whkPause(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
-type Attempt =
-  | { kind: 'go'; lease: string }
-  | { kind: 'paused'; ms: number }
-  | { kind: 'busy' }
-  | { kind: 'rate'; waitMs: number };
+/** What one acquire round trip gave: leases taken (in order), and why not more. */
+interface Attempt {
+  leases: string[];
+  why: 'none' | 'paused' | 'busy' | 'rate';
+  /** Pause left, or wait for the next token, ms. */
+  ms: number;
+}
 
 interface Waiter {
   limits: GateLimits;
@@ -85,6 +96,8 @@ class SharedGate {
   /** The endpoint's pause as last seen (set here or read from Redis), so a paused endpoint costs no round trip. */
   pausedUntil = 0;
   pumping = false;
+  /** A slot of the endpoint was given back here since the pump's last round trip began. */
+  released = false;
   /** Ends the pump's current wait (a slot was given back here). */
   wake: (() => void) | undefined;
 }
@@ -190,58 +203,61 @@ export class SharedEndpointGates implements Gates {
   private async firstTry(id: string, limits: GateLimits): Promise<Admission> {
     let a: Attempt;
     try {
-      a = await this.attempt(id, limits);
+      a = await this.attempt(id, limits, 1);
     } catch (err) {
       this.opts.health.fellBack('endpoint_limits', err);
       return this.local.acquire(id, limits);
     }
     // The gate as it is now (it may have been dropped as idle meanwhile).
     const g = this.gate(id);
-    switch (a.kind) {
-      case 'go':
-        this.forgetIfIdle(id, g);
-        return { type: 'go', lease: a.lease };
-      case 'paused':
-        g.pausedUntil = Math.max(g.pausedUntil, Date.now() + a.ms);
-        return this.paused(g);
-      default:
-        if (this.closed || g.queue.length >= this.queueSize) {
-          this.forgetIfIdle(id, g);
-          return this.busy();
-        }
-        return this.enqueue(id, g, limits);
+    if (a.leases.length > 0) {
+      this.forgetIfIdle(id, g);
+      return { type: 'go', lease: a.leases[0]! };
     }
+    if (a.why === 'paused') {
+      g.pausedUntil = Math.max(g.pausedUntil, Date.now() + a.ms);
+      return this.paused(g);
+    }
+    if (this.closed || g.queue.length >= this.queueSize) {
+      this.forgetIfIdle(id, g);
+      return this.busy();
+    }
+    return this.enqueue(id, g, limits);
   }
 
-  /** One round trip: a lease and a token, or why not. */
-  private async attempt(id: string, limits: GateLimits): Promise<Attempt> {
+  /** One round trip: up to `wanted` leases, each with a rate token, and why not more. */
+  private async attempt(id: string, limits: GateLimits, wanted: number): Promise<Attempt> {
     const k = this.keys(id);
-    const lease = `${this.leasePrefix}${++this.leaseSeq}`;
+    const base = `${this.leasePrefix}${++this.leaseSeq}`;
     const intervalUs = 1e6 / limits.ratePerS;
     const toleranceUs = Math.max(1, limits.ratePerS) * intervalUs;
-    const [code, value] = await this.redis.whkAcquire(
+    const [taken, why, ms] = await this.redis.whkAcquire(
       3,
       k.slots,
       k.rate,
       k.pause,
-      lease,
+      base,
       limits.maxConcurrency,
       intervalUs,
       toleranceUs,
       this.opts.leaseMs,
+      wanted,
     );
     this.opts.health.succeeded();
-    if (code === 0) {
-      if (this.closed) {
-        this.giveBack(id, k.slots, lease);
-        return { kind: 'busy' };
+    const leases: string[] = [];
+    for (let i = 1; i <= taken; i++) {
+      const lease = `${base}.${i}`;
+      if (this.closed) this.giveBack(id, k.slots, lease);
+      else {
+        this.held.set(lease, k.slots);
+        leases.push(lease);
       }
-      this.held.set(lease, k.slots);
-      return { kind: 'go', lease };
     }
-    if (code === 1) return { kind: 'paused', ms: value };
-    if (code === 3) return { kind: 'rate', waitMs: value };
-    return { kind: 'busy' };
+    return {
+      leases,
+      why: why === 1 ? 'paused' : why === 2 ? 'busy' : why === 3 ? 'rate' : 'none',
+      ms,
+    };
   }
 
   private enqueue(id: string, g: SharedGate, limits: GateLimits): Promise<Admission> {
@@ -270,40 +286,38 @@ export class SharedEndpointGates implements Gates {
   }
 
   /**
-   * Serves the endpoint's queue head first, one round trip at a time. Ends when the queue is empty:
-   * every waiter leaves it by a `go`, a pause, a fallback, or its own deadline (maxQueueWaitMs).
+   * Serves the endpoint's queue in order: each round trip takes as many leases as there are waiters
+   * (up to the limit) and hands them out. Ends when the queue is empty: every waiter leaves it by a
+   * `go`, a pause, a fallback, or its own deadline (maxQueueWaitMs).
    */
   private async pump(id: string, g: SharedGate): Promise<void> {
     if (g.pumping) return;
     g.pumping = true;
     try {
       while (g.queue.length > 0 && !this.closed) {
-        const w = g.queue[0]!;
+        const limits = g.queue[0]!.limits;
+        g.released = false;
         let a: Attempt;
         try {
-          a = await this.attempt(id, w.limits);
+          a = await this.attempt(id, limits, Math.min(g.queue.length, limits.maxConcurrency));
         } catch (err) {
           this.opts.health.fellBack('endpoint_limits', err);
           for (const x of g.queue.splice(0)) this.settle(x, this.local.acquire(id, x.limits));
           break;
         }
-        if (a.kind === 'go') {
-          const i = g.queue.indexOf(w);
-          if (i >= 0) g.queue.splice(i, 1);
-          if (!this.settle(w, { type: 'go', lease: a.lease }))
-            this.release(id, { type: 'go', lease: a.lease });
-          continue;
+        for (const lease of a.leases) {
+          const w = g.queue.shift();
+          // Waiters that left meanwhile (deadline) leave leases over: given back at once.
+          if (!w || !this.settle(w, { type: 'go', lease })) this.release(id, { type: 'go', lease });
         }
-        if (a.kind === 'paused') {
+        if (a.why === 'paused') {
           g.pausedUntil = Math.max(g.pausedUntil, Date.now() + a.ms);
           for (const x of g.queue.splice(0)) this.settle(x, this.paused(g));
           break;
         }
+        if (a.why === 'none' || (a.why === 'busy' && g.released)) continue;
         // Bounded: a waiter's deadline may come first, and a slot given back here wakes it sooner.
-        await this.wait(
-          g,
-          a.kind === 'rate' ? Math.min(250, Math.max(1, a.waitMs)) : this.busyPollMs,
-        );
+        await this.wait(g, a.why === 'rate' ? Math.min(250, Math.max(1, a.ms)) : this.busyPollMs);
       }
     } finally {
       g.pumping = false;
@@ -341,7 +355,12 @@ export class SharedEndpointGates implements Gates {
       .zrem(slots, lease)
       // Not given back: the lease runs out by itself within leaseMs.
       .catch((err: unknown) => this.opts.health.failed(err))
-      .finally(() => this.gates.get(id)?.wake?.());
+      .finally(() => {
+        const g = this.gates.get(id);
+        if (!g) return;
+        g.released = true;
+        g.wake?.();
+      });
   }
 
   async pause(id: string, limits: GateLimits, untilMs: number): Promise<void> {

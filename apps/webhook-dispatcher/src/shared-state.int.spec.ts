@@ -106,6 +106,23 @@ describe('shared state in Redis (endpoint gates, consecutive runs)', () => {
     );
   });
 
+  it('a replica with deliveries waiting takes the slots freed elsewhere for them, never more than the limit', async () => {
+    const [a, b] = await Promise.all([replica(), replica()]);
+    const id = sub();
+    const lim = { maxConcurrency: 3, ratePerS: 1_000 };
+    const held = await Promise.all([0, 1, 2].map(() => Promise.resolve(a.gates.acquire(id, lim))));
+    expect(held.map((h) => h.type)).toEqual(['go', 'go', 'go']);
+    const waiting = Array.from({ length: 5 }, () => Promise.resolve(b.gates.acquire(id, lim)));
+    await new Promise((r) => setTimeout(r, 50));
+    for (const h of held) a.gates.release(id, h);
+    const got = await Promise.all(waiting);
+    // Three go (the freed slots), two stay busy until their deadline.
+    expect(got.filter((x) => x.type === 'go')).toHaveLength(3);
+    expect(got.filter((x) => x.type === 'defer')).toHaveLength(2);
+    expect(await a.redis.zcard(`${fx.prefix}ep:{${id}}:slots`)).toBe(3);
+    for (const x of got) b.gates.release(id, x);
+  });
+
   it('shares one rate bucket: of many concurrent attempts on three replicas only the burst goes', async () => {
     const rs = await Promise.all([replica(), replica(), replica()]);
     const id = sub();

@@ -49,6 +49,8 @@ export function connectSharedRedis(opts: SharedRedisOptions): {
     maxRetriesPerRequest: 0,
     commandTimeout: opts.commandTimeoutMs,
     connectTimeout: 5_000,
+    // Commands issued in one event-loop turn (acquires and releases of many deliveries) go out as one write.
+    enableAutoPipelining: true,
     // How long a closed connection's socket may linger (ioredis default 2 s, which delays exit).
     disconnectTimeout: 500,
     retryStrategy: (times) => Math.min(times * 100, 500),
