@@ -227,6 +227,19 @@ export function filterOf(s: Selector, hash: (deviceId: string) => string): Lette
   };
 }
 
+/** What {@link selectLetters} reads for a selector: its sequences, its filters and its scan limit. */
+export function selectionOf(
+  s: Selector,
+  hash: (deviceId: string) => string,
+): { seqs?: number[]; filter: LetterFilter; limit: number; hash: (deviceId: string) => string } {
+  return {
+    ...(s.seqs ? { seqs: s.seqs } : {}),
+    filter: filterOf(s, hash),
+    limit: s.limit,
+    hash,
+  };
+}
+
 export interface LsOptions {
   help: boolean;
   selector: Selector;

@@ -4,7 +4,7 @@ import { createDeviceHasher } from '@sluice/observability';
 import type { CliContext } from '../context';
 import { NothingToDoError } from '../errors';
 import { renderTable } from '../table';
-import { filterOf, parsePurge, PURGE_USAGE } from './options';
+import { selectionOf, parsePurge, PURGE_USAGE } from './options';
 import { iso, note, printJson, say } from './output';
 import { openDlq, selectLetters } from './source';
 
@@ -23,22 +23,12 @@ export async function runPurge(args: string[], ctx: CliContext): Promise<number>
   const dlq = await openDlq(ctx);
   const seqs: number[] = [];
   const rows: string[][] = [];
-  const report = await selectLetters(
-    ctx,
-    dlq,
-    {
-      ...(opts.selector.seqs ? { seqs: opts.selector.seqs } : {}),
-      filter: filterOf(opts.selector, hash),
-      limit: opts.selector.limit,
-      hash,
-    },
-    (letter) => {
-      seqs.push(letter.seq);
-      if (rows.length < MAX_LISTED) {
-        rows.push([String(letter.seq), letter.service, letter.errorClass, iso(letter.failedAt)]);
-      }
-    },
-  );
+  const report = await selectLetters(ctx, dlq, selectionOf(opts.selector, hash), (letter) => {
+    seqs.push(letter.seq);
+    if (rows.length < MAX_LISTED) {
+      rows.push([String(letter.seq), letter.service, letter.errorClass, iso(letter.failedAt)]);
+    }
+  });
   if (report.interrupted) {
     note(ctx, 'sluice: interrupted while selecting; nothing was deleted');
     return 130;

@@ -10,7 +10,7 @@ import { NothingToDoError } from '../errors';
 import { printable, renderTable } from '../table';
 import { RedriveFailedError, RedriveRefusedError } from './errors';
 import { decodeLetter } from './letter';
-import { filterOf, parseRedrive, REDRIVE_USAGE } from './options';
+import { selectionOf, parseRedrive, REDRIVE_USAGE } from './options';
 import { iso, note, printJson, say } from './output';
 import { planRedrive, type PlanContext, type RedrivePlan, type Refusal } from './plan';
 import { getLetter, openDlq, selectLetters, type Dlq } from './source';
@@ -135,27 +135,17 @@ export async function runRedrive(args: string[], ctx: CliContext): Promise<numbe
   const refusals: Refusal[] = [];
   let refused = 0;
   let toReplay = false;
-  const report = await selectLetters(
-    ctx,
-    dlq,
-    {
-      ...(opts.selector.seqs ? { seqs: opts.selector.seqs } : {}),
-      filter: filterOf(opts.selector, hash),
-      limit: opts.selector.limit,
-      hash,
-    },
-    (letter) => {
-      const r = planRedrive(letter, planCtx);
-      if (!r.ok) {
-        refused++;
-        if (refusals.length < MAX_LISTED) refusals.push(r);
-        return;
-      }
-      seqs.push(letter.seq);
-      if (r.plan.route === 'replay') toReplay = true;
-      if (rows.length < MAX_LISTED) rows.push(planRow(r.plan, letter.errorClass));
-    },
-  );
+  const report = await selectLetters(ctx, dlq, selectionOf(opts.selector, hash), (letter) => {
+    const r = planRedrive(letter, planCtx);
+    if (!r.ok) {
+      refused++;
+      if (refusals.length < MAX_LISTED) refusals.push(r);
+      return;
+    }
+    seqs.push(letter.seq);
+    if (r.plan.route === 'replay') toReplay = true;
+    if (rows.length < MAX_LISTED) rows.push(planRow(r.plan, letter.errorClass));
+  });
   if (report.interrupted) {
     note(ctx, 'sluice: interrupted while selecting; nothing was sent or deleted');
     return 130;

@@ -5,7 +5,7 @@ import type { CliContext } from '../context';
 import { NothingToDoError } from '../errors';
 import { printable } from '../table';
 import type { Letter } from './letter';
-import { filterOf, parseShow, SHOW_USAGE } from './options';
+import { selectionOf, parseShow, SHOW_USAGE } from './options';
 import { iso, note, printJson, say } from './output';
 import { openDlq, selectLetters } from './source';
 
@@ -177,19 +177,9 @@ export async function runShow(args: string[], ctx: CliContext): Promise<number> 
   const hide: Hide = opts.revealDevice ? (id) => id : hash;
   const dlq = await openDlq(ctx);
   const shown: Letter[] = [];
-  const report = await selectLetters(
-    ctx,
-    dlq,
-    {
-      ...(opts.selector.seqs ? { seqs: opts.selector.seqs } : {}),
-      filter: filterOf(opts.selector, hash),
-      limit: opts.selector.limit,
-      hash,
-    },
-    (letter) => {
-      if (shown.length < opts.max) shown.push(letter);
-    },
-  );
+  const report = await selectLetters(ctx, dlq, selectionOf(opts.selector, hash), (letter) => {
+    if (shown.length < opts.max) shown.push(letter);
+  });
   if (report.matched === 0) {
     throw new NothingToDoError(
       dlq.exists
