@@ -34,7 +34,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -792,12 +792,19 @@ function destinationSpec(dest: Dest, name: string, c: DestinationContext): Recor
   }
 }
 
-function exporterEnv(ns: string, config: string): Record<string, string> {
+/** Writes the exporter's destinations file whole (temp + rename: a reload never reads half of it). */
+function writeDestinations(file: string, content: object): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(content));
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The exporter's environment; `reloadPoll` is EXPORTER_RELOAD_POLL (`0`: no reloads). */
+function exporterEnv(ns: string, config: string, reloadPoll = '0'): Record<string, string> {
   return {
     NATS_URL: testUrls.nats,
     SLUICE_NAMESPACE: ns,
     EXPORTER_CONFIG: config,
-    EXPORTER_RELOAD_POLL: '0',
+    EXPORTER_RELOAD_POLL: reloadPoll,
     EXPORTER_DRAIN_TIMEOUT: '5s',
     OPS_PORT: '0',
     OPS_HOST: '127.0.0.1',
@@ -1054,13 +1061,10 @@ async function startPipeline(p: Pipeline, o: PipelineOptions): Promise<void> {
     p.ctx.mongoUrl = `mongodb://127.0.0.1:${p.relay.port}/?directConnection=true`;
   }
   const config = join(p.dir, 'exporter.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      defaults: { batch: { linger: o.linger } },
-      destinations: o.dests.map((d) => destinationSpec(d, `l-${d}`, p.ctx)),
-    }),
-  );
+  writeDestinations(config, {
+    defaults: { batch: { linger: o.linger } },
+    destinations: o.dests.map((d) => destinationSpec(d, `l-${d}`, p.ctx)),
+  });
   const grpcPort = await freePort();
   p.target = `127.0.0.1:${grpcPort}`;
   say(`pipeline: building and starting gateway, dedupe, exporter (namespace ${p.run})`);
@@ -1838,8 +1842,11 @@ async function throughputPhase(o: {
     await Promise.all(pending);
     const last = (await jsm.streams.info(topo.streams.clean.name)).state.last_seq;
     const config = join(dir, 'exporter.json');
-    writeFileSync(config, JSON.stringify({ destinations: [] }));
-    exporter = Child.start('exporter', exporterEnv(run, config));
+    writeDestinations(config, { destinations: [] });
+    // Destinations are switched by rewriting the file (the exporter's 100 ms poll reloads it), not by
+    // SIGHUP: the exporter installs its SIGHUP handler only after it reports running, and a SIGHUP
+    // before that ends the process.
+    exporter = Child.start('exporter', exporterEnv(run, config, '100ms'));
     await exporter.waitFor('exporter running');
     say(
       `throughput: ${o.backlog} frames in ${last} clean messages; each destination drains them alone`,
@@ -1848,8 +1855,7 @@ async function throughputPhase(o: {
     for (const d of o.dests) {
       const name = `t-${d}`;
       const durable = `exporter-${name}`;
-      writeFileSync(config, JSON.stringify({ destinations: [destinationSpec(d, name, ctx)] }));
-      exporter.proc.kill('SIGHUP');
+      writeDestinations(config, { destinations: [destinationSpec(d, name, ctx)] });
       const info = () =>
         jsm.consumers.info(topo.streams.clean.name, durable).catch(() => undefined);
       const t0 = await waitFor(
@@ -1859,7 +1865,9 @@ async function throughputPhase(o: {
           timeoutMs: 60_000,
           intervalMs: 5,
         },
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; exporter log:\n${exporter!.tail(30)}`);
+      });
       await waitFor(
         `${durable} to drain`,
         async () => ((await info())?.ack_floor.stream_seq ?? 0) >= last,
@@ -1884,8 +1892,6 @@ async function throughputPhase(o: {
         `  ${d.padEnd(9)} exporter ${Math.round(exporterRate)}/s, ceiling ${Math.round(ceilingRate)}/s (${Math.round((100 * exporterRate) / ceilingRate)} %)`,
       );
     }
-    writeFileSync(config, JSON.stringify({ destinations: [] }));
-    exporter.proc.kill('SIGHUP');
     const dlq = await jsm.streams.info(topo.streams.dlq.name).catch(() => undefined);
     return {
       backlog_frames: o.backlog,
