@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
@@ -138,7 +138,9 @@ describe('Reloader', () => {
     await reloader.start();
     await new Promise((r) => setTimeout(r, 100));
     expect(loads).toBe(0);
-    await writeFile(path, 'bb');
+    // Replaced whole (temp + rename): a write in place can be seen half done, as two changes.
+    await writeFile(`${path}.tmp`, 'bb');
+    await rename(`${path}.tmp`, path);
     for (let i = 0; i < 100 && loads === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(loads).toBe(1);
     await reloader.stop();
