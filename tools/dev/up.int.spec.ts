@@ -61,7 +61,7 @@ describe('npm start -- --no-sim', () => {
     const queryCurl = await up.waitForLine(/^curl .*\/v1\/devices/);
     expect(await up.waitForLine(/ archive +\S+/)).toMatch(/tmp\/archive/);
     const grpcurl = await up.waitForLine(/^grpcurl /);
-    await up.waitForLine(/ingestion running/, 60_000);
+    await up.waitForLine(/ingestion running/, 150_000);
     expect(curl).toContain(`http://127.0.0.1:${httpPort}/v1/events`);
     expect(curl).toContain(`Bearer ${token}`);
 
@@ -70,7 +70,7 @@ describe('npm start -- --no-sim', () => {
     expect(answer).toMatchObject({ status: 'OK', accepted: 1 });
 
     // The query API's printed command, with the region-scoped dev token.
-    await up.waitForLine(/aggregator running/, 60_000);
+    await up.waitForLine(/aggregator running/, 150_000);
     const devices = JSON.parse(await bash(queryCurl)) as { items: unknown[] };
     expect(Array.isArray(devices.items)).toBe(true);
 
@@ -105,5 +105,5 @@ describe('npm start -- --no-sim', () => {
     } finally {
       client.close();
     }
-  });
+  }, 240_000);
 });
