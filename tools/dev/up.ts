@@ -269,11 +269,17 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
+/** Apps that are commands, not services: not started (the operator CLI runs and exits). */
+const COMMANDS = new Set(['cli']);
+
 function discoverApps(): string[] {
   const dir = join(ROOT, 'apps');
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'src', 'main.ts')))
+    .filter(
+      (d) =>
+        d.isDirectory() && !COMMANDS.has(d.name) && existsSync(join(dir, d.name, 'src', 'main.ts')),
+    )
     .map((d) => d.name)
     .sort();
 }
