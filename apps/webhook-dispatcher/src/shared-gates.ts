@@ -18,8 +18,8 @@ import type { SharedStateHealth } from './shared-state';
 
 /**
  * KEYS: slots (sorted set lease → expiry ms), rate (theoretical arrival time, µs), pause.
- * ARGV: lease id base, max concurrency, emission interval µs, tolerance µs, lease ms, leases wanted.
- * Takes as many leases as are wanted, free and have a rate token (`<base>.1`, `<base>.2`, ...), each
+ * ARGV: lease id base, max concurrency, emission interval µs, tolerance µs, lease ms, leases wanted,
+ * then leases given back (removed first). Takes as many leases as are wanted, free and have a rate token (`<base>.1`, `<base>.2`, ...), each
  * with its token, or none. Returns {taken, why, ms}: why 0 all taken; 1 paused for ms; 2 every slot
  * held; 3 the next token is due in ms.
  */
@@ -27,6 +27,7 @@ const ACQUIRE = `
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowMs = math.floor(nowUs / 1000)
+for i = 7, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 local paused = redis.call('PTTL', KEYS[3])
 if paused > 0 then return {0, 1, paused} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
@@ -98,6 +99,8 @@ class SharedGate {
   pumping = false;
   /** A slot of the endpoint was given back here since the pump's last round trip began. */
   released = false;
+  /** Leases given back while deliveries wait here: removed by the pump's next round trip. */
+  readonly toRelease: string[] = [];
   /** Ends the pump's current wait (a slot was given back here). */
   wake: (() => void) | undefined;
 }
@@ -225,8 +228,16 @@ export class SharedEndpointGates implements Gates {
     return this.enqueue(id, g, limits);
   }
 
-  /** One round trip: up to `wanted` leases, each with a rate token, and why not more. */
-  private async attempt(id: string, limits: GateLimits, wanted: number): Promise<Attempt> {
+  /**
+   * One round trip: up to `wanted` leases, each with a rate token, and why not more; `giveBack`
+   * leases are removed first (a slot handed from a finished delivery to a waiting one).
+   */
+  private async attempt(
+    id: string,
+    limits: GateLimits,
+    wanted: number,
+    giveBack: readonly string[] = [],
+  ): Promise<Attempt> {
     const k = this.keys(id);
     const base = `${this.leasePrefix}${++this.leaseSeq}`;
     const intervalUs = 1e6 / limits.ratePerS;
@@ -242,6 +253,7 @@ export class SharedEndpointGates implements Gates {
       toleranceUs,
       this.opts.leaseMs,
       wanted,
+      ...giveBack,
     );
     this.opts.health.succeeded();
     const leases: string[] = [];
@@ -297,9 +309,15 @@ export class SharedEndpointGates implements Gates {
       while (g.queue.length > 0 && !this.closed) {
         const limits = g.queue[0]!.limits;
         g.released = false;
+        const giveBack = g.toRelease.splice(0);
         let a: Attempt;
         try {
-          a = await this.attempt(id, limits, Math.min(g.queue.length, limits.maxConcurrency));
+          a = await this.attempt(
+            id,
+            limits,
+            Math.min(g.queue.length, limits.maxConcurrency),
+            giveBack,
+          );
         } catch (err) {
           this.opts.health.fellBack('endpoint_limits', err);
           for (const x of g.queue.splice(0)) this.settle(x, this.local.acquire(id, x.limits));
@@ -322,6 +340,8 @@ export class SharedEndpointGates implements Gates {
     } finally {
       g.pumping = false;
       g.wake = undefined;
+      const slots = this.keys(id).slots;
+      for (const lease of g.toRelease.splice(0)) this.giveBack(id, slots, lease);
       this.forgetIfIdle(id, g);
     }
   }
@@ -346,6 +366,15 @@ export class SharedEndpointGates implements Gates {
     }
     const slots = this.held.get(lease);
     if (slots === undefined) return;
+    const g = this.gates.get(id);
+    if (g && g.pumping && g.queue.length > 0 && !this.closed) {
+      // Deliveries wait here: the pump's next round trip gives the slot back and takes it for them.
+      this.held.delete(lease);
+      g.toRelease.push(lease);
+      g.released = true;
+      g.wake?.();
+      return;
+    }
     this.giveBack(id, slots, lease);
   }
 
