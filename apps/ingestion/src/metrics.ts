@@ -9,6 +9,8 @@ export const RATE_LIMIT_METRICS = {
   storeUp: 'sluice_ingest_rate_limit_store_up',
   /** Counter: batches decided by the per-process buckets because Redis could not answer. */
   fallbacks: 'sluice_ingest_rate_limit_fallbacks_total',
+  /** Counter: times Redis stopped answering the rate limiter (each starts per-process decisions). */
+  outages: 'sluice_ingest_rate_limit_outages_total',
   /** Histogram: one shared rate-limit round trip (one per batch). */
   roundTrip: 'sluice_ingest_rate_limit_round_trip_seconds',
 } as const;
@@ -55,6 +57,11 @@ export function createIngestMetrics(registry: Registry) {
     rateLimitFallbacks: new Counter({
       name: RATE_LIMIT_METRICS.fallbacks,
       help: 'Batches rate-limited by the per-process buckets because Redis could not answer',
+      registers: [registry],
+    }),
+    rateLimitOutages: new Counter({
+      name: RATE_LIMIT_METRICS.outages,
+      help: 'Times Redis stopped answering the rate limiter (per-process buckets decided until it answered again)',
       registers: [registry],
     }),
     rateLimitRoundTrip: new Histogram({

@@ -158,5 +158,10 @@ describe('SharedRateLimiter (real Redis)', () => {
     expect(await l.take(one(d))).toBeGreaterThan(0);
     expect(messages().filter((m) => /redis unavailable/.test(m))).toHaveLength(1);
     expect(messages().filter((m) => /redis answers again/.test(m))).toHaveLength(1);
+    // A second outage within the minute is counted, not logged again.
+    proxy.cut();
+    await waitFor('second fallback', async () => (await l.take(one(device()))) >= 0 && !l.shared);
+    expect(await metric(registry, RATE_LIMIT_METRICS.outages)).toBe(2);
+    expect(messages().filter((m) => /redis unavailable/.test(m))).toHaveLength(1);
   });
 });

@@ -110,10 +110,14 @@ interface ScriptedRedis extends Redis {
   ingestRateTake(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
+/** Outages closer together than this are logged once (each is counted in the metrics). */
+const OUTAGE_LOG_INTERVAL_MS = 60_000;
+
 /** The metrics of {@link SharedRateLimiter} (from `createIngestMetrics`). */
 export interface SharedRateLimitMetrics {
   rateLimitStoreUp: Gauge;
   rateLimitFallbacks: Counter;
+  rateLimitOutages: Counter;
   rateLimitRoundTrip: Histogram;
 }
 
@@ -144,7 +148,8 @@ export function rateLimitPrefix(namespace: string): string {
  * same all-or-nothing answer as {@link DeviceRateLimiter}), a key per device that expires once its
  * bucket is full again, so Redis holds only the devices seen within `burst / rate` seconds. While
  * Redis cannot answer (not connected, an error, a timeout) the per-process buckets decide instead:
- * one warning per outage, `sluice_ingest_rate_limit_store_up` 0, and every such batch counted in
+ * one warning per outage (at most one a minute), `sluice_ingest_rate_limit_store_up` 0, every outage
+ * counted in `sluice_ingest_rate_limit_outages_total` and every such batch in
  * `sluice_ingest_rate_limit_fallbacks_total`; each replica then allows a device up to its own rate.
  */
 export class SharedRateLimiter implements RateLimiter {
@@ -152,8 +157,10 @@ export class SharedRateLimiter implements RateLimiter {
   private readonly intervalUs: number;
   private readonly toleranceUs: number;
   private readonly retryAfterMs: number;
-  private down: { since: number; batches: number } | undefined;
+  private down: { since: number; batches: number; logged: boolean } | undefined;
   private retryAt = 0;
+  private lastWarnAt = Number.NEGATIVE_INFINITY;
+  private outagesNotLogged = 0;
 
   constructor(private readonly opts: SharedRateLimitOptions) {
     const redis = opts.redis as ScriptedRedis;
@@ -192,13 +199,14 @@ export class SharedRateLimiter implements RateLimiter {
     }
     this.opts.metrics.rateLimitRoundTrip.observe((performance.now() - started) / 1000);
     if (this.down) {
-      const { since, batches } = this.down;
+      const { since, batches, logged } = this.down;
       this.down = undefined;
       this.opts.metrics.rateLimitStoreUp.set(1);
-      this.opts.log.info(
-        { downForMs: Date.now() - since, perProcessBatches: batches },
-        'redis answers again: device rate limits are shared by the gateway replicas again',
-      );
+      if (logged)
+        this.opts.log.info(
+          { downForMs: Date.now() - since, perProcessBatches: batches },
+          'redis answers again: device rate limits are shared by the gateway replicas again',
+        );
     }
     return waitMs;
   }
@@ -206,13 +214,24 @@ export class SharedRateLimiter implements RateLimiter {
   private fallBack(counts: ReadonlyMap<string, number>, err: unknown): number {
     this.opts.metrics.rateLimitFallbacks.inc();
     if (!this.down) {
-      this.down = { since: Date.now(), batches: 0 };
-      this.retryAt = Date.now() + this.retryAfterMs;
+      const now = Date.now();
+      // A Redis that keeps timing out now and then is logged once a minute, not per outage.
+      const logged = now - this.lastWarnAt >= OUTAGE_LOG_INTERVAL_MS;
+      this.down = { since: now, batches: 0, logged };
+      this.retryAt = now + this.retryAfterMs;
       this.opts.metrics.rateLimitStoreUp.set(0);
-      this.opts.log.warn(
-        { err: err instanceof Error ? err.message : String(err) },
-        'redis unavailable: device rate limits are per gateway process until it answers',
-      );
+      this.opts.metrics.rateLimitOutages.inc();
+      if (logged) {
+        this.lastWarnAt = now;
+        this.opts.log.warn(
+          {
+            err: err instanceof Error ? err.message : String(err),
+            outagesNotLogged: this.outagesNotLogged,
+          },
+          'redis unavailable: device rate limits are per gateway process until it answers',
+        );
+        this.outagesNotLogged = 0;
+      } else this.outagesNotLogged++;
     } else if (Date.now() >= this.retryAt) this.retryAt = Date.now() + this.retryAfterMs;
     this.down.batches++;
     return this.opts.local.take(counts);

@@ -9,6 +9,8 @@ export { WEBHOOK_METRICS };
 export const SHARED_STATE_METRICS = {
   /** Gauge: 1 while Redis answers (limits and runs are global), 0 while they are per process. */
   up: 'sluice_webhook_shared_state_up',
+  /** Counter: times Redis stopped answering (each starts per-process decisions). */
+  outages: 'sluice_webhook_shared_state_outages_total',
   /** Counter by `state` (`endpoint_limits`, `consecutive`): decisions made per process because Redis could not answer. */
   fallbacks: 'sluice_webhook_shared_state_fallbacks_total',
   /** Counter: readings not counted in a run because a newer (or the same) reading of the series was counted already. */

@@ -93,6 +93,9 @@ export async function whenReady(redis: Redis, timeoutMs: number): Promise<boolea
   return ready;
 }
 
+/** Outages closer together than this are logged once (each is counted in the metrics). */
+const OUTAGE_LOG_INTERVAL_MS = 60_000;
+
 export interface SharedStateHealthOptions {
   redis: Redis;
   log: Logger;
@@ -103,14 +106,17 @@ export interface SharedStateHealthOptions {
 
 /**
  * Whether the shared state can be used now, and the one place that reports when it cannot: one
- * warning when Redis stops answering, one line when it answers again, a gauge, and a counter of the
- * decisions made per process in between.
+ * warning when Redis stops answering (at most one a minute), one line when it answers again, a
+ * gauge, a counter of outages and one of the decisions made per process meanwhile.
  */
 export class SharedStateHealth {
-  private down: { since: number; fallbacks: number } | undefined;
+  private down: { since: number; fallbacks: number; logged: boolean } | undefined;
   private retryAt = 0;
+  private lastWarnAt = Number.NEGATIVE_INFINITY;
+  private outagesNotLogged = 0;
   private readonly retryAfterMs: number;
   private readonly up: Gauge;
+  private readonly outages: Counter;
   private readonly fallbacks: Counter<'state'>;
 
   constructor(private readonly opts: SharedStateHealthOptions) {
@@ -122,6 +128,11 @@ export class SharedStateHealth {
       registers,
     });
     this.up.set(1);
+    this.outages = new Counter({
+      name: SHARED_STATE_METRICS.outages,
+      help: 'Times Redis stopped answering (limits and runs were per process until it answered again)',
+      registers,
+    });
     this.fallbacks = new Counter({
       name: SHARED_STATE_METRICS.fallbacks,
       help: 'Decisions made with per-process state because Redis could not answer, by state',
@@ -149,22 +160,36 @@ export class SharedStateHealth {
     if (!down) return;
     this.down = undefined;
     this.up.set(1);
-    this.opts.log.info(
-      { downForMs: Date.now() - down.since, perProcessDecisions: down.fallbacks },
-      'redis answers again: endpoint limits and consecutive runs are shared by the replicas again',
-    );
+    if (down.logged)
+      this.opts.log.info(
+        { downForMs: Date.now() - down.since, perProcessDecisions: down.fallbacks },
+        'redis answers again: endpoint limits and consecutive runs are shared by the replicas again',
+      );
   }
 
   /** A round trip failed (or could not be tried): back off, and report the outage once. */
   failed(err: unknown): void {
-    this.retryAt = Date.now() + this.retryAfterMs;
+    const now = Date.now();
+    this.retryAt = now + this.retryAfterMs;
     if (this.down) return;
-    this.down = { since: Date.now(), fallbacks: 0 };
+    // A Redis that keeps timing out now and then is logged once a minute, not per outage.
+    const logged = now - this.lastWarnAt >= OUTAGE_LOG_INTERVAL_MS;
+    this.down = { since: now, fallbacks: 0, logged };
     this.up.set(0);
+    this.outages.inc();
+    if (!logged) {
+      this.outagesNotLogged++;
+      return;
+    }
+    this.lastWarnAt = now;
     this.opts.log.warn(
-      { err: err instanceof Error ? err.message : String(err) },
+      {
+        err: err instanceof Error ? err.message : String(err),
+        outagesNotLogged: this.outagesNotLogged,
+      },
       'redis unavailable: endpoint concurrency, rate and pause, and consecutive runs are per process until it answers',
     );
+    this.outagesNotLogged = 0;
   }
 
   /** A decision was made with per-process state (counted; `err` marks the outage when given). */
