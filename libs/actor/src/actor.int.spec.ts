@@ -279,4 +279,28 @@ describe('Actor on real JetStream', () => {
     expect(all).toHaveLength(20);
     expect(new Set(all).size).toBe(20);
   });
+  it('keeps a byte-bounded prefetch flowing: the client never stalls on a pull its own books made too small', async () => {
+    // nats.js counts bytes of a pull the server already closed (after its 100 messages) as still
+    // pending, so later pulls shrink below one message and the server answers 409 "message size
+    // exceeds maxbytes"; without a re-pull the consumer waits two missed heartbeats (~30 s).
+    const t = topology();
+    const body = 'x'.repeat(350_000);
+    const received = new Set<string>();
+    await startActor<string>({
+      ...t,
+      prefetch: { maxBytes: 1024 * 1024 },
+      batch: { maxMessages: 4 },
+      decode: (m) => m.headers?.get('Nats-Msg-Id') ?? '',
+      handle: async (b) => {
+        for (const d of b) received.add(d.value);
+        return b.map(() => Outcomes.ack());
+      },
+    });
+    const total = 120;
+    for (let i = 0; i < total; i++) await publish(t.subject('x'), body, `m-${i}`);
+    // 120 messages of 350 kB take about a second here; one stall takes 30 s.
+    await waitFor('every message handled', async () => received.size === total, {
+      timeoutMs: 15_000,
+    });
+  });
 });

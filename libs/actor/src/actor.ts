@@ -37,6 +37,17 @@ import { ActorMetrics } from './metrics';
 import type { Outcome } from './outcome';
 import type { StoreGate } from './store-gate';
 
+const SIZE_EXCEEDS_MAX_BYTES = 'message size exceeds maxbytes';
+const REPULL_CHECK_MS = 20;
+
+/** The pull renewal nats.js 3.x runs itself after missed heartbeats (not in its public types). */
+interface Repullable {
+  resetPending(): Promise<boolean>;
+}
+function canRepull(m: ConsumerMessages): m is ConsumerMessages & Repullable {
+  return typeof (m as Partial<Repullable>).resetPending === 'function';
+}
+
 /** One decoded message handed to a batch handler. */
 export interface Delivery<T> {
   readonly value: T;
@@ -95,7 +106,10 @@ export interface PerMessageOptions {
 export interface PrefetchOptions {
   /** Bound by message count instead of bytes (only when `maxBytes` is not set). Default unset. */
   maxMessages?: number;
-  /** Bytes requested ahead of the handler: the bound on in-flight memory. Default 8 MiB. */
+  /**
+   * Bytes requested ahead of the handler: the bound on in-flight memory. Default 8 MiB; never below
+   * the server's `max_payload`, so one pull can always hold the next message.
+   */
   maxBytes?: number;
 }
 
@@ -318,7 +332,7 @@ export class Actor<T> {
       this.messages = await consumer.consume(
         prefetch?.maxMessages !== undefined && prefetch.maxBytes === undefined
           ? { max_messages: prefetch.maxMessages }
-          : { max_bytes: prefetch?.maxBytes ?? 8 * 1024 * 1024 },
+          : { max_bytes: this.prefetchBytes() },
       );
       this.watchStatus(this.messages);
     } catch (err) {
@@ -884,7 +898,27 @@ export class Actor<T> {
     }
   }
 
+  /** A pull smaller than the largest message the server accepts could never deliver that message. */
+  private prefetchBytes(): number {
+    const wanted = this.opts.prefetch?.maxBytes ?? 8 * 1024 * 1024;
+    const maxPayload = this.opts.nc.info?.max_payload ?? 1024 * 1024;
+    if (wanted >= maxPayload) return wanted;
+    this.log.info({ wanted, maxPayload }, 'prefetch.maxBytes raised to the server max_payload');
+    return maxPayload;
+  }
+
   private watchStatus(messages: ConsumerMessages): void {
+    let check: NodeJS.Timeout | undefined;
+    const arm = (m: ConsumerMessages & Repullable) => {
+      const received = m.getReceived();
+      check = setTimeout(() => {
+        check = undefined;
+        if (this.stopping) return;
+        if (m.getReceived() !== received) return arm(m);
+        this.metrics.repulls.inc(this.labels);
+        void m.resetPending().catch(() => undefined);
+      }, REPULL_CHECK_MS);
+    };
     (async () => {
       for await (const s of messages.status()) {
         if (
@@ -894,9 +928,16 @@ export class Actor<T> {
           s.type === 'consumer_deleted'
         ) {
           this.log.warn({ status: s.type }, 'consumer status');
+        } else if (s.type === 'exceeded_limits' && s.description === SIZE_EXCEEDS_MAX_BYTES) {
+          // nats.js 3.x does not pull again after this 409 when its buffer is empty: it waits for
+          // two missed heartbeats (~30 s). Once nothing has arrived for REPULL_CHECK_MS after one,
+          // the pull is renewed (which may briefly hold up to twice the prefetch); one timer at a time.
+          if (check === undefined && canRepull(messages)) arm(messages);
         }
       }
-    })().catch(() => undefined);
+    })()
+      .catch(() => undefined)
+      .finally(() => clearTimeout(check));
   }
 
   private startLagPolling(): void {

@@ -27,6 +27,7 @@ export class ActorMetrics {
   readonly pending: Gauge<L>;
   readonly ackPending: Gauge<L>;
   readonly redelivered: Gauge<L>;
+  readonly repulls: Counter<L>;
   readonly state: Gauge<L>;
 
   private constructor(registry: Registry) {
@@ -48,6 +49,12 @@ export class ActorMetrics {
       name: METRICS.messagesDeadLettered,
       help: 'Messages moved to the DLQ',
       labelNames: [...labelNames, 'error_class'],
+      registers,
+    });
+    this.repulls = new Counter({
+      name: METRICS.consumerRepulls,
+      help: 'Pulls renewed after the server refused one as smaller than the next message (409)',
+      labelNames,
       registers,
     });
     this.failed = new Counter({

@@ -13,6 +13,7 @@ export const METRICS = {
   consumerPending: 'sluice_consumer_pending_messages',
   consumerAckPending: 'sluice_consumer_ack_pending_messages',
   consumerRedelivered: 'sluice_consumer_redelivered_messages',
+  consumerRepulls: 'sluice_consumer_repulls_total',
   lifecycleState: 'sluice_lifecycle_state',
   eventsPublished: 'sluice_events_published_total',
   eventsRejected: 'sluice_events_rejected_total',
