@@ -148,4 +148,29 @@ describe('Reloader', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(loads).toBe(1);
   });
+  it('a SIGHUP before start() is kept and reloads once started; after stop() it is no longer heard', async () => {
+    const path = join(dir, 'exporter.yaml');
+    await writeFile(path, 'a');
+    let loads = 0;
+    const reloader = new Reloader({
+      file: path,
+      pollMs: 0,
+      load: () => Promise.resolve(file(`h${++loads}`)),
+      apply: () => Promise.resolve(none),
+      currentHash: () => 'h0',
+      log,
+      metrics: new ExporterMetrics(new Registry()),
+    });
+    try {
+      process.emit('SIGHUP', 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(loads).toBe(0);
+      await reloader.start();
+      for (let i = 0; i < 100 && loads === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(loads).toBe(1);
+    } finally {
+      await reloader.stop();
+    }
+    expect(process.listenerCount('SIGHUP')).toBe(0);
+  });
 });

@@ -45,14 +45,27 @@ export class Reloader {
   private queued: Promise<ReloadOutcome> | undefined;
   private stopped = false;
   private polling = false;
-  private readonly onHup = () => void this.reload('SIGHUP');
+  private started = false;
+  /** A SIGHUP before start(): the process must not die of it (the default action), and it is honoured at start. */
+  private hupBeforeStart = false;
+  private readonly onHup = () => {
+    if (this.started) void this.reload('SIGHUP');
+    else this.hupBeforeStart = true;
+  };
 
-  constructor(private readonly opts: ReloaderOptions) {}
+  /** Listens for SIGHUP from construction on, so one sent while the service starts is not fatal. */
+  constructor(private readonly opts: ReloaderOptions) {
+    if (opts.signal !== false) process.on('SIGHUP', this.onHup);
+  }
 
   async start(): Promise<void> {
     this.stopped = false;
     this.seen = await fingerprint(this.opts.file);
-    if (this.opts.signal !== false) process.on('SIGHUP', this.onHup);
+    this.started = true;
+    if (this.hupBeforeStart) {
+      this.hupBeforeStart = false;
+      void this.reload('SIGHUP');
+    }
     if (this.opts.pollMs > 0) {
       this.timer = setInterval(() => void this.poll(), this.opts.pollMs);
       this.timer.unref();

@@ -37,6 +37,18 @@ describe('runService', () => {
     ]);
   });
 
+  it('a SIGHUP, while starting or running, neither kills a service that reloads nothing nor stops it', async () => {
+    const p = spawnService(ENTRY, env());
+    procs.push(p);
+    await p.waitForLine(/^ORDER prepare/);
+    p.kill('SIGHUP');
+    await p.waitForLine(/ordered-test running/);
+    p.kill('SIGHUP');
+    await p.waitForLine(/SIGHUP: this service has nothing to reload/);
+    p.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
   it('a failing actor stops everything in order and exits 1', async () => {
     const p = spawnService(ENTRY, env({ FAIL_AT: 'actor' }));
     procs.push(p);

@@ -181,6 +181,12 @@ export function runService<S extends z.ZodType<CommonConfig & Record<string, unk
   createService: ServiceFactory<z.infer<S>>,
 ): void {
   let log: Logger | undefined;
+  // SIGHUP's default action ends the process: a service that reloads nothing logs and goes on, and
+  // one that does (the exporter) is not killed by a SIGHUP that arrives while it starts.
+  process.on('SIGHUP', () => {
+    if (process.listenerCount('SIGHUP') === 1)
+      log?.info('SIGHUP: this service has nothing to reload');
+  });
   void (async () => {
     const rt = await startRuntime(service, schema);
     log = rt.log;
