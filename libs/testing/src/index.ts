@@ -9,3 +9,4 @@ export * from './servers';
 export * from './random';
 export * from './rollups';
 export * from './seaweedfs';
+export * from './replicas';
