@@ -15,6 +15,10 @@
 //    `.tmp` file every --poll-ms. Latency = arrival − gateway ack. A core NATS subscriber on the
 //    clean subjects stamps when dedupe published each frame, and the exporter's own metrics (write
 //    time, frames per write) and every process's CPU show where the time goes.
+// 1b. latency-each: the same phase once per destination, each alone in a pipeline of its own
+//    (gateway, dedupe, an exporter with that one destination), as a team running one exporter per
+//    destination would: the other servers' CPU is out of the measurement. Each destination's
+//    `timeline` gives p50/p99 per half second of the window, to tell a steady tail from bursts.
 // 2. sdk: measureEmitOverhead (libs/device-sdk) on a 30 fps loop of 20 ms frames, the DeviceClient
 //    sending to the same gateway, in 5 alternating rounds; plus the SDK's own CPU per frame (this
 //    thread's CPU time with and without one emit() per frame on the same pacing, no busy work).
@@ -95,10 +99,11 @@ export const flags: BenchFlags = {
   'gw-seconds': 'length of each closed-loop gateway run (default 5)',
   'gw-pairs': 'runs with and without the exporter, alternated (default 2, at most 2)',
   'sdk-frames': 'frames of each SDK overhead run at 30 fps (default 300: 10 s)',
-  only: 'phases to run, comma-separated: latency,sdk,gateway,throughput (default all)',
+  only: 'phases to run, comma-separated: latency,latency-each,sdk,gateway,throughput (default all)',
   dests: 'destinations, comma-separated: mqtt,amqp,postgres,mongodb,file (default all)',
 };
 
+const PHASES = ['latency', 'latency-each', 'sdk', 'gateway', 'throughput'] as const;
 const REGION = 'eu-west';
 const DESTINATIONS = ['mqtt', 'amqp', 'postgres', 'mongodb', 'file'] as const;
 type Dest = (typeof DESTINATIONS)[number];
@@ -1124,6 +1129,19 @@ async function startObservers(p: Pipeline, o: PipelineOptions): Promise<Stop[]> 
   }
 }
 
+/** p50/p99/max of each half second of the window (by ack time): where a tail comes from, steady or bursts. */
+function timeline(at: Map<string, number>, acks: Map<string, number>) {
+  const slots: number[][] = [];
+  let first: number | undefined;
+  for (const [id, ack] of acks) {
+    const a = at.get(id);
+    if (a === undefined) continue;
+    first ??= ack;
+    (slots[Math.floor((ack - first) / 500)] ??= []).push(a - ack);
+  }
+  return Array.from(slots, (v = [], i) => ({ at_s: i / 2, frames: v.length, ...stats(v) }));
+}
+
 /** Latency percentiles of the frames acked in `acks` at observer `obs`, in sending order. */
 function latencyAt(p: Pipeline, obs: Observed, acks: Map<string, number>) {
   const at = p.arrivals.at.get(obs)!;
@@ -1139,6 +1157,7 @@ function latencyAt(p: Pipeline, obs: Observed, acks: Map<string, number>) {
     ...stats(lat),
     first_tenth_p50_ms: stats(lat.slice(0, tenth)).p50_ms,
     last_tenth_p50_ms: stats(lat.slice(-tenth)).p50_ms,
+    timeline: timeline(at, acks),
   };
 }
 
@@ -1923,12 +1942,9 @@ function numberFlag(flags: Record<string, string>, name: string, fallback: numbe
 }
 
 const bench: Bench = async ({ seconds, rate, flags }) => {
-  const phases = new Set(
-    (flags['only'] ?? 'latency,sdk,gateway,throughput').split(',').map((s) => s.trim()),
-  );
+  const phases = new Set((flags['only'] ?? PHASES.join(',')).split(',').map((s) => s.trim()));
   for (const p of phases)
-    if (!['latency', 'sdk', 'gateway', 'throughput'].includes(p))
-      throw new Error(`--only: unknown phase "${p}"`);
+    if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase "${p}"`);
   const dests = (flags['dests'] ?? DESTINATIONS.join(',')).split(',').map((s) => s.trim());
   for (const d of dests)
     if (!(DESTINATIONS as readonly string[]).includes(d))
@@ -1940,20 +1956,21 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     name: 'export',
     load_average_at_start: round(loadavg()[0]!, 2),
   };
+  const pipeline: PipelineOptions = {
+    rate: rate ?? 1_000,
+    seconds,
+    linger: flags['linger'] ?? '0ms',
+    pollMs: numberFlag(flags, 'poll-ms', 5),
+    streams: Math.round(numberFlag(flags, 'streams', 40)),
+    batch,
+    gwSeconds: numberFlag(flags, 'gw-seconds', 5),
+    gwPairs: Math.min(2, Math.round(numberFlag(flags, 'gw-pairs', 2))),
+    sdkFrames: Math.round(numberFlag(flags, 'sdk-frames', 300)),
+    phases,
+    dests: destinations,
+  };
   if (phases.has('latency') || phases.has('sdk') || phases.has('gateway')) {
-    const p = await pipelinePhases({
-      rate: rate ?? 1_000,
-      seconds,
-      linger: flags['linger'] ?? '0ms',
-      pollMs: numberFlag(flags, 'poll-ms', 5),
-      streams: Math.round(numberFlag(flags, 'streams', 40)),
-      batch,
-      gwSeconds: numberFlag(flags, 'gw-seconds', 5),
-      gwPairs: Math.min(2, Math.round(numberFlag(flags, 'gw-pairs', 2))),
-      sdkFrames: Math.round(numberFlag(flags, 'sdk-frames', 300)),
-      phases,
-      dests: destinations,
-    });
+    const p = await pipelinePhases(pipeline);
     const latency = p['latency'] as
       | { achieved_per_s: number; destinations: Record<Dest, { p50_ms: number; p99_ms: number }> }
       | undefined;
@@ -1964,6 +1981,26 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       result.p99_ms = Math.max(...destinations.map((d) => latency.destinations[d].p99_ms));
     }
     Object.assign(result, p);
+  }
+  if (phases.has('latency-each')) {
+    // The same latency phase with one destination at a time, each in a pipeline of its own: what a
+    // team that runs one exporter per destination sees, without the other four servers' CPU.
+    const each: Record<string, unknown> = {};
+    for (const d of destinations) {
+      say(`latency of ${d} alone:`);
+      const p = await pipelinePhases({ ...pipeline, phases: new Set(['latency']), dests: [d] });
+      const l = p['latency'] as {
+        destinations: Record<Dest, object>;
+        gateway_ack_to_clean: object;
+        cpu_pct: object;
+      };
+      each[d] = {
+        ...l.destinations[d],
+        gateway_ack_to_clean: l.gateway_ack_to_clean,
+        cpu_pct: l.cpu_pct,
+      };
+    }
+    result['latency_each'] = each;
   }
   if (phases.has('throughput'))
     result['throughput'] = await throughputPhase({
