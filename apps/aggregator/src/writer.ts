@@ -117,6 +117,17 @@ ON CONFLICT (scope, series_key, sensor) DO UPDATE SET
   last_value = CASE WHEN (excluded.last_time, excluded.last_value) > (t.last_time, t.last_value) THEN excluded.last_value ELSE t.last_value END,
   last_time = GREATEST(t.last_time, excluded.last_time)`;
 
+// A derived window is recomputed whenever an input changes, often keeping its last time (the
+// inputs' latest reading) while its value moves: the latest computation wins a tie, not the larger
+// value. Computations of one window are serialised by its advisory lock, so the latest is the freshest.
+const UPSERT_DERIVED_SERIES = `
+INSERT INTO series AS t (scope, series_key, sensor, region, derived, last_time, last_value)
+SELECT u.s, u.k, u.se, u.rg, u.d, ${TS('u.lt')}, u.lv
+FROM unnest($1::int2[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[], $7::float8[]) AS u(s, k, se, rg, d, lt, lv)
+ON CONFLICT (scope, series_key, sensor) DO UPDATE SET
+  last_value = CASE WHEN excluded.last_time >= t.last_time THEN excluded.last_value ELSE t.last_value END,
+  last_time = GREATEST(t.last_time, excluded.last_time)`;
+
 function lockKey(s: string): string {
   return createHash('sha1').update(s).digest().readBigInt64BE(0).toString();
 }
@@ -335,7 +346,7 @@ export class RollupWriter {
     });
     const s = [...latest.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, x]) => x);
     if (s.length > 0) {
-      await client.query(UPSERT_SERIES, [
+      await client.query(UPSERT_DERIVED_SERIES, [
         s.map(() => 1),
         s.map((x) => x.k),
         s.map((x) => x.se),
