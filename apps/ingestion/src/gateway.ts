@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { ensureStream } from '@sluice/jetstream';
 import type { Stoppable } from '@sluice/runtime';
 import { createWireParser, type Topology } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import type { DeviceHasher, Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
 import type { Config } from './config';
@@ -31,6 +31,8 @@ export interface GatewayDeps {
   topology: Topology;
   log: Logger;
   registry: Registry;
+  /** The keyed device hash: shared rate-limit keys in Redis name devices by it, never by their id. */
+  hashDeviceId: DeviceHasher;
 }
 
 /** The assembled gateway: listeners started, streams provisioned. */
@@ -119,6 +121,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     ? new SharedRateLimiter({
         redis: store.redis,
         prefix: rateLimitPrefix(deps.topology.namespace),
+        hashDeviceId: deps.hashDeviceId,
         ratePerSec: c.INGEST_DEVICE_RATE,
         burst: c.INGEST_DEVICE_BURST,
         local,

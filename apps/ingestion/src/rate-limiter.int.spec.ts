@@ -18,12 +18,14 @@ import {
   type RateLimiter,
 } from './rate-limiter';
 
+const hashDeviceId = createDeviceHasher('test-key-0123456789');
+
 function capturingLogger(): { log: Logger; messages: () => string[] } {
   const out: string[] = [];
   const log = createLogger({
     service: 'ingestion-test',
     level: 'info',
-    hashDeviceId: createDeviceHasher('test-key-0123456789'),
+    hashDeviceId,
     destination: { write: (s: string) => void out.push(s) } as never,
   });
   return { log, messages: () => out.map((l) => String(JSON.parse(l).msg)) };
@@ -69,6 +71,7 @@ describe('SharedRateLimiter (real Redis)', () => {
     const l = new SharedRateLimiter({
       redis,
       prefix: fx.prefix,
+      hashDeviceId,
       ratePerSec,
       burst,
       local: new DeviceRateLimiter({ ratePerSec, burst, maxDevices: 1_000 }),
@@ -117,13 +120,14 @@ describe('SharedRateLimiter (real Redis)', () => {
     expect(await l.take(one(c, 21))).toBe(2_000);
   });
 
-  it('a bucket key lives only until the bucket is full again', async () => {
+  it('a bucket key, named by the keyed device hash (never the raw id), lives only until the bucket is full again', async () => {
     const { l } = await limiter(100, 50);
     const d = device();
     expect(await l.take(one(d, 40))).toBe(0);
-    const ttl = await fx.redis.pttl(`${fx.prefix}${d}`);
+    const ttl = await fx.redis.pttl(`${fx.prefix}${hashDeviceId(d)}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(401);
+    expect(await fx.redis.keys(`*${d}*`)).toEqual([]);
   });
 
   it('without Redis each replica decides with its own bucket, metered and logged once', async () => {

@@ -1,4 +1,4 @@
-import type { Logger } from '@sluice/observability';
+import type { DeviceHasher, Logger } from '@sluice/observability';
 import type { Stoppable } from '@sluice/runtime';
 import Redis from 'ioredis';
 import type { Counter, Gauge, Histogram } from 'prom-client';
@@ -126,6 +126,8 @@ export interface SharedRateLimitOptions {
   redis: Redis;
   /** Key prefix of this namespace ({@link rateLimitPrefix}). */
   prefix: string;
+  /** Keys carry the keyed hash of a device id: the raw id never reaches Redis. */
+  hashDeviceId: DeviceHasher;
   /** Sustained events per second per device. */
   ratePerSec: number;
   /** Events a device may send at once after being idle. */
@@ -187,7 +189,7 @@ export class SharedRateLimiter implements RateLimiter {
     const keys: string[] = [];
     const args: Array<string | number> = [this.intervalUs, this.toleranceUs];
     for (const [device, n] of counts) {
-      keys.push(this.opts.prefix + device);
+      keys.push(this.opts.prefix + this.opts.hashDeviceId(device));
       args.push(n);
     }
     const started = performance.now();

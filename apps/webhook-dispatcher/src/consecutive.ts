@@ -14,6 +14,7 @@
 // Without Redis (WEBHOOK_SHARED_STATE=local, or while it cannot answer) the per-process
 // ConsecutiveState counts instead, in the same order within each batch.
 import type { TelemetryEvent } from '@sluice/contracts';
+import type { DeviceHasher } from '@sluice/observability';
 import type Redis from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import type { ConsecutiveState } from './filters';
@@ -92,6 +93,8 @@ export interface SharedRunsOptions {
   health: SharedStateHealth;
   /** Key prefix of this namespace (`sharedStatePrefix()`). */
   prefix: string;
+  /** Keys name a series by the keyed hash of its device id: the raw id never reaches Redis. */
+  hashDeviceId: DeviceHasher;
   /** A series' run state expires this long after its last counted reading. */
   ttlMs: number;
   /** How long a fired reading is remembered (the deliveries stream's duplicate window). */
@@ -177,7 +180,7 @@ export class ConsecutiveRuns {
         const e = o.event;
         const sub = `${s.prefix}run:{${o.subscriptionId}}:`;
         keys.push(
-          `${sub}${e.deviceId.length}:${e.deviceId}:${e.sensorType}`,
+          `${sub}${s.hashDeviceId(e.deviceId)}:${e.sensorType}`,
           `${s.prefix}fired:{${o.subscriptionId}}:${e.eventId}`,
         );
         args.push(timeOf(e), o.seq, o.index, o.matched ? 1 : 0, o.n);

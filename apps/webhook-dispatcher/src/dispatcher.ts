@@ -3,7 +3,7 @@
 import { isConnectionLoss, StoreGate, type Actor } from '@sluice/actor';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
-import type { Logger } from '@sluice/observability';
+import { createDeviceHasher, type Logger } from '@sluice/observability';
 import { createPool } from '@sluice/pg';
 import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
@@ -17,6 +17,8 @@ import { WebhookHttpClient } from './http-client';
 import { createMatchers, DeliveryPublisher } from './matcher';
 import { checkMigrated, migrate } from './migrations';
 import { SERVICE, webhookTopology, type WebhookTopology } from './names';
+import { secretKeyring, usesDevelopmentKey } from './secret-keys';
+import { SecretRotation, unreadableSecretReporter } from './secret-rotation';
 import { Sender } from './sender';
 import { SharedEndpointGates } from './shared-gates';
 import {
@@ -43,6 +45,8 @@ export interface Dispatcher {
   store: Store;
   cache: SubscriptionCache;
   attemptLog: AttemptLog;
+  /** Encryption of plaintext secrets and re-encryption under the active key. */
+  secretRotation: SecretRotation;
   clean: Actor<EventBatch>;
   rollups: Actor<Rollup>;
   sender: Sender;
@@ -53,7 +57,11 @@ export interface Dispatcher {
   sharedState: SharedStateHealth | undefined;
   /** Started by {@link startAdmin}. */
   api: AdminApi | undefined;
-  /** Migrates, loads subscriptions, starts the attempt log. Actors are started by the caller. */
+  /**
+   * Migrates, checks the secret keys (a missing or wrong one throws a ConfigError), encrypts plaintext
+   * secrets, loads subscriptions, starts the attempt log and the key rotation. Actors are started by
+   * the caller.
+   */
   prepare(): Promise<void>;
   startAdmin(): Promise<AdminApi>;
   /** Closes what {@link prepare} and {@link startAdmin} opened (after the actors stopped). */
@@ -69,7 +77,10 @@ export function createDispatcher({
 }: DispatcherDeps): Dispatcher {
   const webhooks = webhookTopology(topology.namespace);
   const pool = createPool({ service: SERVICE, url: c.PG_URL, max: c.WEBHOOK_PG_POOL, log });
-  const store = new Store(pool);
+  const store = new Store(pool, {
+    keyring: secretKeyring(c),
+    onUnreadable: unreadableSecretReporter(log, registry),
+  });
   const storeGate = new StoreGate({
     store: 'postgres',
     probe: async () => {
@@ -80,6 +91,15 @@ export function createDispatcher({
     registry,
   });
   const cache = new SubscriptionCache(store, log, c.WEBHOOK_SUBSCRIPTION_REFRESH, storeGate);
+  const secretRotation = new SecretRotation({
+    store,
+    log,
+    registry,
+    batch: c.WEBHOOK_SECRET_REWRAP_BATCH,
+    intervalMs: c.WEBHOOK_SECRET_REWRAP_INTERVAL,
+    storeGate,
+    developmentKey: usesDevelopmentKey(c),
+  });
   const ssrf = new SsrfPolicy(c.WEBHOOK_SSRF_ALLOW_CIDRS);
   const http = new WebhookHttpClient(ssrf, {
     timeoutMs: c.WEBHOOK_REQUEST_TIMEOUT,
@@ -115,6 +135,7 @@ export function createDispatcher({
             redis: shared.redis,
             health,
             prefix,
+            hashDeviceId: createDeviceHasher(c.DEVICE_ID_HASH_KEY),
             ttlMs: c.WEBHOOK_CONSECUTIVE_TTL,
             firedTtlMs: c.WEBHOOK_DUPLICATE_WINDOW,
           },
@@ -174,6 +195,7 @@ export function createDispatcher({
     store,
     cache,
     attemptLog,
+    secretRotation,
     clean: matchers.clean,
     rollups: matchers.rollups,
     sender,
@@ -184,6 +206,7 @@ export function createDispatcher({
     async prepare() {
       if (c.WEBHOOK_MIGRATE_ON_START) await migrate(pool, log);
       else await checkMigrated(pool);
+      await secretRotation.start();
       // Start with the shared state when Redis is there; without it, begin per process (reported once).
       if (shared && health && !(await whenReady(shared.redis, 5_000)))
         health.failed(
@@ -212,6 +235,7 @@ export function createDispatcher({
     },
     async close() {
       await d.api?.close();
+      await secretRotation.stop();
       cache.stop();
       storeGate.close();
       await attemptLog.stop();

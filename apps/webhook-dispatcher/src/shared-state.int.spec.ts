@@ -13,12 +13,14 @@ import { SHARED_STATE_METRICS } from './names';
 import { SharedEndpointGates } from './shared-gates';
 import { connectSharedRedis, SharedStateHealth, whenReady } from './shared-state';
 
+const hashDeviceId = createDeviceHasher('test-key-0123456789');
+
 function capturingLogger(): { log: Logger; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];
   const log = createLogger({
     service: 'webhook-test',
     level: 'info',
-    hashDeviceId: createDeviceHasher('test-key-0123456789'),
+    hashDeviceId,
     destination: { write: (s: string) => void out.push(s) } as never,
   });
   return { log, lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
@@ -69,7 +71,14 @@ describe('shared state in Redis (endpoint gates, consecutive runs)', () => {
     closers.push(() => gates.close());
     const runs = new ConsecutiveRuns({
       local: new ConsecutiveState(1_000),
-      shared: { redis, health, prefix: fx.prefix, ttlMs: 60_000, firedTtlMs: 60_000 },
+      shared: {
+        redis,
+        health,
+        prefix: fx.prefix,
+        hashDeviceId,
+        ttlMs: 60_000,
+        firedTtlMs: 60_000,
+      },
       registry,
     });
     return { redis, health, gates, runs, registry, lines };
@@ -221,6 +230,10 @@ describe('shared state in Redis (endpoint gates, consecutive runs)', () => {
       // A non-matching reading breaks the run; 3 more complete a new one.
       const more = [false, true, true, true].map((m, k) => obs(s, reading('d', 8 + k), m, 8 + k));
       expect(await rs[0]!.runs.observe(more)).toEqual([0, 0, 0, 3]);
+      // The series' key names the device by its keyed hash, never by its id.
+      expect(await rs[0]!.redis.keys(`${fx.prefix}run:{${s}}:*`)).toEqual([
+        `${fx.prefix}run:{${s}}:${hashDeviceId('d')}:temp`,
+      ]);
     });
 
     it('a redelivered batch gets the decisions it got; an older reading is skipped, not counted', async () => {

@@ -11,11 +11,8 @@ import { config as configSchema } from '../config';
 import { buildGateway, type Gateway } from '../gateway';
 import { client } from './client';
 
-const log = createLogger({
-  service: 'ingestion-test',
-  level: 'silent',
-  hashDeviceId: createDeviceHasher('test-key-0123456789'),
-});
+const hashDeviceId = createDeviceHasher('test-key-0123456789');
+const log = createLogger({ service: 'ingestion-test', level: 'silent', hashDeviceId });
 
 export interface TestGateway {
   ns: string;
@@ -67,7 +64,7 @@ export async function startTestGateway(
   const config = loadConfig(configSchema, { NATS_URL: natsUrl, ...gatewayEnv(ns, tokens, extra) });
   const nc = await connectNats({ servers: natsUrl, name: 'ingestion-test' });
   const registry = new Registry();
-  const gw = await buildGateway({ config, nc, topology: t, log, registry });
+  const gw = await buildGateway({ config, nc, topology: t, log, registry, hashDeviceId });
   const c = client(gw.grpcPort);
   const shared = natsUrl === testUrls.nats;
   if (shared) for (const r of gw.routes.values()) nats.track(r.stream);
