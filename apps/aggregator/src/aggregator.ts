@@ -7,7 +7,7 @@ import type { Logger } from '@sluice/observability';
 import { createPool } from '@sluice/pg';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
-import { WindowCloser } from './closer';
+import { deviceDigest, WindowCloser } from './closer';
 import type { Config } from './config';
 import { parseDerived } from './derived';
 import { isStoreContention, isTransientStoreError, StoreUnavailableError } from './errors';
@@ -100,6 +100,7 @@ export class Aggregator {
       fullPassEveryMs: config.AGGREGATOR_CLOSE_FULL_INTERVAL,
       log,
       metrics: this.metrics,
+      deviceDigest: deviceDigest(config.DEVICE_ID_HASH_KEY),
     });
     this.queries = new RollupQueries(this.pool);
     this.rebuilds = new Rebuilds(this.pool, this.partitions, this.resolutions, this.writer, {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { AsyncPublisher } from '@sluice/jetstream';
 import { CONTENT_TYPES, encodeRollup, RollupScope, type Topology } from '@sluice/contracts';
 import {
@@ -31,6 +32,8 @@ export interface CloserOptions {
   idleTimeoutMs: number;
   log: Logger;
   metrics: AggregatorMetrics;
+  /** Names a device in Rollup message ids ({@link deviceDigest} of DEVICE_ID_HASH_KEY). */
+  deviceDigest: (deviceId: string) => string;
   /** Rows closed per transaction. Default 1000. */
   batchSize?: number;
   /** Longest time between two full passes (see {@link WindowCloser.trigger}). Default 5 s. */
@@ -90,16 +93,32 @@ const closedKey = (region: string, r: Resolution) => `${region}\u0001${r.name}`;
 const MS = (col: string) => `(extract(epoch from ${col}) * 1000)::float8`;
 const TS = (col: string) => `'epoch'::timestamptz + ${col} * interval '1 millisecond'`;
 
-/** `<scope>:<device|region>:<sensor>:<resolution>:<window_start_ms>:<revision>`: a re-publish is dropped by JetStream. */
-export function rollupMsgId(r: {
-  scope: number;
-  key: string;
-  sensor: string;
-  resolution: string;
-  start: number;
-  revision: number;
-}): string {
-  return `${r.scope === SCOPE_DEVICE ? 'device' : 'region'}:${r.key}:${r.sensor}:${r.resolution}:${r.start}:${r.revision}`;
+/**
+ * `<scope>:<device digest|region>:<sensor>:<resolution>:<window_start_ms>:<revision>`: a re-publish
+ * is dropped by JetStream. A device is named by `deviceDigest` (the message id is a header and a
+ * span attribute, where a raw device id must not appear).
+ */
+export function rollupMsgId(
+  r: {
+    scope: number;
+    key: string;
+    sensor: string;
+    resolution: string;
+    start: number;
+    revision: number;
+  },
+  deviceDigest: (deviceId: string) => string,
+): string {
+  const key = r.scope === SCOPE_DEVICE ? deviceDigest(r.key) : r.key;
+  return `${r.scope === SCOPE_DEVICE ? 'device' : 'region'}:${key}:${r.sensor}:${r.resolution}:${r.start}:${r.revision}`;
+}
+
+/**
+ * The full keyed HMAC-SHA256 of a device id (base64url): unique enough for a de-duplication id,
+ * unlike the 16-character hash of logs, and not reversible without the key.
+ */
+export function deviceDigest(key: string): (deviceId: string) => string {
+  return (deviceId) => createHmac('sha256', key).update(deviceId).digest('base64url');
 }
 
 /**
@@ -282,14 +301,17 @@ export class WindowCloser {
       lateCount: row.late_count,
     });
     const subject = this.opts.topology.rollup(r.name, row.region);
-    const msgId = rollupMsgId({
-      scope: row.scope,
-      key: row.series_key,
-      sensor: row.sensor,
-      resolution: r.name,
-      start: row.ws,
-      revision,
-    });
+    const msgId = rollupMsgId(
+      {
+        scope: row.scope,
+        key: row.series_key,
+        sensor: row.sensor,
+        resolution: r.name,
+        start: row.ws,
+        revision,
+      },
+      this.opts.deviceDigest,
+    );
     if (!spansExported()) {
       // Nobody receives spans: a span per Rollup (tens of thousands a second in a backlog) would be
       // made and dropped for nothing.

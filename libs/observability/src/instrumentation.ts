@@ -35,6 +35,28 @@ export interface InstrumentationOptions {
   disabled?: readonly string[];
 }
 
+/**
+ * Query parameters whose values never reach a span: the instrumentation's own defaults (signatures,
+ * credentials) and device ids, which are sensitive.
+ */
+export const REDACTED_QUERY_PARAMS: readonly string[] = [
+  'sig',
+  'Signature',
+  'AWSAccessKeyId',
+  'X-Goog-Signature',
+  'X-Amz-Signature',
+  'X-Amz-Credential',
+  'X-Amz-Security-Token',
+  'device',
+  'device_id',
+  'deviceId',
+];
+
+/** A path with every `/devices/<id>` segment replaced by `/devices/{device}` (the route's template). */
+export function redactDevicePath(path: string): string {
+  return path.replace(/(\/devices\/)[^/?#]+/g, '$1{device}');
+}
+
 /** The request's path without the query. */
 function pathOf(url: string | undefined): string {
   const q = (url ?? '/').indexOf('?');
@@ -51,7 +73,8 @@ function headerOf(headers: RequestOptions['headers'], name: string): unknown {
  * The instrumentations of the preload, configured to stay quiet:
  * - http: incoming requests except ops paths and servers marked by `markSelfTraced`; outgoing requests
  *   only inside a trace, and never those that already carry a `traceparent` (the caller traced
- *   them, e.g. a webhook POST) nor those to the OTLP endpoint.
+ *   them, e.g. a webhook POST) nor those to the OTLP endpoint. Device ids in a path
+ *   ({@link redactDevicePath}) or a query ({@link REDACTED_QUERY_PARAMS}) are redacted.
  * - pg, ioredis, mongodb: only inside a trace (`requireParentSpan`); statements without values
  *   (pg: the SQL text with placeholders; ioredis: the command name; mongodb: the query shape).
  * - grpc: every method but {@link UNTRACED_GRPC_METHODS}.
@@ -64,6 +87,13 @@ export function createInstrumentations(opts: InstrumentationOptions = {}): Instr
   if (!off.has('http')) {
     list.push(
       new HttpInstrumentation({
+        startIncomingSpanHook: (req: IncomingMessage) => {
+          const path = pathOf(req.url);
+          const redacted = redactDevicePath(path);
+          return redacted === path ? {} : { 'url.path': redacted };
+        },
+        redactedQueryParamsServer: [...REDACTED_QUERY_PARAMS],
+        redactedQueryParams: [...REDACTED_QUERY_PARAMS],
         ignoreIncomingRequestHook: (req: IncomingMessage) =>
           OPS_PATHS.has(pathOf(req.url)) ||
           isSelfTraced((req.socket as { server?: Server }).server),
