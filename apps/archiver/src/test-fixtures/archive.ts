@@ -14,7 +14,15 @@ import {
   type ChildService,
   type NatsFixture,
 } from '@sluice/testing';
-import { FsStore, S3Store, type ObjectStore } from '@sluice/archive';
+import {
+  FsStore,
+  partitionKey,
+  readBatches,
+  S3Store,
+  selectFiles,
+  type ArchiveSelection,
+  type ObjectStore,
+} from '@sluice/archive';
 import { s3ServiceEnv, seaweedfs, type S3Env } from '@sluice/testing';
 
 export const ARCHIVER_MAIN = 'apps/archiver/src/main.ts';
@@ -210,6 +218,36 @@ export function expectedDetection(e: Event): Plain {
 /** Picks `keys` of a row (DuckDB rows carry provenance and `filename` besides the event's fields). */
 export function pick(row: Plain, keys: readonly string[]): Plain {
   return Object.fromEntries(keys.map((k) => [k, row[k]]));
+}
+
+/** One event as libs/archive's reader gives it back (replay's view), with where it was archived. */
+export interface ArchivedEvent {
+  /** The Parquet file's object key. */
+  key: string;
+  /** Stream sequence, batch id and position in the batch of the message that carried it. */
+  seq: number;
+  batchId: string;
+  index: number;
+  event: Event;
+}
+
+const EVERYTHING: ArchiveSelection = { from: 0, to: Date.UTC(10000, 0, 1) };
+
+/**
+ * Every event of every Parquet file the manifests list, per partition key, read by libs/archive's
+ * reader (checksums checked): what a replay would re-publish. A file no manifest lists is not read.
+ */
+export async function readArchive(store: ObjectStore): Promise<Map<string, ArchivedEvent[]>> {
+  const out = new Map<string, ArchivedEvent[]>();
+  for (const f of await selectFiles(store, EVERYTHING)) {
+    const k = partitionKey(f.partition);
+    const list = out.get(k) ?? out.set(k, []).get(k)!;
+    for (const b of (await readBatches(store, f, EVERYTHING)).batches)
+      b.events.forEach((event, i) =>
+        list.push({ key: f.key, seq: b.seq, batchId: b.batchId, index: b.indexes[i]!, event }),
+      );
+  }
+  return out;
 }
 
 /** Event ids found in more than one row. */
