@@ -71,7 +71,7 @@ function view(s: Subscription): z.output<typeof subscriptionViewSchema> {
     rateLimitPerS: s.rateLimitPerS,
     maxConcurrency: s.maxConcurrency,
     failingSince: s.failingSince?.toISOString() ?? null,
-    secretCount: s.secrets.length,
+    secretCount: s.secrets.length + s.unreadableSecrets,
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString(),
   };

@@ -9,9 +9,10 @@ import {
   redisUrl,
   z,
 } from '@sluice/config';
+import { checkSecretKeys, keysField, keysFileField } from './secret-keys';
 
 /** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
-export const config = defineConfig({
+const schema = defineConfig({
   /** PostgreSQL holding subscriptions, secrets, the attempt log and the DLQ (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. */
   PG_URL: pgUrl(),
   /** PostgreSQL pool size. Default 10. */
@@ -112,6 +113,33 @@ export const config = defineConfig({
   WEBHOOK_LOG_BODY_BYTES: positiveInt(512),
   /** Refuse `http://` endpoint URLs (only `https://`). Default `false`. */
   WEBHOOK_REQUIRE_HTTPS: bool(false),
+  /**
+   * Keys that encrypt the signing secrets at rest: `<keyId>:<base64 of 32 bytes>`, comma-separated
+   * (key id: letters, digits, `.`, `_`, `-`). Keep a retired key listed until no secret is under it
+   * (`sluice_webhook_secret_rows{key_id}` 0). Combined with WEBHOOK_SECRET_KEYS_FILE. Required in
+   * production (this or the file); elsewhere, with neither, a public development key `dev`. Default unset.
+   */
+  WEBHOOK_SECRET_KEYS: keysField(),
+  /** A file of the same entries, one per line or comma-separated, `#` comment lines (a mounted Kubernetes Secret); read once at start. Default unset. */
+  WEBHOOK_SECRET_KEYS_FILE: keysFileField(),
+  /**
+   * Id of the key new secrets are encrypted under; secrets under any other key are re-encrypted to it
+   * in the background. Default: the only key configured (required when several are).
+   */
+  WEBHOOK_SECRET_ACTIVE_KEY: z.string().optional(),
+  /** Secrets re-encrypted per transaction by the key rotation (and by the encryption of plaintext ones). Default 100. */
+  WEBHOOK_SECRET_REWRAP_BATCH: positiveInt(100),
+  /** How often the key rotation looks for secrets under another key than the active one, and counts secrets per key. Default 30s. */
+  WEBHOOK_SECRET_REWRAP_INTERVAL: durationMs('30s').refine(
+    (ms) => ms >= 100,
+    'must be at least 100ms',
+  ),
+});
+
+/** The same, with the checks that span several variables (the secret keys taken together). */
+export const config = schema.superRefine((cfg, ctx) => {
+  for (const issue of checkSecretKeys(cfg))
+    ctx.addIssue({ code: 'custom', path: [issue.variable], message: issue.message });
 });
 
 export type Config = z.infer<typeof config>;

@@ -17,6 +17,16 @@ export const SHARED_STATE_METRICS = {
   consecutiveSkipped: 'sluice_webhook_consecutive_skipped_total',
 } as const;
 
+/** Metrics of the signing secrets at rest (secret-rotation.ts). */
+export const SECRET_METRICS = {
+  /** Gauge by `key_id`: secrets (expired ones too) encrypted under each key, 0 for a configured key none uses; the same on every replica. */
+  rows: 'sluice_webhook_secret_rows',
+  /** Gauge: secrets not under the active key yet (under an older key, or plaintext from before encryption at rest). */
+  pending: 'sluice_webhook_secret_rewrap_pending',
+  /** Counter by `key_id`: stored secrets this process could not decrypt (a key it lacks, or an altered row). */
+  unreadable: 'sluice_webhook_secret_unreadable_total',
+} as const;
+
 export const SERVICE = 'webhook-dispatcher';
 
 /** Durable consumer names. */

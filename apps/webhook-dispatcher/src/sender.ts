@@ -63,6 +63,9 @@ export interface SenderOptions {
   storeGate?: StoreGate;
 }
 
+/** Delay of a delivery whose subscription has a secret this process cannot decrypt. */
+const UNREADABLE_SECRET_DELAY_MS = 10_000;
+
 const truncate = (s: string | undefined, n: number) =>
   s === undefined ? null : s.length > n ? `${s.slice(0, n)}…` : s;
 
@@ -178,7 +181,7 @@ export class Sender {
       }),
       deferred: new Counter({
         name: WEBHOOK_METRICS.deferred,
-        help: 'Deliveries deferred because the endpoint was busy or paused',
+        help: 'Deliveries deferred because the endpoint was busy or paused, or a secret of the subscription cannot be decrypted here',
         labelNames: ['reason'],
         registers,
       }),
@@ -307,6 +310,11 @@ export class Sender {
         sub.disabledReason ?? 'subscription disabled',
       );
       return Outcomes.ack();
+    }
+    if (sub.unreadableSecrets > 0) {
+      // Logged once by the store; another replica may have the key (or this one, restarted with it).
+      this.m.deferred.inc({ reason: 'secret_unreadable' });
+      return Outcomes.retry(undefined, UNREADABLE_SECRET_DELAY_MS);
     }
     if (sub.secrets.length === 0) {
       await this.deadLetter(

@@ -16,6 +16,7 @@ import { SsrfPolicy } from './ssrf';
 import { Store } from './store';
 import { SubscriptionCache } from './subscription-cache';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
+import { testKeyring } from './test-fixtures/secrets';
 
 const logger = createLogger({
   service: 'webhook-test',
@@ -36,7 +37,7 @@ describe('SSRF protection without an allow-list', () => {
     pool = new Pool({ connectionString: db.url, max: 2 });
     await migrate(pool);
     nats = await natsFixture();
-    const store = new Store(pool);
+    const store = new Store(pool, { keyring: testKeyring() });
     api = await startAdminApi({
       port: 0,
       host: '127.0.0.1',

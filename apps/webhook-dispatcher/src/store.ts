@@ -1,8 +1,10 @@
 // PostgreSQL access: subscriptions and their secrets, the attempt log and the dead letters.
 import { randomUUID } from 'node:crypto';
 import { inTransaction } from '@sluice/pg';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { DeliveryMessage } from './delivery';
+import type { SealedSecret, SecretKeyring } from './envelope';
+import { SecretKeyUnknownError, SecretUndecryptableError } from './errors';
 import { filterSchema, type Filter } from './filters';
 
 export interface Subscription {
@@ -19,8 +21,13 @@ export interface Subscription {
   failingSince: Date | null;
   createdAt: Date;
   updatedAt: Date;
-  /** Secrets that currently sign (never returned by the API). */
+  /** Secrets that currently sign, decrypted (never returned by the API). */
   secrets: string[];
+  /**
+   * Unexpired secrets this process cannot decrypt (under a key it is not given): its deliveries
+   * wait for a replica that has the key rather than go out with some signatures missing.
+   */
+  unreadableSecrets: number;
 }
 
 export interface AttemptRecord {
@@ -53,7 +60,102 @@ export interface DeadLetterRecord {
 
 type Row = Record<string, unknown>;
 
-function toSubscription(r: Row, secrets: string[]): Subscription {
+/** A `webhook_secrets` row as read: sealed, or plaintext when written before encryption at rest. */
+interface SecretRow {
+  id: string;
+  subscription_id: string;
+  secret: string | null;
+  key_id: string | null;
+  wrapped_key: Buffer | null;
+  ciphertext: Buffer | null;
+}
+
+const SECRET_COLUMNS = 'id, subscription_id, secret, key_id, wrapped_key, ciphertext';
+
+const sealedOf = (r: SecretRow): SealedSecret => ({
+  keyId: r.key_id!,
+  wrappedKey: r.wrapped_key!,
+  ciphertext: r.ciphertext!,
+});
+
+/** A secret this process could not decrypt. */
+export type UnreadableSecretError = SecretKeyUnknownError | SecretUndecryptableError;
+
+const isUnreadable = (err: unknown): err is UnreadableSecretError =>
+  err instanceof SecretKeyUnknownError || err instanceof SecretUndecryptableError;
+
+/**
+ * The decrypted secrets by row id, so that re-reading the subscriptions every few seconds decrypts
+ * only rows that are new or changed. A re-wrap keeps a row's ciphertext, so the secret stays valid
+ * while its ciphertext is the same; a row that failed is tried again once it changes.
+ */
+class OpenedSecrets {
+  private readonly opened = new Map<string, { ciphertext: Buffer; secret: string }>();
+  private readonly failed = new Map<string, SealedSecret>();
+
+  constructor(
+    private readonly keyring: SecretKeyring,
+    private readonly onUnreadable: ((err: UnreadableSecretError) => void) | undefined,
+  ) {}
+
+  /** The secret of `r`, or undefined when it cannot be decrypted here. */
+  read(r: SecretRow): string | undefined {
+    if (r.secret !== null) return r.secret;
+    const sealed = sealedOf(r);
+    const known = this.opened.get(r.id);
+    if (known?.ciphertext.equals(sealed.ciphertext)) return known.secret;
+    const failed = this.failed.get(r.id);
+    if (
+      failed &&
+      failed.keyId === sealed.keyId &&
+      failed.wrappedKey.equals(sealed.wrappedKey) &&
+      failed.ciphertext.equals(sealed.ciphertext)
+    )
+      return undefined;
+    try {
+      const secret = this.keyring.open(r.subscription_id, sealed);
+      this.failed.delete(r.id);
+      this.opened.set(r.id, { ciphertext: sealed.ciphertext, secret });
+      return secret;
+    } catch (err) {
+      if (!isUnreadable(err)) throw err;
+      this.failed.set(r.id, sealed);
+      this.onUnreadable?.(err);
+      return undefined;
+    }
+  }
+
+  remember(id: string, ciphertext: Buffer, secret: string): void {
+    this.opened.set(id, { ciphertext, secret });
+  }
+
+  /** Forgets every row but `ids` (the rows of a full read). */
+  retain(ids: ReadonlySet<string>): void {
+    for (const m of [this.opened, this.failed])
+      for (const id of m.keys()) if (!ids.has(id)) m.delete(id);
+  }
+}
+
+/** Secrets of each subscription: the readable ones, and how many are not. */
+function groupSecrets(
+  rows: readonly SecretRow[],
+  opened: OpenedSecrets,
+): Map<string, { secrets: string[]; unreadable: number }> {
+  const bySub = new Map<string, { secrets: string[]; unreadable: number }>();
+  for (const r of rows) {
+    let g = bySub.get(r.subscription_id);
+    if (!g) bySub.set(r.subscription_id, (g = { secrets: [], unreadable: 0 }));
+    const secret = opened.read(r);
+    if (secret === undefined) g.unreadable++;
+    else g.secrets.push(secret);
+  }
+  return bySub;
+}
+
+function toSubscription(
+  r: Row,
+  secrets: { secrets: string[]; unreadable: number } | undefined,
+): Subscription {
   return {
     id: r['id'] as string,
     url: r['url'] as string,
@@ -66,7 +168,8 @@ function toSubscription(r: Row, secrets: string[]): Subscription {
     failingSince: (r['failing_since'] as Date | null) ?? null,
     createdAt: r['created_at'] as Date,
     updatedAt: r['updated_at'] as Date,
-    secrets,
+    secrets: secrets?.secrets ?? [],
+    unreadableSecrets: secrets?.unreadable ?? 0,
   };
 }
 
@@ -98,8 +201,50 @@ export interface NewSubscription {
 
 export type SubscriptionPatch = Partial<Omit<NewSubscription, 'secret'>>;
 
+export interface StoreOptions {
+  /** Encrypts the secrets written and decrypts those read (docs/services/webhook-dispatcher.md#secrets-at-rest). */
+  keyring: SecretKeyring;
+  /** Called once for each stored secret this process cannot decrypt (again if its row changes). Default none. */
+  onUnreadable?: (err: UnreadableSecretError) => void;
+}
+
+/** How many secrets are under each key, and how many are still plaintext. */
+export interface SecretKeyUsage {
+  byKey: Map<string, number>;
+  plaintext: number;
+}
+
+/** What one {@link Store.sealPendingSecrets} transaction did. */
+export interface SealBatch {
+  /** Rows locked by this call (rows locked by another replica are skipped, not waited for). */
+  claimed: number;
+  /** Rows now under the active key. */
+  sealed: number;
+  /** Rows that could not be decrypted (left as they were), by row id. */
+  failed: Array<{ id: string; error: UnreadableSecretError }>;
+}
+
 export class Store {
-  constructor(readonly pool: Pool) {}
+  readonly keyring: SecretKeyring;
+  private readonly opened: OpenedSecrets;
+
+  constructor(
+    readonly pool: Pool,
+    opts: StoreOptions,
+  ) {
+    this.keyring = opts.keyring;
+    this.opened = new OpenedSecrets(opts.keyring, opts.onUnreadable);
+  }
+
+  /** Inserts `secret` of subscription `id`, encrypted under the active key. */
+  private async insertSecret(client: PoolClient, id: string, secret: string): Promise<void> {
+    const s = this.keyring.seal(id, secret);
+    const r = await client.query<{ id: string }>(
+      'INSERT INTO webhook_secrets (subscription_id, key_id, wrapped_key, ciphertext) VALUES ($1, $2, $3, $4) RETURNING id',
+      [id, s.keyId, s.wrappedKey, s.ciphertext],
+    );
+    this.opened.remember(r.rows[0]!.id, s.ciphertext, secret);
+  }
 
   async createSubscription(s: NewSubscription): Promise<Subscription> {
     const id = randomUUID();
@@ -117,10 +262,7 @@ export class Store {
           s.maxConcurrency,
         ],
       );
-      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [
-        id,
-        s.secret,
-      ]);
+      await this.insertSecret(client, id, s.secret);
     });
     return (await this.getSubscription(id))!;
   }
@@ -128,27 +270,23 @@ export class Store {
   async listSubscriptions(): Promise<Subscription[]> {
     const [subs, secrets] = await Promise.all([
       this.pool.query('SELECT * FROM webhook_subscriptions ORDER BY created_at, id'),
-      this.pool.query<{ subscription_id: string; secret: string }>(
-        'SELECT subscription_id, secret FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at DESC',
+      this.pool.query<SecretRow>(
+        `SELECT ${SECRET_COLUMNS} FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at DESC, id DESC`,
       ),
     ]);
-    const bySub = new Map<string, string[]>();
-    for (const r of secrets.rows)
-      bySub.set(r.subscription_id, [...(bySub.get(r.subscription_id) ?? []), r.secret]);
-    return subs.rows.map((r: Row) => toSubscription(r, bySub.get(r['id'] as string) ?? []));
+    this.opened.retain(new Set(secrets.rows.map((r) => r.id)));
+    const bySub = groupSecrets(secrets.rows, this.opened);
+    return subs.rows.map((r: Row) => toSubscription(r, bySub.get(r['id'] as string)));
   }
 
   async getSubscription(id: string): Promise<Subscription | undefined> {
     const r = await this.pool.query('SELECT * FROM webhook_subscriptions WHERE id = $1', [id]);
     if (r.rowCount === 0) return undefined;
-    const secrets = await this.pool.query<{ secret: string }>(
-      'SELECT secret FROM webhook_secrets WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC',
+    const secrets = await this.pool.query<SecretRow>(
+      `SELECT ${SECRET_COLUMNS} FROM webhook_secrets WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at DESC, id DESC`,
       [id],
     );
-    return toSubscription(
-      r.rows[0] as Row,
-      secrets.rows.map((s) => s.secret),
-    );
+    return toSubscription(r.rows[0] as Row, groupSecrets(secrets.rows, this.opened).get(id));
   }
 
   async updateSubscription(id: string, p: SubscriptionPatch): Promise<Subscription | undefined> {
@@ -193,13 +331,80 @@ export class Store {
          WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $2::double precision / 1000))`,
         [id, graceMs],
       );
-      await client.query('INSERT INTO webhook_secrets (subscription_id, secret) VALUES ($1, $2)', [
-        id,
-        secret,
-      ]);
+      await this.insertSecret(client, id, secret);
       await client.query(`UPDATE webhook_subscriptions SET updated_at = now() WHERE id = $1`, [id]);
       return true;
     });
+  }
+
+  /**
+   * Encrypts up to `limit` plaintext secrets under the active key and, unless `plaintextOnly`,
+   * re-wraps secrets under other keys to it, in one transaction. Rows are claimed with
+   * `FOR UPDATE SKIP LOCKED`, so replicas doing the same take disjoint rows and never wait for each
+   * other; rows in `skip` (failed before) are left alone.
+   */
+  async sealPendingSecrets(opts: {
+    limit: number;
+    plaintextOnly: boolean;
+    skip: readonly string[];
+  }): Promise<SealBatch> {
+    const active = this.keyring.activeKeyId;
+    return inTransaction(this.pool, async (client) => {
+      const rows = await client.query<SecretRow>(
+        `SELECT ${SECRET_COLUMNS} FROM webhook_secrets
+         WHERE (secret IS NOT NULL OR ($1::text IS NOT NULL AND key_id <> $1)) AND NOT (id = ANY($3::bigint[]))
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [opts.plaintextOnly ? null : active, opts.limit, opts.skip],
+      );
+      const ids: string[] = [];
+      const wrapped: Buffer[] = [];
+      const ciphertexts: Buffer[] = [];
+      const failed: SealBatch['failed'] = [];
+      for (const r of rows.rows) {
+        let s: SealedSecret;
+        try {
+          s =
+            r.secret !== null
+              ? this.keyring.seal(r.subscription_id, r.secret)
+              : this.keyring.rewrap(r.subscription_id, sealedOf(r));
+        } catch (err) {
+          if (!isUnreadable(err)) throw err;
+          failed.push({ id: r.id, error: err });
+          continue;
+        }
+        ids.push(r.id);
+        wrapped.push(s.wrappedKey);
+        ciphertexts.push(s.ciphertext);
+      }
+      if (ids.length > 0)
+        await client.query(
+          `UPDATE webhook_secrets AS w SET secret = NULL, key_id = $1, wrapped_key = v.wrapped_key, ciphertext = v.ciphertext
+           FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) AS v(id, wrapped_key, ciphertext) WHERE w.id = v.id`,
+          [active, ids, wrapped, ciphertexts],
+        );
+      return { claimed: rows.rowCount ?? 0, sealed: ids.length, failed };
+    });
+  }
+
+  /** Secrets (expired ones too) per key id, and plaintext ones. */
+  async secretKeyUsage(): Promise<SecretKeyUsage> {
+    const r = await this.pool.query<{ key_id: string | null; n: number }>(
+      'SELECT key_id, count(*)::int AS n FROM webhook_secrets GROUP BY key_id',
+    );
+    const byKey = new Map<string, number>();
+    let plaintext = 0;
+    for (const row of r.rows)
+      if (row.key_id === null) plaintext += row.n;
+      else byKey.set(row.key_id, row.n);
+    return { byKey, plaintext };
+  }
+
+  /** One sealed secret per key id in use: enough to tell whether each configured key is the right one. */
+  async secretPerKey(): Promise<Array<{ subscriptionId: string; sealed: SealedSecret }>> {
+    const r = await this.pool.query<SecretRow>(
+      `SELECT DISTINCT ON (key_id) ${SECRET_COLUMNS} FROM webhook_secrets WHERE key_id IS NOT NULL ORDER BY key_id, id`,
+    );
+    return r.rows.map((row) => ({ subscriptionId: row.subscription_id, sealed: sealedOf(row) }));
   }
 
   /** Disables the subscription; true when this call changed it (so one replica reports it). */

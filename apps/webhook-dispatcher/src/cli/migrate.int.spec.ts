@@ -8,6 +8,7 @@ import { checkMigrated, migrationsDir } from '../migrations';
 
 const ENTRY = 'apps/webhook-dispatcher/src/cli/migrate.ts';
 const FILE = '0001_subscriptions_secrets_attempts_dead_letters.sql';
+const FILE_2 = '0002_secrets_encrypted_at_rest.sql';
 
 describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
   let db: PgDatabase;
@@ -30,7 +31,13 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
     });
     return { code: await child.exited, lines: child.lines };
   };
-  const sql = () => readFileSync(join(migrationsDir(), FILE), 'utf8');
+  const sql = (file = FILE) => readFileSync(join(migrationsDir(), file), 'utf8');
+  const second = {
+    version: 2,
+    name: 'secrets_encrypted_at_rest',
+    checksum: createHash('sha256').update(sql(FILE_2)).digest('hex'),
+    adopted_from: null,
+  };
   const recorded = async () =>
     (
       await pool.query(
@@ -43,7 +50,7 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
     const { code, lines } = await run();
     expect(code).toBe(0);
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({
-      msg: 'applied 1 migration(s); at version 1',
+      msg: 'applied 2 migration(s); at version 2',
       table: 'sluice_webhook_dispatcher_migrations',
     });
     expect(await recorded()).toEqual([
@@ -53,15 +60,16 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
         checksum: createHash('sha256').update(sql()).digest('hex'),
         adopted_from: null,
       },
+      second,
     ]);
     expect(await checkMigrated(pool)).toEqual({
       table: 'sluice_webhook_dispatcher_migrations',
-      version: 1,
+      version: 2,
     });
     expect((await run()).code).toBe(0);
   });
 
-  it('adopts a database migrated by the dispatcher before @sluice/pg (webhook_schema_migrations) without applying anything again', async () => {
+  it('adopts a database migrated by the dispatcher before @sluice/pg (webhook_schema_migrations) without applying its migration again', async () => {
     // What the old runner left behind: its table with a free-text name, and the schema.
     await pool.query(
       'CREATE TABLE webhook_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
@@ -78,7 +86,7 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
     expect(code).toBe(0);
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({
       adopted: { from: 'webhook_schema_migrations', versions: [1] },
-      applied: [],
+      applied: [expect.objectContaining({ version: 2 })],
     });
     expect(await recorded()).toEqual([
       {
@@ -87,6 +95,7 @@ describe('the webhook-dispatcher migrate command (the Kubernetes Job)', () => {
         checksum: createHash('sha256').update(sql()).digest('hex'),
         adopted_from: 'webhook_schema_migrations',
       },
+      second,
     ]);
     expect((await pool.query('SELECT count(*)::int AS n FROM webhook_subscriptions')).rows).toEqual(
       [{ n: 1 }],

@@ -22,6 +22,8 @@ export interface TestDispatcher {
   topo: Topology;
   /** The admin API's base URL. */
   base: string;
+  /** The dispatcher's metrics. */
+  registry: Registry;
   /** Stops the actors and closes everything the dispatcher opened. */
   stop(): Promise<void>;
 }
@@ -58,20 +60,21 @@ export async function startTestDispatcher(
     WEBHOOK_SUBSCRIPTION_REFRESH: '500ms',
     ...extra,
   });
-  const d = createDispatcher({
-    config,
-    nc: nats.nc,
-    topology: topo,
-    log: logger,
-    registry: new Registry(),
-  });
-  await d.prepare();
+  const registry = new Registry();
+  const d = createDispatcher({ config, nc: nats.nc, topology: topo, log: logger, registry });
+  try {
+    await d.prepare();
+  } catch (err) {
+    await d.close();
+    throw err;
+  }
   const base = `http://127.0.0.1:${(await d.startAdmin()).port}`;
   await Promise.all([d.clean.start(), d.rollups.start(), d.sender.start()]);
   return {
     d,
     topo,
     base,
+    registry,
     async stop() {
       await Promise.all([d.clean.stop(5_000), d.rollups.stop(5_000), d.sender.stop(5_000)]);
       await d.close();
