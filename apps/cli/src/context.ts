@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topology, type Topology } from '@sluice/contracts';
-import { connectNats } from '@sluice/jetstream';
+import { connectNats, natsOptionsOf } from '@sluice/jetstream';
 import type { Config } from './config';
 
 /** What every command gets: settings, the installation's topology, output streams and NATS on demand. */
@@ -33,9 +33,8 @@ export function createContext(
     signal,
     nats() {
       nc ??= connectNats({
-        servers: config.NATS_URL,
+        ...natsOptionsOf(config),
         name: 'sluice-cli',
-        credsFile: config.NATS_CREDS,
         waitOnFirstConnect: false,
       });
       return nc;

@@ -13,8 +13,39 @@ export const commonEnv = {
       (v) => v.split(',').every((u) => /^(nats|tls|wss?):\/\/[^\s]+$/.test(u.trim())),
       'must be nats://host:port (comma-separated for several)',
     ),
-  /** Path to a NATS credentials file; unset for none. */
+  /** Path to a NATS credentials file (user JWT + NKey seed); unset for none. */
   NATS_CREDS: z.string().optional(),
+  /**
+   * Path to a file holding a NATS user's NKey seed (`SU...`), as `sluice nats-auth` writes them; unset
+   * for none. At most one of NATS_CREDS, NATS_NKEY_SEED_FILE, NATS_USER and NATS_TOKEN.
+   */
+  NATS_NKEY_SEED_FILE: z.string().optional(),
+  /** NATS user name (with NATS_PASSWORD); unset for none. */
+  NATS_USER: z.string().optional(),
+  /** Password of NATS_USER; unset for none. */
+  NATS_PASSWORD: z.string().optional(),
+  /** NATS authentication token; unset for none. */
+  NATS_TOKEN: z.string().optional(),
+  /**
+   * Prefix of the connection's reply subjects (`<prefix>.<id>`). A user of `sluice nats-auth` may
+   * subscribe only to its own prefix (`_INBOX.<user>.<namespace or _>`), so no other user can read its
+   * replies or pulled messages. Default `_INBOX`.
+   */
+  NATS_INBOX_PREFIX: z
+    .string()
+    .refine(
+      (v) => v.split('.').every((t) => t !== '' && !/[\s*>]/.test(t)),
+      'must be subject tokens without wildcards or whitespace, like _INBOX.mongo-capture._',
+    )
+    .default('_INBOX'),
+  /**
+   * `false`: the service only binds to its streams and consumers and fails to start, naming the
+   * missing one, when one does not exist; for a NATS user without the right to create them (`sluice
+   * nats-auth`), whose streams and consumers an admin provisions (`sluice nats-auth provision`).
+   * Default `true`: each service creates what it needs (as the service-specific switches such as
+   * DEDUPE_PROVISION allow).
+   */
+  NATS_PROVISION: bool(true),
   /** pino level. Default `info`. */
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /**
@@ -56,7 +87,24 @@ export const commonEnv = {
 /** A service's schema: the common variables plus its own, with the production checks applied. */
 export function defineConfig<T extends z.ZodRawShape>(own: T) {
   return z.object({ ...commonEnv, ...own }).superRefine((cfg, ctx) => {
-    const common = cfg as unknown as Pick<CommonConfig, 'SLUICE_ENV' | 'DEVICE_ID_HASH_KEY'>;
+    const common = cfg as unknown as CommonConfig;
+    const auth = (['NATS_CREDS', 'NATS_NKEY_SEED_FILE', 'NATS_USER', 'NATS_TOKEN'] as const).filter(
+      (k) => common[k] !== undefined,
+    );
+    if (auth.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [auth[1]!],
+        message: `cannot be combined with ${auth[0]}: set one way of authenticating to NATS`,
+      });
+    }
+    if ((common.NATS_USER === undefined) !== (common.NATS_PASSWORD === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [common.NATS_USER === undefined ? 'NATS_USER' : 'NATS_PASSWORD'],
+        message: 'is required with NATS_USER/NATS_PASSWORD: set both or neither',
+      });
+    }
     if (common.SLUICE_ENV === 'production' && common.DEVICE_ID_HASH_KEY === DEV_HASH_KEY) {
       ctx.addIssue({
         code: 'custom',

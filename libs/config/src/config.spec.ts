@@ -58,6 +58,34 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes one way of authenticating to NATS, a valid inbox prefix, and provisions by default', () => {
+    const base = { REGIONS: 'eu' };
+    const cfg = loadConfig(schema, { ...base, NATS_NKEY_SEED_FILE: '/s/seed.nk' });
+    expect(cfg).toMatchObject({ NATS_PROVISION: true, NATS_INBOX_PREFIX: '_INBOX' });
+    expect(
+      loadConfig(schema, {
+        ...base,
+        NATS_USER: 'u',
+        NATS_PASSWORD: 'p',
+        NATS_INBOX_PREFIX: '_INBOX.dedupe._',
+        NATS_PROVISION: 'false',
+      }),
+    ).toMatchObject({
+      NATS_USER: 'u',
+      NATS_INBOX_PREFIX: '_INBOX.dedupe._',
+      NATS_PROVISION: false,
+    });
+    expect(() =>
+      loadConfig(schema, { ...base, NATS_CREDS: '/c.creds', NATS_NKEY_SEED_FILE: '/s.nk' }),
+    ).toThrow(/NATS_NKEY_SEED_FILE: cannot be combined with NATS_CREDS/);
+    expect(() => loadConfig(schema, { ...base, NATS_USER: 'u' })).toThrow(/NATS_PASSWORD: /);
+    expect(() => loadConfig(schema, { ...base, NATS_PASSWORD: 'p' })).toThrow(/NATS_USER: /);
+    for (const bad of ['_INBOX.>', '_INBOX..x', '_INBOX.*', 'a b', '.x'])
+      expect(() => loadConfig(schema, { ...base, NATS_INBOX_PREFIX: bad })).toThrow(
+        /NATS_INBOX_PREFIX/,
+      );
+  });
+
   it('parses durations', () => {
     expect([
       parseDurationMs('250'),

@@ -22,7 +22,7 @@ interface PendingAck {
  * only once the stream stored the message or dropped it as a duplicate of the same msg id.
  */
 export class AsyncPublisher {
-  private readonly inbox = createInbox();
+  private readonly inbox: string;
   private readonly ackTimeoutMs: number;
   private sub: Subscription | undefined;
   private readonly pending = new Map<string, PendingAck>();
@@ -34,6 +34,8 @@ export class AsyncPublisher {
     opts: AsyncPublisherOptions = {},
   ) {
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 5_000;
+    // The connection's own prefix (nats.js keeps it in `options`): a user may be allowed only that one.
+    this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   }
 
   /** Messages waiting for their ack. */

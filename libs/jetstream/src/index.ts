@@ -1,7 +1,12 @@
 export { AsyncPublisher, type AsyncPublisherOptions } from './async-publisher';
-export { connectNats, type NatsOptions } from './connect';
+export { connectNats, isBindOnly, natsOptionsOf, setBindOnly, type NatsOptions } from './connect';
 export { originalHeaders, publishDeadLetter, type DeadLetterContext } from './dead-letter';
 export { classifyNatsError, isRetriableNatsFailure, type NatsFailure } from './errors';
-export { ensureConsumer, ensureStream, type EnsureStreamOptions } from './provisioning';
+export {
+  ensureConsumer,
+  ensureStream,
+  NotProvisionedError,
+  type EnsureStreamOptions,
+} from './provisioning';
 export { messageHeaders, publishDurable, type PublishOptions } from './publish';
 export type { ConsumerSpec, StreamSpec } from './specs';

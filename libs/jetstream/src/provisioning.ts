@@ -10,7 +10,9 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { SluiceError } from '@sluice/errors';
+import { isBindOnly } from './connect';
 import type { ConsumerSpec, StreamSpec } from './specs';
 
 const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
@@ -55,6 +57,34 @@ function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
 }
 
+/**
+ * A stream or consumer a bind-only connection (`NATS_PROVISION=false`) needs does not exist. Retriable:
+ * the service starts once an admin created it.
+ */
+export class NotProvisionedError extends SluiceError {
+  override readonly name = 'NotProvisionedError';
+  readonly code = 'not_provisioned';
+
+  constructor(
+    readonly stream: string,
+    /** The missing durable consumer; undefined when the stream itself is missing. */
+    readonly consumer?: string,
+  ) {
+    super(
+      `${consumer === undefined ? `stream ${stream}` : `consumer ${consumer} of stream ${stream}`} does not exist, ` +
+        'and this connection only binds (NATS_PROVISION=false): provision it with the admin user ' +
+        '(sluice nats-auth provision), or start the service once with NATS_PROVISION=true and a user allowed to create it',
+      { retriable: true },
+    );
+  }
+}
+
+/** The connection behind a JetStreamManager of nats.js 3 (its `nc` field; no public accessor). */
+function bindsOnly(jsm: JetStreamManager): boolean {
+  const nc = (jsm as unknown as { nc?: NatsConnection }).nc;
+  return nc !== undefined && isBindOnly(nc);
+}
+
 export interface EnsureStreamOptions {
   /**
    * Bring an existing stream's settings to `spec`. Only the stream's owner should (the service that
@@ -67,12 +97,23 @@ export interface EnsureStreamOptions {
 /**
  * Creates the stream, or (with `update`) brings an existing one to `spec`. Idempotent and safe from
  * every replica at once: a concurrent create that loses the race falls back to the existing stream.
+ * Through a bind-only connection (`provision: false`) it only checks that the stream exists, and
+ * throws {@link NotProvisionedError} when it does not.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
   spec: StreamSpec,
   opts: EnsureStreamOptions = {},
 ): Promise<void> {
+  if (bindsOnly(jsm)) {
+    try {
+      await jsm.streams.info(spec.name);
+      return;
+    } catch (err) {
+      if (isApiError(err, STREAM_NOT_FOUND)) throw new NotProvisionedError(spec.name);
+      throw err;
+    }
+  }
   const config = streamConfig(spec);
   try {
     await jsm.streams.info(spec.name);
@@ -93,7 +134,10 @@ export async function ensureStream(
   await jsm.streams.update(spec.name, update);
 }
 
-/** Creates the durable consumer or updates its mutable settings (idempotent). */
+/**
+ * Creates the durable consumer or updates its mutable settings (idempotent). Through a bind-only
+ * connection it only checks that the consumer exists ({@link NotProvisionedError} when it does not).
+ */
 export async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
@@ -103,10 +147,16 @@ export async function ensureConsumer(
   try {
     await jsm.consumers.info(stream, spec.durable);
   } catch (err) {
+    if (bindsOnly(jsm)) {
+      if (isApiError(err, CONSUMER_NOT_FOUND)) throw new NotProvisionedError(stream, spec.durable);
+      if (isApiError(err, STREAM_NOT_FOUND)) throw new NotProvisionedError(stream);
+      throw err;
+    }
     if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
     await jsm.consumers.add(stream, config);
     return;
   }
+  if (bindsOnly(jsm)) return;
   const { durable_name: _d, ack_policy: _a, deliver_policy: _p, ...update } = config;
   await jsm.consumers.update(stream, spec.durable, update);
 }

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { loadConfig, type CommonConfig, type Env } from '@sluice/config';
 import { topology, type Topology } from '@sluice/contracts';
-import { connectNats } from '@sluice/jetstream';
+import { connectNats, natsOptionsOf } from '@sluice/jetstream';
 import {
   createDeviceHasher,
   createLogger,
@@ -95,12 +95,7 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
-  const nc = await connectNats({
-    servers: config.NATS_URL,
-    name: service,
-    credsFile: config.NATS_CREDS,
-    logger: log,
-  });
+  const nc = await connectNats({ ...natsOptionsOf(config), name: service, logger: log });
   const namespace = (config as { SLUICE_NAMESPACE?: string }).SLUICE_NAMESPACE ?? '';
   return {
     service,
