@@ -11,13 +11,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import {
-  CONTENT_TYPES,
-  encodeBatch,
-  TelemetryEvent,
-  topology,
-  type Topology,
-} from '@sluice/contracts';
+import { CONTENT_TYPES, encodeBatch, TelemetryEvent, type Topology } from '@sluice/contracts';
 import { publishDurable } from '@sluice/jetstream';
 import {
   createTestDatabase,
@@ -29,7 +23,13 @@ import {
   type PgDatabase,
 } from '@sluice/testing';
 import { MongoClient } from 'mongodb';
-import { startReceiver, startService, type Receiver, type Service } from './processes';
+import {
+  pipelineNamespace,
+  startReceiver,
+  startService,
+  type Receiver,
+  type Service,
+} from './processes';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEVICE_TOKEN = randomBytes(24).toString('hex');
@@ -54,15 +54,8 @@ describe('raw device ids stay out of spans, metrics, logs and dead-letter header
 
   beforeAll(async () => {
     nats = await natsFixture();
-    const ns = uniqueId('e2epv');
-    topo = topology(ns);
-    const prefix = ns.toUpperCase().replace(/-/g, '_');
-    for (const s of [
-      ...Object.values(topo.streams).map((x) => x.name),
-      `${prefix}_WEBHOOK_DELIVERIES`,
-      `${prefix}_WEBHOOK_OPS`,
-    ])
-      nats.track(s);
+    topo = pipelineNamespace(nats, 'e2epv');
+    const ns = topo.namespace;
     dir = mkdtempSync(join(tmpdir(), 'sluice-privacy-'));
     writeFileSync(
       join(dir, 'exporter.json'),

@@ -2,7 +2,7 @@
 // it (with the instrumentation preload) and exporting to a real OTLP/HTTP receiver: the device's
 // trace must reach the webhook receiver, and the instrumented libraries must show up in it.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { topology, type Topology } from '@sluice/contracts';
+import type { Topology } from '@sluice/contracts';
 import {
   createTestDatabase,
   natsFixture,
@@ -15,6 +15,7 @@ import {
 } from '@sluice/testing';
 import {
   KIND,
+  pipelineNamespace,
   spansOf,
   startReceiver,
   startService,
@@ -64,15 +65,8 @@ describe('one trace from a device batch to the webhook receiver (real processes,
 
   beforeAll(async () => {
     nats = await natsFixture();
-    const ns = uniqueId('e2etr');
-    topo = topology(ns);
-    const prefix = ns.toUpperCase().replace(/-/g, '_');
-    for (const s of [
-      ...Object.values(topo.streams).map((x) => x.name),
-      `${prefix}_WEBHOOK_DELIVERIES`,
-      `${prefix}_WEBHOOK_OPS`,
-    ])
-      nats.track(s);
+    topo = pipelineNamespace(nats, 'e2etr');
+    const ns = topo.namespace;
     [aggDb, hookDb, receiver] = await Promise.all([
       createTestDatabase('e2eagg'),
       createTestDatabase('e2ehook'),

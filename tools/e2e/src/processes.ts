@@ -5,6 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { topology, type Topology } from '@sluice/contracts';
+import { uniqueId, type NatsFixture } from '@sluice/testing';
 
 export const ROOT = join(__dirname, '..', '..', '..');
 /** The instrumentation preload, as tools/dev/up.ts passes it. */
@@ -103,6 +105,23 @@ export function startService(name: string, env: Record<string, string>): Service
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * A fresh namespace for a whole pipeline: its topology, with every stream the services create in it
+ * (the platform's and the webhook dispatcher's) tracked by `nats` for deletion after the spec.
+ */
+export function pipelineNamespace(nats: NatsFixture, prefix: string): Topology {
+  const ns = uniqueId(prefix);
+  const topo = topology(ns);
+  const upper = ns.toUpperCase().replace(/-/g, '_');
+  for (const s of [
+    ...Object.values(topo.streams).map((x) => x.name),
+    `${upper}_WEBHOOK_DELIVERIES`,
+    `${upper}_WEBHOOK_OPS`,
+  ])
+    nats.track(s);
+  return topo;
 }
 
 /** One webhook request the receiver got. */
