@@ -1,5 +1,6 @@
 import type { CliContext } from './context';
 import { dlqCommand } from './dlq/command';
+import { natsAuthCommand } from './nats-auth/command';
 import { replayCommand } from './replay/command';
 
 /** One top-level command: `sluice <name> ...`. */
@@ -15,6 +16,7 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   replay: replayCommand,
   dlq: dlqCommand,
+  'nats-auth': natsAuthCommand,
 };
 
 export function usage(): string {
@@ -25,6 +27,6 @@ export function usage(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
     '',
-    'environment: NATS_URL, NATS_CREDS, SLUICE_NAMESPACE (as the services); see docs/CONFIG.md',
+    'environment: NATS_URL, NATS_CREDS or NATS_NKEY_SEED_FILE, SLUICE_NAMESPACE (as the services); see docs/CONFIG.md',
   ].join('\n');
 }

@@ -1,0 +1,188 @@
+import { topology } from '@sluice/contracts';
+import { UsageError } from '../errors';
+import { buildAccessModel, inboxPrefixOf, regionalStreamName, type AccessModel } from './model';
+import { parseGenerate, parseProvision } from './options';
+import { renderSecrets, renderServerAuth, type KeyedUser } from './render';
+
+/** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+function may(m: AccessModel, user: string, op: 'publish' | 'subscribe', subject: string): boolean {
+  const u = m.users.find((x) => x.user === user)!;
+  const rules = u[op];
+  return (
+    rules.allow.some((a) => matches(a, subject)) && !rules.deny.some((d) => matches(d, subject))
+  );
+}
+
+const t = topology('acme');
+const model = buildAccessModel({
+  topology: t,
+  ...parseProvision([
+    '--regions',
+    'eu=eu-west+eu-central,us-east',
+    '--layout',
+    'per-region',
+    '--exporter',
+    'files,mqtt=eu-west',
+  ]),
+});
+const services = model.users.map((u) => u.user).filter((u) => u !== 'admin');
+
+describe('sluice nats-auth command lines', () => {
+  it('reads gateways, exporter destinations and durable names', () => {
+    const f = parseGenerate([
+      '--out',
+      '/tmp/x',
+      '--regions',
+      'eu=eu-west+eu-central',
+      '--regions',
+      'us-east',
+      '--exporter',
+      'files,mqtt=eu-west',
+      '--durable',
+      'aggregator=agg-blue',
+    ]);
+    expect(f.gateways).toEqual([
+      { name: 'eu', regions: ['eu-west', 'eu-central'] },
+      { name: 'us-east', regions: ['us-east'] },
+    ]);
+    expect(f.exporters).toEqual([
+      { name: 'files', regions: [] },
+      { name: 'mqtt', regions: ['eu-west'] },
+    ]);
+    expect(f.durables).toEqual({ aggregator: 'agg-blue' });
+    expect(f.layout).toBe('shared');
+  });
+
+  it.each([
+    [['--out', 'x', '--layout', 'per-region'], /--layout per-region needs --regions/],
+    [['--out', 'x', '--regions', 'eu='], /names no region/],
+    [['--out', 'x', '--regions', 'EU=eu-west'], /not a gateway name/],
+    [['--out', 'x', '--regions', 'eu=eu-west,eu=eu-central'], /named twice/],
+    [['--out', 'x', '--durable', 'ingestion=x'], /service=name/],
+    [['--regions', 'eu=eu-west'], /--out is required/],
+  ])('refuses %j', (args, message) => {
+    expect(() => parseGenerate(args)).toThrow(UsageError);
+    expect(() => parseGenerate(args)).toThrow(message);
+  });
+});
+
+describe('the access model', () => {
+  it('lets only admin create, update or delete streams and consumers', () => {
+    const streams = model.streams.map((s) => s.name);
+    for (const user of services) {
+      for (const s of streams) {
+        for (const op of ['CREATE', 'UPDATE', 'DELETE', 'PURGE']) {
+          expect([user, op, s, may(model, user, 'publish', `$JS.API.STREAM.${op}.${s}`)]).toEqual([
+            user,
+            op,
+            s,
+            false,
+          ]);
+        }
+      }
+      for (const c of model.consumers) {
+        for (const subject of [
+          `$JS.API.CONSUMER.CREATE.${c.stream}.${c.spec.durable}`,
+          `$JS.API.CONSUMER.CREATE.${c.stream}.${c.spec.durable}.${t.filters.clean}`,
+          `$JS.API.CONSUMER.DURABLE.CREATE.${c.stream}.${c.spec.durable}`,
+          `$JS.API.CONSUMER.DELETE.${c.stream}.${c.spec.durable}`,
+        ]) {
+          expect([user, subject, may(model, user, 'publish', subject)]).toEqual([
+            user,
+            subject,
+            false,
+          ]);
+        }
+      }
+    }
+    expect(may(model, 'admin', 'publish', `$JS.API.STREAM.DELETE.${t.streams.clean.name}`)).toBe(
+      true,
+    );
+  });
+
+  it('lets a consumer be pulled, acked and read only by its own user', () => {
+    for (const c of model.consumers) {
+      for (const user of services) {
+        const own = user === c.user;
+        for (const subject of [
+          `$JS.API.CONSUMER.MSG.NEXT.${c.stream}.${c.spec.durable}`,
+          `$JS.ACK.${c.stream}.${c.spec.durable}.1.20.3.1700000000000000000.0`,
+        ]) {
+          expect([user, subject, may(model, user, 'publish', subject)]).toEqual([
+            user,
+            subject,
+            own,
+          ]);
+        }
+      }
+    }
+  });
+
+  it('lets each service dead-letter under its own name only, and read only its own replies', () => {
+    const names = ['dedupe', 'aggregator', 'archiver', 'mongo-capture', 'exporter'];
+    for (const user of services) {
+      for (const n of [...names, 'webhook-dispatcher', 'ingestion', 'cli']) {
+        // The gateway and the CLI dead-letter nothing.
+        expect([user, n, may(model, user, 'publish', t.dlq(n))]).toEqual([
+          user,
+          n,
+          user === n && user !== 'cli',
+        ]);
+      }
+      for (const other of services) {
+        const reply = `${inboxPrefixOf(other, 'acme')}.abc.1`;
+        expect([user, reply, may(model, user, 'subscribe', reply)]).toEqual([
+          user,
+          reply,
+          user === other,
+        ]);
+      }
+      expect(may(model, user, 'subscribe', '_INBOX.abc')).toBe(false);
+      expect(may(model, user, 'subscribe', t.clean('eu-west'))).toBe(false);
+    }
+  });
+
+  it('keeps gateway users to their regions and streams', () => {
+    expect(may(model, 'ingestion-eu', 'publish', t.raw('eu-west'))).toBe(true);
+    expect(may(model, 'ingestion-eu', 'publish', t.raw('eu-central'))).toBe(true);
+    expect(may(model, 'ingestion-eu', 'publish', t.raw('us-east'))).toBe(false);
+    expect(may(model, 'ingestion-us-east', 'publish', t.raw('eu-west'))).toBe(false);
+    const usStream = regionalStreamName(t, 'us-east');
+    expect(may(model, 'ingestion-us-east', 'publish', `$JS.API.STREAM.MSG.GET.${usStream}`)).toBe(
+      true,
+    );
+    expect(may(model, 'ingestion-eu', 'publish', `$JS.API.STREAM.MSG.GET.${usStream}`)).toBe(false);
+    for (const user of services.filter((u) => u !== 'cli' && !u.startsWith('ingestion')))
+      expect([user, may(model, user, 'publish', t.raw('eu-west'))]).toEqual([user, false]);
+    expect(model.warnings).toEqual([]);
+  });
+
+  it('writes public keys to the server and seeds only to the Secrets', () => {
+    const keyed: KeyedUser[] = model.users.map((u, i) => ({
+      ...u,
+      publicKey: `UPUBLIC${i}`,
+      seed: `SUSECRET${i}`,
+    }));
+    const conf = renderServerAuth(keyed, { namespace: 'acme', generatedAt: 'now' });
+    expect(conf).not.toContain('SUSECRET');
+    for (const u of keyed) expect(conf).toContain(`nkey: "${u.publicKey}"`);
+    const yaml = renderSecrets(keyed, { namespace: 'acme', mountPath: '/m' });
+    const docs = yaml.split('\n---\n');
+    expect(docs).toHaveLength(keyed.length);
+    const dedupe = docs.find((d) => d.includes('name: sluice-acme-nats-dedupe'))!;
+    expect(dedupe).toContain('NATS_PROVISION: "false"');
+    expect(dedupe).toContain('NATS_INBOX_PREFIX: "_INBOX.dedupe.acme"');
+    expect(dedupe).toContain('NATS_NKEY_SEED_FILE: "/m/seed.nk"');
+    expect(docs.find((d) => d.includes('nats-user: admin'))).toContain('NATS_PROVISION: "true"');
+  });
+});

@@ -1,0 +1,355 @@
+// `sluice nats-auth` against a real nats-server that runs with the generated users: what each service
+// user is refused, the residency of the gateway users, and the pipeline (gateway, dedupe,
+// mongo-capture) working end to end when every service connects as itself and only binds.
+import { createHash } from 'node:crypto';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { PermissionViolationError } from '@nats-io/nats-core';
+import { CONTENT_TYPES, topology, type Topology } from '@sluice/contracts';
+import { createMongoTestDatabase, mongoTestUrl } from '@sluice/sinks-mongodb/testing';
+import {
+  freePort,
+  privateRedis,
+  spawnService,
+  uniqueId,
+  waitFor,
+  type ChildService,
+  type PrivateServer,
+} from '@sluice/testing';
+import { regionalStreamName } from './model';
+import {
+  sluice,
+  startAuthServer,
+  type AuthServer,
+  type UserConnection,
+} from './test-fixtures/auth-server';
+
+const LAYOUT = [
+  '--regions',
+  'eu=eu-west,us=us-east',
+  '--layout',
+  'per-region',
+  '--exporter',
+  'files',
+];
+const SERVICES = [
+  'ingestion-eu',
+  'ingestion-us',
+  'dedupe',
+  'aggregator',
+  'archiver',
+  'mongo-capture',
+  'exporter',
+  'webhook-dispatcher',
+  'cli',
+] as const;
+
+/** Whether `p` failed with the server's permission violation (anywhere in its cause chain). */
+async function denied(p: Promise<unknown>): Promise<boolean> {
+  try {
+    await p;
+    return false;
+  } catch (err) {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      if (e instanceof PermissionViolationError) return true;
+    }
+    throw err;
+  }
+}
+
+describe('sluice nats-auth on a nats-server with the generated users', () => {
+  let ns: string;
+  let t: Topology;
+  let server: AuthServer;
+  const users = new Map<string, UserConnection>();
+  const as = async (user: string) => {
+    let u = users.get(user);
+    if (!u) users.set(user, (u = await server.connect(user)));
+    return u;
+  };
+
+  beforeAll(async () => {
+    ns = uniqueId('auth');
+    t = topology(ns);
+    server = await startAuthServer(ns, LAYOUT);
+    const p = await sluice(['nats-auth', 'provision', ...LAYOUT], {
+      ...server.env('admin'),
+      SLUICE_NAMESPACE: ns,
+    });
+    if (p.code !== 0) throw new Error(`provision failed (${p.code}): ${p.err}\n${p.out}`);
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('provisions as admin only, and a second run changes nothing', async () => {
+    const again = await sluice(['nats-auth', 'provision', ...LAYOUT, '--json'], {
+      ...server.env('admin'),
+      SLUICE_NAMESPACE: ns,
+    });
+    expect(again.code).toBe(0);
+    const rows = (JSON.parse(again.out) as { rows: Array<{ stream: string; outcome: string }> })
+      .rows;
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.filter((r) => r.outcome !== 'exists')).toEqual([]);
+    expect(rows.map((r) => r.stream)).toContain(regionalStreamName(t, 'us-east'));
+
+    const asService = await sluice(['nats-auth', 'provision', ...LAYOUT], {
+      ...server.env('dedupe'),
+      SLUICE_NAMESPACE: ns,
+    });
+    expect(asService.code).toBe(1);
+    expect(asService.err).toContain('NATS_PROVISION=false');
+    // Told to provision anyway, the server refuses what the user may not do.
+    const forced = await sluice(['nats-auth', 'provision', ...LAYOUT], {
+      ...server.env('dedupe'),
+      NATS_PROVISION: 'true',
+      SLUICE_NAMESPACE: ns,
+    });
+    expect(forced.code).toBe(1);
+    expect(forced.err).toMatch(/permissions violation/i);
+  });
+
+  it('refuses every service user stream and consumer management', async () => {
+    const clean = t.streams.clean.name;
+    for (const user of SERVICES) {
+      const jsm: JetStreamManager = await jetstreamManager((await as(user)).nc);
+      expect([user, await denied(jsm.streams.delete(clean))]).toEqual([user, true]);
+      expect([
+        user,
+        await denied(
+          jsm.streams.add({ name: `X_${user.replace(/-/g, '_')}`, subjects: [`${ns}.x.${user}`] }),
+        ),
+      ]).toEqual([user, true]);
+      expect([user, await denied(jsm.streams.purge(t.streams.dlq.name))]).toEqual([user, true]);
+      expect([user, await denied(jsm.consumers.delete(clean, 'aggregator'))]).toEqual([user, true]);
+      expect([
+        user,
+        await denied(
+          jsm.consumers.add(t.streams.rollups.name, {
+            durable_name: 'intruder',
+            ack_policy: AckPolicy.Explicit,
+          }),
+        ),
+      ]).toEqual([user, true]);
+    }
+  });
+
+  it('refuses a service publishing outside its own subjects, DLQ subject included', async () => {
+    const refused: Array<[string, string]> = [
+      ['ingestion-eu', t.clean('eu-west')],
+      ['ingestion-eu', t.dlq('ingestion')],
+      ['dedupe', t.raw('eu-west')],
+      ['dedupe', t.rollup('1m', 'eu-west')],
+      ['dedupe', t.dlq('aggregator')],
+      ['aggregator', t.clean('eu-west')],
+      ['aggregator', t.dlq('dedupe')],
+      ['archiver', t.clean('eu-west')],
+      ['mongo-capture', t.raw('eu-west')],
+      ['mongo-capture', t.dlq('archiver')],
+      ['exporter', t.clean('us-east')],
+      ['webhook-dispatcher', t.raw('us-east')],
+      ['cli', t.clean('eu-west')],
+    ];
+    for (const [user, subject] of refused) {
+      const js = jetstream((await as(user)).nc);
+      expect([user, subject, await denied(js.publish(subject, new Uint8Array([1])))]).toEqual([
+        user,
+        subject,
+        true,
+      ]);
+    }
+    // Each service's own dead-letter subject is stored.
+    for (const user of ['dedupe', 'aggregator', 'archiver', 'mongo-capture'] as const) {
+      const ack = await jetstream((await as(user)).nc).publish(t.dlq(user), new Uint8Array([1]));
+      expect(ack.stream).toBe(t.streams.dlq.name);
+    }
+  });
+
+  it('refuses pulling from and acking another service consumer, and reading others replies', async () => {
+    const clean = t.streams.clean.name;
+    const mongo = await as('mongo-capture');
+    const pullOther = mongo.nc.request(
+      `$JS.API.CONSUMER.MSG.NEXT.${clean}.aggregator`,
+      JSON.stringify({ batch: 1, no_wait: true }),
+    );
+    expect(await denied(pullOther)).toBe(true);
+    expect(await denied(jetstream(mongo.nc).consumers.get(clean, 'aggregator'))).toBe(true);
+    expect(await mongo.publishRefused(`$JS.ACK.${clean}.aggregator.1.1.1.0.0`)).toBe(true);
+    // Its own consumer: bound, and its ack subject is not refused (an ack of nothing is ignored).
+    const own = await jetstream(mongo.nc).consumers.get(clean, 'mongo-capture');
+    expect((await own.info()).name).toBe('mongo-capture');
+    expect(await mongo.publishRefused(`$JS.ACK.${clean}.mongo-capture.1.1.1.0.0`)).toBe(false);
+
+    // dedupe reads the clean stream through ephemeral consumers (its re-seed), never a durable of it.
+    const dedupe = await as('dedupe');
+    const reader = await jetstream(dedupe.nc).consumers.get(clean);
+    expect((await reader.info()).config.durable_name).toBeUndefined();
+    await reader.delete();
+    for (const durable of ['aggregator', 'mongo-capture', 'archiver', 'exporter-files']) {
+      expect([
+        durable,
+        await denied(
+          dedupe.nc.request(
+            `$JS.API.CONSUMER.MSG.NEXT.${clean}.${durable}`,
+            JSON.stringify({ batch: 1, no_wait: true }),
+          ),
+        ),
+      ]).toEqual([durable, true]);
+      expect(await dedupe.publishRefused(`$JS.ACK.${clean}.${durable}.1.1.1.0.0`)).toBe(true);
+    }
+
+    // Replies and pulled messages of other users, and core traffic, stay out of reach.
+    for (const subject of ['_INBOX.>', `_INBOX.mongo-capture.${ns}.>`, t.filters.clean, '>']) {
+      const sub = dedupe.nc.subscribe(subject);
+      expect([subject, await sub.closed]).toEqual([subject, expect.any(PermissionViolationError)]);
+    }
+  });
+
+  it('lets a gateway user publish and read back only its own regions', async () => {
+    const eu = await as('ingestion-eu');
+    const us = await as('ingestion-us');
+    const stored = await jetstream(eu.nc).publish(t.raw('eu-west'), new Uint8Array([1]), {
+      msgID: uniqueId('m'),
+      expect: { streamName: regionalStreamName(t, 'eu-west') },
+    });
+    expect(stored.stream).toBe(regionalStreamName(t, 'eu-west'));
+    expect(await denied(jetstream(eu.nc).publish(t.raw('us-east'), new Uint8Array([1])))).toBe(
+      true,
+    );
+    expect(await denied(jetstream(us.nc).publish(t.raw('eu-west'), new Uint8Array([1])))).toBe(
+      true,
+    );
+    const usJsm = await jetstreamManager(us.nc);
+    expect(
+      await denied(usJsm.streams.getMessage(regionalStreamName(t, 'eu-west'), { seq: stored.seq })),
+    ).toBe(true);
+    const euJsm = await jetstreamManager(eu.nc);
+    const back = await euJsm.streams.getMessage(regionalStreamName(t, 'eu-west'), {
+      seq: stored.seq,
+    });
+    expect(back?.seq).toBe(stored.seq);
+  });
+
+  describe('end to end with every service as its own user', () => {
+    let redis: PrivateServer;
+    const procs: ChildService[] = [];
+    beforeAll(async () => {
+      redis = await privateRedis();
+    });
+    afterAll(async () => {
+      for (const p of procs) {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+      await redis?.destroy();
+    });
+
+    it('the gateway, dedupe and mongo-capture bind to what admin provisioned and carry events', async () => {
+      const mdb = await createMongoTestDatabase('auth');
+      const logMark = server.log().length;
+      try {
+        const token = 'gateway-token-auth';
+        const httpPort = await freePort();
+        const common = {
+          SLUICE_NAMESPACE: ns,
+          OPS_PORT: '0',
+          LOG_LEVEL: 'info',
+          OTEL_SDK_DISABLED: 'true',
+        };
+        const start = async (
+          main: string,
+          user: string,
+          env: Record<string, string>,
+          ready: RegExp,
+        ) => {
+          const p = spawnService(main, { ...server.env(user), ...common, ...env });
+          procs.push(p);
+          await p.waitForLine(ready, 60_000);
+          return p;
+        };
+        await start(
+          'apps/ingestion/src/main.ts',
+          'ingestion-eu',
+          {
+            INGEST_REGIONS: 'eu-west',
+            INGEST_STREAM_LAYOUT: 'per-region',
+            INGEST_HOST: '127.0.0.1',
+            INGEST_HTTP_PORT: String(httpPort),
+            INGEST_GRPC_PORT: '0',
+            INGEST_AUTH_TOKENS: `${createHash('sha256').update(token).digest('hex')}=*`,
+          },
+          /ingestion running/,
+        );
+        await start(
+          'apps/dedupe/src/main.ts',
+          'dedupe',
+          {
+            REDIS_URL: redis.url,
+            DEDUPE_STREAMS: [
+              regionalStreamName(t, 'eu-west'),
+              regionalStreamName(t, 'us-east'),
+            ].join(','),
+            DEDUPE_KEY_PREFIX: `${ns}:`,
+          },
+          /dedupe running/,
+        );
+        await start(
+          'apps/mongo-capture/src/main.ts',
+          'mongo-capture',
+          {
+            MONGO_URL: mongoTestUrl(),
+            MONGO_DATABASE: mdb.name,
+            MONGO_WRITE_CONCERN: '1',
+            MONGO_CAPTURE_LINGER: '0',
+          },
+          /mongo-capture running/,
+        );
+        const now = new Date().toISOString();
+        const events = Array.from({ length: 20 }, (_, i) => ({
+          event_id: `auth-${i}`,
+          device_id: `boat-${i % 3}`,
+          timestamp: now,
+          sensor_type: 'engine_temp',
+          value: 80 + i,
+          unit: 'celsius',
+          region: 'eu-west',
+        }));
+        for (const batch of [events.slice(0, 10), events.slice(10), events.slice(5, 15)]) {
+          const res = await fetch(`http://127.0.0.1:${httpPort}/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': CONTENT_TYPES.WIRE_JSON, authorization: `Bearer ${token}` },
+            body: JSON.stringify(batch),
+          });
+          expect(res.status).toBe(200);
+        }
+        const ids = await waitFor(
+          'every event in MongoDB',
+          async () => {
+            const got = await mdb.allIds();
+            return got.length >= events.length ? got : undefined;
+          },
+          { timeoutMs: 60_000 },
+        );
+        expect(ids.sort()).toEqual(events.map((e) => e.event_id).sort());
+        // Every consumer on the way acked everything (acks of their own consumers are allowed).
+        const admin = await jetstreamManager((await as('admin')).nc);
+        const settled = async (stream: string, durable: string) => {
+          const info = await admin.consumers.info(stream, durable);
+          return (
+            info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.stream_seq > 0
+          );
+        };
+        await waitFor(
+          'dedupe and mongo-capture settled',
+          async () =>
+            (await settled(regionalStreamName(t, 'eu-west'), 'dedupe')) &&
+            (await settled(t.streams.clean.name, 'mongo-capture')),
+        );
+        for (const p of procs) expect(p.lines.join('\n')).not.toMatch(/permissions violation/i);
+        expect(server.log().slice(logMark)).not.toMatch(/violation/i);
+      } finally {
+        await mdb.drop();
+      }
+    });
+  });
+});
