@@ -68,7 +68,7 @@ describe('a bind-only connection (NATS_PROVISION=false) on real JetStream', () =
     const subject = uniqueId('bind');
     await ensureStream(nats.jsm, { name, subjects: [`${subject}.>`] });
     const seen: Msg[] = [];
-    const spy = nats.nc.subscribe(`${prefix}.>`, { callback: (_e, m) => seen.push(m) });
+    const spy = nats.nc.subscribe(`${prefix}.>`, { callback: (_e, m) => void seen.push(m) });
     await nats.nc.flush();
     const p = new AsyncPublisher(bound);
     await p.publish(`${subject}.a`, new Uint8Array([1]), { msgId: 'm1', contentType: 'x' });
