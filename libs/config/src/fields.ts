@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mongoTlsProblems, parsePgTls } from './tls';
 
 /** A TCP port, 0 (pick a free one) to 65535. */
 export const port = (fallback: number) =>
@@ -73,7 +74,11 @@ export function parseDurationMs(raw: string | number): number | undefined {
 // The shared infrastructure URLs: named once (`PG_URL`, `REDIS_URL`, `MONGO_URL`, like `NATS_URL`),
 // read by every service that uses that system, validated the same way everywhere.
 
-/** A PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+/**
+ * A PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/sluice`. TLS by libpq's
+ * parameters, checked here: `sslmode` (`disable` by default, `require`, `verify-ca`, `verify-full`),
+ * `sslrootcert`, `sslcert`, `sslkey` (PEM files that must be readable).
+ */
 export const pgUrl = () =>
   z
     .string()
@@ -81,6 +86,11 @@ export const pgUrl = () =>
       /^postgres(ql)?:\/\/\S+$/,
       'must be a postgres:// URL, e.g. postgres://user@host:5432/db',
     )
+    .superRefine((url, ctx) => {
+      const tls = parsePgTls(url);
+      if ('problems' in tls)
+        for (const message of tls.problems) ctx.addIssue({ code: 'custom', message });
+    })
     .default('postgres://postgres@127.0.0.1:5432/sluice');
 
 /** A Redis URL. Default `redis://127.0.0.1:6379`. */
@@ -90,9 +100,15 @@ export const redisUrl = () =>
     .regex(/^rediss?:\/\/\S+$/, 'must be redis://host:port or rediss://host:port')
     .default('redis://127.0.0.1:6379');
 
-/** A MongoDB connection URL. Default `mongodb://127.0.0.1:27017`. */
+/**
+ * A MongoDB connection URL. Default `mongodb://127.0.0.1:27017`. TLS by the driver's parameters:
+ * `tls=true`, `tlsCAFile` and `tlsCertificateKeyFile` (PEM files, checked readable here).
+ */
 export const mongoUrl = () =>
   z
     .string()
     .regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URL')
+    .superRefine((url, ctx) => {
+      for (const message of mongoTlsProblems(url)) ctx.addIssue({ code: 'custom', message });
+    })
     .default('mongodb://127.0.0.1:27017');

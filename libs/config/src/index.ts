@@ -3,3 +3,4 @@ export * from './load';
 export * from './fields';
 export * from './common';
 export { z } from 'zod';
+export * from './tls';

@@ -29,3 +29,4 @@ export {
   MigrationsPendingError,
   MigrationTableError,
 } from './errors';
+export { explainPgError, pgConnectionConfig, PgTlsError, type PgConnectionConfig } from './tls';

@@ -10,3 +10,6 @@ export * from './random';
 export * from './rollups';
 export * from './seaweedfs';
 export * from './replicas';
+export * from './tls';
+export * from './tls-servers';
+export * from './nats-cluster';
