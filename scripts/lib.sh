@@ -11,7 +11,8 @@
 #                    tests read exported
 #
 # Every wait is bounded; every failure names the service, the log file and what to do about it.
-# Knobs (environment): SLUICE_CACHE (default ~/.cache/sluice: FerretDB binary and data, logs),
+# Knobs (environment): SLUICE_CACHE (default ~/.cache/sluice: FerretDB and nats-server binaries,
+# FerretDB data, logs),
 # SLUICE_SERVICES (the ones to ensure; default: see sluice_services, "nats redis postgres ferretdb" plus
 # the on-demand ones some project asks for),
 # SLUICE_SERVICE_TIMEOUT (seconds to wait for one service's port, default 60; RabbitMQ gets 2x).
@@ -21,6 +22,8 @@ SLUICE_CACHE="${SLUICE_CACHE:-${HOME:-/root}/.cache/sluice}"
 SLUICE_LOG_DIR="$SLUICE_CACHE/logs"
 SLUICE_NODE_MAJOR=24
 FERRETDB_VERSION=v1.24.0
+# nats-server of the NATS cluster tests (build_nats_cluster, libs/testing natsCluster).
+NATS_CLUSTER_VERSION=v2.15.2
 export SLUICE_ROOT SLUICE_CACHE
 
 log() { printf '[sluice] %s\n' "$*" >&2; }
@@ -289,6 +292,46 @@ build_ferretdb() {
   mv -f "$bin.tmp" "$bin"
   rm -rf "$dir/src"
   log "FerretDB built in $((SECONDS - t0))s: $bin"
+}
+
+# A current nats-server for the cluster and placement tests only (libs/testing natsCluster): the
+# local default on 4222 stays the Debian package. Built once from the Go module proxy into the cache.
+nats_cluster_bin() { echo "$SLUICE_CACHE/nats-server-$NATS_CLUSTER_VERSION/nats-server"; }
+
+# build_nats_cluster: builds nats_cluster_bin unless it is there (idempotent; concurrent callers wait
+# for one build). GOTOOLCHAIN=local: the module asks for Go 1.26, and a missing toolchain must fail
+# with a message rather than be downloaded.
+build_nats_cluster() {
+  local go bin dir blog modjson moddir gover lock t0=$SECONDS
+  bin="$(nats_cluster_bin)"
+  [[ -x "$bin" ]] && return 0
+  dir="$(dirname "$bin")"
+  blog="$SLUICE_LOG_DIR/nats-server-build.log"
+  go="$(_go_bin)"
+  [[ -n "$go" ]] ||
+    die "nats-server $NATS_CLUSTER_VERSION (NATS cluster tests) is built from source and needs Go >= 1.26 (not found): install Go, or set NATS_CLUSTER_BIN to a nats-server >= 2.11 binary"
+  gover="$(GOTOOLCHAIN=local "$go" env GOVERSION 2>/dev/null)"
+  [[ "$(printf '%s\n' go1.26 "$gover" | sort -V | head -n 1)" == go1.26 ]] ||
+    die "nats-server $NATS_CLUSTER_VERSION needs Go >= 1.26 to build, $go is ${gover:-unknown}: install a newer Go, or set NATS_CLUSTER_BIN to a nats-server >= 2.11 binary"
+  mkdir -p "$dir" "$SLUICE_LOG_DIR"
+  exec {lock}>"$SLUICE_CACHE/nats-server-build.lock"
+  flock "$lock"
+  if [[ -x "$bin" ]]; then
+    exec {lock}>&-
+    return 0
+  fi
+  log "building nats-server $NATS_CLUSTER_VERSION once into $dir (about a minute; log: $blog)"
+  modjson="$(cd "$dir" && GOTOOLCHAIN=local timeout 600 "$go" mod download -json "github.com/nats-io/nats-server/v2@$NATS_CLUSTER_VERSION" 2>>"$blog")" || {
+    printf '%s\n' "$modjson" >>"$blog"
+    die "go mod download github.com/nats-io/nats-server/v2@$NATS_CLUSTER_VERSION failed; see $blog (is the Go module proxy reachable?)"
+  }
+  moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -d "$moddir" ]] || die "go mod download did not report the nats-server source folder; see $blog"
+  (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 1200 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" .) >>"$blog" 2>&1 ||
+    die "building nats-server $NATS_CLUSTER_VERSION failed; see $blog (needs Go >= 1.26 and the Go module proxy)"
+  mv -f "$bin.tmp" "$bin"
+  exec {lock}>&-
+  log "nats-server $NATS_CLUSTER_VERSION built in $((SECONDS - t0))s: $bin"
 }
 
 _svc_ferretdb_start() {
