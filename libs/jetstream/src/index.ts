@@ -6,6 +6,7 @@ export {
   ensureConsumer,
   ensureStream,
   NotProvisionedError,
+  StreamPlacementError,
   type EnsureStreamOptions,
 } from './provisioning';
 export { messageHeaders, publishDurable, type PublishOptions } from './publish';

@@ -17,6 +17,10 @@ import type { ConsumerSpec, StreamSpec } from './specs';
 
 const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
 const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
+/** JSClusterNoPeersErrF: no set of servers satisfies the replicas and placement tags. */
+const NO_SUITABLE_PEERS = 10005;
+/** JSStreamReplicasNotSupportedErr: replicas > 1 asked of a server that is not clustered. */
+const REPLICAS_NOT_CLUSTERED = 10074;
 
 function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
   return {
@@ -85,6 +89,51 @@ function bindsOnly(jsm: JetStreamManager): boolean {
   return nc !== undefined && isBindOnly(nc);
 }
 
+/**
+ * NATS cannot place a stream as its spec asks: fewer running servers carry its placement tags (e.g.
+ * `region:us-east`) than it has replicas, or more replicas than servers. Retriable: the servers may be
+ * down, or an operator may tag more; otherwise lower the replicas or change the placement.
+ */
+export class StreamPlacementError extends SluiceError {
+  override readonly name = 'StreamPlacementError';
+  readonly code = 'stream_placement_unsatisfiable';
+  readonly replicas: number;
+  readonly tags: readonly string[];
+
+  constructor(
+    readonly stream: string,
+    spec: Pick<StreamSpec, 'replicas' | 'placementTags' | 'placementCluster'>,
+    cause: JetStreamApiError,
+  ) {
+    const replicas = spec.replicas ?? 1;
+    const tags = spec.placementTags ?? [];
+    const where = [
+      tags.length ? `on servers tagged ${tags.join(' and ')}` : '',
+      spec.placementCluster ? `in cluster ${spec.placementCluster}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const fix = tags.length
+      ? `give enough running servers the server_tags ${tags.join(', ')}, or lower the stream's replicas or change its placement`
+      : "run enough clustered servers, or lower the stream's replicas";
+    super(
+      `stream ${stream} cannot be placed: it needs ${replicas} replica${replicas === 1 ? '' : 's'}` +
+        `${where ? ` ${where}` : ''} and NATS has no such set of servers (${cause.message}); ${fix}`,
+      { retriable: true, cause },
+    );
+    this.replicas = replicas;
+    this.tags = tags;
+  }
+}
+
+/** `err` as a {@link StreamPlacementError} when NATS refused `spec`'s replicas or placement. */
+function placementFailure(spec: StreamSpec, err: unknown): unknown {
+  return err instanceof JetStreamApiError &&
+    (err.code === NO_SUITABLE_PEERS || err.code === REPLICAS_NOT_CLUSTERED)
+    ? new StreamPlacementError(spec.name, spec, err)
+    : err;
+}
+
 export interface EnsureStreamOptions {
   /**
    * Bring an existing stream's settings to `spec`. Only the stream's owner should (the service that
@@ -98,7 +147,8 @@ export interface EnsureStreamOptions {
  * Creates the stream, or (with `update`) brings an existing one to `spec`. Idempotent and safe from
  * every replica at once: a concurrent create that loses the race falls back to the existing stream.
  * Through a bind-only connection (`provision: false`) it only checks that the stream exists, and
- * throws {@link NotProvisionedError} when it does not.
+ * throws {@link NotProvisionedError} when it does not. Throws {@link StreamPlacementError} when the
+ * cluster cannot hold the spec's replicas where its placement asks.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
@@ -125,13 +175,15 @@ export async function ensureStream(
     } catch (addErr) {
       // Another replica may have created it between our info and add.
       await jsm.streams.info(spec.name).catch(() => {
-        throw addErr;
+        throw placementFailure(spec, addErr);
       });
     }
   }
   if (opts.update === false) return;
   const { name: _name, ...update } = config;
-  await jsm.streams.update(spec.name, update);
+  await jsm.streams.update(spec.name, update).catch((err: unknown) => {
+    throw placementFailure(spec, err);
+  });
 }
 
 /**
