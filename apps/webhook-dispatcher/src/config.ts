@@ -72,6 +72,14 @@ const schema = defineConfig({
   WEBHOOK_DEFAULT_RATE_PER_S: z.coerce.number().positive('must be greater than 0').default(50),
   /** Deliveries held by one process at once (in flight + queued). Default 1024. */
   WEBHOOK_MAX_IN_FLIGHT: positiveInt(1024),
+  /**
+   * Deliveries the deliveries consumer may have unacknowledged across every replica: in flight,
+   * prefetched, and waiting for their next attempt (a retry is a nak with a delay, kept by the NATS
+   * server, not in the dispatcher's memory). At the bound no delivery starts anywhere until one
+   * settles, so it must hold every endpoint's retries: with a small one, an endpoint with many
+   * deliveries in retry stops every other endpoint's first attempts. Default 100000.
+   */
+  WEBHOOK_MAX_ACK_PENDING: positiveInt(100_000),
   /** An endpoint failing without a single success for this long is disabled. Default 5d. */
   WEBHOOK_DISABLE_AFTER: durationMs('5d'),
   /** CIDRs exempt from the SSRF checks (e.g. `10.1.0.0/16,127.0.0.0/8`). Default none. */

@@ -181,6 +181,7 @@ export function createDispatcher({
     defaultConcurrency: c.WEBHOOK_ENDPOINT_CONCURRENCY,
     defaultRatePerS: c.WEBHOOK_DEFAULT_RATE_PER_S,
     maxInFlight: c.WEBHOOK_MAX_IN_FLIGHT,
+    maxAckPending: c.WEBHOOK_MAX_ACK_PENDING,
     disableAfterMs: c.WEBHOOK_DISABLE_AFTER,
     ackWaitMs: c.WEBHOOK_ACK_WAIT,
     deliveriesMaxAgeMs: c.WEBHOOK_DELIVERIES_MAX_AGE,

@@ -16,7 +16,13 @@ import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { Actor, Outcomes, type Delivery, type Outcome, type StoreGate } from '@sluice/actor';
 import type { Topology } from '@sluice/contracts';
-import { ensureConsumer, ensureStream, publishDurable } from '@sluice/jetstream';
+import {
+  ensureConsumer,
+  ensureStream,
+  isBindOnly,
+  NotProvisionedError,
+  publishDurable,
+} from '@sluice/jetstream';
 import { ATTR, extractTraceContext, type Logger } from '@sluice/observability';
 import type { Lifecycle, LifecycleState } from '@sluice/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -52,6 +58,8 @@ export interface SenderOptions {
   defaultRatePerS: number;
   /** Deliveries held at once (in flight + queued at gates). */
   maxInFlight: number;
+  /** Unacknowledged deliveries of the consumer, retries included (WEBHOOK_MAX_ACK_PENDING). */
+  maxAckPending: number;
   /** Continuous failure period after which an endpoint is disabled. */
   disableAfterMs: number;
   ackWaitMs: number;
@@ -78,6 +86,15 @@ export async function ensureDeliveriesStream(
 ): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const { name, subjects } = webhooks.deliveriesStream;
+  if (isBindOnly(nc)) {
+    // Provisioned by the admin user (`sluice nats-auth provision`): only check it is there.
+    await jsm.streams.info(name).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)
+        throw new NotProvisionedError(name);
+      throw err;
+    });
+    return;
+  }
   try {
     await jsm.streams.info(name);
     await jsm.streams.update(name, {
@@ -142,7 +159,7 @@ export class Sender {
       consumer: {
         durable: CONSUMERS.sender,
         ackWaitMs: opts.ackWaitMs,
-        maxAckPending: Math.max(1000, opts.maxInFlight * 4),
+        maxAckPending: opts.maxAckPending,
       },
       // Provisioned by start(): the deliveries stream is a work queue the actor would not create as such.
       provision: false,
@@ -230,7 +247,7 @@ export class Sender {
       await ensureConsumer(jsm, o.webhooks.deliveriesStream.name, {
         durable: CONSUMERS.sender,
         ackWaitMs: o.ackWaitMs,
-        maxAckPending: Math.max(1000, o.maxInFlight * 4),
+        maxAckPending: o.maxAckPending,
       });
     } catch (err) {
       this.actor.lifecycle.transition('failed', err);

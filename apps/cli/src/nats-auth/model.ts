@@ -302,7 +302,7 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   add('webhook-dispatcher', wh.deliveries.name, {
     durable: wh.consumers.sender,
     ackWaitMs: 60_000,
-    maxAckPending: 4_096,
+    maxAckPending: 100_000,
   });
 
   const durablesOf = (stream: string) =>
