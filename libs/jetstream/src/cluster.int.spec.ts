@@ -146,6 +146,27 @@ describe('stream provisioning on a 3-node JetStream cluster (real nats-server pr
     expect(peers(info)).toEqual(['n3']);
   });
 
+  it('keeps the replicas and placement an operator gave a stream when a service’s spec leaves them unset', async () => {
+    const clean = { name: uniqueStreamName('CLEAN'), subjects: [`${uniqueId('clean')}.>`] };
+    const eu = { name: uniqueStreamName('CLEAN_EU'), subjects: [`${uniqueId('eu')}.>`] };
+    await ensureStream(jsm, { ...clean, replicas: 3 });
+    await ensureStream(jsm, { ...eu, replicas: 2, placementTags: [EU] });
+    // A service starting with its own spec (no replicas, no placement) updates the other settings.
+    await ensureStream(jsm, { ...clean, duplicateWindowMs: 600_000 });
+    await ensureStream(jsm, { ...eu, duplicateWindowMs: 600_000 });
+    const c = await jsm.streams.info(clean.name);
+    expect(c.config.num_replicas).toBe(3);
+    expect(c.config.duplicate_window).toBe(600_000 * 1e6);
+    const e = await jsm.streams.info(eu.name);
+    expect(e.config.num_replicas).toBe(2);
+    expect(e.config.placement?.tags).toEqual([EU]);
+    expect(e.config.duplicate_window).toBe(600_000 * 1e6);
+    expect(await placed(jsm, eu.name, 2)).toEqual(['n1', 'n2']);
+    // Set explicitly, they change.
+    await ensureStream(jsm, { ...clean, replicas: 1 });
+    expect((await jsm.streams.info(clean.name)).config.num_replicas).toBe(1);
+  });
+
   it('keeps every acknowledged message of an R3 stream through its leader’s SIGKILL and restart', async () => {
     const s = { name: uniqueStreamName('R3_KILL'), subjects: [`${uniqueId('k')}.>`], replicas: 3 };
     await ensureStream(jsm, s);

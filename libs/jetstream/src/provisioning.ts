@@ -148,7 +148,8 @@ export interface EnsureStreamOptions {
  * every replica at once: a concurrent create that loses the race falls back to the existing stream.
  * Through a bind-only connection (`provision: false`) it only checks that the stream exists, and
  * throws {@link NotProvisionedError} when it does not. Throws {@link StreamPlacementError} when the
- * cluster cannot hold the spec's replicas where its placement asks.
+ * cluster cannot hold the spec's replicas where its placement asks. An update keeps the stream's
+ * replicas and placement where the spec leaves them unset.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
@@ -165,8 +166,9 @@ export async function ensureStream(
     }
   }
   const config = streamConfig(spec);
+  let current: StreamConfig;
   try {
-    await jsm.streams.info(spec.name);
+    current = (await jsm.streams.info(spec.name)).config;
   } catch (err) {
     if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
     try {
@@ -174,13 +176,19 @@ export async function ensureStream(
       return;
     } catch (addErr) {
       // Another replica may have created it between our info and add.
-      await jsm.streams.info(spec.name).catch(() => {
-        throw placementFailure(spec, addErr);
-      });
+      current = (
+        await jsm.streams.info(spec.name).catch(() => {
+          throw placementFailure(spec, addErr);
+        })
+      ).config;
     }
   }
   if (opts.update === false) return;
   const { name: _name, ...update } = config;
+  // What the spec leaves open stays as the operator set it: a service without a replicas setting
+  // must not shrink an R3 stream to R1 on start, nor move a placed stream out of its region.
+  if (spec.replicas === undefined) update.num_replicas = current.num_replicas;
+  if (!config.placement && current.placement) update.placement = current.placement;
   await jsm.streams.update(spec.name, update).catch((err: unknown) => {
     throw placementFailure(spec, err);
   });

@@ -6,7 +6,10 @@ export interface StreamSpec {
   subjects: readonly string[];
   /** Default `file`. */
   storage?: StorageType;
-  /** Replicas (1 on a single server, 3 in production clusters). Default 1. */
+  /**
+   * Replicas (1 on a single server, 3 in production clusters). Default 1 for a new stream; an
+   * existing one keeps its replicas.
+   */
   replicas?: number;
   /** Maximum age of a message. Default 0 (unlimited). */
   maxAgeMs?: number;
@@ -16,9 +19,12 @@ export interface StreamSpec {
   duplicateWindowMs?: number;
   /** Largest accepted message. Default -1 (server limit). */
   maxMsgSize?: number;
-  /** Server placement tags (e.g. `region:eu-west`) so a super-cluster pins the stream. Default none. */
+  /**
+   * Server placement tags (e.g. `region:eu-west`): the stream's replicas go only to servers with
+   * every tag. Default none for a new stream; an existing one keeps its placement.
+   */
   placementTags?: string[];
-  /** Placement cluster. Default none. */
+  /** Placement cluster. Default none (an existing stream keeps its placement). */
   placementCluster?: string;
   description?: string;
 }
