@@ -5,6 +5,7 @@ import {
   durationMs,
   parseDurationMs,
   positiveInt,
+  pemFile,
   redisUrl,
   z,
 } from '@sluice/config';
@@ -14,8 +15,20 @@ export const CRASH_POINTS = ['after-claim', 'after-publish'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 const schema = defineConfig({
-  /** Redis holding the claims. Default `redis://127.0.0.1:6379`. */
+  /** Redis holding the claims. Default `redis://127.0.0.1:6379`. `rediss://` for TLS (REDIS_TLS_*). */
   REDIS_URL: redisUrl(),
+  /**
+   * CA bundle (PEM) the Redis server's certificate must chain to; needs a `rediss://` REDIS_URL.
+   * Default: the system's CAs.
+   */
+  REDIS_TLS_CA: pemFile(),
+  /**
+   * Client certificate (PEM) presented to Redis (for `tls-auth-clients yes`), with REDIS_TLS_KEY;
+   * needs a `rediss://` REDIS_URL. Default none.
+   */
+  REDIS_TLS_CERT: pemFile(),
+  /** Private key (PEM) of REDIS_TLS_CERT. Default none. */
+  REDIS_TLS_KEY: pemFile(),
   /**
    * Raw streams to consume, comma-separated (one actor per stream, all sharing DEDUPE_DURABLE).
    * Default: the topology's raw stream (`TELEMETRY_RAW`, or `<NS>_TELEMETRY_RAW` with SLUICE_NAMESPACE).

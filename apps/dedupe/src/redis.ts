@@ -1,3 +1,4 @@
+import { tlsFailureReporter, type ClientTls } from '@sluice/config';
 import type { Stoppable } from '@sluice/runtime';
 import type { Logger } from '@sluice/observability';
 import Redis from 'ioredis';
@@ -5,6 +6,8 @@ import { RedisConfigError } from './errors';
 
 export interface RedisConnectionOptions {
   url: string;
+  /** TLS for a `rediss://` URL (`redisTls(config)` of @sluice/config). Default none. */
+  tls?: ClientTls | undefined;
   /** Per-command timeout. */
   commandTimeoutMs: number;
   log: Logger;
@@ -28,10 +31,12 @@ export async function checkEvictionPolicy(redis: Redis): Promise<RedisConfigErro
  * A Redis connection for claims that never queues: no offline queue (a command while disconnected
  * fails at once and the batch is held by the actor, so memory cannot grow during an outage), one
  * retry per request, a command timeout, and reconnects every ≤ 500 ms forever in the background. On
- * every (re)connect it checks that Redis cannot evict keys.
+ * every (re)connect it checks that Redis cannot evict keys. A failed TLS handshake is logged as an
+ * error naming the REDIS_TLS_* setting to fix (once, while it stays the same).
  */
 export function connectRedis(opts: RedisConnectionOptions): { redis: Redis; stoppable: Stoppable } {
   const redis = new Redis(opts.url, {
+    ...(opts.tls ? { tls: opts.tls.options } : {}),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -42,7 +47,9 @@ export function connectRedis(opts: RedisConnectionOptions): { redis: Redis; stop
     connectionName: 'sluice-dedupe',
   });
   let lastError = 0;
+  const tlsFailure = opts.tls ? tlsFailureReporter(opts.tls.peer, opts.log) : () => false;
   redis.on('error', (err: Error) => {
+    if (tlsFailure(err)) return;
     if (Date.now() - lastError < 10_000) return;
     lastError = Date.now();
     opts.log.warn({ err }, 'redis connection error (reconnecting)');

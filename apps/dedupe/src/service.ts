@@ -2,6 +2,7 @@
 // Redis (a cache of the clean stream, re-seeded from it when Redis loses its claims), and publishes
 // the first copy of each event as clean telemetry (`<ns>.telemetry.clean.<region>`). Serves only the
 // ops endpoints.
+import { redisTls } from '@sluice/config';
 import type { Runtime, Service } from '@sluice/runtime';
 import { RedisClaimStore } from './claims';
 import type { Config } from './config';
@@ -19,6 +20,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     );
   const { redis, stoppable } = connectRedis({
     url: cfg.REDIS_URL,
+    tls: redisTls(cfg),
     commandTimeoutMs: cfg.DEDUPE_REDIS_TIMEOUT,
     log: rt.log,
     // Fail fast: an evicting Redis cannot keep claims (the guard would re-seed after every eviction).

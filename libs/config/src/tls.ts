@@ -332,3 +332,74 @@ export function mongoTlsProblems(url: string): string[] {
   }
   return problems;
 }
+
+/** A TLS client's options and the names of its settings (for {@link TlsConnectError}). */
+export interface ClientTls {
+  options: ConnectionOptions;
+  peer: TlsPeer;
+}
+
+/** The Redis variables every service that uses Redis reads. */
+export interface RedisTlsConfig {
+  REDIS_URL: string;
+  REDIS_TLS_CA?: string | undefined;
+  REDIS_TLS_CERT?: string | undefined;
+  REDIS_TLS_KEY?: string | undefined;
+}
+
+/**
+ * ioredis's `tls` option from `REDIS_URL` and `REDIS_TLS_*`: `undefined` for `redis://` (plaintext);
+ * for `rediss://`, the CA (default: the system's) and the client certificate. Throws
+ * {@link ConfigError} naming the variable: a `REDIS_TLS_*` file with a `redis://` URL, a certificate
+ * without its key, an unreadable file.
+ */
+export function redisTls(c: RedisTlsConfig): ClientTls | undefined {
+  const settings = {
+    ca: { variable: 'REDIS_TLS_CA', path: c.REDIS_TLS_CA },
+    cert: { variable: 'REDIS_TLS_CERT', path: c.REDIS_TLS_CERT },
+    key: { variable: 'REDIS_TLS_KEY', path: c.REDIS_TLS_KEY },
+  };
+  if (!/^rediss:/i.test(c.REDIS_URL)) {
+    const set = Object.values(settings).find((s) => s.path);
+    if (set)
+      throw new ConfigError(set.variable, 'needs a rediss:// REDIS_URL (redis:// is plaintext)');
+    return undefined;
+  }
+  let where = 'REDIS_URL';
+  try {
+    const u = new URL(c.REDIS_URL);
+    where = `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    // redisUrl()'s pattern is the judge of the URL; the name only serves messages.
+  }
+  return {
+    options: readClientTls(settings),
+    peer: {
+      peer: `Redis at ${where}`,
+      ca: 'REDIS_TLS_CA',
+      caFile: c.REDIS_TLS_CA,
+      clientCert: 'REDIS_TLS_CERT/REDIS_TLS_KEY',
+    },
+  };
+}
+
+/**
+ * For a client's 'error' listener: returns true when `err` is a TLS failure and logs it, explained
+ * ({@link TlsConnectError}), at error level the first time and again only when it changes; a client
+ * that reconnects in the background would otherwise fail its handshake silently, or once a second.
+ */
+export function tlsFailureReporter(
+  peer: TlsPeer,
+  log: { error(fields: object, msg: string): void },
+): (err: unknown) => boolean {
+  let last: string | undefined;
+  return (err) => {
+    const explained = TlsConnectError.from(err, peer);
+    if (!explained) return false;
+    if (explained.message !== last) {
+      last = explained.message;
+      log.error({ err: explained }, explained.message);
+    }
+    return true;
+  };
+}
