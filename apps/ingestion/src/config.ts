@@ -5,6 +5,7 @@ import {
   durationMs,
   port,
   positiveInt,
+  pemFile,
   redisUrl,
   z,
 } from '@sluice/config';
@@ -96,8 +97,20 @@ export const config = defineConfig({
    * gets N times its rate). Default `redis`.
    */
   INGEST_RATE_LIMIT_STORE: z.enum(['redis', 'local']).default('redis'),
-  /** Redis of the shared rate limits (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. */
+  /** Redis of the shared rate limits (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. `rediss://` for TLS (REDIS_TLS_*). */
   REDIS_URL: redisUrl(),
+  /**
+   * CA bundle (PEM) the Redis server's certificate must chain to; needs a `rediss://` REDIS_URL.
+   * Default: the system's CAs.
+   */
+  REDIS_TLS_CA: pemFile(),
+  /**
+   * Client certificate (PEM) presented to Redis (for `tls-auth-clients yes`), with REDIS_TLS_KEY;
+   * needs a `rediss://` REDIS_URL. Default none.
+   */
+  REDIS_TLS_CERT: pemFile(),
+  /** Private key (PEM) of REDIS_TLS_CERT. Default none. */
+  REDIS_TLS_KEY: pemFile(),
   /** Bound on one rate-limit round trip; past it the batch is decided by the per-process bucket. Default 100ms. */
   INGEST_RATE_LIMIT_TIMEOUT: durationMs('100ms'),
   /**

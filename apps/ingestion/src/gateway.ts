@@ -1,5 +1,6 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { redisTls } from '@sluice/config';
 import { ensureStream } from '@sluice/jetstream';
 import type { Stoppable } from '@sluice/runtime';
 import { createWireParser, type Topology } from '@sluice/contracts';
@@ -113,6 +114,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     c.INGEST_RATE_LIMIT_STORE === 'redis'
       ? await connectRateLimitRedis({
           url: c.REDIS_URL,
+          tls: redisTls(c),
+          log,
           commandTimeoutMs: c.INGEST_RATE_LIMIT_TIMEOUT,
           readyWaitMs: 5_000,
         })

@@ -60,14 +60,15 @@ describe('SharedRateLimiter (real Redis)', () => {
     burst: number,
     url = 'redis://127.0.0.1:6379',
   ): Promise<{ l: SharedRateLimiter; registry: Registry; messages: () => string[] }> {
+    const { log, messages } = capturingLogger();
     const { redis, stoppable } = await connectRateLimitRedis({
       url,
       commandTimeoutMs: 1_000,
       readyWaitMs: 2_000,
+      log,
     });
     stops.push(() => stoppable.stop());
     const registry = new Registry();
-    const { log, messages } = capturingLogger();
     const l = new SharedRateLimiter({
       redis,
       prefix: fx.prefix,

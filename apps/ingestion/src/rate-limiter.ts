@@ -1,3 +1,4 @@
+import { tlsFailureReporter, type ClientTls } from '@sluice/config';
 import type { DeviceHasher, Logger } from '@sluice/observability';
 import type { Stoppable } from '@sluice/runtime';
 import Redis from 'ioredis';
@@ -248,10 +249,15 @@ export class SharedRateLimiter implements RateLimiter {
  */
 export async function connectRateLimitRedis(opts: {
   url: string;
+  /** TLS for a `rediss://` URL (`redisTls(config)` of @sluice/config). Default none. */
+  tls?: ClientTls | undefined;
   commandTimeoutMs: number;
   readyWaitMs: number;
+  /** Where a failed TLS handshake is reported (an error naming the REDIS_TLS_* setting to fix). */
+  log: Pick<Logger, 'error'>;
 }): Promise<{ redis: Redis; stoppable: Stoppable }> {
   const redis = new Redis(opts.url, {
+    ...(opts.tls ? { tls: opts.tls.options } : {}),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -262,8 +268,10 @@ export async function connectRateLimitRedis(opts: {
     retryStrategy: (times) => Math.min(times * 100, 500),
     connectionName: 'sluice-ingestion',
   });
-  // Outages are reported by the limiter (once each), not per reconnect attempt.
-  redis.on('error', () => undefined);
+  // Outages are reported by the limiter (once each), not per reconnect attempt; a TLS failure,
+  // which needs a person, is reported here, explained.
+  const tlsFailure = opts.tls ? tlsFailureReporter(opts.tls.peer, opts.log) : () => false;
+  redis.on('error', (err) => void tlsFailure(err));
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     redis.connect().catch(() => undefined),
