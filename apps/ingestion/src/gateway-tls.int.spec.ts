@@ -190,7 +190,7 @@ describe('ingestion gateway over TLS', () => {
       await look.connect();
       // The gateway's connection ran the rate-limit script last (its bucket key expires as soon
       // as the bucket is full again, which one event barely dents).
-      const gateway = (await look.client('LIST'))
+      const gateway = String(await look.client('LIST'))
         .split('\n')
         .find((l) => l.includes(' name=sluice-ingestion '));
       expect(gateway).toMatch(/ cmd=(eval|evalsha) /);
