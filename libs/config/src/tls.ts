@@ -403,3 +403,20 @@ export function tlsFailureReporter(
     return true;
   };
 }
+
+/**
+ * A listener's TLS from the parsed config's `<prefix>_TLS_CERT`, `<prefix>_TLS_KEY` and
+ * `<prefix>_TLS_CA` (see {@link readServerTls}): `undefined` for plaintext; throws
+ * {@link ConfigError} naming the variable.
+ */
+export function listenerTls(
+  config: Readonly<Record<string, unknown>>,
+  prefix: string,
+): ServerTls | undefined {
+  const setting = (name: string) => {
+    const variable = `${prefix}_TLS_${name}`;
+    const value = config[variable];
+    return { variable, path: typeof value === 'string' ? value : undefined };
+  };
+  return readServerTls({ cert: setting('CERT'), key: setting('KEY'), ca: setting('CA') });
+}

@@ -19,7 +19,9 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { SluiceError } from '@sluice/errors';
+import type { ServerTls } from '@sluice/config';
 import { createServer, STATUS_CODES, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -144,6 +146,12 @@ export interface HttpServeOptions {
   maxConnections?: number;
   /** Cross-origin access from these origins. Default none. */
   cors?: HttpCorsOptions;
+  /**
+   * Serve HTTPS with this certificate and key (`readServerTls` of @sluice/config); with `ca`, only
+   * to clients presenting a certificate it signed (mTLS, before any bearer token is looked at).
+   * Default none: plain HTTP.
+   */
+  tls?: ServerTls | undefined;
   /** The service's logger; the API logs failures only (no per-request lines). */
   log: Logger;
   /** Request metrics are registered here. */
@@ -226,17 +234,18 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     serverFactory: (handler) => {
-      server = createServer(
-        {
-          requestTimeout: timeoutMs,
-          headersTimeout: Math.min(opts.headersTimeoutMs ?? 10_000, timeoutMs),
-          keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
-          // Deadlines are checked at this interval; the default (30 s) would let them overrun.
-          connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeoutMs / 4))),
-          maxHeaderSize: 16 * 1024,
-        },
-        handler,
-      );
+      const options = {
+        requestTimeout: timeoutMs,
+        headersTimeout: Math.min(opts.headersTimeoutMs ?? 10_000, timeoutMs),
+        keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
+        // Deadlines are checked at this interval; the default (30 s) would let them overrun.
+        connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeoutMs / 4))),
+        maxHeaderSize: 16 * 1024,
+      };
+      // An https.Server is an http.Server that speaks TLS first: the rest is unchanged.
+      server = opts.tls
+        ? (createHttpsServer({ ...options, ...opts.tls }, handler) as unknown as Server)
+        : createServer(options, handler);
       server.maxConnections = opts.maxConnections ?? 1024;
       return server;
     },
@@ -528,7 +537,8 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
     await app.listen({
       port: opts.port,
       host: opts.host ?? '127.0.0.1',
-      listenTextResolver: (address) => `HTTP API ${opts.service} bound to ${address}`,
+      listenTextResolver: (address) =>
+        `HTTP API ${opts.service} bound to ${opts.tls ? address.replace(/^http:/, 'https:') : address}`,
     });
   } catch (err) {
     await app.close();
