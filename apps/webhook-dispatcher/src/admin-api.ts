@@ -9,6 +9,7 @@ import {
   startHttpApi,
   type HttpApiDefinition,
 } from '@sluice/http';
+import type { ServerTls } from '@sluice/config';
 import type { Logger } from '@sluice/observability';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
@@ -48,6 +49,8 @@ export interface AdminApiOptions {
   bodyLimitBytes?: number;
   /** Request metrics (`sluice_http_*`, `api="webhook-admin"`). Default a registry of its own. */
   registry?: Registry;
+  /** HTTPS (and mTLS with a client CA): `listenerTls(config, 'WEBHOOK_ADMIN')`. Default plain HTTP. */
+  tls?: ServerTls | undefined;
 }
 
 export interface AdminApi {
@@ -420,6 +423,7 @@ export async function startAdminApi(o: AdminApiOptions): Promise<AdminApi> {
     bodyLimitBytes: o.bodyLimitBytes ?? 1024 * 1024,
     log: o.logger,
     registry: o.registry ?? new Registry(),
+    tls: o.tls,
   });
   return { port: api.port, close: () => api.close() };
 }

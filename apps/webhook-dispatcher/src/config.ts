@@ -4,6 +4,7 @@ import {
   defineConfig,
   durationMs,
   pgUrl,
+  pemFile,
   port,
   positiveInt,
   redisUrl,
@@ -34,6 +35,18 @@ const schema = defineConfig({
   WEBHOOK_ADMIN_REQUEST_TIMEOUT: durationMs('30s'),
   /** Largest admin API request body in bytes (413 past it). Default 1048576 (1 MiB). */
   WEBHOOK_ADMIN_BODY_LIMIT: positiveInt(1024 * 1024),
+  /**
+   * TLS certificate (PEM) of the admin API: it serves HTTPS when this and WEBHOOK_ADMIN_TLS_KEY are
+   * set. Default none (plain HTTP, for loopback).
+   */
+  WEBHOOK_ADMIN_TLS_CERT: pemFile(),
+  /** Private key (PEM) of WEBHOOK_ADMIN_TLS_CERT. Default none. */
+  WEBHOOK_ADMIN_TLS_KEY: pemFile(),
+  /**
+   * CA bundle (PEM) verifying client certificates: when set, the admin API serves only clients
+   * presenting a certificate it signed (mTLS), on top of the bearer token. Default none.
+   */
+  WEBHOOK_ADMIN_TLS_CA: pemFile(),
   /** Retry delays after the 1st, 2nd, ... failed attempt; its length is the number of retries. Default `5s,5m,30m,2h,5h,10h,10h`. */
   WEBHOOK_RETRY_SCHEDULE: csv('5s,5m,30m,2h,5h,10h,10h').transform((items, ctx) => {
     const out: number[] = [];
@@ -102,8 +115,20 @@ const schema = defineConfig({
    * process: for a single replica without Redis). Default `redis`.
    */
   WEBHOOK_SHARED_STATE: z.enum(['redis', 'local']).default('redis'),
-  /** Redis of the shared state (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. */
+  /** Redis of the shared state (shared name: every service that uses Redis reads `REDIS_URL`). Default `redis://127.0.0.1:6379`. `rediss://` for TLS (REDIS_TLS_*). */
   REDIS_URL: redisUrl(),
+  /**
+   * CA bundle (PEM) the Redis server's certificate must chain to; needs a `rediss://` REDIS_URL.
+   * Default: the system's CAs.
+   */
+  REDIS_TLS_CA: pemFile(),
+  /**
+   * Client certificate (PEM) presented to Redis (for `tls-auth-clients yes`), with REDIS_TLS_KEY;
+   * needs a `rediss://` REDIS_URL. Default none.
+   */
+  REDIS_TLS_CERT: pemFile(),
+  /** Private key (PEM) of REDIS_TLS_CERT. Default none. */
+  REDIS_TLS_KEY: pemFile(),
   /** Bound on one shared-state round trip; past it the decision is made per process. Default 500ms. */
   WEBHOOK_REDIS_TIMEOUT: durationMs('500ms'),
   /**

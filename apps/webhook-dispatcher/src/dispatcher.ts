@@ -2,6 +2,7 @@
 // start and stop them in-process.
 import { isConnectionLoss, StoreGate, type Actor } from '@sluice/actor';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { listenerTls, redisTls } from '@sluice/config';
 import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
 import { createDeviceHasher, type Logger } from '@sluice/observability';
 import { createPool } from '@sluice/pg';
@@ -76,6 +77,8 @@ export function createDispatcher({
   registry,
 }: DispatcherDeps): Dispatcher {
   const webhooks = webhookTopology(topology.namespace);
+  // Read before anything connects: an unreadable certificate is a ConfigError at start.
+  const adminTls = listenerTls(c, 'WEBHOOK_ADMIN');
   const pool = createPool({ service: SERVICE, url: c.PG_URL, max: c.WEBHOOK_PG_POOL, log });
   const store = new Store(pool, {
     keyring: secretKeyring(c),
@@ -113,7 +116,12 @@ export function createDispatcher({
   // Redis cannot answer.
   const shared =
     c.WEBHOOK_SHARED_STATE === 'redis'
-      ? connectSharedRedis({ url: c.REDIS_URL, commandTimeoutMs: c.WEBHOOK_REDIS_TIMEOUT, log })
+      ? connectSharedRedis({
+          url: c.REDIS_URL,
+          tls: redisTls(c),
+          commandTimeoutMs: c.WEBHOOK_REDIS_TIMEOUT,
+          log,
+        })
       : undefined;
   const health = shared && new SharedStateHealth({ redis: shared.redis, log, registry });
   const prefix = sharedStatePrefix(topology.namespace);
@@ -230,6 +238,7 @@ export function createDispatcher({
         requestTimeoutMs: c.WEBHOOK_ADMIN_REQUEST_TIMEOUT,
         bodyLimitBytes: c.WEBHOOK_ADMIN_BODY_LIMIT,
         registry,
+        tls: adminTls,
       });
       log.info({ port: d.api.port }, 'admin API listening');
       return d.api;

@@ -3,6 +3,7 @@
 // (consecutive.ts). Every operation is one Lua script in one round trip. While Redis cannot answer,
 // each of them decides with its per-process state instead; SharedStateHealth logs that once per
 // outage and meters every such decision.
+import { tlsFailureReporter, type ClientTls } from '@sluice/config';
 import { SluiceError } from '@sluice/errors';
 import type { Logger } from '@sluice/observability';
 import type { Stoppable } from '@sluice/runtime';
@@ -29,6 +30,8 @@ export function sharedStatePrefix(namespace: string): string {
 
 export interface SharedRedisOptions {
   url: string;
+  /** TLS for a `rediss://` URL (`redisTls(config)` of @sluice/config). Default none. */
+  tls?: ClientTls | undefined;
   /** Bound on every command; past it the operation falls back. */
   commandTimeoutMs: number;
   log: Logger;
@@ -44,6 +47,7 @@ export function connectSharedRedis(opts: SharedRedisOptions): {
   stoppable: Stoppable;
 } {
   const redis = new Redis(opts.url, {
+    ...(opts.tls ? { tls: opts.tls.options } : {}),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -56,8 +60,10 @@ export function connectSharedRedis(opts: SharedRedisOptions): {
     retryStrategy: (times) => Math.min(times * 100, 500),
     connectionName: 'sluice-webhook-dispatcher',
   });
-  // Connection errors are reported by SharedStateHealth (once per outage), not per reconnect.
-  redis.on('error', () => undefined);
+  // Connection errors are reported by SharedStateHealth (once per outage), not per reconnect; a
+  // TLS failure, which needs a person, is reported here, explained.
+  const tlsFailure = opts.tls ? tlsFailureReporter(opts.tls.peer, opts.log) : () => false;
+  redis.on('error', (err) => void tlsFailure(err));
   redis.connect().catch(() => undefined);
   return {
     redis,
