@@ -2,6 +2,7 @@
 // values. Routes, parameters and response bodies are declared once with zod; the OpenAPI document
 // at /openapi.json is generated from them. Every `/v1` route needs a bearer token whose regions
 // cover what it reads.
+import type { ServerTls } from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import {
   badParameter,
@@ -52,6 +53,8 @@ export interface ApiOptions {
   log: Logger;
   /** Request metrics (`sluice_http_*`, `api="aggregator"`) are registered here. */
   registry: Registry;
+  /** HTTPS (and mTLS with a client CA): `listenerTls(config, 'AGGREGATOR_API')`. Default plain HTTP. */
+  tls?: ServerTls | undefined;
 }
 
 export interface ApiServer {
@@ -385,6 +388,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
     bodyLimitBytes: 16 * 1024,
     log: opts.log,
     registry: opts.registry,
+    tls: opts.tls,
   });
   return { port: api.port, close: () => api.close() };
 }

@@ -1,4 +1,14 @@
-import { bool, csv, defineConfig, durationMs, pgUrl, port, positiveInt, z } from '@sluice/config';
+import {
+  bool,
+  csv,
+  defineConfig,
+  durationMs,
+  pemFile,
+  pgUrl,
+  port,
+  positiveInt,
+  z,
+} from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import { parseInlineTokens } from '@sluice/http';
 
@@ -20,6 +30,18 @@ export const config = defineConfig({
   AGGREGATOR_API_PORT: port(9480),
   /** Bind address of the query API (`0.0.0.0` to serve other hosts). Default `127.0.0.1`. */
   AGGREGATOR_API_HOST: z.string().default('127.0.0.1'),
+  /**
+   * TLS certificate (PEM) of the query API: it serves HTTPS when this and AGGREGATOR_API_TLS_KEY are
+   * set. Default none (plain HTTP, for loopback).
+   */
+  AGGREGATOR_API_TLS_CERT: pemFile(),
+  /** Private key (PEM) of AGGREGATOR_API_TLS_CERT. Default none. */
+  AGGREGATOR_API_TLS_KEY: pemFile(),
+  /**
+   * CA bundle (PEM) verifying client certificates: when set, the query API serves only clients
+   * presenting a certificate it signed (mTLS), on top of the bearer tokens. Default none.
+   */
+  AGGREGATOR_API_TLS_CA: pemFile(),
   /**
    * Query API bearer tokens by their sha256 (never the token), each with the regions it may read:
    * `<sha256-hex>=<region>|<region>;<sha256-hex>=*`. Combined with AGGREGATOR_API_TOKENS_FILE. Required

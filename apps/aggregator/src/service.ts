@@ -1,6 +1,7 @@
 // The aggregator: consumes clean telemetry (`<ns>.telemetry.clean.>`), stores event-time roll-ups
 // in PostgreSQL (one flush transaction per batch, exactly once per clean message), publishes closed
 // windows as Rollup messages (`<ns>.telemetry.rollup.>`) and serves the query API.
+import { listenerTls } from '@sluice/config';
 import type { Runtime, Service } from '@sluice/runtime';
 import { Aggregator, SERVICE } from './aggregator';
 import { apiTokens, startApi, type ApiServer } from './api';
@@ -17,8 +18,10 @@ export function createService(rt: Runtime<Config>): Service {
     log: rt.log,
     registry: rt.registry,
   });
-  // Before anything starts: a production service without query API tokens refuses to start.
+  // Before anything starts: a production service without query API tokens refuses to start, and an
+  // unreadable certificate is a ConfigError.
   const tokens = apiTokens(config, rt.log);
+  const tls = listenerTls(config, 'AGGREGATOR_API');
   let api: ApiServer | undefined;
   return {
     prepare: () => aggregator.prepare(),
@@ -38,6 +41,7 @@ export function createService(rt: Runtime<Config>): Service {
             requestTimeoutMs: config.AGGREGATOR_API_REQUEST_TIMEOUT,
             log: rt.log,
             registry: rt.registry,
+            tls,
           });
         },
         stop: async () => api?.close(),

@@ -6,16 +6,17 @@ import { credentials, status as GrpcStatus } from '@grpc/grpc-js';
 import { IngestServiceClient, IngestStatus } from '@sluice/contracts';
 import {
   createTestCa,
+  httpsRequest,
   natsFixture,
   privateTlsRedis,
   uniqueId,
+  type ClientPem,
   type NatsFixture,
   type TestCa,
   type TestCertificate,
   type TlsServer,
 } from '@sluice/testing';
 import Redis from 'ioredis';
-import { request } from 'node:https';
 import { sha256Hex } from './auth';
 import { telemetry, unary } from './test-fixtures/client';
 import { startTestGateway, type TestGateway } from './test-fixtures/gateway';
@@ -23,14 +24,8 @@ import { startTestGateway, type TestGateway } from './test-fixtures/gateway';
 const DEVICE_TOKEN = 'device-token-boat-17';
 const TOKENS = `${sha256Hex(DEVICE_TOKEN)}=boat-17`;
 
-interface Pem {
-  ca: string;
-  cert?: string;
-  key?: string;
-}
-
 /** A gRPC client trusting `pem.ca`, presenting `pem.cert` when given. */
-function tlsClient(port: number, pem: Pem): IngestServiceClient {
+function tlsClient(port: number, pem: ClientPem): IngestServiceClient {
   const buf = (s: string | undefined) => (s === undefined ? null : Buffer.from(s));
   return new IngestServiceClient(
     `127.0.0.1:${port}`,
@@ -38,12 +33,8 @@ function tlsClient(port: number, pem: Pem): IngestServiceClient {
   );
 }
 
-/** POST /v1/events over HTTPS: the status, or the connection's error. */
-function post(
-  port: number,
-  pem: Pem,
-  token?: string,
-): Promise<{ status?: number; error?: NodeJS.ErrnoException }> {
+/** POST one reading of boat-17 to /v1/events over HTTPS: the status, or the connection's error. */
+async function post(port: number, pem: ClientPem, token?: string) {
   const body = JSON.stringify({
     event_id: uniqueId('h'),
     device_id: 'boat-17',
@@ -53,29 +44,15 @@ function post(
     unit: 'celsius',
     region: 'eu-west',
   });
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/events',
-        ca: pem.ca,
-        ...(pem.cert ? { cert: pem.cert, key: pem.key } : {}),
-        agent: false,
-        headers: {
-          'content-type': 'application/json',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode! }));
-      },
-    );
-    req.on('error', (error) => resolve({ error }));
-    req.end(body);
+  const { status, error } = await httpsRequest(`https://127.0.0.1:${port}/v1/events`, pem, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body,
   });
+  return error ? { error } : { status };
 }
 
 describe('ingestion gateway over TLS', () => {
@@ -129,7 +106,7 @@ describe('ingestion gateway over TLS', () => {
     otherCa?.remove();
   });
 
-  const grpc = (port: number, pem: Pem) => {
+  const grpc = (port: number, pem: ClientPem) => {
     const c = tlsClient(port, pem);
     clients.push(c);
     return c;

@@ -1,8 +1,13 @@
 // An API of the kit served over HTTPS (and mTLS) with the certificates of a test CA, its TLS read
 // from <PREFIX>_TLS_* variables as a service reads them, and real HTTPS requests.
 import { ConfigError, listenerTls, loadConfig, pemFile, z } from '@sluice/config';
-import { createTestCa, type TestCa, type TestCertificate } from '@sluice/testing';
-import { request } from 'node:https';
+import {
+  createTestCa,
+  httpsRequest,
+  type ClientPem,
+  type TestCa,
+  type TestCertificate,
+} from '@sluice/testing';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { defineRoute, generateToken, startHttpApi, type HttpApi } from './index';
@@ -13,41 +18,11 @@ const schema = z.object({
   SPEC_API_TLS_CA: pemFile(),
 });
 
-interface Pem {
-  ca: string;
-  cert?: string;
-  key?: string;
-}
-
-/** GET `path` over HTTPS trusting `pem.ca`: the status and body, or the connection's error. */
-function get(
-  port: number,
-  path: string,
-  pem: Pem,
-  token?: string,
-): Promise<{ status?: number; body?: string; error?: NodeJS.ErrnoException }> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        ca: pem.ca,
-        ...(pem.cert ? { cert: pem.cert, key: pem.key } : {}),
-        agent: false,
-        headers: token ? { authorization: `Bearer ${token}` } : {},
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      },
-    );
-    req.on('error', (error) => resolve({ error }));
-    req.end();
+/** GET `path` over HTTPS with `pem`, with a bearer token when given. */
+const get = (port: number, path: string, pem: ClientPem, token?: string) =>
+  httpsRequest(`https://127.0.0.1:${port}${path}`, pem, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
   });
-}
 
 describe('HTTP API over TLS', () => {
   let ca: TestCa;

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpsRequestOf } from 'node:https';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -156,4 +157,49 @@ export async function createTestCa(name = 'sluice-test-ca'): Promise<TestCa> {
     client: (cn, o = {}) => issue(cn, 'clientAuth', o.altNames ?? []),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** What a TLS client trusts and presents (PEM text). */
+export interface ClientPem {
+  ca: string;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+/** The answer of {@link httpsRequest}: status and body, or the error of a refused connection. */
+export interface HttpsAnswer {
+  status?: number;
+  body?: string;
+  error?: NodeJS.ErrnoException;
+}
+
+/**
+ * One HTTPS request with `pem` (no connection reuse), never rejecting: a failed handshake is the
+ * answer's `error` (its `code`, e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`).
+ */
+export function httpsRequest(
+  url: string,
+  pem: ClientPem,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<HttpsAnswer> {
+  return new Promise((resolve) => {
+    const req = httpsRequestOf(
+      url,
+      {
+        method: init.method ?? 'GET',
+        headers: init.headers ?? {},
+        ca: pem.ca,
+        ...(pem.cert ? { cert: pem.cert, key: pem.key } : {}),
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      },
+    );
+    req.on('error', (error) => resolve({ error }));
+    req.end(init.body);
+  });
 }
