@@ -73,10 +73,23 @@ export interface NatsCluster {
    * snapshots): where a message is stored on disk. Stores are not compressed or encrypted.
    */
   nodesStoring(bytes: string | Uint8Array): Promise<string[]>;
+  /**
+   * `stream` as node `name` holds it (its own replica), from its monitoring endpoint; undefined when
+   * the node holds no replica of it.
+   */
+  streamState(name: string, stream: string): Promise<NodeStreamState | undefined>;
   /** Server name of the current JetStream meta leader, asked of a running node. */
   metaLeader(): Promise<string>;
   /** Kills every node and deletes the stores. */
   destroy(): Promise<void>;
+}
+
+/** A stream's state on one node. */
+export interface NodeStreamState {
+  messages: number;
+  bytes: number;
+  first_seq: number;
+  last_seq: number;
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -107,6 +120,7 @@ async function monitor<T>(port: number, path: string): Promise<{ status: number;
 
 interface Jsz {
   meta_cluster?: { leader?: string; cluster_size?: number };
+  account_details?: Array<{ stream_detail?: Array<{ name: string; state: NodeStreamState }> }>;
 }
 
 interface NodeState {
@@ -257,6 +271,12 @@ export async function natsCluster(opts: NatsClusterOptions = {}): Promise<NatsCl
       const needle = Buffer.from(bytes);
       const hits = await Promise.all(states.map((s) => dirContains(s.storeDir, needle)));
       return states.filter((_, i) => hits[i]).map((s) => s.name);
+    },
+    async streamState(name, stream) {
+      const { body } = await monitor<Jsz>(byName(name).httpPort, '/jsz?accounts=true&streams=true');
+      return body.account_details
+        ?.flatMap((a) => a.stream_detail ?? [])
+        .find((d) => d.name === stream)?.state;
     },
     async metaLeader() {
       for (const s of states.filter((x) => x.proc)) {
