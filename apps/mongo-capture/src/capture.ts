@@ -20,6 +20,7 @@ export function buildCapture(deps: {
   const sink = new MongoSink({
     name: SERVICE,
     url: c.MONGO_URL,
+    urlSetting: 'MONGO_URL',
     database: c.MONGO_DATABASE,
     telemetryCollection: c.MONGO_TELEMETRY_COLLECTION,
     detectionCollection: c.MONGO_DETECTION_COLLECTION,

@@ -169,7 +169,11 @@ export function tlsFailureOf(
             : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_')
               ? 'handshake'
               : undefined;
-    if (kind) return { kind, code: c || 'TLS', message: tidy(msg) };
+    if (kind) {
+      // Recognised by its message only: the socket error under it carries the code.
+      const deeper = c ? undefined : tlsFailureOf((e as { cause?: unknown }).cause);
+      return deeper ?? { kind, code: c || 'TLS', message: tidy(msg) };
+    }
     // MongoDB's server selection error keeps the socket error under `reason.servers[*].error`.
     const servers = (reason as { servers?: Map<string, { error?: unknown }> } | undefined)?.servers;
     if (servers instanceof Map)

@@ -242,8 +242,8 @@ export function ferretdbBin(): string {
 
 /**
  * A FerretDB (MongoDB wire protocol, SQLite backend in a temp dir, as `scripts/lib.sh` runs the
- * shared one) that listens only with TLS (`--listen-tls`). FerretDB verifies client certificates
- * against `clientCaFile`; `requireClientCert` is not configurable there.
+ * shared one) that listens only with TLS (`--listen-tls`). With a CA file FerretDB requires client
+ * certificates signed by it, whatever `requireClientCert` says.
  */
 export async function privateTlsFerretDb(o: TlsServerOptions): Promise<TlsServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-ferretdb-tls-'));

@@ -1,3 +1,4 @@
+import { mongoTlsProblems } from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import { assertDatabaseName, parseCollectionTemplate, type CollectionTemplate } from './naming';
 
@@ -34,6 +35,11 @@ export interface MongoSinkOptions {
   maxPoolSize?: number;
   /** Sink name (metrics label, default durable). Default `mongodb`. */
   name?: string;
+  /**
+   * What the deployer calls `url` (e.g. `MONGO_URL`), named by a failed TLS handshake's error
+   * together with the URL's `tlsCAFile` or `tlsCertificateKeyFile`. Default `url`.
+   */
+  urlSetting?: string;
 }
 
 /** Options with defaults applied and templates parsed. */
@@ -50,6 +56,7 @@ export interface ResolvedMongoOptions {
   socketTimeoutMs: number;
   maxPoolSize: number;
   name: string;
+  urlSetting: string;
 }
 
 function nonNegative(v: number, setting: string): number {
@@ -62,6 +69,10 @@ function nonNegative(v: number, setting: string): number {
 export function resolveMongoOptions(o: MongoSinkOptions): ResolvedMongoOptions {
   if (!/^mongodb(\+srv)?:\/\//.test(o.url ?? ''))
     throw new ConfigError('url', 'must start with mongodb:// or mongodb+srv://');
+  const urlSetting = o.urlSetting ?? 'url';
+  const tlsProblems = mongoTlsProblems(o.url);
+  if (tlsProblems.length > 0)
+    throw ConfigError.of(tlsProblems.map((reason) => ({ variable: urlSetting, reason })));
   const database = o.database ?? 'sluice';
   assertDatabaseName(database, 'database');
   const w = o.writeConcernW ?? 'majority';
@@ -99,5 +110,6 @@ export function resolveMongoOptions(o: MongoSinkOptions): ResolvedMongoOptions {
     socketTimeoutMs: nonNegative(o.socketTimeoutMs ?? 30_000, 'socketTimeoutMs'),
     maxPoolSize: Math.max(1, Math.floor(o.maxPoolSize ?? 10)),
     name,
+    urlSetting,
   };
 }

@@ -17,6 +17,7 @@ import {
   type SinkRecord,
   type WriteResult,
 } from '@sluice/sinks-core';
+import { TlsConnectError, type TlsPeer } from '@sluice/config';
 import { toDocument } from './documents';
 import {
   DOCUMENT_ERROR_CODES,
@@ -94,9 +95,25 @@ export class MongoSink implements Sink {
       }
     } catch (err) {
       await client.close().catch(() => undefined);
-      throw err;
+      throw TlsConnectError.from(err, this.tlsPeer()) ?? err;
     }
     this.client = client;
+  }
+
+  /** The names of the TLS settings, for a failed handshake's {@link TlsConnectError}. */
+  private tlsPeer(): TlsPeer {
+    const { url, urlSetting } = this.options;
+    const hosts = /^mongodb(?:\+srv)?:\/\/(?:[^@/]*@)?([^/?]+)/.exec(url)?.[1] ?? '?';
+    const param = (name: string) =>
+      [...new URLSearchParams(url.split('?')[1] ?? '')].find(
+        ([k]) => k.toLowerCase() === name.toLowerCase(),
+      )?.[1];
+    return {
+      peer: `MongoDB at ${hosts}`,
+      ca: `tlsCAFile in ${urlSetting}`,
+      caFile: param('tlsCAFile'),
+      clientCert: `tlsCertificateKeyFile in ${urlSetting}`,
+    };
   }
 
   /**
