@@ -14,7 +14,7 @@ import { parseInlineTokens } from '@sluice/http';
 
 /** The aggregator's environment: the common variables plus these. */
 export const config = defineConfig({
-  /** PostgreSQL of the roll-up store (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  /** PostgreSQL of the roll-up store (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. TLS by libpq's parameters, checked at start: `?sslmode=verify-full&sslrootcert=<ca.pem>` (`disable` by default; `require`, `verify-ca`), `sslcert` and `sslkey` for a client certificate. */
   PG_URL: pgUrl(),
   /** Folder of the versioned SQL migrations. Default `apps/aggregator/migrations` (found from the sources or the repository root). */
   AGGREGATOR_MIGRATIONS_DIR: z.string().optional(),

@@ -15,7 +15,11 @@ const template = (fallback: string, kind: 'telemetry' | 'detection', name: strin
 
 /** mongo-capture settings (plus the common NATS/ops/logging variables). */
 export const config = defineConfig({
-  /** MongoDB connection string of the owner's database. Default `mongodb://127.0.0.1:27017`. */
+  /**
+   * MongoDB connection string of the owner's database. Default `mongodb://127.0.0.1:27017`. TLS by
+   * the driver's parameters, checked at start: `?tls=true&tlsCAFile=<ca.pem>`, and
+   * `tlsCertificateKeyFile=<certificate and key.pem>` for a client certificate.
+   */
   MONGO_URL: mongoUrl(),
   /** Database. Default `sluice`. */
   MONGO_DATABASE: z

@@ -14,7 +14,7 @@ import { checkSecretKeys, keysField, keysFileField } from './secret-keys';
 
 /** Environment of the webhook dispatcher (besides the common NATS/logging/ops variables). */
 const schema = defineConfig({
-  /** PostgreSQL holding subscriptions, secrets, the attempt log and the DLQ (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. */
+  /** PostgreSQL holding subscriptions, secrets, the attempt log and the DLQ (shared name: every service that uses PostgreSQL reads `PG_URL`). Default `postgres://postgres@127.0.0.1:5432/sluice`. TLS by libpq's parameters, checked at start: `?sslmode=verify-full&sslrootcert=<ca.pem>` (`disable` by default; `require`, `verify-ca`), `sslcert` and `sslkey` for a client certificate. */
   PG_URL: pgUrl(),
   /** PostgreSQL pool size. Default 10. */
   WEBHOOK_PG_POOL: positiveInt(10),
