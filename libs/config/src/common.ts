@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { bool, port } from './fields';
+import { pemFile } from './tls';
 
 const DEV_HASH_KEY = 'sluice-development-only-key';
 
@@ -26,6 +27,15 @@ export const commonEnv = {
   NATS_PASSWORD: z.string().optional(),
   /** NATS authentication token; unset for none. */
   NATS_TOKEN: z.string().optional(),
+  /**
+   * PEM file of the CA that signed the NATS servers' certificates; setting it (or NATS_TLS_CERT, or a
+   * `tls://` NATS_URL) makes the connection TLS. Unset: plaintext, or the system's CAs with `tls://`.
+   */
+  NATS_TLS_CA: pemFile(),
+  /** PEM client certificate for NATS servers that require one (mTLS), with NATS_TLS_KEY. Default unset. */
+  NATS_TLS_CERT: pemFile(),
+  /** PEM private key of NATS_TLS_CERT. Default unset. */
+  NATS_TLS_KEY: pemFile(),
   /**
    * Prefix of the connection's reply subjects (`<prefix>.<id>`). A user of `sluice nats-auth` may
    * subscribe only to its own prefix (`_INBOX.<user>.<namespace or _>`), so no other user can read its

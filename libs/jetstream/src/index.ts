@@ -1,5 +1,13 @@
 export { AsyncPublisher, type AsyncPublisherOptions } from './async-publisher';
-export { connectNats, isBindOnly, natsOptionsOf, setBindOnly, type NatsOptions } from './connect';
+export {
+  connectNats,
+  isBindOnly,
+  natsOptionsOf,
+  natsTls,
+  setBindOnly,
+  type NatsOptions,
+  type NatsTls,
+} from './connect';
 export { originalHeaders, publishDeadLetter, type DeadLetterContext } from './dead-letter';
 export { classifyNatsError, isRetriableNatsFailure, type NatsFailure } from './errors';
 export {

@@ -107,12 +107,15 @@ function privateServer(
   return server;
 }
 
-/** A private `nats-server -js` (file store in a temp dir, kept across stop/start). */
-export async function privateNats(): Promise<PrivateServer> {
+/**
+ * A private `nats-server -js` (file store in a temp dir, kept across stop/start). `extraArgs` are
+ * added to its command line, e.g. `['--tls', '--tlscert', cert, '--tlskey', key]`.
+ */
+export async function privateNats(extraArgs: readonly string[] = []): Promise<PrivateServer> {
   const s = privateServer(
     'nats',
     process.env['NATS_SERVER_BIN'] ?? 'nats-server',
-    (port, dir) => ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir],
+    (port, dir) => ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs],
     (port) => `nats://127.0.0.1:${port}`,
     await freePort(),
   );
