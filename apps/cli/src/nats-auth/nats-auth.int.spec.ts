@@ -1,12 +1,20 @@
 // `sluice nats-auth` against a real nats-server that runs with the generated users: what each service
-// user is refused, the residency of the gateway users, and the pipeline (gateway, dedupe,
-// mongo-capture) working end to end when every service connects as itself and only binds.
+// user is refused, the residency of the gateway users, and the pipeline (gateway, dedupe, aggregator,
+// mongo-capture, exporter, webhook-dispatcher) working end to end when every service connects as
+// itself and only binds.
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { PermissionViolationError } from '@nats-io/nats-core';
 import { CONTENT_TYPES, topology, type Topology } from '@sluice/contracts';
+import { Client as PgClient } from 'pg';
 import { createMongoTestDatabase, mongoTestUrl } from '@sluice/sinks-mongodb/testing';
 import {
+  createTestDatabase,
   freePort,
   privateRedis,
   spawnService,
@@ -244,8 +252,23 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
       await redis?.destroy();
     });
 
-    it('the gateway, dedupe and mongo-capture bind to what admin provisioned and carry events', async () => {
+    it('the gateway, dedupe, aggregator, mongo-capture, exporter and webhook-dispatcher bind to what admin provisioned and carry events', async () => {
       const mdb = await createMongoTestDatabase('auth');
+      const [aggDb, hookDb] = await Promise.all([
+        createTestDatabase('authagg'),
+        createTestDatabase('authhook'),
+      ]);
+      const dir = mkdtempSync(join(tmpdir(), 'sluice-auth-'));
+      const hooks: string[] = [];
+      const receiver = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+        req.on('end', () => {
+          hooks.push(body);
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
       const logMark = server.log().length;
       try {
         const token = 'gateway-token-auth';
@@ -304,6 +327,59 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           },
           /mongo-capture running/,
         );
+        await start(
+          'apps/aggregator/src/main.ts',
+          'aggregator',
+          { PG_URL: aggDb.url, AGGREGATOR_API_HOST: '127.0.0.1', AGGREGATOR_API_PORT: '0' },
+          /aggregator running/,
+        );
+        writeFileSync(
+          join(dir, 'exporter.json'),
+          JSON.stringify({
+            destinations: [
+              {
+                name: 'files',
+                type: 'file',
+                batch: { linger: '0ms' },
+                options: { dir: join(dir, 'files') },
+              },
+            ],
+          }),
+        );
+        await start(
+          'apps/exporter/src/main.ts',
+          'exporter',
+          { EXPORTER_CONFIG: join(dir, 'exporter.json') },
+          /exporter running/,
+        );
+        const adminToken = 'webhook-admin-token-auth-0123';
+        const dispatcher = await start(
+          'apps/webhook-dispatcher/src/main.ts',
+          'webhook-dispatcher',
+          {
+            PG_URL: hookDb.url,
+            REDIS_URL: redis.url,
+            WEBHOOK_ADMIN_HOST: '127.0.0.1',
+            WEBHOOK_ADMIN_PORT: '0',
+            WEBHOOK_ADMIN_TOKEN: adminToken,
+            WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
+            WEBHOOK_SUBSCRIPTION_REFRESH: '300ms',
+          },
+          /webhook-dispatcher running/,
+        );
+        const adminPort = /"port":(\d+).*admin API listening/.exec(
+          await dispatcher.waitForLine(/admin API listening/),
+        )![1];
+        const subscribed = await fetch(`http://127.0.0.1:${adminPort}/v1/subscriptions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+            filter: { type: 'telemetry', sensorTypes: ['engine_temp'], value: { gt: 97 } },
+          }),
+        });
+        expect(subscribed.status).toBe(201);
+        await new Promise((r) => setTimeout(r, 1_000));
         const now = new Date().toISOString();
         const events = Array.from({ length: 20 }, (_, i) => ({
           event_id: `auth-${i}`,
@@ -331,6 +407,36 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           { timeoutMs: 60_000 },
         );
         expect(ids.sort()).toEqual(events.map((e) => e.event_id).sort());
+        // The exporter's files, the webhooks (readings 98 and 99 pass the filter) and the roll-ups.
+        const exported = () =>
+          readdirSync(join(dir, 'files'), { recursive: true })
+            .map(String)
+            .filter((f) => /\.jsonl(\.tmp)?$/.test(f))
+            .flatMap((f) => readFileSync(join(dir, 'files', f), 'utf8').split('\n'))
+            .filter((l) => l.endsWith('}'))
+            .map((l) => (JSON.parse(l) as { event_id: string }).event_id);
+        await waitFor('every event exported', () => new Set(exported()).size >= events.length, {
+          timeoutMs: 60_000,
+        });
+        await waitFor('two webhooks', () => hooks.length >= 2, { timeoutMs: 60_000 });
+        const pg = new PgClient({ connectionString: aggDb.url });
+        await pg.connect();
+        try {
+          await waitFor(
+            'roll-ups stored',
+            async () =>
+              Number(
+                (
+                  await pg.query<{ n: string }>(
+                    "SELECT count(*)::text AS n FROM rollups WHERE sensor = 'engine_temp'",
+                  )
+                ).rows[0]!.n,
+              ) > 0,
+            { timeoutMs: 60_000 },
+          );
+        } finally {
+          await pg.end();
+        }
         // Every consumer on the way acked everything (acks of their own consumers are allowed).
         const admin = await jetstreamManager((await as('admin')).nc);
         const settled = async (stream: string, durable: string) => {
@@ -340,16 +446,25 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           );
         };
         await waitFor(
-          'dedupe and mongo-capture settled',
+          'every consumer settled',
           async () =>
             (await settled(regionalStreamName(t, 'eu-west'), 'dedupe')) &&
-            (await settled(t.streams.clean.name, 'mongo-capture')),
+            (await settled(t.streams.clean.name, 'mongo-capture')) &&
+            (await settled(t.streams.clean.name, 'aggregator')) &&
+            (await settled(t.streams.clean.name, 'exporter-files')),
         );
         for (const p of procs) expect(p.lines.join('\n')).not.toMatch(/permissions violation/i);
         expect(server.log().slice(logMark)).not.toMatch(/violation/i);
+      } catch (err) {
+        (err as Error).message += procs
+          .map((p) => `\n--- ${p.proc.spawnargs.at(-1)}\n${p.lines.slice(-8).join('\n')}`)
+          .join('');
+        throw err;
       } finally {
-        await mdb.drop();
+        await new Promise((r) => receiver.close(r));
+        await Promise.all([mdb.drop(), aggDb.drop(), hookDb.drop()]);
+        rmSync(dir, { recursive: true, force: true });
       }
-    });
+    }, 180_000);
   });
 });
