@@ -10,6 +10,7 @@ import {
   encodeIngestRequest,
   openIngestStream,
   type IngestStream,
+  type IngestTls,
 } from '@sluice/device-sdk';
 import type { RunStats } from './stats';
 import { toWireJson } from './wire-json';
@@ -42,6 +43,8 @@ export interface SenderOptions {
   maxInFlight?: number;
   /** Resends of one batch after RETRY answers. @default 5 */
   maxRetries?: number;
+  /** TLS to the gateway (the SDK's channel setting). @default plaintext */
+  tls?: IngestTls | undefined;
 }
 
 /** An encoded IngestRequest carrying `batch` (the SDK's encoder). */
@@ -81,7 +84,7 @@ export class GrpcStreamSender implements Sender {
     const md = bearerMetadata(opts.token);
     for (let i = 0; i < streams; i++) {
       // One channel per stream: separate HTTP/2 connections spread the load on the server.
-      const client = createIngestChannel(target, { ownConnection: true });
+      const client = createIngestChannel(target, { ownConnection: true, tls: opts.tls });
       this.clients.push(client);
       const call = openIngestStream(client, md);
       const s = { call, pending: [] as Pending[], broken: false };

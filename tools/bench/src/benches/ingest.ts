@@ -6,6 +6,9 @@
 //   npm run bench -- ingest --seconds 10 --limits local,redis,local,redis   the same load against a
 //       gateway with per-process device buckets, then one with the buckets shared in Redis, alternating,
 //       in one run: the medians per store (events/s, gateway CPU per 1,000 events) and their ratios
+//   npm run bench -- ingest --seconds 10 --tls off,on,off,on   the same load against a gateway and a
+//       private nats-server in plaintext, then with TLS on both hops (devices → gateway gRPC, gateway →
+//       NATS, certificates of a CA made for the run), alternating: medians per mode and their ratios
 // Extra flags: --streams 4 --in-flight 16 --batch 500 --limits redis
 import { startBuiltApp } from '../built-app';
 import { createHash } from 'node:crypto';
@@ -13,7 +16,16 @@ import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { encodeBatch, topology } from '@sluice/contracts';
-import { freePort, testUrls, uniqueId } from '@sluice/testing';
+import {
+  createTestCa,
+  freePort,
+  privateNats,
+  testUrls,
+  uniqueId,
+  type PrivateServer,
+  type TestCa,
+  type TestCertificate,
+} from '@sluice/testing';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- the bench drives the fleet simulator's load core
 import {
   GrpcStreamSender,
@@ -101,13 +113,24 @@ export const flags: BenchFlags = {
   batch: 'events per batch (default 500)',
   limits:
     'where the device rate limits live, one phase each in this order: local, redis or e.g. local,redis (default redis)',
+  tls: 'plaintext or TLS on the gateway and NATS hops, one phase each in this order: e.g. off,on,off,on (default: neither, the shared local NATS)',
 };
+
+/** A phase's NATS and gateway transport: the local NATS, or a private server in plaintext or TLS. */
+interface Transport {
+  tls: 'off' | 'on' | undefined;
+  natsUrl: string;
+  natsCa?: string;
+  server?: TestCertificate;
+  ca?: TestCa;
+}
 
 type LimitStore = 'local' | 'redis';
 
 /** What one phase (one gateway process, one rate-limit store) measured. */
 interface Phase {
   limits: LimitStore;
+  tls: 'off' | 'on' | undefined;
   events_per_s: number;
   p50_ms: number;
   p99_ms: number;
@@ -130,14 +153,20 @@ async function runPhase(
   pool: TemplatePool,
   streams: number,
   inFlight: number,
+  transport: Transport,
 ): Promise<Phase> {
+  const tls = transport.tls === 'on';
   const ns = uniqueId('bench');
   const t = topology(ns);
   const grpcPort = await freePort();
   // The gateway runs as built for production (esbuild bundle on plain node): under tsx, the
   // source-map hooks make every Error nats.js creates per request expensive.
   const gateway = startGateway({
-    NATS_URL: testUrls.nats,
+    NATS_URL: transport.natsUrl,
+    ...(transport.natsCa ? { NATS_TLS_CA: transport.natsCa } : {}),
+    ...(tls && transport.server
+      ? { INGEST_TLS_CERT: transport.server.certFile, INGEST_TLS_KEY: transport.server.keyFile }
+      : {}),
     SLUICE_NAMESPACE: ns,
     INGEST_GRPC_PORT: String(grpcPort),
     INGEST_HTTP_PORT: '0',
@@ -155,7 +184,11 @@ async function runPhase(
     OTEL_SDK_DISABLED: 'true',
     LOG_LEVEL: 'info',
   });
-  const nc = await connect({ servers: testUrls.nats, name: 'bench-ingest' });
+  const nc = await connect({
+    servers: transport.natsUrl,
+    name: 'bench-ingest',
+    ...(transport.ca && tls ? { tls: { ca: transport.ca.cert } } : {}),
+  });
   const jsm = await jetstreamManager(nc);
   try {
     await gateway.waitForLine(/ingestion running/, 60_000);
@@ -163,6 +196,7 @@ async function runPhase(
     const sender = new GrpcStreamSender(`127.0.0.1:${grpcPort}`, streams, stats, {
       token: TOKEN,
       maxInFlight: inFlight,
+      ...(tls && transport.ca ? { tls: { ca: transport.ca.cert } } : {}),
     });
     // Warm-up (JIT, connections, stream files), then measure from zero.
     await generateLoad({
@@ -186,7 +220,7 @@ async function runPhase(
       rate: opts.rate,
       onSecond: (s) => {
         process.stderr.write(
-          `[limits=${limits}] t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`,
+          `[limits=${limits}${transport.tls ? ` tls=${transport.tls}` : ''}] t=${s}s events/s=${stats.eventsAccepted - prev} acks=${stats.batchesAcked} retries=${stats.retries} p99=${stats.window.percentile(99).toFixed(1)}ms\n`,
         );
         prev = stats.eventsAccepted;
         stats.window.reset();
@@ -197,6 +231,7 @@ async function runPhase(
     const stored = (await jsm.streams.info(t.streams.raw.name)).state.messages;
     return {
       limits,
+      tls: transport.tls,
       events_per_s: round(stats.eventsAccepted / elapsed, 0),
       p50_ms: round(stats.latency.percentile(50), 2),
       p99_ms: round(stats.latency.percentile(99), 2),
@@ -228,6 +263,12 @@ const bench: Bench = async (opts) => {
   for (const p of phases)
     if (p !== 'local' && p !== 'redis')
       throw new Error(`--limits takes local, redis or a comma list of them, got "${p}"`);
+  const tlsPhases = opts.flags['tls']?.split(',').map((x) => x.trim());
+  for (const t of tlsPhases ?? [])
+    if (t !== 'on' && t !== 'off')
+      throw new Error(`--tls takes on, off or a comma list of them, got "${t}"`);
+  if (tlsPhases && phases.length > 1)
+    throw new Error('--tls and several --limits phases: give one or the other');
   const pool = new TemplatePool(
     {
       devices: 50,
@@ -243,8 +284,41 @@ const bench: Bench = async (opts) => {
   const events = pool.templateBatches[0]!.events;
   const bytesPerBatch = pool.templateBatches[0]!.bytes.length;
   const results: Phase[] = [];
-  for (const p of phases as LimitStore[])
-    results.push(await runPhase(opts, p, pool, streams, inFlight));
+  if (tlsPhases) {
+    // Both modes on private nats-servers of the same binary, each started fresh for its phase.
+    const ca = await createTestCa('bench-ingest-ca');
+    try {
+      const server = await ca.server();
+      for (const mode of tlsPhases as Array<'on' | 'off'>) {
+        const nats: PrivateServer = await privateNats(
+          mode === 'on' ? ['--tls', '--tlscert', server.certFile, '--tlskey', server.keyFile] : [],
+        );
+        try {
+          results.push(
+            await runPhase(opts, phases[0] as LimitStore, pool, streams, inFlight, {
+              tls: mode,
+              natsUrl: mode === 'on' ? `tls://127.0.0.1:${nats.port}` : nats.url,
+              ...(mode === 'on' ? { natsCa: ca.certFile } : {}),
+              server,
+              ca,
+            }),
+          );
+        } finally {
+          await nats.destroy();
+        }
+      }
+    } finally {
+      ca.remove();
+    }
+  } else {
+    for (const p of phases as LimitStore[])
+      results.push(
+        await runPhase(opts, p, pool, streams, inFlight, {
+          tls: undefined,
+          natsUrl: testUrls.nats,
+        }),
+      );
+  }
   const payloads = pool.templateBatches.map((b) =>
     encodeBatch({ batchId: 'x', events: b.batch.events }),
   );
@@ -252,9 +326,18 @@ const bench: Bench = async (opts) => {
   const main = results[results.length - 1]!;
   // Medians over the phases of each store: alternating phases and the median keep a busy machine's
   // swings (other processes) from deciding the comparison.
-  const median = (store: LimitStore, of: (p: Phase) => number | undefined) => {
+  const median = (
+    store: LimitStore | 'tls-on' | 'tls-off',
+    of: (p: Phase) => number | undefined,
+  ) => {
     const xs = results
-      .filter((r) => r.limits === store)
+      .filter((r) =>
+        store === 'tls-on'
+          ? r.tls === 'on'
+          : store === 'tls-off'
+            ? r.tls === 'off'
+            : r.limits === store,
+      )
       .map(of)
       .filter((x): x is number => x !== undefined)
       .sort((a, b) => a - b);
@@ -266,6 +349,10 @@ const bench: Bench = async (opts) => {
   const local = median('local', (p) => p.events_per_s);
   const sharedCpu = median('redis', (p) => p.gateway_cpu_ms_per_1k_events);
   const localCpu = median('local', (p) => p.gateway_cpu_ms_per_1k_events);
+  const tlsOn = median('tls-on', (p) => p.events_per_s);
+  const tlsOff = median('tls-off', (p) => p.events_per_s);
+  const tlsOnCpu = median('tls-on', (p) => p.gateway_cpu_ms_per_1k_events);
+  const tlsOffCpu = median('tls-off', (p) => p.gateway_cpu_ms_per_1k_events);
   return {
     name: 'ingest',
     mode: opts.rate ? `open loop at ${opts.rate} events/s` : 'closed loop (max throughput)',
@@ -286,6 +373,20 @@ const bench: Bench = async (opts) => {
           shared_limits_gateway_cpu_ms_per_1k_events: round(sharedCpu, 3),
           local_limits_gateway_cpu_ms_per_1k_events: round(localCpu, 3),
           shared_vs_local_cpu: round(sharedCpu / localCpu, 3),
+        }
+      : {}),
+    ...(tlsOn !== undefined && tlsOff !== undefined
+      ? {
+          tls_events_per_s: round(tlsOn, 0),
+          plaintext_events_per_s: round(tlsOff, 0),
+          tls_vs_plaintext: round(tlsOn / tlsOff, 3),
+        }
+      : {}),
+    ...(tlsOnCpu !== undefined && tlsOffCpu !== undefined
+      ? {
+          tls_gateway_cpu_ms_per_1k_events: round(tlsOnCpu, 3),
+          plaintext_gateway_cpu_ms_per_1k_events: round(tlsOffCpu, 3),
+          tls_vs_plaintext_cpu: round(tlsOnCpu / tlsOffCpu, 3),
         }
       : {}),
     phases: results,
