@@ -1,4 +1,5 @@
 import { bool, csv, defineConfig, durationMs, positiveInt, z } from '@sluice/config';
+import { NAME_TOKEN_PATTERN } from '@sluice/contracts';
 import { FAILPOINTS } from './archiver';
 
 const FORMATS = ['parquet', 'jsonl.gz'] as const;
@@ -55,6 +56,16 @@ export const config = defineConfig({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be letters, digits, _ or -')
     .default('archiver'),
+  /** Archive only this region (`<ns>.telemetry.clean.<region>`, the durable's one filter subject). Default unset: every region. */
+  ARCHIVER_REGION: z
+    .string()
+    .regex(
+      NAME_TOKEN_PATTERN,
+      'must be a region name: lowercase letters, digits, "_" and "-", at most 64',
+    )
+    .optional(),
+  /** Leader lease of the durable (max_age of its NATS KV bucket); a standby takes over within 1⅓ of it. At least `2s`. Default `10s`. */
+  ARCHIVER_LEASE_TTL: durationMs('10s').refine((v) => v >= 2_000, 'must be at least 2s'),
   /** A partition's rows that close the open segment (the largest file). Default 500000. */
   ARCHIVER_FILE_MAX_ROWS: positiveInt(500_000),
   /** Payload bytes of the open segment that close it. Default 67108864 (64 MiB). */

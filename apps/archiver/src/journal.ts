@@ -1,5 +1,6 @@
 import {
   ArchiveStateError,
+  type Versioned,
   journalKey,
   type PartitionRef,
   updateManifest,
@@ -9,6 +10,7 @@ import {
   type SeqRanges,
   type ObjectStore,
 } from '@sluice/archive';
+import { LeaseLostError } from './lease';
 
 export const JOURNAL_FORMAT = 'sluice-archiver-journal/1';
 
@@ -31,36 +33,56 @@ export interface JournalState {
   committed: SeqRanges;
   /** A segment whose commit started and has not finished (the write-ahead intent). */
   pending: PendingSegment | null;
+  /**
+   * The archiver (its lease holder id) that claimed the journal last: the only one that may write
+   * it. Absent in journals written before the leader lease.
+   */
+  holder?: string;
   updatedAt: string;
+}
+
+export interface JournalLoadOptions {
+  /** This archiver's id (its lease holder id), recorded in the journal when it claims it. Required. */
+  holder: string;
+  /** Called when the stream was created again since the journal was written (a new journal starts). */
+  onReset?: (old: JournalState) => void;
+  /** Called when a write finds the journal written by another archiver since this one claimed it. */
+  onTakenOver?: (err: LeaseLostError) => void;
 }
 
 /**
  * The archiver's record of which stream sequences are in the archive, one per durable consumer, and
- * the write-ahead intent of the segment being committed. Written only by the one archiver process of
- * that consumer; each write replaces the object atomically.
+ * the write-ahead intent of the segment being committed. Written only by the leader of that consumer
+ * (the holder of its lease), which claims it when it takes over: each write replaces the object by
+ * compare-and-swap, and only if it is still exactly what this archiver wrote last, so a deposed
+ * leader's write after a takeover fails instead of overwriting its successor's journal.
  */
 export class Journal {
+  /** What this archiver wrote last: any other content means another archiver claimed the journal. */
+  private written: Buffer = Buffer.alloc(0);
+
   private constructor(
     private readonly store: ObjectStore,
     readonly key: string,
     private state: JournalState,
+    private readonly opts: JournalLoadOptions,
   ) {}
 
   /**
-   * Loads the journal of `durable`, or starts an empty one. A journal of another incarnation of the
-   * stream (deleted and created again: sequences start over) is set aside as `journal.<created>.json`
-   * after its pending segment is recovered.
+   * Loads the journal of `durable`, or starts an empty one, and claims it for `opts.holder` (written
+   * back by compare-and-swap). A journal of another incarnation of the stream (deleted and created
+   * again: sequences start over) is set aside as `journal.<created>.json` after its pending segment
+   * is recovered.
    */
   static async load(
     store: ObjectStore,
     durable: string,
     stream: string,
     streamCreated: string,
-    onReset?: (old: JournalState) => void,
+    opts: JournalLoadOptions,
   ): Promise<Journal> {
     const key = journalKey(durable);
-    const body = await store.get(key);
-    const fresh: JournalState = {
+    const fresh = (): JournalState => ({
       format: JOURNAL_FORMAT,
       stream,
       streamCreated,
@@ -68,8 +90,33 @@ export class Journal {
       committed: [],
       pending: null,
       updatedAt: new Date().toISOString(),
-    };
-    if (!body) return new Journal(store, key, fresh);
+    });
+    for (let attempt = 1; ; attempt++) {
+      const current = await store.getVersioned(key);
+      const state = current ? Journal.parse(key, current.body) : fresh();
+      const journal = new Journal(store, key, state, opts);
+      if (!(await journal.claim(current?.version ?? null))) {
+        if (attempt >= 3)
+          throw new LeaseLostError(
+            `journal ${key} kept changing while this archiver claimed it: another archiver writes it`,
+          );
+        continue;
+      }
+      if (current && (state.stream !== stream || state.streamCreated !== streamCreated)) {
+        await journal.recover();
+        await store.put(
+          key.replace(/\.json$/, `.${state.streamCreated.replace(/[^0-9A-Za-z]/g, '')}.json`),
+          current.body,
+        );
+        opts.onReset?.(state);
+        journal.state = fresh();
+        await journal.save();
+      }
+      return journal;
+    }
+  }
+
+  private static parse(key: string, body: Uint8Array): JournalState {
     let state: JournalState;
     try {
       state = JSON.parse(Buffer.from(body).toString('utf8')) as JournalState;
@@ -83,18 +130,7 @@ export class Journal {
       throw new ArchiveStateError(
         `journal ${key} has format ${String(state.format)}, expected ${JOURNAL_FORMAT}`,
       );
-    const journal = new Journal(store, key, state);
-    if (state.stream !== stream || state.streamCreated !== streamCreated) {
-      await journal.recover();
-      await store.put(
-        key.replace(/\.json$/, `.${state.streamCreated.replace(/[^0-9A-Za-z]/g, '')}.json`),
-        body,
-      );
-      onReset?.(state);
-      journal.state = fresh;
-      await journal.save();
-    }
-    return journal;
+    return state;
   }
 
   get snapshot(): Readonly<JournalState> {
@@ -149,8 +185,45 @@ export class Journal {
     return pending.objects.length;
   }
 
+  /** Writes the journal as this archiver's if it is still at `version`. */
+  private async claim(version: string | null): Promise<boolean> {
+    const body = this.serialize();
+    if (!(await this.store.putIfVersion(this.key, body, version))) return false;
+    this.written = body;
+    return true;
+  }
+
   private async save(): Promise<void> {
-    this.state.updatedAt = new Date().toISOString();
-    await this.store.put(this.key, Buffer.from(JSON.stringify(this.state) + '\n', 'utf8'));
+    const current = await this.store.getVersioned(this.key);
+    if (!current || !this.written.equals(current.body)) throw this.takenOver(current);
+    const body = this.serialize();
+    if (!(await this.store.putIfVersion(this.key, body, current.version))) {
+      // A retried conditional write that had landed the first time is refused the second time.
+      const now = await this.store.getVersioned(this.key);
+      if (!now || !body.equals(now.body)) throw this.takenOver(now);
+    }
+    this.written = body;
+  }
+
+  private serialize(): Buffer {
+    this.state = { ...this.state, holder: this.opts.holder, updatedAt: new Date().toISOString() };
+    return Buffer.from(JSON.stringify(this.state) + '\n', 'utf8');
+  }
+
+  private takenOver(current: Versioned | undefined): LeaseLostError {
+    let by = 'someone';
+    try {
+      if (current)
+        by = `archiver ${(JSON.parse(Buffer.from(current.body).toString('utf8')) as JournalState).holder ?? '(no holder)'}`;
+    } catch {
+      by = 'a writer of something that is not a journal';
+    }
+    const err = new LeaseLostError(
+      current
+        ? `journal ${this.key} was written by ${by} since ${this.opts.holder} claimed it: this archiver no longer leads`
+        : `journal ${this.key} was removed since ${this.opts.holder} claimed it: this archiver stops writing`,
+    );
+    this.opts.onTakenOver?.(err);
+    return err;
   }
 }

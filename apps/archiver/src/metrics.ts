@@ -16,6 +16,7 @@ export const ARCHIVER_METRICS = {
   segmentsRecovered: 'sluice_archiver_segments_recovered_total',
   partitionsExpired: 'sluice_archiver_partitions_expired_total',
   filesCompacted: 'sluice_archiver_files_compacted_total',
+  leader: 'sluice_archiver_leader',
 } as const;
 
 export class ArchiverMetrics {
@@ -33,6 +34,9 @@ export class ArchiverMetrics {
   readonly segmentsRecovered: Counter;
   readonly partitionsExpired: Counter<'dataset'>;
   readonly filesCompacted: Counter<'dataset'>;
+  readonly leader: Gauge<'stream' | 'consumer'>;
+  private leaderOf:
+    { labels: { stream: string; consumer: string }; isLeader: () => boolean } | undefined;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -115,5 +119,21 @@ export class ArchiverMetrics {
       labelNames: ['dataset'],
       registers,
     });
+    this.leader = new Gauge({
+      name: m.leader,
+      help: '1 while this replica holds the lease of its durable consumer (the one that consumes and writes), 0 on a standby',
+      labelNames: ['stream', 'consumer'],
+      registers,
+      collect: () => {
+        const l = this.leaderOf;
+        if (l) this.leader.set(l.labels, l.isLeader() ? 1 : 0);
+      },
+    });
+  }
+
+  /** Reports {@link ARCHIVER_METRICS.leader} of the durable from `isLeader`, read at each scrape. */
+  watchLeader(stream: string, consumer: string, isLeader: () => boolean): void {
+    this.leaderOf = { labels: { stream, consumer }, isLeader };
+    this.leader.set(this.leaderOf.labels, isLeader() ? 1 : 0);
   }
 }

@@ -1,10 +1,12 @@
-// Archiver: consumes clean telemetry and detections (`<ns>.telemetry.clean.>`) and keeps them as
-// Parquet (optionally also JSONL.gz) in Hive partitions on the local filesystem or in S3, exactly
-// once per event; runs retention and compaction in the background. Serves only the ops endpoints.
+// Archiver: consumes clean telemetry and detections (`<ns>.telemetry.clean.>`, or one region's) and
+// keeps them as Parquet (optionally also JSONL.gz) in Hive partitions on the local filesystem or in
+// S3, exactly once per event; runs retention and compaction in the background. Of the replicas on one
+// durable only the holder of its lease (NATS KV) consumes and writes; the others are hot standbys.
+// Serves only the ops endpoints.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Actor, PoisonMessageError, StoreGate } from '@sluice/actor';
 import { ConfigError } from '@sluice/errors';
-import { ensureStream } from '@sluice/jetstream';
+import { ensureStream, isBindOnly } from '@sluice/jetstream';
 import type { Runtime, Service } from '@sluice/runtime';
 import { Archiver } from './archiver';
 import { compactAll } from './compaction';
@@ -17,6 +19,8 @@ import {
   type FailpointHook,
 } from '@sluice/archive';
 import { Journal } from './journal';
+import { fencedStore, Lease, leaseBucket } from './lease';
+import { Leadership } from './leadership';
 import { ArchiverMetrics } from './metrics';
 import { expirePartitions } from './retention';
 import { scanBatch, type ScannedBatch } from './wire';
@@ -81,17 +85,28 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     );
   }
   let hook: FailpointHook | undefined;
-  const store = createStore(
+  const rawStore = createStore(
     storeSettings(c),
     c.ARCHIVER_FAILPOINT ? (p) => hook?.(p) ?? Promise.resolve() : undefined,
   );
   const metrics = new ArchiverMetrics(rt.registry);
   const stream = rt.topology.streams.clean;
   const durable = c.ARCHIVER_DURABLE;
+  const lease = new Lease({
+    nc: rt.nc,
+    bucket: leaseBucket(rt.topology.namespace, durable),
+    ttlMs: c.ARCHIVER_LEASE_TTL,
+    bindOnly: isBindOnly(rt.nc),
+    log,
+  });
+  metrics.watchLeader(stream.name, durable, () => lease.isFresh());
+  // Every write of this process (commits, journal, retention, compaction) needs the lease.
+  const store = fencedStore(rawStore, lease);
+  const leading = () => lease.isFresh();
   const js = jetstream(rt.nc);
   const gate = new StoreGate({
     store: `archive-${store.kind}`,
-    probe: () => store.probe(),
+    probe: () => rawStore.probe(),
     isOutage: (err) => err instanceof ArchiveStoreUnavailableError,
     log,
     registry: rt.registry,
@@ -105,7 +120,9 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     stream,
     consumer: {
       durable,
-      filterSubjects: [rt.topology.filters.clean],
+      filterSubjects: [
+        c.ARCHIVER_REGION ? rt.topology.clean(c.ARCHIVER_REGION) : rt.topology.filters.clean,
+      ],
       ackWaitMs: c.ARCHIVER_ACK_WAIT,
       // Every message of the open segment and those committing stay unacknowledged until durable.
       maxAckPending: c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES + 1_000,
@@ -134,18 +151,48 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     registry: rt.registry,
   });
 
-  return {
-    async prepare() {
-      await store.probe();
+  // Started by the leader once it leads: a standby's store refuses writes anyway.
+  const passes = [
+    periodic(
+      'archive-retention',
+      c.ARCHIVER_RETENTION_INTERVAL,
+      async () =>
+        leading() && expirePartitions(store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics }),
+      log,
+    ),
+    periodic(
+      'archive-compaction',
+      c.ARCHIVER_COMPACTION_INTERVAL,
+      async () =>
+        leading() &&
+        compactAll(store, {
+          smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES,
+          targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES,
+          orphanAgeMs: c.ARCHIVER_ORPHAN_AGE,
+          rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
+          log,
+          metrics,
+        }),
+      log,
+    ),
+  ];
+  let streamCreated = '';
+  const leadership = new Leadership({
+    lease,
+    actor,
+    log,
+    // As a restart did before the lease: claim and recover the journal, then consume.
+    onElected: async () => {
       const jsm = await jetstreamManager(rt.nc);
-      await ensureStream(jsm, stream, { update: false });
-      const info = await jsm.streams.info(stream.name);
-      const journal = await Journal.load(store, durable, stream.name, info.created, (old) =>
-        log.warn(
-          { stream: stream.name, previous: old.streamCreated, now: info.created },
-          'the stream was created again since the journal was written; starting a new journal (the old one is kept beside it)',
-        ),
-      );
+      const journal = await Journal.load(store, durable, stream.name, streamCreated, {
+        holder: lease.holder,
+        onReset: (old) =>
+          log.warn(
+            { stream: stream.name, previous: old.streamCreated, now: streamCreated },
+            'the stream was created again since the journal was written; starting a new journal (the old one is kept beside it)',
+          ),
+        onTakenOver: (err) => lease.lose(err),
+      });
       if (journal.hasPending) {
         const removed = await journal.recover();
         metrics.segmentsRecovered.inc();
@@ -157,7 +204,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       archiver = new Archiver({
         store,
         journal,
-        tag: streamTag(stream.name, info.created),
+        tag: streamTag(stream.name, streamCreated),
         formats: c.ARCHIVER_FORMATS,
         maxRows: c.ARCHIVER_FILE_MAX_ROWS,
         maxBytes: c.ARCHIVER_FILE_MAX_BYTES,
@@ -175,12 +222,28 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
       });
       hook = archiver.storeFailpoint;
       await archiver.start();
+      for (const p of passes) p.start();
       log.info(
-        { archive: store.location, formats: c.ARCHIVER_FORMATS, retentionMs: c.ARCHIVER_RETENTION },
+        {
+          archive: store.location,
+          formats: c.ARCHIVER_FORMATS,
+          retentionMs: c.ARCHIVER_RETENTION,
+          region: c.ARCHIVER_REGION ?? '*',
+        },
         `archiving ${stream.name} to ${store.location}`,
       );
     },
-    actors: [actor],
+  });
+
+  return {
+    async prepare() {
+      await rawStore.probe();
+      const jsm = await jetstreamManager(rt.nc);
+      await ensureStream(jsm, stream, { update: false });
+      streamCreated = (await jsm.streams.info(stream.name)).created;
+      await lease.open();
+    },
+    actors: [leadership],
     ready: { archive_store: () => gate.isUp() },
     background: [
       // Stopped before the actor drains: the open segment is committed so its batches can settle.
@@ -189,30 +252,11 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
         start: () => undefined,
         stop: async () => archiver?.flushAndClose(),
       },
-      periodic(
-        'archive-retention',
-        c.ARCHIVER_RETENTION_INTERVAL,
-        () => expirePartitions(store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics }),
-        log,
-      ),
-      periodic(
-        'archive-compaction',
-        c.ARCHIVER_COMPACTION_INTERVAL,
-        () =>
-          compactAll(store, {
-            smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES,
-            targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES,
-            orphanAgeMs: c.ARCHIVER_ORPHAN_AGE,
-            rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
-            log,
-            metrics,
-          }),
-        log,
-      ),
+      ...passes.map((p) => ({ name: p.name, start: () => undefined, stop: () => p.stop() })),
     ],
     close: [
       { name: 'archive-gate', stop: async () => gate.close() },
-      { name: 'archive-store', stop: () => store.close() },
+      { name: 'archive-store', stop: () => rawStore.close() },
     ],
   };
 }

@@ -24,13 +24,21 @@ import {
   type ObjectStore,
 } from '@sluice/archive';
 import { s3ServiceEnv, seaweedfs, type S3Env } from '@sluice/testing';
+import { leaseBucket } from '../lease';
 
 export const ARCHIVER_MAIN = 'apps/archiver/src/main.ts';
 
+/** A unique namespace whose streams (and the default durable's lease bucket) `nats` deletes on cleanup. */
 export function newTopology(nats: NatsFixture, prefix: string): Topology {
   const t = topology(uniqueId(prefix));
   for (const s of Object.values(t.streams)) nats.track(s.name);
+  trackLease(nats, t, 'archiver');
   return t;
+}
+
+/** Deletes the lease bucket of `durable` in `t`'s namespace on cleanup. */
+export function trackLease(nats: NatsFixture, t: Topology, durable: string): string {
+  return nats.track(`KV_${leaseBucket(t.namespace, durable)}`);
 }
 
 /** Publishes one clean EventBatch to `<ns>.telemetry.clean.<region>`. */
@@ -79,6 +87,8 @@ export class Children {
       OPS_PORT: '0',
       OPS_HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
+      // A process started after one was killed takes over within seconds.
+      ARCHIVER_LEASE_TTL: '3s',
       ...env,
     });
     this.list.push(c);
