@@ -56,7 +56,20 @@ export interface UserAccess {
 /** A stream to provision; `workQueue` streams keep a message until one consumer acked it. */
 export interface PlannedStream extends StreamSpec {
   workQueue?: boolean;
+  /** A KV bucket (this stream is its `KV_<bucket>`), created as one with this TTL and history 1. */
+  kv?: { bucket: string; ttlMs: number };
 }
+
+/**
+ * The KV bucket of the archiver's leader lease for `durable` (spelled first in
+ * apps/archiver/src/lease.ts `leaseBucket`, which an app cannot import from another).
+ */
+export function archiverLeaseBucket(t: Topology, durable: string): string {
+  return `${t.namespace ? `${t.namespace}_` : ''}archiver-lease_${durable}`;
+}
+
+/** ARCHIVER_LEASE_TTL's default: the bucket's max_age, which an existing bucket keeps. */
+const ARCHIVER_LEASE_TTL_MS = 10_000;
 
 export interface PlannedConsumer {
   stream: string;
@@ -230,6 +243,13 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     },
     { ...wh.ops, maxAgeMs: 7 * DAY, ...common },
   ];
+  const lease = archiverLeaseBucket(t, durable('archiver'));
+  streams.push({
+    name: `KV_${lease}`,
+    subjects: [`$KV.${lease}.>`],
+    kv: { bucket: lease, ttlMs: ARCHIVER_LEASE_TTL_MS },
+    ...common,
+  });
 
   // Durable consumers, with the settings the services give them by default.
   const clean = t.streams.clean.name;
@@ -362,7 +382,16 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     .publish(t.filters.rollup, replayStatusFilter(t));
   users.push(deadLetters(agg, 'aggregator').build());
 
-  users.push(deadLetters(bindAll(grants('archiver', 'clean batches in')), 'archiver').build());
+  // The leader lease: read and write its key (create, update, release), never manage the bucket.
+  const arch = bindAll(grants('archiver', 'clean batches in, its leader lease'))
+    .streamInfo(`KV_${lease}`)
+    .publish(
+      `$KV.${lease}.>`,
+      `${API}.DIRECT.GET.KV_${lease}`,
+      `${API}.DIRECT.GET.KV_${lease}.>`,
+      `${API}.STREAM.MSG.GET.KV_${lease}`,
+    );
+  users.push(deadLetters(arch, 'archiver').build());
   users.push(
     deadLetters(
       bindAll(grants('mongo-capture', 'clean batches and its replays in')),

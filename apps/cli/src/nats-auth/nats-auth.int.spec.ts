@@ -1,7 +1,7 @@
 // `sluice nats-auth` against a real nats-server that runs with the generated users: what each service
-// user is refused, the residency of the gateway users, and the pipeline (gateway, dedupe, aggregator,
-// mongo-capture, exporter, webhook-dispatcher) working end to end when every service connects as
-// itself and only binds.
+// user is refused, the residency of the gateway users, and the pipeline (every service: gateway,
+// dedupe, aggregator, mongo-capture, archiver with its leader lease, exporter, webhook-dispatcher)
+// working end to end when every service connects as itself and only binds.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -252,7 +252,7 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
       await redis?.destroy();
     });
 
-    it('the gateway, dedupe, aggregator, mongo-capture, exporter and webhook-dispatcher bind to what admin provisioned and carry events', async () => {
+    it('the gateway, dedupe, aggregator, mongo-capture, archiver, exporter and webhook-dispatcher bind to what admin provisioned and carry events', async () => {
       const mdb = await createMongoTestDatabase('auth');
       const [aggDb, hookDb] = await Promise.all([
         createTestDatabase('authagg'),
@@ -352,6 +352,12 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           { EXPORTER_CONFIG: join(dir, 'exporter.json') },
           /exporter running/,
         );
+        await start(
+          'apps/archiver/src/main.ts',
+          'archiver',
+          { ARCHIVER_DIR: join(dir, 'archive'), ARCHIVER_FILE_MAX_AGE: '300ms' },
+          /archiver running/,
+        );
         const adminToken = 'webhook-admin-token-auth-0123';
         const dispatcher = await start(
           'apps/webhook-dispatcher/src/main.ts',
@@ -419,6 +425,14 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           timeoutMs: 60_000,
         });
         await waitFor('two webhooks', () => hooks.length >= 2, { timeoutMs: 60_000 });
+        await waitFor(
+          'archived parquet',
+          () =>
+            readdirSync(join(dir, 'archive'), { recursive: true }).some((f) =>
+              String(f).endsWith('.parquet'),
+            ),
+          { timeoutMs: 60_000 },
+        );
         const pg = new PgClient({ connectionString: aggDb.url });
         await pg.connect();
         try {
@@ -451,7 +465,8 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
             (await settled(regionalStreamName(t, 'eu-west'), 'dedupe')) &&
             (await settled(t.streams.clean.name, 'mongo-capture')) &&
             (await settled(t.streams.clean.name, 'aggregator')) &&
-            (await settled(t.streams.clean.name, 'exporter-files')),
+            (await settled(t.streams.clean.name, 'exporter-files')) &&
+            (await settled(t.streams.clean.name, 'archiver')),
         );
         for (const p of procs) expect(p.lines.join('\n')).not.toMatch(/permissions violation/i);
         expect(server.log().slice(logMark)).not.toMatch(/violation/i);

@@ -9,6 +9,7 @@ import {
   StorageType,
   type JetStreamManager,
 } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { nanos } from '@nats-io/nats-core';
 import { ensureConsumer, ensureStream, isBindOnly } from '@sluice/jetstream';
 import type { CliContext } from '../context';
@@ -78,7 +79,10 @@ export async function runProvision(args: string[], ctx: CliContext): Promise<num
     const there = await exists(() => jsm.streams.info(s.name), JetStreamApiCodes.StreamNotFound);
     let outcome: ProvisionOutcome = there ? 'exists' : 'missing';
     if (!f.dryRun && (!there || f.update)) {
-      if (s.workQueue) await ensureWorkQueue(jsm, s, there);
+      if (s.kv) {
+        // A bucket's settings are the archiver's to judge (it logs a max_age unlike its TTL).
+        if (!there) await new Kvm(nc).create(s.kv.bucket, { ttl: s.kv.ttlMs, history: 1 });
+      } else if (s.workQueue) await ensureWorkQueue(jsm, s, there);
       else await ensureStream(jsm, s, { update: f.update });
       outcome = there ? 'updated' : 'created';
     }
