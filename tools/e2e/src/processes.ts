@@ -107,9 +107,13 @@ export function startService(name: string, env: Record<string, string>): Service
   };
 }
 
+/** The archiver's lease bucket stream in namespace `ns` (apps/archiver/src/lease.ts `leaseBucket`). */
+export const archiverLeaseStream = (ns: string) => `KV_${ns}_archiver-lease_archiver`;
+
 /**
  * A fresh namespace for a whole pipeline: its topology, with every stream the services create in it
- * (the platform's and the webhook dispatcher's) tracked by `nats` for deletion after the spec.
+ * (the platform's, the webhook dispatcher's and the archiver's lease bucket) tracked by `nats` for
+ * deletion after the spec.
  */
 export function pipelineNamespace(nats: NatsFixture, prefix: string): Topology {
   const ns = uniqueId(prefix);
@@ -119,6 +123,7 @@ export function pipelineNamespace(nats: NatsFixture, prefix: string): Topology {
     ...Object.values(topo.streams).map((x) => x.name),
     `${upper}_WEBHOOK_DELIVERIES`,
     `${upper}_WEBHOOK_OPS`,
+    archiverLeaseStream(ns),
   ])
     nats.track(s);
   return topo;

@@ -25,7 +25,7 @@ import {
   seaweedfs,
 } from '@sluice/testing';
 import { S3Store } from '@sluice/archive';
-import { runCli, startCli, startService, type Service } from './processes';
+import { archiverLeaseStream, runCli, startCli, startService, type Service } from './processes';
 
 const DAY = '2026-11-28';
 const at = (hhmmss: string, ms = 0) => new Date(Date.parse(`${DAY}T${hhmmss}Z`) + ms);
@@ -50,6 +50,7 @@ describe('sluice replay', () => {
     const ns = uniqueId(prefix);
     const topo = topology(ns);
     for (const s of Object.values(topo.streams)) nats.track(s.name);
+    nats.track(archiverLeaseStream(ns));
     const dir = mkdtempSync(join(tmpdir(), `${prefix}-archive-`));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     let archiveEnv: Record<string, string> = { ARCHIVER_DIR: dir };

@@ -269,6 +269,8 @@ const bench: Bench = async ({ seconds, flags }) => {
     await jsm.streams.delete(topo.streams.clean.name).catch(() => undefined);
     await jsm.streams.delete(topo.streams.dlq.name).catch(() => undefined);
     await jsm.streams.delete(topo.streams.replay.name).catch(() => undefined);
+    // The archiver's leader lease bucket (apps/archiver/src/lease.ts `leaseBucket`).
+    await jsm.streams.delete(`KV_${run}_archiver-lease_archiver`).catch(() => undefined);
     await nc.drain();
     rmSync(dir, { recursive: true, force: true });
   }
