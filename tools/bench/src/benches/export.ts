@@ -51,6 +51,7 @@ import {
   CONTENT_TYPES,
   decodeBatch,
   encodeBatch,
+  HEADERS,
   IngestStatus,
   topology,
   type Event,
@@ -1528,6 +1529,19 @@ async function pipelinePhases(o: PipelineOptions): Promise<Record<string, unknow
     if (o.phases.has('gateway')) out['gateway'] = await gatewayPhase(p, o);
     const dlq = await p.jsm.streams.info(p.topo.streams.dlq.name).catch(() => undefined);
     out['dead_letters'] = dlq?.state.messages ?? 0;
+    if (dlq && dlq.state.messages > 0) {
+      // What they are: by service and error class, with one message each (a bench should have none).
+      const why = new Map<string, { count: number; error: string }>();
+      for (let seq = dlq.state.first_seq; seq <= dlq.state.last_seq; seq++) {
+        const m = await p.jsm.streams.getMessage(dlq.config.name, { seq }).catch(() => undefined);
+        if (!m?.header) continue;
+        const key = `${m.header.get(HEADERS.DLQ_SERVICE)} ${m.header.get(HEADERS.DLQ_ERROR_CLASS)}`;
+        const e = why.get(key) ?? { count: 0, error: m.header.get(HEADERS.DLQ_ERROR) };
+        e.count++;
+        why.set(key, e);
+      }
+      out['dead_letter_reasons'] = Object.fromEntries(why);
+    }
     out['service_warnings'] = Object.fromEntries(
       Object.entries(p.children).map(([name, c]) => [name, Object.fromEntries(c.warnings)]),
     );
