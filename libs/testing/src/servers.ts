@@ -14,7 +14,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function portOpen(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = new Socket();
     s.once('connect', () => (s.destroy(), resolve(true)));

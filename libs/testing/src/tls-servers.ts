@@ -3,10 +3,9 @@
 // temp cluster), redis-server (--tls-port, plaintext port off) and FerretDB (--listen-tls).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './servers';
+import { freePort, portOpen } from './servers';
 import type { TestCertificate } from './tls';
 import { waitFor } from './wait';
 
@@ -31,15 +30,6 @@ export interface TlsServerOptions {
 }
 
 const PG_BIN = process.env['PG_BIN_DIR'] ?? '/usr/lib/postgresql/15/bin';
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => (s.destroy(), resolve(false)));
-    s.connect(port, '127.0.0.1');
-  });
-}
 
 function startProcess(
   what: string,

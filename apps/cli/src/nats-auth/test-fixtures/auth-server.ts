@@ -3,13 +3,12 @@
 // `sluice` executable to generate and provision with.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { PermissionViolationError } from '@nats-io/nats-core';
 import { connectNats } from '@sluice/jetstream';
-import { freePort, waitFor } from '@sluice/testing';
+import { freePort, portOpen, waitFor } from '@sluice/testing';
 
 const ROOT = join(__dirname, '..', '..', '..', '..', '..');
 
@@ -39,15 +38,6 @@ export function readEnvFile(file: string): Record<string, string> {
     if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
   }
   return env;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => (s.destroy(), resolve(false)));
-    s.connect(port, '127.0.0.1');
-  });
 }
 
 /** A connection as one generated user, with the permission violations the server reported to it. */
