@@ -18,6 +18,7 @@ import { migrate, migrationsDir } from './migrations';
 import { SECRET_METRICS } from './names';
 import { generateSecret } from './signing';
 import {
+  adminApi,
   startTestDispatcher,
   TEST_ADMIN_TOKEN,
   type TestDispatcher,
@@ -27,23 +28,7 @@ import { keysEnv, testKey } from './test-fixtures/secrets';
 
 const FILTER = { type: 'telemetry', sensorTypes: ['never-sent'] };
 
-async function api(
-  base: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
+const api = adminApi;
 
 async function subscribe(
   base: string,

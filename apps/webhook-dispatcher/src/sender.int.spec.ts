@@ -7,11 +7,7 @@ import {
   type NatsFixture,
   type PgDatabase,
 } from '@sluice/testing';
-import {
-  startTestDispatcher,
-  TEST_ADMIN_TOKEN,
-  type TestDispatcher,
-} from './test-fixtures/dispatcher';
+import { adminApi, startTestDispatcher, type TestDispatcher } from './test-fixtures/dispatcher';
 import { startReceiver, type Receiver } from './test-fixtures/receiver';
 
 describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
@@ -44,23 +40,7 @@ describe('webhook sender on the actor (real NATS, PostgreSQL and HTTP)', () => {
     return d;
   }
 
-  async function api(
-    base: string,
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; json: any }> {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : undefined };
-  }
+  const api = adminApi;
 
   it('dead-letters a malformed delivery to the NATS DLQ with its provenance', async () => {
     const { d, topo } = dispatchers[0] ?? (await dispatcher());
