@@ -11,7 +11,7 @@
 #                    tests read exported
 #
 # Every wait is bounded; every failure names the service, the log file and what to do about it.
-# Knobs (environment): SLUICE_CACHE (default ~/.cache/sluice: FerretDB and nats-server binaries,
+# Knobs (environment): SLUICE_CACHE (default ~/.cache/sluice: FerretDB, nats-server and Jaeger binaries,
 # FerretDB data, logs),
 # SLUICE_SERVICES (the ones to ensure; default: see sluice_services, "nats redis postgres ferretdb" plus
 # the on-demand ones some project asks for),
@@ -332,6 +332,43 @@ build_nats_cluster() {
   mv -f "$bin.tmp" "$bin"
   exec {lock}>&-
   log "nats-server $NATS_CLUSTER_VERSION built in $((SECONDS - t0))s: $bin"
+}
+
+# Jaeger v2 (OTLP receivers, in-memory storage, query API and UI in one binary) for the trace tests
+# (libs/testing startJaeger) and `npm start`. Built once from the Go module proxy into the cache: about
+# 8 minutes and 2 GB of modules the first time. The module's tag v1.x is the v2 binary (cmd/jaeger).
+JAEGER_VERSION=v1.76.0
+jaeger_bin() { echo "$SLUICE_CACHE/jaeger-$JAEGER_VERSION/jaeger"; }
+
+# build_jaeger: builds jaeger_bin unless it is there (idempotent; concurrent callers wait for one build).
+build_jaeger() {
+  local go bin dir blog modjson moddir lock t0=$SECONDS
+  bin="$(jaeger_bin)"
+  [[ -x "$bin" ]] && return 0
+  dir="$(dirname "$bin")"
+  blog="$SLUICE_LOG_DIR/jaeger-build.log"
+  go="$(_go_bin)"
+  [[ -n "$go" ]] ||
+    die "Jaeger $JAEGER_VERSION is built from source and needs Go (not found): install Go, or set JAEGER_BIN to a Jaeger v2 binary"
+  mkdir -p "$dir" "$SLUICE_LOG_DIR"
+  exec {lock}>"$SLUICE_CACHE/jaeger-build.lock"
+  flock "$lock"
+  if [[ -x "$bin" ]]; then
+    exec {lock}>&-
+    return 0
+  fi
+  log "building Jaeger $JAEGER_VERSION once into $dir (about 8 minutes the first time; log: $blog)"
+  modjson="$(cd "$dir" && GOTOOLCHAIN=local timeout 900 "$go" mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" 2>>"$blog")" || {
+    printf '%s\n' "$modjson" >>"$blog"
+    die "go mod download github.com/jaegertracing/jaeger@$JAEGER_VERSION failed; see $blog (is the Go module proxy reachable?)"
+  }
+  moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -d "$moddir" ]] || die "go mod download did not report the Jaeger source folder; see $blog"
+  (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 2400 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/jaeger) >>"$blog" 2>&1 ||
+    die "building Jaeger $JAEGER_VERSION failed; see $blog (needs a recent Go and the Go module proxy)"
+  mv -f "$bin.tmp" "$bin"
+  exec {lock}>&-
+  log "Jaeger $JAEGER_VERSION built in $((SECONDS - t0))s: $bin"
 }
 
 _svc_ferretdb_start() {
