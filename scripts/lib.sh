@@ -371,6 +371,16 @@ build_jaeger() {
   log "Jaeger $JAEGER_VERSION built in $((SECONDS - t0))s: $bin"
 }
 
+# chromium_bin: Debian's chromium for the console's browser tests (apps/console, driven by playwright-core).
+chromium_bin() { command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || true; }
+
+# ensure_chromium: installs Debian's `chromium` when missing (apt-get, once) and prints its path.
+ensure_chromium() {
+  [[ -n "$(chromium_bin)" ]] || apt_install chromium chromium
+  [[ -n "$(chromium_bin)" ]] || die "chromium is not on PATH after installing it; see $SLUICE_LOG_DIR/apt.log"
+  chromium_bin
+}
+
 _svc_ferretdb_start() {
   local bin data state flog
   bin="$(ferretdb_bin)"
