@@ -68,6 +68,16 @@ describe('aggregator on real NATS + PostgreSQL', () => {
     const detections = async (x: typeof a) =>
       (await x.metrics.events.get()).values.find((v) => v.labels.kind === 'detection')?.value ?? 0;
     expect((await detections(a)) + (await detections(b))).toBe(2 * Math.ceil(messages.length / 5));
+    // Roll-up freshness: one observation per applied message with readings (every one here), none
+    // above the few seconds this test waited.
+    const visible = async (x: typeof a) => (await x.metrics.visible.get()).values;
+    const count = (vs: Awaited<ReturnType<typeof visible>>) =>
+      vs.find((v) => v.metricName === 'sluice_aggregator_visible_seconds_count')?.value ?? 0;
+    const within = (vs: Awaited<ReturnType<typeof visible>>) =>
+      vs.find((v) => v.labels.le === 60)?.value ?? 0;
+    const [va, vb] = [await visible(a), await visible(b)];
+    expect(count(va) + count(vb)).toBe(messages.length + 1);
+    expect(within(va) + within(vb)).toBe(messages.length + 1);
 
     // Replay: a second durable consumer redelivers every message to the same store; nothing changes.
     const replay = await h.start({ AGGREGATOR_DURABLE: 'replay' });
@@ -78,6 +88,12 @@ describe('aggregator on real NATS + PostgreSQL', () => {
       (v) => v.labels.outcome === 'already_applied',
     )?.value;
     expect(already).toBe(messages.length + 1);
+    // Already applied: not visible again, so not observed.
+    expect(
+      (await replay.metrics.visible.get()).values.find(
+        (v) => v.metricName === 'sluice_aggregator_visible_seconds_count',
+      )?.value ?? 0,
+    ).toBe(0);
     expectSame(await stored(h), reference(all, RES));
 
     // Derived series: power = avg(voltage) * avg(current) per device window.

@@ -17,6 +17,8 @@ export class AggregatorMetrics {
   /** kind: full (from the partition start) | bounded (from where the last pass finished) */
   readonly closerPasses: Counter<'kind'>;
   readonly partitionsDropped: Counter;
+  /** Clean publish → committed to the roll-ups, per newly applied message with readings. */
+  readonly visible: Histogram;
 
   constructor(registry: Registry) {
     const M = AGGREGATOR_METRICS;
@@ -70,6 +72,12 @@ export class AggregatorMetrics {
     this.partitionsDropped = new Counter({
       name: M.partitionsDropped,
       help: 'Roll-up partitions dropped by retention',
+      registers: [registry],
+    });
+    this.visible = new Histogram({
+      name: M.visible,
+      help: 'From the clean batch publish (JetStream timestamp) to its readings committed to the roll-ups (visible in the query API)',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300],
       registers: [registry],
     });
   }

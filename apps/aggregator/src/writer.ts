@@ -30,6 +30,8 @@ export interface FlushStats {
   derived: number;
   /** Readings merged into windows their region's watermark had already passed, by resolution. */
   late: Map<string, number>;
+  /** Message ids of the flush that were applied before (set only when there are any). */
+  alreadyApplied?: ReadonlySet<string>;
 }
 
 export interface WriterOptions {
@@ -189,8 +191,10 @@ export class RollupWriter {
           'INSERT INTO applied_messages (msg_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING msg_id',
           [textArray(ids)],
         );
+        let alreadyApplied: Set<string> | undefined;
         if (rows.length < ids.length) {
           const fresh = new Set(rows.map((r) => r.msg_id));
+          alreadyApplied = new Set(ids.filter((id) => !fresh.has(id)));
           const applied = [...byId.values()].filter((m) => fresh.has(m.id));
           acc = accumulate(applied, this.resolutions, now, this.opts.maxFutureSkewMs);
           if (linking) links = cellLinks(applied, acc.cells, this.resolutions);
@@ -203,6 +207,7 @@ export class RollupWriter {
           cells: acc.cells.size,
           derived: 0,
           late: new Map(),
+          ...(alreadyApplied && { alreadyApplied }),
         };
         if (acc.cells.size > 0) {
           const watermarks = await readWatermarks(client, this.opts, [...acc.maxEventTimes.keys()]);

@@ -35,6 +35,8 @@ export const AGGREGATOR_METRICS = {
   rollupsPublished: 'sluice_aggregator_rollups_published_total',
   closerPasses: 'sluice_aggregator_closer_passes_total',
   partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
+  /** Roll-up freshness: clean publish → visible in the query API (the SLO's SLI). */
+  visible: 'sluice_aggregator_visible_seconds',
 } as const;
 
 /** Metrics of the dedupe. */
