@@ -13,3 +13,4 @@ export * from './replicas';
 export * from './tls';
 export * from './tls-servers';
 export * from './nats-cluster';
+export * from './redis-cluster';
