@@ -114,6 +114,12 @@ export const config = defineConfig({
   /** Bound on one rate-limit round trip; past it the batch is decided by the per-process bucket. Default 100ms. */
   INGEST_RATE_LIMIT_TIMEOUT: durationMs('100ms'),
   /**
+   * How long a gateway may spend tokens it leased from a device's shared bucket (at most
+   * `rate × lease`, and a tenth of the burst, per lease) before asking Redis again; `0` asks Redis for
+   * every batch. Replicas never admit more than the shared bucket granted. Default `50ms`.
+   */
+  INGEST_RATE_LIMIT_LEASE: durationMs('50ms'),
+  /**
    * Bearer tokens inline: `<sha256-hex>=<device>|<device>;<sha256-hex>=*` (`*` = any device, for a
    * gateway credential). Combined with INGEST_AUTH_TOKENS_FILE. Default none.
    */

@@ -127,6 +127,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         hashDeviceId: deps.hashDeviceId,
         ratePerSec: c.INGEST_DEVICE_RATE,
         burst: c.INGEST_DEVICE_BURST,
+        leaseMs: c.INGEST_RATE_LIMIT_LEASE,
+        maxLeases: c.INGEST_RATE_LIMIT_MAX_DEVICES,
         local,
         metrics,
         log,

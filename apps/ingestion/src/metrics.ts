@@ -11,8 +11,10 @@ export const RATE_LIMIT_METRICS = {
   fallbacks: 'sluice_ingest_rate_limit_fallbacks_total',
   /** Counter: times Redis stopped answering the rate limiter (each starts per-process decisions). */
   outages: 'sluice_ingest_rate_limit_outages_total',
-  /** Histogram: one shared rate-limit round trip (one per batch). */
+  /** Histogram: one shared rate-limit round trip (one per batch the leases do not cover). */
   roundTrip: 'sluice_ingest_rate_limit_round_trip_seconds',
+  /** Counter: batches whose every device was covered by tokens this process had leased (no round trip). */
+  leaseHits: 'sluice_ingest_rate_limit_lease_hits_total',
 } as const;
 
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
@@ -66,8 +68,13 @@ export function createIngestMetrics(registry: Registry) {
     }),
     rateLimitRoundTrip: new Histogram({
       name: RATE_LIMIT_METRICS.roundTrip,
-      help: 'Shared rate-limit round trip to Redis (one per batch), seconds',
+      help: 'Shared rate-limit round trip to Redis (one per batch its leases do not cover), seconds',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: [registry],
+    }),
+    rateLimitLeaseHits: new Counter({
+      name: RATE_LIMIT_METRICS.leaseHits,
+      help: 'Batches decided from tokens this process had leased from the shared buckets, without a Redis round trip',
       registers: [registry],
     }),
     rateLimited: new Counter({

@@ -59,6 +59,7 @@ describe('SharedRateLimiter (real Redis)', () => {
     ratePerSec: number,
     burst: number,
     url = 'redis://127.0.0.1:6379',
+    leaseMs?: number,
   ): Promise<{ l: SharedRateLimiter; registry: Registry; messages: () => string[] }> {
     const { log, messages } = capturingLogger();
     const { redis, stoppable } = await connectRateLimitRedis({
@@ -79,6 +80,7 @@ describe('SharedRateLimiter (real Redis)', () => {
       metrics: createIngestMetrics(registry),
       log,
       retryAfterMs: 100,
+      ...(leaseMs === undefined ? {} : { leaseMs }),
     });
     return { l, registry, messages };
   }
@@ -168,5 +170,87 @@ describe('SharedRateLimiter (real Redis)', () => {
     await waitFor('second fallback', async () => (await l.take(one(device()))) >= 0 && !l.shared);
     expect(await metric(registry, RATE_LIMIT_METRICS.outages)).toBe(2);
     expect(messages().filter((m) => /redis unavailable/.test(m))).toHaveLength(1);
+  });
+
+  describe('leases', () => {
+    const roundTrips = async (registry: Registry) =>
+      (await registry.getMetricsAsJSON())
+        .find((x) => x.name === RATE_LIMIT_METRICS.roundTrip)!
+        .values.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))!.value;
+
+    it('one round trip leases a tenth of the burst; the next batches spend it without Redis', async () => {
+      // 100/s: a token is 10 ms of the bucket's time.
+      const { l, registry } = await limiter(100, 1_000, undefined, 60_000);
+      const d = device();
+      expect(await l.take(one(d))).toBe(0); // needs 1, leases 100
+      for (let i = 0; i < 99; i++) expect(await l.take(one(d))).toBe(0);
+      expect(await roundTrips(registry)).toBe(1);
+      expect(await metric(registry, RATE_LIMIT_METRICS.leaseHits)).toBe(99);
+      expect(await l.take(one(d))).toBe(0);
+      expect(await roundTrips(registry)).toBe(2);
+      // The shared bucket holds what was leased, not what was spent: 200 of 1000.
+      const tatUs = Number(await fx.redis.get(`${fx.prefix}${hashDeviceId(d)}`));
+      const [sec, usec] = await fx.redis.time();
+      const takenUs = tatUs - (Number(sec) * 1e6 + Number(usec));
+      expect(takenUs).toBeGreaterThan(1_500_000);
+      expect(takenUs).toBeLessThanOrEqual(2_000_000);
+    });
+
+    it('replicas never admit more than the shared bucket: leases are taken from it before they are spent', async () => {
+      // 1/s with a burst of 100: each lease is a tenth of the burst.
+      const ls = await Promise.all([
+        limiter(1, 100, undefined, 60_000),
+        limiter(1, 100, undefined, 60_000),
+        limiter(1, 100, undefined, 60_000),
+      ]);
+      const d = device();
+      const started = Date.now();
+      let accepted = 0;
+      for (let i = 0; i < 300; i++) if ((await ls[i % 3]!.l.take(one(d))) === 0) accepted++;
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      // Each replica's last lease may be partly unspent: at most the bucket's envelope (burst plus
+      // refill), at least the burst less three leases.
+      expect(accepted).toBeLessThanOrEqual(100 + seconds);
+      expect(accepted).toBeGreaterThanOrEqual(70);
+      // A lease is never more than the bucket has left: the last grants are partial.
+      const other = (await limiter(1, 100)).l;
+      expect(await other.take(one(d))).toBeGreaterThan(0);
+    });
+
+    it('a refused batch takes nothing from the leases it reserved', async () => {
+      // 1/s: no token refills within the test's few milliseconds.
+      const { l, registry } = await limiter(1, 100, undefined, 60_000);
+      const [a, b] = [device(), device()];
+      expect(await l.take(one(a))).toBe(0); // a holds 9 leased tokens
+      expect(await l.take(one(b, 100))).toBe(0); // b's bucket is empty now
+      expect(
+        await l.take(
+          new Map([
+            [a, 5],
+            [b, 1],
+          ]),
+        ),
+      ).toBeGreaterThan(0);
+      const hits = await metric(registry, RATE_LIMIT_METRICS.leaseHits);
+      expect(await l.take(one(a, 9))).toBe(0);
+      expect(await metric(registry, RATE_LIMIT_METRICS.leaseHits)).toBe(hits + 1);
+    });
+
+    it('leases expire: after the lease time the device goes back to Redis', async () => {
+      const { l, registry } = await limiter(1_000, 1_000, undefined, 30);
+      const d = device();
+      expect(await l.take(one(d))).toBe(0);
+      await new Promise((r) => setTimeout(r, 60));
+      expect(await l.take(one(d))).toBe(0);
+      expect(await roundTrips(registry)).toBe(2);
+    });
+
+    it('lease 0 takes exactly each batch from Redis', async () => {
+      const { l, registry } = await limiter(1_000, 1_000, undefined, 0);
+      const d = device();
+      for (let i = 0; i < 5; i++) expect(await l.take(one(d))).toBe(0);
+      expect(await roundTrips(registry)).toBe(5);
+      expect(await metric(registry, RATE_LIMIT_METRICS.leaseHits)).toBe(0);
+    });
   });
 });

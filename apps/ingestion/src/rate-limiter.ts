@@ -81,8 +81,10 @@ export interface RateLimiter {
 
 /**
  * KEYS: one bucket per device (its theoretical arrival time, µs). ARGV: emission interval µs,
- * tolerance µs (burst × interval), then each device's event count. GCRA, all or nothing over the
- * batch, on Redis's clock: 0 when every device fits (all taken), else the ms until the batch would.
+ * tolerance µs (burst × interval), then per device the events it needs now and the tokens it would
+ * like to lease (≥ need). GCRA, all or nothing over the needs, on Redis's clock. Returns `{ wait }`
+ * (ms until every need would fit) when one does not fit, else `{ 0, grant… }`: each device is granted
+ * its lease, or as much of it as fits (never less than its need).
  */
 const TAKE = `
 local t = redis.call('TIME')
@@ -92,23 +94,31 @@ local tolerance = tonumber(ARGV[2])
 local waitUs = 0
 local tats = {}
 for i, key in ipairs(KEYS) do
-  local cost = tonumber(ARGV[i + 2]) * interval
+  local cost = tonumber(ARGV[2 * i + 1]) * interval
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
-  tats[i] = tat + cost
-  local w = tats[i] - now - tolerance
+  tats[i] = tat
+  local w = tat + cost - now - tolerance
   if cost > tolerance then w = tolerance end
   if w > waitUs then waitUs = w end
 end
-if waitUs > 0 then return math.ceil(waitUs / 1000) end
+if waitUs > 0 then return { math.ceil(waitUs / 1000) } end
+local out = { 0 }
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+  local need = tonumber(ARGV[2 * i + 1])
+  local grant = math.floor((now + tolerance - tats[i]) / interval)
+  local want = tonumber(ARGV[2 * i + 2])
+  if grant > want then grant = want end
+  if grant < need then grant = need end
+  local tat = tats[i] + grant * interval
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  out[i + 1] = grant
 end
-return 0
+return out
 `;
 
 interface ScriptedRedis extends Redis {
-  ingestRateTake(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  ingestRateTake(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
 }
 
 /** Outages closer together than this are logged once (each is counted in the metrics). */
@@ -120,6 +130,7 @@ export interface SharedRateLimitMetrics {
   rateLimitFallbacks: Counter;
   rateLimitOutages: Counter;
   rateLimitRoundTrip: Histogram;
+  rateLimitLeaseHits: Counter;
 }
 
 /** Options of {@link SharedRateLimiter}. */
@@ -139,6 +150,18 @@ export interface SharedRateLimitOptions {
   log: Logger;
   /** After a failed round trip, decide per process for this long before trying Redis again. Default 1 s. */
   retryAfterMs?: number;
+  /**
+   * How long tokens leased from the shared bucket may be spent by this process; 0 takes exactly each
+   * batch's events from Redis (one round trip per batch). Default 50 ms.
+   */
+  leaseMs?: number;
+  /** Devices holding a lease at once in this process (least recently seen are dropped). Default 100,000. */
+  maxLeases?: number;
+}
+
+interface Lease {
+  tokens: number;
+  expiresAt: number;
 }
 
 /** `sluice:<namespace|default>:ingest:rate:` */
@@ -147,10 +170,19 @@ export function rateLimitPrefix(namespace: string): string {
 }
 
 /**
- * The per-device token bucket shared by every gateway replica: one Redis script per batch (GCRA, the
- * same all-or-nothing answer as {@link DeviceRateLimiter}), a key per device that expires once its
- * bucket is full again, so Redis holds only the devices seen within `burst / rate` seconds. While
- * Redis cannot answer (not connected, an error, a timeout) the per-process buckets decide instead:
+ * The per-device token bucket shared by every gateway replica (GCRA in Redis, the same all-or-nothing
+ * answer as {@link DeviceRateLimiter}), a key per device that expires once its bucket is full again, so
+ * Redis holds only the devices seen within `burst / rate` seconds.
+ *
+ * Leases (docs/DECISIONS.md #28): when a device's batch needs tokens, the process takes from Redis
+ * what the batch needs plus up to `rate × leaseMs` more (at most a tenth of the burst), and spends the
+ * rest on the device's next batches for `leaseMs`; only batches the lease cannot cover go to Redis, in
+ * one script call for all their devices. Tokens are only ever spent after Redis granted them, so
+ * replicas together never admit more than the shared bucket allows by the time they spend; in any
+ * window a device gets at most one lease (`rate × leaseMs`) more than the bucket's own envelope, and a
+ * replica's unspent lease expires unused (the device is under-admitted by at most that).
+ *
+ * While Redis cannot answer (not connected, an error, a timeout) the per-process buckets decide instead:
  * one warning per outage (at most one a minute), `sluice_ingest_rate_limit_store_up` 0, every outage
  * counted in `sluice_ingest_rate_limit_outages_total` and every such batch in
  * `sluice_ingest_rate_limit_fallbacks_total`; each replica then allows a device up to its own rate.
@@ -160,6 +192,11 @@ export class SharedRateLimiter implements RateLimiter {
   private readonly intervalUs: number;
   private readonly toleranceUs: number;
   private readonly retryAfterMs: number;
+  private readonly leaseMs: number;
+  private readonly leaseTokens: number;
+  private readonly maxLeases: number;
+  /** Map order doubles as least-recently-used order. */
+  private readonly leases = new Map<string, Lease>();
   private down: { since: number; batches: number; logged: boolean } | undefined;
   private retryAt = 0;
   private lastWarnAt = Number.NEGATIVE_INFINITY;
@@ -172,6 +209,18 @@ export class SharedRateLimiter implements RateLimiter {
     this.intervalUs = 1e6 / opts.ratePerSec;
     this.toleranceUs = opts.burst * this.intervalUs;
     this.retryAfterMs = opts.retryAfterMs ?? 1_000;
+    this.leaseMs = opts.leaseMs ?? 50;
+    this.leaseTokens =
+      this.leaseMs > 0
+        ? Math.max(
+            1,
+            Math.min(
+              Math.ceil((opts.ratePerSec * this.leaseMs) / 1000),
+              Math.floor(opts.burst / 10),
+            ),
+          )
+        : 0;
+    this.maxLeases = opts.maxLeases ?? 100_000;
     opts.metrics.rateLimitStoreUp.set(1);
   }
 
@@ -183,35 +232,96 @@ export class SharedRateLimiter implements RateLimiter {
   take(counts: ReadonlyMap<string, number>): number | Promise<number> {
     if (this.redis.status !== 'ready' || Date.now() < this.retryAt)
       return this.fallBack(counts, `redis is ${this.redis.status}`);
-    return this.takeShared(counts);
+    const now = Date.now();
+    let short: Map<string, number> | undefined;
+    for (const [device, n] of counts) {
+      const have = this.leaseOf(device, now);
+      if (have < n) (short ??= new Map()).set(device, n - have);
+    }
+    if (short === undefined) {
+      for (const [device, n] of counts) this.leases.get(device)!.tokens -= n;
+      this.opts.metrics.rateLimitLeaseHits.inc();
+      return 0;
+    }
+    return this.takeShared(counts, short, now);
   }
 
-  private async takeShared(counts: ReadonlyMap<string, number>): Promise<number> {
+  /** Unexpired leased tokens of `device` (0 without a lease). */
+  private leaseOf(device: string, now: number): number {
+    const lease = this.leases.get(device);
+    if (lease === undefined) return 0;
+    if (lease.expiresAt <= now) {
+      this.leases.delete(device);
+      return 0;
+    }
+    return lease.tokens;
+  }
+
+  /**
+   * Reserves what the leases cover, asks Redis for the rest (`short`: device → events missing) plus a
+   * new lease, and gives the reservation back when Redis refuses or cannot answer.
+   */
+  private async takeShared(
+    counts: ReadonlyMap<string, number>,
+    short: ReadonlyMap<string, number>,
+    now: number,
+  ): Promise<number> {
+    const reserved: Array<[Lease, number]> = [];
+    for (const [device, n] of counts) {
+      const lease = this.leases.get(device);
+      if (lease === undefined) continue;
+      const r = Math.min(lease.tokens, n);
+      lease.tokens -= r;
+      reserved.push([lease, r]);
+    }
+    const giveBack = () => {
+      for (const [lease, r] of reserved) lease.tokens += r;
+    };
     const keys: string[] = [];
     const args: Array<string | number> = [this.intervalUs, this.toleranceUs];
-    for (const [device, n] of counts) {
+    for (const [device, need] of short) {
       keys.push(this.opts.prefix + this.opts.hashDeviceId(device));
-      args.push(n);
+      args.push(need, Math.max(need, this.leaseTokens));
     }
     const started = performance.now();
-    let waitMs: number;
+    let answer: number[];
     try {
-      waitMs = await this.redis.ingestRateTake(keys.length, ...keys, ...args);
+      answer = await this.redis.ingestRateTake(keys.length, ...keys, ...args);
     } catch (err) {
+      giveBack();
       return this.fallBack(counts, err);
     }
     this.opts.metrics.rateLimitRoundTrip.observe((performance.now() - started) / 1000);
-    if (this.down) {
-      const { since, batches, logged } = this.down;
-      this.down = undefined;
-      this.opts.metrics.rateLimitStoreUp.set(1);
-      if (logged)
-        this.opts.log.info(
-          { downForMs: Date.now() - since, perProcessBatches: batches },
-          'redis answers again: device rate limits are shared by the gateway replicas again',
-        );
+    this.recovered();
+    const waitMs = Number(answer[0]);
+    if (waitMs > 0) {
+      giveBack();
+      return waitMs;
     }
-    return waitMs;
+    if (this.leaseMs > 0) {
+      let i = 1;
+      const expiresAt = now + this.leaseMs;
+      for (const [device, need] of short) {
+        const spare = Number(answer[i++]) - need;
+        this.leases.delete(device);
+        if (spare > 0) this.leases.set(device, { tokens: spare, expiresAt });
+      }
+      while (this.leases.size > this.maxLeases)
+        this.leases.delete(this.leases.keys().next().value as string);
+    }
+    return 0;
+  }
+
+  private recovered(): void {
+    if (!this.down) return;
+    const { since, batches, logged } = this.down;
+    this.down = undefined;
+    this.opts.metrics.rateLimitStoreUp.set(1);
+    if (logged)
+      this.opts.log.info(
+        { downForMs: Date.now() - since, perProcessBatches: batches },
+        'redis answers again: device rate limits are shared by the gateway replicas again',
+      );
   }
 
   private fallBack(counts: ReadonlyMap<string, number>, err: unknown): number {

@@ -63,6 +63,8 @@ describe('ingestion: a device rate limit holds across 3 gateway replicas', () =>
         INGEST_DEVICE_RATE: '1',
         INGEST_DEVICE_BURST: String(BURST),
         INGEST_RATE_LIMIT_STORE: 'redis',
+        // A loaded test machine can pass the default 100 ms; every round trip here must be answered.
+        INGEST_RATE_LIMIT_TIMEOUT: '2s',
         REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
       });
       const line = await proc.waitForLine(/ingestion running/, 90_000);
