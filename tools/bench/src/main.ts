@@ -1,9 +1,11 @@
 // `npm run bench -- <name> [--seconds N] [--rate N] [--<flag> value ...]`: runs tools/bench/src/benches/<name>.ts
 // and prints its result as one JSON object on the last line of stdout. Each bench declares its extra
-// flags (its `flags` export); any other flag is an error (util.parseArgs, strict).
+// flags (its `flags` export); any other flag is an error (util.parseArgs, strict). With `--record`, the
+// unit costs the bench measures (its `unitCosts` export) are written to tools/bench/data/unit-costs.json.
 import { join } from 'node:path';
 import { parseArgs as parseCli, type ParseArgsOptionsConfig } from 'node:util';
 import type { BenchModule, BenchOptions } from './result';
+import { recordUnitCosts } from './unit-costs';
 
 /** The benches: each is benches/<name>.ts, loaded only when it runs. */
 const BENCHES: readonly string[] = [
@@ -29,7 +31,7 @@ export class UsageError extends Error {
 }
 
 const usage = (extra = '') =>
-  `usage: npm run bench -- <${BENCHES.join('|')}> [--seconds N] [--rate N]${extra}\n` +
+  `usage: npm run bench -- <${BENCHES.join('|')}> [--seconds N] [--rate N] [--record]${extra}\n` +
   `  npm run bench -- <name> --help lists the bench's own flags`;
 
 /** Parses the arguments after the bench's name, with the flags that bench declares. */
@@ -39,12 +41,13 @@ export function parseBenchArgs(name: string, mod: BenchModule, argv: string[]): 
     seconds: { type: 'string' },
     rate: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
+    record: { type: 'boolean' },
   };
   for (const flag of Object.keys(own)) options[flag] = { type: 'string' };
   const ownUsage = Object.entries(own)
     .map(([flag, help]) => `\n  --${flag.padEnd(22)} ${help}`)
     .join('');
-  const benchUsage = `usage: npm run bench -- ${name} [--seconds N] [--rate N]${ownUsage}`;
+  const benchUsage = `usage: npm run bench -- ${name} [--seconds N] [--rate N] [--record]${ownUsage}`;
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
     ({ values } = parseCli({ args: argv, options, strict: true, allowPositionals: false }));
@@ -61,7 +64,7 @@ export function parseBenchArgs(name: string, mod: BenchModule, argv: string[]): 
   const flags: Record<string, string> = {};
   for (const flag of Object.keys(own))
     if (typeof values[flag] === 'string') flags[flag] = values[flag];
-  return { seconds, rate, flags };
+  return { seconds, rate, flags, ...(values['record'] === true ? { record: true } : {}) };
 }
 
 async function main() {
@@ -84,6 +87,17 @@ async function main() {
     process.exit(err.help ? 0 : 2);
   }
   const result = await mod.default(opts);
+  if (opts.record) {
+    if (!mod.unitCosts) console.error(`bench ${name} measures no unit costs: nothing recorded`);
+    else {
+      const written = recordUnitCosts(
+        name,
+        `npm run bench -- ${name} ${rest.join(' ')}`.trim(),
+        mod.unitCosts(result),
+      );
+      console.error(`recorded unit costs: ${written.join(', ') || '(none measured in this run)'}`);
+    }
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }

@@ -1,3 +1,5 @@
+import type { UnitCostUpdate } from './unit-costs';
+
 /** The JSON object every benchmark prints as its last line of stdout (DESIGN.md §7). */
 export interface BenchResult {
   name: string;
@@ -17,6 +19,8 @@ export interface BenchOptions {
   rate?: number | undefined;
   /** The bench's own `--key value` flags (those it declares in its `flags` export), as strings. */
   flags: Record<string, string>;
+  /** `--record`: write the unit costs measured to tools/bench/data/unit-costs.json. Default false. */
+  record?: boolean;
 }
 
 export type Bench = (opts: BenchOptions) => Promise<BenchResult>;
@@ -29,6 +33,8 @@ export interface BenchModule {
   default: Bench;
   /** Extra flags; none when absent. */
   flags?: BenchFlags;
+  /** The entries of tools/bench/data/unit-costs.json this bench's result measures (`--record`). */
+  unitCosts?: (result: BenchResult) => UnitCostUpdate;
 }
 
 /** Percentile of a sample (nearest rank); 0 for an empty sample. */

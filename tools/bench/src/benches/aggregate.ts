@@ -15,10 +15,12 @@ import { publishDurable } from '@sluice/jetstream';
 import { CONTENT_TYPES, decodeBatch, encodeBatch, topology, type Event } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { createTestDatabase, freePort, testUrls, uniqueId, waitFor } from '@sluice/testing';
+import { Client } from 'pg';
 import { Registry } from 'prom-client';
 import { startBuiltApp } from '../built-app';
 import { cpuPerThousand, cpuSnapshot } from '../cpu';
-import { percentile, round, type Bench, type BenchFlags } from '../result';
+import { percentile, round, type Bench, type BenchFlags, type BenchResult } from '../result';
+import { numberOf, rollupRowBytes, type UnitCostUpdate } from '../unit-costs';
 
 const SENSORS = ['temp', 'voltage', 'current'];
 
@@ -248,6 +250,10 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     const rollups = [
       ...metrics.matchAll(/^sluice_aggregator_rollups_published_total\{[^}]*\} ([\d.e+-]+)/gm),
     ].reduce((n, m) => n + Number(m[1]), 0);
+    // Bytes per roll-up row as the service stored them (every partition, indexes included).
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    const rowBytes = await rollupRowBytes(pg).finally(() => pg.end());
     return {
       name: 'aggregate',
       events_per_s: round(total / aggS, 0),
@@ -268,6 +274,7 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       // CPU ms per 1,000 backlog events while the service drained it (the closer included): a
       // measure of work that machine load moves less than wall-clock events/s.
       drain_cpu_ms_per_1k_events: cpu,
+      rollup_row_bytes: rowBytes !== undefined ? round(rowBytes, 1) : null,
     };
   } finally {
     if (child && child.exitCode === null) {
@@ -282,5 +289,16 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     await db.drop().catch(() => undefined);
   }
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  aggregator_cpu_ms_per_1k_events: {
+    value: numberOf(r, 'drain_cpu_ms_per_1k_events', 'service') ?? NaN,
+  },
+  aggregator_postgres_cpu_ms_per_1k_events: {
+    value: numberOf(r, 'drain_cpu_ms_per_1k_events', 'postgres') ?? NaN,
+  },
+  rollup_row_bytes: { value: numberOf(r, 'rollup_row_bytes') ?? NaN },
+});
 
 export default bench;

@@ -32,7 +32,8 @@ import { SegmentEncoder } from '../../../../apps/archiver/src/encoder';
 import { scanBatch } from '../../../../apps/archiver/src/wire';
 import { ROOT, startBuiltApp } from '../built-app';
 import { cpuPerThousand, cpuSnapshot } from '../cpu';
-import { round, type Bench, type BenchFlags } from '../result';
+import { round, type Bench, type BenchFlags, type BenchResult } from '../result';
+import { numberOf, type UnitCostUpdate } from '../unit-costs';
 
 export const flags: BenchFlags = {
   events: 'events in the backlog (default seconds * 100000)',
@@ -275,5 +276,13 @@ const bench: Bench = async ({ seconds, flags }) => {
     rmSync(dir, { recursive: true, force: true });
   }
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  protobuf_bytes_per_event: { value: numberOf(r, 'bytes_per_event_protobuf') ?? NaN },
+  parquet_bytes_per_event: { value: numberOf(r, 'bytes_per_event_parquet') ?? NaN },
+  jsonl_gz_bytes_per_event: { value: numberOf(r, 'bytes_per_event_jsonl_gz') ?? NaN },
+  archiver_cpu_ms_per_1k_events: { value: numberOf(r, 'cpu_ms_per_1k_events', 'total') ?? NaN },
+});
 
 export default bench;

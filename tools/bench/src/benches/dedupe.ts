@@ -29,6 +29,7 @@ import {
 import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { Registry } from 'prom-client';
 import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
+import { numberOf, type UnitCostUpdate } from '../unit-costs';
 
 // tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
 // pipeline: the module is loaded by path at run time and typed by this minimal local view.
@@ -236,6 +237,8 @@ interface RunResult {
   redisCpu?: number;
   /** Redis round trips of the pipeline, without the re-seed's. */
   roundTrips?: number;
+  /** CPU seconds of this process (where the dedupe actors run) over the run. */
+  processCpu: number;
 }
 
 async function run(
@@ -273,6 +276,7 @@ async function run(
     // dup-ratio ≤ 0.5: every message keeps some new events, so each yields one clean message.
     const expected = opts.messages;
     const cpu0 = redis ? await redisCpuSeconds(redis) : 0;
+    const proc0 = process.cpuUsage();
     const t0 = performance.now();
     await Promise.all(actors.map((a) => a.start()));
     const deadline = Date.now() + 15 * 60_000;
@@ -288,6 +292,7 @@ async function run(
       );
     await Promise.all(actors.map((a) => a.stop(10_000)));
     await publisher.stop();
+    const proc1 = process.cpuUsage(proc0);
     const published = await registry.getSingleMetric('sluice_events_published_total')?.get();
     const redisCpu = redis ? (await redisCpuSeconds(redis)) - cpu0 : undefined;
     const pipelineRoundTrips = roundTrips?.count;
@@ -302,6 +307,7 @@ async function run(
       seconds,
       cleanMessages: info.state.messages,
       cleanEvents: published?.values[0]?.value ?? 0,
+      processCpu: (proc1.user + proc1.system) / 1e6,
       reseed,
       ...(redisCpu !== undefined ? { redisCpu } : {}),
       ...(pipelineRoundTrips !== undefined ? { roundTrips: pipelineRoundTrips } : {}),
@@ -430,6 +436,9 @@ const bench: Bench = async (opts) => {
       // The Redis server's CPU over the dedupe run (pre-fill included: it touches no Redis key).
       redis_cpu_us_per_claim: round((redisCpu * 1e6) / Math.max(1, claims.requests), 3),
       redis_busy_share: round(redisCpu / dd.seconds, 3),
+      // This process's CPU over the guarded run: the dedupe actors, their NATS client and the bench's
+      // progress polls (one stream info every 20 ms).
+      dedupe_cpu_ms_per_1k_events: round((dd.processCpu * 1e6) / Math.max(1, total), 3),
     };
     return result;
   } finally {
@@ -438,5 +447,12 @@ const bench: Bench = async (opts) => {
     await nc.drain().catch(() => undefined);
   }
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  dedupe_cpu_ms_per_1k_events: { value: numberOf(r, 'dedupe_cpu_ms_per_1k_events') ?? NaN },
+  // One claim per event: µs per claim = ms per 1,000 events.
+  redis_cpu_ms_per_1k_events: { value: numberOf(r, 'redis_cpu_us_per_claim') ?? NaN },
+});
 
 export default bench;

@@ -33,7 +33,8 @@ import {
   TemplatePool,
   generateLoad,
 } from '../../../fleet-sim/src/index';
-import { round, type Bench, type BenchFlags } from '../result';
+import { round, type Bench, type BenchFlags, type BenchResult } from '../result';
+import { numberOf, type UnitCostUpdate } from '../unit-costs';
 
 const TOKEN = 'bench-token';
 
@@ -359,6 +360,7 @@ const bench: Bench = async (opts) => {
     events_per_s: main.events_per_s,
     p50_ms: main.p50_ms,
     p99_ms: main.p99_ms,
+    gateway_cpu_ms_per_1k_events: main.gateway_cpu_ms_per_1k_events,
     baseline_events_per_s: round(ceiling, 0),
     limits: main.limits,
     ...(shared !== undefined && local !== undefined
@@ -403,5 +405,16 @@ const bench: Bench = async (opts) => {
     seconds: main.seconds,
   };
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  // The plaintext phases' median when the run compared TLS, else the main phase's.
+  gateway_cpu_ms_per_1k_events: {
+    value:
+      numberOf(r, 'plaintext_gateway_cpu_ms_per_1k_events') ??
+      numberOf(r, 'gateway_cpu_ms_per_1k_events') ??
+      NaN,
+  },
+});
 
 export default bench;

@@ -17,7 +17,8 @@ import { MongoSink, toDocument } from '@sluice/sinks-mongodb';
 import { createMongoTestDatabase, mongoTestUrl } from '@sluice/sinks-mongodb/testing';
 import { testUrls, uniqueId } from '@sluice/testing';
 import { Registry } from 'prom-client';
-import { percentile, round, type Bench, type BenchFlags } from '../result';
+import { percentile, round, type Bench, type BenchFlags, type BenchResult } from '../result';
+import { mongoDocumentBytes, numberOf, type UnitCostUpdate } from '../unit-costs';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -228,6 +229,7 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       .toArray();
     const stored = groups.reduce((t, g) => t + g.n, 0);
     const completeBatches = groups.filter((g) => g.n === batchSize).length;
+    const documentBytes = await mongoDocumentBytes(mdb.db, 'telemetry');
     const elapsed = (Math.max(lastVisibleAt, publishEnd) - start) / 1000;
     latencies.sort((a, b) => a - b);
     polled.sort((a, b) => a - b);
@@ -254,6 +256,8 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
       unfinished_batches: publishedAt.size,
       drain_s: round((Math.max(lastVisibleAt, publishEnd) - publishEnd) / 1000),
       content_type: CONTENT_TYPES.EVENT_BATCH,
+      // collStats: storage and index bytes over the captured documents.
+      bytes_per_document: documentBytes !== undefined ? round(documentBytes, 1) : null,
     };
   } finally {
     await runner?.stop(10_000).catch(() => undefined);
@@ -263,5 +267,10 @@ const bench: Bench = async ({ seconds, rate, flags }) => {
     await mdb.drop();
   }
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  mongo_document_bytes: { value: numberOf(r, 'bytes_per_document') ?? NaN },
+});
 
 export default bench;

@@ -30,6 +30,7 @@ import {
   type BenchOptions,
   type BenchResult,
 } from '../result';
+import { numberOf, type UnitCostUpdate } from '../unit-costs';
 
 const TOKEN = 'bench-admin-token-0123456789';
 
@@ -435,5 +436,16 @@ const bench: Bench = async (opts) => {
     ...(results.length > 1 ? { phases: results } : {}),
   };
 };
+
+/** The unit costs this bench measures (`--record` writes them to tools/bench/data/unit-costs.json). */
+export const unitCosts = (r: BenchResult): UnitCostUpdate => ({
+  // With --shared-state, the median of the Redis phases (the production setting with replicas).
+  webhook_cpu_us_per_delivery: {
+    value:
+      numberOf(r, 'shared_state_cpu_us_per_delivery') ??
+      numberOf(r, 'service_cpu_us_per_delivery') ??
+      NaN,
+  },
+});
 
 export default bench;
