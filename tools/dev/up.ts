@@ -4,23 +4,37 @@
  * Starts every app that has `apps/<name>/src/main.ts` as a child process (TypeScript through tsx),
  * each with local defaults (NATS_URL, REDIS_URL, … and its own OPS_PORT from 9401), waits until their
  * `/healthz` answers, then starts the fleet simulator (`tools/fleet-sim/src/main.ts`) when it exists.
- * Every output line is prefixed with the child's name. Ctrl-C / SIGTERM stops all children (SIGTERM,
- * then SIGKILL after the grace period); a child that exits on its own stops everything with exit 1.
- * With ingestion, it prints a device token (kept in the git-ignored tmp/dev-device-token) and
- * ready-to-paste curl and grpcurl commands that send one event with it.
+ * On a terminal it shows a live view that redraws in place (live.ts: per-service state, rates, lag,
+ * DLQ, addresses and the token) and writes each child's output to tmp/logs/<name>.log; with --logs,
+ * or when stdout is no terminal, every output line is printed, prefixed with the child's name.
+ * Ctrl-C / SIGTERM stops all children (SIGTERM, then SIGKILL after the grace period); a child that
+ * exits on its own stops everything with exit 1. With ingestion, it prints a device token (kept in
+ * the git-ignored tmp/dev-device-token) and ready-to-paste curl and grpcurl commands that send one
+ * event with it. With --tls, a development CA and server certificate (dev-tls.ts, tmp/dev-tls/) put
+ * the gateway, the query API and the webhook admin API on TLS, and the simulator trusts that CA.
  *
- *   npm start -- [--no-sim] [--only ingestion,dedupe] [--grace 10s]
+ *   npm start -- [--tls] [--logs] [--no-sim] [--only ingestion,dedupe] [--grace 10s]
  *
  * Not an Nx project: a plain script run by scripts/run.sh after the services are ensured.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  type WriteStream,
+} from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { connect as tcpConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs as parseCli } from 'node:util';
 import { Client } from 'pg';
+import { ensureDevTls, type DevTls } from './dev-tls';
+import { LiveView } from './live';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -35,6 +49,10 @@ const KNOWN_OPS_PORTS: Record<string, number> = {
   exporter: 9407,
 };
 const FIRST_OTHER_OPS_PORT = 9410;
+/** Where --tls keeps the development CA and server certificate (git-ignored). */
+const DEV_TLS_DIR = join(ROOT, 'tmp', 'dev-tls');
+/** Where the live view sends each child's output: `<name>.log` (git-ignored). */
+const LOG_DIR = join(ROOT, 'tmp', 'logs');
 const SIM_NAME = 'fleet-sim';
 
 /** Defaults for the local services (the ones scripts/lib.sh starts); the caller's env wins. */
@@ -96,17 +114,33 @@ function loadToken(file: string): string {
   return token;
 }
 
+/** A path as the user would type it from the current directory. */
+const rel = (path: string) => relative(process.cwd(), path) || path;
+
+/** The TLS files of this run (--tls), set before anything is printed. */
+let devTls: DevTls | undefined;
+/** `http` or, with --tls, `https`. */
+const scheme = () => (devTls ? 'https' : 'http');
+/** curl's option trusting the dev CA (with a trailing space), or nothing. */
+const cacert = () => (devTls ? `--cacert ${rel(devTls.caFile)} ` : '');
+/** The query API's base URL. */
+const queryApiUrl = () => `${scheme()}://127.0.0.1:${process.env['AGGREGATOR_API_PORT'] || '9480'}`;
+/** The webhook admin API's base URL. */
+const webhookAdminUrl = () =>
+  `${scheme()}://127.0.0.1:${process.env['WEBHOOK_ADMIN_PORT'] || '8090'}`;
+
 /** How to query the aggregator's API with the dev token (its regions: the dev pipeline's). */
 function printQueryExamples(): void {
-  const port = process.env['AGGREGATOR_API_PORT'] || '9480';
-  const file = relative(process.cwd(), QUERY_TOKEN_FILE) || QUERY_TOKEN_FILE;
-  say(`  query API token (regions ${DEV_REGIONS.join(', ')}): ${QUERY_TOKEN}  (also in ${file})`);
-  say('  try it:');
-  process.stdout.write(
-    `curl -sS -H "authorization: Bearer ${QUERY_TOKEN}" 'http://127.0.0.1:${port}/v1/devices?limit=5'\n`,
+  const base = queryApiUrl();
+  say(
+    `  query API token (regions ${DEV_REGIONS.join(', ')}): ${QUERY_TOKEN}  (also in ${rel(QUERY_TOKEN_FILE)})`,
   );
-  process.stdout.write(
-    `curl -sS -H "authorization: Bearer ${QUERY_TOKEN}" "http://127.0.0.1:${port}/v1/series?region=${DEV_REGIONS[0]}&sensor=engine_temp&from=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)&to=$(date -u +%Y-%m-%dT%H:%M:%SZ)"\n`,
+  say('  try it:');
+  print(
+    `curl -sS ${cacert()}-H "authorization: Bearer ${QUERY_TOKEN}" '${base}/v1/devices?limit=5'`,
+  );
+  print(
+    `curl -sS ${cacert()}-H "authorization: Bearer ${QUERY_TOKEN}" "${base}/v1/series?region=${DEV_REGIONS[0]}&sensor=engine_temp&from=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)&to=$(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
   );
 }
 
@@ -118,15 +152,15 @@ function printDeviceExamples(): void {
   const uuid = `'"$(cat /proc/sys/kernel/random/uuid)"'`;
   const now = `'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'`;
   const event = `{"event_id":"${uuid}","device_id":"${DEMO_DEVICE}","event_time":"${now}","sensor_type":"temperature","value":21.4,"unit":"C","firmware_version":"1.2.3","region":"${region}"}`;
-  const file = relative(process.cwd(), DEVICE_TOKEN_FILE) || DEVICE_TOKEN_FILE;
-  say(`  device token for ${DEMO_DEVICE}: ${DEVICE_TOKEN}  (also in ${file})`);
+  say(`  device token for ${DEMO_DEVICE}: ${DEVICE_TOKEN}  (also in ${rel(DEVICE_TOKEN_FILE)})`);
   say('  try it (HTTP):');
-  process.stdout.write(
-    `curl -sS -X POST http://127.0.0.1:${httpPort}/v1/events -H "authorization: Bearer ${DEVICE_TOKEN}" -H 'content-type: application/json' -d '${event}'\n`,
+  print(
+    `curl -sS ${cacert()}-X POST ${scheme()}://127.0.0.1:${httpPort}/v1/events -H "authorization: Bearer ${DEVICE_TOKEN}" -H 'content-type: application/json' -d '${event}'`,
   );
   say('  try it (gRPC, reflection is on):');
-  process.stdout.write(
-    `grpcurl -plaintext -H "authorization: Bearer ${DEVICE_TOKEN}" -d '{"batch":{"batch_id":"${uuid}","events":[{"telemetry":${event}}]}}' 127.0.0.1:${grpcPort} sluice.gateway.v1.IngestService/IngestBatch\n`,
+  const grpcTls = devTls ? `-cacert ${rel(devTls.caFile)}` : '-plaintext';
+  print(
+    `grpcurl ${grpcTls} -H "authorization: Bearer ${DEVICE_TOKEN}" -d '{"batch":{"batch_id":"${uuid}","events":[{"telemetry":${event}}]}}' 127.0.0.1:${grpcPort} sluice.gateway.v1.IngestService/IngestBatch`,
   );
 }
 
@@ -191,6 +225,9 @@ async function exporterEnv(): Promise<Record<string, string>> {
 
 interface Options {
   sim: boolean;
+  tls: boolean;
+  logs: boolean;
+  opsPortBase: number;
   only: string[] | undefined;
   graceMs: number;
   readyTimeoutMs: number;
@@ -201,21 +238,40 @@ interface Child {
   proc: ChildProcess;
   opsPort: number | undefined;
   exited: Promise<void>;
+  /** Its last output line (the live view shows the simulator's). */
+  lastLine: string | undefined;
 }
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
-const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
-const say = (msg: string) => process.stdout.write(`${paint(1, 'up')} | ${msg}\n`);
+/** A terminal without --logs: the live view owns the screen, the logs go to files. */
+let liveMode = false;
+const paint = (code: number, s: string) => (useColor && !liveMode ? `\x1b[${code}m${s}\x1b[0m` : s);
+/** The live view (live mode), from the first child on until the stop. */
+let view: LiveView | undefined;
+/** In live mode, the supervisor's own lines go to tmp/logs/up.log (the live view owns the screen). */
+let upLog: WriteStream | undefined;
+/** A line as is (a command to paste): on stdout, or into up.log in live mode. */
+const print = (line: string) => (upLog ?? process.stdout).write(`${line}\n`);
+/** A supervisor message; in live mode also the live view's last line. */
+const say = (msg: string) => {
+  print(`${paint(1, 'up')} | ${msg}`);
+  view?.message(msg.trim());
+};
 
 function usage(code: number): never {
   (code === 0 ? process.stdout : process.stderr).write(
     [
-      'usage: npm start -- [--no-sim] [--only a,b] [--grace 10s] [--ready-timeout 60s]',
+      'usage: npm start -- [--tls] [--logs] [--no-sim] [--only a,b] [--grace 10s] [--ready-timeout 60s]',
+      '  --tls              TLS on the gateway, query API and webhook admin API with a development CA',
+      '                     (tmp/dev-tls/ca.crt, made once and reused); the simulator trusts it',
+      '  --logs             print every service log line (default on a terminal: a live view, with the',
+      '                     logs in tmp/logs/<service>.log)',
       '  --no-sim           do not start the fleet simulator',
       '  --only a,b         start only these apps (names under apps/)',
       '  --grace D          how long children get after SIGTERM before SIGKILL (default 10s)',
       '  --ready-timeout D  how long to wait for /healthz before starting the simulator (default 60s)',
+      '  --ops-port-base N  first ops port (default 9401: ingestion 9401, dedupe 9402, ...)',
       '',
     ].join('\n'),
   );
@@ -240,6 +296,9 @@ function parseArgs(argv: string[]): Options {
       allowPositionals: false,
       options: {
         'no-sim': { type: 'boolean' },
+        tls: { type: 'boolean' },
+        logs: { type: 'boolean' },
+        'ops-port-base': { type: 'string' },
         only: { type: 'string' },
         grace: { type: 'string' },
         'ready-timeout': { type: 'string' },
@@ -255,8 +314,17 @@ function parseArgs(argv: string[]): Options {
     usage(2);
   }
   if (values.help) usage(0);
+  const base = values['ops-port-base'] ?? '9401';
+  const opsPortBase = /^\d+$/.test(base) ? Number(base) : Number.NaN;
+  if (!(opsPortBase >= 1024 && opsPortBase <= 65_000)) {
+    process.stderr.write(`--ops-port-base needs a port in [1024, 65000], got "${base}"\n`);
+    usage(2);
+  }
   return {
     sim: !values['no-sim'],
+    tls: values.tls === true,
+    logs: values.logs === true,
+    opsPortBase,
     only: values.only
       ?.split(',')
       .map((s) => s.trim())
@@ -284,11 +352,26 @@ function discoverApps(): string[] {
     .sort();
 }
 
-function assignOpsPorts(apps: string[]): Map<string, number> {
+function assignOpsPorts(apps: string[], base: number): Map<string, number> {
+  const shift = base - KNOWN_OPS_PORTS['ingestion']!;
   const ports = new Map<string, number>();
-  let next = FIRST_OTHER_OPS_PORT;
-  for (const app of apps) ports.set(app, KNOWN_OPS_PORTS[app] ?? next++);
+  let next = FIRST_OTHER_OPS_PORT + shift;
+  for (const app of apps) {
+    const known = KNOWN_OPS_PORTS[app];
+    ports.set(app, known === undefined ? next++ : known + shift);
+  }
   return ports;
+}
+
+/** With --tls: the services' server certificate (the caller's own settings win). */
+function tlsEnv(t: DevTls | undefined): Record<string, string> {
+  if (!t) return {};
+  const env: Record<string, string> = {};
+  for (const prefix of ['INGEST_TLS', 'AGGREGATOR_API_TLS', 'WEBHOOK_ADMIN_TLS']) {
+    env[`${prefix}_CERT`] = t.certFile;
+    env[`${prefix}_KEY`] = t.keyFile;
+  }
+  return env;
 }
 
 let stopping = false;
@@ -301,14 +384,16 @@ function startChild(
   width: number,
   extraEnv: Record<string, string>,
   opsPort?: number,
+  args: readonly string[] = [],
 ): Child {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries({ ...LOCAL_DEFAULTS, ...DEV_AUTH })) if (!env[k]) env[k] = v;
+  const defaults = { ...LOCAL_DEFAULTS, ...DEV_AUTH, ...tlsEnv(devTls) };
+  for (const [k, v] of Object.entries(defaults)) if (!env[k]) env[k] = v;
   Object.assign(env, extraEnv);
   if (opsPort !== undefined) env.OPS_PORT = String(opsPort);
   env.OTEL_SERVICE_NAME ??= name;
   env.TSX_TSCONFIG_PATH ??= join(ROOT, 'tsconfig.base.json');
-  if (useColor) env.FORCE_COLOR ??= '1';
+  if (useColor && !liveMode) env.FORCE_COLOR ??= '1';
 
   // `node --import tsx <entry>` is `tsx <entry>` without tsx's wrapper process, so signals reach the
   // service itself. detached: a terminal Ctrl-C reaches only this supervisor, which then stops the
@@ -317,7 +402,7 @@ function startChild(
   const preload = './libs/observability/src/preload.ts';
   const proc = spawn(
     process.execPath,
-    ['--enable-source-maps', '--import', 'tsx', '--import', preload, entry],
+    ['--enable-source-maps', '--import', 'tsx', '--import', preload, entry, ...args],
     {
       cwd: ROOT,
       env,
@@ -325,16 +410,19 @@ function startChild(
       detached: true,
     },
   );
-  const prefix = paint(color, name.padEnd(width)) + ' | ';
+  // Live view: the child's lines go to its own log file, unprefixed; else to ours, prefixed.
+  const file = liveMode ? createWriteStream(join(LOG_DIR, `${name}.log`)) : undefined;
+  const prefix = file ? '' : paint(color, name.padEnd(width)) + ' | ';
   const pipes = [
-    [proc.stdout, process.stdout],
-    [proc.stderr, process.stderr],
+    [proc.stdout, file ?? process.stdout],
+    [proc.stderr, file ?? process.stderr],
   ] as const;
   for (const [input, out] of pipes) {
     if (input)
-      createInterface({ input, crlfDelay: Infinity }).on('line', (line) =>
-        out.write(prefix + line + '\n'),
-      );
+      createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
+        child.lastLine = line;
+        out.write(prefix + line + '\n');
+      });
   }
   const exited = new Promise<void>((done) => {
     proc.on('error', (err) => {
@@ -350,7 +438,7 @@ function startChild(
       void shutdown(1, `${name} ${how}`);
     });
   });
-  const child: Child = { name, proc, opsPort, exited };
+  const child: Child = { name, proc, opsPort, exited, lastLine: undefined };
   children.push(child);
   return child;
 }
@@ -361,9 +449,22 @@ const alive = (c: Child) =>
 async function shutdown(code: number, reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  // Give the terminal back first: the stop is reported on the main screen, as without the view.
+  view?.stop();
+  view = undefined;
+  upLog = undefined;
   const running = children.filter(alive);
   say(`stopping ${running.length} process(es) (${reason}); SIGKILL after ${opts.graceMs} ms`);
-  for (const c of running) c.proc.kill('SIGTERM');
+  // The simulator first, while the gateway still acks what it has in flight (its drain is then
+  // quick), then the services.
+  const sim = running.find((c) => c.name === SIM_NAME);
+  if (sim) {
+    sim.proc.kill('SIGTERM');
+    let simTimer: NodeJS.Timeout | undefined;
+    await Promise.race([sim.exited, new Promise((r) => (simTimer = setTimeout(r, opts.graceMs)))]);
+    clearTimeout(simTimer);
+  }
+  for (const c of running) if (c !== sim) c.proc.kill('SIGTERM');
   const all = Promise.all(running.map((c) => c.exited));
   let timer: NodeJS.Timeout | undefined;
   const timedOut = await Promise.race([
@@ -457,15 +558,27 @@ async function main(): Promise<void> {
   }
   // Last resort if this process dies without the orderly path: children are in their own groups.
   process.on('exit', () => {
+    view?.stop(); // the terminal gets its cursor and main screen back on every way out
     for (const c of children.filter(alive)) c.proc.kill('SIGKILL');
   });
 
-  const ports = assignOpsPorts(apps);
+  if (opts.tls) devTls = await ensureDevTls(DEV_TLS_DIR);
+  liveMode = process.stdout.isTTY === true && !opts.logs;
+  if (liveMode) {
+    mkdirSync(LOG_DIR, { recursive: true });
+    upLog = createWriteStream(join(LOG_DIR, 'up.log'));
+  }
+
+  const ports = assignOpsPorts(apps, opts.opsPortBase);
   const width = Math.max(SIM_NAME.length, ...apps.map((a) => a.length));
   say(`starting ${apps.length} app(s)${withSim ? ' and the fleet simulator' : ''}`);
+  if (devTls)
+    say(
+      `  TLS        development CA ${rel(devTls.caFile)} (${devTls.created ? 'made now' : 'reused'}); trust it: curl --cacert, fleet-sim --ca`,
+    );
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
-  if (apps.includes('aggregator')) say('  query API  http://127.0.0.1:9480/openapi.json');
+  if (apps.includes('aggregator')) say(`  query API  ${queryApiUrl()}/openapi.json`);
   if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs') {
     const dir = resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'));
     say(
@@ -481,8 +594,60 @@ async function main(): Promise<void> {
   if (apps.includes('ingestion') && !process.env['INGEST_AUTH_TOKENS']) printDeviceExamples();
   if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
     say(
-      `  webhook admin API  http://127.0.0.1:8090/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
+      `  webhook admin API  ${webhookAdminUrl()}/openapi.json  (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
     );
+  const grpcTarget = `127.0.0.1:${process.env['INGEST_GRPC_PORT'] || '50051'}`;
+  const simArgs = [
+    ...['--target', grpcTarget, '--regions', DEV_REGIONS.join(',')],
+    ...(devTls ? ['--ca', devTls.caFile] : []),
+  ];
+
+  if (liveMode) {
+    const info: Array<[string, string]> = [];
+    if (apps.includes('aggregator')) {
+      info.push(['query API', `${queryApiUrl()}/openapi.json`]);
+      if (!process.env['AGGREGATOR_API_TOKENS'])
+        info.push([
+          'query token',
+          `${QUERY_TOKEN}  (Authorization: Bearer …; regions ${DEV_REGIONS.join(', ')}; in ${rel(QUERY_TOKEN_FILE)})`,
+        ]);
+    }
+    if (apps.includes('ingestion'))
+      info.push([
+        'gateway',
+        `gRPC ${grpcTarget} · ${scheme()}://127.0.0.1:${process.env['INGEST_HTTP_PORT'] || '8080'}/v1/events · device token in ${rel(DEVICE_TOKEN_FILE)}`,
+      ]);
+    if (apps.includes('webhook-dispatcher') && !process.env['WEBHOOK_ADMIN_TOKEN'])
+      info.push(['webhook admin', `${webhookAdminUrl()}  (Bearer ${DEV_ADMIN_TOKEN})`]);
+    if (devTls) info.push(['CA', `${rel(devTls.caFile)}  (curl --cacert, fleet-sim --ca)`]);
+    if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs')
+      info.push([
+        'archive',
+        rel(resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'))),
+      ]);
+    info.push([
+      'logs',
+      `${rel(LOG_DIR)}/<service>.log · commands to paste: ${rel(join(LOG_DIR, 'up.log'))} · --logs streams them`,
+    ]);
+    const liveChild = (c: Child) => ({
+      name: c.name,
+      pid: c.proc.pid,
+      alive: () => alive(c),
+      opsPort: c.opsPort,
+      lastLine: () => c.lastLine,
+    });
+    view = new LiveView({
+      out: process.stdout,
+      tls: devTls !== undefined,
+      info,
+      services: () => children.filter((c) => c.name !== SIM_NAME).map(liveChild),
+      sim: () => {
+        const sim = children.find((c) => c.name === SIM_NAME);
+        return sim ? liveChild(sim) : undefined;
+      },
+    });
+    view.start();
+  }
 
   const started = apps.map((app, i) =>
     startChild(
@@ -507,7 +672,7 @@ async function main(): Promise<void> {
         `no /healthz answer within ${opts.readyTimeoutMs} ms from ${slow.join(', ')}; starting the simulator anyway`,
       ),
     );
-  startChild(SIM_NAME, simEntry, 90, width, {});
+  startChild(SIM_NAME, simEntry, 90, width, {}, undefined, simArgs);
 }
 
 main().catch((err: unknown) => {

@@ -41,6 +41,19 @@ describe('parseArgs', () => {
     expect(parseArgs(['--token', 'T'], { FLEET_SIM_TOKEN: 'from-env' }).token).toBe('T');
   });
 
+  it('takes --ca as the CA file for TLS; over HTTP the default target becomes https', () => {
+    expect(parseArgs(['--ca', 'tmp/dev-tls/ca.crt'], {})).toMatchObject({
+      transport: 'grpc',
+      target: '127.0.0.1:50051',
+      caFile: 'tmp/dev-tls/ca.crt',
+    });
+    expect(parseArgs(['--transport', 'http', '--ca', 'ca.pem'], {})).toMatchObject({
+      target: 'https://127.0.0.1:8080',
+      caFile: 'ca.pem',
+    });
+    expect(parseArgs([], {}).caFile).toBeUndefined();
+  });
+
   it.each([
     [['--devise', '3'], /Unknown option '--devise'/],
     [['--devices'], /--devices/],
@@ -48,6 +61,11 @@ describe('parseArgs', () => {
     [['--malformed', '2'], /--malformed must be a number in \[0, 1\], got "2"/],
     [['--devices', ''], /--devices must be a number/],
     [['--transport', 'mqtt'], /--transport must be grpc or http/],
+    [['--ca', ''], /--ca needs the path of a PEM file/],
+    [
+      ['--transport', 'http', '--target', 'http://127.0.0.1:8080', '--ca', 'ca.pem'],
+      /--ca needs an https:\/\/ --target over HTTP/,
+    ],
   ])('refuses %j with a UsageError naming the problem', (argv, message) => {
     let caught: unknown;
     try {

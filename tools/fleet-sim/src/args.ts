@@ -4,11 +4,13 @@ import { parseArgs as parseCli, type ParseArgsOptionsConfig } from 'node:util';
 import { DEFAULT_FLEET } from './fleet';
 import type { FleetRunOptions } from './run';
 
-export const USAGE = `usage: fleet-sim [--transport grpc|http] [--target host:port|http://host:port] [--token T]
+export const USAGE = `usage: fleet-sim [--transport grpc|http] [--target host:port|http(s)://host:port] [--token T]
+  [--ca ca.pem]
   [--devices N] [--sensors N] [--min-hz 1] [--max-hz 1000] [--cameras 0.2] [--camera-hz 5]
   [--v2 0.5] [--duplicates 0] [--out-of-order 0] [--malformed 0] [--regions eu-west,us-east]
   [--batch 500] [--flush-ms 100] [--connections 4] [--in-flight 16] [--seconds N] [--seed 1]
-The token defaults to FLEET_SIM_TOKEN.`;
+The token defaults to FLEET_SIM_TOKEN. --ca: TLS to the gateway, trusting the CA in that PEM file
+(gRPC over TLS; over HTTP the target must be https://).`;
 
 /** A bad command line: the message names the flag; `help` is true for --help (exit 0, not 2). */
 export class UsageError extends Error {
@@ -45,6 +47,7 @@ const OPTIONS = {
   transport: { type: 'string' },
   target: { type: 'string' },
   token: { type: 'string' },
+  ca: { type: 'string' },
   regions: { type: 'string' },
   ...Object.fromEntries(NUMERIC.map((k) => [k, { type: 'string' }])),
 } as const satisfies ParseArgsOptionsConfig;
@@ -87,10 +90,23 @@ export function parseArgs(
   const transport = str('transport') ?? 'grpc';
   if (transport !== 'grpc' && transport !== 'http')
     throw new UsageError(`--transport must be grpc or http, got "${transport}"`);
+  const caFile = str('ca');
+  if (caFile !== undefined && caFile.trim() === '')
+    throw new UsageError('--ca needs the path of a PEM file');
+  const target =
+    str('target') ??
+    (transport === 'grpc'
+      ? '127.0.0.1:50051'
+      : caFile !== undefined
+        ? 'https://127.0.0.1:8080'
+        : 'http://127.0.0.1:8080');
+  if (transport === 'http' && caFile !== undefined && !/^https:\/\//i.test(target))
+    throw new UsageError(`--ca needs an https:// --target over HTTP, got "${target}"`);
   return {
     transport,
-    target: str('target') ?? (transport === 'grpc' ? '127.0.0.1:50051' : 'http://127.0.0.1:8080'),
+    target,
     token: str('token') ?? env['FLEET_SIM_TOKEN'],
+    caFile,
     connections: num('connections', 4, 1, 1024),
     maxInFlight: num('in-flight', 16, 1, 4096),
     seconds: str('seconds') !== undefined ? num('seconds', 0, 0.1) : undefined,

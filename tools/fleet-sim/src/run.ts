@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { DeviceClient } from '@sluice/device-sdk';
 import { cameraSummary, createCameraClient, framePriority } from './cameras';
 import { Fleet, type FleetOptions } from './fleet';
@@ -12,6 +13,12 @@ export interface FleetRunOptions {
   /** `host:port` for gRPC, base URL (`http://host:port`) for HTTP. */
   target: string;
   token?: string | undefined;
+  /**
+   * PEM file of the CA the gateway's certificate chains to: gRPC connects with TLS trusting it, HTTP
+   * (an `https://` target) trusts it. Default: plaintext gRPC; HTTP per the target's scheme with the
+   * system's CAs.
+   */
+  caFile?: string | undefined;
   /** gRPC streams / concurrent HTTP requests. @default 4 */
   connections?: number;
   /** Batches in flight per gRPC stream. @default 16 */
@@ -25,18 +32,34 @@ export interface FleetRunOptions {
   tickMs?: number;
 }
 
+/** The CA certificate (PEM) of `caFile`, or undefined without one. */
+function readCa(caFile: string | undefined): string | undefined {
+  if (caFile === undefined) return undefined;
+  try {
+    return readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new Error(`--ca ${caFile}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export function createSender(
-  opts: Pick<FleetRunOptions, 'transport' | 'target' | 'token' | 'connections' | 'maxInFlight'>,
+  opts: Pick<
+    FleetRunOptions,
+    'transport' | 'target' | 'token' | 'connections' | 'maxInFlight' | 'caFile'
+  >,
   stats: RunStats,
+  ca = readCa(opts.caFile),
 ): Sender {
   const connections = opts.connections ?? 4;
   if (opts.transport === 'http')
     return new HttpSender(`${opts.target.replace(/\/$/, '')}/v1/events`, connections, stats, {
       token: opts.token,
+      ...(ca !== undefined ? { tls: { ca } } : {}),
     });
   return new GrpcStreamSender(opts.target, connections, stats, {
     token: opts.token,
     maxInFlight: opts.maxInFlight ?? 16,
+    ...(ca !== undefined ? { tls: { ca } } : {}),
   });
 }
 
@@ -55,13 +78,18 @@ export function liveLine(stats: RunStats, elapsedS: number, prevAccepted: number
 export async function runFleet(opts: FleetRunOptions) {
   let cameras: DeviceClient | undefined;
   let malformedFrames = 0;
+  const ca = readCa(opts.caFile);
   const fleet = new Fleet(
     opts.fleet,
     undefined,
     opts.transport === 'grpc'
       ? {
           onFrame: (event, _device, malformed) => {
-            cameras ??= createCameraClient(opts.target, opts.token);
+            cameras ??= createCameraClient(
+              opts.target,
+              opts.token,
+              ca !== undefined ? { tls: { ca } } : {},
+            );
             if (malformed) malformedFrames++;
             cameras.emit(event, framePriority(event));
           },
@@ -69,7 +97,7 @@ export async function runFleet(opts: FleetRunOptions) {
       : {},
   );
   const stats = new RunStats();
-  const sender = createSender(opts, stats);
+  const sender = createSender(opts, stats, ca);
   const start = Date.now();
   const end = opts.seconds !== undefined ? start + opts.seconds * 1000 : Number.POSITIVE_INFINITY;
   let nextLine = start + 1000;

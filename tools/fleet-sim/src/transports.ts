@@ -2,6 +2,7 @@
 // send the fleet's pre-built batches as they are (duplicates, out-of-order and malformed on purpose);
 // the gRPC one opens its streams with the device SDK's transport, the one gRPC client of the gateway.
 // Simulated cameras use the SDK's DeviceClient itself (see cameras.ts).
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Client } from '@grpc/grpc-js';
 import { IngestStatus, type EventBatch, type IngestAck } from '@sluice/contracts';
 import {
@@ -162,10 +163,43 @@ export class GrpcStreamSender implements Sender {
   }
 }
 
+/** A POST's status and parsed JSON body. */
+interface PostAnswer {
+  status: number;
+  json(): Promise<unknown>;
+}
+
+/** POST through `agent` (node:https: fetch takes no CA of its own). */
+function httpsPost(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  agent: HttpsAgent,
+): Promise<PostAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({
+          status: res.statusCode ?? 0,
+          json: () => Promise.resolve().then(() => JSON.parse(text) as unknown),
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** `POST /v1/events` with up to `concurrency` requests at once; JSON in the device's schema version. */
 export class HttpSender implements Sender {
   private active = 0;
   private readonly maxRetries: number;
+  /** With a CA in `opts.tls`: the keep-alive agent trusting it. */
+  private readonly agent: HttpsAgent | undefined;
 
   constructor(
     private readonly url: string,
@@ -174,6 +208,16 @@ export class HttpSender implements Sender {
     private readonly opts: SenderOptions = {},
   ) {
     this.maxRetries = opts.maxRetries ?? 5;
+    const tls = opts.tls;
+    if (typeof tls === 'object')
+      this.agent = new HttpsAgent({
+        keepAlive: true,
+        maxSockets: concurrency,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        servername: tls.serverName,
+      });
   }
 
   get inFlight(): number {
@@ -195,15 +239,14 @@ export class HttpSender implements Sender {
     for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
       const started = performance.now();
       try {
-        const res = await fetch(this.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'idempotency-key': b.batchId,
-            ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
-          },
-          body,
-        });
+        const headers = {
+          'content-type': 'application/json',
+          'idempotency-key': b.batchId,
+          ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
+        };
+        const res: PostAnswer = this.agent
+          ? await httpsPost(this.url, headers, body, this.agent)
+          : await fetch(this.url, { method: 'POST', headers, body });
         const json = (await res.json()) as {
           accepted?: number;
           rejections?: unknown[];
@@ -233,6 +276,7 @@ export class HttpSender implements Sender {
   }
 
   close(): void {
-    // Requests in flight finish by themselves; fetch keeps no connection to close.
+    // Requests in flight finish by themselves; fetch keeps no connection to close, the agent does.
+    this.agent?.destroy();
   }
 }
