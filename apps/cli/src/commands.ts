@@ -1,4 +1,5 @@
 import type { CliContext } from './context';
+import { costCommand } from './cost/command';
 import { dlqCommand } from './dlq/command';
 import { natsAuthCommand } from './nats-auth/command';
 import { replayCommand } from './replay/command';
@@ -17,6 +18,7 @@ export const COMMANDS: Record<string, Command> = {
   replay: replayCommand,
   dlq: dlqCommand,
   'nats-auth': natsAuthCommand,
+  cost: costCommand,
 };
 
 export function usage(): string {
