@@ -371,6 +371,59 @@ build_jaeger() {
   log "Jaeger $JAEGER_VERSION built in $((SECONDS - t0))s: $bin"
 }
 
+# Kubernetes manifests (deploy/helm/sluice), validated offline in CI: helm built once from the Go
+# module proxy, and the schemas the validator (tools/k8s-validate) reads, taken from Go modules:
+# Kubernetes' OpenAPI v3 spec (k8s.io/kubernetes api/openapi-spec/v3), KEDA's and the Prometheus
+# operator's CRDs (ScaledObject, ServiceMonitor, …). Both cached under $SLUICE_CACHE.
+HELM_VERSION=v3.22.0
+K8S_SCHEMA_VERSIONS="k8s.io/kubernetes@v1.36.3 github.com/kedacore/keda/v2@v2.21.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
+helm_bin() { echo "$SLUICE_CACHE/helm-$HELM_VERSION/helm"; }
+k8s_schema_dir() { echo "$SLUICE_CACHE/k8s-schemas-v1.36.3-keda-v2.21.0-po-v0.85.0"; }
+
+# ensure_deploy_tools: builds helm_bin and fills k8s_schema_dir unless they are there (idempotent;
+# concurrent callers wait for one build), then exports HELM_BIN and K8S_SCHEMA_DIR.
+ensure_deploy_tools() {
+  local go bin dir sdir blog modjson moddir mod lock t0=$SECONDS
+  bin="$(helm_bin)" sdir="$(k8s_schema_dir)"
+  export HELM_BIN="$bin" K8S_SCHEMA_DIR="$sdir"
+  [[ -x "$bin" && -f "$sdir/.complete" ]] && return 0
+  dir="$(dirname "$bin")"
+  blog="$SLUICE_LOG_DIR/deploy-tools.log"
+  go="$(_go_bin)"
+  [[ -n "$go" ]] || die "helm $HELM_VERSION and the Kubernetes schemas come from the Go module proxy and need Go (not found)"
+  mkdir -p "$dir" "$SLUICE_LOG_DIR"
+  exec {lock}>"$SLUICE_CACHE/deploy-tools.lock"
+  flock "$lock"
+  if [[ ! -x "$bin" ]]; then
+    log "building helm $HELM_VERSION once into $dir (a minute or two; log: $blog)"
+    modjson="$(cd "$dir" && GOTOOLCHAIN=local timeout 600 "$go" mod download -json "helm.sh/helm/v3@$HELM_VERSION" 2>>"$blog")" ||
+      die "go mod download helm.sh/helm/v3@$HELM_VERSION failed; see $blog (is the Go module proxy reachable?)"
+    moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+    [[ -d "$moddir" ]] || die "go mod download did not report the helm source folder; see $blog"
+    (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 1200 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/helm) >>"$blog" 2>&1 ||
+      die "building helm $HELM_VERSION failed; see $blog"
+    mv -f "$bin.tmp" "$bin"
+  fi
+  if [[ ! -f "$sdir/.complete" ]]; then
+    log "fetching the Kubernetes, KEDA and Prometheus operator schemas once into $sdir (log: $blog)"
+    rm -rf "$sdir" && mkdir -p "$sdir/openapi-v3" "$sdir/crds"
+    for mod in $K8S_SCHEMA_VERSIONS; do
+      modjson="$(cd "$dir" && GOTOOLCHAIN=local timeout 600 "$go" mod download -json "$mod" 2>>"$blog")" ||
+        die "go mod download $mod failed; see $blog (is the Go module proxy reachable?)"
+      moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+      [[ -d "$moddir" ]] || die "go mod download did not report the folder of $mod; see $blog"
+      case "$mod" in
+        k8s.io/kubernetes@*) cp "$moddir"/api/openapi-spec/v3/*.json "$sdir/openapi-v3/" ;;
+        *keda*) cp "$moddir"/config/crd/bases/keda.sh_*.yaml "$sdir/crds/" ;;
+        *prometheus-operator*) cp "$moddir"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$sdir/crds/" ;;
+      esac || die "$mod has no schema files where expected; see $blog"
+    done
+    chmod -R u+w "$sdir" && touch "$sdir/.complete"
+  fi
+  exec {lock}>&-
+  log "helm $HELM_VERSION and the Kubernetes schemas ready in $((SECONDS - t0))s"
+}
+
 # chromium_bin: Debian's chromium for the console's browser tests (apps/console, driven by playwright-core).
 chromium_bin() { command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || true; }
 
