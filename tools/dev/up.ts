@@ -51,8 +51,8 @@ const KNOWN_OPS_PORTS: Record<string, number> = {
 const FIRST_OTHER_OPS_PORT = 9410;
 /** Where --tls keeps the development CA and server certificate (git-ignored). */
 const DEV_TLS_DIR = join(ROOT, 'tmp', 'dev-tls');
-/** Where the live view sends each child's output: `<name>.log` (git-ignored). */
-const LOG_DIR = join(ROOT, 'tmp', 'logs');
+/** Where the live view sends each child's output by default: `<name>.log` (git-ignored). */
+const DEFAULT_LOG_DIR = join(ROOT, 'tmp', 'logs');
 const SIM_NAME = 'fleet-sim';
 
 /** Defaults for the local services (the ones scripts/lib.sh starts); the caller's env wins. */
@@ -228,6 +228,7 @@ interface Options {
   tls: boolean;
   logs: boolean;
   opsPortBase: number;
+  logDir: string;
   only: string[] | undefined;
   graceMs: number;
   readyTimeoutMs: number;
@@ -272,6 +273,7 @@ function usage(code: number): never {
       '  --grace D          how long children get after SIGTERM before SIGKILL (default 10s)',
       '  --ready-timeout D  how long to wait for /healthz before starting the simulator (default 60s)',
       '  --ops-port-base N  first ops port (default 9401: ingestion 9401, dedupe 9402, ...)',
+      '  --log-dir DIR      where the live view writes <service>.log (default tmp/logs)',
       '',
     ].join('\n'),
   );
@@ -299,6 +301,7 @@ function parseArgs(argv: string[]): Options {
         tls: { type: 'boolean' },
         logs: { type: 'boolean' },
         'ops-port-base': { type: 'string' },
+        'log-dir': { type: 'string' },
         only: { type: 'string' },
         grace: { type: 'string' },
         'ready-timeout': { type: 'string' },
@@ -325,6 +328,7 @@ function parseArgs(argv: string[]): Options {
     tls: values.tls === true,
     logs: values.logs === true,
     opsPortBase,
+    logDir: resolve(values['log-dir'] || DEFAULT_LOG_DIR),
     only: values.only
       ?.split(',')
       .map((s) => s.trim())
@@ -411,7 +415,7 @@ function startChild(
     },
   );
   // Live view: the child's lines go to its own log file, unprefixed; else to ours, prefixed.
-  const file = liveMode ? createWriteStream(join(LOG_DIR, `${name}.log`)) : undefined;
+  const file = liveMode ? createWriteStream(join(opts.logDir, `${name}.log`)) : undefined;
   const prefix = file ? '' : paint(color, name.padEnd(width)) + ' | ';
   const pipes = [
     [proc.stdout, file ?? process.stdout],
@@ -565,8 +569,8 @@ async function main(): Promise<void> {
   if (opts.tls) devTls = await ensureDevTls(DEV_TLS_DIR);
   liveMode = process.stdout.isTTY === true && !opts.logs;
   if (liveMode) {
-    mkdirSync(LOG_DIR, { recursive: true });
-    upLog = createWriteStream(join(LOG_DIR, 'up.log'));
+    mkdirSync(opts.logDir, { recursive: true });
+    upLog = createWriteStream(join(opts.logDir, 'up.log'));
   }
 
   const ports = assignOpsPorts(apps, opts.opsPortBase);
@@ -627,7 +631,7 @@ async function main(): Promise<void> {
       ]);
     info.push([
       'logs',
-      `${rel(LOG_DIR)}/<service>.log · commands to paste: ${rel(join(LOG_DIR, 'up.log'))} · --logs streams them`,
+      `${rel(opts.logDir)}/<service>.log · commands to paste: ${rel(join(opts.logDir, 'up.log'))} · --logs streams them`,
     ]);
     const liveChild = (c: Child) => ({
       name: c.name,

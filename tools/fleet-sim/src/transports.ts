@@ -216,7 +216,7 @@ export class HttpSender implements Sender {
         ca: tls.ca,
         cert: tls.cert,
         key: tls.key,
-        servername: tls.serverName,
+        ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}),
       });
   }
 
