@@ -16,6 +16,7 @@ const BENCHES: readonly string[] = [
   'http',
   'ingest',
   'mongo',
+  'pipeline',
   'webhook',
 ];
 
