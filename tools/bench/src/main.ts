@@ -56,7 +56,7 @@ export function parseBenchArgs(name: string, mod: BenchModule, argv: string[]): 
     throw new UsageError(`${(err as Error).message}\n${benchUsage}`);
   }
   if (values['help']) throw new UsageError(benchUsage, true);
-  const seconds = Number(values['seconds'] ?? 10);
+  const seconds = Number(values['seconds'] ?? mod.defaultSeconds ?? 10);
   const rate = values['rate'] !== undefined ? Number(values['rate']) : undefined;
   if (!(seconds > 0))
     throw new UsageError(`--seconds must be a positive number, got "${String(values['seconds'])}"`);

@@ -33,6 +33,8 @@ export interface BenchModule {
   default: Bench;
   /** Extra flags; none when absent. */
   flags?: BenchFlags;
+  /** `--seconds` when not given. Default 10. */
+  defaultSeconds?: number;
   /** The entries of tools/bench/data/unit-costs.json this bench's result measures (`--record`). */
   unitCosts?: (result: BenchResult) => UnitCostUpdate;
 }

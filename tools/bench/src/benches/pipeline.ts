@@ -48,6 +48,9 @@ const ID_LENGTH = 24;
 const SENTINEL_SECONDS = 2 ** 34 + 0x2468ac;
 const CONSUMERS = ['dedupe', 'aggregator', 'mongo-capture', 'archiver', 'exporter', 'webhook'];
 
+/** The issue's default run; `--seconds 600` is the 10-minute run of docs/BENCHMARKS.md. */
+export const defaultSeconds = 60;
+
 export const flags: BenchFlags = {
   'burst-rate': 'events/s of the burst phase (default 200000)',
   'burst-seconds': 'length of the burst phase, s (default 60; 0 skips it)',
