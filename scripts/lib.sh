@@ -375,17 +375,20 @@ build_jaeger() {
 # module proxy, and the schemas the validator (tools/k8s-validate) reads, taken from Go modules:
 # Kubernetes' OpenAPI v3 spec (k8s.io/kubernetes api/openapi-spec/v3), KEDA's and the Prometheus
 # operator's CRDs (ScaledObject, ServiceMonitor, …). Both cached under $SLUICE_CACHE.
+# K8S_VERSION is also the version `helm template --kube-version` renders for (helm built without the
+# release ldflags assumes 1.20).
 HELM_VERSION=v3.22.0
-K8S_SCHEMA_VERSIONS="k8s.io/kubernetes@v1.36.3 github.com/kedacore/keda/v2@v2.21.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
+K8S_VERSION=v1.36.3
+K8S_SCHEMA_VERSIONS="k8s.io/kubernetes@$K8S_VERSION github.com/kedacore/keda/v2@v2.21.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
 helm_bin() { echo "$SLUICE_CACHE/helm-$HELM_VERSION/helm"; }
-k8s_schema_dir() { echo "$SLUICE_CACHE/k8s-schemas-v1.36.3-keda-v2.21.0-po-v0.85.0"; }
+k8s_schema_dir() { echo "$SLUICE_CACHE/k8s-schemas-$K8S_VERSION-keda-v2.21.0-po-v0.85.0"; }
 
 # ensure_deploy_tools: builds helm_bin and fills k8s_schema_dir unless they are there (idempotent;
-# concurrent callers wait for one build), then exports HELM_BIN and K8S_SCHEMA_DIR.
+# concurrent callers wait for one build), then exports HELM_BIN, K8S_SCHEMA_DIR and K8S_VERSION.
 ensure_deploy_tools() {
   local go bin dir sdir blog modjson moddir mod lock t0=$SECONDS
   bin="$(helm_bin)" sdir="$(k8s_schema_dir)"
-  export HELM_BIN="$bin" K8S_SCHEMA_DIR="$sdir"
+  export HELM_BIN="$bin" K8S_SCHEMA_DIR="$sdir" K8S_VERSION
   [[ -x "$bin" && -f "$sdir/.complete" ]] && return 0
   dir="$(dirname "$bin")"
   blog="$SLUICE_LOG_DIR/deploy-tools.log"
@@ -395,12 +398,12 @@ ensure_deploy_tools() {
   exec {lock}>"$SLUICE_CACHE/deploy-tools.lock"
   flock "$lock"
   if [[ ! -x "$bin" ]]; then
-    log "building helm $HELM_VERSION once into $dir (a minute or two; log: $blog)"
+    log "building helm $HELM_VERSION once into $dir (a few minutes; log: $blog)"
     modjson="$(cd "$dir" && GOTOOLCHAIN=local timeout 600 "$go" mod download -json "helm.sh/helm/v3@$HELM_VERSION" 2>>"$blog")" ||
       die "go mod download helm.sh/helm/v3@$HELM_VERSION failed; see $blog (is the Go module proxy reachable?)"
     moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
     [[ -d "$moddir" ]] || die "go mod download did not report the helm source folder; see $blog"
-    (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 1200 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/helm) >>"$blog" 2>&1 ||
+    (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 2400 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/helm) >>"$blog" 2>&1 ||
       die "building helm $HELM_VERSION failed; see $blog"
     mv -f "$bin.tmp" "$bin"
   fi
