@@ -36,3 +36,4 @@ export * from './codec';
 export * from './wire/index';
 export * from './topology';
 export * from './proto-reader';
+export * from './alerts';
