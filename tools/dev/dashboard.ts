@@ -70,8 +70,11 @@ export function ratePerSecond(
   return ((b - a) * 1000) / (cur.at - prev.at);
 }
 
-/** What the supervisor knows of a child: alive, and how its `/readyz` answered. */
-export type ServiceState = 'starting' | 'ready' | 'not ready' | 'running' | 'exited';
+/**
+ * What the supervisor knows of a child: alive, and how its `/readyz` answered (`no answer`: it did
+ * before, not this time; `running`: a child without ops port, the simulator).
+ */
+export type ServiceState = 'starting' | 'ready' | 'not ready' | 'no answer' | 'running' | 'exited';
 
 /** One service's line of the dashboard. */
 export interface ServiceRow {

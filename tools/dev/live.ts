@@ -48,7 +48,7 @@ const LEAVE = `${ESC}?25h${ESC}?1049l`; // show cursor, main screen
 
 async function get(url: string): Promise<{ status: number; text: string } | undefined> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(800) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
     return { status: res.status, text: await res.text() };
   } catch {
     return undefined;
@@ -71,7 +71,10 @@ function tcpAnswers(url: string): Promise<boolean> {
 
 /** The redrawing terminal view of the dev pipeline. */
 export class LiveView {
-  private readonly scrapes = new Map<string, { prev?: Scrape; cur?: Scrape; ready?: number }>();
+  private readonly scrapes = new Map<
+    string,
+    { prev?: Scrape; cur?: Scrape; ready?: number; answered?: boolean }
+  >();
   private readonly startedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -118,6 +121,7 @@ export class LiveView {
         const base = `http://127.0.0.1:${c.opsPort}`;
         const [ready, metrics] = await Promise.all([get(`${base}/readyz`), get(`${base}/metrics`)]);
         const entry = this.scrapes.get(c.name) ?? {};
+        entry.answered ||= ready !== undefined;
         entry.ready = ready?.status;
         if (metrics?.status === 200) {
           entry.prev = entry.cur;
@@ -134,8 +138,9 @@ export class LiveView {
     const state = (c: LiveChild): ServiceState => {
       if (!c.alive()) return 'exited';
       if (c.opsPort === undefined) return 'running';
-      const ready = this.scrapes.get(c.name)?.ready;
-      return ready === undefined ? 'starting' : ready === 200 ? 'ready' : 'not ready';
+      const s = this.scrapes.get(c.name);
+      if (s?.ready === undefined) return s?.answered ? 'no answer' : 'starting';
+      return s.ready === 200 ? 'ready' : 'not ready';
     };
     const sim = this.opts.sim();
     const jaegerUrl = this.opts.jaegerUrl ?? 'http://127.0.0.1:16686';

@@ -113,22 +113,14 @@ describe('npm start -- --tls', () => {
     expect(sent.code).toBe(0);
     expect(JSON.parse(sent.stdout)).toMatchObject({ status: 'OK', accepted: 1 });
 
-    // The fleet simulator (gRPC over TLS, --ca) feeds the pipeline: its devices of this run's own
-    // region show up in the query API, asked over HTTPS with the printed command.
-    let devices: Array<{ id: string; region: string }> = [];
-    await waitFor(
-      'fleet-sim devices in the query API',
-      async () => {
-        const r = await bash(queryCurl);
-        if (r.code !== 0) return false;
-        devices = (JSON.parse(r.stdout) as { items: typeof devices }).items.filter(
-          (d) => d.id !== 'D-789',
-        );
-        return devices.length > 0;
-      },
-      { timeoutMs: 90_000, intervalMs: 1000 },
-    );
-    expect(devices[0]!.region).toBe(region);
+    // The query API over HTTPS with the printed command, as pasted.
+    const listed = await bash(queryCurl);
+    expect(listed.code).toBe(0);
+    expect(Array.isArray((JSON.parse(listed.stdout) as { items: unknown[] }).items)).toBe(true);
+
+    // The fleet simulator (gRPC over TLS, --ca) feeds the pipeline: roll-ups of this run's own
+    // region, from this run's time on, come back from the query API over HTTPS. (engine_temp: only
+    // the simulator sends it; the curl event above is a temperature.)
     const token = /Bearer ([0-9a-f]{48})/.exec(queryCurl)![1]!;
     const seriesUrl = `https://127.0.0.1:${apiPort}/v1/series?region=${region}&sensor=engine_temp&resolution=1s&from=${started.toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
     let points: Array<{ time: string; count: number }> = [];
@@ -138,10 +130,11 @@ describe('npm start -- --tls', () => {
         const r = await bash(
           `curl -sS --cacert ${caFile} -H "authorization: Bearer ${token}" '${seriesUrl}'`,
         );
-        points = r.code === 0 ? (JSON.parse(r.stdout) as { points: typeof points }).points : [];
+        points =
+          r.code === 0 ? ((JSON.parse(r.stdout) as { points?: typeof points }).points ?? []) : [];
         return points.length > 0;
       },
-      { timeoutMs: 60_000, intervalMs: 1000 },
+      { timeoutMs: 90_000, intervalMs: 1000 },
     );
     expect(points[0]!.count).toBeGreaterThan(0);
     expect(Date.parse(points[0]!.time)).toBeGreaterThanOrEqual(started.getTime() - 1000);

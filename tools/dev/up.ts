@@ -114,8 +114,11 @@ function loadToken(file: string): string {
   return token;
 }
 
-/** A path as the user would type it from the current directory. */
-const rel = (path: string) => relative(process.cwd(), path) || path;
+/** A path as the user would type it: relative to the current directory when under it. */
+const rel = (path: string) => {
+  const r = relative(process.cwd(), path);
+  return r && !r.startsWith('..') ? r : path;
+};
 
 /** The TLS files of this run (--tls), set before anything is printed. */
 let devTls: DevTls | undefined;
