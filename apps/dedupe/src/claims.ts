@@ -68,7 +68,7 @@ export interface RedisClaimStoreOptions {
   guard?: boolean;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
@@ -85,7 +85,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export const MAX_CLAIMS_PER_CALL = 4096;
 
 /** The Redis run id and eviction count, as the guard records them (Lua). */
-const REDIS_STATE = `
+export const REDIS_STATE = `
 local function redis_state()
   local server = redis.call('INFO', 'server')
   local stats = redis.call('INFO', 'stats')
@@ -104,7 +104,7 @@ end
 // order: 0 new (HSETNX set it), 1 ours (it holds this owner: a redelivery), 2 theirs (a duplicate).
 // Expiry is set after the fields exist and only moves later. The guard fails the whole call, before
 // any claim, when Redis is not the one the claims were seeded on (restart, failover, flush, eviction).
-const CLAIM_SCRIPT = `${REDIS_STATE}
+export const CLAIM_SCRIPT = `${REDIS_STATE}
 local mode = ARGV[1]
 if mode == 'g' then
   local g = redis.call('HMGET', KEYS[1], 'run_id', 'evicted')
@@ -136,7 +136,7 @@ return table.concat(out)
 `;
 
 // KEYS[1] guard. A write (so a Redis out of memory fails it), only when the guard is valid.
-const PROBE_SCRIPT = `${REDIS_STATE}
+export const PROBE_SCRIPT = `${REDIS_STATE}
 local g = redis.call('HMGET', KEYS[1], 'run_id', 'evicted')
 if not g[1] then return redis.error_reply('SLUICE_CLAIMS_LOST missing') end
 local run_id, evicted = redis_state()
@@ -158,13 +158,13 @@ return 1
 `;
 
 // KEYS[1] lease; ARGV token.
-const RELEASE_SCRIPT = `
+export const RELEASE_SCRIPT = `
 if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
 // KEYS[1] lease; ARGV token, lease ms.
-const REFRESH_SCRIPT = `
+export const REFRESH_SCRIPT = `
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -172,7 +172,7 @@ return 1
 
 // KEYS[1] guard, KEYS[2] lease; ARGV token, now ms. 1 committed, 0 lease lost, -1 Redis changed
 // under the seed (restarted, evicted): its claims cannot be trusted, the lease is dropped.
-const COMMIT_SCRIPT = `${REDIS_STATE}
+export const COMMIT_SCRIPT = `${REDIS_STATE}
 local l = redis.call('HMGET', KEYS[2], 'token', 'run_id', 'evicted')
 if l[1] ~= ARGV[1] then return 0 end
 local run_id, evicted = redis_state()
@@ -184,18 +184,19 @@ return 1
 `;
 
 /** One script call's arguments and, per reply digit, the index of the claim it answers. */
-interface ScriptCall {
+export interface ScriptCall {
   keys: string[];
   argv: string[];
   order: number[];
 }
 
 /**
- * The script call for claims [from, to): grouped by hash (stable, so a field's claims keep their
- * order) and, inside a hash, by runs of one owner.
+ * The script call for claims [from, to) (of `pick`, the claims' indexes, when given): grouped by hash
+ * (stable, so a field's claims keep their order) and, inside a hash, by runs of one owner.
  */
-function scriptCall(
+export function scriptCall(
   batch: ClaimBatch,
+  pick: readonly number[] | undefined,
   from: number,
   to: number,
   ttlMs: number,
@@ -204,7 +205,8 @@ function scriptCall(
 ): ScriptCall {
   const { slots, ownerOf, owners, fields } = batch;
   const bySlot = new Map<number, number[]>();
-  for (let i = from; i < to; i++) {
+  for (let j = from; j < to; j++) {
+    const i = pick ? pick[j]! : j;
     const list = bySlot.get(slots[i]!);
     if (list) list.push(i);
     else bySlot.set(slots[i]!, [i]);
@@ -237,7 +239,7 @@ function scriptCall(
 }
 
 /** Reply digit ('0'..'2' as char code − 48) → result. */
-const RESULTS: readonly ClaimResult[] = ['new', 'ours', 'theirs'];
+export const RESULTS: readonly ClaimResult[] = ['new', 'ours', 'theirs'];
 
 type ScriptedRedis = Redis & {
   sluiceClaim?: unknown;
@@ -248,10 +250,10 @@ type ScriptedRedis = Redis & {
   sluiceSeedRelease(n: number, ...args: string[]): Promise<number>;
 };
 
-const LOST = /^SLUICE_CLAIMS_LOST (missing|restarted|evicted|unverifiable)/;
+export const LOST = /^SLUICE_CLAIMS_LOST (missing|restarted|evicted|unverifiable)/;
 
 /** A script's error reply as the typed error it stands for. */
-function scriptError(err: Error): RedisUnavailableError {
+export function scriptError(err: Error): RedisUnavailableError {
   const lost = LOST.exec(err.message);
   if (lost) return new ClaimsLostError(lost[1] as ClaimsLostReason);
   if (err.message.startsWith('SLUICE_SEED_ABORTED')) return new SeedAbortedError();
@@ -365,6 +367,7 @@ export class RedisClaimStore implements ClaimStore {
     for (let start = 0; start < total; start += MAX_CLAIMS_PER_CALL) {
       const call = scriptCall(
         batch,
+        undefined,
         start,
         Math.min(start + MAX_CLAIMS_PER_CALL, total),
         ttlMs,

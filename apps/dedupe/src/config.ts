@@ -15,8 +15,18 @@ export const CRASH_POINTS = ['after-claim', 'after-publish'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 const schema = defineConfig({
-  /** Redis holding the claims. Default `redis://127.0.0.1:6379`. `rediss://` for TLS (REDIS_TLS_*). */
+  /**
+   * Redis holding the claims. Default `redis://127.0.0.1:6379`. `rediss://` for TLS (REDIS_TLS_*).
+   * With DEDUPE_REDIS_CLUSTER=true: one or more seed nodes of the cluster, comma-separated.
+   */
   REDIS_URL: redisUrl(),
+  /**
+   * Claims on a Redis Cluster (REDIS_URL lists seed nodes): every key of a claim shard carries the
+   * shard's hash tag, so each script call stays within one slot, and the calls of a batch go out as
+   * one pipeline per master. Claims made on a single Redis are not seen by a cluster layout (the key
+   * names differ). Default `false` (one Redis, or a primary with replicas).
+   */
+  DEDUPE_REDIS_CLUSTER: bool(false),
   /**
    * CA bundle (PEM) the Redis server's certificate must chain to; needs a `rediss://` REDIS_URL.
    * Default: the system's CAs.
@@ -129,6 +139,33 @@ const schema = defineConfig({
       message: 'is fault injection for tests and must not be set in production',
     });
   }
+  const urls = cfg.REDIS_URL.split(',');
+  if (urls.length > 1 && !cfg.DEDUPE_REDIS_CLUSTER)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['REDIS_URL'],
+      message: 'lists several URLs: that needs DEDUPE_REDIS_CLUSTER=true (seed nodes of a cluster)',
+    });
+  for (const url of urls)
+    if (!/^rediss?:\/\/[^\s,]+$/.test(url))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_URL'],
+        message: `"${url}" must be redis://host:port or rediss://host:port`,
+      });
+  if (new Set(urls.map((u) => u.split(':')[0])).size > 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['REDIS_URL'],
+      message: 'mixes redis:// and rediss:// seed nodes: use one scheme for the whole cluster',
+    });
+  if (cfg.DEDUPE_REDIS_CLUSTER && /[{}]/.test(cfg.DEDUPE_KEY_PREFIX))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DEDUPE_KEY_PREFIX'],
+      message:
+        'must not hold { or } with DEDUPE_REDIS_CLUSTER=true (a brace would change the hash tag)',
+    });
   if (cfg.DEDUPE_CLEAN_DUPLICATE_WINDOW <= cfg.DEDUPE_ACK_WAIT * 2) {
     ctx.addIssue({
       code: 'custom',

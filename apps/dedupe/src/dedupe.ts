@@ -31,6 +31,8 @@ export interface DedupeOptions {
   claimBucketMs?: number;
   /** Claim hashes per bucket. Default 64. */
   claimShards?: number;
+  /** Cluster key names (a hash tag per shard); the claim store must be a cluster one. Default false. */
+  redisCluster?: boolean;
   /** Default `retry`. */
   onRedisDown?: 'retry' | 'pass';
   /** Raw messages per handler call (one Redis round trip). Default 64. */
@@ -96,6 +98,7 @@ export function dedupeOptions(cfg: Config): DedupeOptions {
     keyPrefix: cfg.DEDUPE_KEY_PREFIX,
     claimBucketMs: cfg.DEDUPE_CLAIM_BUCKET,
     claimShards: cfg.DEDUPE_CLAIM_SHARDS,
+    redisCluster: cfg.DEDUPE_REDIS_CLUSTER,
     onRedisDown: cfg.DEDUPE_ON_REDIS_DOWN,
     batchMessages: cfg.DEDUPE_BATCH_MESSAGES,
     concurrency: cfg.DEDUPE_CONCURRENCY,
@@ -145,6 +148,7 @@ export async function buildDedupe(deps: DedupeDeps, opts: DedupeOptions = {}): P
     prefix: opts.keyPrefix ?? '',
     bucketMs: opts.claimBucketMs ?? 600_000,
     shards: opts.claimShards ?? 64,
+    ...(opts.redisCluster ? { cluster: true } : {}),
   };
   const fenceMs = opts.reseedFenceMs ?? 3_000;
   const log = deps.log;

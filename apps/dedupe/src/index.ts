@@ -1,4 +1,5 @@
 export * from './claims';
+export * from './cluster-claims';
 export * from './config';
 export * from './dedupe';
 export * from './errors';

@@ -14,6 +14,68 @@ export interface ClaimLayout {
   bucketMs: number;
   /** Hashes per bucket, chosen by a hash of the event id. */
   shards: number;
+  /**
+   * Redis Cluster names: every key of a shard carries the shard's hash tag (`{c<n>}`), so all its
+   * buckets, its guard and its seed lease live in one cluster slot. Default false (single Redis: the
+   * names carry no tag and are unchanged).
+   */
+  cluster?: boolean;
+}
+
+/** Hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16_384;
+
+const CRC16_TABLE = (() => {
+  const t = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i << 8;
+    for (let j = 0; j < 8; j++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+    t[i] = c;
+  }
+  return t;
+})();
+
+/**
+ * The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the text between the first
+ * `{` and the next `}`, when not empty) or of the whole key, modulo 16384 (the Redis Cluster spec).
+ */
+export function clusterKeySlot(key: string): number {
+  let s = key;
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) s = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const b of Buffer.from(s, 'utf8'))
+    crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ b) & 0xff]!;
+  return crc % CLUSTER_SLOTS;
+}
+
+const TAGS = new Map<number, readonly string[]>();
+
+/**
+ * The hash tag of each shard in a cluster layout: `c<n>` for the smallest n whose slot falls in the
+ * shard's 1/shards of the slot space, so the shards spread evenly over the slots (and over masters
+ * that hold even slot ranges, as `redis-cli --cluster create` assigns them) instead of landing where
+ * CRC16 of `0`..`63` happens to fall. Deterministic: every replica and version names the same keys.
+ */
+export function clusterTags(shards: number): readonly string[] {
+  let tags = TAGS.get(shards);
+  if (tags) return tags;
+  const found: Array<string | undefined> = new Array(shards);
+  let missing = shards;
+  for (let n = 0; missing > 0; n++) {
+    const tag = `c${n}`;
+    const range = Math.floor((clusterKeySlot(tag) * shards) / CLUSTER_SLOTS);
+    if (found[range] === undefined) {
+      found[range] = tag;
+      missing--;
+    }
+  }
+  tags = found as string[];
+  TAGS.set(shards, tags);
+  return tags;
 }
 
 /** Where one event id's claim lives: field `field` of the Redis hash `key`. */
@@ -68,6 +130,9 @@ export class ClaimBatch {
   readonly ownerOf: number[] = [];
   readonly owners: string[] = [];
 
+  /** Per shard, the `{tag}` suffix of its keys in a cluster layout; empty strings otherwise. */
+  private readonly tagSuffix: readonly string[] | undefined;
+
   constructor(readonly layout: ClaimLayout) {
     // Slot numbers stay exact integers only within these bounds (DEDUPE_CLAIM_* checks them too).
     if (
@@ -80,6 +145,11 @@ export class ClaimBatch {
         `claim layout needs a bucket of at least 1000 ms and 1–4096 shards, got ${layout.bucketMs} ms and ${layout.shards}`,
       );
     }
+    if (layout.cluster && /[{}]/.test(layout.prefix))
+      throw new RangeError(
+        'a cluster claim layout needs a key prefix without { or } (a brace would change the hash tag)',
+      );
+    this.tagSuffix = layout.cluster ? clusterTags(layout.shards).map((t) => `{${t}}`) : undefined;
   }
 
   get length(): number {
@@ -101,11 +171,18 @@ export class ClaimBatch {
     this.ownerOf.push(owner);
   }
 
-  /** The Redis hash of a slot. */
+  /** The Redis hash of a slot (`…:<shard>{<tag>}` in a cluster layout). */
   key(slot: number): string {
     const { prefix, bucketMs, shards } = this.layout;
     const cell = Math.floor(slot / 2);
-    return `${prefix}${slot % 2 ? 'claims-h' : 'claims'}:${Math.floor(cell / shards) * bucketMs}:${cell % shards}`;
+    const shard = cell % shards;
+    const key = `${prefix}${slot % 2 ? 'claims-h' : 'claims'}:${Math.floor(cell / shards) * bucketMs}:${shard}`;
+    return this.tagSuffix ? key + this.tagSuffix[shard]! : key;
+  }
+
+  /** The shard of a slot: in a cluster layout, the slot group its claims share (one hash tag). */
+  shardOf(slot: number): number {
+    return Math.floor(slot / 2) % this.layout.shards;
   }
 
   /** End of a slot's event-time bucket (ms). */
@@ -136,4 +213,18 @@ export function cleanMessageId(stream: string, seq: number): string {
  */
 export function guardKeys(prefix: string): { guard: string; lease: string } {
   return { guard: `${prefix}claims-epoch`, lease: `${prefix}claims-seeding` };
+}
+
+/**
+ * In a cluster layout, the guard and the re-seed lease of one shard's slot group: the same names
+ * followed by the shard's hash tag, so a claim call checks the guard of the slot it claims in. The
+ * seed's overall lease stays {@link guardKeys}'s `lease` (any slot).
+ */
+export function groupGuardKeys(
+  prefix: string,
+  shards: number,
+  shard: number,
+): { guard: string; lease: string } {
+  const tag = `{${clusterTags(shards)[shard]!}}`;
+  return { guard: `${prefix}claims-epoch${tag}`, lease: `${prefix}claims-seeding${tag}` };
 }

@@ -46,6 +46,8 @@ export interface RedisCluster {
   roles(): Promise<{ masters: number[]; replicas: number[] }>;
   /** Port of the master serving `slot` now (asked of a running node). */
   masterOf(slot: number): Promise<number>;
+  /** The slot map now, from one `CLUSTER NODES`: the port of the master serving each slot. */
+  slotMasters(): Promise<(slot: number) => number>;
   /** Port of a running replica of the master on `port`. */
   replicaOf(port: number): Promise<number>;
   /** `redis-cli` on one node (by port), e.g. `cli(p, 'CLUSTER', 'FAILOVER')`; resolves with stdout. */
@@ -115,6 +117,9 @@ export async function redisCluster(opts: RedisClusterOptions = {}): Promise<Redi
         'no',
         '--dir',
         dir,
+        // One directory for all nodes: a full resync's RDB must not be another node's.
+        '--dbfilename',
+        `dump-${n.port}.rdb`,
         '--logfile',
         join(dir, `redis-${n.port}.log`),
         ...(opts.extraArgs ?? []),
@@ -185,14 +190,21 @@ export async function redisCluster(opts: RedisClusterOptions = {}): Promise<Redi
       };
     },
     async masterOf(slot) {
+      return (await cluster.slotMasters())(slot);
+    },
+    async slotMasters() {
+      const owner = new Int32Array(16_384);
       for (const n of await clusterNodes(anyRunning())) {
         if (!n.flags.includes('master') || n.flags.includes('fail')) continue;
         for (const range of n.slots) {
           const [a, b] = range.split('-').map(Number);
-          if (slot >= a! && slot <= (b ?? a!)) return n.port;
+          owner.fill(n.port, a!, (b ?? a!) + 1);
         }
       }
-      throw new Error(`no master serves slot ${slot}`);
+      return (slot) => {
+        if (!owner[slot]) throw new Error(`no master serves slot ${slot}`);
+        return owner[slot]!;
+      };
     },
     async replicaOf(port) {
       const out = await cli(anyRunning(), 'CLUSTER', 'NODES');
