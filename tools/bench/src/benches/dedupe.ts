@@ -1,4 +1,4 @@
-// `npm run bench -- dedupe [--seconds N] [--events-per-message 500] [--messages N] [--batch 64] [--dup-ratio 0]`
+// `npm run bench -- dedupe [--seconds N] [--events-per-message 500] [--messages N] [--batch 64] [--dup-ratio 0] [--redis single,cluster] [--cluster-replicas 0]`
 //
 // Events/s through dedupe: pre-fills a raw stream with N EventBatch messages, runs the dedupe
 // pipeline in this process (buildDedupe: the same code main.ts runs, against the local NATS and
@@ -9,6 +9,12 @@
 // the re-seed guard (DEDUPE_RESEED=false). After the guarded run its claims are deleted and re-seeded
 // from the clean stream it wrote: `reseed_claims_per_s`. Each run uses its own namespace (streams)
 // and key prefix, deleted afterwards.
+//
+// `--redis single,cluster` runs the guarded dedupe run on each claim store in turn, in the same run:
+// `single` is REDIS_URL (one Redis, as always), `cluster` a private Redis Cluster of 3 masters on
+// loopback (redis-server processes started for the run and removed after; `--cluster-replicas` per
+// master, default 0, so the comparison is 1 vs 3 masters doing the same claims). The cluster's results
+// are the `cluster_*` fields; `cluster_vs_single` is the ratio of events/s.
 import { join } from 'node:path';
 import {
   jetstream,
@@ -30,6 +36,7 @@ import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { Registry } from 'prom-client';
 import { percentile, round, type Bench, type BenchResult, type BenchFlags } from '../result';
 import { numberOf, type UnitCostUpdate } from '../unit-costs';
+import { redisCluster } from '@sluice/testing';
 
 // tools may not depend on apps (module boundaries), yet the benchmark must run the service's own
 // pipeline: the module is loaded by path at run time and typed by this minimal local view.
@@ -70,6 +77,7 @@ interface DedupeModule {
     },
     opts: {
       keyPrefix?: string;
+      redisCluster?: boolean;
       batchMessages?: number;
       ackWaitMs?: number;
       concurrency?: number;
@@ -92,6 +100,20 @@ interface DedupeModule {
     commandTimeoutMs: number;
     log: ReturnType<typeof createLogger>;
   }): { redis: RedisLike; stoppable: { stop(): Promise<void> } };
+  RedisClusterClaimStore: new (opts: {
+    cluster: RedisLike;
+    shards: number;
+    ttlMs: number;
+    timeoutMs: number;
+  }) => ClaimStore;
+  connectRedisCluster(opts: {
+    urls: readonly string[];
+    commandTimeoutMs: number;
+    log: ReturnType<typeof createLogger>;
+  }): {
+    redis: RedisLike & { nodes(role: 'master'): RedisLike[] };
+    stoppable: { stop(): Promise<void> };
+  };
 }
 interface RedisLike {
   status: string;
@@ -254,6 +276,7 @@ async function run(
     concurrency: number;
     prefix: string;
     label: string;
+    cluster?: boolean;
   },
   redis?: RedisLike,
   roundTrips?: { count: number },
@@ -268,7 +291,13 @@ async function run(
     const keyPrefix = `${opts.prefix}${ns}:`;
     const dedupe = await mod.buildDedupe(
       { nc, topology: t, claims, log, registry },
-      { keyPrefix, batchMessages: opts.batch, concurrency: opts.concurrency, reseedFenceMs: 3_000 },
+      {
+        keyPrefix,
+        batchMessages: opts.batch,
+        concurrency: opts.concurrency,
+        reseedFenceMs: 3_000,
+        ...(opts.cluster ? { redisCluster: true } : {}),
+      },
     );
     const { actors, publisher } = dedupe;
     // A guarded store starts with no guard: seed the (empty) clean stream before the clock starts.
@@ -318,22 +347,35 @@ async function run(
   }
 }
 
-/** Redis server CPU seconds (user + system, all threads) so far. */
+/** The servers behind a connection: every master of a cluster client, else the one Redis. */
+function serversOf(redis: RedisLike): RedisLike[] {
+  const nodes = (redis as RedisLike & { nodes?: (role: 'master') => RedisLike[] }).nodes;
+  return nodes ? nodes.call(redis, 'master') : [redis];
+}
+
+/** Redis server CPU seconds (user + system, all threads; summed over a cluster's masters) so far. */
 async function redisCpuSeconds(redis: RedisLike): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) =>
-    Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return field('used_cpu_sys') + field('used_cpu_user');
+  let sum = 0;
+  for (const server of serversOf(redis)) {
+    const info = await server.info('cpu');
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+    sum += field('used_cpu_sys') + field('used_cpu_user');
+  }
+  return sum;
 }
 
 async function deleteKeys(redis: RedisLike, prefix: string) {
-  let cursor = '0';
-  let rounds = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 10_000);
-    if (keys.length) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0' && ++rounds < 100_000);
+  for (const server of serversOf(redis)) {
+    let cursor = '0';
+    let rounds = 0;
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 10_000);
+      // One UNLINK per key: a cluster refuses a multi-key command across slots.
+      await Promise.all(keys.map((k) => server.unlink(k)));
+      cursor = next;
+    } while (cursor !== '0' && ++rounds < 100_000);
+  }
 }
 
 /** Extra flags of this bench (any other is refused). */
@@ -343,6 +385,9 @@ export const flags: BenchFlags = {
   batch: 'messages per pull (default 64)',
   concurrency: 'batches in flight (default 3, DEDUPE_CONCURRENCY)',
   'dup-ratio': 'fraction of duplicate events, 0..1 (default 0)',
+  redis:
+    'claim stores to run, comma-separated: single (REDIS_URL), cluster (a private 3-master Redis Cluster) (default single)',
+  'cluster-replicas': 'replicas per master of the --redis cluster (default 0)',
 };
 
 const bench: Bench = async (opts) => {
@@ -370,52 +415,126 @@ const bench: Bench = async (opts) => {
     name: 'bench-dedupe',
   });
   const jsm = await jetstreamManager(nc);
-  const { redis, stoppable } = mod.connectRedis({
-    url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
-    commandTimeoutMs: 10_000,
-    log,
-  });
+  const modes = (opts.flags['redis'] ?? 'single').split(',').map((m) => m.trim());
+  if (!modes.length || modes.some((m) => m !== 'single' && m !== 'cluster'))
+    throw new Error('bad --redis: single, cluster, or single,cluster');
+  const clusterReplicas = Number(opts.flags['cluster-replicas'] ?? 0);
+  if (!(Number.isInteger(clusterReplicas) && clusterReplicas >= 0))
+    throw new Error('bad --cluster-replicas: a whole number ≥ 0');
   const prefix = `bench-dedupe-${Date.now().toString(36)}:`;
+  const closers: Array<() => Promise<unknown>> = [];
+  const common = { messages, perMessage, dupRatio, batch, concurrency, prefix };
+  const total = messages * perMessage;
+
+  /** The guarded dedupe run on one claim store, with what it cost Redis. */
+  const measure = async (label: string, redis: RedisLike, store: ClaimStore, cluster: boolean) => {
+    const roundTrips = countRoundTrips(redis);
+    const claims = new MeasuredClaims(store);
+    const dd = await run(mod, nc, jsm, claims, { ...common, label, cluster }, redis, roundTrips);
+    const redisCpu = dd.redisCpu ?? Number.NaN;
+    const lat = [...claims.latencies].sort((a, b) => a - b);
+    return {
+      dd,
+      claims,
+      fields: {
+        events_per_s: Math.round(total / dd.seconds),
+        p50_ms: round(percentile(lat, 50)),
+        p99_ms: round(percentile(lat, 99)),
+        reseed_claims: dd.reseed?.claims ?? 0,
+        reseed_outcome: dd.reseed?.outcome ?? 'none',
+        reseed_claims_per_s: dd.reseed
+          ? Math.round(dd.reseed.claims / Math.max(0.001, dd.reseed.seedMs / 1000))
+          : 0,
+        clean_events: dd.cleanEvents,
+        seconds: round(dd.seconds),
+        batches: claims.calls,
+        redis_round_trips: dd.roundTrips ?? 0,
+        redis_round_trips_per_batch: round((dd.roundTrips ?? 0) / Math.max(1, claims.calls), 3),
+        claims_per_round_trip: Math.round(claims.requests / Math.max(1, claims.calls)),
+        // The Redis servers' CPU over the dedupe run (pre-fill included: it touches no Redis key).
+        redis_cpu_us_per_claim: round((redisCpu * 1e6) / Math.max(1, claims.requests), 3),
+        redis_busy_share: round(redisCpu / dd.seconds, 3),
+        // This process's CPU over the guarded run: the dedupe actors, their NATS client and the
+        // bench's progress polls (one stream info every 20 ms).
+        dedupe_cpu_ms_per_1k_events: round((dd.processCpu * 1e6) / Math.max(1, total), 3),
+      },
+    };
+  };
+
   try {
-    const deadline = Date.now() + 10_000;
-    while (redis.status !== 'ready' && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
-    const common = { messages, perMessage, dupRatio, batch, concurrency, prefix };
     const base = await run(mod, nc, jsm, new MeasuredClaims(undefined), {
       ...common,
       label: 'baseline',
     });
-    // Without the guard: Redis trusted to keep its claims (DEDUPE_RESEED=false, the design before).
-    const unguarded = await run(
-      mod,
-      nc,
-      jsm,
-      new MeasuredClaims(
-        new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false }),
-      ),
-      { ...common, label: 'unguarded' },
-    );
-    const roundTrips = countRoundTrips(redis);
-    const claims = new MeasuredClaims(
-      new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }),
-    );
-    const dd = await run(mod, nc, jsm, claims, { ...common, label: 'dedupe' }, redis, roundTrips);
-    const redisCpu = dd.redisCpu ?? Number.NaN;
-    const lat = [...claims.latencies].sort((a, b) => a - b);
-    const total = messages * perMessage;
+    let single: Awaited<ReturnType<typeof measure>> | undefined;
+    let unguardedSeconds: number | undefined;
+    if (modes.includes('single')) {
+      const { redis, stoppable } = mod.connectRedis({
+        url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+        commandTimeoutMs: 10_000,
+        log,
+      });
+      closers.push(async () => {
+        await deleteKeys(redis, prefix).catch(() => undefined);
+        await stoppable.stop();
+      });
+      const deadline = Date.now() + 10_000;
+      while (redis.status !== 'ready' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      // Without the guard: Redis trusted to keep its claims (DEDUPE_RESEED=false, the design before).
+      const unguarded = await run(
+        mod,
+        nc,
+        jsm,
+        new MeasuredClaims(
+          new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000, guard: false }),
+        ),
+        { ...common, label: 'unguarded' },
+      );
+      unguardedSeconds = unguarded.seconds;
+      single = await measure(
+        'dedupe',
+        redis,
+        new mod.RedisClaimStore({ redis, ttlMs: 600_000, timeoutMs: 10_000 }),
+        false,
+      );
+    }
+    let cluster: (Awaited<ReturnType<typeof measure>> & { masters: number }) | undefined;
+    if (modes.includes('cluster')) {
+      const servers = await redisCluster({ masters: 3, replicas: clusterReplicas });
+      closers.push(() => servers.destroy());
+      const { redis, stoppable } = mod.connectRedisCluster({
+        urls: servers.url.split(','),
+        commandTimeoutMs: 10_000,
+        log,
+      });
+      closers.push(() => stoppable.stop());
+      const deadline = Date.now() + 20_000;
+      while (redis.status !== 'ready' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      const store = new mod.RedisClusterClaimStore({
+        cluster: redis,
+        shards: 64,
+        ttlMs: 600_000,
+        timeoutMs: 10_000,
+      });
+      cluster = {
+        ...(await measure('cluster', redis, store, true)),
+        masters: redis.nodes('master').length,
+      };
+    }
+    const main = (single ?? cluster)!;
     const result: BenchResult = {
       name: 'dedupe',
-      events_per_s: Math.round(total / dd.seconds),
-      p50_ms: round(percentile(lat, 50)),
-      p99_ms: round(percentile(lat, 99)),
+      redis: single ? 'single' : 'cluster',
+      ...main.fields,
       baseline_events_per_s: Math.round(total / base.seconds),
-      // The same Redis claims without the guard (DEDUPE_RESEED=false), measured in this run.
-      unguarded_events_per_s: Math.round(total / unguarded.seconds),
-      reseed_claims: dd.reseed?.claims ?? 0,
-      reseed_outcome: dd.reseed?.outcome ?? 'none',
-      reseed_claims_per_s: dd.reseed
-        ? Math.round(dd.reseed.claims / Math.max(0.001, dd.reseed.seedMs / 1000))
-        : 0,
+      ...(unguardedSeconds !== undefined
+        ? {
+            // The same Redis claims without the guard (DEDUPE_RESEED=false), measured in this run.
+            unguarded_events_per_s: Math.round(total / unguardedSeconds),
+          }
+        : {}),
       latency_of: 'one Redis claim round trip (a whole batch)',
       messages,
       events_per_message: perMessage,
@@ -424,26 +543,30 @@ const bench: Bench = async (opts) => {
       // Distinct events: the first message whole, then the originals of every later one.
       expected_clean_events:
         perMessage + (messages - 1) * (perMessage - repeatsPerMessage(perMessage, dupRatio)),
-      clean_events: dd.cleanEvents,
-      seconds: round(dd.seconds),
       baseline_seconds: round(base.seconds),
       concurrency,
-      batches: claims.calls,
-      avg_messages_per_batch: round(messages / Math.max(1, claims.calls)),
-      redis_round_trips: dd.roundTrips ?? 0,
-      redis_round_trips_per_batch: round((dd.roundTrips ?? 0) / Math.max(1, claims.calls), 3),
-      claims_per_round_trip: Math.round(claims.requests / Math.max(1, claims.calls)),
-      // The Redis server's CPU over the dedupe run (pre-fill included: it touches no Redis key).
-      redis_cpu_us_per_claim: round((redisCpu * 1e6) / Math.max(1, claims.requests), 3),
-      redis_busy_share: round(redisCpu / dd.seconds, 3),
-      // This process's CPU over the guarded run: the dedupe actors, their NATS client and the bench's
-      // progress polls (one stream info every 20 ms).
-      dedupe_cpu_ms_per_1k_events: round((dd.processCpu * 1e6) / Math.max(1, total), 3),
+      avg_messages_per_batch: round(messages / Math.max(1, main.claims.calls)),
+      ...(cluster
+        ? {
+            cluster_masters: cluster.masters,
+            cluster_replicas_per_master: clusterReplicas,
+            ...Object.fromEntries(
+              Object.entries(cluster.fields).map(([k, v]) => [`cluster_${k}`, v]),
+            ),
+            ...(single
+              ? {
+                  cluster_vs_single: round(
+                    cluster.fields.events_per_s / Math.max(1, single.fields.events_per_s),
+                    3,
+                  ),
+                }
+              : {}),
+          }
+        : {}),
     };
     return result;
   } finally {
-    await deleteKeys(redis, prefix).catch(() => undefined);
-    await stoppable.stop();
+    for (const close of closers.reverse()) await close().catch(() => undefined);
     await nc.drain().catch(() => undefined);
   }
 };
