@@ -86,6 +86,7 @@ describe('query API access control', () => {
       '/v1/devices/{device}/latest',
       '/v1/regions',
       '/v1/series',
+      '/v1/stream',
     ]);
   });
 
@@ -95,6 +96,7 @@ describe('query API access control', () => {
       '/v1/regions',
       `/v1/series?region=eu&sensor=temp&${range}`,
       '/v1/devices/dev-eu-1/latest',
+      '/v1/stream?resolution=1h',
     ]) {
       for (const token of [undefined, 'wrong-token', eu.sha256]) {
         const r = await get(path, token);

@@ -6,6 +6,7 @@ import type { ServerTls } from '@sluice/config';
 import { ConfigError } from '@sluice/errors';
 import {
   badParameter,
+  defineEventStream,
   defineRoute,
   forbidden,
   generateToken,
@@ -33,6 +34,7 @@ import {
   type SeriesQuery,
 } from './query';
 import type { Resolution } from './resolutions';
+import type { RollupStream, StreamFilter } from './stream';
 
 export interface ApiOptions {
   port: number;
@@ -55,6 +57,10 @@ export interface ApiOptions {
   registry: Registry;
   /** HTTPS (and mTLS with a client CA): `listenerTls(config, 'AGGREGATOR_API')`. Default plain HTTP. */
   tls?: ServerTls | undefined;
+  /** Serves `GET /v1/stream` from it. Default none (the route answers 503). */
+  stream?: RollupStream | undefined;
+  /** Its subscriber limit, added to the connection limit. Default 2,000. */
+  maxStreamClients?: number;
 }
 
 export interface ApiServer {
@@ -174,6 +180,44 @@ const keyPageSchema = z.object({
   items: z.array(z.object({ id: z.string(), region: z.string(), sensors: z.array(z.string()) })),
   next_cursor: z.string().nullable(),
 });
+const rollupEventSchema = z.object({
+  scope: z.enum(['device', 'region']),
+  device: z.string().optional().describe('For scope `device`'),
+  region: z.string(),
+  sensor: z.string(),
+  resolution: z.string(),
+  time: iso.describe('Window start'),
+  end: iso.describe('Window end (exclusive)'),
+  count: z.number().int(),
+  sum: z.number(),
+  min: z.number(),
+  max: z.number(),
+  avg: z.number(),
+  first: z.number(),
+  last: z.number(),
+  first_time: iso,
+  last_time: iso,
+  revision: z.number().int().describe('1 when the window closed; +1 per late update'),
+  late_count: z.number().int(),
+});
+const MAX_LIST = 1000;
+const listParam = (name: string) =>
+  z
+    .string()
+    .min(1, `${name} must not be empty`)
+    .max(64 * 1024)
+    .transform((raw, ctx) => {
+      const items = [...new Set(raw.split(',').map((x) => x.trim()))].filter((x) => x !== '');
+      if (items.length === 0 || items.length > MAX_LIST || items.some((x) => x.length > MAX_TEXT)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must list 1 to ${MAX_LIST} comma-separated values of at most ${MAX_TEXT} characters`,
+        });
+        return z.NEVER;
+      }
+      return items;
+    })
+    .optional();
 const latestSchema = z.object({
   device: z.string(),
   sensors: z.array(
@@ -345,6 +389,61 @@ export function queryApi(
     },
   });
 
+  const stream = opts.stream;
+  const streamRoute = defineEventStream({
+    path: '/v1/stream',
+    operationId: 'streamRollups',
+    summary: 'Roll-ups pushed as their windows close (server-sent events)',
+    description:
+      'A `text/event-stream` of `rollup` events (`data`: one window, as a point of `/v1/series` plus its series), each with `id` = its sequence in the ROLLUPS stream, for the roll-ups of one resolution and scope matching every given filter (comma-separated lists; absent = all). Revisions of closed windows come as further events. Reconnect with `Last-Event-ID` (or `last_event_id`) to receive everything after that event without a gap. A `: heartbeat` comment comes every few seconds. A client that does not keep up is sent an `overflow` event (`data.last_event_id` to resume from) and disconnected; a server shutting down sends `shutdown`. A token sees only its regions (403 for a region outside them).',
+    query: z.object({
+      resolution: z.enum(names, { error: `resolution must be one of ${names.join(', ')}` }),
+      scope: z
+        .enum(['device', 'region'], { error: 'scope must be device or region' })
+        .default('device')
+        .describe('Roll-ups per device (default) or per region.'),
+      device: listParam('device').describe('Devices, comma-separated.'),
+      region: listParam('region').describe('Regions, comma-separated.'),
+      sensor: listParam('sensor').describe('Sensors, comma-separated.'),
+      last_event_id: z
+        .string()
+        .regex(/^\d{1,19}$/, 'last_event_id must be an event id this stream sent')
+        .optional()
+        .describe('Resume after this event (the `Last-Event-ID` header takes precedence).'),
+    }),
+    event: rollupEventSchema,
+    responseDescription: 'Server-sent `rollup` events',
+    problems: [403],
+    handler: async ({ query: q, principal, headers, open }) => {
+      if (!stream) throw unavailable('the roll-up stream is not served by this replica');
+      const header = headers['last-event-id'];
+      const rawId = typeof header === 'string' && header !== '' ? header : q.last_event_id;
+      if (rawId !== undefined && !/^\d{1,19}$/.test(rawId))
+        throw new BadParameterError(
+          'Last-Event-ID',
+          'Last-Event-ID must be an event id this stream sent',
+        );
+      const resumeAfter = rawId !== undefined ? Number(rawId) : undefined;
+      const allowed = allowedRegions(principal);
+      let regions: ReadonlySet<string> | undefined = q.region ? new Set(q.region) : undefined;
+      if (allowed) {
+        const outside = q.region?.find((r) => !allowed.includes(r));
+        if (outside !== undefined) requireRegion(principal, outside);
+        regions ??= new Set(allowed);
+      }
+      if (stream.full)
+        throw unavailable('this replica serves its maximum of stream subscribers; retry later', 5);
+      const filter: StreamFilter = {
+        resolution: q.resolution,
+        scope: q.scope,
+        ...(q.device ? { devices: new Set(q.device) } : {}),
+        ...(regions ? { regions } : {}),
+        ...(q.sensor ? { sensors: new Set(q.sensor) } : {}),
+      };
+      await stream.subscribe(filter, open(), resumeAfter);
+    },
+  });
+
   return {
     title: 'Sluice aggregator query API',
     version: '1.0.0',
@@ -360,6 +459,7 @@ export function queryApi(
       ),
       listing(SCOPE_REGION, '/v1/regions', 'listRegions', 'Regions with their sensors'),
       latest,
+      streamRoute,
     ],
     auth: { tokens: opts.tokens },
     schemas: {
@@ -367,6 +467,7 @@ export function queryApi(
       SeriesPage: seriesPageSchema,
       KeyPage: keyPageSchema,
       Latest: latestSchema,
+      RollupEvent: rollupEventSchema,
     },
     mapError: (err) => {
       if (err instanceof BadParameterError) return badParameter(err.parameter, err.message);
@@ -389,6 +490,8 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
     log: opts.log,
     registry: opts.registry,
     tls: opts.tls,
+    // Stream subscribers hold a connection each.
+    maxConnections: 1024 + (opts.stream ? (opts.maxStreamClients ?? 2_000) : 0),
   });
   return { port: api.port, close: () => api.close() };
 }

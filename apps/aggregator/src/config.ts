@@ -141,6 +141,15 @@ export const config = defineConfig({
    * Default none.
    */
   AGGREGATOR_DERIVED: z.string().default(''),
+  /** `GET /v1/stream`: a `: heartbeat` comment to every subscriber this often. Default `15s`. */
+  AGGREGATOR_STREAM_HEARTBEAT: durationMs('15s'),
+  /**
+   * `GET /v1/stream`: unsent bytes one subscriber may hold (its socket's buffer plus events held back
+   * while it resumes); past it the subscriber gets an `overflow` event and is disconnected. Default 1 MiB.
+   */
+  AGGREGATOR_STREAM_BUFFER_BYTES: positiveInt(1024 * 1024),
+  /** `GET /v1/stream`: most subscribers of one replica (more are answered 503). Default 2000. */
+  AGGREGATOR_STREAM_MAX_CLIENTS: positiveInt(2000),
   /** `points` the API aims for when `resolution=auto`. Default 300. */
   AGGREGATOR_API_DEFAULT_POINTS: positiveInt(300),
   /** Most windows a series query may span (range ÷ resolution). Default 100000. */

@@ -6,6 +6,7 @@ import type { Runtime, Service } from '@sluice/runtime';
 import { Aggregator, SERVICE } from './aggregator';
 import { apiTokens, startApi, type ApiServer } from './api';
 import type { Config } from './config';
+import { RollupStream } from './stream';
 
 export { SERVICE };
 
@@ -23,6 +24,16 @@ export function createService(rt: Runtime<Config>): Service {
   const tokens = apiTokens(config, rt.log);
   const tls = listenerTls(config, 'AGGREGATOR_API');
   let api: ApiServer | undefined;
+  // GET /v1/stream: one shared ROLLUPS subscription per replica, fanned out to the subscribers.
+  const stream = new RollupStream({
+    nc: rt.nc,
+    topology: rt.topology,
+    log: rt.log,
+    registry: rt.registry,
+    heartbeatMs: config.AGGREGATOR_STREAM_HEARTBEAT,
+    maxBufferBytes: config.AGGREGATOR_STREAM_BUFFER_BYTES,
+    maxClients: config.AGGREGATOR_STREAM_MAX_CLIENTS,
+  });
   return {
     prepare: () => aggregator.prepare(),
     servers: [
@@ -42,9 +53,15 @@ export function createService(rt: Runtime<Config>): Service {
             log: rt.log,
             registry: rt.registry,
             tls,
+            stream,
+            maxStreamClients: config.AGGREGATOR_STREAM_MAX_CLIENTS,
           });
         },
-        stop: async () => api?.close(),
+        // Subscribers get a shutdown event (with where to resume) before the listener closes.
+        stop: async () => {
+          await stream.stop();
+          await api?.close();
+        },
         describe: () => ({ apiPort: api?.port }),
       },
     ],

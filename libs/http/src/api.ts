@@ -84,9 +84,76 @@ export interface HttpRoute<
   handler(ctx: RouteContext<Out<P>, Out<Q>, Out<B>, C>): Promise<z.output<R>>;
 }
 
+/**
+ * A server-sent events response (`text/event-stream`) opened by an event-stream route. Frames are
+ * written as given; the route bounds what it buffers per client by {@link EventStream.bufferedBytes}.
+ */
+export interface EventStream {
+  /** Writes SSE text: `id:`, `event:`, `data:` lines ending with a blank line, or `: comment` lines. */
+  write(frame: string | Uint8Array): void;
+  /** Bytes written and not yet taken by the client's socket. */
+  readonly bufferedBytes: number;
+  /** True once the connection closed or {@link end} was called. */
+  readonly closed: boolean;
+  /**
+   * Ends the response after what was written; the socket is destroyed if the client has not taken
+   * it within `graceMs` (default 5 s), so a stalled client holds no memory for long.
+   */
+  end(graceMs?: number): void;
+  /** Runs once when the connection closes, from either side. */
+  onClose(fn: () => void): void;
+}
+
+/** What an event-stream handler gets: the validated inputs, the caller, and `open()`. */
+export interface EventStreamContext<P, Q, C> extends RouteContext<P, Q, undefined, C> {
+  /**
+   * Answers 200 `text/event-stream` and returns the stream. Before it is called, a thrown error
+   * answers problem+json as on any route; the request deadline does not apply to the stream.
+   */
+  open(): EventStream;
+}
+
+/** A GET route answering a stream of server-sent events instead of one JSON body. */
+export interface HttpEventStreamRoute<
+  P extends z.ZodObject | undefined = z.ZodObject | undefined,
+  Q extends z.ZodObject | undefined = z.ZodObject | undefined,
+  C = TokenScope,
+> {
+  kind: 'event-stream';
+  method: 'GET';
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags?: string[];
+  /** No authentication even when the API has tokens. Default `false`. */
+  public?: boolean;
+  params?: P;
+  query?: Q;
+  /** Schema of each event's `data` (JSON), documented under `text/event-stream`. */
+  event: z.ZodType;
+  /** Default `OK`. */
+  responseDescription?: string;
+  /** Error statuses besides those of every route (as {@link HttpRoute.problems}). */
+  problems?: readonly number[];
+  /** Validates and authorizes, then calls `ctx.open()`; resolves once the stream is set up. */
+  handler(ctx: EventStreamContext<Out<P>, Out<Q>, C>): Promise<void>;
+}
+
+/** Declares an event-stream route with its handler's input types inferred from its schemas. */
+export function defineEventStream<
+  P extends z.ZodObject | undefined = undefined,
+  Q extends z.ZodObject | undefined = undefined,
+  C = TokenScope,
+>(route: Omit<HttpEventStreamRoute<P, Q, C>, 'kind' | 'method'>): HttpEventStreamRoute<P, Q, C> {
+  return { ...route, kind: 'event-stream', method: 'GET' };
+}
+
 /** A route with its schema types erased, as APIs hold them. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyHttpRoute<C = TokenScope> = HttpRoute<any, any, any, any, C>;
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type AnyHttpRoute<C = TokenScope> =
+  (HttpRoute<any, any, any, any, C> & { kind?: undefined }) | HttpEventStreamRoute<any, any, C>;
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Declares a route with its handler's input and output types inferred from its schemas. */
 export function defineRoute<
@@ -413,6 +480,10 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   for (const r of opts.routes) {
+    if (r.kind === 'event-stream') {
+      registerEventStream(r);
+      continue;
+    }
     const status = r.status ?? 200;
     const authenticated = !!authn && !r.public;
     const hasBody = r.body !== undefined;
@@ -503,6 +574,111 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
     });
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  function registerEventStream(r: HttpEventStreamRoute<any, any, C>) {
+    const authenticated = !!authn && !r.public;
+    const problems = new Set<number>([500, 503, ...(r.problems ?? [])]);
+    if (r.params || r.query) problems.add(400);
+    if (authenticated) problems.add(401);
+    const response: Record<number, unknown> = {
+      200: {
+        description: r.responseDescription ?? 'OK',
+        content: { 'text/event-stream': { schema: r.event } },
+      },
+    };
+    for (const s of [...problems].sort()) response[s] = problemResponse(s);
+    typed.route({
+      method: 'GET',
+      url: fastifyPath(r.path),
+      schema: {
+        operationId: r.operationId,
+        summary: r.summary,
+        ...(r.description ? { description: r.description } : {}),
+        ...(r.tags ? { tags: r.tags } : {}),
+        ...(authn && r.public ? { security: [] } : {}),
+        ...(r.params ? { params: r.params } : {}),
+        ...(r.query ? { querystring: r.query } : {}),
+        response,
+      },
+      ...(authenticated
+        ? {
+            onRequest: async (req: FastifyRequest) => {
+              principals.set(req, authn.authenticate(req.headers.authorization, realm));
+            },
+          }
+        : {}),
+      handler: async (req, reply) => {
+        const ac = new AbortController();
+        const res = reply.raw;
+        let stream: EventStream | undefined;
+        const open = (): EventStream => {
+          if (stream) return stream;
+          reply.hijack();
+          // Headers set on the reply (CORS) go out with the stream's own.
+          const headers: Record<string, string | string[] | number> = {};
+          for (const [k, v] of Object.entries(reply.getHeaders()))
+            if (v !== undefined) headers[k] = v;
+          res.writeHead(200, {
+            ...headers,
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-store',
+            'x-accel-buffering': 'no',
+          });
+          res.flushHeaders();
+          req.socket.setNoDelay(true);
+          const started = performance.now();
+          const route = req.routeOptions.url ?? r.path;
+          const closers: Array<() => void> = [];
+          let closed = false;
+          let cut: NodeJS.Timeout | undefined;
+          res.once('close', () => {
+            closed = true;
+            clearTimeout(cut);
+            ac.abort(new Error('the stream closed'));
+            metrics.requests.inc({ api: opts.service, method: 'GET', route, status: '200' });
+            metrics.duration.observe(
+              { api: opts.service, method: 'GET', route },
+              (performance.now() - started) / 1000,
+            );
+            for (const fn of closers.splice(0)) fn();
+          });
+          stream = {
+            write: (frame) => {
+              if (!closed && !res.writableEnded) res.write(frame);
+            },
+            get bufferedBytes() {
+              return res.writableLength;
+            },
+            get closed() {
+              return closed || res.writableEnded;
+            },
+            end: (graceMs = 5_000) => {
+              if (res.writableEnded) return;
+              res.end();
+              cut = setTimeout(() => res.destroy(), graceMs);
+              cut.unref();
+            },
+            onClose: (fn) => {
+              if (closed) fn();
+              else closers.push(fn);
+            },
+          };
+          return stream;
+        };
+        await r.handler({
+          params: req.params,
+          query: req.query,
+          body: undefined,
+          principal: principals.get(req),
+          signal: ac.signal,
+          headers: req.headers,
+          open,
+        });
+        if (!stream) throw new Error(`${r.path}: the handler returned without opening its stream`);
+      },
+    });
+  }
+
   let document = '';
   app.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) =>
     reply
@@ -526,6 +702,11 @@ export async function startHttpApi<C = TokenScope>(opts: HttpApiOptions<C>): Pro
   };
   // Generated documents say "Default Response" for bodiless responses and require every body.
   for (const r of opts.routes) {
+    if (r.kind === 'event-stream') {
+      const res = openapi.paths?.[r.path]?.get?.responses?.['200'];
+      if (res) res.description = r.responseDescription ?? 'OK';
+      continue;
+    }
     const status = String(r.status ?? 200);
     const op = openapi.paths?.[r.path]?.[r.method.toLowerCase()];
     const res = op?.responses?.[status];

@@ -1,7 +1,11 @@
 export {
+  defineEventStream,
   defineRoute,
   startHttpApi,
   type AnyHttpRoute,
+  type EventStream,
+  type EventStreamContext,
+  type HttpEventStreamRoute,
   type HttpApi,
   type HttpApiDefinition,
   type HttpApiOptions,
