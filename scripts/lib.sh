@@ -364,7 +364,7 @@ build_jaeger() {
   }
   moddir="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
   [[ -d "$moddir" ]] || die "go mod download did not report the Jaeger source folder; see $blog"
-  (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 2400 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/jaeger) >>"$blog" 2>&1 ||
+  (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 5400 "$go" build -trimpath -buildvcs=false -o "$bin.tmp" ./cmd/jaeger) >>"$blog" 2>&1 ||
     die "building Jaeger $JAEGER_VERSION failed; see $blog (needs a recent Go and the Go module proxy)"
   mv -f "$bin.tmp" "$bin"
   exec {lock}>&-
