@@ -4,6 +4,9 @@
 // main.ts with DEDUPE_REDIS_CLUSTER=true through redelivery after a crash, failovers mid-run (a
 // SIGKILLed master, and CLUSTER FAILOVER on a replica) and the claims' store down then back, and
 // require every event in the clean stream exactly once.
+//
+// `CLUSTER_DEDUPE_RESEED=false` runs dedupe with DEDUPE_RESEED=false (claims trusted, no per-group
+// guard): the store-down test then fails (resent events pass a second time).
 import { ensureStream } from '@sluice/jetstream';
 import type { Topology } from '@sluice/contracts';
 import { createDeviceHasher, createLogger } from '@sluice/observability';
@@ -241,6 +244,9 @@ describe('dedupe claims on a Redis Cluster (real 3-master cluster)', () => {
           DEDUPE_REDIS_CLUSTER: 'true',
           DEDUPE_ACK_WAIT: '3s',
           DEDUPE_CLEAN_DUPLICATE_WINDOW: '1m',
+          ...(process.env['CLUSTER_DEDUPE_RESEED']
+            ? { DEDUPE_RESEED: process.env['CLUSTER_DEDUPE_RESEED'] }
+            : {}),
           ...env,
           ...extra,
         }),

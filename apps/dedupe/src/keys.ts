@@ -113,7 +113,8 @@ function isPlain(eventId: string): boolean {
  * A claim is a field of the hash `<prefix>claims:<bucket start ms>:<shard>` named by the event id,
  * or of `<prefix>claims-h:<bucket>:<shard>` named by the id's sha256 when the id is longer than
  * {@link MAX_PLAIN_ID_BYTES} or holds a newline (a separate family, so a digest never equals a plain
- * id). The bucket is the event time's, the shard a hash of the id. (The key-per-claim layout before
+ * id). The bucket is the event time's, the shard a hash of the id. In a cluster layout every name ends
+ * in its shard's hash tag (`…:<shard>{c<n>}`, {@link clusterTags}). (The key-per-claim layout before
  * used `<prefix>dedupe:<event_id>`: a new family, so an old key can never be taken for a hash.)
  *
  * Hash fields instead of one key per claim: Redis spends half the CPU per claim (no expires entry, no
