@@ -78,6 +78,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/stream': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Roll-ups pushed as their windows close (server-sent events)
+     * @description A `text/event-stream` of `rollup` events (`data`: one window, as a point of `/v1/series` plus its series), each with `id` = its sequence in the ROLLUPS stream, for the roll-ups of one resolution and scope matching every given filter (comma-separated lists; absent = all). Revisions of closed windows come as further events. Reconnect with `Last-Event-ID` (or `last_event_id`) to receive everything after that event without a gap. A `: heartbeat` comment comes every few seconds. A client that does not keep up is sent an `overflow` event (`data.last_event_id` to resume from) and disconnected; a server shutting down sends `shutdown`. A token sees only its regions (403 for a region outside them).
+     */
+    get: operations['streamRollups'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -144,6 +164,31 @@ export interface components {
         derived: boolean;
       }[];
     };
+    RollupEventInput: {
+      /** @enum {string} */
+      scope: 'device' | 'region';
+      device?: string;
+      region: string;
+      sensor: string;
+      resolution: string;
+      /** Format: date-time */
+      time: string;
+      /** Format: date-time */
+      end: string;
+      count: number;
+      sum: number;
+      min: number;
+      max: number;
+      avg: number;
+      first: number;
+      last: number;
+      /** Format: date-time */
+      first_time: string;
+      /** Format: date-time */
+      last_time: string;
+      revision: number;
+      late_count: number;
+    };
     Problem: {
       type: string;
       title: string;
@@ -205,6 +250,31 @@ export interface components {
         time: string;
         derived: boolean;
       }[];
+    };
+    RollupEvent: {
+      /** @enum {string} */
+      scope: 'device' | 'region';
+      device?: string;
+      region: string;
+      sensor: string;
+      resolution: string;
+      /** Format: date-time */
+      time: string;
+      /** Format: date-time */
+      end: string;
+      count: number;
+      sum: number;
+      min: number;
+      max: number;
+      avg: number;
+      first: number;
+      last: number;
+      /** Format: date-time */
+      first_time: string;
+      /** Format: date-time */
+      last_time: string;
+      revision: number;
+      late_count: number;
     };
   };
   responses: never;
@@ -457,6 +527,78 @@ export interface operations {
       };
       /** @description Not found */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Internal error (no details are given) */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description A dependency is unavailable or the request timed out; retry later */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  streamRollups: {
+    parameters: {
+      query: {
+        resolution: '1s' | '5s' | '1m' | '1h';
+        scope?: 'device' | 'region';
+        device?: string;
+        region?: string;
+        sensor?: string;
+        last_event_id?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Server-sent `rollup` events */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': components['schemas']['RollupEvent'];
+        };
+      };
+      /** @description A parameter or the body is invalid; `parameter` and `errors` name it */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The token does not grant this */
+      403: {
         headers: {
           [name: string]: unknown;
         };
