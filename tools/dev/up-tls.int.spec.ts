@@ -73,7 +73,8 @@ describe('npm start -- --tls', () => {
     const ns = uniqueId('uptls');
     const region = uniqueId('r');
     for (const s of Object.values(topology(ns).streams)) nats.track(s.name);
-    const [httpPort, grpcPort, apiPort, opsBase] = [
+    const [httpPort, grpcPort, apiPort, consolePort, opsBase] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -81,7 +82,13 @@ describe('npm start -- --tls', () => {
     ];
     const started = new Date(Date.now() - 1000);
     up = startUp(
-      ['--tls', '--only', 'ingestion,dedupe,aggregator', '--ops-port-base', String(opsBase)],
+      [
+        '--tls',
+        '--only',
+        'ingestion,dedupe,aggregator,console',
+        '--ops-port-base',
+        String(opsBase),
+      ],
       {
         NATS_URL: testUrls.nats,
         SLUICE_NAMESPACE: ns,
@@ -89,6 +96,7 @@ describe('npm start -- --tls', () => {
         INGEST_HTTP_PORT: String(httpPort),
         INGEST_GRPC_PORT: String(grpcPort),
         AGGREGATOR_API_PORT: String(apiPort),
+        CONSOLE_PORT: String(consolePort),
         INGEST_AUTH_TOKENS: '', // empty counts as unset: the supervisor makes the credentials
         AGGREGATOR_API_TOKENS: '',
         NO_COLOR: '1',
@@ -107,6 +115,7 @@ describe('npm start -- --tls', () => {
     expect(grpcurl).not.toContain('-plaintext');
     await up.waitForLine(/aggregator running/, 150_000);
     await up.waitForLine(/ingestion running/, 150_000);
+    await up.waitForLine(/console running/, 150_000);
 
     // The gateway's HTTPS listener: the printed command, as pasted, with the CA.
     const sent = await bash(eventCurl);
@@ -138,6 +147,15 @@ describe('npm start -- --tls', () => {
     );
     expect(points[0]!.count).toBeGreaterThan(0);
     expect(Date.parse(points[0]!.time)).toBeGreaterThanOrEqual(started.getTime() - 1000);
+
+    // The web console reaches the query API over HTTPS too (the supervisor points it there and makes
+    // it trust the dev CA).
+    const viaConsole = await fetch(
+      `http://127.0.0.1:${consolePort}/api/query/v1/series?${new URL(seriesUrl).searchParams}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    expect(viaConsole.status).toBe(200);
+    expect(((await viaConsole.json()) as { points: unknown[] }).points.length).toBeGreaterThan(0);
 
     // Plain HTTP to the HTTPS port gets no answer.
     await expect(

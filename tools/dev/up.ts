@@ -370,6 +370,44 @@ function assignOpsPorts(apps: string[], base: number): Map<string, number> {
   return ports;
 }
 
+/**
+ * The web console's environment (the caller's own settings win): the query and admin APIs where this
+ * run serves them (https with --tls, its CA trusted through NODE_EXTRA_CA_CERTS) and the ops ports
+ * this run assigned.
+ */
+function consoleEnv(ports: Map<string, number>): Record<string, string> {
+  const env: Record<string, string> = {
+    CONSOLE_QUERY_URL: queryApiUrl(),
+    CONSOLE_ADMIN_URL: webhookAdminUrl(),
+    CONSOLE_TARGETS: [...ports]
+      .filter(([app]) => app !== 'console')
+      .map(([app, port]) => `${app}=http://127.0.0.1:${port}`)
+      .join(','),
+  };
+  for (const k of Object.keys(env)) if (process.env[k]) delete env[k];
+  if (devTls) env['NODE_EXTRA_CA_CERTS'] = extraCaBundle(devTls);
+  return env;
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS for a child that must trust the dev CA: the CA file, or (when the caller already
+ * sets NODE_EXTRA_CA_CERTS) both in one bundle beside it, since Node reads only one file.
+ */
+function extraCaBundle(t: DevTls): string {
+  const own = process.env['NODE_EXTRA_CA_CERTS'];
+  if (!own) return t.caFile;
+  let theirs = '';
+  try {
+    theirs = readFileSync(own, 'utf8');
+  } catch {
+    return t.caFile; // unreadable: Node would only warn about it
+  }
+  const bundle = join(t.dir, 'extra-ca-bundle.pem');
+  writeFileSync(bundle, `${theirs.trimEnd()}\n${readFileSync(t.caFile, 'utf8')}`);
+  return bundle;
+}
+const consoleUrl = () => `http://127.0.0.1:${process.env['CONSOLE_PORT'] || '9490'}`;
+
 /** With --tls: the services' server certificate (the caller's own settings win). */
 function tlsEnv(t: DevTls | undefined): Record<string, string> {
   if (!t) return {};
@@ -586,6 +624,8 @@ async function main(): Promise<void> {
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say(`  query API  ${queryApiUrl()}/openapi.json`);
+  if (apps.includes('console'))
+    say(`  console    ${consoleUrl()}  (sign in with the query API token)`);
   if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs') {
     const dir = resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'));
     say(
@@ -611,6 +651,8 @@ async function main(): Promise<void> {
 
   if (liveMode) {
     const info: Array<[string, string]> = [];
+    if (apps.includes('console'))
+      info.push(['console', `${consoleUrl()}  (sign in with the query token)`]);
     if (apps.includes('aggregator')) {
       info.push(['query API', `${queryApiUrl()}/openapi.json`]);
       if (!process.env['AGGREGATOR_API_TOKENS'])
@@ -662,7 +704,7 @@ async function main(): Promise<void> {
       join('apps', app, 'src', 'main.ts'),
       COLORS[i % COLORS.length] ?? 0,
       width,
-      app === 'exporter' ? exporterExtra : {},
+      app === 'exporter' ? exporterExtra : app === 'console' ? consoleEnv(ports) : {},
       ports.get(app),
     ),
   );
