@@ -17,6 +17,7 @@ const BENCHES: readonly string[] = [
   'ingest',
   'mongo',
   'pipeline',
+  'sse',
   'webhook',
 ];
 
