@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topology, type Topology } from '@sluice/contracts';
+import { regionalDeploymentOf } from '@sluice/config';
 import { connectNats, natsOptionsOf } from '@sluice/jetstream';
 import type { Config } from './config';
 
@@ -28,7 +29,7 @@ export function createContext(
   let nc: Promise<NatsConnection> | undefined;
   return {
     config,
-    topology: topology(config.SLUICE_NAMESPACE ?? ''),
+    topology: topology(config.SLUICE_NAMESPACE ?? '', regionalDeploymentOf(config)),
     ...io,
     signal,
     nats() {

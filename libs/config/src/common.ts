@@ -90,6 +90,31 @@ export const commonEnv = {
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (at most 64)')
     .optional(),
+  /**
+   * The region whose deployment this process belongs to (a name like `eu-west`, as in
+   * SLUICE_NAMESPACE). Set: the clean stream is `<NS>_TELEMETRY_<REGION>` capturing only
+   * `<ns>.telemetry.clean.<region>`, the roll-up stream `<NS>_ROLLUPS_<REGION>` only that region's
+   * roll-ups, both placed by SLUICE_REGION_PLACEMENT, and every consumer binds to its region's streams
+   * only. Default unset: one clean and one roll-up stream for every region (docs/OPERATIONS.md, NATS
+   * cluster).
+   */
+  SLUICE_REGION: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be lowercase letters, digits, _ or - (at most 64)')
+    .optional(),
+  /**
+   * Server tags the regional streams of SLUICE_REGION are placed on, `|`-separated (the tag syntax of
+   * INGEST_PLACEMENT, e.g. `region:eu-west|zone:a`): their replicas go only to servers carrying every
+   * tag. `none`: no placement (one server, or servers without tags). Needs SLUICE_REGION. Default
+   * `region:<SLUICE_REGION>`.
+   */
+  SLUICE_REGION_PLACEMENT: z
+    .string()
+    .refine(
+      (v) => v === 'none' || v.split('|').every((t) => /^[^\s,|]+$/.test(t.trim())),
+      'must be server tags separated by | (like region:eu-west|zone:a), or none',
+    )
+    .optional(),
   /** `production` makes the development defaults of secrets an error. Default `development`. */
   SLUICE_ENV: z.enum(['development', 'test', 'production']).default('development'),
 };
@@ -115,6 +140,13 @@ export function defineConfig<T extends z.ZodRawShape>(own: T) {
         message: 'is required with NATS_USER/NATS_PASSWORD: set both or neither',
       });
     }
+    if (common.SLUICE_REGION_PLACEMENT !== undefined && common.SLUICE_REGION === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SLUICE_REGION_PLACEMENT'],
+        message: 'needs SLUICE_REGION (the region whose streams it places)',
+      });
+    }
     if (common.SLUICE_ENV === 'production' && common.DEVICE_ID_HASH_KEY === DEV_HASH_KEY) {
       ctx.addIssue({
         code: 'custom',
@@ -128,3 +160,32 @@ export function defineConfig<T extends z.ZodRawShape>(own: T) {
 export const commonSchema = defineConfig({});
 /** The parsed common variables every service config contains. */
 export type CommonConfig = z.infer<z.ZodObject<typeof commonEnv>>;
+
+/** The regional deployment a process belongs to: see SLUICE_REGION. */
+export interface RegionalDeploymentConfig {
+  region: string;
+  /** Empty for `SLUICE_REGION_PLACEMENT=none`. */
+  placementTags: string[];
+}
+
+/**
+ * SLUICE_REGION and its placement tags (SLUICE_REGION_PLACEMENT, default `region:<SLUICE_REGION>`),
+ * as `topology()` of @sluice/contracts takes them; undefined without SLUICE_REGION.
+ */
+export function regionalDeploymentOf(
+  config: Pick<CommonConfig, 'SLUICE_REGION' | 'SLUICE_REGION_PLACEMENT'>,
+): RegionalDeploymentConfig | undefined {
+  const region = config.SLUICE_REGION;
+  if (region === undefined) return undefined;
+  const raw = config.SLUICE_REGION_PLACEMENT ?? `region:${region}`;
+  return {
+    region,
+    placementTags:
+      raw === 'none'
+        ? []
+        : raw
+            .split('|')
+            .map((t) => t.trim())
+            .filter(Boolean),
+  };
+}

@@ -5,6 +5,7 @@ import {
   loadConfig,
   parseDurationMs,
   positiveInt,
+  regionalDeploymentOf,
   z,
 } from './index';
 
@@ -84,6 +85,40 @@ describe('loadConfig', () => {
       expect(() => loadConfig(schema, { ...base, NATS_INBOX_PREFIX: bad })).toThrow(
         /NATS_INBOX_PREFIX/,
       );
+  });
+
+  it('reads a regional deployment: SLUICE_REGION and its placement tags', () => {
+    const base = { REGIONS: 'eu' };
+    const none = loadConfig(schema, base);
+    expect(none.SLUICE_REGION).toBeUndefined();
+    expect(regionalDeploymentOf(none)).toBeUndefined();
+    expect(regionalDeploymentOf(loadConfig(schema, { ...base, SLUICE_REGION: 'eu-west' }))).toEqual(
+      { region: 'eu-west', placementTags: ['region:eu-west'] },
+    );
+    expect(
+      regionalDeploymentOf(
+        loadConfig(schema, {
+          ...base,
+          SLUICE_REGION: 'eu-west',
+          SLUICE_REGION_PLACEMENT: 'region:eu | zone:a',
+        }),
+      ),
+    ).toEqual({ region: 'eu-west', placementTags: ['region:eu', 'zone:a'] });
+    expect(
+      regionalDeploymentOf(
+        loadConfig(schema, { ...base, SLUICE_REGION: 'eu-west', SLUICE_REGION_PLACEMENT: 'none' }),
+      ),
+    ).toEqual({ region: 'eu-west', placementTags: [] });
+    expect(() => loadConfig(schema, { ...base, SLUICE_REGION: 'EU West' })).toThrow(
+      /SLUICE_REGION: must be lowercase/,
+    );
+    expect(() => loadConfig(schema, { ...base, SLUICE_REGION_PLACEMENT: 'region:eu' })).toThrow(
+      /SLUICE_REGION_PLACEMENT: needs SLUICE_REGION/,
+    );
+    for (const bad of ['region:eu||zone:a', 'region:eu,zone:a', 'region eu'])
+      expect(() =>
+        loadConfig(schema, { ...base, SLUICE_REGION: 'eu', SLUICE_REGION_PLACEMENT: bad }),
+      ).toThrow(/SLUICE_REGION_PLACEMENT: must be server tags/);
   });
 
   it('parses durations', () => {

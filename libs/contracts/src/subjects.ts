@@ -108,6 +108,12 @@ export const SUBJECT_FILTERS = {
 export interface StreamSpec {
   readonly name: string;
   readonly subjects: readonly string[];
+  /**
+   * Server placement tags (e.g. `region:eu-west`): the stream's replicas go only to servers carrying
+   * every tag. Set on the regional streams of a regional deployment (`topology(ns, { region })`);
+   * absent otherwise (the stream goes wherever NATS puts it).
+   */
+  readonly placementTags?: readonly string[];
 }
 
 /** The streams of the pipeline (see docs/CONTRACTS.md for what each carries). */
@@ -166,6 +172,12 @@ export function replaySubject(target: string, region: string): string {
 export function replayFilter(target: string): string {
   assertNameToken(target, 'target');
   return `${REPLAY_PREFIX}.${target}.>`;
+}
+
+/** Every replay subject of one region, `replay.*.<region>`. Throws {@link InvalidSubjectTokenError}. */
+export function replayRegionFilter(region: string): string {
+  assertNameToken(region, 'region');
+  return `${REPLAY_PREFIX}.*.${region}`;
 }
 
 /**

@@ -36,7 +36,12 @@ function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     duplicate_window: nanos(spec.duplicateWindowMs ?? 120_000),
     description: spec.description ?? '',
     ...(spec.placementTags?.length || spec.placementCluster
-      ? { placement: { cluster: spec.placementCluster ?? '', tags: spec.placementTags ?? [] } }
+      ? {
+          placement: {
+            cluster: spec.placementCluster ?? '',
+            tags: [...(spec.placementTags ?? [])],
+          },
+        }
       : {}),
   };
 }

@@ -23,7 +23,7 @@ export interface StreamSpec {
    * Server placement tags (e.g. `region:eu-west`): the stream's replicas go only to servers with
    * every tag. Default none for a new stream; an existing one keeps its placement.
    */
-  placementTags?: string[];
+  placementTags?: readonly string[];
   /** Placement cluster. Default none (an existing stream keeps its placement). */
   placementCluster?: string;
   description?: string;

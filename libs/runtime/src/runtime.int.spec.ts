@@ -1,4 +1,7 @@
+import { commonSchema } from '@sluice/config';
+import { topology } from '@sluice/contracts';
 import { spawnService, testUrls, type ChildService } from '@sluice/testing';
+import { startRuntime } from './runtime';
 
 const ENTRY = 'libs/runtime/src/test-fixtures/ordered-service.ts';
 const env = (extra: Record<string, string> = {}) => ({
@@ -82,5 +85,46 @@ describe('runService', () => {
     expect(await p.exited).toBe(1);
     expect(p.lines.join('\n')).toMatch(/invalid configuration: NATS_URL/);
     expect(order(p)).toEqual([]);
+  });
+});
+
+describe('startRuntime topology', () => {
+  jest.setTimeout(30_000);
+  const topologyOf = async (extra: Record<string, string>) => {
+    const rt = await startRuntime('topology-test', commonSchema, env(extra));
+    try {
+      return rt.topology;
+    } finally {
+      await rt.nc.close();
+      await rt.tracing.shutdown();
+    }
+  };
+
+  it('is the namespace’s topology for every region without SLUICE_REGION', async () => {
+    const t = await topologyOf({ SLUICE_NAMESPACE: 'rt-topo' });
+    expect(t.region).toBeUndefined();
+    expect(t.streams).toEqual(topology('rt-topo').streams);
+    expect(t.streams.clean).toEqual({
+      name: 'RT_TOPO_TELEMETRY',
+      subjects: ['rt-topo.telemetry.clean.>'],
+    });
+  });
+
+  it('is the region’s deployment with SLUICE_REGION, placed on region:<region> by default', async () => {
+    const t = await topologyOf({ SLUICE_NAMESPACE: 'rt-topo', SLUICE_REGION: 'eu-west' });
+    expect(t.streams.clean).toEqual({
+      name: 'RT_TOPO_TELEMETRY_EU_WEST',
+      subjects: ['rt-topo.telemetry.clean.eu-west'],
+      placementTags: ['region:eu-west'],
+    });
+    const placed = await topologyOf({
+      SLUICE_REGION: 'us-east',
+      SLUICE_REGION_PLACEMENT: 'region:us|zone:b',
+    });
+    expect(placed.streams.rollups).toEqual({
+      name: 'ROLLUPS_US_EAST',
+      subjects: ['telemetry.rollup.*.us-east'],
+      placementTags: ['region:us', 'zone:b'],
+    });
   });
 });

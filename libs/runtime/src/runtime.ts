@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { loadConfig, type CommonConfig, type Env } from '@sluice/config';
+import { loadConfig, regionalDeploymentOf, type CommonConfig, type Env } from '@sluice/config';
 import { topology, type Topology } from '@sluice/contracts';
 import { connectNats, natsOptionsOf } from '@sluice/jetstream';
 import {
@@ -25,7 +25,10 @@ export interface Runtime<C extends CommonConfig> {
   /** The process's one Prometheus registry (default label `service`), served on `/metrics`. */
   registry: Registry;
   nc: NatsConnection;
-  /** Streams and subjects of `SLUICE_NAMESPACE` (canonical when unset). */
+  /**
+   * Streams and subjects of `SLUICE_NAMESPACE` (canonical when unset); with `SLUICE_REGION`, those of
+   * that region's deployment (its own placed clean and roll-up streams).
+   */
   topology: Topology;
   tracing: Tracing;
 }
@@ -96,7 +99,7 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
   const nc = await connectNats({ ...natsOptionsOf(config), name: service, logger: log });
-  const namespace = (config as { SLUICE_NAMESPACE?: string }).SLUICE_NAMESPACE ?? '';
+  const namespace = config.SLUICE_NAMESPACE ?? '';
   return {
     service,
     config,
@@ -104,7 +107,7 @@ export async function startRuntime<S extends z.ZodType<CommonConfig & Record<str
     hashDeviceId,
     registry,
     nc,
-    topology: topology(namespace),
+    topology: topology(namespace, regionalDeploymentOf(config)),
     tracing,
   };
 }

@@ -4,8 +4,13 @@
 //   every event the gateway acknowledged is in the clean stream exactly once, and both services carry on;
 // - residency: with per-region raw streams placed by server tags, each region's events are stored only
 //   on that region's servers, and a placement the servers cannot satisfy stops the gateway with a
-//   StreamPlacementError naming the region's tag.
+//   StreamPlacementError naming the region's tag;
+// - regional deployments: a dedupe and an archiver per region (SLUICE_REGION) keep each region's clean
+//   stream on its own servers too, so a region's events are stored on no other server.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -311,6 +316,159 @@ describe('gateway and dedupe on a 3-node JetStream cluster (real processes)', ()
         expect(await cluster.nodesStoring(e.event_id)).toEqual(['n3']);
     });
   }, 300_000);
+
+  it('keeps each regional deployment’s raw and clean streams, and their messages, on that region’s servers only', async () => {
+    const t = topology(uniqueId('reg'));
+    const regions = [
+      { region: 'eu-west', tag: EU, servers: ['n1', 'n2'] },
+      { region: 'us-east', tag: US, servers: ['n3'] },
+    ] as const;
+    const deployment = (r: (typeof regions)[number]) =>
+      topology(t.namespace, { region: r.region, placementTags: [r.tag] });
+    // The operator gives eu-west's clean stream both eu-west servers; us-east's is created by its
+    // dedupe (one replica), placed by SLUICE_REGION's default tag.
+    await ensureStream(jsm, { ...deployment(regions[0]).streams.clean, replicas: 2 });
+    const archiveDir = await mkdtemp(join(tmpdir(), 'sluice-regional-archive-'));
+    const gateway = start(
+      'ingestion',
+      gatewayEnv(t, {
+        INGEST_REGIONS: 'eu-west,us-east',
+        INGEST_STREAM_LAYOUT: 'per-region',
+        INGEST_PLACEMENT: `eu-west=${EU},us-east=${US}`,
+        INGEST_STREAM_REPLICAS: '1',
+      }),
+    );
+    const all: Service[] = [gateway];
+    try {
+      await withServiceLogs(all, async () => {
+        const listening = await gateway.waitForLog('ingestion listening');
+        const url = `http://127.0.0.1:${String(listening['httpPort'])}`;
+        const rawOf = (region: string) =>
+          (listening['streams'] as string[]).find((s) =>
+            s.endsWith(`_${region.toUpperCase().replace('-', '_')}`),
+          )!;
+        for (const r of regions) {
+          const env = {
+            ...common(t),
+            SLUICE_REGION: r.region,
+            // eu-west names its tag; us-east takes the default, region:<SLUICE_REGION>.
+            ...(r.region === 'eu-west' ? { SLUICE_REGION_PLACEMENT: r.tag } : {}),
+          };
+          const dedupe = start('dedupe', {
+            ...env,
+            REDIS_URL: testUrls.redis,
+            DEDUPE_KEY_PREFIX: redis.prefix,
+            DEDUPE_STREAMS: rawOf(r.region),
+          });
+          // A consumer service as it is, bound to its region's clean stream by SLUICE_REGION alone.
+          const archiver = start('archiver', {
+            ...env,
+            ARCHIVER_DIR: join(archiveDir, r.region),
+            ARCHIVER_DURABLE: `archiver-${r.region}`,
+            ARCHIVER_FILE_MAX_AGE: '1s',
+          });
+          all.push(dedupe, archiver);
+          await dedupe.waitForLog('dedupe running');
+          await archiver.waitForLog('archiver running');
+        }
+
+        const sent = new Map<string, WireEvent[]>();
+        for (const r of regions) {
+          const prefix = `${uniqueId(`${r.region}-only`)}-`;
+          const events = Array.from({ length: 25 }, (_, i) =>
+            wireEvent(`dev-${r.region}-${i % 5}`, r.region, prefix),
+          );
+          sent.set(r.region, events);
+          await sendUntilAcked(url, events.slice(0, 10));
+          await sendUntilAcked(url, events.slice(10));
+        }
+
+        for (const r of regions) {
+          const dt = deployment(r);
+          const events = sent.get(r.region)!;
+          const ids = events.map((e) => e.event_id).sort();
+          const raw = rawOf(r.region);
+          const clean = dt.streams.clean.name;
+          expect(clean).toBe(`${t.streams.clean.name}_${r.region.toUpperCase().replace('-', '_')}`);
+          const cleanIds = await waitFor(
+            `${clean} holds every ${r.region} event`,
+            async () => {
+              const got = await storedEventIds(nc, clean);
+              return got.length >= ids.length ? got : undefined;
+            },
+            { timeoutMs: 60_000, intervalMs: 250 },
+          );
+          expect(cleanIds.sort()).toEqual(ids);
+          expect((await storedEventIds(nc, raw)).sort()).toEqual(ids);
+
+          // Stream info: each stream's leader and replicas are the region's servers only.
+          const serversOf = async (stream: string) => {
+            const info = await jsm.streams.info(stream);
+            expect([stream, info.config.placement?.tags]).toEqual([stream, [r.tag]]);
+            return [info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((x) => x.name)]
+              .filter((n): n is string => n !== undefined)
+              .sort();
+          };
+          const rawServers = await serversOf(raw);
+          const cleanServers = await serversOf(clean);
+          expect((await jsm.streams.info(clean)).config.subjects).toEqual([t.clean(r.region)]);
+          expect(rawServers).toHaveLength(1);
+          expect(r.servers).toContain(rawServers[0]);
+          expect(cleanServers).toEqual([...r.servers]);
+
+          // Each server's monitoring endpoint: only the region's servers hold a replica, with every
+          // message; the others hold none.
+          for (const node of cluster.nodes) {
+            for (const [stream, holders] of [
+              [raw, rawServers],
+              [clean, cleanServers],
+            ] as const) {
+              const total = (await jsm.streams.info(stream)).state.messages;
+              const state = holders.includes(node.name)
+                ? await waitFor(`${stream} on ${node.name}`, async () => {
+                    const x = await cluster.streamState(node.name, stream);
+                    return x && x.messages >= total ? x : undefined;
+                  })
+                : await cluster.streamState(node.name, stream);
+              expect([node.name, stream, state?.messages]).toEqual([
+                node.name,
+                stream,
+                holders.includes(node.name) ? total : undefined,
+              ]);
+            }
+          }
+
+          // On disk: every event id of the region is in its servers' stores, and in no other's.
+          for (const e of events)
+            expect([e.event_id, await cluster.nodesStoring(e.event_id)]).toEqual([
+              e.event_id,
+              [...new Set([...rawServers, ...cleanServers])].sort(),
+            ]);
+
+          // The region's archiver consumed (and acknowledged) its region's clean stream only.
+          const durable = `archiver-${r.region}`;
+          const c = await waitFor(
+            `${durable} settled ${clean}`,
+            async () => {
+              const x = await jsm.consumers.info(clean, durable);
+              return x.num_pending === 0 && x.num_ack_pending === 0 && x.delivered.stream_seq > 0
+                ? x
+                : undefined;
+            },
+            { timeoutMs: 120_000, intervalMs: 250 },
+          );
+          expect(c.config.filter_subject).toBe(t.clean(r.region));
+        }
+        // No service made a clean or roll-up stream for every region.
+        for (const shared of [t.streams.clean.name, t.streams.rollups.name])
+          await expect(jsm.streams.info(shared)).rejects.toThrow(/stream not found/);
+        for (const s of all) expect([s.name, s.proc.exitCode]).toEqual([s.name, null]);
+      });
+    } finally {
+      await Promise.all(all.map((s) => s.stop()));
+      await rm(archiveDir, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it('refuses to start when a region’s placement cannot hold the replicas, naming the region’s tag', async () => {
     const t = topology(uniqueId('unp'));

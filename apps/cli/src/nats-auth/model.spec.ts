@@ -167,6 +167,102 @@ describe('the access model', () => {
     expect(model.warnings).toEqual([]);
   });
 
+  it('names each regional deployment’s clean and roll-up streams, placed by its tags', () => {
+    const f = parseProvision([
+      '--regions',
+      'eu-west,us-east',
+      '--layout',
+      'per-region',
+      '--deployments',
+      'eu-west,us-east=region:us|zone:b',
+      '--exporter',
+      'files,mqtt=eu-west',
+    ]);
+    expect(f.deployments).toEqual([
+      { region: 'eu-west', placementTags: ['region:eu-west'] },
+      { region: 'us-east', placementTags: ['region:us', 'zone:b'] },
+    ]);
+    const m = buildAccessModel({ ...f, topology: t });
+    const stream = (name: string) => m.streams.find((s) => s.name === name);
+    for (const [r, tags] of [
+      ['eu-west', ['region:eu-west']],
+      ['us-east', ['region:us', 'zone:b']],
+    ] as const) {
+      const rt = topology('acme', { region: r, placementTags: tags });
+      expect(stream(rt.streams.clean.name)).toMatchObject({
+        subjects: [t.clean(r)],
+        placementTags: tags,
+        duplicateWindowMs: 600_000,
+      });
+      expect(stream(rt.streams.rollups.name)).toMatchObject({
+        subjects: [rt.filters.rollup],
+        placementTags: tags,
+      });
+      expect(stream(rt.streams.replay.name)).toMatchObject({
+        subjects: [`acme.replay.*.${r}`],
+        placementTags: tags,
+      });
+      const replayOf = (durable: string) =>
+        m.consumers.find((x) => x.spec.durable === durable && x.stream === rt.streams.replay.name)
+          ?.spec.filterSubjects;
+      expect(replayOf('aggregator-replay')).toEqual([`acme.replay.aggregator.${r}`]);
+      expect(replayOf('mongo-capture-replay')).toEqual([`acme.replay.mongo-capture.${r}`]);
+      expect(may(m, 'cli', 'publish', t.replay('aggregator', r))).toBe(true);
+      expect(stream(regionalStreamName(t, r))).toMatchObject({
+        subjects: [t.raw(r)],
+        placementTags: tags,
+      });
+      for (const user of ['aggregator', 'archiver', 'mongo-capture', 'webhook-dispatcher']) {
+        const c = m.consumers.find((x) => x.user === user && x.stream === rt.streams.clean.name);
+        expect([user, c?.spec.filterSubjects]).toEqual([user, [t.clean(r)]]);
+      }
+      expect(may(m, 'dedupe', 'publish', t.clean(r))).toBe(true);
+      expect(may(m, 'aggregator', 'publish', t.rollup('1m', r))).toBe(true);
+    }
+    // No shared clean, roll-up or replay stream; the DLQ stays one.
+    expect(stream(t.streams.clean.name)).toBeUndefined();
+    expect(stream(t.streams.rollups.name)).toBeUndefined();
+    expect(stream(t.streams.replay.name)).toBeUndefined();
+    expect(stream(t.streams.dlq.name)).toBeDefined();
+    expect(may(m, 'dedupe', 'publish', t.clean('ap-south'))).toBe(false);
+    // The destination filtering eu-west binds in the eu-west deployment only.
+    const mqtt = m.consumers.filter((c) => c.spec.durable === 'exporter-mqtt');
+    expect(mqtt.map((c) => c.stream)).toEqual(['ACME_TELEMETRY_EU_WEST']);
+    expect(
+      m.consumers.filter((c) => c.spec.durable === 'exporter-mqtt-replay').map((c) => c.stream),
+    ).toEqual(['ACME_REPLAY_EU_WEST']);
+    expect(m.consumers.filter((c) => c.spec.durable === 'exporter-files')).toHaveLength(2);
+    expect(m.warnings).toEqual([]);
+    // A gateway region without a deployment: its batches have no clean stream to go to.
+    const partial = buildAccessModel({
+      ...parseProvision([
+        '--regions',
+        'eu-west,us-east',
+        '--layout',
+        'per-region',
+        '--deployments',
+        'eu-west=none',
+      ]),
+      topology: t,
+    });
+    expect(partial.warnings).toContainEqual(
+      expect.stringContaining('region us-east has a gateway but no regional deployment'),
+    );
+    expect(
+      partial.streams.find((s) => s.name === 'ACME_TELEMETRY_EU_WEST')?.placementTags,
+    ).toBeUndefined();
+  });
+
+  it.each([
+    [['--deployments', 'eu-west'], /--deployments needs --layout per-region/],
+    [['--layout', 'per-region', '--regions', 'eu', '--deployments', 'EU'], /not a region/],
+    [['--layout', 'per-region', '--regions', 'eu', '--deployments', 'eu=a b'], /region=tag/],
+    [['--layout', 'per-region', '--regions', 'eu', '--deployments', 'eu,eu'], /named twice/],
+  ])('refuses deployments %j', (args, message) => {
+    expect(() => parseProvision(args)).toThrow(UsageError);
+    expect(() => parseProvision(args)).toThrow(message);
+  });
+
   it('writes public keys to the server and seeds only to the Secrets', () => {
     const keyed: KeyedUser[] = model.users.map((u, i) => ({
       ...u,

@@ -3,7 +3,12 @@
 // subscribes to; plus the streams and consumers an admin provisions for them. Built from the topology
 // and each service's defaults (durables, replay targets, consumer settings), read from the services:
 // change both together.
-import { replayConsumerDescription, type Topology } from '@sluice/contracts';
+import {
+  replayConsumerDescription,
+  topology,
+  type RegionalDeployment,
+  type Topology,
+} from '@sluice/contracts';
 import type { ConsumerSpec, StreamSpec } from '@sluice/jetstream';
 
 /** A gateway user and the regions it may publish (`--regions eu=eu-west+eu-central`). */
@@ -34,6 +39,12 @@ export interface AccessOptions {
   durables: Partial<Record<DurableService, string>>;
   /** Replicas of every provisioned stream. */
   replicas: number;
+  /**
+   * Regional deployments (services run with SLUICE_REGION and SLUICE_REGION_PLACEMENT): each has its
+   * own clean and roll-up stream, placed by its tags, as does its region's raw stream, and the
+   * consumers of each bind there. Default none: one clean and one roll-up stream for every region.
+   */
+  deployments?: readonly RegionalDeployment[];
 }
 
 /** Allow and deny lists of one direction; deny wins. */
@@ -202,9 +213,22 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   const grants = (user: string, role: string) => new Grants(user, role, inboxPrefixOf(user, ns));
   const durable = (s: DurableService) => o.durables[s] ?? s;
   const common = { replicas: o.replicas };
+  // One topology per regional deployment, or the installation's one.
+  const deployments = o.deployments ?? [];
+  const regional: Topology[] = deployments.length ? deployments.map((d) => topology(ns, d)) : [t];
+  const placementOf = (region: string) => {
+    const tags = deployments.find((d) => d.region === region)?.placementTags ?? [];
+    return tags.length ? { placementTags: [...tags] } : {};
+  };
 
   // Streams, with the settings the services give them by default.
   const regions = [...new Set(o.gateways.flatMap((g) => g.regions))];
+  for (const r of regions) {
+    if (deployments.length && !deployments.some((d) => d.region === r))
+      warnings.push(
+        `region ${r} has a gateway but no regional deployment (--deployments): its raw batches have no clean stream to go to`,
+      );
+  }
   const rawStreams: PlannedStream[] =
     o.layout === 'shared'
       ? [
@@ -224,16 +248,17 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
           maxAgeMs: 30 * DAY,
           duplicateWindowMs: 120_000,
           description: `Device batches accepted by the ingestion gateway (EventBatch), region ${r}`,
+          ...placementOf(r),
           ...common,
         }));
   const rawStreamOf = (region: string) =>
     o.layout === 'shared' ? t.streams.raw.name : regionalStreamName(t, region);
   const streams: PlannedStream[] = [
     ...rawStreams,
-    { ...t.streams.clean, duplicateWindowMs: 600_000, ...common },
-    { ...t.streams.rollups, ...common },
+    ...regional.map((rt) => ({ ...rt.streams.clean, duplicateWindowMs: 600_000, ...common })),
+    ...regional.map((rt) => ({ ...rt.streams.rollups, ...common })),
     { ...t.streams.dlq, ...common },
-    { ...t.streams.replay, maxAgeMs: 7 * DAY, ...common },
+    ...regional.map((rt) => ({ ...rt.streams.replay, maxAgeMs: 7 * DAY, ...common })),
     {
       ...wh.deliveries,
       workQueue: true,
@@ -252,8 +277,6 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   });
 
   // Durable consumers, with the settings the services give them by default.
-  const clean = t.streams.clean.name;
-  const replay = t.streams.replay.name;
   const consumers: PlannedConsumer[] = [];
   const add = (user: string, stream: string, spec: ConsumerSpec) =>
     consumers.push({ stream, user, spec });
@@ -264,61 +287,85 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
       description: 'dedupe: claims event ids in Redis, publishes unique events to the clean stream',
     });
   }
-  const cleanFilter = [t.filters.clean];
-  add('aggregator', clean, {
-    durable: durable('aggregator'),
-    filterSubjects: cleanFilter,
-    ackWaitMs: 30_000,
-    maxAckPending: 10_000,
-  });
-  add('aggregator', replay, {
-    durable: `${durable('aggregator')}-replay`,
-    filterSubjects: [t.replayFilter('aggregator')],
-    ackWaitMs: 30_000,
-    maxAckPending: 8_000,
-    description: replayConsumerDescription('rebuild'),
-  });
-  add('archiver', clean, {
-    durable: durable('archiver'),
-    filterSubjects: cleanFilter,
-    ackWaitMs: 30_000,
-    maxAckPending: 32 * 256 + 1_000,
-  });
-  const sink = (user: string, name: string, target: string, filters: string[]) => {
-    add(user, clean, {
-      durable: name,
-      filterSubjects: filters,
+  const cleanOf = (rt: Topology) => rt.streams.clean.name;
+  for (const rt of regional) {
+    add('aggregator', cleanOf(rt), {
+      durable: durable('aggregator'),
+      filterSubjects: [rt.filters.clean],
       ackWaitMs: 30_000,
-      maxAckPending: 1_000,
+      maxAckPending: 10_000,
     });
-    add(user, replay, {
-      durable: `${name}-replay`,
-      filterSubjects: [t.replayFilter(target)],
+  }
+  for (const rt of regional) {
+    add('aggregator', rt.streams.replay.name, {
+      durable: `${durable('aggregator')}-replay`,
+      filterSubjects: [rt.replayFilter('aggregator')],
       ackWaitMs: 30_000,
-      maxAckPending: 1_000,
-      description: replayConsumerDescription('store'),
+      maxAckPending: 8_000,
+      description: replayConsumerDescription('rebuild'),
     });
+  }
+  for (const rt of regional) {
+    add('archiver', cleanOf(rt), {
+      durable: durable('archiver'),
+      filterSubjects: [rt.filters.clean],
+      ackWaitMs: 30_000,
+      maxAckPending: 32 * 256 + 1_000,
+    });
+  }
+  /** `filters(rt)`: the consumer's filter in one deployment; undefined: it binds none there. */
+  const sink = (
+    user: string,
+    name: string,
+    target: string,
+    filters: (rt: Topology) => string[] | undefined,
+  ) => {
+    for (const rt of regional) {
+      const f = filters(rt);
+      if (!f) continue;
+      add(user, cleanOf(rt), {
+        durable: name,
+        filterSubjects: f,
+        ackWaitMs: 30_000,
+        maxAckPending: 1_000,
+      });
+      add(user, rt.streams.replay.name, {
+        durable: `${name}-replay`,
+        filterSubjects: [rt.replayFilter(target)],
+        ackWaitMs: 30_000,
+        maxAckPending: 1_000,
+        description: replayConsumerDescription('store'),
+      });
+    }
   };
-  sink('mongo-capture', durable('mongo-capture'), 'mongo-capture', cleanFilter);
+  sink('mongo-capture', durable('mongo-capture'), 'mongo-capture', (rt) => [rt.filters.clean]);
   for (const e of o.exporters) {
     const target = `exporter-${e.name}`;
-    sink(
-      'exporter',
-      target,
-      target,
-      e.regions.length ? e.regions.map((r) => t.clean(r)) : cleanFilter,
+    // A destination filtering by region binds in the deployments of its regions only.
+    sink('exporter', target, target, (rt) =>
+      !e.regions.length
+        ? [rt.filters.clean]
+        : rt.region === undefined
+          ? e.regions.map((r) => rt.clean(r))
+          : e.regions.includes(rt.region)
+            ? [rt.filters.clean]
+            : undefined,
     );
   }
-  add('webhook-dispatcher', clean, {
-    durable: wh.consumers.clean,
-    filterSubjects: cleanFilter,
-    deliverPolicy: 'new',
-  });
-  add('webhook-dispatcher', t.streams.rollups.name, {
-    durable: wh.consumers.rollups,
-    filterSubjects: [t.filters.rollup],
-    deliverPolicy: 'new',
-  });
+  for (const rt of regional) {
+    add('webhook-dispatcher', cleanOf(rt), {
+      durable: wh.consumers.clean,
+      filterSubjects: [rt.filters.clean],
+      deliverPolicy: 'new',
+    });
+  }
+  for (const rt of regional) {
+    add('webhook-dispatcher', rt.streams.rollups.name, {
+      durable: wh.consumers.rollups,
+      filterSubjects: [rt.filters.rollup],
+      deliverPolicy: 'new',
+    });
+  }
   add('webhook-dispatcher', wh.deliveries.name, {
     durable: wh.consumers.sender,
     ackWaitMs: 60_000,
@@ -371,15 +418,17 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   }
 
   // dedupe: raw in, clean out; reads the clean stream back to re-seed its claims.
-  const dd = bindAll(grants('dedupe', 'raw batches in, clean batches out'))
-    .publish(t.filters.clean)
-    .readEphemeral(clean, durablesOf(clean));
+  const dd = bindAll(grants('dedupe', 'raw batches in, clean batches out'));
+  for (const rt of regional) {
+    const clean = rt.streams.clean.name;
+    dd.publish(rt.filters.clean).readEphemeral(clean, durablesOf(clean));
+  }
   deadLetters(dd, 'dedupe');
   users.push(dd.build());
 
-  const agg = bindAll(grants('aggregator', 'clean batches and its replays in, roll-ups out'))
-    .streamInfo(t.streams.rollups.name)
-    .publish(t.filters.rollup, replayStatusFilter(t));
+  const agg = bindAll(grants('aggregator', 'clean batches and its replays in, roll-ups out'));
+  for (const rt of regional) agg.streamInfo(rt.streams.rollups.name).publish(rt.filters.rollup);
+  agg.publish(replayStatusFilter(t));
   users.push(deadLetters(agg, 'aggregator').build());
 
   // The leader lease: read and write its key (create, update, release), never manage the bucket.
@@ -418,18 +467,18 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   users.push(deadLetters(wd, 'webhook-dispatcher').build());
 
   // The operator CLI: replay and dlq (ls, show, redrive, purge).
-  const cli = grants('cli', 'sluice replay and sluice dlq')
-    .streamInfo(replay)
-    .publish(`${API}.CONSUMER.LIST.${replay}`, t.filters.replay)
-    .subscribe(replayStatusFilter(t))
-    .readEphemeral(dlq, [])
-    .publish(
-      `${API}.STREAM.MSG.GET.${dlq}`,
-      `${API}.STREAM.MSG.DELETE.${dlq}`,
-      // Redrives to the original subject: raw batches (dedupe), webhook deliveries (the sender).
-      t.filters.raw,
-      wh.deliveries.subjects[0]!,
-    );
+  const cli = grants('cli', 'sluice replay and sluice dlq');
+  for (const rt of regional) {
+    const replay = rt.streams.replay.name;
+    cli.streamInfo(replay).publish(`${API}.CONSUMER.LIST.${replay}`, rt.filters.replay);
+  }
+  cli.subscribe(replayStatusFilter(t)).readEphemeral(dlq, []).publish(
+    `${API}.STREAM.MSG.GET.${dlq}`,
+    `${API}.STREAM.MSG.DELETE.${dlq}`,
+    // Redrives to the original subject: raw batches (dedupe), webhook deliveries (the sender).
+    t.filters.raw,
+    wh.deliveries.subjects[0]!,
+  );
   users.push(cli.build());
 
   return { users, streams, consumers, warnings };

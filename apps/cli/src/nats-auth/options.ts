@@ -2,7 +2,7 @@
 // regions, stream layout, exporter destinations, durable names) both subcommands build the model from.
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { z } from '@sluice/config';
-import { NAME_TOKEN_PATTERN } from '@sluice/contracts';
+import { NAME_TOKEN_PATTERN, type RegionalDeployment } from '@sluice/contracts';
 import { intFlag, listFlag, parseCommandLine } from '../args';
 import { UsageError } from '../errors';
 import {
@@ -22,6 +22,11 @@ const LAYOUT = `layout (the same for generate and provision)
                               --regions and keeps each region's raw batches in a stream of its own)
   --exporter <name[=r+r],...> the exporter's destinations (names of its destinations file), with
                               the regions of a destination that filters by region
+  --deployments <r[=tag|tag],...>
+                              regional deployments (services run with SLUICE_REGION=r and
+                              SLUICE_REGION_PLACEMENT): each region gets its own clean and roll-up
+                              stream, and its raw stream, placed on servers with the tags (default
+                              region:r; r=none for no placement); needs --layout per-region
   --durable <svc=name,...>    durable names other than the defaults, for ${DURABLE_SERVICES.join(', ')}
   --replicas <n>              replicas of every stream provision creates (default 1)`;
 
@@ -106,6 +111,29 @@ function namedList(what: 'gateway' | 'exporter') {
   });
 }
 
+const deploymentList = listFlag(1_000).transform((items, ctx) => {
+  const out: RegionalDeployment[] = [];
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const region = (eq < 0 ? item : item.slice(0, eq)).trim();
+    const raw = eq < 0 ? `region:${region}` : item.slice(eq + 1).trim();
+    const tags = raw === 'none' ? [] : raw.split('|').map((x) => x.trim());
+    const problem = !NAME_TOKEN_PATTERN.test(region)
+      ? `${JSON.stringify(region)} is not a region`
+      : tags.some((x) => !/^[^\s,|]+$/.test(x))
+        ? `${JSON.stringify(item)}: use region=tag|tag (like eu-west=region:eu-west), or region=none`
+        : out.some((d) => d.region === region)
+          ? `deployment ${region} is named twice`
+          : undefined;
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    out.push({ region, placementTags: tags });
+  }
+  return out;
+});
+
 const durableList = listFlag(100).transform((items, ctx) => {
   const out: Partial<Record<DurableService, string>> = {};
   for (const item of items) {
@@ -131,6 +159,7 @@ const layoutOptions = {
   layout: { type: 'string' },
   exporter: { type: 'string', multiple: true },
   durable: { type: 'string', multiple: true },
+  deployments: { type: 'string', multiple: true },
   replicas: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -141,6 +170,7 @@ const layoutShape = {
   layout: z.enum(['shared', 'per-region']).default('shared'),
   exporter: namedList('exporter').optional(),
   durable: durableList.optional(),
+  deployments: deploymentList.optional(),
   replicas: intFlag({ min: 1, max: 5, default: 1 }),
   json: z.boolean().default(false),
   help: z.boolean().default(false),
@@ -152,6 +182,8 @@ export interface LayoutFlags {
   layout: 'shared' | 'per-region';
   exporters: ExporterSpec[];
   durables: Partial<Record<DurableService, string>>;
+  /** Regional deployments; empty: one clean and one roll-up stream for every region. */
+  deployments: RegionalDeployment[];
   replicas: number;
   json: boolean;
   help: boolean;
@@ -164,11 +196,18 @@ function layoutOf(f: z.output<z.ZodObject<typeof layoutShape>>, usage: string): 
       usage,
     );
   }
+  if (f.deployments?.length && f.layout !== 'per-region') {
+    throw new UsageError(
+      '--deployments needs --layout per-region (a region’s raw batches must stay in its own stream)',
+      usage,
+    );
+  }
   return {
     gateways: f.regions ?? [],
     layout: f.layout,
     exporters: f.exporter ?? [],
     durables: f.durable ?? {},
+    deployments: f.deployments ?? [],
     replicas: f.replicas,
     json: f.json,
     help: f.help,
