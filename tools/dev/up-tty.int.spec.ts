@@ -50,6 +50,7 @@ describe('npm start on a terminal (tmux)', () => {
   const session = 'up';
   let nats: NatsFixture;
   let logDir: string;
+  let socketPath: string | undefined;
 
   beforeAll(async () => {
     // The test's bootstrap: tmux from the distribution when it is missing (scripts/lib.sh).
@@ -63,6 +64,7 @@ describe('npm start on a terminal (tmux)', () => {
   });
   afterAll(async () => {
     await tmux(socket, 'kill-server').catch(() => undefined);
+    if (socketPath) rmSync(socketPath, { force: true }); // tmux leaves it behind
     await nats.cleanup();
     rmSync(logDir, { recursive: true, force: true });
   });
@@ -101,6 +103,7 @@ describe('npm start on a terminal (tmux)', () => {
       ROOT,
       command,
     );
+    socketPath = (await tmux(socket, 'display-message', '-p', '#{socket_path}')).trim();
 
     // Both services ready and the simulator sending: numbers on the ingestion row.
     const first = await waitFor(
