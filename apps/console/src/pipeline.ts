@@ -14,7 +14,7 @@ import { parseMetrics, total, type Sample } from './prom';
 const RATE_COUNTERS: ReadonlyArray<
   [label: string, metric: string, where?: Record<string, string>]
 > = [
-  ['events in', 'sluice_events_published_total'],
+  ['events published', 'sluice_events_published_total'],
   ['rejected', 'sluice_events_rejected_total'],
   ['messages', 'sluice_messages_processed_total'],
   ['duplicates', 'sluice_dedupe_duplicates_total'],
@@ -75,7 +75,7 @@ export interface PipelineSamplerOptions {
   log: Logger;
   /** Receives every sample. */
   onSample(state: PipelineState): void;
-  /** Deadline of one /metrics or /readyz request. Default 1500 ms. */
+  /** Deadline of one /metrics or /readyz request. Default 3000 ms. */
   fetchTimeoutMs?: number;
 }
 
@@ -164,7 +164,7 @@ export class PipelineSampler {
   }
 
   private async stage(t: Target, now: number): Promise<StageState> {
-    const timeout = this.opts.fetchTimeoutMs ?? 1500;
+    const timeout = this.opts.fetchTimeoutMs ?? 3000;
     const [ready, metrics] = await Promise.all([
       fetchText(`${t.url}/readyz`, timeout).catch(() => undefined),
       fetchText(`${t.url}/metrics`, timeout).catch(() => undefined),

@@ -31,11 +31,12 @@ export function createService(rt: Runtime<Config>): Service {
     log: rt.log,
     onSample: (state) => (latestFrame = hub.send('pipeline', state)),
   });
+  // 30 s: the admin API's own request deadline; a redrive of many dead deliveries takes a while.
   const admin = c.WEBHOOK_ADMIN_TOKEN
     ? createAdminClient({
         baseUrl: c.CONSOLE_ADMIN_URL,
         token: c.WEBHOOK_ADMIN_TOKEN,
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
       })
     : undefined;
   const detections = new DetectionWatcher({ nc: rt.nc, topology: rt.topology });

@@ -55,14 +55,18 @@ export async function renderAlerts({ root, signal, session }: PageContext): Prom
     );
     return;
   }
-  const status = h('p', { class: 'muted', role: 'status' });
+  const status = h('p', { class: 'muted' });
+  // What the last button did; apart from the refresh line so a refresh does not hide it.
+  const outcome = h('p', { class: 'outcome', role: 'status' });
   const list = h('div', { class: 'webhooks' });
-  root.append(status, list);
+  root.append(status, outcome, list);
 
+  // Per subscription: a rotation armed, the last rotation's message; kept across refreshes.
+  const ui = new Map<string, CardState>();
   const refresh = async () => {
     const { webhooks } = await getJson<{ webhooks: Webhook[] }>('api/webhooks', signal);
     status.textContent = `${webhooks.length} subscription(s) · updated ${new Date().toLocaleTimeString()}`;
-    list.replaceChildren(...webhooks.map((w) => card(w, refresh, status)));
+    list.replaceChildren(...webhooks.map((w) => card(w, refresh, outcome, ui)));
     if (webhooks.length === 0) list.append(h('p', { class: 'muted' }, 'No webhook subscriptions.'));
   };
   await refresh();
@@ -70,32 +74,47 @@ export async function renderAlerts({ root, signal, session }: PageContext): Prom
   signal.addEventListener('abort', () => clearInterval(timer));
 }
 
-function card(w: Webhook, refresh: () => Promise<void>, status: HTMLElement): HTMLElement {
+interface CardState {
+  armed: boolean;
+  message: string;
+}
+
+function card(
+  w: Webhook,
+  refresh: () => Promise<void>,
+  status: HTMLElement,
+  ui: Map<string, CardState>,
+): HTMLElement {
   const s = w.subscription;
   const dead = w.deadWaiting;
   const failures = w.attempts.filter((a) => a.outcome !== 'delivered' && a.outcome !== 'success');
   const state = !s.enabled ? 'disabled' : s.failingSince ? 'failing' : 'healthy';
-  const secret = h('output', { class: 'secret', 'aria-live': 'polite' });
-  let armed = false;
+  const st = ui.get(s.id) ?? { armed: false, message: '' };
+  ui.set(s.id, st);
+  const secret = h('output', { class: 'secret', 'aria-live': 'polite' }, st.message);
+  const label = () => (st.armed ? 'Confirm rotation' : 'Rotate secret');
   const rotate = h(
     'button',
-    { type: 'button', class: 'ghost', 'data-action': 'rotate' },
-    'Rotate secret',
+    { type: 'button', class: 'ghost', 'data-action': 'rotate', 'aria-pressed': st.armed },
+    label(),
   );
   rotate.addEventListener('click', () => {
-    if (!armed) {
-      armed = true;
-      rotate.textContent = 'Confirm rotation';
+    st.armed = !st.armed;
+    if (st.armed) {
+      rotate.textContent = label();
       return;
     }
-    armed = false;
-    rotate.textContent = 'Rotate secret';
+    rotate.textContent = label();
     void postJson<{ secret: string }>(`api/webhooks/${encodeURIComponent(s.id)}/rotate`).then(
       (r) => {
-        secret.textContent = `New secret (shown once; the old ones keep signing for a day): ${r.secret}`;
+        st.message = `New secret (shown once; the old ones keep signing for a day): ${r.secret}`;
+        secret.textContent = st.message;
+        void refresh().catch(() => undefined);
       },
-      (err: unknown) =>
-        (secret.textContent = `Rotation failed: ${err instanceof ApiError ? err.message : String(err)}`),
+      (err: unknown) => {
+        st.message = `Rotation failed: ${err instanceof ApiError ? err.message : String(err)}`;
+        secret.textContent = st.message;
+      },
     );
   });
   const redrive = h(

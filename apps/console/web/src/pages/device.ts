@@ -164,6 +164,7 @@ export async function renderDevice({ root, args, signal }: PageContext): Promise
       rows,
       box,
       plot: undefined as uPlot | undefined,
+      scale: { min: 0, max: 0 },
       ctl: undefined as AbortController | undefined,
     };
   });
@@ -234,7 +235,9 @@ export async function renderDevice({ root, args, signal }: PageContext): Promise
       pts.map((p) => p.max),
       pts.map((p) => (p.revision > 1 || p.late_count > 0 ? p.avg : null)),
     ];
-    const scale = { min: range.from / 1000, max: range.to / 1000 };
+    // The range function reads the view's current scale: the chart shows exactly the range asked.
+    v.scale = { min: range.from / 1000, max: range.to / 1000 };
+    const scale = v.scale;
     if (!v.plot) {
       const c1 = css('--c1');
       v.plot = mountChart(
@@ -242,7 +245,7 @@ export async function renderDevice({ root, args, signal }: PageContext): Promise
         {
           height: 200,
           axes: axes(),
-          scales: { x: { time: true, range: () => [scale.min, scale.max] } },
+          scales: { x: { time: true, range: () => [v.scale.min, v.scale.max] } },
           series: [
             {},
             { label: 'avg', stroke: c1, width: 2 },

@@ -31,7 +31,7 @@ interface PipelineState {
 
 /** The rate that stands for a stage's throughput, first found. */
 const PRIMARY = [
-  'events in',
+  'events published',
   'messages',
   'events aggregated',
   'webhook attempts',
