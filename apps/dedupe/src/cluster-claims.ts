@@ -17,7 +17,7 @@ import {
   type SeedCommit,
   type SeedStart,
 } from './claims';
-import { ClaimsLostError, RedisUnavailableError } from './errors';
+import { ClaimsLostError, RedisUnavailableError, SeedAbortedError } from './errors';
 import { ClaimBatch, clusterKeySlot, groupGuardKeys, guardKeys } from './keys';
 
 export interface RedisClusterClaimStoreOptions {
@@ -330,8 +330,10 @@ export class RedisClusterClaimStore implements ClaimStore {
       else byShard.set(shard, [i]);
     }
     // A re-seed restores only the groups it marked; the claims of the others are intact (`ours`).
-    const seeding =
-      seedToken !== undefined ? new Set(this.seeds.get(seedToken)?.shards ?? []) : undefined;
+    // A token this store did not begin (or already ended) claims nothing: its seed is over.
+    const plan = seedToken !== undefined ? this.seeds.get(seedToken) : undefined;
+    if (seedToken !== undefined && !plan) throw new SeedAbortedError();
+    const seeding = plan ? new Set(plan.shards) : undefined;
     const groups = this.groups(prefix);
     const cmds: Routed[] = [];
     const orders: number[][] = [];

@@ -300,7 +300,7 @@ describe('dedupe claims on a Redis Cluster (real 3-master cluster)', () => {
     expect(
       await metricSum(port, 'sluice_dedupe_duplicates_total', { reason: 'claimed' }),
     ).toBeGreaterThan(0);
-  });
+  }, 180_000);
 
   it('failovers mid-run (a SIGKILLed master, then CLUSTER FAILOVER): nothing lost, nothing duplicated', async () => {
     cluster = await redisCluster();
