@@ -341,7 +341,7 @@ describe('gateway and dedupe on a 3-node JetStream cluster (real processes)', ()
     const all: Service[] = [gateway];
     try {
       await withServiceLogs(all, async () => {
-        const listening = await gateway.waitForLog('ingestion listening');
+        const listening = await gateway.waitForLog('ingestion listening', 180_000);
         const url = `http://127.0.0.1:${String(listening['httpPort'])}`;
         const rawOf = (region: string) =>
           (listening['streams'] as string[]).find((s) =>
@@ -368,8 +368,9 @@ describe('gateway and dedupe on a 3-node JetStream cluster (real processes)', ()
             ARCHIVER_FILE_MAX_AGE: '1s',
           });
           all.push(dedupe, archiver);
-          await dedupe.waitForLog('dedupe running');
-          await archiver.waitForLog('archiver running');
+          // Five processes start on a shared machine: give each more than the default minute.
+          await dedupe.waitForLog('dedupe running', 180_000);
+          await archiver.waitForLog('archiver running', 180_000);
         }
 
         const sent = new Map<string, WireEvent[]>();
