@@ -205,7 +205,9 @@ describe('dedupe claims on a Redis Cluster (real 3-master cluster)', () => {
       { timeoutMs: 30_000, intervalMs: 200 },
     );
     mark('lost');
-    expect(lost.reason).toBe('restarted');
+    // Another run id answers for the groups; a replica that had not received the guard yet (the
+    // cluster is seconds old) has none: either way the loss is seen.
+    expect(['restarted', 'missing']).toContain(lost.reason);
 
     // Claims in the other masters' groups go on; a batch touching a lost group claims nothing there.
     const shardOf = (id: string) => {

@@ -280,8 +280,14 @@ export async function redisCluster(opts: RedisClusterOptions = {}): Promise<Redi
     await cluster.healthy();
     // Every replica attached and in sync, so a failover can promote it.
     await waitFor(
-      'redis cluster replicas attached',
-      async () => (await cluster.roles()).replicas.length === masters * replicas,
+      'redis cluster replicas attached and in sync',
+      async () => {
+        const { replicas: attached } = await cluster.roles();
+        if (attached.length !== masters * replicas) return false;
+        for (const port of attached)
+          if (!/master_link_status:up/.test(await cli(port, 'INFO', 'replication'))) return false;
+        return true;
+      },
       { timeoutMs: 30_000, intervalMs: 200 },
     );
   } catch (err) {
