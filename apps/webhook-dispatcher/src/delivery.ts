@@ -12,6 +12,9 @@ const deliverySchema = z.object({
     EVENT_TYPES.windowClosed,
     EVENT_TYPES.detection,
     EVENT_TYPES.test,
+    EVENT_TYPES.alertSilence,
+    EVENT_TYPES.alertRecovery,
+    EVENT_TYPES.alertAnomaly,
   ]),
   /** The exact request body, fixed at match time. */
   body: z.string(),
@@ -56,6 +59,9 @@ const TYPES: ReadonlySet<unknown> = new Set([
   EVENT_TYPES.windowClosed,
   EVENT_TYPES.detection,
   EVENT_TYPES.test,
+  EVENT_TYPES.alertSilence,
+  EVENT_TYPES.alertRecovery,
+  EVENT_TYPES.alertAnomaly,
 ]);
 
 function asDelivery(raw: unknown): DeliveryMessage | undefined {

@@ -3,7 +3,7 @@
 import { isConnectionLoss, StoreGate, type Actor } from '@sluice/actor';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { listenerTls, redisTls } from '@sluice/config';
-import type { EventBatch, Rollup, Topology } from '@sluice/contracts';
+import type { Alert, EventBatch, Rollup, Topology } from '@sluice/contracts';
 import { createDeviceHasher, type Logger } from '@sluice/observability';
 import { createPool } from '@sluice/pg';
 import type { Pool } from 'pg';
@@ -50,6 +50,7 @@ export interface Dispatcher {
   secretRotation: SecretRotation;
   clean: Actor<EventBatch>;
   rollups: Actor<Rollup>;
+  alerts: Actor<Alert>;
   sender: Sender;
   http: WebhookHttpClient;
   /** Per-endpoint admission (shared by the replicas with WEBHOOK_SHARED_STATE=redis). */
@@ -207,6 +208,7 @@ export function createDispatcher({
     secretRotation,
     clean: matchers.clean,
     rollups: matchers.rollups,
+    alerts: matchers.alerts,
     sender,
     http,
     gates,

@@ -1,7 +1,14 @@
 // Subscription filters: their schema (validated by the admin API, stored as JSONB) and the pure
 // matching functions the matcher applies to every clean event and roll-up.
 import { z } from 'zod';
-import type { DetectionEvent, Detection, Rollup, TelemetryEvent } from '@sluice/contracts';
+import {
+  ALERT_KINDS,
+  type Alert,
+  type DetectionEvent,
+  type Detection,
+  type Rollup,
+  type TelemetryEvent,
+} from '@sluice/contracts';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const pair = z
@@ -71,15 +78,29 @@ export const detectionFilterSchema = z
   })
   .strict();
 
+/** Alerts of the watch service (silence, recovery, anomaly); every list given must contain the alert's value. */
+export const alertFilterSchema = z
+  .object({
+    type: z.literal('alert'),
+    kinds: z.array(z.enum(ALERT_KINDS)).min(1).max(3).optional(),
+    /** Sensor types; `""` names alerts about a whole device (silence of any sensor). */
+    sensorTypes: z.array(z.string().max(256)).min(1).max(1000).optional(),
+    regions: names.optional(),
+    deviceIds: z.array(z.string().min(1).max(256)).min(1).max(10_000).optional(),
+  })
+  .strict();
+
 export const filterSchema = z.discriminatedUnion('type', [
   telemetryFilterSchema,
   rollupFilterSchema,
   detectionFilterSchema,
+  alertFilterSchema,
 ]);
 export type Filter = z.infer<typeof filterSchema>;
 export type TelemetryFilter = z.infer<typeof telemetryFilterSchema>;
 export type RollupFilter = z.infer<typeof rollupFilterSchema>;
 export type DetectionFilter = z.infer<typeof detectionFilterSchema>;
+export type AlertFilter = z.infer<typeof alertFilterSchema>;
 
 export function holds(c: Condition | undefined, v: number): boolean {
   if (!c) return true;
@@ -124,6 +145,15 @@ export function matchesRollup(f: RollupFilter, r: Rollup): boolean {
     holds(f.avg, r.avg) &&
     holds(f.min, r.min) &&
     holds(f.max, r.max)
+  );
+}
+
+export function matchesAlert(f: AlertFilter, a: Alert): boolean {
+  return (
+    (!f.kinds || f.kinds.includes(a.kind)) &&
+    inList(f.sensorTypes, a.sensorType) &&
+    inList(f.regions, a.region) &&
+    inList(f.deviceIds, a.deviceId)
   );
 }
 

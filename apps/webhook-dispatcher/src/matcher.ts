@@ -6,8 +6,11 @@ import type { Context } from '@opentelemetry/api';
 import { Actor, Outcomes, type Delivery, type Outcome } from '@sluice/actor';
 import { AsyncPublisher } from '@sluice/jetstream';
 import {
+  alertsTopology,
+  decodeAlert,
   decodeBatch,
   decodeRollup,
+  type Alert,
   type EventBatch,
   type Rollup,
   type Topology,
@@ -25,12 +28,14 @@ import {
   ConsecutiveState,
   holds,
   inTelemetryScope,
+  matchesAlert,
   matchesRollup,
   matchesTelemetry,
   matchingDetections,
 } from './filters';
 import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
 import {
+  alertBody,
   detectionBody,
   rollupEventId,
   thresholdBody,
@@ -105,6 +110,7 @@ export function newDelivery(
 export function createMatchers(opts: MatcherOptions): {
   clean: Actor<EventBatch>;
   rollups: Actor<Rollup>;
+  alerts: Actor<Alert>;
   runs: ConsecutiveRuns;
 } {
   const publisher = opts.publisher ?? new DeliveryPublisher(opts.nc, opts.webhooks);
@@ -232,5 +238,31 @@ export function createMatchers(opts: MatcherOptions): {
     },
   });
 
-  return { clean, rollups, runs };
+  // Alerts of the watch service: webhook-id from the alert id, so a re-raised alert is one delivery.
+  const alertTopo = alertsTopology(opts.topology.namespace);
+  const alerts = new Actor<Alert>({
+    service: SERVICE,
+    nc: opts.nc,
+    stream: alertTopo.stream,
+    consumer: {
+      durable: CONSUMERS.alerts,
+      filterSubjects: [alertTopo.filter(opts.topology.region)],
+      deliverPolicy: opts.startFrom ?? 'new',
+    },
+    dlq,
+    decode: (m) => decodeAlert(m.data),
+    logger: opts.logger,
+    registry: opts.registry,
+    handle: async (batch) => {
+      const snap = opts.cache.snapshot;
+      const perMessage = batch.map((d) =>
+        snap.alert
+          .filter((sub) => matchesAlert(sub.filter, d.value))
+          .map((sub) => newDelivery(sub.id, d.value.id, alertBody(sub.id, d.value))),
+      );
+      return settle(batch, perMessage);
+    },
+  });
+
+  return { clean, rollups, alerts, runs };
 }

@@ -34,6 +34,7 @@ export const CONSUMERS = {
   clean: 'webhook-dispatcher-clean',
   rollups: 'webhook-dispatcher-rollups',
   sender: 'webhook-dispatcher-sender',
+  alerts: 'webhook-dispatcher-alerts',
 } as const;
 
 /** Streams and subjects the dispatcher owns, for one namespace (`''` = canonical names). */
@@ -76,5 +77,9 @@ export const EVENT_TYPES = {
   windowClosed: 'rollup.window_closed.v1',
   detection: 'detection.matched.v1',
   test: 'sluice.test.v1',
+  /** Alerts of the watch service: a series went silent, came back, or had an anomalous window. */
+  alertSilence: 'alert.silence.v1',
+  alertRecovery: 'alert.recovery.v1',
+  alertAnomaly: 'alert.anomaly.v1',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];

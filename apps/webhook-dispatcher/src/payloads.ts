@@ -1,6 +1,6 @@
 // The JSON bodies receivers get: `{type, timestamp, data}` as Standard Webhooks recommends. The body
 // is built once when the event is matched, so every retry sends the same bytes.
-import type { Detection, DetectionEvent, Rollup, TelemetryEvent } from '@sluice/contracts';
+import type { Alert, Detection, DetectionEvent, Rollup, TelemetryEvent } from '@sluice/contracts';
 import { rollupScopeToJSON } from '@sluice/contracts';
 import { isRevision } from './filters';
 import { EVENT_TYPES, type EventType } from './names';
@@ -109,6 +109,34 @@ export function detectionBody(
         tracker_id: d.trackerId || null,
         bbox: d.bbox ?? null,
       })),
+    },
+  };
+}
+
+const ALERT_TYPES = {
+  silence: EVENT_TYPES.alertSilence,
+  recovery: EVENT_TYPES.alertRecovery,
+  anomaly: EVENT_TYPES.alertAnomaly,
+} as const;
+
+/** An alert of the watch service; `timestamp` is when it was raised, so a re-raise has the same body. */
+export function alertBody(subscriptionId: string, a: Alert): WebhookBody {
+  return {
+    type: ALERT_TYPES[a.kind],
+    timestamp: a.raisedAt,
+    data: {
+      subscription_id: subscriptionId,
+      alert: {
+        id: a.id,
+        kind: a.kind,
+        rule: a.rule,
+        region: a.region,
+        device_id: a.deviceId,
+        sensor_type: a.sensorType || null,
+        episode_start: a.episodeStart,
+        raised_at: a.raisedAt,
+        ...a.details,
+      },
     },
   };
 }

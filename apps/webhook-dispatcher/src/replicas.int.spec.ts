@@ -93,6 +93,7 @@ describe('webhook dispatcher: 3 replicas behave as one', () => {
       topo.streams.dlq.name,
       `${prefix}_WEBHOOK_DELIVERIES`,
       `${prefix}_WEBHOOK_OPS`,
+      `${prefix}_ALERTS`,
     ])
       nats.track(s);
     // The first creates the schema and the consumers; the other two join them.

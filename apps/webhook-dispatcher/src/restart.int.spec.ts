@@ -34,6 +34,7 @@ describe('webhook dispatcher process: SIGKILL with deliveries pending, then rest
       topo.streams.dlq.name,
       `${prefix}_WEBHOOK_DELIVERIES`,
       `${prefix}_WEBHOOK_OPS`,
+      `${prefix}_ALERTS`,
     ])
       nats.track(s);
   });

@@ -23,7 +23,7 @@ export function createService(rt: Runtime<Config>): Service {
       },
     ],
     // The matchers batch; the sender is the actor in per-message mode (one delivery, one slot).
-    actors: [d.clean, d.rollups, d.sender],
+    actors: [d.clean, d.rollups, d.alerts, d.sender],
     close: [{ name: 'stores', stop: () => d.close() }],
     ready: { postgres: async () => (await d.pool.query('SELECT 1')).rowCount === 1 },
   };

@@ -2,7 +2,7 @@
 // through this process's API and re-read from PostgreSQL periodically (changes via other replicas).
 import type { StoreGate } from '@sluice/actor';
 import type { Logger } from '@sluice/observability';
-import type { DetectionFilter, RollupFilter, TelemetryFilter } from './filters';
+import type { AlertFilter, DetectionFilter, RollupFilter, TelemetryFilter } from './filters';
 import type { Store, Subscription } from './store';
 
 export interface Snapshot {
@@ -10,6 +10,7 @@ export interface Snapshot {
   telemetry: ReadonlyArray<Subscription & { filter: TelemetryFilter }>;
   rollup: ReadonlyArray<Subscription & { filter: RollupFilter }>;
   detection: ReadonlyArray<Subscription & { filter: DetectionFilter }>;
+  alert: ReadonlyArray<Subscription & { filter: AlertFilter }>;
 }
 
 function index(subs: Subscription[]): Snapshot {
@@ -24,6 +25,9 @@ function index(subs: Subscription[]): Snapshot {
     ),
     detection: enabled.filter(
       (s): s is Subscription & { filter: DetectionFilter } => s.filter.type === 'detection',
+    ),
+    alert: enabled.filter(
+      (s): s is Subscription & { filter: AlertFilter } => s.filter.type === 'alert',
     ),
   };
 }

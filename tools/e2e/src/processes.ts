@@ -123,6 +123,7 @@ export function pipelineNamespace(nats: NatsFixture, prefix: string): Topology {
     ...Object.values(topo.streams).map((x) => x.name),
     `${upper}_WEBHOOK_DELIVERIES`,
     `${upper}_WEBHOOK_OPS`,
+    `${upper}_ALERTS`,
     archiverLeaseStream(ns),
   ])
     nats.track(s);

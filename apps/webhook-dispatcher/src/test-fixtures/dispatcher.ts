@@ -46,6 +46,7 @@ export async function startTestDispatcher(
     topo.streams.dlq.name,
     `${prefix}_WEBHOOK_DELIVERIES`,
     `${prefix}_WEBHOOK_OPS`,
+    `${prefix}_ALERTS`,
   ])
     nats.track(s);
   const config = loadConfig(configSchema, {

@@ -222,6 +222,14 @@ export interface components {
           streamIds?: string[];
           regions?: string[];
           deviceIds?: string[];
+        }
+      | {
+          /** @constant */
+          type: 'alert';
+          kinds?: ('silence' | 'recovery' | 'anomaly')[];
+          sensorTypes?: string[];
+          regions?: string[];
+          deviceIds?: string[];
         };
     SubscriptionInput: {
       /** Format: uuid */
@@ -396,6 +404,14 @@ export interface components {
           /** @default 0 */
           minConfidence: number;
           streamIds?: string[];
+          regions?: string[];
+          deviceIds?: string[];
+        }
+      | {
+          /** @constant */
+          type: 'alert';
+          kinds?: ('silence' | 'recovery' | 'anomaly')[];
+          sensorTypes?: string[];
           regions?: string[];
           deviceIds?: string[];
         };
