@@ -29,10 +29,12 @@ export class LeaseBucketError extends SluiceError {
 
 /**
  * KV bucket of the leader lease of one durable consumer in one namespace (stream `KV_<bucket>`):
- * `archiver-lease_<durable>`, prefixed by `<namespace>_` outside the canonical namespace.
+ * `archiver-lease_<durable>`, prefixed by `<namespace>_` outside the canonical namespace and
+ * suffixed by `_<region>` in a regional deployment (SLUICE_REGION), whose archivers consume their
+ * own region's clean stream and must not take turns with another region's.
  */
-export function leaseBucket(namespace: string, durable: string): string {
-  return `${namespace ? `${namespace}_` : ''}archiver-lease_${durable}`;
+export function leaseBucket(namespace: string, durable: string, region?: string): string {
+  return `${namespace ? `${namespace}_` : ''}archiver-lease_${durable}${region ? `_${region}` : ''}`;
 }
 
 /** This process's identity in a lease: host name, process id and a random part (pids repeat in containers). */

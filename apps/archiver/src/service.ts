@@ -94,7 +94,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
   const durable = c.ARCHIVER_DURABLE;
   const lease = new Lease({
     nc: rt.nc,
-    bucket: leaseBucket(rt.topology.namespace, durable),
+    bucket: leaseBucket(rt.topology.namespace, durable, rt.topology.region),
     ttlMs: c.ARCHIVER_LEASE_TTL,
     bindOnly: isBindOnly(rt.nc),
     log,

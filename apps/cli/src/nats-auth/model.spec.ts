@@ -218,7 +218,12 @@ describe('the access model', () => {
       }
       expect(may(m, 'dedupe', 'publish', t.clean(r))).toBe(true);
       expect(may(m, 'aggregator', 'publish', t.rollup('1m', r))).toBe(true);
+      // Each deployment's archivers hold their own lease.
+      const lease = `acme_archiver-lease_archiver_${r}`;
+      expect(stream(`KV_${lease}`)).toMatchObject({ kv: { bucket: lease } });
+      expect(may(m, 'archiver', 'publish', `$KV.${lease}.leader`)).toBe(true);
     }
+    expect(stream('KV_acme_archiver-lease_archiver')).toBeUndefined();
     // No shared clean, roll-up or replay stream; the DLQ stays one.
     expect(stream(t.streams.clean.name)).toBeUndefined();
     expect(stream(t.streams.rollups.name)).toBeUndefined();

@@ -76,7 +76,7 @@ export interface PlannedStream extends StreamSpec {
  * apps/archiver/src/lease.ts `leaseBucket`, which an app cannot import from another).
  */
 export function archiverLeaseBucket(t: Topology, durable: string): string {
-  return `${t.namespace ? `${t.namespace}_` : ''}archiver-lease_${durable}`;
+  return `${t.namespace ? `${t.namespace}_` : ''}archiver-lease_${durable}${t.region ? `_${t.region}` : ''}`;
 }
 
 /** ARCHIVER_LEASE_TTL's default: the bucket's max_age, which an existing bucket keeps. */
@@ -268,13 +268,15 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     },
     { ...wh.ops, maxAgeMs: 7 * DAY, ...common },
   ];
-  const lease = archiverLeaseBucket(t, durable('archiver'));
-  streams.push({
-    name: `KV_${lease}`,
-    subjects: [`$KV.${lease}.>`],
-    kv: { bucket: lease, ttlMs: ARCHIVER_LEASE_TTL_MS },
-    ...common,
-  });
+  // One leader lease per deployment: a region's archivers must not take turns with another's.
+  const leases = regional.map((rt) => archiverLeaseBucket(rt, durable('archiver')));
+  for (const lease of leases)
+    streams.push({
+      name: `KV_${lease}`,
+      subjects: [`$KV.${lease}.>`],
+      kv: { bucket: lease, ttlMs: ARCHIVER_LEASE_TTL_MS },
+      ...common,
+    });
 
   // Durable consumers, with the settings the services give them by default.
   const consumers: PlannedConsumer[] = [];
@@ -432,14 +434,16 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
   users.push(deadLetters(agg, 'aggregator').build());
 
   // The leader lease: read and write its key (create, update, release), never manage the bucket.
-  const arch = bindAll(grants('archiver', 'clean batches in, its leader lease'))
-    .streamInfo(`KV_${lease}`)
-    .publish(
-      `$KV.${lease}.>`,
-      `${API}.DIRECT.GET.KV_${lease}`,
-      `${API}.DIRECT.GET.KV_${lease}.>`,
-      `${API}.STREAM.MSG.GET.KV_${lease}`,
-    );
+  const arch = bindAll(grants('archiver', 'clean batches in, its leader lease'));
+  for (const lease of leases)
+    arch
+      .streamInfo(`KV_${lease}`)
+      .publish(
+        `$KV.${lease}.>`,
+        `${API}.DIRECT.GET.KV_${lease}`,
+        `${API}.DIRECT.GET.KV_${lease}.>`,
+        `${API}.STREAM.MSG.GET.KV_${lease}`,
+      );
   users.push(deadLetters(arch, 'archiver').build());
   users.push(
     deadLetters(
