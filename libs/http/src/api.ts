@@ -56,6 +56,8 @@ export interface HttpRoute<
   R extends z.ZodType = z.ZodType,
   C = TokenScope,
 > {
+  /** Absent: a JSON route (see {@link HttpEventStreamRoute} for the other kind). */
+  kind?: undefined;
   method: HttpMethod;
   /** OpenAPI path template, e.g. `/v1/devices/{device}/latest`. */
   path: string;
@@ -151,9 +153,12 @@ export function defineEventStream<
 
 /** A route with its schema types erased, as APIs hold them. */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type AnyHttpRoute<C = TokenScope> =
-  (HttpRoute<any, any, any, any, C> & { kind?: undefined }) | HttpEventStreamRoute<any, any, C>;
+export type AnyHttpRoute<C = TokenScope> = HttpRoute<any, any, any, any, C>;
+/** An event-stream route with its schema types erased. */
+export type AnyEventStreamRoute<C = TokenScope> = HttpEventStreamRoute<any, any, C>;
 /* eslint-enable @typescript-eslint/no-explicit-any */
+/** Any route of an API: JSON (`kind` absent) or event stream. */
+export type AnyRoute<C = TokenScope> = AnyHttpRoute<C> | AnyEventStreamRoute<C>;
 
 /** Declares a route with its handler's input and output types inferred from its schemas. */
 export function defineRoute<
@@ -181,7 +186,7 @@ export interface HttpApiDefinition<C = TokenScope> {
   version: string;
   /** OpenAPI `info.description`. */
   description?: string;
-  routes: readonly AnyHttpRoute<C>[];
+  routes: readonly AnyRoute<C>[];
   /** Bearer tokens (hashed). Absent: every route is public. */
   auth?: { tokens: readonly HashedToken<C>[] };
   /** Named zod schemas emitted as `components.schemas` and referenced by `$ref`. */

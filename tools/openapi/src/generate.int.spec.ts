@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AnyHttpRoute } from '@sluice/http';
 import { assertValidOpenApiDocument } from '@sluice/http/testing';
 import { CLIENTS, OpenApiToolError, renderDocument, ROOT } from './documents';
 
@@ -74,7 +75,10 @@ describe('tools/openapi', () => {
     for (const source of CLIENTS) {
       const route = source
         .definition(ROOT)
-        .routes.find((r) => ['listDevices', 'listSubscriptions'].includes(r.operationId))!;
+        .routes.find(
+          (r): r is AnyHttpRoute =>
+            r.kind === undefined && ['listDevices', 'listSubscriptions'].includes(r.operationId),
+        )!;
       const attempt = route.handler({
         params: { id: '00000000-0000-4000-8000-000000000000', device: 'd' },
         query: { limit: 1 },
