@@ -13,6 +13,7 @@ import { decodeRollup, RollupScope, type Rollup, type Topology } from '@sluice/c
 import type { EventStream } from '@sluice/http';
 import type { Logger } from '@sluice/observability';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Point } from './query';
 
 export const STREAM_METRICS = {
   clients: 'sluice_aggregator_stream_clients',
@@ -43,26 +44,14 @@ export interface StreamFilter {
   sensors?: ReadonlySet<string>;
 }
 
-/** The JSON `data` of a `rollup` event. */
-export interface RollupEventData {
+/** The JSON `data` of a `rollup` event: a window as the series API returns it, with its series. */
+export interface RollupEventData extends Point {
   scope: 'device' | 'region';
   device?: string;
   region: string;
   sensor: string;
   resolution: string;
-  time: string;
   end: string;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  avg: number;
-  first: number;
-  last: number;
-  first_time: string;
-  last_time: string;
-  revision: number;
-  late_count: number;
 }
 
 const iso = (d: Date | undefined) => (d ?? new Date(0)).toISOString();
