@@ -14,3 +14,4 @@ export * from './tls';
 export * from './tls-servers';
 export * from './nats-cluster';
 export * from './redis-cluster';
+export * from './jaeger';
