@@ -10,6 +10,7 @@ import { recordUnitCosts } from './unit-costs';
 /** The benches: each is benches/<name>.ts, loaded only when it runs. */
 const BENCHES: readonly string[] = [
   'aggregate',
+  'alerts',
   'archive',
   'dedupe',
   'export',
