@@ -23,6 +23,8 @@ interface Waiter {
 export class ByteBudget {
   private used = 0;
   private readonly waiters: Waiter[] = [];
+  /** Highest use (plus waiting demand) since the last {@link takePeak}. */
+  private peak = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -34,11 +36,28 @@ export class ByteBudget {
     return this.waiters.length;
   }
 
+  /**
+   * The highest share of the capacity in use since the last call, counting bytes waiting for it
+   * (so a budget with waiters reads above 1), then starts a new window at the current use.
+   */
+  takePeak(): number {
+    const p = this.peak;
+    this.peak = this.used + this.waitingBytes();
+    return p / this.capacity;
+  }
+
+  private waitingBytes(): number {
+    let n = 0;
+    for (const w of this.waiters) n += w.bytes;
+    return n;
+  }
+
   /** Resolves once `bytes` are reserved; rejects with {@link BudgetTimeoutError} after `waitMs`. */
   acquire(bytes: number, waitMs: number): Promise<void> {
     const n = Math.min(bytes, this.capacity);
     if (this.waiters.length === 0 && this.used + n <= this.capacity) {
       this.used += n;
+      if (this.used > this.peak) this.peak = this.used;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
@@ -56,6 +75,8 @@ export class ByteBudget {
         }, waitMs),
       };
       this.waiters.push(waiter);
+      const demand = this.used + this.waitingBytes();
+      if (demand > this.peak) this.peak = demand;
     });
   }
 

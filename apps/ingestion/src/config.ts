@@ -9,6 +9,22 @@ import {
   redisUrl,
   z,
 } from '@sluice/config';
+import { parseTierRules } from '@sluice/contracts';
+
+/** A fraction in (0, 1] from the environment. */
+const fraction = (fallback: number) =>
+  z.coerce.number().gt(0, 'must be greater than 0').lte(1, 'must be at most 1').default(fallback);
+
+const tierRules = z
+  .string()
+  .default('')
+  .superRefine((v, ctx) => {
+    try {
+      parseTierRules(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
 
 /** Configuration of the ingestion gateway (every variable, with its default). */
 export const config = defineConfig({
@@ -136,6 +152,40 @@ export const config = defineConfig({
   INGEST_TLS_REQUIRE_CLIENT_CERT: bool(false),
   /** After SIGTERM: how long open streams keep answering (RETRY) before they are closed. Default 1s. */
   INGEST_DRAIN_GRACE: durationMs('1s'),
+  /**
+   * Sensor priority tiers for adaptive sampling: `safety=engine_temp|bilge_level;diagnostic=engine_*;bulk=*`
+   * (tiers `safety`, `diagnostic`, `bulk` separated by `;`; sensor types, `prefix*` or `*` separated by
+   * `|`; an exact name wins over the longest prefix, which wins over `*`). Telemetry is classified by
+   * `sensor_type`; detections and unmatched sensors have no tier and are never sampled. Safety readings
+   * are never sampled or shed. Default none: no advice on acks, nothing sampled (today's behaviour).
+   */
+  INGEST_SENSOR_TIERS: tierRules,
+  /**
+   * Overload pressure (the peak share of INGEST_MAX_IN_FLIGHT_BYTES in use, batches waiting for it,
+   * or JetStream publish latency against INGEST_OVERLOAD_PUBLISH_LATENCY) at or above which, held for
+   * INGEST_OVERLOAD_SUSTAIN, the gateway samples one step more. Default 0.8.
+   */
+  INGEST_OVERLOAD_ENTER: fraction(0.8),
+  /** Pressure below which, held for INGEST_OVERLOAD_SUSTAIN, the gateway samples one step less. Default 0.5. */
+  INGEST_OVERLOAD_EXIT: fraction(0.5),
+  /** How long a pressure must hold before the sampling advice changes by one step. Default 2s. */
+  INGEST_OVERLOAD_SUSTAIN: durationMs('2s'),
+  /** JetStream publish latency (moving average) that counts as full pressure. Default 500ms. */
+  INGEST_OVERLOAD_PUBLISH_LATENCY: durationMs('500ms'),
+  /** Smallest fraction of bulk readings advised (halved per step from 1). Default 0.0625 (1 in 16). */
+  INGEST_SAMPLING_MIN_KEEP: fraction(0.0625),
+  /**
+   * Smallest fraction of diagnostic readings advised; diagnostic is sampled only once bulk is at its
+   * minimum and the overload still holds. `1`: diagnostic is never sampled. Default 0.25.
+   */
+  INGEST_SAMPLING_DIAGNOSTIC_MIN_KEEP: fraction(0.25),
+  /**
+   * While overloaded, a batch that finds the in-flight budget full has its bulk readings shed by the
+   * gateway itself (each answered in the ack as rejected at field `sampling`, reason `shed`) instead
+   * of waiting with the rest; safety readings are never shed (their batch waits, or gets RETRY, as
+   * before). Needs INGEST_SENSOR_TIERS. Default true.
+   */
+  INGEST_SHED_BULK: bool(true),
   /** gRPC server reflection. Default true. */
   INGEST_REFLECTION: bool(true),
 });

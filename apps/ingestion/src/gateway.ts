@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { redisTls } from '@sluice/config';
 import { ensureStream } from '@sluice/jetstream';
 import type { Stoppable } from '@sluice/runtime';
-import { createWireParser, type Topology } from '@sluice/contracts';
+import { createWireParser, noTiers, parseTierRules, type Topology } from '@sluice/contracts';
 import type { DeviceHasher, Logger } from '@sluice/observability';
 import type { Registry } from 'prom-client';
 import { Authenticator, parseInlineTokens, readTokenFile } from './auth';
@@ -22,6 +22,7 @@ import {
   type RateLimiter,
 } from './rate-limiter';
 import { buildRoutes, parsePlacement, type RegionRoute } from './routing';
+import { SamplingController } from './sampling';
 import { loadTls } from './tls';
 import { EventValidator } from './validator';
 
@@ -48,6 +49,8 @@ export interface Gateway {
   stoppable: Stoppable;
   /** The device rate limiter (shared in Redis, or per process). */
   limiter: RateLimiter;
+  /** Adaptive sampling, when INGEST_SENSOR_TIERS names tiers. */
+  sampling: SamplingController | undefined;
   /** Closes the store connections (after the listeners stopped). */
   close: Stoppable;
 }
@@ -134,6 +137,24 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         log,
       })
     : local;
+  const rules = parseTierRules(c.INGEST_SENSOR_TIERS);
+  const sampling = noTiers(rules)
+    ? undefined
+    : new SamplingController(
+        {
+          rules,
+          enter: c.INGEST_OVERLOAD_ENTER,
+          exit: c.INGEST_OVERLOAD_EXIT,
+          sustainMs: c.INGEST_OVERLOAD_SUSTAIN,
+          publishLatencyMs: c.INGEST_OVERLOAD_PUBLISH_LATENCY,
+          minKeep: c.INGEST_SAMPLING_MIN_KEEP,
+          diagnosticMinKeep: c.INGEST_SAMPLING_DIAGNOSTIC_MIN_KEEP,
+        },
+        publisher,
+        deps.registry,
+        log,
+      );
+  const advice = sampling ? () => sampling.advice : undefined;
   const pipeline = new IngestPipeline({
     validator,
     routes,
@@ -142,6 +163,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     metrics,
     maxBatchEvents: c.INGEST_MAX_BATCH_EVENTS,
     maxBatchBytes: c.INGEST_MAX_BATCH_BYTES,
+    sampling,
+    shedBulk: c.INGEST_SHED_BULK,
   });
   const auth = new Authenticator(tokens);
   const grpc = new GrpcGateway({
@@ -160,6 +183,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     retryAfterMs: c.INGEST_RETRY_AFTER,
     tls,
     reflection: c.INGEST_REFLECTION,
+    advice,
   });
   const http = new HttpGateway({
     host: c.INGEST_HOST,
@@ -173,7 +197,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     maxDiscardBytes: c.INGEST_MAX_DISCARD_BYTES,
     retryAfterMs: c.INGEST_RETRY_AFTER,
     tls,
+    advice,
   });
+  sampling?.start();
   const grpcPort = await grpc.start();
   const httpPort = await http.start();
   log.info(
@@ -185,6 +211,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       tokens: auth.tokenCount,
       tls: Boolean(tls),
       rateLimits: store ? 'redis' : 'local',
+      sampling: sampling ? c.INGEST_SENSOR_TIERS : 'off',
     },
     'ingestion listening',
   );
@@ -198,10 +225,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       name: 'ingestion-listeners',
       stop: async () => {
         await Promise.all([grpc.drain(c.INGEST_DRAIN_GRACE), http.drain()]);
+        sampling?.stop();
         log.info('ingestion listeners drained');
       },
     },
     limiter,
+    sampling,
     close: { name: 'redis', stop: async () => store?.stoppable.stop() },
   };
 }

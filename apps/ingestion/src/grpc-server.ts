@@ -28,6 +28,7 @@ import {
   ingestStatusToJSON,
   type EventBatch,
   type IngestAck,
+  type SamplingAdvice,
 } from '@sluice/contracts';
 import { ATTR, extractRequestTraceContext, tracer, type Logger } from '@sluice/observability';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
@@ -69,6 +70,8 @@ export interface GrpcGatewayOptions {
   streamStallTimeoutMs?: number;
   /** Back-off advised while draining. */
   retryAfterMs: number;
+  /** The sampling advice to put on every ack (adaptive sampling). Default none. */
+  advice?: (() => SamplingAdvice | undefined) | undefined;
   tls?: TlsFiles | undefined;
   /** Serve gRPC reflection (from the FileDescriptorSet generated into @sluice/contracts). Default true. */
   reflection?: boolean;
@@ -129,6 +132,10 @@ export function ackBytes(ack: IngestAck): number {
   for (const r of ack.rejections)
     n +=
       16 + Buffer.byteLength(r.eventId) + Buffer.byteLength(r.field) + Buffer.byteLength(r.reason);
+  for (const t of ack.sampling?.tiers ?? []) {
+    n += 24 + t.tier.length;
+    for (const p of t.sensors) n += 2 + Buffer.byteLength(p);
+  }
   return n;
 }
 
@@ -356,6 +363,8 @@ export class GrpcGateway {
         }
       }
     }
+    // RETRY and REJECTED answers carry the advice too: a device told to back off should also thin.
+    ack.sampling ??= this.opts.advice?.();
     const statusName = ingestStatusToJSON(ack.status);
     this.opts.metrics.batches.inc({ transport: 'grpc', status: statusName });
     this.opts.metrics.ackDuration.observe(

@@ -22,6 +22,7 @@ import {
   type Event,
   type EventRejection,
   type IngestAck,
+  type SamplingAdvice,
   type WireParser,
 } from '@sluice/contracts';
 import {
@@ -63,6 +64,15 @@ export interface HttpGatewayOptions {
   /** Back-off advised while draining. */
   retryAfterMs: number;
   tls?: TlsFiles | undefined;
+  /** The sampling advice to put on every answer to a batch (adaptive sampling). Default none. */
+  advice?: (() => SamplingAdvice | undefined) | undefined;
+}
+
+/** JSON rendering of a sampling advice (snake_case like the rest of the answer). */
+function adviceJson(advice: SamplingAdvice | undefined) {
+  return advice
+    ? { tiers: advice.tiers.map((t) => ({ tier: t.tier, keep: t.keep, sensors: t.sensors })) }
+    : undefined;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,120}$/;
@@ -152,6 +162,7 @@ function ackJson(ack: IngestAck) {
       field: r.field,
       reason: r.reason,
     })),
+    sampling: adviceJson(ack.sampling),
   };
 }
 
@@ -416,6 +427,7 @@ export class HttpGateway {
           accepted: 0,
           error: err.message,
           retry_after_ms: err.retryAfterMs,
+          sampling: adviceJson(this.opts.advice?.()),
         };
         headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
         statusLabel = 'INGEST_STATUS_RETRY';

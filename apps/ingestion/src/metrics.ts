@@ -77,6 +77,12 @@ export function createIngestMetrics(registry: Registry) {
       help: 'Batches decided from tokens this process had leased from the shared buckets, without a Redis round trip',
       registers: [registry],
     }),
+    eventsShed: new Counter({
+      name: 'sluice_ingest_events_shed_total',
+      help: 'Readings the gateway shed itself while overloaded with a full in-flight budget, per sensor tier (never safety)',
+      labelNames: ['tier'],
+      registers: [registry],
+    }),
     rateLimited: new Counter({
       name: INGEST_METRICS.rateLimited,
       help: 'Batches refused by the per-device rate limit',

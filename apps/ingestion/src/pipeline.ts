@@ -15,6 +15,7 @@ import type { IngestMetrics } from './metrics';
 import type { BatchPublisher, PublishPart } from './publisher';
 import type { RateLimiter } from './rate-limiter';
 import type { RegionRoute } from './routing';
+import type { SamplingController } from './sampling';
 import type { EventValidator } from './validator';
 
 /** Options of {@link IngestPipeline}. */
@@ -29,7 +30,14 @@ export interface PipelineOptions {
   maxBatchEvents: number;
   /** Largest published message. */
   maxBatchBytes: number;
+  /** Adaptive sampling (INGEST_SENSOR_TIERS set): its advice goes on every ack. Default none. */
+  sampling?: SamplingController | undefined;
+  /** Shed bulk readings of a batch that finds the budget full while overloaded. Default false. */
+  shedBulk?: boolean | undefined;
 }
+
+/** The `field` of a rejection that says the gateway shed the reading (adaptive sampling). */
+export const SHED_FIELD = 'sampling';
 
 /** Extra inputs of the HTTP path, whose events were parsed from JSON before validation. */
 export interface PipelineInput {
@@ -219,14 +227,44 @@ export class IngestPipeline {
         waitMs,
       );
     }
+    const shed: EventRejection[] = [];
+    const { sampling } = this.opts;
+    if (sampling && count > 0) {
+      const tiers = new Array<ReturnType<typeof sampling.classifier.tierOfEvent>>(events.length);
+      for (let i = 0; i < events.length; i++)
+        if (accepted[i] !== undefined) tiers[i] = sampling.classifier.tierOfEvent(events[i]!);
+      sampling.observe(tiers);
+      // Shed the bulk readings rather than make them wait for a full budget; never a safety one.
+      if (this.opts.shedBulk && sampling.overloaded && this.opts.publisher.saturated) {
+        for (let i = 0; i < events.length; i++) {
+          if (tiers[i] !== 'bulk') continue;
+          accepted[i] = undefined;
+          count--;
+          shed.push({
+            index: input.indices ? input.indices[i]! : i,
+            eventId: '',
+            field: SHED_FIELD,
+            reason: 'shed',
+          });
+        }
+        if (shed.length > 0) {
+          this.opts.metrics.eventsShed.inc({ tier: 'bulk' }, shed.length);
+          firstRegion = accepted.find((r) => r !== undefined);
+          multiRegion = accepted.some((r) => r !== undefined && r !== firstRegion);
+        }
+      }
+    }
+    const advice = sampling?.advice;
     if (count === 0)
       return {
         batchId,
         accepted: 0,
-        rejections: summariseRejections(rejections),
+        // Shed readings are listed one by one (a few bytes each): the device counts each as shed.
+        rejections: [...summariseRejections(rejections), ...shed],
         retryAfterMs: 0,
         status: IngestStatus.REJECTED,
         duplicate: false,
+        sampling: advice,
       };
 
     // Message ids are scoped by the credential: another credential's batch id cannot collide. The
@@ -239,7 +277,7 @@ export class IngestPipeline {
     const parts: PublishPart[] = [];
     if (!multiRegion) {
       const payload =
-        rejections.length === 0 && input.raw
+        rejections.length === 0 && shed.length === 0 && input.raw
           ? input.raw
           : encodeBatch(this.subset(batch, accepted, undefined));
       parts.push({ route: this.opts.routes.get(firstRegion!)!, msgId, payload, digest });
@@ -300,15 +338,19 @@ export class IngestPipeline {
     }
     const shown =
       rejections.length === 0
-        ? rejections
-        : rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) }));
+        ? shed
+        : [
+            ...rejections.map((r) => ({ ...r, field: clip(r.field), reason: clip(r.reason) })),
+            ...shed,
+          ];
     return {
       batchId,
       accepted: count,
       rejections: shown,
       retryAfterMs: 0,
-      status: rejections.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL,
+      status: shown.length === 0 ? IngestStatus.OK : IngestStatus.PARTIAL,
       duplicate,
+      sampling: advice,
     };
   }
 

@@ -42,6 +42,8 @@ export interface PublisherOptions {
 export class BatchPublisher {
   private readonly budget: ByteBudget;
   private connected: boolean;
+  private latencySum = 0;
+  private latencyCount = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -68,6 +70,23 @@ export class BatchPublisher {
 
   get inFlightBytes(): number {
     return this.budget.inUse;
+  }
+
+  /** The in-flight budget is full: a batch published now would wait for capacity. */
+  get saturated(): boolean {
+    return this.budget.waiting > 0 || this.budget.inUse >= this.budget.capacity;
+  }
+
+  /**
+   * The overload signals since the last call (read by the sampling controller): the peak share of
+   * the in-flight budget in use or waited for, and the mean JetStream publish latency of the batches
+   * settled meanwhile (0 when none).
+   */
+  takeLoadSample(): { peakFill: number; publishLatencyMs: number } {
+    const publishLatencyMs = this.latencyCount > 0 ? this.latencySum / this.latencyCount : 0;
+    this.latencySum = 0;
+    this.latencyCount = 0;
+    return { peakFill: this.budget.takePeak(), publishLatencyMs };
   }
 
   /** Throws {@link RetryableError} at once while NATS is disconnected (nothing is queued in the client). */
@@ -102,6 +121,7 @@ export class BatchPublisher {
       );
     }
     this.metrics.inFlightBytes.set(this.budget.inUse);
+    const started = performance.now();
     try {
       // allSettled: the bytes stay reserved until every part is settled, not just the first failure.
       const results = await Promise.allSettled(
@@ -119,6 +139,8 @@ export class BatchPublisher {
       if (failed) throw this.classify(failed.reason);
       return results.map((r) => (r as PromiseFulfilledResult<PubAck>).value);
     } finally {
+      this.latencySum += performance.now() - started;
+      this.latencyCount++;
       this.budget.release(bytes);
       this.metrics.inFlightBytes.set(this.budget.inUse);
     }

@@ -23,6 +23,8 @@ export {
   IngestServiceClient,
   IngestServiceService,
   IngestStatus,
+  SamplingAdvice,
+  TierAdvice,
   ingestStatusFromJSON,
   ingestStatusToJSON,
 } from './gen/sluice/gateway/v1/gateway';
@@ -37,3 +39,4 @@ export * from './wire/index';
 export * from './topology';
 export * from './proto-reader';
 export * from './alerts';
+export * from './sampling';

@@ -186,7 +186,7 @@ describe('DeviceClient against the real gateway', () => {
     await producer;
     await c.flush(30_000);
     const s = c.stats();
-    expect(Object.values(s.dropped).flatMap((r) => Object.values(r))).toEqual(Array(18).fill(0));
+    expect(Object.values(s.dropped).flatMap((r) => Object.values(r))).toEqual(Array(24).fill(0));
     expect(s.retries.stream_failed + s.retries.retry_ack).toBeGreaterThan(0);
     const stored: StoredBatch[] = await g.stored();
     const ids = storedIds(stored);

@@ -72,6 +72,8 @@ describe('DeviceClient.emit', () => {
       rejected: 0,
       closed: 0,
       invalid: 0,
+      sampled: 0,
+      shed: 0,
     });
     expect(drops).toHaveLength(120);
     expect(drops.filter(([id]) => id.startsWith('safety'))).toEqual([]);

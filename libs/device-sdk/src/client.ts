@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { status as GrpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import {
+  AdviceSampler,
   IngestStatus,
   type DetectionEvent,
   type Event,
@@ -60,6 +61,11 @@ export interface DeviceClientStats {
   duplicateAcks: number;
   /** Ingest streams opened. */
   connects: number;
+  /**
+   * The gateway's current sampling advice as this client applies it: keep one reading in `n` of
+   * each series of the tier (1 = all). Safety is never sampled.
+   */
+  sampling: { diagnostic: number; bulk: number };
   /** An Ingest stream is open and has answered. */
   connected: boolean;
   /** The last stream failure, if any since the client started. */
@@ -93,6 +99,8 @@ interface FlushWaiter {
 }
 
 const CLASSES: readonly ClassIndex[] = [0, 1, 2];
+/** The `field` of a rejection by which the gateway says it shed the reading (adaptive sampling). */
+const SHED_FIELD = 'sampling';
 const REASON_INDEX = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as Record<
   DropReason,
   number
@@ -133,6 +141,8 @@ export class DeviceClient implements CounterSource {
   private failures = 0;
   private readonly flushes = new Set<FlushWaiter>();
   private lastError: DeviceClientStats['lastError'];
+  /** The gateway's sampling advice, from its last ack (adaptive sampling). */
+  private readonly sampler = new AdviceSampler();
 
   readonly queued = [0, 0, 0];
   readonly sent = [0, 0, 0];
@@ -187,7 +197,8 @@ export class DeviceClient implements CounterSource {
   /**
    * Enqueues `event` with `priority` (default: the `defaultPriority` option) and returns at once,
    * never waiting for the network: `true` when the buffer took it, `false` when it was dropped (the
-   * reason is counted, and passed to `onDrop`). When the buffer is full, the oldest event of the
+   * reason is counted, and passed to `onDrop`; a reading of a tier the gateway advised sampling that
+   * is not among those kept is dropped as `sampled`, never a `safety` one). When the buffer is full, the oldest event of the
    * lowest priority held is evicted for it, unless everything held has a higher priority.
    *
    * The event object is held (not copied) until acknowledged: do not change it after emitting. An
@@ -208,6 +219,11 @@ export class DeviceClient implements CounterSource {
     const kind = event?.kind;
     if (kind === undefined) {
       this.onDropped(event, cls, 'invalid', seq);
+      return false;
+    }
+    // The gateway's advice thins sampled tiers before anything is buffered; never a safety event.
+    if (cls !== 0 && !this.sampler.keep(event)) {
+      this.onDropped(event, cls, 'sampled', seq);
       return false;
     }
     if (kind.value.eventId === '')
@@ -320,6 +336,10 @@ export class DeviceClient implements CounterSource {
       batchesAcked: this.batchesAcked,
       duplicateAcks: this.duplicateAcks,
       connects: this.connects,
+      sampling: {
+        diagnostic: this.sampler.everyOf('diagnostic'),
+        bulk: this.sampler.everyOf('bulk'),
+      },
       connected: this.connected,
       lastError: this.lastError,
     };
@@ -440,6 +460,7 @@ export class DeviceClient implements CounterSource {
     }
     s.answered = true;
     this.failures = 0;
+    this.sampler.update(ack.sampling);
     const now = performance.now();
     this.metricSet.batchAckDuration.observe({ client: this.name }, (now - b.sentAt) / 1000);
     if (
@@ -467,7 +488,9 @@ export class DeviceClient implements CounterSource {
     }
     for (let i = 0; i < b.events.length; i++) {
       const r = rejected?.get(i);
-      if (ack.status === IngestStatus.REJECTED || r !== undefined) {
+      if (r?.field === SHED_FIELD) {
+        this.onDropped(b.events[i]!, b.cls, 'shed', b.seqs[i]!);
+      } else if (ack.status === IngestStatus.REJECTED || r !== undefined) {
         if (r) this.options.onReject?.(b.events[i]!, r);
         this.onDropped(b.events[i]!, b.cls, 'rejected', b.seqs[i]!);
       } else {

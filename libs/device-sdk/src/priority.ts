@@ -21,6 +21,13 @@ export const DROP_REASONS = [
   'closed',
   /** Not an event: no `kind` set. */
   'invalid',
+  /**
+   * Not sent: the gateway advised sampling its sensor tier (adaptive sampling) and this reading was
+   * not among those kept. Never a `safety` event, nor a reading of the gateway's safety tier.
+   */
+  'sampled',
+  /** Shed by the overloaded gateway (rejected at field `sampling`): its bulk tier was thinned. */
+  'shed',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -53,6 +53,10 @@ export class RunStats {
   /** Batches not sent because every connection had its maximum in flight (offered load not met). */
   skipped = 0;
   duplicatesSent = 0;
+  /** Readings not sent because the gateway advised sampling their tier (gRPC sender). */
+  eventsSampled = 0;
+  /** Readings the overloaded gateway shed (rejected at field `sampling`). */
+  eventsShed = 0;
   readonly latency = new LatencyHistogram();
   /** Latency since the last live line. */
   readonly window = new LatencyHistogram();
@@ -78,6 +82,8 @@ export function summarise(stats: RunStats, seconds: number) {
     events_accepted: stats.eventsAccepted,
     events_rejected: stats.eventsRejected,
     duplicates_sent: stats.duplicatesSent,
+    events_sampled: stats.eventsSampled,
+    events_shed: stats.eventsShed,
     retries: stats.retries,
     failures: stats.failures,
     skipped: stats.skipped,

@@ -4,7 +4,7 @@
 // Simulated cameras use the SDK's DeviceClient itself (see cameras.ts).
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Client } from '@grpc/grpc-js';
-import { IngestStatus, type EventBatch, type IngestAck } from '@sluice/contracts';
+import { AdviceSampler, IngestStatus, type EventBatch, type IngestAck } from '@sluice/contracts';
 import {
   bearerMetadata,
   createIngestChannel,
@@ -73,6 +73,10 @@ export class GrpcStreamSender implements Sender {
   private readonly max: number;
   private readonly maxRetries: number;
   private timers = new Set<NodeJS.Timeout>();
+  /** The gateway's sampling advice (adaptive sampling), honoured like the device SDK does. */
+  private readonly sampler = new AdviceSampler();
+  /** Batches already thinned (a duplicate resend shares the batch object: thinned once). */
+  private readonly thinned = new WeakSet<EventBatch>();
 
   constructor(
     target: string,
@@ -103,6 +107,18 @@ export class GrpcStreamSender implements Sender {
   }
 
   trySend(b: OutBatch): boolean {
+    if (b.batch && !b.bytes && this.sampler.active && !this.thinned.has(b.batch)) {
+      // Thinned in place before its first send, so a later duplicate resends the same content.
+      const kept = b.batch.events.filter((e) => this.sampler.keep(e));
+      this.thinned.add(b.batch);
+      const dropped = b.batch.events.length - kept.length;
+      if (dropped > 0) {
+        this.stats.eventsSampled += dropped;
+        b.batch.events = kept;
+        b.events = kept.length;
+      }
+      if (kept.length === 0) return true;
+    }
     return this.sendAttempt(b, 0);
   }
 
@@ -129,6 +145,7 @@ export class GrpcStreamSender implements Sender {
   private onAck(s: (typeof this.streams)[number], ack: IngestAck): void {
     const p = s.pending.shift();
     if (!p) return;
+    this.sampler.update(ack.sampling);
     if (ack.status === IngestStatus.RETRY) {
       this.stats.retries++;
       if (p.attempt >= this.maxRetries) {
@@ -142,7 +159,10 @@ export class GrpcStreamSender implements Sender {
       this.timers.add(t);
       return;
     }
-    this.stats.recordAck(performance.now() - p.sentAt, ack.accepted, ack.rejections.length);
+    let shed = 0;
+    for (const r of ack.rejections) if (r.field === 'sampling') shed++;
+    this.stats.eventsShed += shed;
+    this.stats.recordAck(performance.now() - p.sentAt, ack.accepted, ack.rejections.length - shed);
   }
 
   private onBroken(s: (typeof this.streams)[number]): void {

@@ -100,6 +100,31 @@ export interface IngestAck {
    * window): status and accepted describe that stored batch, and nothing new was stored.
    */
   duplicate: boolean;
+  /**
+   * The gateway's sampling advice (adaptive sampling, docs/services/ingestion.md): set on every ack
+   * of a gateway configured with sensor tiers, absent otherwise (= keep everything). Older clients
+   * ignore it.
+   */
+  sampling?: SamplingAdvice | undefined;
+}
+
+/**
+ * What fraction of its readings a device should send, per sensor tier. A device classifies each
+ * telemetry reading by its sensor_type with these tiers' rules (first match in the order given; the
+ * pattern "*" matches every sensor no other tier names) and keeps `keep` of each series
+ * (device, sensor_type) evenly: one reading in round(1 / keep). The safety tier is always 1.
+ */
+export interface SamplingAdvice {
+  tiers: TierAdvice[];
+}
+
+export interface TierAdvice {
+  /** "safety", "diagnostic" or "bulk". */
+  tier: string;
+  /** Fraction to keep, in (0, 1]; 1 = send everything. */
+  keep: number;
+  /** Sensor types of this tier: exact names, "prefix*", or "*". */
+  sensors: string[];
 }
 
 /** Why one event of a batch was rejected. Rejected events must be fixed, not resent as is. */
@@ -183,7 +208,15 @@ export const IngestRequest: MessageFns<IngestRequest> = {
 };
 
 function createBaseIngestAck(): IngestAck {
-  return { batchId: "", accepted: 0, rejections: [], retryAfterMs: 0, status: 0, duplicate: false };
+  return {
+    batchId: "",
+    accepted: 0,
+    rejections: [],
+    retryAfterMs: 0,
+    status: 0,
+    duplicate: false,
+    sampling: undefined,
+  };
 }
 
 export const IngestAck: MessageFns<IngestAck> = {
@@ -205,6 +238,9 @@ export const IngestAck: MessageFns<IngestAck> = {
     }
     if (message.duplicate !== false) {
       writer.uint32(48).bool(message.duplicate);
+    }
+    if (message.sampling !== undefined) {
+      SamplingAdvice.encode(message.sampling, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -270,6 +306,14 @@ export const IngestAck: MessageFns<IngestAck> = {
             message.duplicate = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sampling = SamplingAdvice.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -300,6 +344,7 @@ export const IngestAck: MessageFns<IngestAck> = {
         : 0,
       status: isSet(object.status) ? ingestStatusFromJSON(object.status) : 0,
       duplicate: isSet(object.duplicate) ? globalThis.Boolean(object.duplicate) : false,
+      sampling: isSet(object.sampling) ? SamplingAdvice.fromJSON(object.sampling) : undefined,
     };
   },
 
@@ -323,6 +368,9 @@ export const IngestAck: MessageFns<IngestAck> = {
     if (message.duplicate !== false) {
       obj.duplicate = message.duplicate;
     }
+    if (message.sampling !== undefined) {
+      obj.sampling = SamplingAdvice.toJSON(message.sampling);
+    }
     return obj;
   },
 
@@ -337,6 +385,179 @@ export const IngestAck: MessageFns<IngestAck> = {
     message.retryAfterMs = object.retryAfterMs ?? 0;
     message.status = object.status ?? 0;
     message.duplicate = object.duplicate ?? false;
+    message.sampling = (object.sampling !== undefined && object.sampling !== null)
+      ? SamplingAdvice.fromPartial(object.sampling)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSamplingAdvice(): SamplingAdvice {
+  return { tiers: [] };
+}
+
+export const SamplingAdvice: MessageFns<SamplingAdvice> = {
+  encode(message: SamplingAdvice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tiers) {
+      TierAdvice.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SamplingAdvice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSamplingAdvice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tiers.push(TierAdvice.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SamplingAdvice {
+    return {
+      tiers: globalThis.Array.isArray(object?.tiers) ? object.tiers.map((e: any) => TierAdvice.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SamplingAdvice): unknown {
+    const obj: any = {};
+    if (message.tiers?.length) {
+      obj.tiers = message.tiers.map((e) => TierAdvice.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SamplingAdvice>, I>>(base?: I): SamplingAdvice {
+    return SamplingAdvice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SamplingAdvice>, I>>(object: I): SamplingAdvice {
+    const message = createBaseSamplingAdvice();
+    message.tiers = object.tiers?.map((e) => TierAdvice.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTierAdvice(): TierAdvice {
+  return { tier: "", keep: 0, sensors: [] };
+}
+
+export const TierAdvice: MessageFns<TierAdvice> = {
+  encode(message: TierAdvice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tier !== "") {
+      writer.uint32(10).string(message.tier);
+    }
+    if (message.keep !== 0) {
+      writer.uint32(17).double(message.keep);
+    }
+    for (const v of message.sensors) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TierAdvice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTierAdvice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.keep = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sensors.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TierAdvice {
+    return {
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+      keep: isSet(object.keep) ? globalThis.Number(object.keep) : 0,
+      sensors: globalThis.Array.isArray(object?.sensors) ? object.sensors.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: TierAdvice): unknown {
+    const obj: any = {};
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    if (message.keep !== 0) {
+      obj.keep = floatToJson(message.keep);
+    }
+    if (message.sensors?.length) {
+      obj.sensors = message.sensors;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TierAdvice>, I>>(base?: I): TierAdvice {
+    return TierAdvice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TierAdvice>, I>>(object: I): TierAdvice {
+    const message = createBaseTierAdvice();
+    message.tier = object.tier ?? "";
+    message.keep = object.keep ?? 0;
+    message.sensors = object.sensors?.map((e) => e) || [];
     return message;
   },
 };
@@ -525,6 +746,10 @@ export const IngestServiceClient = makeGenericClientConstructor(
   service: typeof IngestServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
