@@ -1,7 +1,7 @@
 // Adaptive sampling: the gateway watches its own load (the in-flight byte budget and JetStream
 // publish latency) and, under sustained overload, advises devices on every ack to send only a
 // fraction of their bulk (then diagnostic) readings. Safety readings are never sampled.
-// docs/services/ingestion.md, "Adaptive sampling"; docs/DECISIONS.md #34.
+// docs/services/ingestion.md, "Adaptive sampling"; docs/DECISIONS.md #36.
 import {
   SENSOR_TIERS,
   TierClassifier,
