@@ -44,6 +44,13 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
   const topo = topology(ns);
   const watchers: ChildService[] = [];
   let seq = 0;
+  let restore: (() => Promise<unknown>) | undefined;
+  let pg: Client | undefined;
+
+  afterEach(async () => {
+    await restore?.();
+    restore = undefined;
+  }, 180_000);
 
   function startWatch(extra: Record<string, string> = {}): Promise<ChildService> {
     const proc = spawnService('apps/watch/src/main.ts', {
@@ -112,6 +119,7 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
   afterAll(async () => {
     for (const p of [...watchers, dispatcher]) p?.kill('SIGKILL');
     await Promise.all([...watchers, dispatcher].filter(Boolean).map((p) => p.exited));
+    await pg?.end().catch(() => undefined);
     await receiver?.close();
     await nats?.cleanup();
     await Promise.all([watchDb?.drop(), hookDb?.drop()]);
@@ -197,8 +205,12 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
     ]);
     const temp = silence.find((w) => w.alert['sensor_type'] === 'temp')!;
     expect(temp.alert['usual_interval_ms']).toBeGreaterThan(150);
-    expect(temp.alert['usual_interval_ms']).toBeLessThan(400);
-    expect(temp.alert['threshold_ms']).toBe(1500);
+    // Every 200 ms plus the publish's own time (more on a loaded machine).
+    expect(temp.alert['usual_interval_ms']).toBeLessThan(1000);
+    expect(temp.alert['threshold_ms']).toBeCloseTo(
+      Math.max(1500, 5 * (temp.alert['usual_interval_ms'] as number)),
+      6,
+    );
 
     // Mid-episode: one replica is SIGKILLed, and started again.
     const victim = watchers[0]!;
@@ -237,11 +249,13 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
     const doomed = await startWatch({ WATCH_FAILPOINT: 'sweep-after-publish' });
     for (const p of normal) p.kill('SIGTERM');
     await Promise.all(normal.map((p) => p.exited));
+    // The next tests get their two replicas back whatever happens here.
+    restore = () => Promise.all([startWatch(), startWatch()]);
     const boat = live('boat-4', ['temp']);
     await sleep(2_500);
     await boat.stop();
-    await doomed.exited;
-    expect(doomed.lines.some((l) => l.includes('failpoint sweep-after-publish'))).toBe(true);
+    // Nothing here signals it: SIGKILL is the failpoint's (its log line may die unflushed with it).
+    expect(await doomed.exited).toBe('SIGKILL');
     // Its transaction never committed: the next replica finds the series still due and raises again.
     const next = await startWatch();
     const opsPort = (JSON.parse(await next.waitForLine(/watch running/)) as { opsPort: number })
@@ -267,7 +281,8 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
     );
     expect(stored).toHaveLength(2);
     await startWatch();
-  }, 120_000);
+    restore = undefined;
+  }, 180_000);
 
   it('a backlog upload after an outage is a recovery, never a stale silence alert', async () => {
     const boat = live('boat-2', ['depth']);
@@ -342,7 +357,7 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
         msgId: `rollup:${++n}`,
         contentType: 'application/x-protobuf',
       });
-    const c = new Client({ connectionString: watchDb.url });
+    const c = (pg = new Client({ connectionString: watchDb.url }));
     await c.connect();
     const judged = async (i: number) =>
       (
@@ -380,7 +395,7 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
     expect(of('engine-b')).toEqual([]);
 
     // The baselines are in PostgreSQL: a replica that takes over continues from them.
-    try {
+    {
       const { rows } = await c.query<{ device_id: string; n: number }>(
         `SELECT device_id, n FROM watch_baselines WHERE resolution = '1s' ORDER BY device_id`,
       );
@@ -388,8 +403,6 @@ describe('watch: silence, recovery and anomaly alerts delivered by the dispatche
         { device_id: 'engine-a', n: 60 },
         { device_id: 'engine-b', n: 60 },
       ]);
-    } finally {
-      await c.end();
     }
   }, 90_000);
 });
