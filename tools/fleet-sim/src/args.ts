@@ -8,9 +8,10 @@ export const USAGE = `usage: fleet-sim [--transport grpc|http] [--target host:po
   [--ca ca.pem]
   [--devices N] [--sensors N] [--min-hz 1] [--max-hz 1000] [--cameras 0.2] [--camera-hz 5]
   [--v2 0.5] [--duplicates 0] [--out-of-order 0] [--malformed 0] [--regions eu-west,us-east]
-  [--batch 500] [--flush-ms 100] [--connections 4] [--in-flight 16] [--seconds N] [--seed 1]
+  [--gps-hz 1] [--batch 500] [--flush-ms 100] [--connections 4] [--in-flight 16] [--seconds N] [--seed 1]
 The token defaults to FLEET_SIM_TOKEN. --ca: TLS to the gateway, trusting the CA in that PEM file
-(gRPC over TLS; over HTTP the target must be https://).`;
+(gRPC over TLS; over HTTP the target must be https://). --gps-hz: each boat's lat/lon fixes per
+second (0: none).`;
 
 /** A bad command line: the message names the flag; `help` is true for --help (exit 0, not 2). */
 export class UsageError extends Error {
@@ -30,6 +31,7 @@ const NUMERIC = [
   'max-hz',
   'cameras',
   'camera-hz',
+  'gps-hz',
   'v2',
   'duplicates',
   'out-of-order',
@@ -128,6 +130,7 @@ export function parseArgs(
       batchSize: num('batch', DEFAULT_FLEET.batchSize, 1, 100_000),
       flushMs: num('flush-ms', DEFAULT_FLEET.flushMs, 1),
       seed: num('seed', 1),
+      gpsHz: num('gps-hz', 1, 0, 100),
     },
   };
 }

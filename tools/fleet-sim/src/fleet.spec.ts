@@ -1,9 +1,96 @@
 import { IngestRequest, type Event } from '@sluice/contracts';
 import { framePriority, SAFETY_CONFIDENCE } from './cameras';
-import { Fleet } from './fleet';
+import { Fleet, gpsPosition, gpsTrack, HARBOURS } from './fleet';
 import { TemplatePool } from './load';
 import { LatencyHistogram } from './stats';
 import { toWireJson } from './wire-json';
+
+describe('Fleet GPS', () => {
+  const fixes = (f: Fleet, from: number, to: number, stepMs: number) => {
+    const out = new Map<string, Array<{ t: number; lat?: number; lon?: number }>>();
+    for (let t = from; t <= to; t += stepMs) {
+      for (const b of [...f.tick(t), ...(t + stepMs > to ? f.flushAll() : [])]) {
+        for (const e of b.batch.events) {
+          if (e.kind?.$case !== 'telemetry') continue;
+          const v = e.kind.value;
+          if (v.sensorType !== 'lat' && v.sensorType !== 'lon') continue;
+          expect(v.unit).toBe('degrees');
+          const list = out.get(v.deviceId) ?? [];
+          const at = v.eventTime!.getTime();
+          let fix = list.find((x) => x.t === at);
+          if (!fix) list.push((fix = { t: at }));
+          fix[v.sensorType] = v.value;
+          out.set(v.deviceId, list);
+        }
+      }
+    }
+    return out;
+  };
+  const opts = {
+    devices: 6,
+    sensorsPerDevice: 1,
+    minHz: 1,
+    maxHz: 1,
+    cameraFraction: 0,
+    regions: ['eu-west', 'us-east'],
+    gpsHz: 1,
+  };
+
+  it('sends lat/lon at gpsHz near each device’s home harbour in its region, moving slowly', () => {
+    const f = new Fleet(opts, 'r');
+    expect(f.eventsPerSecond).toBeCloseTo(6 * (1 + 2));
+    const start = 1_700_000_000_000;
+    const byDevice = fixes(f, start, start + 60_000, 100);
+    expect([...byDevice.keys()].sort()).toEqual(f.deviceIds.sort());
+    for (const [id, list] of byDevice) {
+      // 1 Hz over 60 s: 60 or 61 fixes, each with both coordinates.
+      expect(list.length).toBeGreaterThanOrEqual(60);
+      expect(list.length).toBeLessThanOrEqual(61);
+      const region = Number(id.split('-')[1]) % 2 === 0 ? 'eu-west' : 'us-east';
+      const home = gpsTrack(id, region).home;
+      expect(HARBOURS[region]).toContainEqual(home);
+      for (const p of list) {
+        expect(Math.abs(p.lat! - home.lat)).toBeLessThanOrEqual(0.05);
+        expect(Math.abs(p.lon! - home.lon)).toBeLessThanOrEqual(0.1);
+      }
+      if (region === 'eu-west') {
+        for (const p of list) expect(p.lon!).toBeGreaterThan(-10);
+        for (const p of list) expect(p.lon!).toBeLessThan(10);
+      } else {
+        for (const p of list) expect(p.lon!).toBeLessThan(-65);
+      }
+      // Slow: under 15 m/s (about 30 knots) between consecutive fixes, yet it does move.
+      const sorted = list.sort((a, b) => a.t - b.t);
+      let moved = 0;
+      for (let i = 1; i < sorted.length; i++) {
+        const [a, b] = [sorted[i - 1]!, sorted[i]!];
+        const dy = (b.lat! - a.lat!) * 111_320;
+        const dx = (b.lon! - a.lon!) * 111_320 * Math.cos((a.lat! * Math.PI) / 180);
+        const metres = Math.hypot(dx, dy);
+        expect(metres / ((b.t - a.t) / 1000)).toBeLessThan(15);
+        moved += metres;
+      }
+      expect(moved).toBeGreaterThan(10);
+    }
+  });
+
+  it('is deterministic per device id: same track whatever the fleet’s seed or size', () => {
+    const a = fixes(new Fleet({ ...opts, seed: 1 }, 'a'), 1_000_000, 1_010_000, 500);
+    const b = fixes(new Fleet({ ...opts, devices: 2, seed: 99 }, 'b'), 1_000_000, 1_010_000, 500);
+    expect(b.get('sim-0')).toEqual(a.get('sim-0'));
+    expect(b.get('sim-1')).toEqual(a.get('sim-1'));
+    expect(a.get('sim-2')).not.toEqual(a.get('sim-0'));
+    expect(gpsTrack('boat-7', 'us-east')).toEqual(gpsTrack('boat-7', 'us-east'));
+    const track = gpsTrack('boat-7', 'us-east');
+    expect(gpsPosition(track, 5_000)).toEqual(gpsPosition(track, 5_000));
+  });
+
+  it('sends no positions when gpsHz is 0 (the library default)', () => {
+    const f = new Fleet({ ...opts, gpsHz: 0 }, 'r');
+    expect(f.eventsPerSecond).toBeCloseTo(6);
+    expect(fixes(f, 1_000_000, 1_005_000, 100).size).toBe(0);
+  });
+});
 
 describe('Fleet', () => {
   it('produces events at the configured rates, batched per device', () => {

@@ -35,6 +35,12 @@ export interface FleetOptions {
   devicePrefix: string;
   /** Seed of the pseudo-random choices. @default 1 */
   seed: number;
+  /**
+   * Rate of each device's GPS fix, Hz: sensors `lat` and `lon` (degrees) along {@link gpsTrack}. 0
+   * sends none (the library default, so event counts of benches and tests stay as they were; the
+   * fleet-sim command line defaults to 1). @default 0
+   */
+  gpsHz: number;
 }
 
 export const DEFAULT_FLEET: Readonly<FleetOptions> = Object.freeze({
@@ -53,7 +59,77 @@ export const DEFAULT_FLEET: Readonly<FleetOptions> = Object.freeze({
   flushMs: 100,
   devicePrefix: 'sim',
   seed: 1,
+  gpsHz: 0,
 });
+
+/** A point on the globe, degrees. */
+export interface GeoPoint {
+  lat: number;
+  lon: number;
+}
+
+/** Home harbours per region (just off the harbour mouth, at sea); other regions use eu-west's. */
+export const HARBOURS: Readonly<Record<string, readonly GeoPoint[]>> = Object.freeze({
+  'eu-west': [
+    { lat: 48.3, lon: -4.75 }, // Brest, Iroise Sea
+    { lat: 46.05, lon: -1.45 }, // La Rochelle, Pertuis d'Antioche
+    { lat: 43.45, lon: -3.1 }, // Bilbao, Bay of Biscay
+    { lat: 57.15, lon: -1.95 }, // Aberdeen, North Sea
+    { lat: 51.98, lon: 3.95 }, // Rotterdam approaches, North Sea
+    { lat: 55.4, lon: 8.1 }, // Esbjerg, North Sea
+  ],
+  'us-east': [
+    { lat: 42.35, lon: -70.8 }, // Boston, Massachusetts Bay
+    { lat: 40.42, lon: -73.75 }, // New York approaches
+    { lat: 36.95, lon: -75.9 }, // Chesapeake Bay mouth
+    { lat: 32.68, lon: -79.75 }, // Charleston
+    { lat: 43.6, lon: -70.1 }, // Portland, Casco Bay
+  ],
+});
+
+/** FNV-1a of a string: the per-device seed of its track (independent of the fleet's seed). */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** A device's GPS track: a slow loop around its home harbour. */
+export interface GpsTrack {
+  home: GeoPoint;
+  /** Loop radius, degrees of latitude (0.01 … 0.05, about 1 … 5.5 km). */
+  radius: number;
+  /** Time of one loop, ms (1 … 3 hours: at most about 18 km/h). */
+  periodMs: number;
+  phase: number;
+}
+
+/** The track of `deviceId` in `region`: the same for the same id and region, whatever the fleet. */
+export function gpsTrack(deviceId: string, region: string): GpsTrack {
+  const r = rng(hash32(`${region}/${deviceId}`) || 1);
+  const harbours = HARBOURS[region] ?? HARBOURS['eu-west']!;
+  return {
+    home: harbours[Math.floor(r() * harbours.length)]!,
+    radius: 0.01 + 0.04 * r(),
+    periodMs: 3_600_000 * (1 + 2 * r()),
+    phase: 2 * Math.PI * r(),
+  };
+}
+
+/**
+ * Where a device on `track` is at `t` (epoch ms): an ellipse around the home harbour (longitude
+ * stretched by 1/cos(lat) so the loop is round on the ground) with a slower wobble of its radius.
+ */
+export function gpsPosition(track: GpsTrack, t: number): GeoPoint {
+  const a = (2 * Math.PI * t) / track.periodMs + track.phase;
+  const rad = track.radius * (0.8 + 0.2 * Math.sin(a / 3.7));
+  const cos = Math.cos((track.home.lat * Math.PI) / 180);
+  const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
+  return {
+    lat: round6(track.home.lat + rad * Math.sin(a)),
+    lon: round6(track.home.lon + (rad * Math.cos(a)) / cos),
+  };
+}
 
 /** A batch ready to send, with what the device knows about it. */
 export interface SimBatch {
@@ -78,6 +154,7 @@ interface Device {
   schemaVersion: 1 | 2;
   sensors: Sensor[];
   camera?: { hz: number; due: number };
+  gps?: { hz: number; due: number; track: GpsTrack };
   pending: Event[];
   firstPendingAt: number;
   seq: number;
@@ -130,12 +207,15 @@ export class Fleet {
         const hz = o.minHz * (o.maxHz / o.minHz) ** this.random();
         sensors.push({ type: s < SENSORS.length ? type : `${type}_${s}`, unit, hz, due: 0 });
       }
+      const id = `${o.devicePrefix}-${d}`;
+      const region = o.regions[d % o.regions.length]!;
       this.devices.push({
-        id: `${o.devicePrefix}-${d}`,
-        region: o.regions[d % o.regions.length]!,
+        id,
+        region,
         schemaVersion: this.random() < o.v2Fraction ? 2 : 1,
         sensors,
         ...(this.random() < o.cameraFraction ? { camera: { hz: o.cameraHz, due: 0 } } : {}),
+        ...(o.gpsHz > 0 ? { gps: { hz: o.gpsHz, due: 0, track: gpsTrack(id, region) } } : {}),
         pending: [],
         firstPendingAt: 0,
         seq: 0,
@@ -149,6 +229,7 @@ export class Fleet {
     for (const d of this.devices) {
       for (const s of d.sensors) total += s.hz;
       if (d.camera) total += d.camera.hz;
+      if (d.gps) total += 2 * d.gps.hz;
     }
     return total;
   }
@@ -172,6 +253,16 @@ export class Fleet {
         const step = 1000 / s.hz;
         for (let n = 0; s.due <= now && n < 10_000; n++, s.due += step)
           this.add(d, this.reading(d, s, s.due), now, out);
+      }
+      if (d.gps) {
+        if (d.gps.due === 0) d.gps.due = now;
+        const step = 1000 / d.gps.hz;
+        for (let n = 0; d.gps.due <= now && n < 10_000; n++, d.gps.due += step) {
+          const t = d.gps.due;
+          const p = gpsPosition(d.gps.track, t);
+          this.add(d, this.fix(d, 'lat', p.lat, t), now, out);
+          this.add(d, this.fix(d, 'lon', p.lon, t), now, out);
+        }
       }
       if (d.camera) {
         if (d.camera.due === 0) d.camera.due = now;
@@ -266,6 +357,26 @@ export class Fleet {
           sensorType: s.type,
           value: Math.round((50 + 30 * Math.sin(t / 10_000) + this.random() * 5) * 100) / 100,
           unit: s.unit,
+          firmwareVersion: '4.2.1',
+          region: d.region,
+          schemaVersion: d.schemaVersion,
+          attributes: {},
+        },
+      },
+    };
+  }
+
+  private fix(d: Device, sensorType: 'lat' | 'lon', value: number, t: number): Event {
+    return {
+      kind: {
+        $case: 'telemetry',
+        value: {
+          eventId: `${d.id}:${sensorType}:${Math.round(t * 1000)}`,
+          deviceId: d.id,
+          eventTime: new Date(t),
+          sensorType,
+          value,
+          unit: 'degrees',
           firmwareVersion: '4.2.1',
           region: d.region,
           schemaVersion: d.schemaVersion,
