@@ -343,6 +343,18 @@ describe('web console in headless Chromium against a running pipeline', () => {
     expect(await page.textContent('[data-metric="devices"]')).toBe(String(DEVICES));
     for (let d = 0; d < DEVICES; d++)
       expect(await page.getAttribute(`tr[data-device="sim-${d}"]`, 'data-silent')).toBe('false');
+    // The simulator's boats report GPS (lat/lon at 1 Hz): the map plots one pin per device, at the
+    // position the query API has as the device's latest.
+    const pins = page.locator('section[data-page="fleet"] svg.map circle.pin');
+    expect(await pins.count()).toBe(DEVICES);
+    const latest = await api<{ sensors: Array<{ sensor: string }> }>('/v1/devices/sim-0/latest');
+    expect(latest.sensors.map((s: { sensor: string }) => s.sensor)).toEqual(
+      expect.arrayContaining(['lat', 'lon']),
+    );
+    const title = await page.textContent('svg.map a[href="#/device/sim-0"] title');
+    const [lat, lon] = title!.replace('sim-0 ', '').split(', ').map(Number);
+    expect(Math.abs(lat! - 47)).toBeLessThan(12); // eu-west harbours: Bay of Biscay … North Sea
+    expect(Math.abs(lon!)).toBeLessThan(10);
     await shot(page, 'fleet');
   });
 

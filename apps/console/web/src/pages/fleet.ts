@@ -173,11 +173,23 @@ function positionPlot(
   }
   const lats = rows.map((r) => r.lat!);
   const lons = rows.map((r) => r.lon!);
-  const pad = 0.01;
-  const [minLat, maxLat] = [Math.min(...lats) - pad, Math.max(...lats) + pad];
-  const [minLon, maxLon] = [Math.min(...lons) - pad, Math.max(...lons) + pad];
+  // Longitude degrees shrink by cos(latitude) on the ground: scale them so the plot keeps true
+  // proportions, pad by a tenth of the larger span, then widen the narrower axis to fit the frame.
+  const k = Math.cos((((Math.min(...lats) + Math.max(...lats)) / 2) * Math.PI) / 180);
   const W = 600;
-  const H = Math.max(200, Math.min(600, (W * (maxLat - minLat)) / (maxLon - minLon)));
+  const [H_MIN, H_MAX] = [200, 450];
+  let ySpan = Math.max(...lats) - Math.min(...lats);
+  let xSpan = (Math.max(...lons) - Math.min(...lons)) * k;
+  const pad = Math.max(0.01, 0.1 * Math.max(ySpan, xSpan));
+  ySpan += 2 * pad;
+  xSpan += 2 * pad;
+  if (ySpan / xSpan > H_MAX / W) xSpan = (ySpan * W) / H_MAX;
+  if (ySpan / xSpan < H_MIN / W) ySpan = (xSpan * H_MIN) / W;
+  const H = (W * ySpan) / xSpan;
+  const midLat = (Math.min(...lats) + Math.max(...lats)) / 2;
+  const midLon = (Math.min(...lons) + Math.max(...lons)) / 2;
+  const [minLat, maxLat] = [midLat - ySpan / 2, midLat + ySpan / 2];
+  const [minLon, maxLon] = [midLon - xSpan / k / 2, midLon + xSpan / k / 2];
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
