@@ -1,5 +1,6 @@
 import {
   compact,
+  histogramQuantile,
   parsePrometheus,
   ratePerSecond,
   renderDashboard,
@@ -44,6 +45,45 @@ describe('parsePrometheus / total', () => {
     expect(ratePerSecond(a, b, 'c_total')).toBe(20);
     expect(ratePerSecond(b, scrape(4_000, 'c_total 5'), 'c_total')).toBeUndefined();
     expect(ratePerSecond(undefined, b, 'c_total')).toBeUndefined();
+  });
+});
+
+const visible = (le: Record<string, number>, label = 'a') =>
+  Object.entries(le)
+    .map(([b, n]) => `sluice_aggregator_visible_seconds_bucket{le="${b}",p="${label}"} ${n}`)
+    .join('\n');
+
+describe('histogramQuantile', () => {
+  const H = 'sluice_aggregator_visible_seconds';
+  it('interpolates p50/p99 within buckets of the observations between two scrapes', () => {
+    // Before: 100 observations all under 0.1 s. Between: 100 more, 50 in (0.5, 1], 50 in (1, 2.5].
+    const prev = scrape(1, visible({ '0.1': 100, '0.5': 100, '1': 100, '2.5': 100, '+Inf': 100 }));
+    const cur = scrape(2, visible({ '0.1': 100, '0.5': 100, '1': 150, '2.5': 200, '+Inf': 200 }));
+    expect(histogramQuantile(prev, cur, H, 0.5)).toBeCloseTo(1);
+    expect(histogramQuantile(prev, cur, H, 0.99)).toBeCloseTo(1 + 1.5 * (49 / 50));
+    // Over everything since start instead, half of it is under 0.1 s.
+    expect(histogramQuantile(undefined, cur, H, 0.5)).toBeCloseTo(0.1);
+  });
+
+  it('sums label sets, uses the totals when nothing new arrived or after a reset, none when empty', () => {
+    const two = (n: number) =>
+      `${visible({ '1': n, '+Inf': n }, 'a')}\n${visible({ '1': n, '+Inf': 2 * n }, 'b')}`;
+    const cur = scrape(2, two(10));
+    // 30 observations: 20 ≤ 1 s, 10 above the last finite bound (reported as that bound).
+    expect(histogramQuantile(scrape(1, two(10)), cur, H, 0.5)).toBeCloseTo(0.75);
+    expect(histogramQuantile(scrape(1, two(50)), cur, H, 0.99)).toBe(1);
+    expect(histogramQuantile(undefined, scrape(1, visible({ '1': 0, '+Inf': 0 })), H, 0.5)).toBe(
+      undefined,
+    );
+    expect(histogramQuantile(undefined, scrape(1, 'other 1'), H, 0.5)).toBeUndefined();
+  });
+
+  it('is the aggregator row’s freshness note', () => {
+    const prev = scrape(1, visible({ '0.5': 0, '1': 0, '5': 0, '+Inf': 0 }));
+    const cur = scrape(2, visible({ '0.5': 0, '1': 100, '5': 100, '+Inf': 100 }));
+    expect(serviceRow('aggregator', 1, 'ready', prev, cur).notes).toEqual([
+      'fresh p50 750ms p99 995ms',
+    ]);
   });
 });
 

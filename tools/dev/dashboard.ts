@@ -1,6 +1,7 @@
 /**
  * The terminal live view of `npm start` as pure functions: Prometheus text → samples, two scrapes of a
- * service → its row (state, rate, lag, DLQ, notes), and a snapshot → the lines to draw. No I/O here:
+ * service → its row (state, rate, lag, DLQ, notes such as the aggregator's roll-up freshness p50/p99
+ * from its `sluice_aggregator_visible_seconds` buckets), and a snapshot → the lines to draw. No I/O here:
  * live.ts polls the services and draws what {@link renderDashboard} returns.
  */
 
@@ -70,6 +71,52 @@ export function ratePerSecond(
   return ((b - a) * 1000) / (cur.at - prev.at);
 }
 
+/** Cumulative bucket counts of histogram `name` by upper bound (all other labels summed), sorted. */
+function buckets(samples: readonly PromSample[], name: string): Array<[le: number, n: number]> {
+  const byLe = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || s.labels['le'] === undefined) continue;
+    const le = s.labels['le'] === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels['le']);
+    if (!Number.isNaN(le)) byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+  }
+  return [...byLe].sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * The `q` quantile (0…1) of histogram `name` over the observations between two scrapes (bucket
+ * deltas), interpolated within its bucket as Prometheus' `histogram_quantile` does (in the `+Inf`
+ * bucket: the highest finite bound). With no observation in between (or a reset, or no `prev`), over
+ * everything `cur` counts since the service started. Undefined when the histogram is absent or empty.
+ */
+export function histogramQuantile(
+  prev: Scrape | undefined,
+  cur: Scrape | undefined,
+  name: string,
+  q: number,
+): number | undefined {
+  if (!cur) return undefined;
+  const now = buckets(cur.samples, name);
+  const before = new Map(prev ? buckets(prev.samples, name) : []);
+  let counts = now.map(([le, n]): [number, number] => [le, n - (before.get(le) ?? 0)]);
+  const reset = counts.some(([, n]) => n < 0);
+  if (reset || (counts.at(-1)?.[1] ?? 0) === 0) counts = now;
+  const all = counts.at(-1)?.[1] ?? 0;
+  if (all <= 0) return undefined;
+  const rank = q * all;
+  let lower = 0;
+  let below = 0;
+  for (const [le, n] of counts) {
+    if (n >= rank) {
+      if (le === Number.POSITIVE_INFINITY) return lower;
+      if (n === below) return le;
+      return lower + ((le - lower) * (rank - below)) / (n - below);
+    }
+    lower = le;
+    below = n;
+  }
+  return lower;
+}
+
 /**
  * What the supervisor knows of a child: alive, and how its `/readyz` answered (`no answer`: it did
  * before, not this time; `running`: a child without ops port, the simulator).
@@ -116,6 +163,16 @@ const rate =
     const v = ratePerSecond(prev, cur, name);
     return v === undefined ? undefined : `${label} ${compact(v)}/s`;
   };
+/** `p50 0.8s p99 2.1s` of a histogram in seconds (see {@link histogramQuantile}). */
+const quantiles =
+  (label: string, name: string): Note =>
+  (prev, cur) => {
+    const p50 = histogramQuantile(prev, cur, name, 0.5);
+    const p99 = histogramQuantile(prev, cur, name, 0.99);
+    if (p50 === undefined || p99 === undefined) return undefined;
+    return `${label} p50 ${seconds(p50)} p99 ${seconds(p99)}`;
+  };
+const seconds = (v: number) => (v < 1 ? `${Math.round(v * 1000)}ms` : `${v.toFixed(1)}s`);
 const gauge =
   (label: string, name: string, unit: string): Note =>
   (_prev, cur) => {
@@ -132,6 +189,8 @@ const NOTES: Record<string, Note[]> = {
   dedupe: [count('duplicates', 'sluice_dedupe_duplicates_total')],
   aggregator: [
     rate('roll-ups', 'sluice_aggregator_rollups_published_total'),
+    // Roll-up freshness: clean batch published → its readings visible in the query API.
+    quantiles('fresh', 'sluice_aggregator_visible_seconds'),
     count('late', 'sluice_aggregator_late_events_total'),
   ],
   'webhook-dispatcher': [

@@ -33,6 +33,7 @@ import { connect as tcpConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs as parseCli } from 'node:util';
 import { Client } from 'pg';
+import { consoleUrl as consoleUrlOf, ensureConsolePages } from '../../apps/console/src/dev';
 import { ensureDevTls, type DevTls } from './dev-tls';
 import { LiveView } from './live';
 
@@ -47,6 +48,7 @@ const KNOWN_OPS_PORTS: Record<string, number> = {
   'mongo-capture': 9405,
   archiver: 9406,
   exporter: 9407,
+  console: 9408,
 };
 const FIRST_OTHER_OPS_PORT = 9410;
 /** Where --tls keeps the development CA and server certificate (git-ignored). */
@@ -406,7 +408,13 @@ function extraCaBundle(t: DevTls): string {
   writeFileSync(bundle, `${theirs.trimEnd()}\n${readFileSync(t.caFile, 'utf8')}`);
   return bundle;
 }
-const consoleUrl = () => `http://127.0.0.1:${process.env['CONSOLE_PORT'] || '9490'}`;
+/** The console's address (its CONSOLE_PORT / CONSOLE_HOST, as it reads them from this env). */
+const consoleUrl = () => consoleUrlOf(process.env);
+/** How to sign in to the console: this run's query token, or the caller's own AGGREGATOR_API_TOKENS. */
+const consoleSignIn = () =>
+  process.env['AGGREGATOR_API_TOKENS'] || process.env['AGGREGATOR_API_TOKENS_FILE']
+    ? 'sign in with a token of your AGGREGATOR_API_TOKENS'
+    : `sign in with the query token ${QUERY_TOKEN}`;
 
 /** With --tls: the services' server certificate (the caller's own settings win). */
 function tlsEnv(t: DevTls | undefined): Record<string, string> {
@@ -624,8 +632,7 @@ async function main(): Promise<void> {
   for (const [app, port] of ports)
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say(`  query API  ${queryApiUrl()}/openapi.json`);
-  if (apps.includes('console'))
-    say(`  console    ${consoleUrl()}  (sign in with the query API token)`);
+  if (apps.includes('console')) say(`  console    ${consoleUrl()}  (${consoleSignIn()})`);
   if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs') {
     const dir = resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'));
     say(
@@ -651,8 +658,7 @@ async function main(): Promise<void> {
 
   if (liveMode) {
     const info: Array<[string, string]> = [];
-    if (apps.includes('console'))
-      info.push(['console', `${consoleUrl()}  (sign in with the query token)`]);
+    if (apps.includes('console')) info.push(['console', `${consoleUrl()}  (${consoleSignIn()})`]);
     if (apps.includes('aggregator')) {
       info.push(['query API', `${queryApiUrl()}/openapi.json`]);
       if (!process.env['AGGREGATOR_API_TOKENS'])
@@ -698,6 +704,12 @@ async function main(): Promise<void> {
     view.start();
   }
 
+  if (apps.includes('console')) {
+    // The console serves its pages from dist/apps/console/public: build them (Vite) when missing or
+    // older than apps/console/web.
+    await ensureConsolePages(ROOT);
+    if (stopping) return;
+  }
   const started = apps.map((app, i) =>
     startChild(
       app,
