@@ -3,7 +3,7 @@
 #   docker build --build-arg APP=ingestion -t sluice/ingestion .
 # The app is bundled by esbuild (tools/build/build.mjs: the @sluice/* libraries are inlined, npm
 # packages stay external), so the runtime image holds dist/apps/$APP/main.js (and the instrumentation
-# preload.js) plus production deps.
+# preload.js) plus production deps; the console also its built pages (dist/apps/console/public).
 
 ARG NODE_IMAGE=node:24-slim
 
@@ -29,7 +29,12 @@ FROM deps AS build
 ARG APP
 RUN test -n "$APP" || (echo "build with --build-arg APP=<name of a folder in apps/>" >&2; exit 1)
 COPY . .
-RUN node tools/build/build.mjs "apps/$APP"
+# An app with web pages (apps/console: apps/<app>/vite.config.mts) builds them first, into
+# dist/apps/<app>/public beside main.js, where the service serves them from.
+RUN if [ -f "apps/$APP/vite.config.mts" ]; then \
+      node node_modules/vite/bin/vite.js build --config "apps/$APP/vite.config.mts"; \
+    fi \
+ && node tools/build/build.mjs "apps/$APP"
 
 # --- prod-deps: runtime dependencies only
 FROM ${NODE_IMAGE} AS prod-deps
