@@ -12,6 +12,7 @@ const BENCHES: readonly string[] = [
   'aggregate',
   'alerts',
   'archive',
+  'console',
   'dedupe',
   'export',
   'http',
