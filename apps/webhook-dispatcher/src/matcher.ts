@@ -33,7 +33,7 @@ import {
   matchesTelemetry,
   matchingDetections,
 } from './filters';
-import { CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
+import { alertsDurable, CONSUMERS, SERVICE, WEBHOOK_METRICS, type WebhookTopology } from './names';
 import {
   alertBody,
   detectionBody,
@@ -245,7 +245,8 @@ export function createMatchers(opts: MatcherOptions): {
     nc: opts.nc,
     stream: alertTopo.stream,
     consumer: {
-      durable: CONSUMERS.alerts,
+      // ALERTS is one stream for every region: each regional deployment's dispatchers keep their own.
+      durable: alertsDurable(opts.topology.region),
       filterSubjects: [alertTopo.filter(opts.topology.region)],
       deliverPolicy: opts.startFrom ?? 'new',
     },

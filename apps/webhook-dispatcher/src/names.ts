@@ -83,3 +83,8 @@ export const EVENT_TYPES = {
   alertAnomaly: 'alert.anomaly.v1',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
+
+/** The alerts consumer's durable: `webhook-dispatcher-alerts`, `-<region>` in a regional deployment. */
+export function alertsDurable(region: string | undefined): string {
+  return region ? `${CONSUMERS.alerts}-${region}` : CONSUMERS.alerts;
+}

@@ -4,7 +4,9 @@
 // and each service's defaults (durables, replay targets, consumer settings), read from the services:
 // change both together.
 import {
+  alertsTopology,
   replayConsumerDescription,
+  rollupFilter,
   topology,
   type RegionalDeployment,
   type Topology,
@@ -268,6 +270,9 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     },
     { ...wh.ops, maxAgeMs: 7 * DAY, ...common },
   ];
+  // The watch service's alerts: one stream for every region (the dispatcher filters by region).
+  const alerts = alertsTopology(t.namespace);
+  streams.push({ ...alerts.stream, ...common });
   // One leader lease per deployment: a region's archivers must not take turns with another's.
   const leases = regional.map((rt) => archiverLeaseBucket(rt, durable('archiver')));
   for (const lease of leases)
@@ -368,6 +373,28 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
       deliverPolicy: 'new',
     });
   }
+  for (const rt of regional) {
+    add('webhook-dispatcher', alerts.stream.name, {
+      durable: `webhook-dispatcher-alerts${rt.region ? `-${rt.region}` : ''}`,
+      filterSubjects: [alerts.filter(rt.region)],
+      deliverPolicy: 'new',
+    });
+    // The watch service (apps/watch/src/names.ts): silence on clean batches, anomalies on 1m roll-ups.
+    add('watch', cleanOf(rt), {
+      durable: 'watch-clean',
+      filterSubjects: [rt.filters.clean],
+      deliverPolicy: 'new',
+    });
+    const rollups1m = rollupFilter({
+      resolution: '1m',
+      ...(rt.region !== undefined ? { region: rt.region } : {}),
+    });
+    add('watch', rt.streams.rollups.name, {
+      durable: 'watch-rollups',
+      filterSubjects: [t.namespace ? `${t.namespace}.${rollups1m}` : rollups1m],
+      deliverPolicy: 'new',
+    });
+  }
   add('webhook-dispatcher', wh.deliveries.name, {
     durable: wh.consumers.sender,
     ackWaitMs: 60_000,
@@ -465,10 +492,16 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     ).build(),
   );
 
-  const wd = bindAll(grants('webhook-dispatcher', 'clean batches and roll-ups in, deliveries out'))
+  const wd = bindAll(
+    grants('webhook-dispatcher', 'clean batches, roll-ups and alerts in, deliveries out'),
+  )
     .streamInfo(wh.ops.name)
     .publish(wh.deliveries.subjects[0]!, wh.ops.subjects[0]!);
   users.push(deadLetters(wd, 'webhook-dispatcher').build());
+  const watch = bindAll(grants('watch', 'clean batches and roll-ups in, alerts out'))
+    .streamInfo(alerts.stream.name)
+    .publish(...regional.map((rt) => alerts.filter(rt.region)));
+  users.push(deadLetters(watch, 'watch').build());
 
   // The operator CLI: replay and dlq (ls, show, redrive, purge).
   const cli = grants('cli', 'sluice replay and sluice dlq');
