@@ -33,7 +33,7 @@ import {
   generateLoad,
   type OutBatch,
   type TemplatePool,
-} from '@sluice/fleet-sim';
+} from '../../../fleet-sim/src/index';
 import { createTestDatabase, freePort, testUrls, uniqueId } from '@sluice/testing';
 import { Client } from 'pg';
 import { startBuiltApp } from '../built-app';
