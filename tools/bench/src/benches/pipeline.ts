@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { topology, type Event } from '@sluice/contracts';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the bench drives the fleet simulator's load core
 import {
   Fleet,
   GrpcStreamSender,
