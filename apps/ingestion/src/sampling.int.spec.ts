@@ -102,6 +102,7 @@ describe('ingestion: adaptive sampling keeps every safety reading under 2x overl
   let gw: ChildService;
   let opsPort: number;
   let grpcPort: number;
+  let httpPort: number;
   const ns = uniqueId('ings');
 
   beforeAll(async () => {
@@ -133,7 +134,11 @@ describe('ingestion: adaptive sampling keeps every safety reading under 2x overl
       INGEST_SAMPLING_MIN_KEEP: '0.125',
     });
     const line = await gw.waitForLine(/ingestion running/, 90_000);
-    ({ opsPort, grpcPort } = JSON.parse(line) as { opsPort: number; grpcPort: number });
+    ({ opsPort, grpcPort, httpPort } = JSON.parse(line) as {
+      opsPort: number;
+      grpcPort: number;
+      httpPort: number;
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -307,6 +312,29 @@ describe('ingestion: adaptive sampling keeps every safety reading under 2x overl
       ['safety', 1],
       ['diagnostic', 1],
       ['bulk', 1],
+    ]);
+    // The HTTP answer carries the same advice, in JSON.
+    const res = await fetch(`http://127.0.0.1:${httpPort}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({
+        event_id: 'http.last.0',
+        device_id: 'legacy-1',
+        timestamp: new Date().toISOString(),
+        sensor_type: 'vibration_x',
+        value: 1,
+        unit: '1',
+        region: 'eu-west',
+      }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      sampling?: { tiers: Array<{ tier: string; keep: number; sensors: string[] }> };
+    };
+    expect(body.sampling?.tiers).toEqual([
+      { tier: 'safety', keep: 1, sensors: ['engine_temp', 'bilge_level'] },
+      { tier: 'diagnostic', keep: 1, sensors: ['engine_*'] },
+      { tier: 'bulk', keep: 1, sensors: ['*'] },
     ]);
     await waitFor('the overload-over log line', () =>
       gw.lines.some((l) => l.includes('gateway overload over')),
