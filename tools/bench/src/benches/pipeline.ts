@@ -186,11 +186,17 @@ interface Proc {
   opsPort: number;
   lines: string[];
   peakRssMb: number;
+  /** Set when the process exited while the bench ran: a result without it would hide a dead stage. */
+  exited?: { code: number | null; signal: string | null; atS: number };
 }
 
 function startProc(app: string, name: string, env: Record<string, string>, opsPort: number): Proc {
   const proc = startBuiltApp(app, { ...env, OPS_PORT: String(opsPort) });
   const p: Proc = { name, proc, opsPort, lines: [], peakRssMb: 0 };
+  const started = Date.now();
+  proc.once('exit', (code, signal) => {
+    p.exited = { code, signal, atS: Math.round((Date.now() - started) / 1000) };
+  });
   const onData = (b: Buffer) => {
     for (const l of b.toString('utf8').split('\n'))
       if (l && /"level":(40|50|60)/.test(l) && p.lines.length < 200) p.lines.push(l.slice(0, 400));
@@ -597,6 +603,12 @@ const bench: Bench = async (opts) => {
       },
       peak_rss_mb: Object.fromEntries(procs.map((p) => [p.name, round(p.peakRssMb, 0)])),
       warnings: Object.fromEntries(procs.map((p) => [p.name, p.lines.length])),
+      // A service that died mid-run (its last warnings and errors with it): its stage stopped.
+      service_exits: Object.fromEntries(
+        procs
+          .filter((p) => p.exited)
+          .map((p) => [p.name, { ...p.exited, last_lines: p.lines.slice(-3) }]),
+      ),
       devices,
       batch_events: round(pool.batchEvents, 0),
       seconds,
@@ -627,7 +639,8 @@ const bench: Bench = async (opts) => {
       .names()
       .next()
       .catch(() => [] as string[]))
-      if (s.startsWith(`${ns.toUpperCase()}_`)) await jsm.streams.delete(s).catch(() => undefined);
+      if (s.startsWith(`${ns.toUpperCase()}_`) || s.startsWith(`KV_${ns}_`))
+        await jsm.streams.delete(s).catch(() => undefined);
     await nc.drain();
     await db.drop().catch(() => undefined);
     await dropMongo(mongoDb);
