@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { startJaeger } from '@sluice/testing';
 import { KIND, spansOf, type Receiver } from './processes';
 import { ROOT } from './processes';
 
@@ -26,18 +27,6 @@ export interface TraceBackend {
   /** The spans of one trace received so far (none while the backend has none). */
   trace(traceId: string): Promise<TracedSpan[]>;
   close(): Promise<void>;
-}
-
-/** The part of libs/testing's PrivateJaeger used here. */
-interface JaegerLike {
-  otlpHttpUrl: string;
-  queryUrl: string;
-  trace(
-    traceId: string,
-  ): Promise<
-    { spans: Array<{ service: string; kind: string; operationName: string }> } | undefined
-  >;
-  stop(): Promise<void>;
 }
 
 const KIND_NAMES: Record<number, SpanKind> = {
@@ -84,20 +73,17 @@ export function receiverBackend(receiver: Receiver): TraceBackend {
 }
 
 /**
- * A private Jaeger v2 when its binary is built and libs/testing provides `startJaeger`; else
+ * A private Jaeger v2 (libs/testing `startJaeger`) when its binary is built; else
  * `fallback`. `E2E_JAEGER=off` forces the fallback, `E2E_JAEGER=require` fails without Jaeger.
  */
 export async function traceBackend(fallback: Receiver): Promise<TraceBackend> {
   const mode = process.env['E2E_JAEGER'] ?? 'auto';
-  const testing = (await import('@sluice/testing')) as unknown as {
-    startJaeger?: () => Promise<JaegerLike>;
-  };
-  const usable = mode !== 'off' && testing.startJaeger !== undefined && builtJaegerBin();
+  const usable = mode !== 'off' && builtJaegerBin();
   if (!usable) {
     if (mode === 'require') throw new Error('E2E_JAEGER=require, but no Jaeger binary is built');
     return receiverBackend(fallback);
   }
-  const jaeger = await testing.startJaeger!();
+  const jaeger = await startJaeger();
   return {
     name: 'jaeger',
     otlpUrl: jaeger.otlpHttpUrl,
