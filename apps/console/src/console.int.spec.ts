@@ -359,6 +359,24 @@ describe('web console in headless Chromium against a running pipeline', () => {
   });
 
   it("a device chart shows the query API's points, and zooming changes the resolution", async () => {
+    // The comparison below is over windows closed 20 s ago: wait until the query API has one (a fast
+    // run reaches this test before the simulator has sent for that long).
+    await waitFor(
+      'a window of sim-0 engine_temp older than 25 s',
+      async () => {
+        const now = Date.now();
+        const qs = new URLSearchParams({
+          device: 'sim-0',
+          sensor: 'engine_temp',
+          from: new Date(now - 300_000).toISOString(),
+          to: new Date(now).toISOString(),
+          resolution: '1s',
+        });
+        const r = await api<{ points: Array<{ time: string }> }>(`/v1/series?${qs.toString()}`);
+        return r.points.some((p) => Date.parse(p.time) < now - 25_000);
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
     await page.goto(`${consoleUrl}#/device/sim-0`);
     const box = page.locator('article.sensor[data-sensor="engine_temp"]');
     await box.waitFor();
@@ -427,7 +445,7 @@ describe('web console in headless Chromium against a running pipeline', () => {
       { timeout: 20_000 },
     );
     expect(ms((await box.getAttribute('data-resolution'))!)).toBeGreaterThan(ms(first.resolution));
-  }, 60_000);
+  }, 180_000);
 
   it('an alert delivered to the receiver appears; a redrive from the page re-delivers the dead ones', async () => {
     // Delivered: some webhook the receiver answered shows as a successful attempt.
