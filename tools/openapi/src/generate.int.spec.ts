@@ -37,7 +37,13 @@ describe('tools/openapi', () => {
       expect(doc['openapi']).toBe('3.1.0');
       assertValidOpenApiDocument(doc);
     }
-    expect(operations(query!)).toEqual(['getLatest', 'getSeries', 'listDevices', 'listRegions']);
+    expect(operations(query!)).toEqual([
+      'getLatest',
+      'getSeries',
+      'listDevices',
+      'listRegions',
+      'streamRollups',
+    ]);
     expect(operations(admin!)).toEqual([
       'createSubscription',
       'deleteSubscription',
