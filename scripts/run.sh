@@ -23,7 +23,7 @@ ensure_deps
 export_service_env # defaults for the local services; ensure_services below makes them true
 
 run_tests() {
-  local tmp out code summary limit=${SLUICE_TEST_TIMEOUT:-1500}
+  local tmp out code summary limit=${SLUICE_TEST_TIMEOUT:-2100}
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand now: tmp is local
   trap "rm -rf '$tmp'" EXIT
