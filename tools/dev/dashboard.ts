@@ -279,7 +279,7 @@ function duration(s: number): string {
 const dash = (v: number | undefined) => (v === undefined ? '-' : compact(v));
 
 /** A line cut to `width` characters (the terminal must not wrap it: the frame would scroll). */
-function fit(line: string, width: number): string {
+function clipToWidth(line: string, width: number): string {
   const chars = [...line];
   return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
 }
@@ -336,5 +336,5 @@ export function renderDashboard(s: DashboardSnapshot, width: number): string[] {
   const labelW = Math.max(0, ...s.info.map(([l]) => l.length));
   for (const [label, value] of s.info) lines.push(`${label.padEnd(labelW)}  ${value}`);
   lines.push('', s.lastMessage ?? '');
-  return lines.map((l) => fit(l, width));
+  return lines.map((l) => clipToWidth(l, width));
 }
