@@ -13,10 +13,12 @@ const PROD = join(ROOT, 'deploy', 'values-production.yaml');
 const SERVICES = [
   'aggregator',
   'archiver',
+  'console',
   'dedupe',
   'exporter',
   'ingestion',
   'mongo-capture',
+  'watch',
   'webhook-dispatcher',
 ];
 
@@ -269,10 +271,11 @@ describe('deploy/helm/sluice', () => {
       'dist/apps/aggregator/migrate.js',
     ]);
 
-    // KEDA: lag of each consumer's durables; the archiver (one lease holder) is not scaled.
+    // KEDA: lag of each consumer's durables; the archiver (one lease holder) and the console (no
+    // durable) are not scaled.
     const scaled = byKind(objs, 'ScaledObject');
     expect(scaled.map((o) => o.metadata.name).sort()).toEqual(
-      SERVICES.filter((n) => n !== 'archiver').map((n) => `sluice-${n}`),
+      SERVICES.filter((n) => n !== 'archiver' && n !== 'console').map((n) => `sluice-${n}`),
     );
     const lag = (name: string) =>
       named(objs, 'ScaledObject', name)
@@ -287,9 +290,63 @@ describe('deploy/helm/sluice', () => {
       'ROLLUPS/webhook-dispatcher-rollups',
       'WEBHOOK_DELIVERIES/webhook-dispatcher-sender',
     ]);
+    expect(lag('sluice-watch')).toEqual(['TELEMETRY/watch-clean', 'ROLLUPS/watch-rollups']);
     // A scaled Deployment leaves its replica count to KEDA; the archiver keeps its own.
     expect(named(objs, 'Deployment', 'sluice-dedupe').spec['replicas']).toBeUndefined();
     expect(named(objs, 'Deployment', 'sluice-archiver').spec['replicas']).toBe(3);
+  });
+
+  it('points the console at this release: query API, admin API and every ops port, policies open', () => {
+    const objs = objectsOf(render('-f', PROD));
+    const c = named(objs, 'Deployment', 'sluice-console').spec['template'].spec.containers[0];
+    const env = Object.fromEntries(
+      (c.env as Array<{ name: string; value: string }>).map((e) => [e.name, e.value]),
+    );
+    expect(env).toMatchObject({
+      CONSOLE_HOST: '0.0.0.0',
+      CONSOLE_QUERY_URL: 'http://sluice-aggregator:9480',
+      CONSOLE_ADMIN_URL: 'http://sluice-webhook-dispatcher:8090',
+    });
+    expect(env['CONSOLE_TARGETS']!.split(',')).toEqual(
+      SERVICES.filter((s) => s !== 'console').map((s) => `${s}=http://sluice-${s}:9400`),
+    );
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'ops' } });
+    expect(named(objs, 'Service', 'sluice-console').spec['ports']).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'http', port: 9490 })]),
+    );
+
+    const consolePods = {
+      podSelector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'console',
+          'app.kubernetes.io/instance': 'sluice',
+          'app.kubernetes.io/component': 'server',
+        },
+      },
+    };
+    type Rule = { ports: Array<{ port: number | string }>; from?: unknown[]; to?: unknown[] };
+    const policy = (s: string) => named(objs, 'NetworkPolicy', `sluice-${s}`).spec;
+    // Every other service lets the console read its ops port…
+    for (const s of SERVICES.filter((n) => n !== 'console')) {
+      const ops = (policy(s)['ingress'] as Rule[]).find((r) => r.ports[0]!.port === 'ops')!;
+      expect(ops.from).toContainEqual(consolePods);
+    }
+    // …and the console may reach them, the query API and the admin API.
+    const egressPorts = (policy('console')['egress'] as Rule[]).flatMap((r) =>
+      r.ports.map((p) => p.port),
+    );
+    expect(egressPorts).toEqual(expect.arrayContaining([9400, 9480, 8090]));
+    // An override of one of those variables wins over the release's address.
+    const own = objectsOf(
+      render('--set', 'services.console.env.CONSOLE_QUERY_URL=https://query.example.com'),
+    );
+    const ownEnv = (
+      named(own, 'Deployment', 'sluice-console').spec['template'].spec.containers[0].env as Array<{
+        name: string;
+        value: string;
+      }>
+    ).filter((e) => e.name === 'CONSOLE_QUERY_URL');
+    expect(ownEnv).toEqual([{ name: 'CONSOLE_QUERY_URL', value: 'https://query.example.com' }]);
   });
 
   it('rejects a broken values override: validation names each mistake', () => {
@@ -343,6 +400,33 @@ describe('deploy/helm/sluice', () => {
     ]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/services\.dedupe\.egress names "kafka"/);
+  });
+
+  it('refuses a serviceUrls entry naming a disabled service or a missing port', () => {
+    const off = helmRun([
+      'template',
+      'sluice',
+      CHART,
+      '--kube-version',
+      kubeVersion,
+      '--set',
+      'services.aggregator.enabled=false',
+    ]);
+    expect(off.status).not.toBe(0);
+    expect(off.stderr).toMatch(
+      /services\.console\.serviceUrls names "aggregator:api", but service "aggregator" is not enabled/,
+    );
+    const port = helmRun([
+      'template',
+      'sluice',
+      CHART,
+      '--kube-version',
+      kubeVersion,
+      '--set',
+      'services.console.serviceUrls.CONSOLE_ADMIN_URL=webhook-dispatcher:grpc',
+    ]);
+    expect(port.status).not.toBe(0);
+    expect(port.stderr).toMatch(/webhook-dispatcher has no port "grpc"/);
   });
 });
 

@@ -92,6 +92,57 @@ env:
   - name: {{ $k }}
     value: {{ toString $v | quote }}
   {{- end }}
+  {{- range $k, $ref := $cfg.serviceUrls }}
+  {{- if not (hasKey ($cfg.env | default dict) $k) }}
+  - name: {{ $k }}
+    value: {{ include "sluice.serviceUrl" (list $root $svc $ref) | quote }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/* The names of the enabled services. */}}
+{{- define "sluice.enabledServices" -}}
+{{- $root := . -}}
+{{- $names := list -}}
+{{- range $svc, $_ := $root.Values.services -}}
+{{- $cfg := include "sluice.cfg" (list $root $svc) | fromYaml -}}
+{{- if $cfg.enabled }}{{ $names = append $names $svc }}{{ end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* The port number of `<service>:<port name>` (a name among services.<service>.ports, or ops). */}}
+{{- define "sluice.servicePort" -}}
+{{- $root := index . 0 -}}{{- $svc := index . 1 -}}{{- $ref := index . 2 -}}
+{{- $target := first (splitList ":" $ref) -}}{{- $portName := last (splitList ":" $ref) -}}
+{{- if not (has $target (include "sluice.enabledServices" $root | fromJsonArray)) -}}
+{{- fail (printf "services.%s.serviceUrls names %q, but service %q is not enabled" $svc $ref $target) -}}
+{{- end -}}
+{{- $cfg := include "sluice.cfg" (list $root $target) | fromYaml -}}
+{{- $port := 0 -}}
+{{- if eq $portName "ops" }}{{ $port = 9400 }}{{ end -}}
+{{- range $cfg.ports }}{{ if eq .name $portName }}{{ $port = .port }}{{ end }}{{ end -}}
+{{- if not $port -}}
+{{- fail (printf "services.%s.serviceUrls names %q, but %s has no port %q" $svc $ref $target $portName) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{/* The value of one serviceUrls entry: http://<Service>:<port>, or for `*:ops` every other enabled
+service as <name>=http://<Service>:9400, comma-separated. */}}
+{{- define "sluice.serviceUrl" -}}
+{{- $root := index . 0 -}}{{- $svc := index . 1 -}}{{- $ref := index . 2 -}}
+{{- if eq $ref "*:ops" -}}
+{{- $targets := list -}}
+{{- range $other := include "sluice.enabledServices" $root | fromJsonArray -}}
+{{- if ne $other $svc -}}
+{{- $targets = append $targets (printf "%s=http://%s:9400" $other (include "sluice.name" (list $root $other))) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $targets -}}
+{{- else -}}
+{{- printf "http://%s:%s" (include "sluice.name" (list $root (first (splitList ":" $ref)))) (include "sluice.servicePort" (list $root $svc $ref)) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Volumes (and their mounts) shared by a service's Deployment and its migrate Job. */}}
