@@ -19,6 +19,7 @@ const BENCHES: readonly string[] = [
   'ingest',
   'mongo',
   'pipeline',
+  'sampling',
   'sse',
   'webhook',
 ];
