@@ -12,6 +12,8 @@
  * the git-ignored tmp/dev-device-token) and ready-to-paste curl and grpcurl commands that send one
  * event with it. With --tls, a development CA and server certificate (dev-tls.ts, tmp/dev-tls/) put
  * the gateway, the query API and the webhook admin API on TLS, and the simulator trusts that CA.
+ * When scripts/lib.sh has built Jaeger v2, it starts it first (jaeger.ts: UI on 16686) and points the
+ * children's OTLP exporter at it; a Jaeger that exits stops only tracing, not the run.
  *
  *   npm start -- [--tls] [--logs] [--no-sim] [--only ingestion,dedupe] [--grace 10s]
  *
@@ -35,6 +37,7 @@ import { parseArgs as parseCli } from 'node:util';
 import { Client } from 'pg';
 import { consoleUrl as consoleUrlOf, ensureConsolePages } from '../../apps/console/src/dev';
 import { ensureDevTls, type DevTls } from './dev-tls';
+import { planJaeger, spawnJaeger, waitJaegerHealthy, type JaegerPlan } from './jaeger';
 import { LiveView } from './live';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -56,6 +59,7 @@ const DEV_TLS_DIR = join(ROOT, 'tmp', 'dev-tls');
 /** Where the live view sends each child's output by default: `<name>.log` (git-ignored). */
 const DEFAULT_LOG_DIR = join(ROOT, 'tmp', 'logs');
 const SIM_NAME = 'fleet-sim';
+const JAEGER_NAME = 'jaeger';
 
 /** Defaults for the local services (the ones scripts/lib.sh starts); the caller's env wins. */
 const LOCAL_DEFAULTS: Record<string, string> = {
@@ -429,6 +433,8 @@ function tlsEnv(t: DevTls | undefined): Record<string, string> {
 
 let stopping = false;
 const children: Child[] = [];
+/** OTEL_EXPORTER_OTLP_ENDPOINT of the Jaeger this run uses, if any (the caller's own setting wins). */
+let tracingEnv: Record<string, string> = {};
 
 function startChild(
   name: string,
@@ -440,7 +446,7 @@ function startChild(
   args: readonly string[] = [],
 ): Child {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const defaults = { ...LOCAL_DEFAULTS, ...DEV_AUTH, ...tlsEnv(devTls) };
+  const defaults = { ...LOCAL_DEFAULTS, ...DEV_AUTH, ...tlsEnv(devTls), ...tracingEnv };
   for (const [k, v] of Object.entries(defaults)) if (!env[k]) env[k] = v;
   Object.assign(env, extraEnv);
   if (opsPort !== undefined) env.OPS_PORT = String(opsPort);
@@ -463,6 +469,21 @@ function startChild(
       detached: true,
     },
   );
+  return supervise(name, proc, color, width, opsPort);
+}
+
+/**
+ * Routes a spawned child's output and stops everything when it exits unexpectedly, unless it is not
+ * `essential` (then only says so).
+ */
+function supervise(
+  name: string,
+  proc: ChildProcess,
+  color: number,
+  width: number,
+  opsPort: number | undefined,
+  essential = true,
+): Child {
   // Live view: the child's lines go to its own log file, unprefixed; else to ours, prefixed.
   const file = liveMode ? createWriteStream(join(opts.logDir, `${name}.log`)) : undefined;
   const prefix = file ? '' : paint(color, name.padEnd(width)) + ' | ';
@@ -481,12 +502,16 @@ function startChild(
     proc.on('error', (err) => {
       say(paint(91, `✖ ${name} could not be started: ${err.message}`));
       done();
-      if (!stopping) void shutdown(1, `${name} could not be started`);
+      if (!stopping && essential) void shutdown(1, `${name} could not be started`);
     });
     proc.on('exit', (code, signal) => {
       done();
       if (stopping) return;
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      if (!essential) {
+        say(paint(93, `${name} ${how}; the others go on without it`));
+        return;
+      }
       say(paint(91, `✖ ${name} ${how} unexpectedly; stopping everything`));
       void shutdown(1, `${name} ${how}`);
     });
@@ -534,6 +559,20 @@ async function shutdown(code: number, reason: string): Promise<void> {
   }
   say(code === 0 ? 'all stopped' : `all stopped; exit ${code}`);
   process.exit(code);
+}
+
+/**
+ * Starts Jaeger (not essential: if it exits, the run goes on without tracing) and waits up to 30 s
+ * for its health check, so the services' first spans find it; its JAEGER_* variables win.
+ */
+async function startJaeger(plan: Extract<JaegerPlan, { kind: 'start' }>, width: number) {
+  const child = supervise(JAEGER_NAME, spawnJaeger(plan, process.env), 94, width, undefined, false);
+  if (
+    !(await waitJaegerHealthy(plan, child.proc, Date.now() + 30_000)) &&
+    !stopping &&
+    alive(child)
+  )
+    say(paint(93, `no answer from Jaeger's ${plan.healthUrl} within 30 s; going on`));
 }
 
 async function waitHealthy(child: Child, deadline: number): Promise<boolean> {
@@ -623,7 +662,11 @@ async function main(): Promise<void> {
   }
 
   const ports = assignOpsPorts(apps, opts.opsPortBase);
-  const width = Math.max(SIM_NAME.length, ...apps.map((a) => a.length));
+  const width = Math.max(SIM_NAME.length, JAEGER_NAME.length, ...apps.map((a) => a.length));
+  const jaeger = await planJaeger({ root: ROOT, env: process.env });
+  const jaegerUi = jaeger.kind === 'skip' ? undefined : jaeger.uiUrl;
+  if (jaeger.kind !== 'skip' && jaeger.otlpEndpoint)
+    tracingEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint };
   say(`starting ${apps.length} app(s)${withSim ? ' and the fleet simulator' : ''}`);
   if (devTls)
     say(
@@ -633,6 +676,8 @@ async function main(): Promise<void> {
     say(`  ${app.padEnd(width)}  ops http://127.0.0.1:${port}/healthz  /readyz  /metrics`);
   if (apps.includes('aggregator')) say(`  query API  ${queryApiUrl()}/openapi.json`);
   if (apps.includes('console')) say(`  console    ${consoleUrl()}  (${consoleSignIn()})`);
+  if (jaeger.kind !== 'start') say(`  ${jaeger.note}`);
+  if (jaegerUi) say(`  Jaeger UI: ${jaegerUi}  (traces of every service)`);
   if (apps.includes('archiver') && (process.env['ARCHIVER_STORE'] ?? 'fs') === 'fs') {
     const dir = resolve(ROOT, process.env['ARCHIVER_DIR'] || join('tmp', 'archive'));
     say(
@@ -695,7 +740,10 @@ async function main(): Promise<void> {
       out: process.stdout,
       tls: devTls !== undefined,
       info,
-      services: () => children.filter((c) => c.name !== SIM_NAME).map(liveChild),
+      // Jaeger is its info line (answers or not), not a row of the pipeline.
+      services: () =>
+        children.filter((c) => c.name !== SIM_NAME && c.name !== JAEGER_NAME).map(liveChild),
+      ...(jaegerUi && { jaegerUrl: jaegerUi }),
       sim: () => {
         const sim = children.find((c) => c.name === SIM_NAME);
         return sim ? liveChild(sim) : undefined;
@@ -710,6 +758,8 @@ async function main(): Promise<void> {
     await ensureConsolePages(ROOT);
     if (stopping) return;
   }
+  if (jaeger.kind === 'start') await startJaeger(jaeger, width);
+  if (stopping) return;
   const started = apps.map((app, i) =>
     startChild(
       app,
