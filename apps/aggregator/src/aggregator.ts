@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { deviceDigest, WindowCloser } from './closer';
 import type { Config } from './config';
-import { parseDerived } from './derived';
+import { DerivedBackfills } from './derived-backfill';
 import { isStoreContention, isTransientStoreError, StoreUnavailableError } from './errors';
 import { AggregatorMetrics } from './metrics';
 import { checkMigrated, migrate, migrationsDir } from './migrate';
@@ -18,7 +18,15 @@ import { Rebuilds, RebuildIncompleteError } from './rebuild';
 import { decodeReplay, type ReplayItem } from './replay';
 import { Partitions } from './partitions';
 import { RollupQueries } from './query';
-import { parseResolutions, type Resolution } from './resolutions';
+import {
+  compilePipeline,
+  documentFromEnvironment,
+  LivePipeline,
+  PipelineConfigStore,
+  type PipelineDocument,
+  type PipelineSnapshot,
+} from './pipeline-config';
+import type { Resolution } from './resolutions';
 import { RollupWriter, type FlushStats } from './writer';
 
 export const SERVICE = 'aggregator';
@@ -43,7 +51,15 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class Aggregator {
   readonly pool: Pool;
   readonly metrics: AggregatorMetrics;
-  readonly resolutions: Resolution[];
+  /** Resolutions served now, finest first. */
+  get resolutions(): readonly Resolution[] {
+    return this.pipeline.resolutions;
+  }
+
+  /** The live pipeline configuration (resolutions, retention, derived series) this replica serves. */
+  readonly pipeline: LivePipeline;
+  readonly configStore: PipelineConfigStore;
+  readonly backfills: DerivedBackfills;
   readonly partitions: Partitions;
   readonly writer: RollupWriter;
   readonly closer: WindowCloser;
@@ -55,6 +71,7 @@ export class Aggregator {
   /** PostgreSQL as the actor sees it: while down, nothing is pulled and the flush in hand is held. */
   readonly gate: StoreGate;
   private readonly publisher: AsyncPublisher;
+  private readonly envDocument: PipelineDocument;
   private readonly log: Logger;
   private readonly now: () => number;
   private commits = 0;
@@ -67,8 +84,7 @@ export class Aggregator {
     const { config, log } = deps;
     this.log = log;
     this.now = deps.now ?? Date.now;
-    this.resolutions = parseResolutions(config.AGGREGATOR_RESOLUTIONS, config.AGGREGATOR_RETENTION);
-    const derived = parseDerived(config.AGGREGATOR_DERIVED);
+    this.envDocument = documentFromEnvironment(config);
     this.metrics = new AggregatorMetrics(deps.registry);
     this.pool = createPool({
       service: SERVICE,
@@ -77,24 +93,32 @@ export class Aggregator {
       connectionTimeoutMs: 5_000,
       log,
     });
-    this.partitions = new Partitions(this.pool, this.resolutions);
-    this.writer = new RollupWriter(this.pool, this.partitions, this.resolutions, derived, {
+    this.configStore = new PipelineConfigStore(this.pool);
+    // Until prepare() has read the stored configuration, the environment's (version 0) is served.
+    this.pipeline = new LivePipeline({
+      store: this.configStore,
+      initial: compilePipeline(0, this.envDocument),
+      prepare: (next) => this.prepareResolutions(next),
+      log,
+      onApplied: (next) => this.metrics.configVersion.set(next.version),
+    });
+    this.partitions = new Partitions(this.pool, this.pipeline);
+    this.writer = new RollupWriter(this.pool, this.partitions, this.pipeline, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
       allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
       idleTimeoutMs: config.AGGREGATOR_IDLE_TIMEOUT,
       now: this.now,
     });
-    const publish =
-      config.AGGREGATOR_PUBLISH_RESOLUTIONS.length > 0
-        ? config.AGGREGATOR_PUBLISH_RESOLUTIONS
-        : this.resolutions.map((r) => r.name);
     this.publisher = new AsyncPublisher(deps.nc);
     this.closer = new WindowCloser({
       pool: this.pool,
       publisher: this.publisher,
       topology: deps.topology,
-      resolutions: this.resolutions,
-      publish: new Set(publish),
+      pipeline: this.pipeline,
+      publish:
+        config.AGGREGATOR_PUBLISH_RESOLUTIONS.length > 0
+          ? new Set(config.AGGREGATOR_PUBLISH_RESOLUTIONS)
+          : undefined,
       allowedLatenessMs: config.AGGREGATOR_ALLOWED_LATENESS,
       idleTimeoutMs: config.AGGREGATOR_IDLE_TIMEOUT,
       fullPassEveryMs: config.AGGREGATOR_CLOSE_FULL_INTERVAL,
@@ -103,7 +127,14 @@ export class Aggregator {
       deviceDigest: deviceDigest(config.DEVICE_ID_HASH_KEY),
     });
     this.queries = new RollupQueries(this.pool);
-    this.rebuilds = new Rebuilds(this.pool, this.partitions, this.resolutions, this.writer, {
+    this.backfills = new DerivedBackfills({
+      pool: this.pool,
+      pipeline: this.pipeline,
+      writer: this.writer,
+      store: this.configStore,
+      log,
+    });
+    this.rebuilds = new Rebuilds(this.pool, this.partitions, this.pipeline, this.writer, {
       maxFutureSkewMs: config.AGGREGATOR_MAX_FUTURE_SKEW,
       now: this.now,
     });
@@ -176,19 +207,37 @@ export class Aggregator {
     const dir = migrationsDir(this.deps.config.AGGREGATOR_MIGRATIONS_DIR);
     if (this.deps.config.AGGREGATOR_MIGRATE_ON_START) await migrate(this.pool, dir, this.log);
     else await checkMigrated(this.pool, dir);
-    await this.partitions.ensureResolutionTables();
-    await this.partitions.createAhead(this.now());
+    const { version, overridden } = await this.configStore.seed(this.envDocument);
+    if (overridden)
+      this.log.warn(
+        { version: version.version, actor: version.actor },
+        'the pipeline configuration was changed through the admin API: AGGREGATOR_RESOLUTIONS, _RETENTION and _DERIVED are ignored',
+      );
+    const stored = compilePipeline(version.version, version.document);
+    await this.prepareResolutions(stored);
+    this.pipeline.serve(stored);
     await ensureStream(await jetstreamManager(this.deps.nc), this.deps.topology.streams.rollups);
   }
 
-  /** Starts the closer and upkeep timers (the actor is started by `serve` or {@link start}). */
+  /** Resolution tables and current partitions of a configuration, before it is served. */
+  private async prepareResolutions(next: PipelineSnapshot): Promise<void> {
+    await this.partitions.ensureResolutionTables(next.resolutions);
+    await this.partitions.createAhead(this.now(), next.resolutions);
+  }
+
+  /** Starts the closer, upkeep and configuration timers (the actor is started by `serve` or {@link start}). */
   startTimers(): void {
     const { config } = this.deps;
     const close = setInterval(() => void this.closer.trigger(), config.AGGREGATOR_CLOSE_INTERVAL);
     const upkeep = setInterval(() => void this.maintain(), config.AGGREGATOR_MAINTENANCE_INTERVAL);
+    const live = setInterval(() => {
+      if (this.stopping) return;
+      void this.pipeline.refresh().then(() => this.backfills.advance());
+    }, config.AGGREGATOR_CONFIG_POLL);
     close.unref();
     upkeep.unref();
-    this.timers.push(close, upkeep);
+    live.unref();
+    this.timers.push(close, upkeep, live);
   }
 
   /** prepare + actor + timers: everything but the API (tests). */
@@ -216,6 +265,8 @@ export class Aggregator {
 
   async closePool(): Promise<void> {
     await this.closer.idle();
+    await this.pipeline.idle();
+    await this.backfills.idle();
     this.publisher.close();
     await this.maintaining;
     await this.pool.end();

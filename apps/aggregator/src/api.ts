@@ -34,14 +34,19 @@ import {
   type SeriesQuery,
 } from './query';
 import type { Resolution } from './resolutions';
+import { pipelineAdmin, type PipelineAdminOptions } from './pipeline-admin';
 import type { RollupStream, StreamFilter } from './stream';
+import { parseTime } from './time';
+
+export { parseTime };
 
 export interface ApiOptions {
   port: number;
   /** Default `127.0.0.1`. */
   host?: string;
   queries: RollupQueries;
-  resolutions: readonly Resolution[];
+  /** The resolutions served; a function for a configuration that changes live. */
+  resolutions: readonly Resolution[] | (() => readonly Resolution[]);
   /** `points` for `resolution=auto` when not given. */
   defaultPoints: number;
   /** Most windows a series query may span. */
@@ -61,6 +66,11 @@ export interface ApiOptions {
   stream?: RollupStream | undefined;
   /** Its subscriber limit, added to the connection limit. Default 2,000. */
   maxStreamClients?: number;
+  /**
+   * Serves the pipeline admin routes (`/v1/pipeline/...`) to these operator tokens
+   * ({@link adminTokens}). Default none (the routes are not served).
+   */
+  admin?: (PipelineAdminOptions & { operators: readonly HashedToken[] }) | undefined;
 }
 
 export interface ApiServer {
@@ -69,22 +79,6 @@ export interface ApiServer {
 }
 
 const MAX_TEXT = 128;
-
-/** ISO 8601 with a time zone, or epoch milliseconds. */
-export function parseTime(name: string, raw: string): number {
-  let ms: number;
-  if (/^\d{1,15}$/.test(raw)) ms = Number(raw);
-  else if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(raw))
-    ms = Date.parse(raw);
-  else
-    throw new BadParameterError(
-      name,
-      `${name} must be an ISO 8601 time with a zone (2026-01-01T00:00:00Z) or epoch milliseconds`,
-    );
-  if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15)
-    throw new BadParameterError(name, `${name} is not a valid time`);
-  return ms;
-}
 
 const TOKEN_SOURCE = { variable: 'AGGREGATOR_API_TOKENS', field: 'regions' };
 
@@ -241,7 +235,18 @@ function allowedRegions(p: Principal | undefined): readonly string[] | undefined
 export function queryApi(
   opts: Omit<ApiOptions, 'port' | 'host' | 'log' | 'registry' | 'requestTimeoutMs'>,
 ): HttpApiDefinition {
-  const names = opts.resolutions.map((r) => r.name);
+  const given = opts.resolutions;
+  const resolutions = typeof given === 'function' ? given : () => given;
+  /** The resolution named, else a 400 listing the configured ones. */
+  const resolutionNamed = (parameter: string, name: string, auto: boolean): Resolution => {
+    const found = resolutions().find((r) => r.name === name);
+    if (found) return found;
+    const names = resolutions().map((r) => r.name);
+    throw new BadParameterError(
+      parameter,
+      `${parameter} must be ${auto ? 'auto or ' : ''}one of ${names.join(', ')}`,
+    );
+  };
   const { queries } = opts;
 
   /** 403 unless every region the device has data in is one the token may read. */
@@ -273,10 +278,10 @@ export function queryApi(
       from: timeParam('Range start (inclusive).'),
       to: timeParam('Range end (exclusive).'),
       resolution: z
-        .enum(['auto', ...names], {
-          error: `resolution must be auto or one of ${names.join(', ')}`,
-        })
-        .default('auto'),
+        .string()
+        .max(16, 'resolution must be auto or a configured resolution')
+        .default('auto')
+        .describe('`auto`, or a configured resolution (`1s`, `5s`, `1m`, `1h` by default).'),
       points: countParam('points', opts.maxRangePoints, opts.defaultPoints).describe(
         'Target number of points for `resolution=auto`.',
       ),
@@ -301,8 +306,8 @@ export function queryApi(
       if (to <= from) throw new BadParameterError('to', 'to must be later than from');
       const resolution =
         q.resolution === 'auto'
-          ? pickResolution(opts.resolutions, from, to, q.points)
-          : opts.resolutions.find((x) => x.name === q.resolution)!;
+          ? pickResolution(resolutions(), from, to, q.points)
+          : resolutionNamed('resolution', q.resolution, true);
       const windows = Math.ceil((to - from) / resolution.ms);
       if (windows > opts.maxRangePoints) {
         throw new BadParameterError(
@@ -397,7 +402,11 @@ export function queryApi(
     description:
       'A `text/event-stream` of `rollup` events (`data`: one window, as a point of `/v1/series` plus its series), each with `id` = its sequence in the ROLLUPS stream, for the roll-ups of one resolution and scope matching every given filter (comma-separated lists; absent = all). Revisions of closed windows come as further events. Reconnect with `Last-Event-ID` (or `last_event_id`) to receive everything after that event without a gap. A `: heartbeat` comment comes every few seconds. A client that does not keep up is sent an `overflow` event (`data.last_event_id` to resume from) and disconnected; a server shutting down sends `shutdown`. A token sees only its regions (403 for a region outside them).',
     query: z.object({
-      resolution: z.enum(names, { error: `resolution must be one of ${names.join(', ')}` }),
+      resolution: z
+        .string()
+        .min(1, 'resolution must be a configured resolution')
+        .max(16, 'resolution must be a configured resolution')
+        .describe('A configured resolution (`1s`, `5s`, `1m`, `1h` by default).'),
       scope: z
         .enum(['device', 'region'], { error: 'scope must be device or region' })
         .default('device')
@@ -434,7 +443,7 @@ export function queryApi(
       if (stream.full)
         throw unavailable('this replica serves its maximum of stream subscribers; retry later', 5);
       const filter: StreamFilter = {
-        resolution: q.resolution,
+        resolution: resolutionNamed('resolution', q.resolution, false).name,
         scope: q.scope,
         ...(q.device ? { devices: new Set(q.device) } : {}),
         ...(regions ? { regions } : {}),
@@ -444,6 +453,7 @@ export function queryApi(
     },
   });
 
+  const admin = opts.admin ? pipelineAdmin(opts.admin) : undefined;
   return {
     title: 'Sluice aggregator query API',
     version: '1.0.0',
@@ -460,16 +470,20 @@ export function queryApi(
       listing(SCOPE_REGION, '/v1/regions', 'listRegions', 'Regions with their sensors'),
       latest,
       streamRoute,
+      ...(admin?.routes ?? []),
     ],
-    auth: { tokens: opts.tokens },
+    auth: { tokens: [...opts.tokens, ...(opts.admin?.operators ?? [])] },
     schemas: {
       Point: pointSchema,
       SeriesPage: seriesPageSchema,
       KeyPage: keyPageSchema,
       Latest: latestSchema,
       RollupEvent: rollupEventSchema,
+      ...admin?.schemas,
     },
     mapError: (err) => {
+      const mapped = admin?.mapError(err);
+      if (mapped) return mapped;
       if (err instanceof BadParameterError) return badParameter(err.parameter, err.message);
       if (isTransientStoreError(err))
         return unavailable('the roll-up store is unreachable; retry later');

@@ -24,9 +24,10 @@ export interface CloserOptions {
   /** Publishes Rollups (owned by the caller, who closes it after the closer is idle). */
   publisher: AsyncPublisher;
   topology: Topology;
-  resolutions: readonly Resolution[];
-  /** Resolutions whose windows are published; the others are only marked closed. */
-  publish: ReadonlySet<string>;
+  /** The configured resolutions, read once per pass (the live configuration may change them). */
+  pipeline: { readonly resolutions: readonly Resolution[] };
+  /** Resolutions whose windows are published; the others are only marked closed. Default: every one. */
+  publish?: ReadonlySet<string> | undefined;
   allowedLatenessMs: number;
   /** A region without arrivals for this long is idle (see `regionWatermark`); 0 disables. */
   idleTimeoutMs: number;
@@ -187,7 +188,7 @@ export class WindowCloser {
     const startedAt = this.now();
     const full = requestedFull || startedAt - this.lastFull >= (this.opts.fullPassEveryMs ?? 5_000);
     const watermarks = await readWatermarks(this.opts.pool, this.opts);
-    for (const r of this.opts.resolutions) {
+    for (const r of this.opts.pipeline.resolutions) {
       let due: DueRegion[] = [];
       for (const [region, watermark] of watermarks) {
         const upTo = watermark - r.ms;
@@ -262,7 +263,8 @@ export class WindowCloser {
       );
       if (rows.length === 0) return rows;
       // All publishes of the batch in flight at once; the batch commits only when every ack is in.
-      if (this.opts.publish.has(r.name)) await Promise.all(rows.map((row) => this.publish(row, r)));
+      if (!this.opts.publish || this.opts.publish.has(r.name))
+        await Promise.all(rows.map((row) => this.publish(row, r)));
       return rows;
     }).then((rows) => {
       const perRegion = new Map<string, number>();

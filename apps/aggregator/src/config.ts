@@ -61,6 +61,13 @@ export const config = defineConfig({
         });
       }
     }),
+  /**
+   * Operator tokens of the pipeline admin routes (`/v1/pipeline/...`: resolutions, retention, derived
+   * series, backfills) by their sha256: `<sha256-hex>=<operator>;…`; the operator names the audit
+   * log's entries. They read no region's data. With none, a production service serves the routes to
+   * nobody; elsewhere a development token is generated and logged. Default none.
+   */
+  AGGREGATOR_ADMIN_TOKENS: z.string().default(''),
   /** JSON file of query API tokens: `[{"name": "...", "sha256": "<hex>", "regions": ["eu"] | "*"}]`. Default none. */
   AGGREGATOR_API_TOKENS_FILE: z.string().optional(),
   /** Deadline of one query API request (receiving and answering it). Default `30s`. */
@@ -127,6 +134,12 @@ export const config = defineConfig({
   AGGREGATOR_APPLIED_RETENTION: durationMs('7d'),
   /** Interval of partition upkeep (create ahead, drop expired) and applied-id pruning. Default `10m`. */
   AGGREGATOR_MAINTENANCE_INTERVAL: durationMs('10m'),
+  /**
+   * How often the live pipeline configuration (resolutions, retention, derived series; changed via
+   * the admin API) is checked for a new version, and running derived backfills are advanced.
+   * Default `1s`.
+   */
+  AGGREGATOR_CONFIG_POLL: durationMs('1s'),
   /** Interval at which closed windows are looked for when no flush triggers it. Default `1s`. */
   AGGREGATOR_CLOSE_INTERVAL: durationMs('1s'),
   /**

@@ -1,5 +1,5 @@
 import { AGGREGATOR_METRICS } from '@sluice/observability';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export { AGGREGATOR_METRICS };
 
@@ -19,6 +19,8 @@ export class AggregatorMetrics {
   readonly partitionsDropped: Counter;
   /** Clean publish → committed to the roll-ups, per newly applied message with readings. */
   readonly visible: Histogram;
+  /** Version of the pipeline configuration served (0: the environment's, before PostgreSQL was read). */
+  readonly configVersion: Gauge;
 
   constructor(registry: Registry) {
     const M = AGGREGATOR_METRICS;
@@ -78,6 +80,11 @@ export class AggregatorMetrics {
       name: M.visible,
       help: 'From the clean batch publish (JetStream timestamp) to its readings committed to the roll-ups (visible in the query API)',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300],
+      registers: [registry],
+    });
+    this.configVersion = new Gauge({
+      name: M.configVersion,
+      help: 'Version of the live pipeline configuration (resolutions, retention, derived series) this replica serves',
       registers: [registry],
     });
   }

@@ -18,7 +18,7 @@ export class Partitions {
 
   constructor(
     private readonly pool: Pool,
-    private readonly resolutions: readonly Resolution[],
+    private readonly pipeline: { readonly resolutions: readonly Resolution[] },
   ) {}
 
   private ddl<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
@@ -28,10 +28,12 @@ export class Partitions {
     });
   }
 
-  /** The list partition of every configured resolution (itself partitioned by window start). */
-  async ensureResolutionTables(): Promise<void> {
+  /** The list partition of every resolution (itself partitioned by window start). Default: the configured ones. */
+  async ensureResolutionTables(
+    resolutions: readonly Resolution[] = this.pipeline.resolutions,
+  ): Promise<void> {
     await this.ddl(async (c) => {
-      for (const r of this.resolutions) {
+      for (const r of resolutions) {
         await c.query(
           `CREATE TABLE IF NOT EXISTS ${resolutionTable(r)} PARTITION OF rollups FOR VALUES IN ('${r.name}') PARTITION BY RANGE (window_start)`,
         );
@@ -65,9 +67,12 @@ export class Partitions {
   }
 
   /** Creates the current and next partitions of every resolution, so inserts rarely wait on DDL. */
-  async createAhead(now: number): Promise<void> {
+  async createAhead(
+    now: number,
+    resolutions: readonly Resolution[] = this.pipeline.resolutions,
+  ): Promise<void> {
     const windows: Array<{ resolution: Resolution; start: number }> = [];
-    for (const r of this.resolutions) {
+    for (const r of resolutions) {
       let t = partitionSpan(now, r.partition).start;
       for (let i = 0; i < 3; i++) {
         windows.push({ resolution: r, start: t });
@@ -80,7 +85,7 @@ export class Partitions {
   /** Drops every partition whose whole span is past its resolution's retention at `now`; returns their names. */
   async dropExpired(now: number): Promise<string[]> {
     const dropped: string[] = [];
-    for (const r of this.resolutions) {
+    for (const r of this.pipeline.resolutions) {
       const parent = resolutionTable(r);
       const { rows } = await this.pool.query<{ name: string }>(
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1`,

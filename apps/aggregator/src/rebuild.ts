@@ -9,8 +9,9 @@ import type { Pool, PoolClient } from 'pg';
 import { accumulate, SCOPE_DEVICE, type Cell, type CleanMessage } from './partial';
 import { inTransaction, textArray } from './pg';
 import type { Partitions } from './partitions';
-import { resolutionTable, windowStart, type Resolution } from './resolutions';
-import { cellArrays, MS, TS, type RollupWriter } from './writer';
+import { resolutionTable, windowStart } from './resolutions';
+import type { PipelineSnapshot } from './pipeline-config';
+import { cellArrays, MS, TS, windowCell, type RollupWriter } from './writer';
 
 /** A commit whose batches have not all been staged yet: retried later (they are still in flight). */
 export class RebuildIncompleteError extends SluiceError {
@@ -94,7 +95,7 @@ export class Rebuilds {
   constructor(
     private readonly pool: Pool,
     private readonly partitions: Partitions,
-    private readonly resolutions: readonly Resolution[],
+    private readonly pipeline: { readonly current: PipelineSnapshot },
     private readonly writer: RollupWriter,
     private readonly opts: { maxFutureSkewMs: number; now: () => number },
   ) {}
@@ -104,8 +105,9 @@ export class Rebuilds {
     const byId = new Map<string, CleanMessage>();
     for (const m of messages) if (!byId.has(m.id)) byId.set(m.id, m);
     const now = this.opts.now();
-    let acc = accumulate(byId.values(), this.resolutions, now, this.opts.maxFutureSkewMs);
-    const resByName = new Map(this.resolutions.map((r) => [r.name, r]));
+    const { resolutions } = this.pipeline.current;
+    let acc = accumulate(byId.values(), resolutions, now, this.opts.maxFutureSkewMs);
+    const resByName = new Map(resolutions.map((r) => [r.name, r]));
     // The commit inserts staged windows into the partitioned roll-up tables.
     await this.partitions.ensure(
       [...acc.cells.values()].map((c) => ({
@@ -131,7 +133,7 @@ export class Rebuilds {
         const fresh = new Set(rows.map((r) => r.msg_id));
         acc = accumulate(
           [...byId.values()].filter((m) => fresh.has(m.id)),
-          this.resolutions,
+          resolutions,
           now,
           this.opts.maxFutureSkewMs,
         );
@@ -148,6 +150,7 @@ export class Rebuilds {
    * {@link RebuildIncompleteError}). Idempotent: a commit delivered again returns the first result.
    */
   async commit(c: RebuildCommit): Promise<RebuildStatus> {
+    const snapshot = this.pipeline.current;
     return inTransaction(this.pool, async (client) => {
       await client.query('INSERT INTO rebuilds (rebuild_id) VALUES ($1) ON CONFLICT DO NOTHING', [
         c.rebuild,
@@ -167,7 +170,7 @@ export class Rebuilds {
       let removed = 0;
       let stagedRows = 0;
       const regions = c.regions ? textArray(c.regions) : null;
-      for (const r of this.resolutions) {
+      for (const r of snapshot.resolutions) {
         const lo = Math.ceil(c.from / r.ms) * r.ms;
         const hi = windowStart(c.to, r.ms);
         if (lo >= hi) continue;
@@ -178,8 +181,8 @@ export class Rebuilds {
         const { rows: cnt } = await client.query<{ n: string }>(STAGED_IN_RANGE, args);
         stagedRows += Number(cnt[0]?.n ?? 0);
       }
-      await client.query(SERIES_FROM_STAGED, [c.rebuild, this.resolutions[0]!.name]);
-      await this.recomputeDerived(client, c);
+      await client.query(SERIES_FROM_STAGED, [c.rebuild, snapshot.resolutions[0]!.name]);
+      await this.recomputeDerived(client, c, snapshot);
       const result: RebuildStatus = {
         rebuild: c.rebuild,
         state: 'committed',
@@ -206,8 +209,12 @@ export class Rebuilds {
     return r.rowCount ?? 0;
   }
 
-  private async recomputeDerived(client: PoolClient, c: RebuildCommit): Promise<void> {
-    if (!this.writer.hasDerived) return;
+  private async recomputeDerived(
+    client: PoolClient,
+    c: RebuildCommit,
+    snapshot: PipelineSnapshot,
+  ): Promise<void> {
+    if (snapshot.derived.length === 0) return;
     const { rows } = await client.query<{
       resolution: string;
       series_key: string;
@@ -221,28 +228,11 @@ export class Rebuilds {
     );
     const cells: Cell[] = rows
       .filter((x) => {
-        const r = this.resolutions.find((res) => res.name === x.resolution);
+        const r = snapshot.resolutions.find((res) => res.name === x.resolution);
         return r !== undefined && x.ws >= c.from && x.ws + r.ms <= c.to;
       })
-      .map((x) => ({
-        resolution: x.resolution,
-        scope: SCOPE_DEVICE,
-        key: x.series_key,
-        sensor: x.sensor,
-        start: x.ws,
-        region: x.region,
-        p: {
-          count: 0,
-          sum: 0,
-          min: 0,
-          max: 0,
-          firstTime: 0,
-          firstValue: 0,
-          lastTime: 0,
-          lastValue: 0,
-        },
-      }));
-    if (cells.length > 0) await this.writer.applyDerived(client, cells);
+      .map((x) => windowCell(x.resolution, x.series_key, x.sensor, x.ws, x.region));
+    if (cells.length > 0) await this.writer.applyDerived(client, cells, snapshot.derived, snapshot);
   }
 }
 

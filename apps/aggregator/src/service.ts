@@ -5,6 +5,7 @@ import { listenerTls } from '@sluice/config';
 import type { Runtime, Service } from '@sluice/runtime';
 import { Aggregator, SERVICE } from './aggregator';
 import { apiTokens, startApi, type ApiServer } from './api';
+import { adminTokens } from './pipeline-admin';
 import type { Config } from './config';
 import { RollupStream } from './stream';
 
@@ -22,6 +23,7 @@ export function createService(rt: Runtime<Config>): Service {
   // Before anything starts: a production service without query API tokens refuses to start, and an
   // unreadable certificate is a ConfigError.
   const tokens = apiTokens(config, rt.log);
+  const operators = adminTokens(config, rt.log);
   const tls = listenerTls(config, 'AGGREGATOR_API');
   let api: ApiServer | undefined;
   // GET /v1/stream: one shared ROLLUPS subscription per replica, fanned out to the subscribers.
@@ -44,7 +46,7 @@ export function createService(rt: Runtime<Config>): Service {
             port: config.AGGREGATOR_API_PORT,
             host: config.AGGREGATOR_API_HOST,
             queries: aggregator.queries,
-            resolutions: aggregator.resolutions,
+            resolutions: () => aggregator.resolutions,
             defaultPoints: config.AGGREGATOR_API_DEFAULT_POINTS,
             maxRangePoints: config.AGGREGATOR_API_MAX_RANGE_POINTS,
             maxPage: config.AGGREGATOR_API_MAX_PAGE,
@@ -55,6 +57,12 @@ export function createService(rt: Runtime<Config>): Service {
             tls,
             stream,
             maxStreamClients: config.AGGREGATOR_STREAM_MAX_CLIENTS,
+            admin: {
+              operators,
+              store: aggregator.configStore,
+              pipeline: aggregator.pipeline,
+              backfills: aggregator.backfills,
+            },
           });
         },
         // Subscribers get a shutdown event (with where to resume) before the listener closes.

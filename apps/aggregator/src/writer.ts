@@ -3,6 +3,7 @@ import { spansExported } from '@sluice/observability';
 import type { Pool, PoolClient } from 'pg';
 import { inTransaction, numberArray, textArray } from './pg';
 import type { DerivedSeries } from './derived';
+import type { PipelineSnapshot } from './pipeline-config';
 import { evaluate } from './expression';
 import {
   accumulate,
@@ -146,20 +147,14 @@ function lockKey(s: string): string {
  */
 export class RollupWriter {
   private readonly now: () => number;
-  private readonly derivedInputs: Set<string>;
-  /** Resolution name → position, finest first. */
-  private readonly rank: Map<string, number>;
 
   constructor(
     private readonly pool: Pool,
     private readonly partitions: Partitions,
-    private readonly resolutions: readonly Resolution[],
-    private readonly derived: readonly DerivedSeries[],
+    private readonly pipeline: { readonly current: PipelineSnapshot },
     private readonly opts: WriterOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.derivedInputs = new Set(derived.flatMap((d) => d.inputs));
-    this.rank = new Map(resolutions.map((r, i) => [r.name, i]));
   }
 
   /** One transaction for the whole flush. Throws on any store error (nothing is then applied). */
@@ -167,10 +162,13 @@ export class RollupWriter {
     const byId = new Map<string, CleanMessage>();
     for (const m of messages) if (!byId.has(m.id)) byId.set(m.id, m);
     const now = this.now();
-    let acc = accumulate(byId.values(), this.resolutions, now, this.opts.maxFutureSkewMs);
+    // One configuration for the whole flush, however the live one changes meanwhile.
+    const snapshot = this.pipeline.current;
+    const { resolutions, rank } = snapshot;
+    let acc = accumulate(byId.values(), resolutions, now, this.opts.maxFutureSkewMs);
     const linking = spansExported();
-    let links = linking ? cellLinks(byId.values(), acc.cells, this.resolutions) : undefined;
-    const resByName = new Map(this.resolutions.map((r) => [r.name, r]));
+    let links = linking ? cellLinks(byId.values(), acc.cells, resolutions) : undefined;
+    const resByName = new Map(resolutions.map((r) => [r.name, r]));
     try {
       await this.partitions.ensure(
         [...acc.cells.values()].map((c) => ({
@@ -196,8 +194,8 @@ export class RollupWriter {
           const fresh = new Set(rows.map((r) => r.msg_id));
           alreadyApplied = new Set(ids.filter((id) => !fresh.has(id)));
           const applied = [...byId.values()].filter((m) => fresh.has(m.id));
-          acc = accumulate(applied, this.resolutions, now, this.opts.maxFutureSkewMs);
-          if (linking) links = cellLinks(applied, acc.cells, this.resolutions);
+          acc = accumulate(applied, resolutions, now, this.opts.maxFutureSkewMs);
+          if (linking) links = cellLinks(applied, acc.cells, resolutions);
         }
         const stats: FlushStats = {
           messages: ids.length,
@@ -217,7 +215,7 @@ export class RollupWriter {
           const cells = [...acc.cells.entries()]
             .sort(
               (a, b) =>
-                this.rank.get(a[1].resolution)! - this.rank.get(b[1].resolution)! ||
+                rank.get(a[1].resolution)! - rank.get(b[1].resolution)! ||
                 (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
             )
             .map(([, c]) => c);
@@ -228,8 +226,9 @@ export class RollupWriter {
               stats.late.set(c.resolution, (stats.late.get(c.resolution) ?? 0) + c.p.count);
           }
           await upsertCells(client, cells, links);
-          await upsertSeries(client, acc, this.resolutions[0]!.name);
-          if (this.derived.length > 0) stats.derived = await this.applyDerived(client, cells);
+          await upsertSeries(client, acc, resolutions[0]!.name);
+          if (snapshot.derived.length > 0)
+            stats.derived = await this.applyDerived(client, cells, snapshot.derived, snapshot);
         }
         // Last in the transaction (after every roll-up row): the region rows are shared by every
         // flush of the region, so they are held only until the commit. In the same transaction as
@@ -243,20 +242,21 @@ export class RollupWriter {
     }
   }
 
-  /** Derived series are configured. */
-  get hasDerived(): boolean {
-    return this.derived.length > 0;
-  }
-
   /**
-   * Recomputes the derived series of the device-scope windows of `cells` from their inputs' stored
+   * Recomputes the `derived` series of the device-scope windows of `cells` from their inputs' stored
    * rows (in the caller's transaction); returns the derived rows written.
    */
-  async applyDerived(client: PoolClient, cells: readonly Cell[]): Promise<number> {
+  async applyDerived(
+    client: PoolClient,
+    cells: readonly Cell[],
+    derived: readonly DerivedSeries[],
+    snapshot: Pick<PipelineSnapshot, 'resolutions'>,
+  ): Promise<number> {
+    const derivedInputs = new Set(derived.flatMap((d) => d.inputs));
     // Windows (device, resolution, start) whose inputs changed in this flush.
     const touched = new Map<string, { r: string; k: string; ws: number; region: string }>();
     for (const c of cells) {
-      if (c.scope !== SCOPE_DEVICE || !this.derivedInputs.has(c.sensor)) continue;
+      if (c.scope !== SCOPE_DEVICE || !derivedInputs.has(c.sensor)) continue;
       const key = `${c.resolution}\u0001${c.key}\u0001${c.start}`;
       if (!touched.has(key))
         touched.set(key, { r: c.resolution, k: c.key, ws: c.start, region: c.region });
@@ -269,7 +269,7 @@ export class RollupWriter {
       [keys.map(lockKey)],
     );
     const list = keys.map((k) => touched.get(k)!);
-    const inputs = [...this.derivedInputs];
+    const inputs = [...derivedInputs];
     const { rows } = await client.query<{
       r: string;
       k: string;
@@ -307,7 +307,7 @@ export class RollupWriter {
       const m = state.get(key);
       if (!m) continue;
       const avgs = new Map([...m].map(([s, x]) => [s, x.avg]));
-      for (const d of this.derived) {
+      for (const d of derived) {
         if (!d.inputs.every((i) => m.has(i))) continue;
         const v = evaluate(d.expr, avgs);
         if (v === undefined) continue;
@@ -334,7 +334,7 @@ export class RollupWriter {
       out.lt,
     ]);
     // Catalog entries for the derived series (latest value from the finest touched window).
-    const finest = this.resolutions[0]!.name;
+    const finest = snapshot.resolutions[0]!.name;
     const latest = new Map<string, { k: string; se: string; rg: string; lt: number; v: number }>();
     out.r.forEach((r, i) => {
       if (r !== finest) return;
@@ -363,6 +363,34 @@ export class RollupWriter {
     }
     return out.r.length;
   }
+}
+
+/** A device window named only (no partial): what {@link RollupWriter.applyDerived} recomputes. */
+export function windowCell(
+  resolution: string,
+  key: string,
+  sensor: string,
+  start: number,
+  region: string,
+): Cell {
+  return {
+    resolution,
+    scope: SCOPE_DEVICE,
+    key,
+    sensor,
+    start,
+    region,
+    p: {
+      count: 0,
+      sum: 0,
+      min: 0,
+      max: 0,
+      firstTime: 0,
+      firstValue: 0,
+      lastTime: 0,
+      lastValue: 0,
+    },
+  };
 }
 
 /**

@@ -37,6 +37,8 @@ export const AGGREGATOR_METRICS = {
   partitionsDropped: 'sluice_aggregator_partitions_dropped_total',
   /** Roll-up freshness: clean publish → visible in the query API (the SLO's SLI). */
   visible: 'sluice_aggregator_visible_seconds',
+  /** Version of the live pipeline configuration this replica serves. */
+  configVersion: 'sluice_aggregator_pipeline_config_version',
 } as const;
 
 /** Metrics of the dedupe. */
