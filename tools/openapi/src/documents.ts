@@ -89,6 +89,12 @@ export const CLIENTS: readonly ClientSource[] = [
         maxRangePoints: c.AGGREGATOR_API_MAX_RANGE_POINTS,
         maxPage: c.AGGREGATOR_API_MAX_PAGE,
         tokens: [{ name: 'openapi-tool', sha256: generateToken().sha256, claims: '*' }],
+        admin: {
+          operators: [],
+          store: notServing('store'),
+          pipeline: notServing('pipeline'),
+          backfills: notServing('backfills'),
+        },
       });
     },
   },
