@@ -136,6 +136,8 @@ export class Archiver {
   private commitChain: Promise<void> = Promise.resolve();
   private waitingCalls = 0;
   private closing = false;
+  /** Set by {@link abort}: every batch is handed back, nothing more is committed. */
+  private aborted: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly tracer = tracer('@sluice/archiver');
   /** Encodes cut segments in a worker thread while this one goes on reading the next. */
@@ -185,8 +187,30 @@ export class Archiver {
     clearTimeout(timer);
   }
 
+  /**
+   * The lease is lost: the open segment and every segment not committed fail with `err` (their
+   * batches settle as retries, so their messages are redelivered to the next leader), later batches
+   * are handed back at once, and the encoder thread stops. Resolves once the commit in progress has
+   * ended (its writes are refused by the fenced store), so no write of this archiver is in flight.
+   */
+  async abort(err: Error): Promise<void> {
+    this.aborted ??= err;
+    this.closing = true;
+    clearInterval(this.timer);
+    const open = this.segment;
+    this.segment = new Segment(0);
+    open.done.reject(err);
+    if (!open.empty) open.events.release();
+    for (const s of new Set(this.inCommit.values())) s.done.reject(err);
+    await this.commitChain;
+    await this.encoder?.close();
+    this.gauges();
+  }
+
   /** The actor's batch handler. */
   async handle(deliveries: ReadonlyArray<Delivery<ScannedBatch>>): Promise<Outcome[]> {
+    const aborted = this.aborted;
+    if (aborted) return deliveries.map(() => Outcomes.retry(aborted));
     const outcomes: Array<Outcome | undefined> = new Array(deliveries.length);
     const waits = new Map<Segment, number[]>();
     const seg = this.segment;
@@ -371,6 +395,7 @@ export class Archiver {
   }
 
   private async commitWithRetry(seg: Segment): Promise<void> {
+    if (this.aborted) throw this.aborted;
     const holdUntil = Date.now() + (this.opts.holdOnOutageMs ?? 600_000);
     // Encoded once: a retry after an outage writes the very same bytes under the very same names.
     const files = await this.encode(seg);

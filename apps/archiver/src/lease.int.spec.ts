@@ -1,6 +1,7 @@
 // The leader lease against the real NATS (KV bucket with max_age as the TTL) and the journal's claim
-// against a real filesystem store: acquisition, renewal, takeover after expiry, release, and the
-// fencing that stops a holder from writing once its lease is gone.
+// against a real filesystem store: acquisition, renewal, takeover after expiry, release, a late
+// renewal kept while the key is still ours, a lost reply, terms, and the fencing that stops a holder
+// from writing once its lease is gone.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,15 @@ import { createDeviceHasher, createLogger } from '@sluice/observability';
 import { natsFixture, sleep, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import { FsStore, journalKey } from '@sluice/archive';
 import { Journal } from './journal';
-import { fencedStore, Lease, LEASE_KEY, leaseBucket, LeaseLostError } from './lease';
+import {
+  fencedStore,
+  Lease,
+  LEASE_KEY,
+  leaseBucket,
+  LeaseLapsedError,
+  LeaseLostError,
+  type LeaseValue,
+} from './lease';
 
 const log = createLogger({
   service: 'archiver-lease-test',
@@ -148,16 +157,80 @@ describe('archiver leader lease (NATS KV)', () => {
     expect(await fenced.get('before')).toBeDefined();
   });
 
-  it('fencing: a holder whose renewals stopped refuses writes once its validity ends, before anyone can take over', async () => {
+  it('fencing: a holder whose renewals stopped refuses writes once its validity ends, before anyone can take over; a late renewal while the key is still its own keeps the lease', async () => {
+    // A longer TTL: the late renewal must be sent between the end of the validity (3/4 TTL) and the
+    // key's expiry (1 TTL), whatever the machine's load.
+    const ttl = 8_000;
+    const b = bucket();
+    const [a, c] = [await replica(b, ttl), await replica(b, ttl)];
+    expect(await a.acquire()).toBe(true);
+    const fenced = fencedStore(store(), a);
+    await waitFor('validity over', () => !a.isFresh(), { timeoutMs: 2 * ttl, intervalMs: 20 });
+    // The key has not expired yet: nobody holds it but the stale holder, which no longer writes.
+    expect(await c.acquire()).toBe(false);
+    await expect(fenced.put('late', Buffer.from('x'))).rejects.toBeInstanceOf(LeaseLapsedError);
+    // Paused, not lost: its next renewal finds the key at its revision and keeps it.
+    expect(a.role).toBe('leader');
+    expect(await a.renew()).toMatchObject({ outcome: 'renewed', late: true });
+    expect(a.isFresh()).toBe(true);
+    await fenced.put('after', Buffer.from('x'));
+    expect(await c.acquire()).toBe(false);
+    await a.release();
+  });
+
+  it('a renewal whose reply was lost: the next one finds its own later revision and keeps the lease; a revision of anyone else loses it', async () => {
     const b = bucket();
     const [a, c] = [await replica(b), await replica(b)];
     expect(await a.acquire()).toBe(true);
-    const fenced = fencedStore(store(), a);
-    await waitFor('validity over', () => !a.isFresh(), { timeoutMs: 2 * TTL });
-    // The key has not expired yet: nobody holds it but the stale holder, which no longer writes.
+    const kv = await new Kvm(nats.nc).open(b);
+    const mine = (await kv.get(LEASE_KEY))!;
+    // What a's renewal would have written, landed without a's knowing it.
+    await kv.update(LEASE_KEY, mine.string(), mine.revision);
+    expect(await a.renew()).toMatchObject({ outcome: 'renewed' });
+    expect(a.role).toBe('leader');
     expect(await c.acquire()).toBe(false);
-    await expect(fenced.put('late', Buffer.from('x'))).rejects.toBeInstanceOf(LeaseLostError);
+
+    // Someone else's value at a later revision (the key changed hands): lost.
+    const now = (await kv.get(LEASE_KEY))!;
+    const other: LeaseValue = { ...(JSON.parse(now.string()) as LeaseValue), holder: 'other' };
+    await kv.update(LEASE_KEY, JSON.stringify(other), now.revision);
+    expect(await a.renew()).toMatchObject({ outcome: 'lost' });
     expect(a.role).toBe('lost');
+  });
+
+  it("terms: a holder that lost the lease and leads again has a new term; the old term's writes stay refused", async () => {
+    const b = bucket();
+    const a = await replica(b);
+    expect(await a.acquire()).toBe(true);
+    const firstTerm = a.term;
+    const s = store();
+    const oldTerm = fencedStore(s, a.termGuard());
+    await oldTerm.put('first', Buffer.from('x'));
+
+    // Another holder took the lease and gave it back (released): a loses it, then takes it again.
+    const kv = await new Kvm(nats.nc).open(b);
+    const entry = (await kv.get(LEASE_KEY))!;
+    const released: LeaseValue = {
+      ...(JSON.parse(entry.string()) as LeaseValue),
+      holder: 'other',
+      released: true,
+    };
+    await kv.update(LEASE_KEY, JSON.stringify(released), entry.revision);
+    await a.renew();
+    expect(a.role).toBe('lost');
+    expect(await a.acquire()).toBe(false);
+    a.standBy();
+    expect(a.role).toBe('standby');
+    expect(await a.acquire()).toBe(true);
+    expect(a.term).toBeGreaterThan(firstTerm);
+    expect(a.isFresh()).toBe(true);
+
+    await expect(oldTerm.put('late', Buffer.from('x'))).rejects.toBeInstanceOf(LeaseLostError);
+    expect(() => a.termGuard().assertHeld()).not.toThrow();
+    await fencedStore(s, a.termGuard()).put('second', Buffer.from('x'));
+    expect(await s.get('late')).toBeUndefined();
+    expect(await s.get('second')).toBeDefined();
+    await a.release();
   });
 
   it('a key deleted by hand: the next holder writes only once the old holder has stopped counting on it', async () => {

@@ -14,11 +14,25 @@ export const LEASE_KEY = 'leader';
 
 /**
  * This process lost (or never held) the lease it needs to write: it must not write the archive any
- * more. Not retriable: the process stops consuming and exits, and a standby takes over.
+ * more. Not retriable: the leader steps down (its consumer stops, its segments are redelivered) and
+ * becomes a standby; a replica that acquires the lease afterwards takes over.
  */
 export class LeaseLostError extends SluiceError {
   override readonly name = 'LeaseLostError';
   readonly code = 'archiver_lease_lost';
+}
+
+/**
+ * The lease's validity ran out before a renewal came back (a stalled event loop, a slow NATS): no
+ * write until the next renewal, whose compare-and-swap at our revision proves nobody held the lease
+ * meanwhile. Retriable; a renewal that is refused loses the lease ({@link LeaseLostError}).
+ */
+export class LeaseLapsedError extends SluiceError {
+  override readonly name = 'LeaseLapsedError';
+  readonly code = 'archiver_lease_lapsed';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, retriable: true });
+  }
 }
 
 /** The lease bucket is unusable as it is (no max_age: a lease in it would never expire). */
@@ -71,6 +85,22 @@ export interface LeaseOptions {
 
 export type LeaseRole = 'standby' | 'leader' | 'lost' | 'released';
 
+/** What a renewal observed, for metrics and logs. */
+export interface RenewalResult {
+  /** `renewed`: still ours (`late` when sent past the validity); `lost`; `failed`: no answer, retried. */
+  outcome: 'renewed' | 'lost' | 'failed';
+  /** Sent after the validity had run out (writes were refused until it came back). */
+  late: boolean;
+  /** Round trip of the KV update. */
+  ms: number;
+}
+
+/** The write check of one term of leadership (see {@link Lease.termGuard}). */
+export interface LeaseGuard {
+  assertHeld(): void;
+  isFresh(): boolean;
+}
+
 const now = () => performance.now();
 
 function wrongLastSequence(err: unknown): boolean {
@@ -97,8 +127,17 @@ function parseValue(raw: string): Partial<LeaseValue> {
  *
  * The holder counts the lease as its own only until `ttl − margin` (margin = ttl/4) after it *sent*
  * its last successful renewal: the server stamps the entry no earlier than that, so the key cannot
- * expire (and no one else can acquire it) before then. A renewal that fails, or that is sent after
- * that point, loses the lease for good: {@link role} becomes `lost` and {@link onLost} listeners run.
+ * expire (and no one else can acquire it) before then. Past that point writes are refused
+ * ({@link LeaseLapsedError}) but the lease is not given up: a renewal sent late still succeeds only
+ * if the key is at our revision, i.e. it neither expired nor changed hands meanwhile, and then the
+ * validity starts again from its sending. A renewal refused at our revision (expired, taken over,
+ * deleted) loses the lease: {@link role} becomes `lost` and {@link onLost} listeners run. A renewal
+ * that gets no answer is retried at the next tick (a lost reply whose update landed is recognised by
+ * our holder and acquisition time in the key).
+ *
+ * Every acquisition starts a new {@link term}; {@link termGuard} fences one term's writes, so a term's
+ * late writes stay refused even when this replica leads again. After a loss, {@link standBy} makes
+ * the replica a candidate again.
  *
  * A key that was deleted or purged (by hand: a release never deletes) says nothing about when its
  * holder last renewed, so whoever acquires it after that waits a whole TTL before it may write: by
@@ -107,6 +146,7 @@ function parseValue(raw: string): Partial<LeaseValue> {
 export class Lease {
   readonly holder: string;
   private role_: LeaseRole = 'standby';
+  private term_ = 0;
   private kv: KV | undefined;
   private ttl: number;
   private revision = 0;
@@ -140,6 +180,11 @@ export class Lease {
   /** What counts as too late: a renewal sent later than `ttl − margin` after the last one. */
   get marginMs(): number {
     return this.ttl / 4;
+  }
+
+  /** Incremented by every acquisition: which leadership a write belongs to. */
+  get term(): number {
+    return this.term_;
   }
 
   /** Another replica's id when the last acquisition failed because it holds the lease. */
@@ -177,11 +222,16 @@ export class Lease {
 
   /**
    * Holds the lease, within its validity and past any wait after a takeover: the only state in which
-   * the archive may be written.
+   * the archive may be written. With `term`: and still in that term.
    */
-  isFresh(): boolean {
+  isFresh(term?: number): boolean {
     const t = now();
-    return this.role_ === 'leader' && t < this.validUntil && t >= this.writableFrom;
+    return (
+      this.role_ === 'leader' &&
+      (term === undefined || term === this.term_) &&
+      t < this.validUntil &&
+      t >= this.writableFrom
+    );
   }
 
   /** How long a new holder still waits before it may write (0 when it may, or holds nothing). */
@@ -189,14 +239,19 @@ export class Lease {
     return this.role_ === 'leader' ? Math.max(0, this.writableFrom - now()) : 0;
   }
 
-  /** Throws {@link LeaseLostError} unless {@link isFresh}; a lapsed validity loses the lease for good. */
-  assertHeld(): void {
-    if (this.isFresh()) return;
+  /**
+   * Throws unless {@link isFresh} (in `term`, when given): {@link LeaseLapsedError} while the lease
+   * waits for a late renewal, {@link LeaseLostError} otherwise.
+   */
+  assertHeld(term?: number): void {
+    if (this.isFresh(term)) return;
+    if (term !== undefined && term !== this.term_)
+      throw new LeaseLostError(
+        `lease ${this.opts.bucket}: term ${term} of this archiver is over (now ${this.role_} in term ${this.term_})`,
+      );
     if (this.role_ === 'leader' && now() >= this.validUntil)
-      this.lose(
-        new LeaseLostError(
-          `lease ${this.opts.bucket} not renewed within ${Math.round(this.ttl - this.marginMs)} ms`,
-        ),
+      throw new LeaseLapsedError(
+        `lease ${this.opts.bucket} not renewed within ${Math.round(this.ttl - this.marginMs)} ms: no write until a renewal confirms it`,
       );
     throw (
       this.lostError ??
@@ -206,6 +261,12 @@ export class Lease {
           : `this archiver does not hold lease ${this.opts.bucket} (${this.role_})`,
       )
     );
+  }
+
+  /** The write check of the current term: refuses for good once this term's leadership ends. */
+  termGuard(): LeaseGuard {
+    const term = this.term_;
+    return { assertHeld: () => this.assertHeld(term), isFresh: () => this.isFresh(term) };
   }
 
   /** Called once when the lease is lost (not when it is released). */
@@ -250,42 +311,76 @@ export class Lease {
     this.acquiredAt = acquiredAt;
     this.validUntil = sentAt + this.ttl - this.marginMs;
     this.writableFrom = now() + waitMs;
+    this.term_++;
     this.role_ = 'leader';
     return true;
   }
 
-  /** Renews a held lease; a failed or late renewal loses it (see the class). */
-  async renew(): Promise<void> {
-    if (this.role_ !== 'leader') return;
+  /** After a loss: a candidate again (a standby; the next {@link acquire} may start a new term). */
+  standBy(): void {
+    if (this.role_ !== 'lost') return;
+    this.role_ = 'standby';
+    this.lostError = undefined;
+  }
+
+  /**
+   * Renews a held lease by compare-and-swap at our revision, also when sent late (see the class): a
+   * refusal loses it, no answer leaves it to the next renewal. Undefined when not leading.
+   */
+  async renew(): Promise<RenewalResult | undefined> {
+    if (this.role_ !== 'leader') return undefined;
+    const term = this.term_;
     const sentAt = now();
-    if (sentAt >= this.validUntil) {
-      this.lose(
-        new LeaseLostError(
-          `lease ${this.opts.bucket} renewal ${Math.round(sentAt - this.validUntil + this.ttl - this.marginMs)} ms after the last one, past its ${Math.round(this.ttl - this.marginMs)} ms validity`,
-        ),
-      );
-      return;
-    }
+    const late = sentAt >= this.validUntil;
+    const validityMs = this.ttl - this.marginMs;
+    const kv = this.bucketKv();
+    let rev: number;
     try {
-      const rev = await this.bucketKv().update(
-        LEASE_KEY,
-        this.value(this.acquiredAt),
-        this.revision,
-        Math.max(500, Math.floor(this.validUntil - sentAt)),
-      );
-      if (this.role_ !== 'leader') return;
-      this.revision = rev;
-      this.validUntil = sentAt + this.ttl - this.marginMs;
+      // Waits as long as the reply could still extend the validity.
+      rev = await kv.update(LEASE_KEY, this.value(this.acquiredAt), this.revision, validityMs);
     } catch (err) {
-      this.lose(
-        new LeaseLostError(
-          wrongLastSequence(err)
-            ? `lease ${this.opts.bucket} was taken over or expired (renewal refused at revision ${this.revision})`
-            : `lease ${this.opts.bucket} renewal failed: ${(err as Error).message}`,
-          { cause: err },
-        ),
-      );
+      const ms = now() - sentAt;
+      if (this.role_ !== 'leader' || term !== this.term_) return { outcome: 'lost', late, ms };
+      if (!wrongLastSequence(err)) {
+        this.opts.log.warn(
+          { err, bucket: this.opts.bucket, late, ms: Math.round(ms) },
+          'lease renewal got no answer; retrying at the next renewal (no write once its validity ends)',
+        );
+        return { outcome: 'failed', late, ms };
+      }
+      const adopted = await this.ownLaterRevision().catch(() => undefined);
+      if (adopted === undefined) {
+        this.lose(
+          new LeaseLostError(
+            `lease ${this.opts.bucket} was taken over or expired (renewal refused at revision ${this.revision}${late ? `, sent ${Math.round(sentAt - this.validUntil)} ms past its validity` : ''})`,
+            { cause: err },
+          ),
+        );
+        return { outcome: 'lost', late, ms };
+      }
+      // An earlier renewal landed though its reply was lost: still our key, renewed from there.
+      if (this.role_ !== 'leader' || term !== this.term_) return { outcome: 'lost', late, ms };
+      this.revision = adopted;
+      return this.renew();
     }
+    const ms = now() - sentAt;
+    if (this.role_ !== 'leader' || term !== this.term_) return { outcome: 'lost', late, ms };
+    this.revision = rev;
+    this.validUntil = sentAt + validityMs;
+    return { outcome: 'renewed', late, ms };
+  }
+
+  /**
+   * The key's revision when its value is still this term's lease written at a later revision than
+   * ours (a renewal whose reply was lost): only this term ever writes our holder and acquisition time.
+   */
+  private async ownLaterRevision(): Promise<number | undefined> {
+    const entry = await this.bucketKv().get(LEASE_KEY);
+    if (!entry || entry.operation !== 'PUT' || entry.revision <= this.revision) return undefined;
+    const v = parseValue(entry.string());
+    return v.holder === this.holder && v.acquiredAt === this.acquiredAt && !v.released
+      ? entry.revision
+      : undefined;
   }
 
   /** Gives a held lease back (marked `released` at our revision) so a standby takes over at once. */
@@ -302,9 +397,13 @@ export class Lease {
     }
   }
 
-  /** Marks the lease lost for good (a failed renewal, or a write by another holder was seen). */
-  lose(err: LeaseLostError): void {
-    if (this.role_ === 'lost' || this.role_ === 'released') return;
+  /**
+   * Marks the lease lost (a refused renewal, or a write by another holder was seen); with `term`,
+   * only if that term is still the current one.
+   */
+  lose(err: LeaseLostError, term?: number): void {
+    if (this.role_ === 'lost' || this.role_ === 'released' || this.role_ === 'standby') return;
+    if (term !== undefined && term !== this.term_) return;
     this.role_ = 'lost';
     this.lostError = err;
     for (const l of this.listeners) l(err);
@@ -328,9 +427,10 @@ export class Lease {
 
 /**
  * The store as the lease holder may use it: every write (put, compare-and-swap, delete) first checks
- * that the lease is still fresh and throws {@link LeaseLostError} otherwise. Reads pass through.
+ * that the lease is still fresh (pass a {@link Lease.termGuard} to fence one term) and throws
+ * {@link LeaseLostError} or {@link LeaseLapsedError} otherwise. Reads pass through.
  */
-export function fencedStore(store: ObjectStore, lease: Pick<Lease, 'assertHeld'>): ObjectStore {
+export function fencedStore(store: ObjectStore, lease: { assertHeld(): void }): ObjectStore {
   return {
     location: store.location,
     kind: store.kind,

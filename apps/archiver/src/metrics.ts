@@ -17,6 +17,9 @@ export const ARCHIVER_METRICS = {
   partitionsExpired: 'sluice_archiver_partitions_expired_total',
   filesCompacted: 'sluice_archiver_files_compacted_total',
   leader: 'sluice_archiver_leader',
+  leaseRenewalDuration: 'sluice_archiver_lease_renewal_duration_seconds',
+  leaseTickDelay: 'sluice_archiver_lease_tick_delay_seconds',
+  leaseStepDowns: 'sluice_archiver_lease_step_downs_total',
 } as const;
 
 export class ArchiverMetrics {
@@ -35,6 +38,9 @@ export class ArchiverMetrics {
   readonly partitionsExpired: Counter<'dataset'>;
   readonly filesCompacted: Counter<'dataset'>;
   readonly leader: Gauge<'stream' | 'consumer'>;
+  readonly leaseRenewalDuration: Histogram<'outcome' | 'late'>;
+  readonly leaseTickDelay: Histogram;
+  readonly leaseStepDowns: Counter;
   private leaderOf:
     { labels: { stream: string; consumer: string }; isLeader: () => boolean } | undefined;
 
@@ -128,6 +134,25 @@ export class ArchiverMetrics {
         const l = this.leaderOf;
         if (l) this.leader.set(l.labels, l.isLeader() ? 1 : 0);
       },
+    });
+    const leaseBuckets = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    this.leaseRenewalDuration = new Histogram({
+      name: m.leaseRenewalDuration,
+      help: 'Round trip of a lease renewal (KV update), by outcome (renewed, lost, failed) and whether it was sent past the validity (late)',
+      labelNames: ['outcome', 'late'],
+      buckets: leaseBuckets,
+      registers,
+    });
+    this.leaseTickDelay = new Histogram({
+      name: m.leaseTickDelay,
+      help: 'How long after its due time a lease tick (renewal or acquisition attempt) ran: event-loop stalls and CPU starvation',
+      buckets: leaseBuckets,
+      registers,
+    });
+    this.leaseStepDowns = new Counter({
+      name: m.leaseStepDowns,
+      help: 'Times the leader lost its lease and stepped down to standby',
+      registers,
     });
   }
 

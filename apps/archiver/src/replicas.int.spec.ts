@@ -2,9 +2,10 @@
 // read back by libs/archive's reader (what a replay re-publishes). Only the holder of the durable's
 // lease (NATS KV) consumes and writes; the others are hot standbys. Whatever happens to the leader
 // (it runs alone, it is SIGKILLed with uncommitted work, twice in a row, or between its journal commit
-// and its ack, its lease key is deleted under it, or it is stopped with SIGTERM) the archive holds exactly what one process alone
-// archives: the same rows per partition, every event once. Throughout, the three processes' leader
-// gauges are sampled together: never more than one says 1.
+// and its ack, its lease key is deleted under it, it is frozen past its TTL and resumes, or it is
+// stopped with SIGTERM) the archive holds exactly what one process alone archives: the same rows per
+// partition, every event once. A leader that loses its lease steps down and stays up as a standby.
+// Throughout, the processes' leader gauges are sampled together: never more than one says 1.
 import { Kvm } from '@nats-io/kv';
 import { ensureStream } from '@sluice/jetstream';
 import {
@@ -183,6 +184,18 @@ describe('archiver: 3 replicas on one durable, one leader', () => {
     }
   }
 
+  /** How many times `r` has logged that it leads. */
+  const timesLed = (r: Replica) => r.proc.lines.filter((l) => LEADING.test(l)).length;
+
+  /** Waits until `r` holds events not yet committed. */
+  async function holding(r: Replica): Promise<void> {
+    await waitFor(
+      'the leader holding uncommitted events',
+      async () => ((await metric(r, 'sluice_archiver_buffer_rows')) > 0 ? true : undefined),
+      { timeoutMs: 30_000, intervalMs: 10 },
+    );
+  }
+
   /** SIGKILLs the leader as soon as it holds events not yet committed. */
   async function killHolding(r: Replica): Promise<void> {
     await waitFor(
@@ -294,25 +307,28 @@ describe('archiver: 3 replicas on one durable, one leader', () => {
     await w.store.close();
   }, 300_000);
 
-  it('the lease key deleted under the leader: it stops writing and exits 1, a standby takes over, every event once', async () => {
+  it('the lease key deleted under the leader: it stops writing and steps down to standby, a replica takes over, every event once', async () => {
     const w = await world('areplost');
     const replicas = await three(w.env);
-    const [first, ...rest] = replicas as [Replica, Replica, Replica];
+    const [first] = replicas as [Replica, Replica, Replica];
     const sampler = sampleLeaders(() => replicas);
     const half = Math.floor(batches.length / 2);
     const publishing = publish(suite.nats, w.t, 0, half);
-    await waitFor(
-      'the leader holding uncommitted events',
-      async () => (await metric(first, 'sluice_archiver_buffer_rows')) > 0,
-      { timeoutMs: 30_000, intervalMs: 10 },
-    );
+    await holding(first);
+    const ledBefore = replicas.map(timesLed);
     await (
       await new Kvm(suite.nats.nc).open(leaseBucket(w.t.namespace, DURABLE))
     ).delete(LEASE_KEY);
-    expect(await first.proc.exited).toBe(1);
+    await first.proc.waitForLine(/archiver role: standby again/, 60_000);
     expect(first.proc.lines.some((l) => l.includes('archiver role: lost the lease'))).toBe(true);
+    expect(alive(first)).toBe(true);
     await publishing;
-    const next = await nextLeader(rest);
+    // Whichever replica acquires the deleted key next (the deposed one too) leads from then on.
+    const next = await waitFor(
+      'a replica leading after the deletion',
+      () => replicas.find((r, i) => timesLed(r) > ledBefore[i]!),
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
     await publish(suite.nats, w.t, half);
     await settled(suite.nats, w.t, DURABLE);
     const rounds = await sampler.stop();
@@ -322,6 +338,50 @@ describe('archiver: 3 replicas on one durable, one leader', () => {
     // It took over a key deleted by hand: it waited a whole TTL before writing.
     expect(next.proc.lines.some((l) => l.includes('deleted by hand'))).toBe(true);
     expect(await leaderGauge(next)).toBe(1);
+    expect(replicas.every(alive)).toBe(true);
+    await w.store.close();
+  }, 300_000);
+
+  it('the leader frozen past its TTL (SIGSTOP) with uncommitted events: a standby takes over; resumed, the old leader steps down without exiting, and leads again once the other stops, every event once', async () => {
+    const w = await world('arepstall');
+    const env = { ...w.env, ARCHIVER_LEASE_TTL: '2s' };
+    const first = await start(env);
+    await first.proc.waitForLine(LEADING, 30_000);
+    const second = await start(env);
+    const replicas = [first, second];
+    const sampler = sampleLeaders(() => replicas);
+    const third = Math.floor(batches.length / 3);
+    const publishing = publish(suite.nats, w.t, 0, third);
+    await holding(first);
+    // What a saturated machine does to its renewals, for as long as it takes a standby to lead.
+    first.proc.kill('SIGSTOP');
+    try {
+      await nextLeader([second]);
+    } finally {
+      first.proc.kill('SIGCONT');
+    }
+    await first.proc.waitForLine(/archiver role: standby again/, 60_000);
+    expect(first.proc.lines.some((l) => l.includes('archiver role: lost the lease'))).toBe(true);
+    expect(alive(first)).toBe(true);
+    expect(await leaderGauge(first)).toBe(0);
+    expect(await metric(first, 'sluice_archiver_lease_step_downs_total')).toBe(1);
+    await publishing;
+    await publish(suite.nats, w.t, third, 2 * third);
+
+    // The second stops and releases the lease: the first, still the same process, leads again.
+    second.proc.kill('SIGTERM');
+    expect(await second.proc.exited).toBe(0);
+    await waitFor('the first leading again', () => timesLed(first) >= 2, {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
+    await publish(suite.nats, w.t, 2 * third);
+    await settled(suite.nats, w.t, DURABLE);
+    const rounds = await sampler.stop();
+
+    await expectSameAsOne(w);
+    expect(Math.max(...rounds)).toBe(1);
+    expect(await leaderGauge(first)).toBe(1);
     await w.store.close();
   }, 300_000);
 

@@ -19,7 +19,7 @@ import {
   type FailpointHook,
 } from '@sluice/archive';
 import { Journal } from './journal';
-import { fencedStore, Lease, leaseBucket } from './lease';
+import { fencedStore, Lease, leaseBucket, type LeaseGuard } from './lease';
 import { Leadership } from './leadership';
 import { ArchiverMetrics } from './metrics';
 import { expirePartitions } from './retention';
@@ -27,7 +27,10 @@ import { scanBatch, type ScannedBatch } from './wire';
 
 export const SERVICE = 'archiver';
 
-/** A periodic pass (retention, compaction): one at a time, errors logged, stopped with the service. */
+/**
+ * A periodic pass (retention, compaction): one at a time, errors logged, stopped with the service.
+ * Started once (again on later elections it keeps running).
+ */
 function periodic(
   name: string,
   intervalMs: number,
@@ -39,7 +42,7 @@ function periodic(
   return {
     name,
     start() {
-      if (intervalMs <= 0) return;
+      if (intervalMs <= 0 || timer) return;
       const tick = () => {
         running = run().catch((err: unknown) =>
           log.error({ err }, `${name} pass failed; the next one retries`),
@@ -100,12 +103,15 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     log,
   });
   metrics.watchLeader(stream.name, durable, () => lease.isFresh());
-  // Every write of this process (commits, journal, retention, compaction) needs the lease.
-  const store = fencedStore(rawStore, lease);
-  const leading = () => lease.isFresh();
+  /**
+   * The store of the current term of leadership: every write (commits, journal, retention,
+   * compaction) needs the lease in that term, so a deposed term's late writes stay refused even once
+   * this replica leads again.
+   */
+  let term: { guard: LeaseGuard; store: typeof rawStore } | undefined;
   const js = jetstream(rt.nc);
   const gate = new StoreGate({
-    store: `archive-${store.kind}`,
+    store: `archive-${rawStore.kind}`,
     probe: () => rawStore.probe(),
     isOutage: (err) => err instanceof ArchiveStoreUnavailableError,
     log,
@@ -113,66 +119,76 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
   });
   let archiver: Archiver | undefined;
 
-  const actor = new Actor<ScannedBatch>({
-    service: SERVICE,
-    nc: rt.nc,
-    topology: rt.topology,
-    stream,
-    consumer: {
-      durable,
-      filterSubjects: [
-        c.ARCHIVER_REGION ? rt.topology.clean(c.ARCHIVER_REGION) : rt.topology.filters.clean,
-      ],
-      ackWaitMs: c.ARCHIVER_ACK_WAIT,
-      // Every message of the open segment and those committing stay unacknowledged until durable.
-      maxAckPending: c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES + 1_000,
-    },
-    decode: (m) => {
-      try {
-        // Checked as the generated decoder would, without building its objects.
-        return scanBatch(m.data);
-      } catch (err) {
-        throw new PoisonMessageError(`not an EventBatch: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-    },
-    handle: (deliveries) => archiver!.handle(deliveries),
-    batch: {
-      maxMessages: c.ARCHIVER_BATCH_MESSAGES,
-      maxBytes: c.ARCHIVER_BATCH_BYTES,
-      concurrency: c.ARCHIVER_BATCH_CONCURRENCY,
-    },
-    prefetch: { maxBytes: c.ARCHIVER_PREFETCH_BYTES },
-    maxDeliver: c.ARCHIVER_MAX_DELIVER,
-    gates: [gate],
-    holdOnOutageMs: c.ARCHIVER_HOLD_ON_OUTAGE,
-    logger: log,
-    registry: rt.registry,
-  });
+  // One per term of leadership (an actor does not start again once stopped), built after the
+  // term's archiver: a deposed term's batches still reach its own (aborted) archiver.
+  const actor = () => {
+    const termArchiver = archiver!;
+    return new Actor<ScannedBatch>({
+      service: SERVICE,
+      nc: rt.nc,
+      topology: rt.topology,
+      stream,
+      consumer: {
+        durable,
+        filterSubjects: [
+          c.ARCHIVER_REGION ? rt.topology.clean(c.ARCHIVER_REGION) : rt.topology.filters.clean,
+        ],
+        ackWaitMs: c.ARCHIVER_ACK_WAIT,
+        // Every message of the open segment and those committing stay unacknowledged until durable.
+        maxAckPending: c.ARCHIVER_BATCH_CONCURRENCY * c.ARCHIVER_BATCH_MESSAGES + 1_000,
+      },
+      decode: (m) => {
+        try {
+          // Checked as the generated decoder would, without building its objects.
+          return scanBatch(m.data);
+        } catch (err) {
+          throw new PoisonMessageError(`not an EventBatch: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      },
+      handle: (deliveries) => termArchiver.handle(deliveries),
+      batch: {
+        maxMessages: c.ARCHIVER_BATCH_MESSAGES,
+        maxBytes: c.ARCHIVER_BATCH_BYTES,
+        concurrency: c.ARCHIVER_BATCH_CONCURRENCY,
+      },
+      prefetch: { maxBytes: c.ARCHIVER_PREFETCH_BYTES },
+      maxDeliver: c.ARCHIVER_MAX_DELIVER,
+      gates: [gate],
+      holdOnOutageMs: c.ARCHIVER_HOLD_ON_OUTAGE,
+      logger: log,
+      registry: rt.registry,
+    });
+  };
 
   // Started by the leader once it leads: a standby's store refuses writes anyway.
   const passes = [
     periodic(
       'archive-retention',
       c.ARCHIVER_RETENTION_INTERVAL,
-      async () =>
-        leading() && expirePartitions(store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics }),
+      async () => {
+        const t = term;
+        if (t?.guard.isFresh())
+          await expirePartitions(t.store, { retentionMs: c.ARCHIVER_RETENTION, log, metrics });
+      },
       log,
     ),
     periodic(
       'archive-compaction',
       c.ARCHIVER_COMPACTION_INTERVAL,
-      async () =>
-        leading() &&
-        compactAll(store, {
-          smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES,
-          targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES,
-          orphanAgeMs: c.ARCHIVER_ORPHAN_AGE,
-          rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
-          log,
-          metrics,
-        }),
+      async () => {
+        const t = term;
+        if (t?.guard.isFresh())
+          await compactAll(t.store, {
+            smallFileBytes: c.ARCHIVER_COMPACTION_SMALL_FILE_BYTES,
+            targetBytes: c.ARCHIVER_COMPACTION_TARGET_BYTES,
+            orphanAgeMs: c.ARCHIVER_ORPHAN_AGE,
+            rowGroupRows: c.ARCHIVER_ROW_GROUP_ROWS,
+            log,
+            metrics,
+          });
+      },
       log,
     ),
   ];
@@ -183,6 +199,10 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
     log,
     // As a restart did before the lease: claim and recover the journal, then consume.
     onElected: async () => {
+      const guard = lease.termGuard();
+      const leaseTerm = lease.term;
+      const store = fencedStore(rawStore, guard);
+      term = { guard, store };
       const jsm = await jetstreamManager(rt.nc);
       const journal = await Journal.load(store, durable, stream.name, streamCreated, {
         holder: lease.holder,
@@ -191,7 +211,7 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
             { stream: stream.name, previous: old.streamCreated, now: streamCreated },
             'the stream was created again since the journal was written; starting a new journal (the old one is kept beside it)',
           ),
-        onTakenOver: (err) => lease.lose(err),
+        onTakenOver: (err) => lease.lose(err, leaseTerm),
       });
       if (journal.hasPending) {
         const removed = await journal.recover();
@@ -233,6 +253,19 @@ export async function createService(rt: Runtime<Config>): Promise<Service> {
         `archiving ${stream.name} to ${store.location}`,
       );
     },
+    onDeposed: async (err) => {
+      const a = archiver;
+      archiver = undefined;
+      hook = undefined;
+      await a?.abort(err);
+    },
+    onRenewal: (r) =>
+      metrics.leaseRenewalDuration.observe(
+        { outcome: r.outcome, late: String(r.late) },
+        r.ms / 1000,
+      ),
+    onTickDelay: (ms) => metrics.leaseTickDelay.observe(ms / 1000),
+    onStepDown: () => metrics.leaseStepDowns.inc(),
   });
 
   return {
