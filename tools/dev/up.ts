@@ -94,11 +94,15 @@ const DEV_REGIONS = (process.env['INGEST_REGIONS'] || 'eu-west')
   .filter(Boolean);
 const QUERY_TOKEN_FILE = join(ROOT, 'tmp', 'dev-query-token');
 const QUERY_TOKEN = loadToken(QUERY_TOKEN_FILE);
+// The operator token of the aggregator's pipeline admin routes (resolutions, derived series).
+const OPERATOR_TOKEN_FILE = join(ROOT, 'tmp', 'dev-operator-token');
+const OPERATOR_TOKEN = loadToken(OPERATOR_TOKEN_FILE);
 const DEV_AUTH: Record<string, string> = {
   INGEST_AUTH_TOKENS: `${sha256(DEV_TOKEN)}=*;${sha256(DEVICE_TOKEN)}=${DEMO_DEVICE}`,
   FLEET_SIM_TOKEN: DEV_TOKEN,
   WEBHOOK_ADMIN_TOKEN: DEV_ADMIN_TOKEN,
   AGGREGATOR_API_TOKENS: `${sha256(QUERY_TOKEN)}=${DEV_REGIONS.join('|')}`,
+  AGGREGATOR_ADMIN_TOKENS: `${sha256(OPERATOR_TOKEN)}=developer`,
 };
 
 /** The device token of the last run (tmp/ is git-ignored), or a new one written there (mode 0600). */
@@ -150,6 +154,13 @@ function printQueryExamples(): void {
   );
   print(
     `curl -sS ${cacert()}-H "authorization: Bearer ${QUERY_TOKEN}" "${base}/v1/series?region=${DEV_REGIONS[0]}&sensor=engine_temp&from=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)&to=$(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
+  );
+  if (process.env['AGGREGATOR_ADMIN_TOKENS']) return;
+  say(
+    `  pipeline admin (operator) token: ${OPERATOR_TOKEN}  (also in ${rel(OPERATOR_TOKEN_FILE)}); add a derived series live:`,
+  );
+  print(
+    `curl -sS ${cacert()}-X PUT -H "authorization: Bearer ${OPERATOR_TOKEN}" -H 'content-type: application/json' -d '{"expression": "engine_temp * 1.8 + 32"}' '${base}/v1/pipeline/derived/engine_temp_f'`,
   );
 }
 
