@@ -52,6 +52,7 @@ const KNOWN_OPS_PORTS: Record<string, number> = {
   archiver: 9406,
   exporter: 9407,
   console: 9408,
+  watch: 9409,
 };
 const FIRST_OTHER_OPS_PORT = 9410;
 /** Where --tls keeps the development CA and server certificate (git-ignored). */

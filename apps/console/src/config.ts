@@ -4,7 +4,7 @@ import { parseInlineTokens } from '@sluice/http';
 
 /** The ops endpoints `npm start` gives the services (tools/dev/up.ts KNOWN_OPS_PORTS). */
 export const DEV_TARGETS =
-  'ingestion=http://127.0.0.1:9401,dedupe=http://127.0.0.1:9402,aggregator=http://127.0.0.1:9403,webhook-dispatcher=http://127.0.0.1:9404,mongo-capture=http://127.0.0.1:9405,archiver=http://127.0.0.1:9406,exporter=http://127.0.0.1:9407';
+  'ingestion=http://127.0.0.1:9401,dedupe=http://127.0.0.1:9402,aggregator=http://127.0.0.1:9403,webhook-dispatcher=http://127.0.0.1:9404,mongo-capture=http://127.0.0.1:9405,archiver=http://127.0.0.1:9406,exporter=http://127.0.0.1:9407,watch=http://127.0.0.1:9409';
 
 /** The web console's environment: the common variables plus these. */
 export const config = defineConfig({
@@ -42,7 +42,7 @@ export const config = defineConfig({
   /**
    * The services to watch: `<name>=<ops base URL>` comma-separated; their `/metrics` and `/readyz`
    * are read every CONSOLE_INTERVAL. Default the ops ports `npm start` assigns (ingestion 9401 …
-   * exporter 9407).
+   * exporter 9407, watch 9409).
    */
   CONSOLE_TARGETS: csv(DEV_TARGETS),
   /** How often the pipeline state is sampled and pushed to the open pages. Default `2s`. */
