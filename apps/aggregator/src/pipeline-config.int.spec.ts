@@ -254,6 +254,26 @@ describe('live pipeline configuration', () => {
     );
   });
 
+  it('a backfill left half done by a replica that died is finished by another, from its cursor', async () => {
+    // As a runner that died would leave it: running, the cursor after the first 1 s windows.
+    await h.sql('DELETE FROM rollups WHERE derived AND window_start < $1', [new Date(t0 + 20_000)]);
+    const id = '00000000-0000-4000-8000-000000000001';
+    await h.sql(
+      `INSERT INTO derived_backfills (backfill_id, name, version, range_from, range_to, cursor_ws, cursor_res, cursor_key, windows, rows, actor, updated_at)
+       VALUES ($1, 'power', 2, $2, $3, $4, '1s', 'dev-p', 6, 6, 'alice', now() - interval '1 hour')`,
+      [id, new Date(t0), new Date(t0 + 20_000), new Date(t0 + 5_000)],
+    );
+    await a2.backfills.advance();
+    const job = (await call('GET', `/v1/pipeline/backfills/${id}`)).body;
+    // 14 more 1 s windows (t0 + 5 s is the cursor's: done) and the four 5 s windows from t0 + 5 s
+    // on; the 5 s window at t0 sorts before the cursor, so it stays for the dead runner's share.
+    expect(job).toMatchObject({ state: 'done', windows: 6 + 14 + 3, rows: 6 + 14 + 3 });
+    const points = (await series('power', '1s', t0, t0 + 20_000)).body.points;
+    expect(points.map((p: { time: string }) => Date.parse(p.time))).toEqual(
+      Array.from({ length: 14 }, (_, i) => t0 + 6_000 + i * 1_000),
+    );
+  });
+
   it('a new resolution is written and served live; a stale expected_version is refused', async () => {
     expect((await series('voltage', '1m', t0, t0 + 600_000)).status).toBe(400);
     const conflict = await call('PUT', '/v1/pipeline/resolutions/1m', {
