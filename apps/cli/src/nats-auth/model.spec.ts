@@ -148,8 +148,76 @@ describe('the access model', () => {
         ]);
       }
       expect(may(model, user, 'subscribe', '_INBOX.abc')).toBe(false);
-      expect(may(model, user, 'subscribe', t.clean('eu-west'))).toBe(false);
+      // The console watches clean batches pass (a plain subscription); nobody else reads core traffic.
+      expect([user, may(model, user, 'subscribe', t.clean('eu-west'))]).toEqual([
+        user,
+        user === 'console',
+      ]);
     }
+  });
+
+  it('lets the console read stream and consumer state and see traffic, and nothing else', () => {
+    const c = (op: 'publish' | 'subscribe', subject: string) => may(model, 'console', op, subject);
+    const u = model.users.find((x) => x.user === 'console')!;
+    expect(u.inboxPrefix).toBe(inboxPrefixOf('console', 'acme'));
+    expect(c('subscribe', `${inboxPrefixOf('console', 'acme')}.x.1`)).toBe(true);
+    expect(c('publish', '$JS.API.INFO')).toBe(true);
+    // Exactly the streams apps/console/src/pipeline.ts asks about.
+    for (const s of Object.values(t.streams)) {
+      expect([s.name, c('publish', `$JS.API.STREAM.INFO.${s.name}`)]).toEqual([s.name, true]);
+      expect([s.name, c('publish', `$JS.API.CONSUMER.LIST.${s.name}`)]).toEqual([
+        s.name,
+        s !== t.streams.dlq,
+      ]);
+    }
+    expect(c('subscribe', t.rollup('1m', 'eu-west'))).toBe(true);
+    expect(c('subscribe', t.filters.rollup)).toBe(true);
+    expect(c('subscribe', t.filters.clean)).toBe(true);
+    // No data, no acks, no consumer of its own, no management, nothing else to read.
+    for (const subject of [
+      t.clean('eu-west'),
+      t.raw('eu-west'),
+      t.rollup('1m', 'eu-west'),
+      t.dlq('console'),
+      t.replay('aggregator', 'eu-west'),
+      `$JS.ACK.${t.streams.clean.name}.aggregator.1.1.1.0.0`,
+      `$JS.API.CONSUMER.INFO.${t.streams.clean.name}.aggregator`,
+      `$JS.API.CONSUMER.CREATE.${t.streams.clean.name}.x`,
+      `$JS.API.CONSUMER.MSG.NEXT.${t.streams.clean.name}.aggregator`,
+      `$JS.API.STREAM.MSG.GET.${t.streams.dlq.name}`,
+      `$JS.API.STREAM.INFO.${regionalStreamName(t, 'eu-west')}`,
+      `$JS.API.STREAM.INFO.ACME_WEBHOOK_OPS`,
+    ])
+      expect([subject, c('publish', subject)]).toEqual([subject, false]);
+    for (const subject of [t.raw('eu-west'), t.dlq('dedupe'), t.replayStatus('r1'), '_INBOX.x'])
+      expect([subject, c('subscribe', subject)]).toEqual([subject, false]);
+    expect(u.publish.deny).toEqual([]);
+  });
+
+  it('gives a regional console the streams and subjects of every deployment', () => {
+    const m = buildAccessModel({
+      ...parseProvision([
+        '--regions',
+        'eu-west,us-east',
+        '--layout',
+        'per-region',
+        '--deployments',
+        'eu-west,us-east',
+      ]),
+      topology: t,
+    });
+    for (const r of ['eu-west', 'us-east']) {
+      const rt = topology('acme', { region: r });
+      for (const s of [rt.streams.clean, rt.streams.rollups, rt.streams.replay])
+        expect([s.name, may(m, 'console', 'publish', `$JS.API.CONSUMER.LIST.${s.name}`)]).toEqual([
+          s.name,
+          true,
+        ]);
+      expect(may(m, 'console', 'subscribe', rt.filters.rollup)).toBe(true);
+      expect(may(m, 'console', 'subscribe', t.clean(r))).toBe(true);
+    }
+    expect(may(m, 'console', 'subscribe', t.clean('ap-south'))).toBe(false);
+    expect(may(m, 'console', 'publish', `$JS.API.STREAM.INFO.${t.streams.clean.name}`)).toBe(false);
   });
 
   it('keeps gateway users to their regions and streams', () => {

@@ -503,6 +503,19 @@ export function buildAccessModel(o: AccessOptions): AccessModel {
     .publish(...regional.map((rt) => alerts.filter(rt.region)));
   users.push(deadLetters(watch, 'watch').build());
 
+  // The web console (apps/console/src/pipeline.ts, detections.ts): the state of its topology's
+  // streams (the DLQ's per-subject counts included) and their consumers, and clean batches and
+  // roll-ups seen as they pass through plain subscriptions: it consumes, acks and publishes nothing.
+  const con = grants('console', 'stream and consumer state, clean batches and roll-ups seen');
+  for (const rt of regional) {
+    for (const s of Object.values(rt.streams)) {
+      con.streamInfo(s.name);
+      if (s !== rt.streams.dlq) con.publish(`${API}.CONSUMER.LIST.${s.name}`);
+    }
+    con.subscribe(rt.filters.rollup, rt.filters.clean);
+  }
+  users.push(con.build());
+
   // The operator CLI: replay and dlq (ls, show, redrive, purge).
   const cli = grants('cli', 'sluice replay and sluice dlq');
   for (const rt of regional) {

@@ -1,7 +1,8 @@
 // `sluice nats-auth` against a real nats-server that runs with the generated users: what each service
 // user is refused, the residency of the gateway users, and the pipeline (every service: gateway,
 // dedupe, aggregator, mongo-capture, archiver with its leader lease, exporter, webhook-dispatcher)
-// working end to end when every service connects as itself and only binds.
+// working end to end when every service connects as itself and only binds, and the console reading
+// their state with its own read-only user.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -49,7 +50,33 @@ const SERVICES = [
   'exporter',
   'webhook-dispatcher',
   'cli',
+  'console',
 ] as const;
+
+/** The part of the console's pipeline sample these tests read. */
+interface ConsoleSample {
+  streams: Array<{ name: string; messages: number }>;
+  consumers: Array<{ stream: string; name: string; pending: number }>;
+}
+
+/** The first `pipeline` frame of the console's event stream (`/api/stream`), if one comes. */
+async function consoleSample(res: Response): Promise<ConsoleSample | undefined> {
+  if (res.status !== 200 || !res.body) return undefined;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return undefined;
+      text += decoder.decode(value, { stream: true });
+      const frame = /event: pipeline\ndata: (.*)\n\n/.exec(text);
+      if (frame) return JSON.parse(frame[1]!) as ConsoleSample;
+    }
+  } finally {
+    await reader.cancel();
+  }
+}
 
 /** Whether `p` failed with the server's permission violation (anywhere in its cause chain). */
 async function denied(p: Promise<unknown>): Promise<boolean> {
@@ -157,6 +184,9 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
       ['exporter', t.clean('us-east')],
       ['webhook-dispatcher', t.raw('us-east')],
       ['cli', t.clean('eu-west')],
+      ['console', t.clean('eu-west')],
+      ['console', t.rollup('1m', 'eu-west')],
+      ['console', t.dlq('console')],
     ];
     for (const [user, subject] of refused) {
       const js = jetstream((await as(user)).nc);
@@ -213,6 +243,46 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
     }
   });
 
+  it('lets the console read stream and consumer state and see clean batches, nothing more', async () => {
+    const clean = t.streams.clean.name;
+    const con = await as('console');
+    const jsm = await jetstreamManager(con.nc);
+    // What apps/console/src/pipeline.ts asks: stream info (the DLQ's per subject), consumer lists.
+    expect((await jsm.streams.info(clean)).config.name).toBe(clean);
+    const dlq = await jsm.streams.info(t.streams.dlq.name, { subjects_filter: '>' });
+    expect(dlq.config.name).toBe(t.streams.dlq.name);
+    const durables: string[] = [];
+    for await (const c of jsm.consumers.list(clean)) durables.push(c.name);
+    expect(durables).toEqual(expect.arrayContaining(['aggregator', 'mongo-capture']));
+    // Nothing that reads, settles or asks about a consumer, nor any other stream.
+    expect(await denied(jsm.consumers.info(clean, 'aggregator'))).toBe(true);
+    expect(
+      await denied(
+        con.nc.request(
+          `$JS.API.CONSUMER.MSG.NEXT.${clean}.aggregator`,
+          JSON.stringify({ batch: 1, no_wait: true }),
+        ),
+      ),
+    ).toBe(true);
+    expect(await con.publishRefused(`$JS.ACK.${clean}.aggregator.1.1.1.0.0`)).toBe(true);
+    expect(await denied(jsm.streams.getMessage(t.streams.dlq.name, { seq: 1 }))).toBe(true);
+    expect(await denied(jsm.streams.info(regionalStreamName(t, 'eu-west')))).toBe(true);
+    const listDlq = async () => {
+      for await (const c of jsm.consumers.list(t.streams.dlq.name)) void c;
+    };
+    expect(await denied(listDlq())).toBe(true);
+    // Its plain subscriptions (pipeline.ts: roll-ups, detections.ts: clean batches) are accepted.
+    const seen = [con.nc.subscribe(t.filters.rollup), con.nc.subscribe(t.filters.clean)];
+    await con.nc.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(con.violations.filter((v) => v.operation === 'subscription')).toEqual([]);
+    for (const sub of seen) sub.unsubscribe();
+    for (const subject of [t.filters.raw, t.filters.dlq, '_INBOX.>', '>']) {
+      const sub = con.nc.subscribe(subject);
+      expect([subject, await sub.closed]).toEqual([subject, expect.any(PermissionViolationError)]);
+    }
+  });
+
   it('lets a gateway user publish and read back only its own regions', async () => {
     const eu = await as('ingestion-eu');
     const us = await as('ingestion-us');
@@ -252,7 +322,7 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
       await redis?.destroy();
     });
 
-    it('the gateway, dedupe, aggregator, mongo-capture, archiver, exporter and webhook-dispatcher bind to what admin provisioned and carry events', async () => {
+    it('the gateway, dedupe, aggregator, mongo-capture, archiver, exporter and webhook-dispatcher bind to what admin provisioned and carry events, the console sees them', async () => {
       const mdb = await createMongoTestDatabase('auth');
       const [aggDb, hookDb] = await Promise.all([
         createTestDatabase('authagg'),
@@ -373,6 +443,31 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
           },
           /webhook-dispatcher running/,
         );
+        // The console as its own user: samples stream and consumer state, subscribes to roll-ups.
+        const consoleToken = 'console-token-auth';
+        const consoleProc = await start(
+          'apps/console/src/main.ts',
+          'console',
+          {
+            CONSOLE_HOST: '127.0.0.1',
+            CONSOLE_PORT: '0',
+            AGGREGATOR_API_TOKENS: `${createHash('sha256').update(consoleToken).digest('hex')}=*`,
+            CONSOLE_TARGETS: `ingestion=http://127.0.0.1:${httpPort}`,
+            CONSOLE_INTERVAL: '300ms',
+          },
+          /console running/,
+        );
+        const consoleUrl = `http://127.0.0.1:${String(
+          (JSON.parse(await consoleProc.waitForLine(/console running/)) as { consolePort: number })
+            .consolePort,
+        )}`;
+        const consoleGet = (path: string) =>
+          fetch(`${consoleUrl}${path}`, {
+            headers: { authorization: `Bearer ${consoleToken}` },
+            signal: AbortSignal.timeout(10_000),
+          });
+        // Its detections view subscribes to the clean batches from now on.
+        expect((await consoleGet('/api/detections')).status).toBe(200);
         const adminPort = /"port":(\d+).*admin API listening/.exec(
           await dispatcher.waitForLine(/admin API listening/),
         )![1];
@@ -468,6 +563,35 @@ describe('sluice nats-auth on a nats-server with the generated users', () => {
             (await settled(t.streams.clean.name, 'exporter-files')) &&
             (await settled(t.streams.clean.name, 'archiver')),
         );
+        // The console's pipeline sample shows the streams and their consumers, settled.
+        const sample = await waitFor(
+          'the console sampling the settled pipeline',
+          async () => {
+            const s = await consoleSample(await consoleGet('/api/stream'));
+            const clean = s?.streams.find((x) => x.name === t.streams.clean.name);
+            const agg = s?.consumers.find(
+              (c) => c.stream === t.streams.clean.name && c.name === 'aggregator',
+            );
+            return clean && clean.messages > 0 && agg?.pending === 0 ? s : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+        expect(sample.streams.map((x) => x.name)).toEqual(
+          expect.arrayContaining([
+            t.streams.clean.name,
+            t.streams.rollups.name,
+            t.streams.dlq.name,
+            t.streams.replay.name,
+          ]),
+        );
+        expect(sample.consumers.map((c) => `${c.stream}/${c.name}`)).toEqual(
+          expect.arrayContaining([
+            `${t.streams.clean.name}/mongo-capture`,
+            `${t.streams.clean.name}/archiver`,
+            `${t.streams.rollups.name}/webhook-dispatcher-rollups`,
+          ]),
+        );
+        expect(consoleProc.lines.join('\n')).not.toMatch(/JetStream state unavailable/);
         for (const p of procs) expect(p.lines.join('\n')).not.toMatch(/permissions violation/i);
         expect(server.log().slice(logMark)).not.toMatch(/violation/i);
       } catch (err) {
