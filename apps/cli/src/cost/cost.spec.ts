@@ -56,7 +56,7 @@ describe('sluice cost', () => {
 
     const proto = unit('protobuf_bytes_per_event'); // 121.49 B
     const parquet = unit('parquet_bytes_per_event'); // 5.95 B
-    const row = unit('rollup_row_bytes'); // 327 B
+    const row = unit('rollup_row_bytes');
 
     // Events/s: boats × sensors × Hz.
     expect(safety!.eventsPerS).toBe(50 * 6 * 10); // 3,000
