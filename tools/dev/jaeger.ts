@@ -52,8 +52,13 @@ export function jaegerBinPath(root: string, env: NodeJS.ProcessEnv): string {
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port` (bounded: 500 ms). */
 export function loopbackPortAnswers(port: number): Promise<boolean> {
+  return tcpAnswers('127.0.0.1', port);
+}
+
+/** Whether something accepts TCP connections at `host`:`port` (bounded: 500 ms). */
+export function tcpAnswers(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ host: '127.0.0.1', port });
+    const socket = tcpConnect({ host, port });
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);

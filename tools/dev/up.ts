@@ -31,13 +31,12 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { connect as tcpConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs as parseCli } from 'node:util';
 import { Client } from 'pg';
 import { consoleUrl as consoleUrlOf, ensureConsolePages } from '../../apps/console/src/dev';
 import { ensureDevTls, type DevTls } from './dev-tls';
-import { planJaeger, spawnJaeger, waitJaegerHealthy, type JaegerPlan } from './jaeger';
+import { planJaeger, spawnJaeger, tcpAnswers, waitJaegerHealthy, type JaegerPlan } from './jaeger';
 import { LiveView } from './live';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -200,16 +199,7 @@ function portAnswers(url: string, fallbackPort: number): Promise<boolean> {
   } catch {
     // the default
   }
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
+  return tcpAnswers(host, port);
 }
 
 /**
