@@ -3,16 +3,13 @@
 // at /openapi.json is generated from them. Every `/v1` route needs a bearer token whose regions
 // cover what it reads.
 import type { ServerTls } from '@sluice/config';
-import { ConfigError } from '@sluice/errors';
 import {
   badParameter,
+  configuredTokens,
   defineEventStream,
   defineRoute,
   forbidden,
-  generateToken,
   notFound,
-  parseInlineTokens,
-  readTokenFile,
   scopeAllows,
   startHttpApi,
   unavailable,
@@ -80,12 +77,10 @@ export interface ApiServer {
 
 const MAX_TEXT = 128;
 
-const TOKEN_SOURCE = { variable: 'AGGREGATOR_API_TOKENS', field: 'regions' };
-
 /**
  * The query API's tokens: `AGGREGATOR_API_TOKENS` plus `AGGREGATOR_API_TOKENS_FILE`. With none, a
- * production service refuses to start ({@link ConfigError}); elsewhere one development token for
- * every region is generated and logged once, so the API is never served unauthenticated.
+ * production service refuses to start (`ConfigError`); elsewhere one development token for every
+ * region is generated and logged once, so the API is never served unauthenticated.
  */
 export function apiTokens(
   config: {
@@ -95,27 +90,16 @@ export function apiTokens(
   },
   log: Logger,
 ): HashedToken[] {
-  const tokens = [
-    ...parseInlineTokens(config.AGGREGATOR_API_TOKENS, TOKEN_SOURCE),
-    ...(config.AGGREGATOR_API_TOKENS_FILE
-      ? readTokenFile(config.AGGREGATOR_API_TOKENS_FILE, {
-          ...TOKEN_SOURCE,
-          variable: 'AGGREGATOR_API_TOKENS_FILE',
-        })
-      : []),
-  ];
-  if (tokens.length > 0) return tokens;
-  if (config.SLUICE_ENV === 'production')
-    throw new ConfigError(
-      'AGGREGATOR_API_TOKENS',
-      'the query API needs at least one token in production (AGGREGATOR_API_TOKENS or AGGREGATOR_API_TOKENS_FILE: <sha256-hex>=<region>|<region> or <sha256-hex>=*)',
-    );
-  const dev = generateToken();
-  log.warn(
-    { token: dev.token },
-    'AGGREGATOR_API_TOKENS is not set: the query API accepts this generated development token for every region',
-  );
-  return [{ name: 'development', sha256: dev.sha256, claims: '*' }];
+  return configuredTokens({
+    inline: config.AGGREGATOR_API_TOKENS,
+    file: config.AGGREGATOR_API_TOKENS_FILE,
+    variable: 'AGGREGATOR_API_TOKENS',
+    fileVariable: 'AGGREGATOR_API_TOKENS_FILE',
+    field: 'regions',
+    production: config.SLUICE_ENV === 'production',
+    what: 'the query API',
+    warn: (obj, msg) => log.warn(obj, msg),
+  });
 }
 
 const iso = z.iso.datetime();

@@ -37,6 +37,7 @@ export {
 } from './problem';
 export {
   BearerAuthenticator,
+  configuredTokens,
   generateToken,
   MAX_TOKENS,
   parseInlineTokens,
@@ -46,5 +47,6 @@ export {
   type HashedToken,
   type Principal,
   type TokenScope,
+  type TokenSettings,
   type TokenSource,
 } from './tokens';

@@ -120,6 +120,49 @@ export function readTokenFile(path: string, src: TokenSource): HashedToken[] {
   });
 }
 
+/** Where a service's tokens are configured, for {@link configuredTokens}. */
+export interface TokenSettings {
+  /** `<sha256-hex>=<scope>;…` from `variable`. */
+  inline: string;
+  /** A JSON token file from `fileVariable`, if set. */
+  file?: string | undefined;
+  variable: string;
+  fileVariable: string;
+  /** What the scope lists (`regions`). */
+  field: string;
+  /** With none configured: refuse ({@link ConfigError}) when true, else generate a development token. */
+  production: boolean;
+  /** What the tokens open, for messages: `the query API`. */
+  what: string;
+  /** Told the generated development token, once. */
+  warn: (obj: { token: string }, msg: string) => void;
+}
+
+/**
+ * The inline and file tokens. With none, production refuses to start ({@link ConfigError}); elsewhere
+ * one development token for every scope is generated and handed to `warn` once, so nothing is ever
+ * served unauthenticated.
+ */
+export function configuredTokens(o: TokenSettings): HashedToken[] {
+  const src = { variable: o.variable, field: o.field };
+  const tokens = [
+    ...parseInlineTokens(o.inline, src),
+    ...(o.file ? readTokenFile(o.file, { ...src, variable: o.fileVariable }) : []),
+  ];
+  if (tokens.length > 0) return tokens;
+  if (o.production)
+    throw new ConfigError(
+      o.variable,
+      `${o.what} needs at least one token in production (${o.variable} or ${o.fileVariable}: <sha256-hex>=<${o.field}>|<${o.field}> or <sha256-hex>=*)`,
+    );
+  const dev = generateToken();
+  o.warn(
+    { token: dev.token },
+    `${o.variable} is not set: ${o.what} accepts this generated development token for every ${o.field}`,
+  );
+  return [{ name: 'development', sha256: dev.sha256, claims: '*' }];
+}
+
 /**
  * Resolves `Authorization: Bearer <token>` to the configured token's principal. The presented
  * token's sha256 is compared with every configured hash in constant time, without early exit.
