@@ -79,7 +79,6 @@ import {
 import { MongoSink, toDocument } from '@sluice/sinks-mongodb';
 import { PostgresSink } from '@sluice/sinks-postgres';
 import { freePort, testUrls, uniqueId, waitFor } from '@sluice/testing';
-import Redis from 'ioredis';
 import { MongoClient } from 'mongodb';
 import mqtt, { type IClientPublishOptions, type IConnackPacket } from 'mqtt';
 import { Client as PgClient } from 'pg';
@@ -89,6 +88,7 @@ import { Connection as AmqpConnection, type Envelope } from 'rabbitmq-client';
 import { detectionParams, INSERT_DETECTIONS } from '../../../../libs/sinks/postgres/src/rows';
 import { startBuiltApp } from '../built-app';
 import { cpuSnapshot } from '../cpu';
+import { dropRedisPrefix } from '../redis-keys';
 import { percentile, round, type Bench, type BenchFlags, type BenchResult } from '../result';
 
 export const flags: BenchFlags = {
@@ -1589,22 +1589,7 @@ async function cleanStores(o: {
     await amqp.exchangeDelete({ exchange }).catch(() => undefined);
   }
   await amqp.close().catch(() => undefined);
-  if (o.redisPrefix) {
-    const redis = new Redis(testUrls.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${o.redisPrefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.unlink(...keys);
-      } while (cursor !== '0');
-    } catch {
-      // best effort: the claims expire (DEDUPE_TTL 1h)
-    } finally {
-      redis.disconnect();
-    }
-  }
+  if (o.redisPrefix) await dropRedisPrefix(o.redisPrefix);
 }
 
 // ---------------------------------------------------------------------------------------------
