@@ -2,29 +2,21 @@
 // scripts/lib.sh build_jaeger, started privately on loopback): one device batch must be ONE trace in
 // Jaeger, found through its HTTP query API by service as an operator would find it, with the gateway,
 // dedupe, aggregator and dispatcher spans in it down to the webhook POST.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
-  createTestDatabase,
   natsFixture,
   sleep,
   startJaeger,
-  testUrls,
   uniqueId,
   waitFor,
   type JaegerSpan,
   type JaegerTrace,
   type NatsFixture,
-  type PgDatabase,
   type PrivateJaeger,
 } from '@sluice/testing';
 import type { Topology } from '@sluice/contracts';
-import {
-  pipelineNamespace,
-  startReceiver,
-  startService,
-  type Receiver,
-  type Service,
-} from './processes';
+import { startReceiver, type Receiver, type Service } from './processes';
+import { startTracedPipeline, type TracedPipeline } from './traced-pipeline';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEVICE_TOKEN = randomBytes(24).toString('hex');
@@ -35,10 +27,9 @@ describe('one trace per device batch in Jaeger v2 (real processes, real Jaeger, 
   let jaeger: PrivateJaeger;
   let nats: NatsFixture;
   let topo: Topology;
-  let aggDb: PgDatabase;
-  let hookDb: PgDatabase;
+  let pipeline: TracedPipeline | undefined;
   let receiver: Receiver;
-  const services: Service[] = [];
+  let services: Service[] = [];
   let ingestUrl: string;
   let adminUrl: string;
 
@@ -46,62 +37,22 @@ describe('one trace per device batch in Jaeger v2 (real processes, real Jaeger, 
     // The first run on a machine builds Jaeger (minutes); .ci/run builds it before the tests.
     jaeger = await startJaeger();
     nats = await natsFixture();
-    topo = pipelineNamespace(nats, 'e2ejg');
-    const ns = topo.namespace;
-    [aggDb, hookDb, receiver] = await Promise.all([
-      createTestDatabase('e2ejgagg'),
-      createTestDatabase('e2ejghook'),
-      startReceiver(),
-    ]);
-    const common = {
-      SLUICE_NAMESPACE: ns,
-      SLUICE_ENV: 'test',
-      NATS_URL: testUrls.nats,
-      OPS_PORT: '0',
-      OPS_HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-    };
-    services.push(
-      startService('ingestion', {
-        ...common,
-        INGEST_HOST: '127.0.0.1',
-        INGEST_HTTP_PORT: '0',
-        INGEST_GRPC_PORT: '0',
-        INGEST_REGIONS: REGION,
-        INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEVICE_TOKEN).digest('hex')}=*`,
-        INGEST_DRAIN_GRACE: '200ms',
-      }),
-      startService('dedupe', { ...common, REDIS_URL: testUrls.redis, DEDUPE_KEY_PREFIX: `${ns}:` }),
-      startService('aggregator', {
-        ...common,
-        PG_URL: aggDb.url,
-        AGGREGATOR_API_HOST: '127.0.0.1',
-        AGGREGATOR_API_PORT: '0',
-      }),
-      startService('webhook-dispatcher', {
-        ...common,
-        PG_URL: hookDb.url,
-        WEBHOOK_ADMIN_HOST: '127.0.0.1',
-        WEBHOOK_ADMIN_PORT: '0',
-        WEBHOOK_ADMIN_TOKEN: ADMIN_TOKEN,
-        WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-        WEBHOOK_SUBSCRIPTION_REFRESH: '300ms',
-      }),
-    );
-    await Promise.all(services.map((s) => s.waitForLog(`${s.name} running`)));
-    const [ingestion, , , dispatcher] = services;
-    ingestUrl = `http://127.0.0.1:${String((await ingestion!.waitForLog('ingestion listening'))['httpPort'])}`;
-    adminUrl = `http://127.0.0.1:${String((await dispatcher!.waitForLog('admin API listening'))['port'])}`;
+    receiver = await startReceiver();
+    pipeline = await startTracedPipeline(nats, {
+      prefix: 'e2ejg',
+      otlpUrl: jaeger.otlpHttpUrl,
+      region: REGION,
+      deviceToken: DEVICE_TOKEN,
+      adminToken: ADMIN_TOKEN,
+    });
+    ({ topo, services, ingestUrl, adminUrl } = pipeline);
   }, 45 * 60_000);
 
   afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
+    await pipeline?.stop();
     await jaeger?.stop();
     await receiver?.close();
     await nats?.cleanup();
-    await Promise.all([aggDb?.drop(), hookDb?.drop()]);
   }, 60_000);
 
   it('finds the batch by service as one trace spanning gateway → dedupe → aggregator → webhook POST', async () => {

@@ -1,29 +1,19 @@
 // One device batch through the real pipeline, every service a process started as `npm start` starts
 // it (with the instrumentation preload) and exporting to a real OTLP/HTTP receiver: the device's
 // trace must reach the webhook receiver, and the instrumented libraries must show up in it.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Topology } from '@sluice/contracts';
-import {
-  createTestDatabase,
-  natsFixture,
-  sleep,
-  testUrls,
-  uniqueId,
-  waitFor,
-  type NatsFixture,
-  type PgDatabase,
-} from '@sluice/testing';
+import { natsFixture, sleep, uniqueId, waitFor, type NatsFixture } from '@sluice/testing';
 import {
   KIND,
-  pipelineNamespace,
   spansOf,
   startReceiver,
-  startService,
   type Hook,
   type Receiver,
   type Service,
   type Span,
 } from './processes';
+import { startTracedPipeline, type TracedPipeline } from './traced-pipeline';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const DEVICE_TOKEN = randomBytes(24).toString('hex');
@@ -56,76 +46,35 @@ function parseTraceparent(h: Hook | undefined): [string, string] {
 describe('one trace from a device batch to the webhook receiver (real processes, real OTLP receiver)', () => {
   let nats: NatsFixture;
   let topo: Topology;
-  let aggDb: PgDatabase;
-  let hookDb: PgDatabase;
+  let pipeline: TracedPipeline | undefined;
   let receiver: Receiver;
-  const services: Service[] = [];
+  let services: Service[] = [];
   let ingestUrl: string;
   let adminUrl: string;
 
   beforeAll(async () => {
     nats = await natsFixture();
-    topo = pipelineNamespace(nats, 'e2etr');
-    const ns = topo.namespace;
-    [aggDb, hookDb, receiver] = await Promise.all([
-      createTestDatabase('e2eagg'),
-      createTestDatabase('e2ehook'),
-      startReceiver(),
-    ]);
-    const common = {
-      SLUICE_NAMESPACE: ns,
-      SLUICE_ENV: 'test',
-      NATS_URL: testUrls.nats,
-      OPS_PORT: '0',
-      OPS_HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-    };
-    const ingestion = startService('ingestion', {
-      ...common,
-      INGEST_HOST: '127.0.0.1',
-      INGEST_HTTP_PORT: '0',
-      INGEST_GRPC_PORT: '0',
-      INGEST_REGIONS: REGION,
-      INGEST_AUTH_TOKENS: `${createHash('sha256').update(DEVICE_TOKEN).digest('hex')}=*`,
-      INGEST_DRAIN_GRACE: '200ms',
+    receiver = await startReceiver();
+    pipeline = await startTracedPipeline(nats, {
+      prefix: 'e2etr',
+      otlpUrl: receiver.url,
+      region: REGION,
+      deviceToken: DEVICE_TOKEN,
+      adminToken: ADMIN_TOKEN,
+      aggregatorEnv: {
+        AGGREGATOR_PUBLISH_RESOLUTIONS: '1s',
+        AGGREGATOR_ALLOWED_LATENESS: '1s',
+        AGGREGATOR_CLOSE_INTERVAL: '200ms',
+      },
+      dispatcherEnv: { WEBHOOK_RETRY_JITTER: '0' },
     });
-    const dedupe = startService('dedupe', {
-      ...common,
-      REDIS_URL: testUrls.redis,
-      DEDUPE_KEY_PREFIX: `${ns}:`,
-    });
-    const aggregator = startService('aggregator', {
-      ...common,
-      PG_URL: aggDb.url,
-      AGGREGATOR_API_HOST: '127.0.0.1',
-      AGGREGATOR_API_PORT: '0',
-      AGGREGATOR_PUBLISH_RESOLUTIONS: '1s',
-      AGGREGATOR_ALLOWED_LATENESS: '1s',
-      AGGREGATOR_CLOSE_INTERVAL: '200ms',
-    });
-    const dispatcher = startService('webhook-dispatcher', {
-      ...common,
-      PG_URL: hookDb.url,
-      WEBHOOK_ADMIN_HOST: '127.0.0.1',
-      WEBHOOK_ADMIN_PORT: '0',
-      WEBHOOK_ADMIN_TOKEN: ADMIN_TOKEN,
-      WEBHOOK_SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-      WEBHOOK_SUBSCRIPTION_REFRESH: '300ms',
-      WEBHOOK_RETRY_JITTER: '0',
-    });
-    services.push(ingestion, dedupe, aggregator, dispatcher);
-    await Promise.all(services.map((s) => s.waitForLog(`${s.name} running`)));
-    ingestUrl = `http://127.0.0.1:${String((await ingestion.waitForLog('ingestion listening'))['httpPort'])}`;
-    adminUrl = `http://127.0.0.1:${String((await dispatcher.waitForLog('admin API listening'))['port'])}`;
+    ({ topo, services, ingestUrl, adminUrl } = pipeline);
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
+    await pipeline?.stop();
     await receiver?.close();
     await nats?.cleanup();
-    await Promise.all([aggDb?.drop(), hookDb?.drop()]);
   }, 60_000);
 
   it(
